@@ -1,0 +1,42 @@
+# The plain driver behind the README's quick start.
+#   make test   install dependencies, configure, build, run the whole suite (ctest)
+#   make demo   install dependencies, build, train the default network on Fashion-MNIST and write a report
+#   make asan   the same suite under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make bench  side-by-side benchmarks against PyTorch / LibTorch
+PRESET ?= release
+JOBS ?= $(shell nproc)
+BUILD := build/$(PRESET)
+
+.PHONY: all deps configure build test demo asan bench format clean
+
+all: build
+
+deps:
+	scripts/install-deps
+
+configure: deps
+	cmake --preset $(PRESET)
+
+build: configure
+	cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) --timeout 900
+
+asan:
+	$(MAKE) test PRESET=asan
+
+demo: build
+	scripts/demo $(BUILD)
+
+bench: 
+	scripts/install-deps --bench
+	cmake --preset release
+	cmake --build build/release -j $(JOBS)
+	scripts/bench build/release
+
+format:
+	clang-format -i $$(git ls-files '*.cpp' '*.hpp')
+
+clean:
+	rm -rf build

@@ -1,0 +1,18 @@
+# Finds backprop's dependencies, all Debian packages installed by scripts/install-deps.
+
+find_package(OpenMP REQUIRED)
+find_package(ZLIB REQUIRED)
+find_package(nlohmann_json 3 REQUIRED)
+
+# OpenBLAS: prefer Debian's OpenMP build, so BLAS and backprop's kernels share one thread pool and never fight.
+set(_blas_hints /usr/lib/${CMAKE_LIBRARY_ARCHITECTURE}/openblas-openmp)
+find_library(BACKPROP_BLAS_LIBRARY NAMES openblas PATHS ${_blas_hints} NO_DEFAULT_PATH)
+if(NOT BACKPROP_BLAS_LIBRARY)
+  find_library(BACKPROP_BLAS_LIBRARY NAMES openblas REQUIRED)
+endif()
+find_path(BACKPROP_CBLAS_INCLUDE_DIR cblas.h
+  PATHS /usr/include/${CMAKE_LIBRARY_ARCHITECTURE}/openblas-openmp /usr/include/openblas NO_DEFAULT_PATH)
+if(NOT BACKPROP_CBLAS_INCLUDE_DIR)
+  find_path(BACKPROP_CBLAS_INCLUDE_DIR cblas.h REQUIRED)
+endif()
+message(STATUS "backprop: BLAS ${BACKPROP_BLAS_LIBRARY} (cblas.h in ${BACKPROP_CBLAS_INCLUDE_DIR})")

@@ -1,0 +1,87 @@
+// backprop/error.hpp — the one exception hierarchy of backprop.
+//
+// Every error that user input can cause is thrown as a backprop::Error (or a subclass), with a message that
+// names what was wrong and what was expected: shapes, dtypes, file and byte offset, config key.
+//
+//   try { bp::matmul(a, b); }
+//   catch (const bp::ShapeError& e) { std::cerr << e.what() << "\n"; }
+//   // matmul: cannot multiply [64, 1568] by [6272, 10] (1568 != 6272)
+#pragma once
+
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+namespace backprop {
+
+/// Base of every exception backprop throws on bad input or misuse.
+class Error : public std::runtime_error {
+ public:
+  explicit Error(const std::string& what) : std::runtime_error(what) {}
+};
+
+/// Shapes that do not fit together (matmul, broadcasting, reshape, ...).
+class ShapeError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// Mixed or unsupported dtypes.
+class DTypeError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// An index or axis out of range.
+class IndexError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// A value out of its allowed range (a negative probability, a zero batch size, ...).
+class ValueError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// Misuse of the autograd engine: backward through a released graph, a modified saved tensor, ...
+class AutogradError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// A file that cannot be read or written, or whose content is not what was expected.
+class FileError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// A configuration key or command-line value that is missing, unknown or out of range.
+class ConfigError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// A training run whose loss or gradients became NaN or infinite.
+class DivergedError : public Error {
+ public:
+  using Error::Error;
+};
+
+namespace detail {
+template <class... Args>
+std::string cat(const Args&... args) {
+  std::ostringstream out;
+  (out << ... << args);
+  return out.str();
+}
+}  // namespace detail
+
+}  // namespace backprop
+
+/// Throws `Type` with the streamed message when `cond` is false:
+///   BP_CHECK(a.dim() == 2, ShapeError, "matmul: expected a 2-D tensor, got ", a.shape());
+#define BP_CHECK(cond, Type, ...)                                     \
+  do {                                                                \
+    if (!(cond)) throw ::backprop::Type(::backprop::detail::cat(__VA_ARGS__)); \
+  } while (false)

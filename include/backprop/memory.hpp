@@ -1,0 +1,35 @@
+// backprop/memory.hpp — the caching allocator behind every tensor, and its counters.
+//
+// Tensor storage comes from a cache of freed blocks keyed by size, so a training loop that allocates the same
+// shapes every step stops asking the operating system for memory after its first step.
+//
+//   bp::reset_peak_memory();
+//   auto loss = net.forward(x); ...
+//   std::cout << bp::memory_stats().peak_bytes;    // the most tensor bytes alive at once
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace backprop {
+
+struct MemoryStats {
+  std::size_t live_bytes = 0;       // bytes held by storages alive now
+  std::size_t peak_bytes = 0;       // most live bytes since the last reset_peak_memory()
+  std::size_t cached_bytes = 0;     // freed blocks kept for reuse
+  std::uint64_t allocations = 0;    // storages created
+  std::uint64_t os_allocations = 0; // of which needed fresh memory from the system
+};
+
+MemoryStats memory_stats();
+/// Sets peak_bytes to the current live_bytes.
+void reset_peak_memory();
+/// Returns all cached blocks to the system.
+void empty_cache();
+
+namespace detail {
+void* allocate(std::size_t nbytes);
+void deallocate(void* p, std::size_t nbytes);
+}  // namespace detail
+
+}  // namespace backprop

@@ -1,0 +1,131 @@
+// backprop/ops.hpp — every differentiable operation.
+//
+// Each op checks its arguments, runs a CPU kernel and records a backward written with these same ops, so
+// every gradient is itself differentiable (create_graph). Binary element-wise ops broadcast like NumPy; their
+// backward sums the gradient over the broadcast dimensions. Both operands must have the same dtype.
+//
+//   bp::Tensor h = bp::relu(bp::linear(x, w1, b1));          // x [N, 784], w1 [256, 784], b1 [256]
+//   bp::Tensor logits = bp::linear(h, w2, b2);
+//   bp::Tensor loss = bp::mean(bp::neg(bp::sum(onehot * bp::log_softmax(logits, 1), 1)));
+#pragma once
+
+#include <backprop/autograd.hpp>
+#include <backprop/tensor.hpp>
+
+#include <cstdint>
+
+namespace backprop {
+
+// ---- element-wise, binary (broadcasting) ----------------------------------------------------------------------------
+/// a + b.  d/da = 1, d/db = 1 (each summed back to its operand's shape).
+Tensor add(const Tensor& a, const Tensor& b);
+/// a - b.
+Tensor sub(const Tensor& a, const Tensor& b);
+/// a * b.  d/da = b, d/db = a.
+Tensor mul(const Tensor& a, const Tensor& b);
+/// a / b.  d/da = 1/b, d/db = -a/b^2.
+Tensor div(const Tensor& a, const Tensor& b);
+/// Element-wise max(a, b); the gradient goes to a where a >= b, else to b.
+Tensor maximum(const Tensor& a, const Tensor& b);
+
+// ---- element-wise with a scalar -------------------------------------------------------------------------------------
+Tensor add(const Tensor& a, double b);
+Tensor mul(const Tensor& a, double b);
+/// b - a
+Tensor rsub(const Tensor& a, double b);
+/// b / a
+Tensor rdiv(const Tensor& a, double b);
+
+// ---- element-wise, unary --------------------------------------------------------------------------------------------
+Tensor neg(const Tensor& x);
+/// exp(x); the backward keeps the output: d/dx = exp(x).
+Tensor exp(const Tensor& x);
+/// Natural log; d/dx = 1/x. Non-positive inputs give -inf/NaN as in IEEE arithmetic.
+Tensor log(const Tensor& x);
+/// x^p for a scalar p; d/dx = p x^(p-1).
+Tensor pow(const Tensor& x, double p);
+/// sqrt(x); d/dx = 1 / (2 sqrt(x)).
+Tensor sqrt(const Tensor& x);
+/// |x|; d/dx = sign(x) (0 at 0).
+Tensor abs(const Tensor& x);
+/// sign(x) in {-1, 0, 1}; gradient 0.
+Tensor sign(const Tensor& x);
+/// min(max(x, lo), hi); the gradient passes where lo <= x <= hi.
+Tensor clamp(const Tensor& x, double lo, double hi);
+/// 1 / (1 + exp(-x)); d/dx = y (1 - y).
+Tensor sigmoid(const Tensor& x);
+/// tanh(x); d/dx = 1 - y^2.
+Tensor tanh(const Tensor& x);
+/// max(x, 0); d/dx = 1 where x > 0.
+Tensor relu(const Tensor& x);
+/// x where x > 0, slope * x elsewhere.
+Tensor leaky_relu(const Tensor& x, double slope = 0.01);
+/// x * mask * scale, with a constant mask (no gradient flows into the mask). Inverted dropout uses
+/// scale = 1 / (1 - p).  d/dx = mask * scale.
+Tensor masked_scale(const Tensor& x, const Tensor& mask, double scale = 1.0);
+
+// ---- reductions -----------------------------------------------------------------------------------------------------
+/// Sum of all elements (0-d result).
+Tensor sum(const Tensor& x);
+/// Sum along `axis` (negative counts from the end); keepdim keeps it as size 1.
+Tensor sum(const Tensor& x, std::int64_t axis, bool keepdim = false);
+Tensor mean(const Tensor& x);
+Tensor mean(const Tensor& x, std::int64_t axis, bool keepdim = false);
+/// Largest value along `axis`; the gradient goes to the first maximal element.
+Tensor max(const Tensor& x, std::int64_t axis, bool keepdim = false);
+/// Index of the largest value along `axis` (first on ties), as f64 indices; not differentiable.
+Tensor argmax(const Tensor& x, std::int64_t axis, bool keepdim = false);
+/// Sums x down to `shape` (the reverse of broadcasting x from `shape`). Backward: broadcast_to.
+Tensor sum_to(const Tensor& x, const Shape& shape);
+/// Repeats x up to `shape` following the broadcasting rules. Backward: sum_to.
+Tensor broadcast_to(const Tensor& x, const Shape& shape);
+
+// ---- linear algebra ---------------------------------------------------------------------------------------------
+/// Matrix product of 2-D tensors [M, K] x [K, N] -> [M, N]; 3-D operands [B, M, K] x [B, K, N] are batched.
+Tensor matmul(const Tensor& a, const Tensor& b);
+/// op(a) op(b), where op transposes when the flag is set; the transpose is handed to BLAS, never copied.
+Tensor mm(const Tensor& a, const Tensor& b, bool transpose_a = false, bool transpose_b = false);
+/// x W^T + b for x [N, in], W [out, in], b [out] (b may be undefined): a dense layer in one fused GEMM.
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = {});
+/// Transpose of a 2-D tensor (a copy).
+Tensor transpose(const Tensor& x);
+
+// ---- shape ------------------------------------------------------------------------------------------------------
+Tensor reshape(const Tensor& x, const Shape& shape);
+/// Converts to `dtype`; the gradient is converted back.
+Tensor to_dtype(const Tensor& x, DType dtype);
+/// Rows [start, start + length) of the first dimension (a copy).
+Tensor narrow(const Tensor& x, std::int64_t start, std::int64_t length);
+/// Rows of x selected by `indices` along the first dimension (a copy); backward scatters-adds.
+Tensor index_select(const Tensor& x, const std::vector<std::int64_t>& indices);
+/// Joins tensors along the first dimension.
+Tensor concat(const Tensors& xs);
+
+// ---- neural-network functions -------------------------------------------------------------------------------------
+/// exp(x) / sum(exp(x)) along `axis`, computed stably (max subtracted). d/dx = y (dy - sum(dy y)).
+Tensor softmax(const Tensor& x, std::int64_t axis = -1);
+/// x - logsumexp(x) along `axis`, computed stably. d/dx = dy - softmax(x) sum(dy).
+Tensor log_softmax(const Tensor& x, std::int64_t axis = -1);
+/// One-hot encoding of integer class labels (given as a tensor of whole numbers) into [N, classes].
+Tensor one_hot(const Tensor& labels, std::int64_t classes, DType dtype = f32);
+
+// ---- comparisons (not differentiable; return 0/1 masks of the inputs' dtype) ---------------------------------------
+Tensor greater(const Tensor& a, double b);
+Tensor equal(const Tensor& a, const Tensor& b);
+
+// ---- operators ----------------------------------------------------------------------------------------------------
+inline Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
+inline Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
+inline Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
+inline Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
+inline Tensor operator-(const Tensor& a) { return neg(a); }
+inline Tensor operator+(const Tensor& a, double b) { return add(a, b); }
+inline Tensor operator+(double a, const Tensor& b) { return add(b, a); }
+inline Tensor operator-(const Tensor& a, double b) { return add(a, -b); }
+inline Tensor operator-(double a, const Tensor& b) { return rsub(b, a); }
+inline Tensor operator*(const Tensor& a, double b) { return mul(a, b); }
+inline Tensor operator*(double a, const Tensor& b) { return mul(b, a); }
+inline Tensor operator/(const Tensor& a, double b) { return mul(a, 1.0 / b); }
+inline Tensor operator/(double a, const Tensor& b) { return rdiv(b, a); }
+
+}  // namespace backprop

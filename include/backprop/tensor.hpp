@@ -1,0 +1,194 @@
+// backprop/tensor.hpp — the one Tensor type.
+//
+// A Tensor is a cheap, value-semantic *handle*: copying a Tensor copies a pointer, and both copies see the
+// same elements (like std::shared_ptr). Use clone() for a deep copy. Storage is contiguous, row-major and
+// 64-byte aligned; dtype is f32 (default) or f64. A tensor that requires_grad records the operations that
+// produce it so that backward() can compute gradients (see backprop/autograd.hpp).
+//
+//   bp::Generator gen(42);
+//   bp::Tensor x = bp::randn({2, 3}, gen);                  // f32
+//   bp::Tensor w = bp::ones({3, 1}, bp::f64).requires_grad_();
+//   bp::Tensor y = bp::matmul(x.to(bp::f64), w).sum();
+//   y.backward();                                            // w.grad() == column sums of x
+//   std::cout << w.grad() << "\n";
+#pragma once
+
+#include <backprop/dtype.hpp>
+#include <backprop/error.hpp>
+#include <backprop/generator.hpp>
+
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <ostream>
+#include <span>
+#include <vector>
+
+namespace backprop {
+
+class Node;
+class Tensor;
+using Tensors = std::vector<Tensor>;
+
+/// A block of 64-byte aligned memory shared by tensors that view it. `version` counts in-place writes, so the
+/// autograd engine can tell when a tensor it saved for backward was changed afterwards.
+struct Storage {
+  void* data = nullptr;
+  std::size_t nbytes = 0;
+  std::uint64_t version = 0;
+
+  explicit Storage(std::size_t nbytes);
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+};
+
+struct TensorImpl;
+
+class Tensor {
+ public:
+  /// An undefined tensor (no storage); defined() is false.
+  Tensor() = default;
+  /// An uninitialised tensor of the given shape (contents are unspecified; prefer zeros()).
+  Tensor(const Shape& shape, DType dtype);
+  /// Wraps existing storage (used by views and the engine).
+  Tensor(std::shared_ptr<Storage> storage, const Shape& shape, DType dtype);
+
+  bool defined() const { return impl_ != nullptr; }
+  const Shape& shape() const;
+  std::int64_t dim() const { return static_cast<std::int64_t>(shape().size()); }
+  /// Size of dimension d (negative d counts from the end). Throws IndexError.
+  std::int64_t size(std::int64_t d) const;
+  std::int64_t numel() const;
+  DType dtype() const;
+  std::size_t nbytes() const { return static_cast<std::size_t>(numel()) * dtype_size(dtype()); }
+
+  /// Typed pointer to the first element; throws DTypeError if T does not match dtype().
+  template <class T>
+  T* data() {
+    check_dtype_(dtype_of<T>);
+    return static_cast<T*>(raw_data());
+  }
+  template <class T>
+  const T* data() const {
+    check_dtype_(dtype_of<T>);
+    return static_cast<const T*>(raw_data());
+  }
+  void* raw_data() const;
+  const std::shared_ptr<Storage>& storage() const;
+
+  /// The value of a one-element tensor, as double. Throws ValueError otherwise.
+  double item() const;
+  /// Element at a full index (one entry per dimension, negatives count from the end). Throws IndexError.
+  double at(std::span<const std::int64_t> index) const;
+  double at(std::initializer_list<std::int64_t> index) const { return at(std::span(index.begin(), index.size())); }
+  /// Writes one element (an in-place change: not recorded by autograd).
+  void set(std::span<const std::int64_t> index, double value);
+  void set(std::initializer_list<std::int64_t> index, double value) {
+    set(std::span(index.begin(), index.size()), value);
+  }
+  /// Element i of the flattened tensor.
+  double flat(std::int64_t i) const;
+  /// Copies all elements out, converted to double.
+  std::vector<double> to_vector() const;
+
+  // ---- differentiable views and conversions (recorded by autograd) -------------------------------------------
+  /// Same elements, new shape (one entry may be -1). Shares storage. Throws ShapeError on a size mismatch.
+  Tensor reshape(const Shape& shape) const;
+  Tensor view(const Shape& shape) const { return reshape(shape); }
+  Tensor flatten() const { return reshape({numel()}); }
+  /// Converts to another dtype (returns *this if it already has it).
+  Tensor to(DType dtype) const;
+  /// A deep copy, recorded by autograd (its gradient flows back to this tensor).
+  Tensor clone() const;
+  /// Transpose of a 2-D tensor.
+  Tensor t() const;
+  Tensor sum() const;
+  Tensor mean() const;
+
+  // ---- autograd --------------------------------------------------------------------------------------------------
+  /// True for leaves that requested gradients and for every tensor computed from them while grad mode was on.
+  bool requires_grad() const;
+  /// Marks a leaf tensor as a variable to differentiate with respect to. Throws AutogradError on a non-leaf.
+  Tensor& requires_grad_(bool required = true);
+  /// A leaf has no grad_fn: it was created by the user, not by a recorded op.
+  bool is_leaf() const;
+  /// The recorded op that produced this tensor (null for leaves).
+  const std::shared_ptr<Node>& grad_fn() const;
+  /// Accumulated gradient (undefined until a backward reaches this tensor).
+  Tensor grad() const;
+  void set_grad(const Tensor& g);
+  /// Drops the accumulated gradient (grad() becomes undefined).
+  void zero_grad();
+  /// Asks backward() to store the gradient of this non-leaf tensor in grad().
+  void retain_grad();
+  /// A tensor sharing this one's storage but cut from the graph (requires_grad false, no grad_fn).
+  Tensor detach() const;
+  /// Backpropagates from this tensor. A non-scalar needs an explicit `grad` of the same shape.
+  /// See backprop::backward() for the options.
+  void backward(const Tensor& grad = {}, bool retain_graph = false, bool create_graph = false) const;
+
+  // ---- in-place updates (never recorded; throw AutogradError on a tensor that requires grad in grad mode) ---------
+  Tensor& fill_(double value);
+  Tensor& zero_() { return fill_(0.0); }
+  /// this += alpha * other (same shape and dtype).
+  Tensor& add_(const Tensor& other, double alpha = 1.0);
+  Tensor& mul_(double factor);
+  /// Copies other's elements into this tensor (same shape; dtype converted).
+  Tensor& copy_(const Tensor& other);
+
+  /// True if both handles share the same TensorImpl.
+  bool is_same(const Tensor& other) const { return impl_ == other.impl_; }
+  TensorImpl* impl() const { return impl_.get(); }
+  const std::shared_ptr<TensorImpl>& impl_ptr() const { return impl_; }
+  explicit Tensor(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {}
+
+ private:
+  void check_dtype_(DType dt) const;
+  void check_inplace_(const char* op) const;
+  std::shared_ptr<TensorImpl> impl_;
+};
+
+/// The shared state behind a Tensor handle.
+struct TensorImpl {
+  std::shared_ptr<Storage> storage;
+  Shape shape;
+  std::int64_t numel = 0;
+  DType dtype = DType::f32;
+  bool requires_grad = false;  // set on leaves by requires_grad_(), on recorded outputs by the engine
+  Tensor grad;
+  std::shared_ptr<Node> grad_fn;
+};
+
+// ---- factories --------------------------------------------------------------------------------------------------
+Tensor empty(const Shape& shape, DType dtype = f32);
+Tensor zeros(const Shape& shape, DType dtype = f32);
+Tensor ones(const Shape& shape, DType dtype = f32);
+Tensor full(const Shape& shape, double value, DType dtype = f32);
+Tensor zeros_like(const Tensor& t);
+Tensor ones_like(const Tensor& t);
+/// 0-d tensor holding `value`.
+Tensor scalar(double value, DType dtype = f32);
+/// [start, start + step, ...) up to but excluding `end`.
+Tensor arange(double start, double end, double step = 1.0, DType dtype = f32);
+Tensor arange(std::int64_t end, DType dtype = f32);
+/// Copies `values` into a tensor of the given shape (numel must match; empty shape means 1-D).
+Tensor from_vector(const std::vector<double>& values, const Shape& shape = {}, DType dtype = f32);
+Tensor from_vector(const std::vector<float>& values, const Shape& shape = {});
+/// 1-D and 2-D literals: tensor({1, 2, 3}), tensor({{1, 2}, {3, 4}}, f64).
+Tensor tensor(std::initializer_list<double> values, DType dtype = f32);
+Tensor tensor(std::initializer_list<std::initializer_list<double>> rows, DType dtype = f32);
+/// Uniform in [lo, hi).
+Tensor rand(const Shape& shape, Generator& gen, DType dtype = f32, double lo = 0.0, double hi = 1.0);
+/// Normal with the given mean and standard deviation.
+Tensor randn(const Shape& shape, Generator& gen, DType dtype = f32, double mean = 0.0, double stddev = 1.0);
+
+/// |a - b| <= atol + rtol * |b| elementwise, with broadcasting of equal shapes only. NaNs are never close.
+bool allclose(const Tensor& a, const Tensor& b, double rtol = 1e-5, double atol = 1e-8);
+/// Largest |a - b| over all elements (shapes must match).
+double max_abs_diff(const Tensor& a, const Tensor& b);
+
+/// Prints shape, dtype and the values (large tensors are summarised with "...").
+std::ostream& operator<<(std::ostream& out, const Tensor& t);
+
+}  // namespace backprop

@@ -1,0 +1,346 @@
+// The autograd engine: reverse-mode differentiation as dynamic programming over the recorded graph.
+//
+// 1. Discover every node reachable from the outputs (iterative depth-first search, no recursion) and count,
+//    for each node, how many edges from other discovered nodes point at it.
+// 2. Seed the outputs' gradients, then repeatedly run the ready node with the highest sequence number (the most
+//    recently recorded): a node is ready once every consumer has handed it its gradient, so each node runs
+//    exactly once, on the sum of its incoming gradients. This is the "table filling" of the chain rule.
+// 3. Pass each input gradient on: into the producer node's buffer, or into a leaf's .grad().
+#include <backprop/autograd.hpp>
+#include <backprop/ops.hpp>
+
+#include "kernels/kernels.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <queue>
+#include <unordered_map>
+#include <unordered_set>
+
+namespace backprop {
+
+namespace {
+thread_local bool grad_mode_enabled = true;
+thread_local BackwardStats stats;
+thread_local int engine_depth = 0;  // > 0 while a backward runs (checkpoint() nests one)
+std::atomic<std::uint64_t> next_sequence_nr{0};
+}  // namespace
+
+bool GradMode::is_enabled() { return grad_mode_enabled; }
+void GradMode::set_enabled(bool enabled) { grad_mode_enabled = enabled; }
+BackwardStats last_backward_stats() { return stats; }
+
+Tensor record(const char* name, Tensor output, const Tensors& inputs, BackwardFn backward, RecordOptions options) {
+  if (!GradMode::is_enabled()) return output;
+  bool any = options.force;
+  for (const Tensor& in : inputs) any = any || (in.defined() && in.requires_grad());
+  if (!any) return output;
+
+  auto node = std::make_shared<Node>();
+  node->name_ = name;
+  node->fn_ = std::move(backward);
+  node->out_shape_ = output.shape();
+  node->out_dtype_ = output.dtype();
+  node->seq_ = next_sequence_nr.fetch_add(1, std::memory_order_relaxed);
+  node->next_.reserve(inputs.size());
+  for (const Tensor& in : inputs) {
+    Node::Edge edge;
+    if (in.defined()) {
+      edge.shape = in.shape();
+      edge.dtype = in.dtype();
+      if (in.grad_fn()) {
+        edge.node = in.grad_fn();
+      } else if (in.requires_grad()) {
+        edge.leaf = in.impl_ptr();
+        edge.is_leaf = true;
+      }
+      if (options.saves_inputs) node->saved_versions_.emplace_back(in.storage(), in.storage()->version);
+    }
+    node->next_.push_back(std::move(edge));
+  }
+  // The output may be a view sharing storage with an input; give it its own handle so the node is not shared.
+  Tensor out(output.storage(), output.shape(), output.dtype());
+  if (options.save_output) {
+    node->saved_output_ = out.storage();
+    node->saved_versions_.emplace_back(out.storage(), out.storage()->version);
+  }
+  out.impl()->grad_fn = std::move(node);
+  return out;
+}
+
+/// Runs one backward pass. Internal; reached through backward(), grad() and checkpoint().
+class Engine {
+ public:
+  struct Target {
+    Node* node = nullptr;        // for a non-leaf input: capture the gradient arriving at its node
+    TensorImpl* leaf = nullptr;  // for a leaf input: capture the gradient arriving at the leaf
+  };
+
+  static Tensors run(const Tensors& outputs, const Tensors& grad_outputs, const std::vector<Target>& targets,
+                     bool accumulate_leaves, bool create_graph, bool retain_graph);
+
+ private:
+  static void accumulate(Tensor& slot, const Tensor& g, bool create_graph);
+  static void accumulate_leaf(TensorImpl& leaf, const Tensor& g, bool create_graph);
+};
+
+void Engine::accumulate(Tensor& slot, const Tensor& g, bool create_graph) {
+  if (!slot.defined()) {
+    slot = g;
+  } else if (create_graph) {
+    slot = add(slot, g);
+  } else if (slot.storage().use_count() == 1 && !slot.requires_grad()) {
+    kernels::axpy(slot, g, 1.0);  // the buffer is ours alone: add in place
+  } else {
+    slot = kernels::binary(kernels::Binary::add, slot, g);
+  }
+}
+
+void Engine::accumulate_leaf(TensorImpl& leaf, const Tensor& g, bool create_graph) {
+  BP_CHECK(g.shape() == leaf.shape && g.dtype() == leaf.dtype, AutogradError, "backward: gradient of shape ",
+           g.shape(), " ", g.dtype(), " for a leaf of shape ", leaf.shape, " ", leaf.dtype);
+  if (create_graph) {
+    leaf.grad = leaf.grad.defined() ? add(leaf.grad, g) : g;
+    return;
+  }
+  if (!leaf.grad.defined()) {
+    // Steal the gradient when nothing else shares its storage; otherwise keep a private copy.
+    leaf.grad = g.storage().use_count() == 1 ? g.detach() : kernels::convert(g, g.dtype());
+    return;
+  }
+  if (leaf.grad.requires_grad()) {
+    leaf.grad = kernels::binary(kernels::Binary::add, leaf.grad.detach(), g);
+    return;
+  }
+  ++leaf.grad.storage()->version;
+  kernels::axpy(leaf.grad, g, 1.0);
+}
+
+Tensors Engine::run(const Tensors& outputs, const Tensors& grad_outputs, const std::vector<Target>& targets,
+                    bool accumulate_leaves, bool create_graph, bool retain_graph) {
+  if (engine_depth == 0) stats = {};
+  struct Depth {
+    Depth() { ++engine_depth; }
+    ~Depth() { --engine_depth; }
+  } depth;
+  BP_CHECK(grad_outputs.empty() || grad_outputs.size() == outputs.size(), AutogradError, "backward: ",
+           outputs.size(), " outputs but ", grad_outputs.size(), " output gradients");
+  GradModeGuard mode(create_graph);
+
+  std::unordered_map<const Node*, std::size_t> target_of_node;
+  std::unordered_map<const TensorImpl*, std::size_t> target_of_leaf;
+  for (std::size_t i = 0; i < targets.size(); ++i) {
+    if (targets[i].node) target_of_node.emplace(targets[i].node, i);
+    if (targets[i].leaf) target_of_leaf.emplace(targets[i].leaf, i);
+  }
+  Tensors captured(targets.size());
+
+  // Seed gradients.
+  std::unordered_map<const Node*, Tensor> buffer;
+  std::vector<std::shared_ptr<Node>> roots;
+  for (std::size_t i = 0; i < outputs.size(); ++i) {
+    const Tensor& y = outputs[i];
+    BP_CHECK(y.defined(), AutogradError, "backward: output ", i, " is undefined");
+    BP_CHECK(y.requires_grad(), AutogradError, "backward: output ", i, " (shape ", y.shape(),
+             ") does not require grad and has no grad_fn; did you forget requires_grad_() on an input, or run "
+             "the forward under NoGradGuard?");
+    Tensor g = grad_outputs.empty() ? Tensor() : grad_outputs[i];
+    if (!g.defined()) {
+      BP_CHECK(y.numel() == 1, AutogradError, "backward: output ", i, " has shape ", y.shape(),
+               "; a gradient can be implied only for a one-element output, so pass grad_outputs");
+      g = ones(y.shape(), y.dtype());
+    }
+    BP_CHECK(g.shape() == y.shape() && g.dtype() == y.dtype(), AutogradError, "backward: gradient for output ", i,
+             " has shape ", g.shape(), " ", g.dtype(), " but the output is ", y.shape(), " ", y.dtype());
+    if (!y.grad_fn()) {  // a leaf as output
+      auto it = target_of_leaf.find(y.impl());
+      if (it != target_of_leaf.end()) accumulate(captured[it->second], g, create_graph);
+      if (accumulate_leaves) accumulate_leaf(*y.impl(), g, create_graph);
+      continue;
+    }
+    accumulate(buffer[y.grad_fn().get()], g, create_graph);
+    roots.push_back(y.grad_fn());
+  }
+
+  // Discover the graph: iterative DFS; `order` ends up in post-order (inputs before their consumers).
+  std::unordered_map<const Node*, int> dependencies;
+  std::vector<Node*> order;
+  {
+    std::unordered_set<const Node*> seen;
+    std::vector<std::pair<Node*, std::size_t>> stack;
+    for (const auto& r : roots)
+      if (seen.insert(r.get()).second) stack.emplace_back(r.get(), 0);
+    while (!stack.empty()) {
+      auto& [node, child] = stack.back();
+      if (child < node->next_.size()) {
+        Node* c = node->next_[child++].node.get();
+        if (c) {
+          ++dependencies[c];
+          if (seen.insert(c).second) stack.emplace_back(c, 0);
+        }
+      } else {
+        order.push_back(node);
+        stack.pop_back();
+      }
+    }
+  }
+  stats.nodes_in_graph += order.size();
+
+  // Which nodes must run: all of them for backward(); for grad(), those on a path to a requested input.
+  std::unordered_map<const Node*, bool> needed;
+  for (Node* n : order) {  // post-order: children are decided first
+    bool need = accumulate_leaves;
+    for (const auto& e : n->next_) {
+      if (need) break;
+      if (e.node) need = needed[e.node.get()] || target_of_node.count(e.node.get()) > 0;
+      else if (e.is_leaf) need = target_of_leaf.count(e.leaf.lock().get()) > 0;
+    }
+    needed[n] = need;
+  }
+
+  auto later = [](const Node* a, const Node* b) { return a->seq_ < b->seq_; };
+  std::priority_queue<Node*, std::vector<Node*>, decltype(later)> ready(later);
+  for (const auto& r : roots)
+    if (dependencies[r.get()] == 0) {
+      dependencies[r.get()] = -1;  // queued
+      ready.push(r.get());
+    }
+
+  while (!ready.empty()) {
+    Node* node = ready.top();
+    ready.pop();
+    Tensor g;
+    if (auto it = buffer.find(node); it != buffer.end()) {
+      g = std::move(it->second);
+      buffer.erase(it);
+    }
+    if (auto t = target_of_node.find(node); t != target_of_node.end() && g.defined())
+      accumulate(captured[t->second], g, create_graph);
+    if (auto keep = node->retained_.lock(); keep && g.defined()) {
+      keep->grad = keep->grad.defined() ? kernels::binary(kernels::Binary::add, keep->grad, g.detach()) : g.detach();
+    }
+
+    Tensors input_grads;
+    if (g.defined() && needed[node]) {
+      BP_CHECK(!node->released_, AutogradError, "backward: trying to backward through the graph a second time "
+               "(op '", node->name_, "'); its saved tensors were freed after the first backward. Pass "
+               "retain_graph = true to the first backward if you need to walk the graph again.");
+      for (const auto& [weak, version] : node->saved_versions_) {
+        auto s = weak.lock();
+        BP_CHECK(!s || s->version == version, AutogradError, "backward: a tensor saved by op '", node->name_,
+                 "' was modified in place after it was saved (version ", version, " -> ", s ? s->version : 0,
+                 "); the gradient would be wrong. Clone the tensor before changing it.");
+      }
+      Tensor y;
+      if (node->saved_output_) {
+        y = Tensor(node->saved_output_, node->out_shape_, node->out_dtype_);
+        if (create_graph) y.impl()->grad_fn = node->shared_from_this();
+      }
+      input_grads = node->fn_(g, y);
+      ++node->times_run_;
+      ++stats.nodes_run;
+      BP_CHECK(input_grads.size() == node->next_.size(), AutogradError, "backward of op '", node->name_,
+               "' returned ", input_grads.size(), " gradients for ", node->next_.size(), " inputs");
+      if (!retain_graph) {
+        node->fn_ = nullptr;
+        node->saved_output_.reset();
+        node->released_ = true;
+      }
+    }
+
+    for (std::size_t i = 0; i < node->next_.size(); ++i) {
+      const Node::Edge& e = node->next_[i];
+      const Tensor gi = i < input_grads.size() ? input_grads[i] : Tensor();
+      if (gi.defined() && e.active()) {
+        BP_CHECK(gi.shape() == e.shape, AutogradError, "backward of op '", node->name_, "' returned a gradient of shape ",
+                 gi.shape(), " for input ", i, " of shape ", e.shape);
+      }
+      if (e.node) {
+        if (gi.defined()) accumulate(buffer[e.node.get()], gi, create_graph);
+        if (--dependencies[e.node.get()] == 0) {
+          dependencies[e.node.get()] = -1;
+          ready.push(e.node.get());
+        }
+      } else if (e.is_leaf && gi.defined()) {
+        auto leaf = e.leaf.lock();
+        if (!leaf) continue;
+        if (auto t = target_of_leaf.find(leaf.get()); t != target_of_leaf.end())
+          accumulate(captured[t->second], gi, create_graph);
+        if (accumulate_leaves) accumulate_leaf(*leaf, gi, create_graph);
+      }
+    }
+  }
+  return captured;
+}
+
+namespace {
+std::vector<Engine::Target> targets_of(const Tensors& inputs) {
+  std::vector<Engine::Target> targets;
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    const Tensor& x = inputs[i];
+    BP_CHECK(x.defined() && x.requires_grad(), AutogradError, "grad: input ", i,
+             " does not require grad; mark it with requires_grad_() before the forward pass");
+    Engine::Target t;
+    if (x.grad_fn()) t.node = x.grad_fn().get();
+    else t.leaf = x.impl();
+    targets.push_back(t);
+  }
+  return targets;
+}
+}  // namespace
+
+void backward(const Tensors& outputs, const Tensors& grad_outputs, BackwardOptions options) {
+  Engine::run(outputs, grad_outputs, {}, true, options.create_graph,
+              options.retain_graph.value_or(options.create_graph));
+}
+
+Tensors grad(const Tensors& outputs, const Tensors& inputs, GradOptions options) {
+  Tensors result = Engine::run(outputs, options.grad_outputs, targets_of(inputs), false, options.create_graph,
+                               options.retain_graph.value_or(options.create_graph));
+  for (std::size_t i = 0; i < result.size(); ++i) {
+    BP_CHECK(result[i].defined() || options.allow_unused, AutogradError, "grad: input ", i, " (shape ",
+             inputs[i].shape(), ") was not used to compute the outputs; pass allow_unused = true if that is expected");
+    // Without create_graph the gradients are plain values; make sure none aliases a buffer of the graph.
+    if (result[i].defined() && !options.create_graph) result[i] = result[i].detach();
+  }
+  return result;
+}
+
+Tensor checkpoint(const std::function<Tensor(const Tensors&)>& fn, const Tensors& inputs) {
+  if (!GradMode::is_enabled()) return fn(inputs);
+  Tensor out;
+  {
+    NoGradGuard no_grad;  // nothing inside fn is kept
+    out = fn(inputs);
+  }
+  return record(
+      "checkpoint", out, inputs,
+      [fn, inputs](const Tensor& dy) {
+        BP_CHECK(!GradMode::is_enabled(), AutogradError,
+                 "checkpoint: gradients through checkpoint() cannot be differentiated again (create_graph)");
+        Tensors detached;
+        std::vector<Engine::Target> targets;
+        for (const Tensor& x : inputs) {
+          Tensor d = x.detach();
+          if (x.requires_grad()) d.requires_grad_();
+          detached.push_back(d);
+        }
+        for (const Tensor& d : detached)
+          if (d.requires_grad()) targets.push_back({.node = nullptr, .leaf = d.impl()});
+        Tensor y;
+        {
+          GradModeGuard recompute(true);
+          y = fn(detached);
+        }
+        Tensors grads;
+        if (y.requires_grad()) grads = Engine::run({y}, {dy}, targets, true, false, false);
+        Tensors result(inputs.size());
+        std::size_t k = 0;
+        for (std::size_t i = 0; i < inputs.size(); ++i)
+          if (detached[i].requires_grad()) result[i] = k < grads.size() ? grads[k++] : Tensor();
+        return result;
+      },
+      {.saves_inputs = true, .force = true});
+}
+
+}  // namespace backprop

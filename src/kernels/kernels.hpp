@@ -1,0 +1,77 @@
+// Internal CPU kernels: plain computations on tensors, no autograd. Ops (src/ops/) call these for their
+// forward values and, when no graph is being recorded, for fused backward paths.
+#pragma once
+
+#include <backprop/tensor.hpp>
+
+#include <cstdint>
+#include <vector>
+
+namespace backprop::kernels {
+
+/// Element count above which a kernel runs on several threads (below it a thread fork costs more than it saves).
+inline constexpr std::int64_t kParallelThreshold = 32768;
+
+enum class Unary {
+  neg, exp, log, sqrt, abs, sign, sigmoid, tanh, relu, leaky_relu,  // leaky_relu: alpha = slope
+  relu_mask,        // 1 where x > 0
+  leaky_relu_slope, // 1 where x > 0, alpha elsewhere
+  pow,              // x^alpha
+  add_scalar,       // x + alpha
+  mul_scalar,       // x * alpha
+  rsub_scalar,      // alpha - x
+  rdiv_scalar,      // alpha / x
+  clamp,            // min(max(x, alpha), beta)
+  clamp_mask,       // 1 where alpha <= x <= beta
+  greater_scalar,   // 1 where x > alpha
+};
+Tensor unary(Unary op, const Tensor& x, double alpha = 0.0, double beta = 0.0);
+
+enum class Binary { add, sub, mul, div, maximum, ge_mask /* 1 where a >= b */, eq };
+/// Broadcasting binary op; a and b must share a dtype.
+Tensor binary(Binary op, const Tensor& a, const Tensor& b);
+/// x * mask * scale (same shapes).
+Tensor masked_scale(const Tensor& x, const Tensor& mask, double scale);
+
+/// Sum of all elements as a 0-d tensor. Deterministic whatever the thread count (fixed blocking).
+Tensor sum_all(const Tensor& x);
+/// Sum along one axis.
+Tensor sum_axis(const Tensor& x, std::int64_t axis, bool keepdim);
+/// Max along one axis and the (first) argmax, as f64 indices.
+void max_axis(const Tensor& x, std::int64_t axis, bool keepdim, Tensor& values, Tensor& indices);
+/// 1 at the (first) maximal element along axis, 0 elsewhere (shape of x).
+Tensor argmax_mask(const Tensor& x, std::int64_t axis);
+/// Sum x down to `shape` (shape must broadcast to x's shape).
+Tensor sum_to(const Tensor& x, const Shape& shape);
+/// Materialised broadcast of x to `shape`.
+Tensor broadcast_to(const Tensor& x, const Shape& shape);
+
+/// C = alpha op(A) op(B) + beta C for 2-D row-major tensors, through CBLAS.
+void gemm(const Tensor& a, bool transpose_a, const Tensor& b, bool transpose_b, Tensor& c, double alpha = 1.0,
+          double beta = 0.0);
+/// The same on raw row-major buffers: C[m, n] = alpha op(A) op(B) + beta C, with leading dimensions lda, ldb.
+void gemm_raw(DType dtype, const void* a, std::int64_t lda, bool transpose_a, const void* b, std::int64_t ldb,
+              bool transpose_b, void* c, std::int64_t m, std::int64_t n, std::int64_t k, double alpha, double beta);
+/// x W^T + b in one GEMM (b's rows copied into the output first, beta = 1).
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias);
+Tensor transpose2d(const Tensor& x);
+
+/// Softmax / log-softmax along `axis` (stable).
+Tensor softmax(const Tensor& x, std::int64_t axis, bool log);
+
+/// Converts the elements of x to dtype.
+Tensor convert(const Tensor& x, DType dtype);
+
+/// dst += alpha * src (same numel and dtype).
+void axpy(Tensor& dst, const Tensor& src, double alpha);
+void scale(Tensor& dst, double factor);
+void fill(Tensor& dst, double value);
+void copy(Tensor& dst, const Tensor& src);
+
+/// Splits a shape around `axis` into outer * n * inner.
+struct AxisSplit {
+  std::int64_t outer = 1, n = 1, inner = 1;
+};
+AxisSplit split_axis(const Shape& shape, std::int64_t axis);
+
+}  // namespace backprop::kernels

@@ -1,0 +1,153 @@
+// Reductions and softmax. Summation orders are fixed (independent of the thread count) so results are
+// bit-identical whatever set_num_threads() says.
+#include "kernels/kernels.hpp"
+#include "kernels/parallel.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace backprop::kernels {
+namespace {
+constexpr std::int64_t kBlock = 4096;
+
+Shape reduced_shape(const Shape& shape, std::int64_t axis, bool keepdim) {
+  Shape out;
+  for (std::int64_t i = 0; i < static_cast<std::int64_t>(shape.size()); ++i) {
+    if (i != axis) out.push_back(shape[i]);
+    else if (keepdim) out.push_back(1);
+  }
+  return out;
+}
+}  // namespace
+
+Tensor sum_all(const Tensor& x) {
+  Tensor out({}, x.dtype());
+  dispatch(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* p = x.data<T>();
+    const std::int64_t n = x.numel();
+    const std::int64_t blocks = (n + kBlock - 1) / kBlock;
+    std::vector<double> partial(static_cast<std::size_t>(blocks), 0.0);
+    parallel_range(blocks, std::max<std::int64_t>(1, kParallelThreshold / kBlock), [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t k = b; k < e; ++k) {
+        const std::int64_t lo = k * kBlock, hi = std::min(n, lo + kBlock);
+        double s = 0;
+        for (std::int64_t i = lo; i < hi; ++i) s += p[i];
+        partial[static_cast<std::size_t>(k)] = s;
+      }
+    });
+    double s = 0;
+    for (double v : partial) s += v;
+    out.data<T>()[0] = static_cast<T>(s);
+  });
+  return out;
+}
+
+Tensor sum_axis(const Tensor& x, std::int64_t axis, bool keepdim) {
+  const AxisSplit sp = split_axis(x.shape(), axis);
+  Tensor out = zeros(reduced_shape(x.shape(), axis, keepdim), x.dtype());
+  dispatch(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* px = x.data<T>();
+    T* po = out.data<T>();
+    const std::int64_t work_per_outer = sp.n * sp.inner;
+    parallel_range(sp.outer, std::max<std::int64_t>(1, kParallelThreshold / std::max<std::int64_t>(1, work_per_outer)),
+                   [&](std::int64_t b, std::int64_t e) {
+                     for (std::int64_t o = b; o < e; ++o) {
+                       const T* src = px + o * sp.n * sp.inner;
+                       T* dst = po + o * sp.inner;
+                       if (sp.inner == 1) {
+                         double s = 0;
+                         for (std::int64_t k = 0; k < sp.n; ++k) s += src[k];
+                         dst[0] = static_cast<T>(s);
+                       } else {
+                         for (std::int64_t k = 0; k < sp.n; ++k)
+                           for (std::int64_t i = 0; i < sp.inner; ++i) dst[i] += src[k * sp.inner + i];
+                       }
+                     }
+                   });
+  });
+  return out;
+}
+
+void max_axis(const Tensor& x, std::int64_t axis, bool keepdim, Tensor& values, Tensor& indices) {
+  const AxisSplit sp = split_axis(x.shape(), axis);
+  BP_CHECK(sp.n > 0, ShapeError, "max: cannot reduce an empty axis ", axis, " of shape ", x.shape());
+  const Shape shape = reduced_shape(x.shape(), axis, keepdim);
+  values = Tensor(shape, x.dtype());
+  indices = Tensor(shape, f64);
+  double* pi = indices.data<double>();
+  dispatch(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* px = x.data<T>();
+    T* pv = values.data<T>();
+    for (std::int64_t o = 0; o < sp.outer; ++o)
+      for (std::int64_t i = 0; i < sp.inner; ++i) {
+        const T* src = px + o * sp.n * sp.inner + i;
+        T best = src[0];
+        std::int64_t arg = 0;
+        for (std::int64_t k = 1; k < sp.n; ++k) {
+          const T v = src[k * sp.inner];
+          if (v > best || (std::isnan(v) && !std::isnan(best))) {
+            best = v;
+            arg = k;
+          }
+        }
+        pv[o * sp.inner + i] = best;
+        pi[o * sp.inner + i] = static_cast<double>(arg);
+      }
+  });
+}
+
+Tensor argmax_mask(const Tensor& x, std::int64_t axis) {
+  Tensor values, indices;
+  max_axis(x, axis, true, values, indices);
+  const AxisSplit sp = split_axis(x.shape(), axis);
+  Tensor mask = zeros(x.shape(), x.dtype());
+  const double* pi = indices.data<double>();
+  dispatch(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    T* pm = mask.data<T>();
+    for (std::int64_t o = 0; o < sp.outer; ++o)
+      for (std::int64_t i = 0; i < sp.inner; ++i) {
+        const auto k = static_cast<std::int64_t>(pi[o * sp.inner + i]);
+        pm[(o * sp.n + k) * sp.inner + i] = T(1);
+      }
+  });
+  return mask;
+}
+
+Tensor softmax(const Tensor& x, std::int64_t axis, bool log) {
+  const AxisSplit sp = split_axis(x.shape(), axis);
+  Tensor y(x.shape(), x.dtype());
+  dispatch(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* px = x.data<T>();
+    T* py = y.data<T>();
+    parallel_range(sp.outer * sp.inner, std::max<std::int64_t>(1, kParallelThreshold / std::max<std::int64_t>(1, sp.n)),
+                   [&](std::int64_t b, std::int64_t e) {
+                     for (std::int64_t r = b; r < e; ++r) {
+                       const std::int64_t o = r / sp.inner, i = r % sp.inner;
+                       const T* src = px + o * sp.n * sp.inner + i;
+                       T* dst = py + o * sp.n * sp.inner + i;
+                       const std::int64_t st = sp.inner;
+                       T m = -std::numeric_limits<T>::infinity();
+                       for (std::int64_t k = 0; k < sp.n; ++k) m = std::max(m, src[k * st]);
+                       if (!std::isfinite(m)) m = T(0);
+                       T s = 0;
+                       for (std::int64_t k = 0; k < sp.n; ++k) s += std::exp(src[k * st] - m);
+                       if (log) {
+                         const T lse = m + std::log(s);
+                         for (std::int64_t k = 0; k < sp.n; ++k) dst[k * st] = src[k * st] - lse;
+                       } else {
+                         const T inv = T(1) / s;
+                         for (std::int64_t k = 0; k < sp.n; ++k) dst[k * st] = std::exp(src[k * st] - m) * inv;
+                       }
+                     }
+                   });
+  });
+  return y;
+}
+
+}  // namespace backprop::kernels

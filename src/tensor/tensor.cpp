@@ -1,0 +1,325 @@
+#include <backprop/autograd.hpp>
+#include <backprop/memory.hpp>
+#include <backprop/ops.hpp>
+#include <backprop/tensor.hpp>
+
+#include "kernels/kernels.hpp"
+
+#include <cmath>
+#include <cstring>
+#include <iomanip>
+
+namespace backprop {
+
+Storage::Storage(std::size_t n) : data(detail::allocate(n)), nbytes(n) {}
+Storage::~Storage() { detail::deallocate(data, nbytes); }
+
+Tensor::Tensor(const Shape& shape, DType dtype) : impl_(std::make_shared<TensorImpl>()) {
+  impl_->numel = backprop::numel(shape);
+  impl_->shape = shape;
+  impl_->dtype = dtype;
+  impl_->storage = std::make_shared<Storage>(static_cast<std::size_t>(impl_->numel) * dtype_size(dtype));
+}
+
+Tensor::Tensor(std::shared_ptr<Storage> storage, const Shape& shape, DType dtype)
+    : impl_(std::make_shared<TensorImpl>()) {
+  impl_->numel = backprop::numel(shape);
+  BP_CHECK(storage && storage->nbytes >= static_cast<std::size_t>(impl_->numel) * dtype_size(dtype), ShapeError,
+           "storage of ", storage ? storage->nbytes : 0, " bytes is too small for ", shape, " ", dtype);
+  impl_->shape = shape;
+  impl_->dtype = dtype;
+  impl_->storage = std::move(storage);
+}
+
+namespace {
+const TensorImpl& checked(const std::shared_ptr<TensorImpl>& impl) {
+  BP_CHECK(impl != nullptr, ValueError, "operation on an undefined tensor");
+  return *impl;
+}
+}  // namespace
+
+const Shape& Tensor::shape() const { return checked(impl_).shape; }
+std::int64_t Tensor::numel() const { return checked(impl_).numel; }
+DType Tensor::dtype() const { return checked(impl_).dtype; }
+void* Tensor::raw_data() const { return checked(impl_).storage->data; }
+const std::shared_ptr<Storage>& Tensor::storage() const { return checked(impl_).storage; }
+
+std::int64_t Tensor::size(std::int64_t d) const { return shape()[static_cast<std::size_t>(normalize_axis(d, dim(), "size"))]; }
+
+void Tensor::check_dtype_(DType dt) const {
+  BP_CHECK(dtype() == dt, DTypeError, "tensor of dtype ", dtype(), " ", shape(), " accessed as ", dt);
+}
+
+double Tensor::item() const {
+  BP_CHECK(numel() == 1, ValueError, "item: expected a tensor with one element, got shape ", shape());
+  return flat(0);
+}
+
+double Tensor::flat(std::int64_t i) const {
+  BP_CHECK(i >= 0 && i < numel(), IndexError, "flat index ", i, " is out of range for shape ", shape());
+  return dispatch(dtype(), [&](auto tag) { return static_cast<double>(data<decltype(tag)>()[i]); });
+}
+
+namespace {
+std::int64_t flat_index(const Tensor& t, std::span<const std::int64_t> index) {
+  BP_CHECK(static_cast<std::int64_t>(index.size()) == t.dim(), IndexError, "index with ", index.size(),
+           " entries for a tensor of shape ", t.shape());
+  std::int64_t off = 0;
+  for (std::size_t d = 0; d < index.size(); ++d) {
+    const std::int64_t n = t.shape()[d];
+    std::int64_t i = index[d];
+    BP_CHECK(i >= -n && i < n, IndexError, "index ", i, " is out of range for dimension ", d, " of size ", n,
+             " (shape ", t.shape(), ")");
+    if (i < 0) i += n;
+    off = off * n + i;
+  }
+  return off;
+}
+}  // namespace
+
+double Tensor::at(std::span<const std::int64_t> index) const { return flat(flat_index(*this, index)); }
+
+void Tensor::set(std::span<const std::int64_t> index, double value) {
+  const std::int64_t off = flat_index(*this, index);
+  check_inplace_("set");
+  dispatch(dtype(), [&](auto tag) { data<decltype(tag)>()[off] = static_cast<decltype(tag)>(value); });
+}
+
+std::vector<double> Tensor::to_vector() const {
+  std::vector<double> v(static_cast<std::size_t>(numel()));
+  dispatch(dtype(), [&](auto tag) {
+    const auto* p = data<decltype(tag)>();
+    for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<double>(p[i]);
+  });
+  return v;
+}
+
+Tensor Tensor::reshape(const Shape& shape) const { return backprop::reshape(*this, shape); }
+Tensor Tensor::to(DType dt) const { return backprop::to_dtype(*this, dt); }
+Tensor Tensor::t() const { return backprop::transpose(*this); }
+Tensor Tensor::sum() const { return backprop::sum(*this); }
+Tensor Tensor::mean() const { return backprop::mean(*this); }
+
+Tensor Tensor::clone() const {
+  Tensor copy(shape(), dtype());
+  std::memcpy(copy.raw_data(), raw_data(), nbytes());
+  return record("clone", copy, {*this}, [](const Tensor& dy) { return Tensors{dy}; }, {.saves_inputs = false});
+}
+
+bool Tensor::requires_grad() const { return impl_ && (impl_->requires_grad || impl_->grad_fn); }
+
+Tensor& Tensor::requires_grad_(bool required) {
+  BP_CHECK(is_leaf(), AutogradError,
+           "requires_grad_: only leaf tensors can be marked; this tensor was produced by '", impl_->grad_fn->name(),
+           "' (use detach() to make a leaf)");
+  checked(impl_);
+  impl_->requires_grad = required;
+  return *this;
+}
+
+bool Tensor::is_leaf() const { return checked(impl_).grad_fn == nullptr; }
+const std::shared_ptr<Node>& Tensor::grad_fn() const { return checked(impl_).grad_fn; }
+Tensor Tensor::grad() const { return checked(impl_).grad; }
+
+void Tensor::set_grad(const Tensor& g) {
+  if (g.defined())
+    BP_CHECK(g.shape() == shape() && g.dtype() == dtype(), ShapeError, "set_grad: gradient ", g.shape(), " ",
+             g.dtype(), " does not match tensor ", shape(), " ", dtype());
+  checked(impl_);
+  impl_->grad = g;
+}
+
+void Tensor::zero_grad() {
+  checked(impl_);
+  impl_->grad = Tensor();
+}
+
+void Tensor::retain_grad() {
+  checked(impl_);
+  if (impl_->grad_fn) impl_->grad_fn->retained_ = impl_;
+}
+
+Tensor Tensor::detach() const { return Tensor(storage(), shape(), dtype()); }
+
+void Tensor::backward(const Tensor& g, bool retain_graph, bool create_graph) const {
+  backprop::backward({*this}, {g}, {.retain_graph = retain_graph || create_graph, .create_graph = create_graph});
+}
+
+void Tensor::check_inplace_(const char* op) const {
+  BP_CHECK(!(GradMode::is_enabled() && requires_grad()), AutogradError, op,
+           ": in-place change of a tensor that requires grad (shape ", shape(),
+           ") would corrupt the graph; do it under NoGradGuard or on a detach()ed tensor");
+  ++storage()->version;
+}
+
+Tensor& Tensor::fill_(double value) {
+  check_inplace_("fill_");
+  kernels::fill(*this, value);
+  return *this;
+}
+
+Tensor& Tensor::add_(const Tensor& other, double alpha) {
+  check_inplace_("add_");
+  BP_CHECK(other.shape() == shape(), ShapeError, "add_: shape ", other.shape(), " does not match ", shape());
+  kernels::axpy(*this, other, alpha);
+  return *this;
+}
+
+Tensor& Tensor::mul_(double factor) {
+  check_inplace_("mul_");
+  kernels::scale(*this, factor);
+  return *this;
+}
+
+Tensor& Tensor::copy_(const Tensor& other) {
+  check_inplace_("copy_");
+  BP_CHECK(other.shape() == shape(), ShapeError, "copy_: shape ", other.shape(), " does not match ", shape());
+  kernels::copy(*this, other);
+  return *this;
+}
+
+// ---- factories ----------------------------------------------------------------------------------------------------
+
+Tensor empty(const Shape& shape, DType dtype) { return Tensor(shape, dtype); }
+
+Tensor full(const Shape& shape, double value, DType dtype) {
+  Tensor t(shape, dtype);
+  kernels::fill(t, value);
+  return t;
+}
+Tensor zeros(const Shape& shape, DType dtype) { return full(shape, 0.0, dtype); }
+Tensor ones(const Shape& shape, DType dtype) { return full(shape, 1.0, dtype); }
+Tensor zeros_like(const Tensor& t) { return zeros(t.shape(), t.dtype()); }
+Tensor ones_like(const Tensor& t) { return ones(t.shape(), t.dtype()); }
+Tensor scalar(double value, DType dtype) { return full({}, value, dtype); }
+
+Tensor arange(double start, double end, double step, DType dtype) {
+  BP_CHECK(step != 0.0, ValueError, "arange: step must be non-zero");
+  const double count = std::ceil((end - start) / step);
+  const auto n = static_cast<std::int64_t>(count > 0 ? count : 0);
+  Tensor t({n}, dtype);
+  dispatch(dtype, [&](auto tag) {
+    auto* p = t.data<decltype(tag)>();
+    for (std::int64_t i = 0; i < n; ++i) p[i] = static_cast<decltype(tag)>(start + static_cast<double>(i) * step);
+  });
+  return t;
+}
+Tensor arange(std::int64_t end, DType dtype) { return arange(0.0, static_cast<double>(end), 1.0, dtype); }
+
+Tensor from_vector(const std::vector<double>& values, const Shape& shape, DType dtype) {
+  const Shape s = shape.empty() ? Shape{static_cast<std::int64_t>(values.size())} : shape;
+  BP_CHECK(numel(s) == static_cast<std::int64_t>(values.size()), ShapeError, "from_vector: ", values.size(),
+           " values do not fill shape ", s, " (", numel(s), " elements)");
+  Tensor t(s, dtype);
+  dispatch(dtype, [&](auto tag) {
+    auto* p = t.data<decltype(tag)>();
+    for (std::size_t i = 0; i < values.size(); ++i) p[i] = static_cast<decltype(tag)>(values[i]);
+  });
+  return t;
+}
+
+Tensor from_vector(const std::vector<float>& values, const Shape& shape) {
+  const Shape s = shape.empty() ? Shape{static_cast<std::int64_t>(values.size())} : shape;
+  BP_CHECK(numel(s) == static_cast<std::int64_t>(values.size()), ShapeError, "from_vector: ", values.size(),
+           " values do not fill shape ", s, " (", numel(s), " elements)");
+  Tensor t(s, f32);
+  std::memcpy(t.raw_data(), values.data(), values.size() * sizeof(float));
+  return t;
+}
+
+Tensor tensor(std::initializer_list<double> values, DType dtype) { return from_vector(std::vector<double>(values), {}, dtype); }
+
+Tensor tensor(std::initializer_list<std::initializer_list<double>> rows, DType dtype) {
+  const auto r = static_cast<std::int64_t>(rows.size());
+  const auto c = r == 0 ? 0 : static_cast<std::int64_t>(rows.begin()->size());
+  std::vector<double> v;
+  for (const auto& row : rows) {
+    BP_CHECK(static_cast<std::int64_t>(row.size()) == c, ShapeError, "tensor: ragged rows (", row.size(), " vs ", c,
+             " values)");
+    v.insert(v.end(), row.begin(), row.end());
+  }
+  return from_vector(v, {r, c}, dtype);
+}
+
+Tensor rand(const Shape& shape, Generator& gen, DType dtype, double lo, double hi) {
+  Tensor t(shape, dtype);
+  dispatch(dtype, [&](auto tag) {
+    auto* p = t.data<decltype(tag)>();
+    for (std::int64_t i = 0; i < t.numel(); ++i) p[i] = static_cast<decltype(tag)>(gen.uniform(lo, hi));
+  });
+  return t;
+}
+
+Tensor randn(const Shape& shape, Generator& gen, DType dtype, double mean, double stddev) {
+  Tensor t(shape, dtype);
+  dispatch(dtype, [&](auto tag) {
+    auto* p = t.data<decltype(tag)>();
+    for (std::int64_t i = 0; i < t.numel(); ++i) p[i] = static_cast<decltype(tag)>(mean + stddev * gen.normal());
+  });
+  return t;
+}
+
+bool allclose(const Tensor& a, const Tensor& b, double rtol, double atol) {
+  BP_CHECK(a.shape() == b.shape(), ShapeError, "allclose: shapes ", a.shape(), " and ", b.shape(), " differ");
+  for (std::int64_t i = 0; i < a.numel(); ++i) {
+    const double x = a.flat(i), y = b.flat(i);
+    if (!(std::abs(x - y) <= atol + rtol * std::abs(y))) return false;
+  }
+  return true;
+}
+
+double max_abs_diff(const Tensor& a, const Tensor& b) {
+  BP_CHECK(a.shape() == b.shape(), ShapeError, "max_abs_diff: shapes ", a.shape(), " and ", b.shape(), " differ");
+  double m = 0;
+  for (std::int64_t i = 0; i < a.numel(); ++i) m = std::max(m, std::abs(a.flat(i) - b.flat(i)));
+  return m;
+}
+
+namespace {
+void print_rec(std::ostream& out, const Tensor& t, std::size_t d, std::int64_t& off, int indent) {
+  const std::int64_t n = t.shape()[d];
+  constexpr std::int64_t kEdge = 3;
+  const bool summarise = n > 2 * kEdge + 1 && t.numel() > 1000;
+  std::int64_t stride = 1;
+  for (std::size_t k = d + 1; k < t.shape().size(); ++k) stride *= t.shape()[k];
+  out << "[";
+  for (std::int64_t i = 0; i < n; ++i) {
+    if (summarise && i == kEdge) {
+      out << (d + 1 == t.shape().size() ? "..., " : "...,\n" + std::string(static_cast<std::size_t>(indent + 1), ' '));
+      off += (n - 2 * kEdge) * stride;
+      i = n - kEdge - 1;
+      continue;
+    }
+    if (d + 1 == t.shape().size()) {
+      out << std::setw(10) << t.flat(off++);
+    } else {
+      print_rec(out, t, d + 1, off, indent + 1);
+    }
+    if (i + 1 < n) out << (d + 1 == t.shape().size() ? ", " : ",\n" + std::string(static_cast<std::size_t>(indent + 1), ' '));
+  }
+  out << "]";
+}
+}  // namespace
+
+std::ostream& operator<<(std::ostream& out, const Tensor& t) {
+  if (!t.defined()) return out << "Tensor(undefined)";
+  out << "Tensor(shape=" << t.shape() << ", dtype=" << t.dtype();
+  if (t.requires_grad()) out << ", requires_grad";
+  out << ")\n";
+  const auto flags = out.flags();
+  const auto precision = out.precision();
+  out << std::setprecision(5);
+  if (t.dim() == 0) {
+    out << t.item();
+  } else if (t.numel() == 0) {
+    out << "[]";
+  } else {
+    std::int64_t off = 0;
+    print_rec(out, t, 0, off, 0);
+  }
+  out.flags(flags);
+  out.precision(precision);
+  return out;
+}
+
+}  // namespace backprop
