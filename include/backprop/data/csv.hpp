@@ -1,0 +1,52 @@
+// backprop/data/csv.hpp — numeric tables from CSV files.
+//
+// One row per example; every column except the target is a numeric feature. The target column holds class
+// labels (any text: "setosa", "3") for classification or numbers for regression. Understands a UTF-8 byte
+// order mark, CRLF or LF line ends, quoted fields ("a,b" and "" for a quote), an optional header row. Blank
+// lines are skipped. Anything else wrong is a FileError "file:line:column: what was found, what was expected"
+// (column = 1-based field number, with the header name when there is one).
+//
+//   auto iris = bp::data::read_csv("iris.csv", {.target = "species"});          // classification
+//   auto houses = bp::data::read_csv("houses.csv", {.target = "price", .task = bp::data::Task::regression});
+//   // reuse a trained model's label mapping on new data: unknown labels are an error
+//   auto test = bp::data::read_csv("iris_test.csv", {.target = "species", .class_names = iris.class_names});
+#pragma once
+
+#include <backprop/data/dataset.hpp>
+#include <string>
+#include <vector>
+
+namespace backprop::data {
+
+struct CsvOptions {
+  std::string target;                    // column name or 0-based index as text; empty = last column
+  Task task = Task::classification;      // what the target column holds
+  char delimiter = ',';                  // field separator (not '"', '\r' or '\n')
+  int header = -1;                       // -1 auto, 0 no header, 1 first row is a header
+  std::vector<std::string> class_names;  // if given, map labels with THIS mapping; unknown label -> error
+};
+
+/// Reads a labelled table. features [N, D] f32 (D = columns - 1), targets [N] f32.
+/// Target column: `target` matched against the header names first, then read as a 0-based index; empty =
+/// last. Header auto-detection: the first row is a header when one of its cells outside the target column is
+/// not a number, or when `target` names one of its cells. Classification: labels are the target cells' text
+/// (surrounding spaces trimmed). Without class_names they are sorted — numerically when every label is a
+/// number ("2" < "10"), else by bytes — and numbered in that order, so the mapping does not depend on row
+/// order. Regression: the target cells must be finite numbers. Throws FileError: cannot open; empty; header
+/// only; a row with a different number of fields than the first (ragged); an empty cell; a cell that is not a
+/// number or is nan/inf; an unknown label (with class_names); an unterminated quote; text after a closing
+/// quote; a target name or index that matches no column; fewer than two columns. Problems with the options (a
+/// target that names no column) are FileErrors too, naming the file.
+TensorDataset read_csv(const std::string& path, const CsvOptions& options = {});
+
+/// Reads a table of features only (for predict): every column a number, except `drop_column` (a name or a
+/// 0-based index as text, e.g. a label column to ignore) when given. Same parsing and errors as read_csv;
+/// header auto-detection looks at every kept column. Returns [N, D] f32.
+Tensor read_csv_features(const std::string& path, char delimiter = ',', int header = -1,
+                         const std::string& drop_column = "");
+
+/// The header names read_csv_features would keep, or empty when the file has no header.
+std::vector<std::string> read_csv_feature_names(const std::string& path, char delimiter = ',',
+                                                int header = -1, const std::string& drop_column = "");
+
+}  // namespace backprop::data

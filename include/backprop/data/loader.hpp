@@ -1,0 +1,102 @@
+// backprop/data/loader.hpp — mini-batches over a TensorDataset, in a seeded, reproducible order.
+//
+// Epoch e visits the rows in a permutation drawn from a Generator seeded from (seed, e) alone, so the order
+// of an epoch never depends on which epochs were visited before it (a resumed run sees the same batches).
+//
+//   bp::data::DataLoader loader(train, {.batch_size = 128, .shuffle = true, .seed = 42});
+//   for (std::int64_t epoch = 0; epoch < 10; ++epoch) {
+//     loader.set_epoch(epoch);
+//     for (const bp::data::Batch& b : loader) { /* b.features [<=128, D], b.targets [<=128] */ }
+//   }
+#pragma once
+
+#include <backprop/data/dataset.hpp>
+#include <cstddef>
+#include <cstdint>
+#include <iterator>
+#include <vector>
+
+namespace backprop::data {
+
+/// One mini-batch: rows copied out of the dataset (the dataset's dtype and trailing dimensions kept).
+struct Batch {
+  Tensor features;  // [B, ...] like the dataset's features
+  Tensor targets;   // [B] or [B, K] like the dataset's targets
+};
+
+struct LoaderOptions {
+  std::int64_t batch_size = 64;  // >= 1
+  bool shuffle = true;           // false: rows in dataset order every epoch
+  bool drop_last = false;        // true: skip the final batch when it has fewer than batch_size rows
+  std::uint64_t seed = 0;        // the shuffle of epoch e depends only on (seed, e)
+};
+
+/// Iterates over mini-batches of a dataset. Holds its own copy of the dataset handle (cheap: the tensors are
+/// shared, not copied), so the loader stays valid if the caller's TensorDataset goes away.
+class DataLoader {
+ public:
+  /// Throws ValueError if batch_size < 1, ShapeError if the dataset's features and targets disagree on N.
+  /// Starts at epoch 0.
+  DataLoader(const TensorDataset& dataset, LoaderOptions options);
+
+  /// Chooses the row order of epoch e (>= 0, else ValueError): with shuffle, a Fisher-Yates permutation
+  /// drawn from Generator(epoch_seed(seed, e)); without, 0 .. N-1.
+  void set_epoch(std::int64_t epoch);
+  std::int64_t epoch() const { return epoch_; }
+
+  /// ceil(N / batch_size), or floor(N / batch_size) with drop_last.
+  std::int64_t num_batches() const;
+  /// The i-th batch of the current epoch (rows copied with one memcpy per row). Throws IndexError unless
+  /// 0 <= i < num_batches(). The last batch may be short unless drop_last.
+  Batch batch(std::int64_t i) const;
+
+  /// Row order of the current epoch (size N).
+  const std::vector<std::int64_t>& order() const { return order_; }
+  const TensorDataset& dataset() const { return dataset_; }
+  const LoaderOptions& options() const { return options_; }
+
+  /// The seed of epoch e's permutation: a 64-bit mix of (seed, e) so neighbouring epochs are unrelated.
+  static std::uint64_t epoch_seed(std::uint64_t seed, std::int64_t epoch);
+
+  /// Input iterator over the batches of the current epoch: for (const Batch& b : loader) ...
+  class iterator {
+   public:
+    using iterator_category = std::input_iterator_tag;
+    using value_type = Batch;
+    using difference_type = std::ptrdiff_t;
+    using pointer = void;
+    using reference = Batch;
+
+    iterator() = default;
+    iterator(const DataLoader* loader, std::int64_t index) : loader_(loader), index_(index) {}
+    Batch operator*() const { return loader_->batch(index_); }
+    iterator& operator++() {
+      ++index_;
+      return *this;
+    }
+    iterator operator++(int) {
+      iterator old = *this;
+      ++index_;
+      return old;
+    }
+    bool operator==(const iterator& other) const { return index_ == other.index_; }
+
+   private:
+    const DataLoader* loader_ = nullptr;
+    std::int64_t index_ = 0;
+  };
+  iterator begin() const { return iterator(this, 0); }
+  iterator end() const { return iterator(this, num_batches()); }
+
+ private:
+  TensorDataset dataset_;
+  LoaderOptions options_;
+  std::int64_t epoch_ = 0;
+  std::vector<std::int64_t> order_;
+};
+
+/// Copies the given rows of `source` ([N, ...]) into a new tensor [indices.size(), ...], one memcpy per row.
+/// Throws IndexError naming the first index outside [0, N).
+Tensor gather_rows(const Tensor& source, const std::vector<std::int64_t>& indices);
+
+}  // namespace backprop::data
