@@ -1,0 +1,56 @@
+// backprop/nn/batchnorm.hpp — batch normalisation over the features of a [N, C] input.
+//
+// In training, for each feature c over the N rows of the batch:
+//   mu_c = (1/N) sum_i x_ic,   var_c = (1/N) sum_i (x_ic - mu_c)^2          (biased variance)
+//   xhat_ic = (x_ic - mu_c) / sqrt(var_c + eps),   y_ic = gamma_c xhat_ic + beta_c
+// and the running statistics move towards the batch's:
+//   running_mean = (1 - momentum) running_mean + momentum mu
+//   running_var  = (1 - momentum) running_var  + momentum var * N / (N - 1)   (unbiased)
+// In eval mode mu and var are replaced by running_mean and running_var. The forward is composed of ops, so
+// the gradient flows through mu and var as well (each row's output depends on every row of the batch), and
+// second derivatives work. gamma ("weight") starts at 1, beta ("bias") at 0; buffers are running_mean (0),
+// running_var (1) and num_batches_tracked (a 0-d f64 counter).
+//
+//   bp::nn::Sequential net{bp::nn::Linear(784, 256, gen), bp::nn::BatchNorm1d(256), bp::nn::ReLU()};
+#pragma once
+
+#include <backprop/nn/module.hpp>
+#include <cstdint>
+#include <string>
+
+namespace backprop::nn {
+
+struct BatchNormOptions {
+  double eps = 1e-5;
+  double momentum = 0.1;
+  /// Learn a per-feature scale gamma and shift beta.
+  bool affine = true;
+  DType dtype = f32;
+};
+
+class BatchNorm1d : public Module {
+ public:
+  /// Throws ValueError when features <= 0, eps < 0 or momentum is outside [0, 1].
+  explicit BatchNorm1d(std::int64_t features, BatchNormOptions options = {});
+
+  /// x [N, C] -> [N, C]. Throws ShapeError unless x is [N, features]; ValueError when training with N < 2
+  /// (a batch of one has no variance); DTypeError when x's dtype differs from the layer's.
+  Tensor forward(const Tensor& x) override;
+  /// "BatchNorm1d(256, eps=1e-05, momentum=0.1, affine=true)"
+  std::string repr() const override;
+
+  /// gamma [C] and beta [C] (undefined when affine is false).
+  const Tensor& weight() const { return weight_; }
+  const Tensor& bias() const { return bias_; }
+  const Tensor& running_mean() const { return running_mean_; }
+  const Tensor& running_var() const { return running_var_; }
+  std::int64_t num_batches_tracked() const;
+  std::int64_t num_features() const { return features_; }
+
+ private:
+  std::int64_t features_;
+  BatchNormOptions options_;
+  Tensor weight_, bias_, running_mean_, running_var_, num_batches_tracked_;
+};
+
+}  // namespace backprop::nn

@@ -1,0 +1,105 @@
+// backprop/nn/module.hpp — the base class of every layer and network.
+//
+// A Module owns named parameters (tensors that training updates), named buffers (state that is saved but not
+// trained, such as BatchNorm's running mean) and named child modules. Names are registered in order, so
+// named_parameters() lists "0.weight", "0.bias", "2.weight", ... in a stable, documented order that
+// optimisers, checkpoints and reports can rely on. Modules are held by std::shared_ptr<Module>; copying a
+// Module object is shallow (the copy shares its parameters' storage, like a Tensor handle does).
+//
+//   bp::Generator gen(1);
+//   auto net = std::make_shared<bp::nn::Sequential>(bp::nn::Linear(4, 3, gen), bp::nn::ReLU());
+//   for (const auto& [name, p] : net->named_parameters()) std::cout << name << " " << p.shape() << "\n";
+//   auto saved = net->state_dict();          // name -> tensor (parameters and buffers)
+//   net->load_state_dict(saved);             // strict: every name must match, shapes and dtypes too
+//   net->eval();                             // dropout off, batch norm uses running statistics
+#pragma once
+
+#include <backprop/autograd.hpp>
+#include <backprop/tensor.hpp>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace backprop::nn {
+
+class Module;
+using ModulePtr = std::shared_ptr<Module>;
+
+class Module {
+ public:
+  Module() = default;
+  Module(const Module&) = default;
+  Module(Module&&) = default;
+  Module& operator=(const Module&) = default;
+  Module& operator=(Module&&) = default;
+  virtual ~Module() = default;
+
+  /// The layer's function. Shapes and dtypes are documented by each module.
+  virtual Tensor forward(const Tensor& x) = 0;
+  Tensor operator()(const Tensor& x) { return forward(x); }
+  /// One line describing the module and its options, e.g. "Linear(in=784, out=256, bias=true)". Containers
+  /// print their children indented on the following lines.
+  virtual std::string repr() const = 0;
+
+  /// Every parameter of this module and its children, recursively: this module's own parameters first, in
+  /// registration order, then each child's with "<child name>." prefixed. A tensor registered twice (a shared
+  /// layer) is listed once, under its first name.
+  std::vector<std::pair<std::string, Tensor>> named_parameters() const;
+  /// Every buffer, named and ordered like named_parameters(), e.g. "1.running_mean".
+  std::vector<std::pair<std::string, Tensor>> named_buffers() const;
+  /// The tensors of named_parameters(), in the same order.
+  Tensors parameters() const;
+  /// Direct children, in registration order.
+  std::vector<std::pair<std::string, ModulePtr>> named_children() const;
+  /// Every descendant (not this module), depth first, with dotted names: "0", "1", "1.0", ...
+  std::vector<std::pair<std::string, ModulePtr>> named_modules() const;
+
+  /// Parameters and buffers by dotted name. The tensors are the live ones (not copies); clone them to keep a
+  /// snapshot that later training will not change.
+  std::map<std::string, Tensor> state_dict() const;
+  /// Copies `state` into the parameters and buffers. Strict: every name of state_dict() must be present, no
+  /// other name may be, and each tensor must have the same shape and dtype. Everything is validated before
+  /// anything is written, so on failure the module is unchanged. Throws ValueError listing the missing and
+  /// unexpected names (and any shape or dtype mismatch); ShapeError or DTypeError when the names match but a
+  /// shape or dtype does not (the message names the key, the expected and the given shape or dtype).
+  void load_state_dict(const std::map<std::string, Tensor>& state);
+
+  /// Training mode (the default) or evaluation mode, for this module and all its children. Dropout and
+  /// DropConnect draw masks only in training; BatchNorm1d uses batch statistics in training, running ones in
+  /// eval.
+  void train(bool on = true);
+  void eval() { train(false); }
+  bool is_training() const { return training_; }
+
+  /// Drops every parameter's gradient (grad() becomes undefined), so the next backward starts afresh.
+  void zero_grad();
+  /// Total number of scalar parameters (sum of numel over parameters()).
+  std::int64_t num_parameters() const;
+
+ protected:
+  /// Registers a trainable tensor under `name` (no dots; unique within this module) and marks it
+  /// requires_grad_(). Returns the same handle. Throws ValueError on a bad or repeated name or an undefined
+  /// tensor.
+  Tensor register_parameter(std::string name, Tensor t);
+  /// Registers saved, untrained state (running statistics, counters). Same naming rules.
+  Tensor register_buffer(std::string name, Tensor t);
+  /// Registers a child module. Same naming rules; throws ValueError on a null pointer.
+  ModulePtr register_module(std::string name, ModulePtr m);
+  /// Called by train() after the mode of this module changed; subclasses override to react.
+  virtual void on_train_mode(bool /*on*/) {}
+
+ private:
+  void check_new_name_(const std::string& name, const char* what) const;
+  void collect_(const std::string& prefix, bool buffers,
+                std::vector<std::pair<std::string, Tensor>>& out) const;
+
+  std::vector<std::pair<std::string, Tensor>> parameters_;
+  std::vector<std::pair<std::string, Tensor>> buffers_;
+  std::vector<std::pair<std::string, ModulePtr>> children_;
+  bool training_ = true;
+};
+
+}  // namespace backprop::nn
