@@ -1,0 +1,299 @@
+// Reading the safetensors format. A file is untrusted input: every number in it is checked against the file's
+// real size before it is used, and nothing is allocated for tensor data until the whole header is known to
+// describe exactly the bytes that follow it. The order of the checks is the order of docs/files.md.
+#include <algorithm>
+#include <backprop/io.hpp>
+#include <cctype>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+
+#include "io/file.hpp"
+#include "io/safetensors_format.hpp"
+
+namespace backprop::io {
+namespace {
+
+using json = nlohmann::json;
+constexpr const char* kWho = "load_safetensors";
+
+template <class... Args>
+[[noreturn]] void fail_at(const std::string& path, std::uint64_t byte, const Args&... args) {
+  throw FileError(::backprop::detail::cat(kWho, ": '", path, "' byte ", byte, ": ", args...));
+}
+
+template <class... Args>
+[[noreturn]] void fail_tensor(const std::string& path, const std::string& name, const Args&... args) {
+  throw FileError(::backprop::detail::cat(kWho, ": '", path, "' tensor '", name, "': ", args...));
+}
+
+template <class... Args>
+[[noreturn]] void fail_header(const std::string& path, const Args&... args) {
+  throw FileError(::backprop::detail::cat(kWho, ": '", path, "' header: ", args...));
+}
+
+// Thrown from inside the JSON parser when an object repeats a key.
+struct DuplicateKey {
+  std::string key;
+  std::string parent;  // the key of the enclosing object; empty at the top level
+  std::size_t depth;
+};
+
+// Parses the header, rejecting repeated keys: JSON leaves them undefined and nlohmann keeps only one, so a
+// file could otherwise show one tensor to backprop and another to a different reader.
+json parse_header(const std::string& path, const std::string& text) {
+  std::vector<std::set<std::string>> keys_of_open_objects;
+  std::vector<std::string> last_key;  // last_key[d]: the key being read at depth d
+  const json::parser_callback_t callback = [&](int, json::parse_event_t event, json& parsed) {
+    switch (event) {
+      case json::parse_event_t::object_start:
+        keys_of_open_objects.emplace_back();
+        last_key.emplace_back();
+        break;
+      case json::parse_event_t::object_end:
+        keys_of_open_objects.pop_back();
+        last_key.pop_back();
+        break;
+      case json::parse_event_t::key: {
+        std::string key = parsed.get<std::string>();
+        const std::size_t depth = keys_of_open_objects.size() - 1;
+        if (!keys_of_open_objects.back().insert(key).second)
+          throw DuplicateKey{std::move(key), depth > 0 ? last_key[depth - 1] : std::string(), depth};
+        last_key.back() = std::move(key);
+        break;
+      }
+      default:
+        break;
+    }
+    return true;
+  };
+  try {
+    return json::parse(text, callback);
+  } catch (const json::parse_error& e) {
+    // e.byte counts the characters read, the offending one included.
+    const std::uint64_t at = detail::kLengthBytes + (e.byte > 0 ? e.byte - 1 : 0);
+    std::string why = e.what();
+    if (const auto bracket = why.find("] "); bracket != std::string::npos) why.erase(0, bracket + 2);
+    fail_at(path, at, "the header is not valid UTF-8 JSON (", why, "); expected one JSON object");
+  } catch (const DuplicateKey& d) {
+    if (d.depth == 0)
+      fail_header(path, "the name '", d.key, "' appears twice; each tensor name must be unique");
+    fail_header(path, "the key '", d.key, "' appears twice inside '", d.parent, "'; keys must be unique");
+  }
+}
+
+const char* json_kind(const json& v) {
+  return v.type_name();
+}
+
+// A JSON non-negative integer (nlohmann reads those as unsigned; "-0" reads as a signed zero).
+bool as_u64(const json& v, std::uint64_t& out) {
+  if (v.is_number_unsigned()) {
+    out = v.get<std::uint64_t>();
+    return true;
+  }
+  if (v.is_number_integer() && v.get<std::int64_t>() >= 0) {
+    out = static_cast<std::uint64_t>(v.get<std::int64_t>());
+    return true;
+  }
+  return false;
+}
+
+struct Entry {
+  std::string name;
+  DType dtype = f32;
+  Shape shape;
+  std::uint64_t elements = 0;
+  std::uint64_t begin = 0;
+  std::uint64_t end = 0;
+};
+
+DType parse_dtype(const std::string& path, const std::string& name, const json& v) {
+  if (!v.is_string()) fail_tensor(path, name, "\"dtype\" is a JSON ", json_kind(v), ", expected a string");
+  const auto& s = v.get_ref<const std::string&>();
+  if (s == "F32") return f32;
+  if (s == "F64") return f64;
+  fail_tensor(path, name, "unsupported dtype '", s, "' (supported: F32, F64)");
+}
+
+// Reads "shape" and counts its elements. The count is 0 as soon as one dimension is 0, whatever the order of
+// the others; otherwise every partial product is checked for overflow, so no shape can wrap around to a
+// small count and pass the byte-count check.
+void parse_shape(const std::string& path, Entry& e, const json& v) {
+  if (!v.is_array()) fail_tensor(path, e.name, "\"shape\" is a JSON ", json_kind(v), ", expected an array");
+  if (v.size() > kMaxRank)
+    fail_tensor(path, e.name, "shape has ", v.size(), " dimensions, at most ", kMaxRank, " are supported");
+  bool has_zero = false;
+  for (std::size_t d = 0; d < v.size(); ++d) {
+    std::uint64_t size = 0;
+    if (!as_u64(v[d], size))
+      fail_tensor(path, e.name, "shape entry ", d, " is ", v[d].dump(), ", expected a non-negative integer");
+    if (size > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+      fail_tensor(path, e.name, "shape entry ", d, " is ", size,
+                  ", more than the largest dimension 2^63 - 1");
+    e.shape.push_back(static_cast<std::int64_t>(size));
+    has_zero = has_zero || size == 0;
+  }
+  e.elements = has_zero ? 0 : 1;
+  if (has_zero) return;
+  for (std::int64_t size : e.shape) {
+    if (__builtin_mul_overflow(e.elements, static_cast<std::uint64_t>(size), &e.elements) ||
+        e.elements > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+      fail_tensor(path, e.name, "shape ", e.shape, " has more elements than fit in a 64-bit signed count");
+  }
+}
+
+Entry parse_entry(const std::string& path, const std::string& name, const json& v, std::uint64_t data_bytes) {
+  Entry e{.name = name};
+  if (!v.is_object()) fail_tensor(path, name, "the entry is a JSON ", json_kind(v), ", expected an object");
+  for (const auto& [key, value] : v.items()) {
+    if (key != "dtype" && key != "shape" && key != "data_offsets")
+      fail_tensor(path, name, "unknown field '", key, "' (expected exactly dtype, shape, data_offsets)");
+  }
+  for (const char* key : {"dtype", "shape", "data_offsets"})
+    if (!v.contains(key))
+      fail_tensor(path, name, "missing field '", key, "' (expected dtype, shape, data_offsets)");
+  e.dtype = parse_dtype(path, name, v["dtype"]);
+  parse_shape(path, e, v["shape"]);
+
+  const json& offsets = v["data_offsets"];
+  if (!offsets.is_array() || offsets.size() != 2 || !as_u64(offsets[0], e.begin) ||
+      !as_u64(offsets[1], e.end))
+    fail_tensor(path, name, "data_offsets is ", offsets.dump(),
+                ", expected [begin, end] (two non-negative integers)");
+  if (e.begin > e.end) fail_tensor(path, name, "data_offsets [", e.begin, ", ", e.end, "] has begin > end");
+  std::uint64_t expected_bytes = 0;
+  if (__builtin_mul_overflow(e.elements, dtype_size(e.dtype), &expected_bytes))
+    fail_tensor(path, name, "shape ", e.shape, " of ", detail::safetensors_dtype(e.dtype),
+                " holds more bytes than fit in 64 bits");
+  if (e.end - e.begin != expected_bytes)
+    fail_tensor(path, name, "shape ", e.shape, " of ", detail::safetensors_dtype(e.dtype), " needs ",
+                e.elements, " x ", dtype_size(e.dtype), " = ", expected_bytes, " bytes, but data_offsets [",
+                e.begin, ", ", e.end, "] span ", e.end - e.begin);
+  if (e.end > data_bytes)
+    fail_tensor(path, name, "data_offsets [", e.begin, ", ", e.end,
+                "] run past the end of the data section (", data_bytes, " bytes)");
+  return e;
+}
+
+std::uint32_t parse_checksum(const std::string& path, const std::string& text) {
+  const std::string prefix = detail::kChecksumPrefix;
+  const bool ok = text.size() == prefix.size() + 8 && text.starts_with(prefix) &&
+                  std::all_of(text.begin() + static_cast<std::ptrdiff_t>(prefix.size()), text.end(),
+                              [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; });
+  if (!ok)
+    fail_header(path, "metadata '", kChecksumKey, "' is '", text, "', expected '", prefix,
+                "' followed by 8 hex digits");
+  return static_cast<std::uint32_t>(std::stoul(text.substr(prefix.size()), nullptr, 16));
+}
+
+// A tensor with no elements. backprop::numel() multiplies dimensions in order and so rejects [2^32, 2^32, 0],
+// which is a valid shape holding nothing; the handle is built directly instead.
+Tensor empty_tensor(const Shape& shape, DType dtype) {
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = std::make_shared<Storage>(0);
+  impl->shape = shape;
+  impl->numel = 0;
+  impl->dtype = dtype;
+  return Tensor(std::move(impl));
+}
+
+}  // namespace
+
+NamedTensors load_safetensors(const std::string& path) {
+  const detail::InputFile file(path, kWho);
+  const std::uint64_t size = file.size();
+  if (size < detail::kLengthBytes)
+    fail_at(path, 0, "the file is ", size, " bytes, expected at least 8 (the header length)");
+
+  unsigned char length[detail::kLengthBytes];
+  file.read_at(0, length, sizeof length);
+  std::uint64_t header_bytes = 0;
+  for (std::size_t b = 0; b < detail::kLengthBytes; ++b) header_bytes |= std::uint64_t{length[b]} << (8 * b);
+  if (header_bytes > kMaxHeaderBytes)
+    fail_at(path, 0, "header length ", header_bytes, " exceeds the limit of ", kMaxHeaderBytes, " bytes");
+  if (header_bytes > size - detail::kLengthBytes)
+    fail_at(path, 0, "header length ", header_bytes, " runs past the end of the file (",
+            size - detail::kLengthBytes, " bytes follow the length)");
+
+  std::string text(header_bytes, '\0');
+  file.read_at(detail::kLengthBytes, text.data(), text.size());
+  const json header = parse_header(path, text);
+  if (!header.is_object())
+    fail_at(path, detail::kLengthBytes, "the header is a JSON ", json_kind(header), ", expected an object");
+
+  const std::uint64_t data_start = detail::kLengthBytes + header_bytes;
+  const std::uint64_t data_bytes = size - data_start;
+  NamedTensors out;
+  std::optional<std::string> checksum;
+  std::vector<Entry> entries;
+  for (const auto& [key, value] : header.items()) {
+    if (key != detail::kMetadataKey) {
+      entries.push_back(parse_entry(path, key, value, data_bytes));
+      continue;
+    }
+    if (!value.is_object())
+      fail_header(path, "\"", detail::kMetadataKey, "\" is a JSON ", json_kind(value),
+                  ", expected an object");
+    for (const auto& [mkey, mvalue] : value.items()) {
+      if (!mvalue.is_string())
+        fail_header(path, "metadata '", mkey, "' is a JSON ", json_kind(mvalue), ", expected a string");
+      if (mkey == kChecksumKey)
+        checksum = mvalue.get<std::string>();
+      else
+        out.metadata[mkey] = mvalue.get<std::string>();
+    }
+  }
+
+  // The byte ranges must tile the data section: sorted, each starts where the previous ended (zero-length
+  // ranges sort first at their offset), the first at 0, the last at the end of the file.
+  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+  });
+  std::uint64_t expected = 0;
+  const Entry* previous = nullptr;
+  for (const Entry& e : entries) {
+    if (e.begin > expected)
+      fail_at(path, data_start + expected, "gap of ", e.begin - expected, " bytes before tensor '", e.name,
+              "' (data_offsets begin at ", e.begin, ", expected ", expected,
+              previous ? " where '" + previous->name + "' ends" : std::string(" for the first tensor"), ")");
+    if (e.begin < expected)
+      fail_at(path, data_start + e.begin, "tensor '", e.name, "' (data_offsets [", e.begin, ", ", e.end,
+              "]) overlaps tensor '", previous->name, "' (which ends at ", expected, ")");
+    expected = e.end;
+    previous = &e;
+  }
+  if (expected != data_bytes)
+    fail_at(path, data_start + expected, "the tensors end here but the file goes on for ",
+            data_bytes - expected, " more bytes; expected the data to end exactly at the end of the file (",
+            size, " bytes)");
+
+  // Only now, with every size proven to fit in the file, are tensors allocated and read.
+  std::uint32_t crc = 0;
+  for (const Entry& e : entries) {
+    Tensor t = e.elements == 0 ? empty_tensor(e.shape, e.dtype) : Tensor(e.shape, e.dtype);
+    file.read_at(data_start + e.begin, t.raw_data(), e.end - e.begin);
+    crc = detail::crc32(crc, t.raw_data(), e.end - e.begin);
+    out.tensors.emplace_back(e.name, std::move(t));
+  }
+  if (checksum) {
+    const std::uint32_t recorded = parse_checksum(path, *checksum);
+    if (recorded != crc)
+      fail_at(path, data_start, "checksum mismatch: the data section (bytes ", data_start, " to ", size,
+              ") has ", detail::format_checksum(crc), " but the header records ",
+              detail::format_checksum(recorded), "; the file is corrupt");
+  }
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    const Tensor& t = out.tensors[i].second;
+    const std::int64_t bad = detail::first_non_finite(t);
+    if (bad >= 0)
+      fail_tensor(path, entries[i].name, "element ", bad, " (index ", detail::index_text(t.shape(), bad),
+                  ", file byte ",
+                  data_start + entries[i].begin + static_cast<std::uint64_t>(bad) * dtype_size(t.dtype()),
+                  ") is ", t.flat(bad), "; expected finite values");
+  }
+  return out;
+}
+
+}  // namespace backprop::io

@@ -1,0 +1,80 @@
+// Writing the safetensors format, and the NamedTensors look-ups.
+#include <backprop/io.hpp>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string_view>
+
+#include "io/file.hpp"
+#include "io/safetensors_format.hpp"
+
+namespace backprop::io {
+
+bool NamedTensors::contains(const std::string& name) const {
+  for (const auto& [n, t] : tensors)
+    if (n == name) return true;
+  return false;
+}
+
+const Tensor& NamedTensors::at(const std::string& name) const {
+  for (const auto& [n, t] : tensors)
+    if (n == name) return t;
+  std::string present;
+  constexpr std::size_t kListed = 16;
+  for (std::size_t i = 0; i < tensors.size() && i < kListed; ++i)
+    present += (i ? ", '" : "'") + tensors[i].first + "'";
+  if (tensors.size() > kListed) present += ", ...";
+  throw IndexError(::backprop::detail::cat("NamedTensors: no tensor named '", name, "' (", tensors.size(),
+                                           " tensors: ", present.empty() ? "none" : present, ")"));
+}
+
+void save_safetensors(const std::string& path, const NamedTensors& data) {
+  constexpr const char* who = "save_safetensors";
+  using json = nlohmann::ordered_json;
+  BP_CHECK(!data.metadata.contains(kChecksumKey), ValueError, who, ": metadata key '", kChecksumKey,
+           "' is reserved: backprop computes and writes the checksum itself");
+
+  json header = json::object();
+  header[detail::kMetadataKey] = json::object();  // first, so a reader sees the metadata before the tensors
+  std::vector<std::string_view> parts(1);         // parts[0] becomes the length and the header
+  std::set<std::string_view> seen;
+  std::uint64_t offset = 0;
+  std::uint32_t crc = 0;
+  for (std::size_t i = 0; i < data.tensors.size(); ++i) {
+    const auto& [name, t] = data.tensors[i];
+    BP_CHECK(name != detail::kMetadataKey, ValueError, who, ": tensor ", i, " is named '",
+             detail::kMetadataKey, "', which the format reserves for metadata");
+    BP_CHECK(seen.insert(name).second, ValueError, who, ": two tensors are named '", name,
+             "'; names must be unique");
+    BP_CHECK(t.defined(), ValueError, who, ": tensor '", name, "' is undefined (default-constructed)");
+    const std::int64_t bad = detail::first_non_finite(t);
+    BP_CHECK(bad < 0, ValueError, who, ": tensor '", name, "' ", t.shape(), " element ", bad, " (index ",
+             detail::index_text(t.shape(), bad), ") is ", t.flat(bad), "; only finite values can be saved");
+    const std::uint64_t nbytes = t.nbytes();
+    header[name] = {{"dtype", detail::safetensors_dtype(t.dtype())},
+                    {"shape", t.shape()},
+                    {"data_offsets", {offset, offset + nbytes}}};
+    parts.emplace_back(static_cast<const char*>(t.raw_data()), nbytes);
+    crc = detail::crc32(crc, t.raw_data(), nbytes);
+    offset += nbytes;
+  }
+  json& metadata = header[detail::kMetadataKey];
+  for (const auto& [key, value] : data.metadata) metadata[key] = value;
+  metadata[kChecksumKey] = detail::format_checksum(crc);
+
+  std::string head(detail::kLengthBytes, '\0');
+  try {
+    head += header.dump(-1, ' ', false, json::error_handler_t::strict);
+  } catch (const json::type_error& e) {
+    throw ValueError(
+        ::backprop::detail::cat(who, ": a tensor name or metadata text is not valid UTF-8 (", e.what(), ")"));
+  }
+  // Pad the header with spaces so the data section starts on an 8-byte boundary, as other writers do.
+  head.resize((head.size() + 7) / 8 * 8, ' ');
+  const std::uint64_t header_bytes = head.size() - detail::kLengthBytes;
+  for (std::size_t b = 0; b < detail::kLengthBytes; ++b)
+    head[b] = static_cast<char>((header_bytes >> (8 * b)) & 0xff);
+  parts[0] = head;
+  detail::write_parts_atomic(path, parts, who);
+}
+
+}  // namespace backprop::io
