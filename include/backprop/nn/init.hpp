@@ -70,8 +70,8 @@ Tensor uniform(Tensor w, Generator& gen, double lo = 0.0, double hi = 1.0);
 /// N(mean, stddev^2). Throws ValueError when stddev < 0.
 Tensor normal(Tensor w, Generator& gen, double mean = 0.0, double stddev = 1.0);
 
-/// Applies `scheme` to a weight of shape [out, in]: the kaiming variants use `nonlinearity`'s gain with
-/// fan_in, the xavier variants use gain(nonlinearity) too.
+/// Applies `scheme` to a weight of shape [out, in, ...]: the kaiming variants use gain(nonlinearity, slope)
+/// with fan_in; the xavier variants use gain 1 (Glorot's setting, for sigmoid/tanh/linear layers).
 Tensor apply(Init scheme, Tensor w, Generator& gen, Nonlinearity nonlinearity = Nonlinearity::relu,
              double slope = 0.01);
 

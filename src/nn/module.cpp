@@ -1,0 +1,158 @@
+// Module: registration of parameters, buffers and children; recursive listing; state dicts; train/eval.
+#include <backprop/nn/module.hpp>
+#include <set>
+#include <sstream>
+
+namespace backprop::nn {
+
+void Module::check_new_name_(const std::string& name, const char* what) const {
+  BP_CHECK(!name.empty() && name.find('.') == std::string::npos, ValueError, "Module: ", what, " name '",
+           name, "' must be non-empty and contain no '.'");
+  auto taken = [&](const auto& list) {
+    for (const auto& [n, _] : list)
+      if (n == name) return true;
+    return false;
+  };
+  BP_CHECK(!taken(parameters_) && !taken(buffers_) && !taken(children_), ValueError,
+           "Module: cannot register ", what, " '", name, "': the name is already used in ", repr());
+}
+
+Tensor Module::register_parameter(std::string name, Tensor t) {
+  check_new_name_(name, "parameter");
+  BP_CHECK(t.defined(), ValueError, "Module: parameter '", name, "' is an undefined tensor");
+  t.requires_grad_(true);
+  parameters_.emplace_back(std::move(name), t);
+  return t;
+}
+
+Tensor Module::register_buffer(std::string name, Tensor t) {
+  check_new_name_(name, "buffer");
+  BP_CHECK(t.defined(), ValueError, "Module: buffer '", name, "' is an undefined tensor");
+  buffers_.emplace_back(std::move(name), t);
+  return t;
+}
+
+ModulePtr Module::register_module(std::string name, ModulePtr m) {
+  check_new_name_(name, "module");
+  BP_CHECK(m != nullptr, ValueError, "Module: child module '", name, "' is a null pointer");
+  children_.emplace_back(std::move(name), m);
+  return m;
+}
+
+// Depth first, own tensors before the children's, so the order is the registration order at every level.
+void Module::collect_(const std::string& prefix, bool buffers,
+                      std::vector<std::pair<std::string, Tensor>>& out) const {
+  for (const auto& [name, t] : buffers ? buffers_ : parameters_) out.emplace_back(prefix + name, t);
+  for (const auto& [name, child] : children_) child->collect_(prefix + name + ".", buffers, out);
+}
+
+namespace {
+// A shared layer appears under several names; keep the first so optimisers update each tensor once.
+std::vector<std::pair<std::string, Tensor>> dedupe(std::vector<std::pair<std::string, Tensor>> all) {
+  std::set<const TensorImpl*> seen;
+  std::vector<std::pair<std::string, Tensor>> out;
+  out.reserve(all.size());
+  for (auto& entry : all)
+    if (seen.insert(entry.second.impl()).second) out.push_back(std::move(entry));
+  return out;
+}
+}  // namespace
+
+std::vector<std::pair<std::string, Tensor>> Module::named_parameters() const {
+  std::vector<std::pair<std::string, Tensor>> out;
+  collect_("", false, out);
+  return dedupe(std::move(out));
+}
+
+std::vector<std::pair<std::string, Tensor>> Module::named_buffers() const {
+  std::vector<std::pair<std::string, Tensor>> out;
+  collect_("", true, out);
+  return dedupe(std::move(out));
+}
+
+Tensors Module::parameters() const {
+  Tensors out;
+  for (auto& [_, t] : named_parameters()) out.push_back(t);
+  return out;
+}
+
+std::vector<std::pair<std::string, ModulePtr>> Module::named_children() const {
+  return children_;
+}
+
+std::vector<std::pair<std::string, ModulePtr>> Module::named_modules() const {
+  std::vector<std::pair<std::string, ModulePtr>> out;
+  for (const auto& [name, child] : children_) {
+    out.emplace_back(name, child);
+    for (auto& [sub, m] : child->named_modules()) out.emplace_back(name + "." + sub, m);
+  }
+  return out;
+}
+
+std::map<std::string, Tensor> Module::state_dict() const {
+  std::map<std::string, Tensor> out;
+  for (auto& [name, t] : named_parameters()) out.emplace(name, t);
+  for (auto& [name, t] : named_buffers()) out.emplace(name, t);
+  return out;
+}
+
+void Module::load_state_dict(const std::map<std::string, Tensor>& state) {
+  const std::map<std::string, Tensor> mine = state_dict();
+  std::vector<std::string> missing, unexpected, shape_bad, dtype_bad;
+  for (const auto& [name, t] : mine) {
+    auto it = state.find(name);
+    if (it == state.end()) {
+      missing.push_back(name);
+    } else if (!it->second.defined()) {
+      shape_bad.push_back(detail::cat(name, ": expected ", t.shape(), ", got an undefined tensor"));
+    } else if (it->second.shape() != t.shape()) {
+      shape_bad.push_back(detail::cat(name, ": expected ", t.shape(), ", got ", it->second.shape()));
+    } else if (it->second.dtype() != t.dtype()) {
+      dtype_bad.push_back(detail::cat(name, ": expected ", t.dtype(), ", got ", it->second.dtype()));
+    }
+  }
+  for (const auto& [name, _] : state)
+    if (!mine.contains(name)) unexpected.push_back(name);
+
+  if (!missing.empty() || !unexpected.empty() || !shape_bad.empty() || !dtype_bad.empty()) {
+    std::ostringstream msg;
+    msg << "load_state_dict: the state does not match the model";
+    auto list = [&](const char* title, const std::vector<std::string>& items) {
+      if (items.empty()) return;
+      msg << "; " << title << " (" << items.size() << "): ";
+      for (std::size_t i = 0; i < items.size(); ++i) msg << (i ? ", " : "") << items[i];
+    };
+    list("missing keys", missing);
+    list("unexpected keys", unexpected);
+    list("shape mismatch", shape_bad);
+    list("dtype mismatch", dtype_bad);
+    if (!missing.empty() || !unexpected.empty()) throw ValueError(msg.str());
+    if (!shape_bad.empty()) throw ShapeError(msg.str());
+    throw DTypeError(msg.str());
+  }
+
+  NoGradGuard guard;
+  for (const auto& [name, t] : mine) {
+    const Tensor& src = state.at(name);
+    if (src.raw_data() != t.raw_data()) Tensor(t).copy_(src);  // loading a model's own state_dict is a no-op
+  }
+}
+
+void Module::train(bool on) {
+  const bool changed = training_ != on;
+  training_ = on;
+  for (auto& [_, child] : children_) child->train(on);
+  if (changed) on_train_mode(on);
+}
+
+void Module::zero_grad() {
+  for (auto& t : parameters()) t.zero_grad();
+}
+
+std::int64_t Module::num_parameters() const {
+  std::int64_t n = 0;
+  for (const auto& t : parameters()) n += t.numel();
+  return n;
+}
+
+}  // namespace backprop::nn

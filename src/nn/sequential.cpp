@@ -1,0 +1,53 @@
+// Sequential: children "0", "1", ... applied in order.
+#include <backprop/nn/sequential.hpp>
+#include <sstream>
+
+namespace backprop::nn {
+
+void Sequential::push_back(ModulePtr module) {
+  BP_CHECK(module != nullptr, ValueError, "Sequential::push_back: null module at position ", layers_.size());
+  register_module(std::to_string(layers_.size()), module);
+  layers_.push_back(std::move(module));
+}
+
+ModulePtr Sequential::operator[](std::size_t i) const {
+  BP_CHECK(i < layers_.size(), IndexError, "Sequential: index ", i, " out of range for ", layers_.size(),
+           " modules");
+  return layers_[i];
+}
+
+Tensor Sequential::forward(const Tensor& x) {
+  Tensor h = x;
+  for (auto& layer : layers_) h = layer->forward(h);
+  return h;
+}
+
+Tensors Sequential::forward_all(const Tensor& x) {
+  Tensors outs;
+  outs.reserve(layers_.size());
+  Tensor h = x;
+  for (auto& layer : layers_) {
+    h = layer->forward(h);
+    outs.push_back(h);
+  }
+  return outs;
+}
+
+std::string Sequential::repr() const {
+  std::ostringstream out;
+  out << "Sequential(";
+  for (std::size_t i = 0; i < layers_.size(); ++i) {
+    // Indent nested containers' lines by two more spaces.
+    std::string child = layers_[i]->repr();
+    std::string indented;
+    for (char c : child) {
+      indented += c;
+      if (c == '\n') indented += "  ";
+    }
+    out << "\n  (" << i << "): " << indented;
+  }
+  out << (layers_.empty() ? ")" : "\n)");
+  return out.str();
+}
+
+}  // namespace backprop::nn
