@@ -75,6 +75,13 @@ struct RecordOptions {
 /// One recorded op. Owned by its output tensor (and by the nodes of ops that consumed that output).
 class Node : public std::enable_shared_from_this<Node> {
  public:
+  Node() = default;
+  /// Frees the chain of nodes this one owns iteratively, so a graph of any length can be destroyed without
+  /// exhausting the stack.
+  ~Node();
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
   /// Where an input's gradient goes: the node that produced the input, or the leaf tensor itself.
   struct Edge {
     std::shared_ptr<Node> node;       // set when the input was produced by a recorded op
@@ -103,6 +110,7 @@ class Node : public std::enable_shared_from_this<Node> {
   DType out_dtype_ = DType::f32;
   std::uint64_t seq_ = 0;
   bool released_ = false;
+  bool opaque_ = false;  // its backward may reach leaves that are not among its edges (checkpoint())
   std::uint64_t times_run_ = 0;
   std::shared_ptr<Storage> saved_output_;                               // when the backward needs y
   std::vector<std::pair<std::weak_ptr<Storage>, std::uint64_t>> saved_versions_;  // to detect in-place edits

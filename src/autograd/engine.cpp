@@ -42,6 +42,7 @@ Tensor record(const char* name, Tensor output, const Tensors& inputs, BackwardFn
   node->out_shape_ = output.shape();
   node->out_dtype_ = output.dtype();
   node->seq_ = next_sequence_nr.fetch_add(1, std::memory_order_relaxed);
+  node->opaque_ = options.force;
   node->next_.reserve(inputs.size());
   for (const Tensor& in : inputs) {
     Node::Edge edge;
@@ -68,6 +69,25 @@ Tensor record(const char* name, Tensor output, const Tensors& inputs, BackwardFn
   return out;
 }
 
+// Each node owns its producers through its edges (and through tensors its backward captured), so letting the
+// last node of a long chain go would run one destructor inside another, once per node: a 100,000-op graph
+// overflows the stack. Instead, the dying node adopts the producers it owns last and strips them one at a
+// time: a node is destroyed only after its own producers have been moved to this loop's stack.
+Node::~Node() {
+  std::vector<std::shared_ptr<Node>> pending;
+  auto adopt = [&pending](Node& n) {
+    for (Edge& e : n.next_)
+      if (e.node) pending.push_back(std::move(e.node));
+    n.fn_ = nullptr;  // captured inputs: their nodes are held by `pending` now, so nothing recurses here
+  };
+  adopt(*this);
+  while (!pending.empty()) {
+    std::shared_ptr<Node> n = std::move(pending.back());
+    pending.pop_back();
+    if (n.use_count() == 1) adopt(*n);  // we hold the last reference: n dies at the end of this iteration
+  }
+}
+
 /// Runs one backward pass. Internal; reached through backward(), grad() and checkpoint().
 class Engine {
  public:
@@ -80,23 +100,52 @@ class Engine {
                      bool accumulate_leaves, bool create_graph, bool retain_graph);
 
  private:
+  /// One pass in progress on this thread. A checkpoint's backward starts a nested pass; gradients that reach
+  /// a leaf the enclosing grad() asked for are captured for the enclosing pass.
+  struct Run {
+    std::unordered_map<const Node*, std::size_t> target_of_node;
+    std::unordered_map<const TensorImpl*, std::size_t> target_of_leaf;
+    Tensors captured;
+    bool accumulate_leaves = false;
+    bool create_graph = false;
+    Run* parent = nullptr;
+    /// The pass (this or an enclosing one) that asked for this leaf's gradient, and where to put it.
+    std::pair<Run*, std::size_t> leaf_target(const TensorImpl* leaf) {
+      for (Run* r = this; r; r = r->parent)
+        if (auto it = r->target_of_leaf.find(leaf); it != r->target_of_leaf.end()) return {r, it->second};
+      return {nullptr, 0};
+    }
+  };
+  static thread_local Run* current_;
+
   static void accumulate(Tensor& slot, const Tensor& g, bool create_graph);
-  static void accumulate_leaf(TensorImpl& leaf, const Tensor& g, bool create_graph);
+  static void accumulate_leaf(TensorImpl& leaf, Tensor g, bool create_graph);
+  static void deliver_to_leaf(Run& run, TensorImpl& leaf, Tensor g);
+  friend Tensor checkpoint(const std::function<Tensor(const Tensors&)>&, const Tensors&);
 };
+
+thread_local Engine::Run* Engine::current_ = nullptr;
+
+namespace {
+/// True when nothing but this handle sees t's elements, so they may be changed in place. Storage and handle
+/// are both counted: a backward may hand the same handle to two inputs (d(a + b) = dy for both), and a view
+/// shares storage through another handle.
+bool exclusive(const Tensor& t) { return t.impl_ptr().use_count() == 1 && t.storage().use_count() == 1; }
+}  // namespace
 
 void Engine::accumulate(Tensor& slot, const Tensor& g, bool create_graph) {
   if (!slot.defined()) {
     slot = g;
   } else if (create_graph) {
     slot = add(slot, g);
-  } else if (slot.storage().use_count() == 1 && !slot.requires_grad()) {
+  } else if (exclusive(slot) && !slot.requires_grad()) {
     kernels::axpy(slot, g, 1.0);  // the buffer is ours alone: add in place
   } else {
     slot = kernels::binary(kernels::Binary::add, slot, g);
   }
 }
 
-void Engine::accumulate_leaf(TensorImpl& leaf, const Tensor& g, bool create_graph) {
+void Engine::accumulate_leaf(TensorImpl& leaf, Tensor g, bool create_graph) {
   BP_CHECK(g.shape() == leaf.shape && g.dtype() == leaf.dtype, AutogradError, "backward: gradient of shape ",
            g.shape(), " ", g.dtype(), " for a leaf of shape ", leaf.shape, " ", leaf.dtype);
   if (create_graph) {
@@ -104,16 +153,23 @@ void Engine::accumulate_leaf(TensorImpl& leaf, const Tensor& g, bool create_grap
     return;
   }
   if (!leaf.grad.defined()) {
-    // Steal the gradient when nothing else shares its storage; otherwise keep a private copy.
-    leaf.grad = g.storage().use_count() == 1 ? g.detach() : kernels::convert(g, g.dtype());
+    // Take the gradient over when nothing else sees it (the caller moved its handle in); otherwise keep a
+    // private copy, so a later in-place accumulation cannot change a tensor someone else holds.
+    leaf.grad = exclusive(g) ? g.detach() : kernels::convert(g, g.dtype());
     return;
   }
-  if (leaf.grad.requires_grad()) {
+  if (leaf.grad.requires_grad() || !exclusive(leaf.grad)) {
     leaf.grad = kernels::binary(kernels::Binary::add, leaf.grad.detach(), g);
     return;
   }
   ++leaf.grad.storage()->version;
   kernels::axpy(leaf.grad, g, 1.0);
+}
+
+void Engine::deliver_to_leaf(Run& run, TensorImpl& leaf, Tensor g) {
+  if (auto [owner, index] = run.leaf_target(&leaf); owner)
+    accumulate(owner->captured[index], g, owner->create_graph);
+  if (run.accumulate_leaves) accumulate_leaf(leaf, std::move(g), run.create_graph);
 }
 
 Tensors Engine::run(const Tensors& outputs, const Tensors& grad_outputs, const std::vector<Target>& targets,
@@ -127,13 +183,20 @@ Tensors Engine::run(const Tensors& outputs, const Tensors& grad_outputs, const s
            outputs.size(), " outputs but ", grad_outputs.size(), " output gradients");
   GradModeGuard mode(create_graph);
 
-  std::unordered_map<const Node*, std::size_t> target_of_node;
-  std::unordered_map<const TensorImpl*, std::size_t> target_of_leaf;
+  Run run;
+  run.accumulate_leaves = accumulate_leaves;
+  run.create_graph = create_graph;
+  run.parent = current_;
+  struct Current {
+    Run* previous;
+    explicit Current(Run* r) : previous(current_) { current_ = r; }
+    ~Current() { current_ = previous; }
+  } current(&run);
   for (std::size_t i = 0; i < targets.size(); ++i) {
-    if (targets[i].node) target_of_node.emplace(targets[i].node, i);
-    if (targets[i].leaf) target_of_leaf.emplace(targets[i].leaf, i);
+    if (targets[i].node) run.target_of_node.emplace(targets[i].node, i);
+    if (targets[i].leaf) run.target_of_leaf.emplace(targets[i].leaf, i);
   }
-  Tensors captured(targets.size());
+  run.captured.resize(targets.size());
 
   // Seed gradients.
   std::unordered_map<const Node*, Tensor> buffer;
@@ -153,9 +216,7 @@ Tensors Engine::run(const Tensors& outputs, const Tensors& grad_outputs, const s
     BP_CHECK(g.shape() == y.shape() && g.dtype() == y.dtype(), AutogradError, "backward: gradient for output ", i,
              " has shape ", g.shape(), " ", g.dtype(), " but the output is ", y.shape(), " ", y.dtype());
     if (!y.grad_fn()) {  // a leaf as output
-      auto it = target_of_leaf.find(y.impl());
-      if (it != target_of_leaf.end()) accumulate(captured[it->second], g, create_graph);
-      if (accumulate_leaves) accumulate_leaf(*y.impl(), g, create_graph);
+      deliver_to_leaf(run, *y.impl(), std::move(g));
       continue;
     }
     accumulate(buffer[y.grad_fn().get()], g, create_graph);
@@ -186,14 +247,15 @@ Tensors Engine::run(const Tensors& outputs, const Tensors& grad_outputs, const s
   }
   stats.nodes_in_graph += order.size();
 
-  // Which nodes must run: all of them for backward(); for grad(), those on a path to a requested input.
+  // Which nodes must run: all of them for backward(); for grad(), those on a path to a requested input (a
+  // checkpoint may hide such a path inside its recomputation, so it always runs).
   std::unordered_map<const Node*, bool> needed;
   for (Node* n : order) {  // post-order: children are decided first
-    bool need = accumulate_leaves;
+    bool need = run.accumulate_leaves || n->opaque_;
     for (const auto& e : n->next_) {
       if (need) break;
-      if (e.node) need = needed[e.node.get()] || target_of_node.count(e.node.get()) > 0;
-      else if (e.is_leaf) need = target_of_leaf.count(e.leaf.lock().get()) > 0;
+      if (e.node) need = needed[e.node.get()] || run.target_of_node.count(e.node.get()) > 0;
+      else if (e.is_leaf) need = run.leaf_target(e.leaf.lock().get()).first != nullptr;
     }
     needed[n] = need;
   }
@@ -214,8 +276,8 @@ Tensors Engine::run(const Tensors& outputs, const Tensors& grad_outputs, const s
       g = std::move(it->second);
       buffer.erase(it);
     }
-    if (auto t = target_of_node.find(node); t != target_of_node.end() && g.defined())
-      accumulate(captured[t->second], g, create_graph);
+    if (auto t = run.target_of_node.find(node); t != run.target_of_node.end() && g.defined())
+      accumulate(run.captured[t->second], g, create_graph);
     if (auto keep = node->retained_.lock(); keep && g.defined()) {
       keep->grad = keep->grad.defined() ? kernels::binary(kernels::Binary::add, keep->grad, g.detach()) : g.detach();
     }
@@ -247,10 +309,11 @@ Tensors Engine::run(const Tensors& outputs, const Tensors& grad_outputs, const s
         node->released_ = true;
       }
     }
+    g = Tensor();  // a gradient passed through unchanged is then held only by input_grads: it may be reused
 
     for (std::size_t i = 0; i < node->next_.size(); ++i) {
       const Node::Edge& e = node->next_[i];
-      const Tensor gi = i < input_grads.size() ? input_grads[i] : Tensor();
+      Tensor gi = i < input_grads.size() ? std::move(input_grads[i]) : Tensor();
       if (gi.defined() && e.active()) {
         BP_CHECK(gi.shape() == e.shape, AutogradError, "backward of op '", node->name_, "' returned a gradient of shape ",
                  gi.shape(), " for input ", i, " of shape ", e.shape);
@@ -262,15 +325,11 @@ Tensors Engine::run(const Tensors& outputs, const Tensors& grad_outputs, const s
           ready.push(e.node.get());
         }
       } else if (e.is_leaf && gi.defined()) {
-        auto leaf = e.leaf.lock();
-        if (!leaf) continue;
-        if (auto t = target_of_leaf.find(leaf.get()); t != target_of_leaf.end())
-          accumulate(captured[t->second], gi, create_graph);
-        if (accumulate_leaves) accumulate_leaf(*leaf, gi, create_graph);
+        if (auto leaf = e.leaf.lock()) deliver_to_leaf(run, *leaf, std::move(gi));
       }
     }
   }
-  return captured;
+  return std::move(run.captured);
 }
 
 namespace {
@@ -306,6 +365,11 @@ Tensors grad(const Tensors& outputs, const Tensors& inputs, GradOptions options)
   return result;
 }
 
+// The forward runs under no-grad, so the node keeps only fn and its inputs. Its backward runs fn again with
+// recording on, from detached copies of the inputs, and backpropagates through that fresh graph in a nested
+// pass: the inputs' gradients come back as this node's input gradients; parameters used inside fn receive
+// theirs directly from the nested pass, as the enclosing pass would have delivered them (into .grad() for
+// backward(), captured for grad()).
 Tensor checkpoint(const std::function<Tensor(const Tensors&)>& fn, const Tensors& inputs) {
   if (!GradMode::is_enabled()) return fn(inputs);
   Tensor out;
@@ -321,23 +385,24 @@ Tensor checkpoint(const std::function<Tensor(const Tensors&)>& fn, const Tensors
         Tensors detached;
         std::vector<Engine::Target> targets;
         for (const Tensor& x : inputs) {
-          Tensor d = x.detach();
-          if (x.requires_grad()) d.requires_grad_();
+          Tensor d = x.defined() ? x.detach() : Tensor();
+          if (x.defined() && x.requires_grad()) d.requires_grad_();
           detached.push_back(d);
         }
         for (const Tensor& d : detached)
-          if (d.requires_grad()) targets.push_back({.node = nullptr, .leaf = d.impl()});
+          if (d.defined() && d.requires_grad()) targets.push_back({.node = nullptr, .leaf = d.impl()});
         Tensor y;
         {
           GradModeGuard recompute(true);
           y = fn(detached);
         }
+        const bool accumulate = Engine::current_ == nullptr || Engine::current_->accumulate_leaves;
         Tensors grads;
-        if (y.requires_grad()) grads = Engine::run({y}, {dy}, targets, true, false, false);
+        if (y.requires_grad()) grads = Engine::run({y}, {dy}, targets, accumulate, false, false);
         Tensors result(inputs.size());
         std::size_t k = 0;
         for (std::size_t i = 0; i < inputs.size(); ++i)
-          if (detached[i].requires_grad()) result[i] = k < grads.size() ? grads[k++] : Tensor();
+          if (detached[i].defined() && detached[i].requires_grad()) result[i] = k < grads.size() ? grads[k++] : Tensor();
         return result;
       },
       {.saves_inputs = true, .force = true});

@@ -138,8 +138,10 @@ Tensor softmax(const Tensor& x, std::int64_t axis, bool log) {
                        T s = 0;
                        for (std::int64_t k = 0; k < sp.n; ++k) s += std::exp(src[k * st] - m);
                        if (log) {
-                         const T lse = m + std::log(s);
-                         for (std::int64_t k = 0; k < sp.n; ++k) dst[k * st] = src[k * st] - lse;
+                         // (x - m) - log(s), not x - (m + log(s)): with large logits m + log(s) would round
+                         // log(s) away (in f32 at |x| ~ 1000 the spacing of floats is 6e-5).
+                         const T log_s = std::log(s);
+                         for (std::int64_t k = 0; k < sp.n; ++k) dst[k * st] = (src[k * st] - m) - log_s;
                        } else {
                          const T inv = T(1) / s;
                          for (std::int64_t k = 0; k < sp.n; ++k) dst[k * st] = std::exp(src[k * st] - m) * inv;

@@ -7,7 +7,9 @@
 
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <iomanip>
+#include <sstream>
 
 namespace backprop {
 
@@ -276,29 +278,71 @@ double max_abs_diff(const Tensor& a, const Tensor& b) {
 }
 
 namespace {
-void print_rec(std::ostream& out, const Tensor& t, std::size_t d, std::int64_t& off, int indent) {
-  const std::int64_t n = t.shape()[d];
-  constexpr std::int64_t kEdge = 3;
-  const bool summarise = n > 2 * kEdge + 1 && t.numel() > 1000;
-  std::int64_t stride = 1;
-  for (std::size_t k = d + 1; k < t.shape().size(); ++k) stride *= t.shape()[k];
-  out << "[";
-  for (std::int64_t i = 0; i < n; ++i) {
-    if (summarise && i == kEdge) {
-      out << (d + 1 == t.shape().size() ? "..., " : "...,\n" + std::string(static_cast<std::size_t>(indent + 1), ' '));
-      off += (n - 2 * kEdge) * stride;
-      i = n - kEdge - 1;
-      continue;
-    }
-    if (d + 1 == t.shape().size()) {
-      out << std::setw(10) << t.flat(off++);
-    } else {
-      print_rec(out, t, d + 1, off, indent + 1);
-    }
-    if (i + 1 < n) out << (d + 1 == t.shape().size() ? ", " : ",\n" + std::string(static_cast<std::size_t>(indent + 1), ' '));
+/// Walks the elements that are shown (all of them, or the first and last kEdge of each long dimension of a big
+/// tensor) and writes them, nested in brackets, through `emit`. Run twice: once to measure, once to print.
+class Printer {
+ public:
+  Printer(const Tensor& t, std::ostream& out) : t_(t), out_(out) {
+    summarise_ = t.numel() > kSummariseAbove;
+    // Whole numbers print as integers; everything else with 5 significant digits, aligned to the widest.
+    integral_ = true;
+    walk(0, 0, 0, nullptr);
+    walk(0, 0, 0, [this](double v) { width_ = std::max(width_, format(v).size()); });
   }
-  out << "]";
-}
+  void print() {
+    printing_ = true;
+    walk(0, 0, 0, [this](double v) {
+      const std::string s = format(v);
+      out_ << std::string(width_ - s.size(), ' ') << s;
+    });
+  }
+
+ private:
+  static constexpr std::int64_t kEdge = 3;
+  static constexpr std::int64_t kSummariseAbove = 1000;
+
+  std::string format(double v) const {
+    std::ostringstream s;
+    if (integral_) s << std::fixed << std::setprecision(0) << v;
+    else s << std::setprecision(5) << v;
+    return s.str();
+  }
+
+  // emit == nullptr: the scan that decides the number format (no output).
+  void walk(std::size_t d, std::int64_t off, int indent, const std::function<void(double)>& emit) {
+    const Shape& shape = t_.shape();
+    const std::int64_t n = shape[d];
+    std::int64_t stride = 1;
+    for (std::size_t k = d + 1; k < shape.size(); ++k) stride *= shape[k];
+    const bool last_dim = d + 1 == shape.size();
+    const bool skip = summarise_ && n > 2 * kEdge + 1;
+    if (printing_) out_ << "[";
+    for (std::int64_t i = 0; i < n; ++i) {
+      if (skip && i == kEdge) {
+        if (printing_) out_ << (last_dim ? "..., " : "...,\n" + std::string(static_cast<std::size_t>(indent + 1), ' '));
+        i = n - kEdge - 1;
+        continue;
+      }
+      if (last_dim) {
+        const double v = t_.flat(off + i);
+        if (!emit) integral_ = integral_ && std::isfinite(v) && v == std::floor(v) && std::abs(v) < 1e15;
+        else emit(v);
+      } else {
+        walk(d + 1, off + i * stride, indent + 1, emit);
+      }
+      if (printing_ && i + 1 < n)
+        out_ << (last_dim ? ", " : ",\n" + std::string(static_cast<std::size_t>(indent + 1), ' '));
+    }
+    if (printing_) out_ << "]";
+  }
+
+  const Tensor& t_;
+  std::ostream& out_;
+  bool summarise_ = false;
+  bool integral_ = true;
+  bool printing_ = false;
+  std::size_t width_ = 0;
+};
 }  // namespace
 
 std::ostream& operator<<(std::ostream& out, const Tensor& t) {
@@ -306,19 +350,13 @@ std::ostream& operator<<(std::ostream& out, const Tensor& t) {
   out << "Tensor(shape=" << t.shape() << ", dtype=" << t.dtype();
   if (t.requires_grad()) out << ", requires_grad";
   out << ")\n";
-  const auto flags = out.flags();
-  const auto precision = out.precision();
-  out << std::setprecision(5);
+  if (t.numel() == 0) return out << "[]";
   if (t.dim() == 0) {
-    out << t.item();
-  } else if (t.numel() == 0) {
-    out << "[]";
-  } else {
-    std::int64_t off = 0;
-    print_rec(out, t, 0, off, 0);
+    std::ostringstream s;
+    s << std::setprecision(5) << t.item();
+    return out << s.str();
   }
-  out.flags(flags);
-  out.precision(precision);
+  Printer(t, out).print();
   return out;
 }
 
