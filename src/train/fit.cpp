@@ -1,0 +1,243 @@
+// fit(): the training loop. Each update is forward, cost, backward, (clip), optimiser step; everything else
+// (metrics, validation, early stopping, gradient flow) is bookkeeping around those four lines.
+#include <backprop/ops.hpp>
+#include <backprop/train.hpp>
+#include <chrono>
+#include <cmath>
+#include <map>
+
+namespace backprop::train {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+bool is_penalised_weight(const std::string& name, const Tensor& p) {
+  return p.dim() >= 2 && name.size() >= 6 && name.compare(name.size() - 6, 6, "weight") == 0;
+}
+
+bool all_finite(const Tensor& t) {
+  return dispatch(t.dtype(), [&](auto tag) {
+    const auto* p = t.data<decltype(tag)>();
+    for (std::int64_t i = 0; i < t.numel(); ++i)
+      if (!std::isfinite(p[i])) return false;
+    return true;
+  });
+}
+
+std::map<std::string, Tensor> snapshot(const nn::Module& model) {
+  std::map<std::string, Tensor> copy;
+  NoGradGuard guard;
+  for (auto& [name, t] : model.state_dict()) copy.emplace(name, t.detach().clone());
+  return copy;
+}
+
+void check_options(const FitOptions& o, const data::TensorDataset& train) {
+  BP_CHECK(o.epochs >= 0, ValueError, "fit: epochs must be >= 0, got ", o.epochs);
+  BP_CHECK(o.full_batch || o.batch_size >= 1, ValueError, "fit: batch_size must be >= 1, got ", o.batch_size);
+  BP_CHECK(train.size() > 0, ValueError, "fit: the training set is empty");
+  BP_CHECK(o.early_stopping_patience >= 0, ValueError, "fit: early_stopping_patience must be >= 0, got ",
+           o.early_stopping_patience);
+  BP_CHECK(o.early_stopping_patience == 0 || o.validation != nullptr, ValueError,
+           "fit: early stopping needs a validation set");
+  BP_CHECK(o.l1 >= 0 && o.l2 >= 0, ValueError, "fit: l1 and l2 must be >= 0, got ", o.l1, " and ", o.l2);
+  BP_CHECK(o.clip_grad_norm >= 0, ValueError, "fit: clip_grad_norm must be >= 0, got ", o.clip_grad_norm);
+  BP_CHECK(o.grad_flow_every >= 0, ValueError, "fit: grad_flow_every must be >= 0, got ", o.grad_flow_every);
+  if (o.validation) {
+    BP_CHECK(o.validation->num_features() == train.num_features(), ShapeError, "fit: validation set has ",
+             o.validation->num_features(), " features but the training set has ", train.num_features());
+  }
+}
+
+}  // namespace
+
+double accuracy(const Tensor& outputs, const Tensor& targets) {
+  BP_CHECK(outputs.dim() == 2 && targets.numel() == outputs.size(0), ShapeError,
+           "accuracy: expected outputs [N, C] and N targets, got ", outputs.shape(), " and ",
+           targets.shape());
+  if (outputs.size(0) == 0) return kNone;
+  const Tensor predicted = argmax(outputs, 1);
+  std::int64_t correct = 0;
+  for (std::int64_t i = 0; i < outputs.size(0); ++i) correct += predicted.flat(i) == targets.flat(i);
+  return static_cast<double>(correct) / static_cast<double>(outputs.size(0));
+}
+
+History fit(nn::Module& model, const loss::Loss& loss, optim::Optimizer& optimizer,
+            const data::TensorDataset& train, const FitOptions& options) {
+  check_options(options, train);
+  const std::int64_t n = train.size();
+  const std::int64_t batch_size = options.full_batch || options.batch_size >= n ? n : options.batch_size;
+  data::DataLoader loader(train, {.batch_size = batch_size,
+                                  .shuffle = options.shuffle && batch_size < n,
+                                  .drop_last = false,
+                                  .seed = options.seed});
+  const bool classification = train.task == data::Task::classification;
+
+  Tensors penalised;
+  std::vector<std::pair<std::string, Tensor>> named = model.named_parameters();
+  for (const auto& [name, p] : named)
+    if (is_penalised_weight(name, p)) penalised.push_back(p);
+
+  History history;
+  double best_val = std::numeric_limits<double>::infinity();
+  std::map<std::string, Tensor> best_state;
+  std::int64_t since_best = 0;
+  std::int64_t step = 0;
+  for (Callback* cb : options.callbacks) cb->on_train_begin(options.epochs, loader.num_batches());
+
+  for (std::int64_t epoch = options.start_epoch; epoch < options.epochs; ++epoch) {
+    const auto start = Clock::now();
+    model.train();
+    loader.set_epoch(epoch);
+    for (Callback* cb : options.callbacks) cb->on_epoch_begin(epoch + 1);
+    EpochMetrics m;
+    m.epoch = epoch + 1;
+    m.lr = optimizer.lr();
+    double loss_sum = 0.0, correct = 0.0;
+    std::int64_t seen = 0;
+
+    for (std::int64_t b = 0; b < loader.num_batches(); ++b) {
+      const data::Batch batch = loader.batch(b);
+      const std::int64_t rows = batch.features.size(0);
+      optimizer.zero_grad();
+      const Tensor output = model(batch.features);
+      const Tensor cost = loss(output, batch.targets);
+      const double cost_value = cost.item();
+      BP_CHECK(!options.check_finite || std::isfinite(cost_value), DivergedError,
+               "training diverged: the loss is ", cost_value, " at epoch ", epoch + 1, ", step ", step + 1,
+               " (batch ", b + 1, " of ", loader.num_batches(),
+               "); try a smaller learning rate or --clip-grad-norm");
+      Tensor objective =
+          options.grad_reduction == GradReduction::sum ? mul(cost, static_cast<double>(rows)) : cost;
+      if (options.l1 > 0) objective = add(objective, mul(loss::l1_penalty(penalised), options.l1));
+      if (options.l2 > 0) objective = add(objective, mul(loss::l2_penalty(penalised), options.l2));
+      objective.backward();
+      if (options.check_finite) {
+        for (const auto& [name, p] : named) {
+          const Tensor g = p.grad();
+          BP_CHECK(!g.defined() || all_finite(g), DivergedError, "training diverged: the gradient of '", name,
+                   "' is not finite at epoch ", epoch + 1, ", step ", step + 1,
+                   "; try a smaller learning rate");
+        }
+      }
+      if (options.clip_grad_norm > 0) optim::clip_grad_norm(optimizer.params(), options.clip_grad_norm);
+      if (options.grad_flow_every > 0 && (step + 1) % options.grad_flow_every == 0) {
+        GradFlowRecord record = measure_grad_flow(model, batch.features);
+        record.epoch = epoch + 1;
+        record.step = step + 1;
+        for (Callback* cb : options.callbacks) cb->on_grad_flow(record);
+        history.grad_flow.push_back(std::move(record));
+        model.train();
+      }
+      optimizer.step();
+      ++step;
+      ++m.updates;
+
+      loss_sum += cost_value * static_cast<double>(rows);
+      seen += rows;
+      StepInfo info{.epoch = epoch + 1,
+                    .batch = b,
+                    .num_batches = loader.num_batches(),
+                    .step = step,
+                    .batch_size = rows,
+                    .loss = cost_value};
+      if (classification) {
+        info.accuracy = accuracy(output, batch.targets);
+        correct += info.accuracy * static_cast<double>(rows);
+      }
+      for (Callback* cb : options.callbacks) cb->on_batch_end(info);
+    }
+
+    m.train_loss = loss_sum / static_cast<double>(seen);
+    if (classification) m.train_accuracy = correct / static_cast<double>(seen);
+    if (options.validation) {
+      const Evaluation v = evaluate(model, loss, *options.validation);
+      m.val_loss = v.loss;
+      m.val_accuracy = v.accuracy;
+    }
+    m.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    m.samples_per_second = m.seconds > 0 ? static_cast<double>(seen) / m.seconds : 0.0;
+    history.epochs.push_back(m);
+    history.total_updates = step;
+    if (options.scheduler) options.scheduler->step();
+
+    bool stop = false;
+    for (Callback* cb : options.callbacks) stop = cb->on_epoch_end(m) || stop;
+    if (options.validation) {
+      if (m.val_loss < best_val) {
+        best_val = m.val_loss;
+        history.best_epoch = m.epoch;
+        since_best = 0;
+        if (options.early_stopping_patience > 0 && options.restore_best) best_state = snapshot(model);
+      } else if (options.early_stopping_patience > 0 && ++since_best >= options.early_stopping_patience) {
+        history.stopped_early = true;
+        stop = true;
+      }
+    }
+    if (stop) break;
+  }
+  if (history.stopped_early && options.restore_best && !best_state.empty()) model.load_state_dict(best_state);
+  model.train();
+  for (Callback* cb : options.callbacks) cb->on_train_end(history);
+  return history;
+}
+
+Evaluation evaluate(nn::Module& model, const loss::Loss& loss, const data::TensorDataset& data,
+                    std::int64_t batch_size) {
+  BP_CHECK(batch_size >= 1, ValueError, "evaluate: batch_size must be >= 1, got ", batch_size);
+  Evaluation result;
+  result.examples = data.size();
+  if (data.size() == 0) return result;
+  const bool was_training = model.is_training();
+  model.eval();
+  NoGradGuard no_grad;
+  const bool classification = data.task == data::Task::classification;
+  double loss_sum = 0.0;
+  std::int64_t correct = 0;
+  for (std::int64_t start = 0; start < data.size(); start += batch_size) {
+    const std::int64_t rows = std::min(batch_size, data.size() - start);
+    const Tensor x = narrow(data.features, start, rows);
+    const Tensor y = narrow(data.targets, start, rows);
+    const Tensor out = model(x);
+    loss_sum += loss(out, y).item() * static_cast<double>(rows);
+    if (!classification) continue;
+    const std::int64_t classes = std::max<std::int64_t>(data.num_classes, out.size(1));
+    if (result.confusion.empty())
+      result.confusion.assign(static_cast<std::size_t>(classes), std::vector<std::int64_t>(classes, 0));
+    const Tensor predicted = argmax(out, 1);
+    for (std::int64_t i = 0; i < rows; ++i) {
+      const auto t = static_cast<std::size_t>(y.flat(i));
+      const auto p = static_cast<std::size_t>(predicted.flat(i));
+      correct += t == p;
+      if (t < result.confusion.size() && p < result.confusion.size()) ++result.confusion[t][p];
+    }
+  }
+  result.loss = loss_sum / static_cast<double>(data.size());
+  if (classification) {
+    result.accuracy = static_cast<double>(correct) / static_cast<double>(data.size());
+    for (std::size_t c = 0; c < result.confusion.size(); ++c) {
+      std::int64_t total = 0;
+      for (std::int64_t v : result.confusion[c]) total += v;
+      result.per_class_accuracy.push_back(
+          total ? static_cast<double>(result.confusion[c][c]) / static_cast<double>(total) : kNone);
+    }
+  }
+  model.train(was_training);
+  return result;
+}
+
+Tensor predict(nn::Module& model, const Tensor& features, std::int64_t batch_size) {
+  BP_CHECK(batch_size >= 1, ValueError, "predict: batch_size must be >= 1, got ", batch_size);
+  BP_CHECK(features.dim() == 2, ShapeError, "predict: expected features [N, D], got ", features.shape());
+  const bool was_training = model.is_training();
+  model.eval();
+  NoGradGuard no_grad;
+  Tensors parts;
+  for (std::int64_t start = 0; start < features.size(0); start += batch_size)
+    parts.push_back(model(narrow(features, start, std::min(batch_size, features.size(0) - start))));
+  model.train(was_training);
+  BP_CHECK(!parts.empty(), ValueError, "predict: no rows to predict");
+  return parts.size() == 1 ? parts[0] : concat(parts);
+}
+
+}  // namespace backprop::train
