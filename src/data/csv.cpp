@@ -193,8 +193,11 @@ Table read_table(const std::string& path, char delim, int header, const std::str
   Table t;
   bool named = false;
   if (!special_spec.empty() && header != 0) {
+    // In auto mode only a cell that is not a number can be a column name: with "3,0,1" as the first row, a
+    // target "0" is the index 0, not the column whose first value happens to be 0.
     for (std::int64_t c = 0; c < ncols; ++c)
-      if (first[static_cast<std::size_t>(c)].text == special_spec) {
+      if (first[static_cast<std::size_t>(c)].text == special_spec &&
+          (header == 1 || !parse_number(special_spec))) {
         t.special_col = c;
         named = true;
         break;

@@ -27,16 +27,24 @@ struct CsvOptions {
 };
 
 /// Reads a labelled table. features [N, D] f32 (D = columns - 1), targets [N] f32.
-/// Target column: `target` matched against the header names first, then read as a 0-based index; empty =
-/// last. Header auto-detection: the first row is a header when one of its cells outside the target column is
-/// not a number, or when `target` names one of its cells. Classification: labels are the target cells' text
-/// (surrounding spaces trimmed). Without class_names they are sorted — numerically when every label is a
-/// number ("2" < "10"), else by bytes — and numbered in that order, so the mapping does not depend on row
-/// order. Regression: the target cells must be finite numbers. Throws FileError: cannot open; empty; header
-/// only; a row with a different number of fields than the first (ragged); an empty cell; a cell that is not a
-/// number or is nan/inf; an unknown label (with class_names); an unterminated quote; text after a closing
-/// quote; a target name or index that matches no column; fewer than two columns. Problems with the options (a
-/// target that names no column) are FileErrors too, naming the file.
+///
+/// Target column: `target` is matched against the header names first, then read as a 0-based index;
+/// empty means the last column.
+///
+/// Header auto-detection: the first row is a header when one of its cells outside the target column is not
+/// a number, or when `target` is not a number and names one of its cells. With header = 1 a numeric `target`
+/// also matches a name first (header "0,1,2" with target "1" selects the column named "1").
+///
+/// Classification: labels are the target cells' text (surrounding spaces trimmed). Without class_names they
+/// are sorted, numerically when every label is a number ("2" < "10"), else by bytes, and numbered in that
+/// order, so the mapping does not depend on row order. Regression: the target cells must be finite numbers.
+///
+/// Throws FileError "file:line:column: ..." for: a row with a different number of fields than the first
+/// (ragged); an empty cell; a cell that is not a number, is nan/inf or overflows float32; an empty label; an
+/// unknown label (with class_names); an unterminated quote; text after a closing quote. FileError naming
+/// the file for: cannot open; empty; header only; an HTML page or Git-LFS pointer; a target name or index
+/// that matches no column; fewer than two columns. ValueError for a delimiter that is '"', CR, LF or NUL,
+/// or a header value outside {-1, 0, 1}.
 TensorDataset read_csv(const std::string& path, const CsvOptions& options = {});
 
 /// Reads a table of features only (for predict): every column a number, except `drop_column` (a name or a

@@ -11,10 +11,11 @@
 // as such. Every problem is a FileError naming the file, the byte offset (in the decompressed stream for
 // gzip) and what was expected.
 //
-//   auto train = bp::data::FashionMNIST::load(bp::data::FashionMNIST::default_dir, bp::data::Split::train);
-//   // train.features [60000, 784] f32 in [0, 1]; train.targets [60000] in 0..9; train.class_names[0]
-//   "T-shirt/top" auto quick = bp::data::FashionMNIST::load(dir, bp::data::Split::test, /*limit=*/1000);   //
-//   reads 1000 only
+//   namespace bpd = backprop::data;
+//   auto train = bpd::FashionMNIST::load(bpd::FashionMNIST::default_dir, bpd::Split::train);
+//   // train.features [60000, 784] f32 in [0, 1], train.targets [60000] in 0..9
+//   auto quick = bpd::FashionMNIST::load(bpd::FashionMNIST::default_dir, bpd::Split::test, 1000);
+//   bpd::IdxArray raw = bpd::read_idx("t10k-labels-idx1-ubyte.gz");   // dims {10000}, 10000 bytes
 #pragma once
 
 #include <backprop/data/dataset.hpp>
