@@ -40,8 +40,10 @@ struct NamedTensors {
 inline constexpr std::uint64_t kMaxHeaderBytes = 100'000'000;
 /// The default size limit of read_file: 1 GiB.
 inline constexpr std::size_t kDefaultMaxReadBytes = std::size_t{1} << 30;
-/// The metadata key under which save_safetensors records the data checksum, as "crc32:" + 8 lowercase hex
-/// digits: the CRC-32 (zlib's, the one of gzip and PNG) of the whole data section.
+/// The metadata key under which save_safetensors records a checksum, as "crc32:" + 8 lowercase hex digits: the
+/// CRC-32 (zlib's, the one of gzip and PNG) of every tensor's name, dtype, shape and elements and of the other
+/// metadata, in a canonical order (docs/files.md gives the exact byte stream). A flipped bit anywhere in what
+/// the file means is detected, while a rewrite by another tool that keeps the metadata still verifies.
 inline constexpr const char* kChecksumKey = "backprop.checksum";
 
 /// Writes `data` to `path` in the safetensors format, crash-safely (see write_file_atomic).

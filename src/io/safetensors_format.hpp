@@ -6,7 +6,10 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace backprop::io::detail {
 
@@ -25,6 +28,17 @@ inline constexpr const char* kChecksumPrefix = "crc32:";
 inline const char* safetensors_dtype(DType dt) {
   return dt == DType::f32 ? "F32" : "F64";
 }
+
+/// The checksum backprop records under kChecksumKey: CRC-32 over a canonical byte stream of everything the
+/// file means, independent of how the header is formatted or in which order the data lies (so a file
+/// rewritten by another tool that keeps the metadata still verifies). All integers are u64 little-endian,
+/// strings are their byte length then their bytes:
+///   number of tensors; for each tensor in byte-wise order of names: name, dtype ("F32"/"F64"), rank, each
+///   dimension, the raw elements;
+///   number of metadata entries (kChecksumKey excluded); for each in byte-wise order of keys: key, value.
+/// `tensors` must be defined, with unique names.
+std::uint32_t content_checksum(const std::vector<std::pair<std::string, Tensor>>& tensors,
+                               const std::map<std::string, std::string>& metadata);
 
 inline std::string format_checksum(std::uint32_t crc) {
   char hex[9];

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <backprop/io.hpp>
 #include <cctype>
+#include <cstdio>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -40,6 +41,23 @@ struct DuplicateKey {
   std::size_t depth;
 };
 
+// `text` with every byte outside printable ASCII written as \xNN, so a message quoting a broken header is
+// itself valid text.
+std::string printable(const std::string& text) {
+  std::string out;
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte >= 0x20 && byte < 0x7f) {
+      out += c;
+    } else {
+      char hex[5];
+      std::snprintf(hex, sizeof hex, "\\x%02x", byte);
+      out += hex;
+    }
+  }
+  return out;
+}
+
 // Parses the header, rejecting repeated keys: JSON leaves them undefined and nlohmann keeps only one, so a
 // file could otherwise show one tensor to backprop and another to a different reader.
 json parse_header(const std::string& path, const std::string& text) {
@@ -75,6 +93,7 @@ json parse_header(const std::string& path, const std::string& text) {
     const std::uint64_t at = detail::kLengthBytes + (e.byte > 0 ? e.byte - 1 : 0);
     std::string why = e.what();
     if (const auto bracket = why.find("] "); bracket != std::string::npos) why.erase(0, bracket + 2);
+    why = printable(why);
     fail_at(path, at, "the header is not valid UTF-8 JSON (", why, "); expected one JSON object");
   } catch (const DuplicateKey& d) {
     if (d.depth == 0)
@@ -270,19 +289,18 @@ NamedTensors load_safetensors(const std::string& path) {
             size, " bytes)");
 
   // Only now, with every size proven to fit in the file, are tensors allocated and read.
-  std::uint32_t crc = 0;
   for (const Entry& e : entries) {
     Tensor t = e.elements == 0 ? empty_tensor(e.shape, e.dtype) : Tensor(e.shape, e.dtype);
     file.read_at(data_start + e.begin, t.raw_data(), e.end - e.begin);
-    crc = detail::crc32(crc, t.raw_data(), e.end - e.begin);
     out.tensors.emplace_back(e.name, std::move(t));
   }
   if (checksum) {
     const std::uint32_t recorded = parse_checksum(path, *checksum);
-    if (recorded != crc)
-      fail_at(path, data_start, "checksum mismatch: the data section (bytes ", data_start, " to ", size,
-              ") has ", detail::format_checksum(crc), " but the header records ",
-              detail::format_checksum(recorded), "; the file is corrupt");
+    const std::uint32_t actual = detail::content_checksum(out.tensors, out.metadata);
+    if (recorded != actual)
+      fail_header(path, "checksum mismatch: the names, shapes, metadata and data (bytes ", data_start, " to ",
+                  size, ") have ", detail::format_checksum(actual), " but the header records ",
+                  detail::format_checksum(recorded), "; the file is corrupt");
   }
   for (std::size_t i = 0; i < entries.size(); ++i) {
     const Tensor& t = out.tensors[i].second;

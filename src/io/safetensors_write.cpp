@@ -38,7 +38,6 @@ void save_safetensors(const std::string& path, const NamedTensors& data) {
   std::vector<std::string_view> parts(1);         // parts[0] becomes the length and the header
   std::set<std::string_view> seen;
   std::uint64_t offset = 0;
-  std::uint32_t crc = 0;
   for (std::size_t i = 0; i < data.tensors.size(); ++i) {
     const auto& [name, t] = data.tensors[i];
     BP_CHECK(name != detail::kMetadataKey, ValueError, who, ": tensor ", i, " is named '",
@@ -54,12 +53,11 @@ void save_safetensors(const std::string& path, const NamedTensors& data) {
                     {"shape", t.shape()},
                     {"data_offsets", {offset, offset + nbytes}}};
     parts.emplace_back(static_cast<const char*>(t.raw_data()), nbytes);
-    crc = detail::crc32(crc, t.raw_data(), nbytes);
     offset += nbytes;
   }
   json& metadata = header[detail::kMetadataKey];
   for (const auto& [key, value] : data.metadata) metadata[key] = value;
-  metadata[kChecksumKey] = detail::format_checksum(crc);
+  metadata[kChecksumKey] = detail::format_checksum(detail::content_checksum(data.tensors, data.metadata));
 
   std::string head(detail::kLengthBytes, '\0');
   try {

@@ -21,11 +21,12 @@ namespace fs = std::filesystem;
 /// A fresh directory for one test, removed afterwards.
 class ScratchDir {
  public:
-  ScratchDir() {
+  /// Under the system's temporary directory, or under `base` (the fuzz tests use the memory file system
+  /// /dev/shm when there is one, since they create thousands of files).
+  explicit ScratchDir(const fs::path& base = fs::temp_directory_path()) {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() /
-           ("backprop_io_" + std::to_string(::getpid()) + "_" +
-            (info ? std::string(info->test_suite_name()) + "." + info->name() : "x"));
+    dir_ = base / ("backprop_io_" + std::to_string(::getpid()) + "_" +
+                   (info ? std::string(info->test_suite_name()) + "." + info->name() : "x"));
     fs::remove_all(dir_);
     fs::create_directories(dir_);
   }
@@ -52,6 +53,10 @@ class ScratchDir {
 };
 
 inline void write_bytes(const std::string& path, const std::string& bytes) {
+  // A new file rather than a truncated one: ext4 flushes a truncated-and-rewritten file to disk on close,
+  // which would make the thousands of writes of the fuzz test slow.
+  std::error_code ec;
+  fs::remove(path, ec);
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   ASSERT_TRUE(out.good()) << "cannot write " << path;
@@ -81,6 +86,12 @@ inline std::string f64_bytes(const std::vector<double>& values) {
   std::string out(values.size() * sizeof(double), '\0');
   if (!values.empty()) std::memcpy(out.data(), values.data(), out.size());
   return out;
+}
+
+/// /dev/shm if it is a directory, else the system's temporary directory.
+inline fs::path fast_temp_directory() {
+  std::error_code ec;
+  return fs::is_directory("/dev/shm", ec) ? fs::path("/dev/shm") : fs::temp_directory_path();
 }
 
 /// True if both tensors have the same shape, dtype and bits.
