@@ -1,0 +1,224 @@
+// One row per differentiable op. Inputs are kept away from the op's kinks (|x| at 0 for abs and relu, the
+// bounds of clamp) so central differences do not straddle a corner; ops defined only for positive inputs draw
+// from a positive range.
+#include "ops/op_table.hpp"
+
+#include <cmath>
+
+namespace optest {
+
+namespace {
+
+using T = bp::Tensor;
+using Ts = bp::Tensors;
+
+InputSpec in(bp::Shape shape, double lo = -1.0, double hi = 1.0) {
+  return {.shape = std::move(shape), .lo = lo, .hi = hi};
+}
+InputSpec away_from(bp::Shape shape, std::vector<double> kinks) {
+  return {.shape = std::move(shape), .lo = -1.0, .hi = 1.0, .kinks = std::move(kinks)};
+}
+
+/// A fixed 0/1 mask for masked_scale, in the dtype of the tensor it is applied to.
+T mask_like(const T& x) {
+  std::vector<double> m(static_cast<std::size_t>(x.numel()));
+  for (std::size_t i = 0; i < m.size(); ++i) m[i] = (i * 7 + 3) % 5 < 3 ? 1.0 : 0.0;
+  return bp::from_vector(m, x.shape(), x.dtype());
+}
+
+std::vector<OpCase> build() {
+  std::vector<OpCase> t;
+  auto add = [&t](OpCase c) { t.push_back(std::move(c)); };
+
+  // ---- binary, broadcasting
+  // ----------------------------------------------------------------------------------
+  add({"add", [](const Ts& x) { return bp::add(x[0], x[1]); }, {in({2, 3}), in({2, 3})}});
+  add({"add_bcast_3x1x4_2x1", [](const Ts& x) { return x[0] + x[1]; }, {in({3, 1, 4}), in({2, 1})}});
+  add({"add_bcast_rank0", [](const Ts& x) { return x[0] + x[1]; }, {in({}), in({2, 3})}});
+  add({"add_bcast_col_row", [](const Ts& x) { return x[0] + x[1]; }, {in({4, 1}), in({1, 3})}});
+  add({"sub", [](const Ts& x) { return bp::sub(x[0], x[1]); }, {in({2, 3}), in({2, 3})}});
+  add({"sub_bcast_row", [](const Ts& x) { return x[0] - x[1]; }, {in({2, 3}), in({3})}});
+  add({"sub_bcast_rank0", [](const Ts& x) { return x[0] - x[1]; }, {in({2, 2}), in({})}});
+  add({"mul", [](const Ts& x) { return bp::mul(x[0], x[1]); }, {in({2, 3}), in({2, 3})}});
+  add({"mul_bcast_3x1x4_2x1", [](const Ts& x) { return x[0] * x[1]; }, {in({3, 1, 4}), in({2, 1})}});
+  add({"mul_bcast_col_row", [](const Ts& x) { return x[0] * x[1]; }, {in({4, 1}), in({1, 3})}});
+  add({"mul_bcast_rank0", [](const Ts& x) { return x[0] * x[1]; }, {in({}), in({3})}});
+  add({"mul_same_tensor", [](const Ts& x) { return x[0] * x[0]; }, {in({5})}});
+  add({"div", [](const Ts& x) { return bp::div(x[0], x[1]); }, {in({2, 3}), in({2, 3}, 0.5, 2.0)}});
+  add({"div_bcast_3x1x4_2x1",
+       [](const Ts& x) { return x[0] / x[1]; },
+       {in({3, 1, 4}), in({2, 1}, 0.5, 2.0)}});
+  add({"div_bcast_rank0", [](const Ts& x) { return x[0] / x[1]; }, {in({2, 3}), in({}, 0.5, 2.0)}});
+  add({"maximum", [](const Ts& x) { return bp::maximum(x[0], x[1]); }, {in({3, 4}), in({3, 4})}});
+  add({"maximum_bcast", [](const Ts& x) { return bp::maximum(x[0], x[1]); }, {in({3, 1}), in({1, 4})}});
+
+  // ---- with a scalar
+  // -------------------------------------------------------------------------------------------
+  add({"add_scalar", [](const Ts& x) { return bp::add(x[0], 1.5); }, {in({2, 3})}});
+  add({"mul_scalar", [](const Ts& x) { return bp::mul(x[0], -2.5); }, {in({2, 3})}});
+  add({"rsub_scalar", [](const Ts& x) { return 2.0 - x[0]; }, {in({2, 3})}});
+  add({"rdiv_scalar", [](const Ts& x) { return 3.0 / x[0]; }, {in({2, 3}, 0.5, 2.0)}});
+  add({"div_by_scalar", [](const Ts& x) { return x[0] / 4.0; }, {in({2, 3})}});
+  add({"sub_scalar", [](const Ts& x) { return x[0] - 0.5; }, {in({2, 3})}});
+
+  // ---- unary
+  // ----------------------------------------------------------------------------------------------------
+  add({"neg", [](const Ts& x) { return -x[0]; }, {in({2, 3})}});
+  add({"exp", [](const Ts& x) { return bp::exp(x[0]); }, {in({2, 3})}});
+  add({"log", [](const Ts& x) { return bp::log(x[0]); }, {in({2, 3}, 0.2, 2.0)}});
+  add({"pow_3", [](const Ts& x) { return bp::pow(x[0], 3.0); }, {in({2, 3})}});
+  add({"pow_2", [](const Ts& x) { return bp::pow(x[0], 2.0); }, {in({2, 3})}});
+  add({"pow_1", [](const Ts& x) { return bp::pow(x[0], 1.0); }, {in({2, 3})}});
+  add({"pow_half", [](const Ts& x) { return bp::pow(x[0], 0.5); }, {in({2, 3}, 0.2, 2.0)}});
+  add({"pow_neg_1_5", [](const Ts& x) { return bp::pow(x[0], -1.5); }, {in({2, 3}, 0.3, 2.0)}});
+  add({"sqrt", [](const Ts& x) { return bp::sqrt(x[0]); }, {in({2, 3}, 0.2, 2.0)}});
+  add({"abs", [](const Ts& x) { return bp::abs(x[0]); }, {away_from({2, 3}, {0.0})}});
+  add({"mul_sign", [](const Ts& x) { return x[0] * bp::sign(x[0]); }, {away_from({2, 3}, {0.0})}});
+  add({"clamp", [](const Ts& x) { return bp::clamp(x[0], -0.5, 0.5); }, {away_from({3, 4}, {-0.5, 0.5})}});
+  add({"sigmoid", [](const Ts& x) { return bp::sigmoid(x[0]); }, {in({2, 3}, -3.0, 3.0)}});
+  add({"tanh", [](const Ts& x) { return bp::tanh(x[0]); }, {in({2, 3}, -2.0, 2.0)}});
+  add({"relu", [](const Ts& x) { return bp::relu(x[0]); }, {away_from({3, 4}, {0.0})}});
+  add({"leaky_relu", [](const Ts& x) { return bp::leaky_relu(x[0], 0.1); }, {away_from({3, 4}, {0.0})}});
+  add({"masked_scale",
+       [](const Ts& x) { return bp::masked_scale(x[0], mask_like(x[0]), 1.25); },
+       {in({3, 4})}});
+
+  // ---- reductions
+  // -----------------------------------------------------------------------------------------------
+  add({"sum", [](const Ts& x) { return bp::sum(x[0]); }, {in({3, 4})}});
+  add({"sum_axis0", [](const Ts& x) { return bp::sum(x[0], 0); }, {in({3, 4})}});
+  add({"sum_axis_last_keepdim", [](const Ts& x) { return bp::sum(x[0], -1, true); }, {in({2, 3, 4})}});
+  add({"sum_axis1_of_3d", [](const Ts& x) { return bp::sum(x[0], 1); }, {in({2, 3, 4})}});
+  add({"mean", [](const Ts& x) { return bp::mean(x[0]); }, {in({3, 4})}});
+  add({"mean_axis1", [](const Ts& x) { return bp::mean(x[0], 1); }, {in({3, 4})}});
+  add({"mean_axis0_keepdim", [](const Ts& x) { return bp::mean(x[0], 0, true); }, {in({3, 4})}});
+  add({"max_axis1", [](const Ts& x) { return bp::max(x[0], 1); }, {in({3, 4})}});
+  add({"max_axis0_keepdim", [](const Ts& x) { return bp::max(x[0], 0, true); }, {in({3, 4})}});
+  add({"max_axis1_of_3d", [](const Ts& x) { return bp::max(x[0], 1); }, {in({2, 3, 4})}});
+  add({"sum_to", [](const Ts& x) { return bp::sum_to(x[0], {3, 1}); }, {in({2, 3, 4})}});
+  add({"sum_to_scalar", [](const Ts& x) { return bp::sum_to(x[0], {}); }, {in({2, 3})}});
+  add({"broadcast_to", [](const Ts& x) { return bp::broadcast_to(x[0], {2, 3, 4}); }, {in({3, 1})}});
+  add({"broadcast_to_from_rank0", [](const Ts& x) { return bp::broadcast_to(x[0], {2, 3}); }, {in({})}});
+  add({"tensor_sum_method", [](const Ts& x) { return x[0].sum(); }, {in({2, 3})}});
+  add({"tensor_mean_method", [](const Ts& x) { return x[0].mean(); }, {in({2, 3})}});
+
+  // ---- linear algebra
+  // -------------------------------------------------------------------------------------------
+  add({"matmul", [](const Ts& x) { return bp::matmul(x[0], x[1]); }, {in({3, 4}), in({4, 2})}});
+  add({"mm_nn", [](const Ts& x) { return bp::mm(x[0], x[1], false, false); }, {in({3, 4}), in({4, 2})}});
+  add({"mm_tn", [](const Ts& x) { return bp::mm(x[0], x[1], true, false); }, {in({4, 3}), in({4, 2})}});
+  add({"mm_nt", [](const Ts& x) { return bp::mm(x[0], x[1], false, true); }, {in({3, 4}), in({2, 4})}});
+  add({"mm_tt", [](const Ts& x) { return bp::mm(x[0], x[1], true, true); }, {in({4, 3}), in({2, 4})}});
+  add({"matmul_batched", [](const Ts& x) { return bp::matmul(x[0], x[1]); }, {in({2, 3, 4}), in({2, 4, 2})}});
+  add({"mm_batched_tn",
+       [](const Ts& x) { return bp::mm(x[0], x[1], true, false); },
+       {in({2, 4, 3}), in({2, 4, 2})}});
+  add({"mm_batched_nt",
+       [](const Ts& x) { return bp::mm(x[0], x[1], false, true); },
+       {in({2, 3, 4}), in({2, 2, 4})}});
+  add({"mm_batched_tt",
+       [](const Ts& x) { return bp::mm(x[0], x[1], true, true); },
+       {in({2, 4, 3}), in({2, 2, 4})}});
+  add({"linear",
+       [](const Ts& x) { return bp::linear(x[0], x[1], x[2]); },
+       {in({4, 3}), in({2, 3}), in({2})}});
+  add({"linear_no_bias", [](const Ts& x) { return bp::linear(x[0], x[1]); }, {in({4, 3}), in({2, 3})}});
+  add({"linear_constant_input",
+       [](const Ts& x) { return bp::linear(x[0], x[1], x[2]); },
+       {{.shape = {4, 3}, .requires_grad = false}, in({2, 3}), in({2})}});
+  add({"transpose", [](const Ts& x) { return bp::transpose(x[0]); }, {in({3, 4})}});
+  add({"tensor_t_method", [](const Ts& x) { return x[0].t(); }, {in({2, 5})}});
+
+  // ---- shape
+  // ----------------------------------------------------------------------------------------------------
+  add({"reshape", [](const Ts& x) { return bp::reshape(x[0], {3, -1}); }, {in({2, 6})}});
+  add({"tensor_view_method", [](const Ts& x) { return x[0].view({-1}); }, {in({2, 3})}});
+  add({"to_dtype_round_trip",
+       [](const Ts& x) { return bp::to_dtype(bp::to_dtype(x[0], bp::f32) * 3.0, bp::f64); },
+       {in({2, 3})},
+       /*tol=*/1e-3,
+       /*eps=*/1e-3});
+  add({"tensor_to_method",
+       [](const Ts& x) { return x[0].to(bp::f32).to(bp::f64); },
+       {in({4})},
+       /*tol=*/1e-3,
+       /*eps=*/1e-3});
+  add({"clone", [](const Ts& x) { return x[0].clone() * x[0]; }, {in({2, 3})}});
+  add({"narrow", [](const Ts& x) { return bp::narrow(x[0], 1, 2); }, {in({4, 3})}});
+  add({"narrow_3d", [](const Ts& x) { return bp::narrow(x[0], 0, 1); }, {in({2, 2, 3})}});
+  add({"index_select_repeats",
+       [](const Ts& x) {
+         return bp::index_select(x[0], {2, 0, 2, 3});
+       },
+       {in({4, 3})}});
+  add({"concat",
+       [](const Ts& x) {
+         return bp::concat({x[0], x[1], x[2]});
+       },
+       {in({2, 3}), in({1, 3}), in({3, 3})}});
+  add({"concat_partly_constant",
+       [](const Ts& x) {
+         return bp::concat({x[0], x[1]});
+       },
+       {in({2, 2}), {.shape = {1, 2}, .requires_grad = false}}});
+
+  // ---- neural-network functions
+  // ---------------------------------------------------------------------------------
+  add({"softmax_last", [](const Ts& x) { return bp::softmax(x[0], -1); }, {in({3, 4}, -2.0, 2.0)}});
+  add({"softmax_axis0", [](const Ts& x) { return bp::softmax(x[0], 0); }, {in({3, 4}, -2.0, 2.0)}});
+  add({"softmax_middle_of_3d", [](const Ts& x) { return bp::softmax(x[0], 1); }, {in({2, 3, 2}, -2.0, 2.0)}});
+  add({"log_softmax_last", [](const Ts& x) { return bp::log_softmax(x[0], -1); }, {in({3, 4}, -2.0, 2.0)}});
+  add({"log_softmax_axis0", [](const Ts& x) { return bp::log_softmax(x[0], 0); }, {in({3, 4}, -2.0, 2.0)}});
+
+  // ---- compositions the engine must get right: shared subexpressions, a dense layer and its cost
+  // ---------------
+  add({"dense_sigmoid_mse",
+       [](const Ts& x) {
+         const T a = bp::sigmoid(bp::linear(x[0], x[1], x[2]));
+         return bp::mean(bp::pow(a - x[3], 2.0)) * 0.5;
+       },
+       {in({4, 3}), in({2, 3}), in({2}), {.shape = {4, 2}, .lo = 0.0, .hi = 1.0, .requires_grad = false}}});
+  add({"cross_entropy",
+       [](const Ts& x) {
+         const T onehot = bp::one_hot(bp::tensor({2, 0, 1}), 4, x[0].dtype());
+         return bp::mean(-bp::sum(onehot * bp::log_softmax(x[0], 1), 1));
+       },
+       {in({3, 4}, -2.0, 2.0)}});
+  add({"shared_subexpression",
+       [](const Ts& x) {
+         const T h = bp::tanh(x[0]);
+         return h * bp::exp(h) + h;  // h reaches the output along three paths
+       },
+       {in({2, 3})}});
+  return t;
+}
+
+}  // namespace
+
+const std::vector<OpCase>& op_table() {
+  static const std::vector<OpCase> table = build();
+  return table;
+}
+
+bp::Tensors make_inputs(const OpCase& c, bp::DType dtype, bp::Generator& gen) {
+  bp::Tensors xs;
+  for (const InputSpec& s : c.inputs) {
+    std::vector<double> v(static_cast<std::size_t>(bp::numel(s.shape)));
+    for (double& e : v) {
+      auto near_kink = [&](double x) {
+        for (double k : s.kinks)
+          if (std::abs(x - k) < 0.05) return true;
+        return false;
+      };
+      do e = gen.uniform(s.lo, s.hi);
+      while (near_kink(e));
+    }
+    bp::Tensor x = bp::from_vector(v, s.shape, dtype);
+    if (s.shape.empty()) x = x.reshape({});  // from_vector treats an empty shape as 1-D
+    if (s.requires_grad) x.requires_grad_();
+    xs.push_back(x);
+  }
+  return xs;
+}
+
+}  // namespace optest
