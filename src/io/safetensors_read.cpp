@@ -58,12 +58,20 @@ std::string printable(const std::string& text) {
   return out;
 }
 
+constexpr int kMaxHeaderDepth = 8;
+struct TooDeep {};
+
 // Parses the header, rejecting repeated keys: JSON leaves them undefined and nlohmann keeps only one, so a
 // file could otherwise show one tensor to backprop and another to a different reader.
 json parse_header(const std::string& path, const std::string& text) {
   std::vector<std::set<std::string>> keys_of_open_objects;
   std::vector<std::string> last_key;  // last_key[d]: the key being read at depth d
-  const json::parser_callback_t callback = [&](int, json::parse_event_t event, json& parsed) {
+  const json::parser_callback_t callback = [&](int depth, json::parse_event_t event, json& parsed) {
+    // A valid header nests 3 deep (header, entry, shape). Deeper input is refused at once, so a header of a
+    // million '[' cannot make the parser build a million nested arrays.
+    if ((event == json::parse_event_t::object_start || event == json::parse_event_t::array_start) &&
+        depth >= kMaxHeaderDepth)
+      throw TooDeep{};
     switch (event) {
       case json::parse_event_t::object_start:
         keys_of_open_objects.emplace_back();
@@ -95,6 +103,9 @@ json parse_header(const std::string& path, const std::string& text) {
     if (const auto bracket = why.find("] "); bracket != std::string::npos) why.erase(0, bracket + 2);
     why = printable(why);
     fail_at(path, at, "the header is not valid UTF-8 JSON (", why, "); expected one JSON object");
+  } catch (const TooDeep&) {
+    fail_header(path, "JSON nested more than ", kMaxHeaderDepth,
+                " levels deep; a safetensors header needs 3");
   } catch (const DuplicateKey& d) {
     if (d.depth == 0)
       fail_header(path, "the name '", d.key, "' appears twice; each tensor name must be unique");

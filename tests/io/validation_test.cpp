@@ -84,6 +84,14 @@ TEST_F(Validation, HeaderNotUtf8) {
   expect_rejected(raw_file(R"({"\ud800":{}})"), {"not valid UTF-8 JSON"});       // a lone escaped surrogate
 }
 
+TEST_F(Validation, HeaderNestedTooDeep) {
+  expect_rejected(raw_file(std::string(100000, '[')), {"header: JSON nested more than 8 levels deep"});
+  expect_rejected(raw_file(R"({"w":{"dtype":"F32","shape":[[[[[[[[1]]]]]]]],"data_offsets":[0,4]}})"),
+                  {"nested more than 8 levels"});
+  expect_rejected(raw_file(R"({"w":{"dtype":"F32","shape":[[1]],"data_offsets":[0,4]}})"),
+                  {"tensor 'w'", "shape entry 0 is [1], expected a non-negative integer"});
+}
+
 TEST_F(Validation, HeaderNotAnObject) {
   expect_rejected(raw_file("[1, 2]"), {"byte 8", "the header is a JSON array, expected an object"});
   expect_rejected(raw_file("\"w\""), {"the header is a JSON string, expected an object"});
