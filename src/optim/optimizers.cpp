@@ -8,15 +8,16 @@
 
 #include "kernels/kernels.hpp"
 #include "kernels/parallel.hpp"
+#include "optim/update_kernels.hpp"
 
 namespace backprop::optim {
 
 namespace {
+// Runs f(offset, count) over contiguous chunks of [0, n), on several threads for large tensors.
 template <class F>
-void for_each_element(std::int64_t n, F&& f) {
-  kernels::parallel_range(n, kernels::kParallelThreshold, [&](std::int64_t b, std::int64_t e) {
-    for (std::int64_t j = b; j < e; ++j) f(j);
-  });
+void for_chunks(std::int64_t n, F&& f) {
+  backprop::kernels::parallel_range(n, backprop::kernels::kParallelThreshold,
+                                    [&](std::int64_t b, std::int64_t e) { f(b, e - b); });
 }
 
 void check_non_negative(const char* who, const char* name, double v) {
@@ -61,17 +62,18 @@ void SGD::step() {
       T* wp = w.data<T>();
       const T* gp = g.data<T>();
       T* bp = use_momentum ? buf.data<T>() : nullptr;
-      const T lr = static_cast<T>(this->lr()), wd = static_cast<T>(o.weight_decay), mu = static_cast<T>(o.momentum),
-              damp = static_cast<T>(1.0 - o.dampening);
-      const bool nesterov = o.nesterov;
-      for_each_element(w.numel(), [&](std::int64_t j) {
-        T d = gp[j] + wd * wp[j];
-        if (bp) {
-          const T b = first ? d : mu * bp[j] + damp * d;
-          bp[j] = b;
-          d = nesterov ? d + mu * b : b;
+      const kernels::SgdCoeffs<T> c{.lr = static_cast<T>(lr()),
+                                    .weight_decay = static_cast<T>(o.weight_decay),
+                                    .momentum = static_cast<T>(o.momentum),
+                                    .one_minus_dampening = static_cast<T>(1.0 - o.dampening)};
+      for_chunks(w.numel(), [&](std::int64_t at, std::int64_t n) {
+        if (!use_momentum) return kernels::sgd_plain(wp + at, gp + at, n, c);
+        if (first) {
+          if (o.nesterov) return kernels::sgd_momentum<T, true, true>(wp + at, gp + at, bp + at, n, c);
+          return kernels::sgd_momentum<T, true, false>(wp + at, gp + at, bp + at, n, c);
         }
-        wp[j] -= lr * d;
+        if (o.nesterov) return kernels::sgd_momentum<T, false, true>(wp + at, gp + at, bp + at, n, c);
+        return kernels::sgd_momentum<T, false, false>(wp + at, gp + at, bp + at, n, c);
       });
     });
   }
@@ -127,18 +129,17 @@ void Adam::step() {
       const T* gp = g.data<T>();
       T* mp = m.data<T>();
       T* vp = v.data<T>();
-      const T b1 = static_cast<T>(o.beta1), b2 = static_cast<T>(o.beta2), eps = static_cast<T>(o.eps);
-      const T one_b1 = static_cast<T>(1.0 - o.beta1), one_b2 = static_cast<T>(1.0 - o.beta2);
-      const T l2 = static_cast<T>(decoupled_ ? 0.0 : o.weight_decay);
-      const T shrink = static_cast<T>(decoupled_ ? 1.0 - lr() * o.weight_decay : 1.0);
-      const T step_size = static_cast<T>(lr() / bc1), bc2s = static_cast<T>(bc2_sqrt);
-      for_each_element(w.numel(), [&](std::int64_t j) {
-        const T d = gp[j] + l2 * wp[j];
-        const T mj = b1 * mp[j] + one_b1 * d;
-        const T vj = b2 * vp[j] + one_b2 * d * d;
-        mp[j] = mj;
-        vp[j] = vj;
-        wp[j] = wp[j] * shrink - step_size * mj / (std::sqrt(vj) / bc2s + eps);
+      const kernels::AdamCoeffs<T> c{.beta1 = static_cast<T>(o.beta1),
+                                     .beta2 = static_cast<T>(o.beta2),
+                                     .one_minus_beta1 = static_cast<T>(1.0 - o.beta1),
+                                     .one_minus_beta2 = static_cast<T>(1.0 - o.beta2),
+                                     .l2 = static_cast<T>(decoupled_ ? 0.0 : o.weight_decay),
+                                     .shrink = static_cast<T>(decoupled_ ? 1.0 - lr() * o.weight_decay : 1.0),
+                                     .step_size = static_cast<T>(lr() / bc1),
+                                     .bias2_sqrt = static_cast<T>(bc2_sqrt),
+                                     .eps = static_cast<T>(o.eps)};
+      for_chunks(w.numel(), [&](std::int64_t at, std::int64_t n) {
+        kernels::adam(wp + at, gp + at, mp + at, vp + at, n, c);
       });
     });
   }
@@ -182,26 +183,19 @@ void RMSprop::step() {
       T* sp = sq.data<T>();
       T* bp = buf.defined() ? buf.data<T>() : nullptr;
       T* ap = ga.defined() ? ga.data<T>() : nullptr;
-      const T lr = static_cast<T>(this->lr()), alpha = static_cast<T>(o.alpha),
-              one_alpha = static_cast<T>(1.0 - o.alpha), eps = static_cast<T>(o.eps),
-              wd = static_cast<T>(o.weight_decay), mu = static_cast<T>(o.momentum);
-      for_each_element(w.numel(), [&](std::int64_t j) {
-        const T d = gp[j] + wd * wp[j];
-        const T s = alpha * sp[j] + one_alpha * d * d;
-        sp[j] = s;
-        T var = s;
-        if (ap) {
-          const T a = alpha * ap[j] + one_alpha * d;
-          ap[j] = a;
-          var = s - a * a;
-        }
-        const T step = d / (std::sqrt(var) + eps);
-        if (bp) {
-          bp[j] = mu * bp[j] + step;
-          wp[j] -= lr * bp[j];
-        } else {
-          wp[j] -= lr * step;
-        }
+      const kernels::RmspropCoeffs<T> c{.lr = static_cast<T>(lr()),
+                                        .alpha = static_cast<T>(o.alpha),
+                                        .one_minus_alpha = static_cast<T>(1.0 - o.alpha),
+                                        .eps = static_cast<T>(o.eps),
+                                        .weight_decay = static_cast<T>(o.weight_decay),
+                                        .momentum = static_cast<T>(o.momentum)};
+      for_chunks(w.numel(), [&](std::int64_t at, std::int64_t n) {
+        T* a = ap ? ap + at : nullptr;
+        T* b = bp ? bp + at : nullptr;
+        if (a && b) return kernels::rmsprop<T, true, true>(wp + at, gp + at, sp + at, a, b, n, c);
+        if (a) return kernels::rmsprop<T, true, false>(wp + at, gp + at, sp + at, a, b, n, c);
+        if (b) return kernels::rmsprop<T, false, true>(wp + at, gp + at, sp + at, a, b, n, c);
+        return kernels::rmsprop<T, false, false>(wp + at, gp + at, sp + at, a, b, n, c);
       });
     });
   }
@@ -246,23 +240,12 @@ void Rprop::step() {
       const T* gp = g.data<T>();
       T* pp = prev.data<T>();
       T* sp = size.data<T>();
-      const T up = static_cast<T>(o.eta_plus), down = static_cast<T>(o.eta_minus);
-      const T lo = static_cast<T>(o.step_min), hi = static_cast<T>(o.step_max);
-      for_each_element(w.numel(), [&](std::int64_t j) {
-        T d = gp[j];
-        const T agree = d * pp[j];
-        T s = sp[j];
-        if (agree > T(0)) {
-          s = std::min(s * up, hi);
-        } else if (agree < T(0)) {
-          s = std::max(s * down, lo);
-          d = T(0);
-        } else {
-          s = std::min(std::max(s, lo), hi);
-        }
-        sp[j] = s;
-        wp[j] -= T((d > T(0)) - (d < T(0))) * s;
-        pp[j] = d;
+      const kernels::RpropCoeffs<T> c{.eta_plus = static_cast<T>(o.eta_plus),
+                                      .eta_minus = static_cast<T>(o.eta_minus),
+                                      .step_min = static_cast<T>(o.step_min),
+                                      .step_max = static_cast<T>(o.step_max)};
+      for_chunks(w.numel(), [&](std::int64_t at, std::int64_t n) {
+        kernels::rprop(wp + at, gp + at, pp + at, sp + at, n, c);
       });
     });
   }

@@ -396,3 +396,24 @@ TEST(ClipGradNorm, ScalesToMaxNormAndReturnsTheNormBefore) {
   EXPECT_THAT([&] { bp::optim::clip_grad_norm({a}, 0.0); },
               ::testing::ThrowsMessage<bp::ValueError>(HasSubstr("max_norm must be > 0, got 0")));
 }
+
+// Large tensors are updated in chunks on several threads; the result must not depend on the thread count.
+TEST(Optimizers, LargeTensorsAreThreadCountIndependent) {
+  const int threads_before = bp::get_num_threads();
+  for (const auto& c : cases()) {
+    std::vector<bp::Tensor> results;
+    for (int threads : {1, 2}) {
+      bp::set_num_threads(threads);
+      bp::Generator gen(5);
+      bp::Tensor w = bp::randn({300, 250}, gen).requires_grad_();
+      auto opt = c.make({w});
+      for (int t = 0; t < 3; ++t) {
+        w.set_grad(bp::randn({300, 250}, gen));
+        opt->step();
+      }
+      results.push_back(w.detach());
+    }
+    EXPECT_EQ(bp::max_abs_diff(results[0], results[1]), 0.0) << c.name;
+  }
+  bp::set_num_threads(threads_before);
+}
