@@ -3,6 +3,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <backprop/error.hpp>
@@ -22,7 +23,9 @@ class TempDir {
  public:
   TempDir() {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    std::string name = std::string("backprop_data_") + info->test_suite_name() + "_" + info->name();
+    // The process id keeps two builds' test runs (or two ctest jobs) out of each other's files.
+    std::string name = std::string("backprop_data_") + info->test_suite_name() + "_" + info->name() + "_" +
+                       std::to_string(::getpid());
     path_ = std::filesystem::temp_directory_path() / name;
     std::filesystem::remove_all(path_);
     std::filesystem::create_directories(path_);

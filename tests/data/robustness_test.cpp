@@ -70,8 +70,8 @@ TEST(Robustness, DamagedIdxFiles) {
   for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<std::uint8_t>(i * 37);
   const Bytes raw = idx_bytes({3, 5, 5}, data);
   auto read = [](const std::string& p) { bpd::read_idx(p); };
-  survive_damage(raw, dir.file("raw.idx"), 1, 300, read);
-  survive_damage(gzip_bytes(raw), dir.file("z.gz"), 2, 300, read);
+  survive_damage(raw, dir.file("raw.idx"), 1, 200, read);
+  survive_damage(gzip_bytes(raw), dir.file("z.gz"), 2, 200, read);
 }
 
 TEST(Robustness, DamagedCsvFiles) {
@@ -79,7 +79,7 @@ TEST(Robustness, DamagedCsvFiles) {
   const std::string text =
       "\xef\xbb\xbfx,\"y\",label\r\n1.5,2,\"a,b\"\r\n-3e2,4,c\r\n5,6,\"d \"\"q\"\"\"\r\n";
   const Bytes good(text.begin(), text.end());
-  survive_damage(good, dir.file("t.csv"), 3, 400, [](const std::string& p) { bpd::read_csv(p); });
-  survive_damage(good, dir.file("f.csv"), 4, 400,
+  survive_damage(good, dir.file("t.csv"), 3, 250, [](const std::string& p) { bpd::read_csv(p); });
+  survive_damage(good, dir.file("f.csv"), 4, 250,
                  [](const std::string& p) { bpd::read_csv_features(p, ',', -1, "2"); });
 }
