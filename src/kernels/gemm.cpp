@@ -1,11 +1,34 @@
 // Matrix products through CBLAS (OpenBLAS). Transposes are passed to BLAS as flags, never materialised.
-#include "kernels/kernels.hpp"
-
 #include <cblas.h>
 
+#include <algorithm>
+#include <backprop/threads.hpp>
 #include <cstring>
 
+#include "kernels/kernels.hpp"
+
 namespace backprop::kernels {
+
+namespace {
+
+void blas_call(DType dtype, CBLAS_TRANSPOSE opa, CBLAS_TRANSPOSE opb, int m, int n, int k, double alpha,
+               const void* a, int lda, const void* b, int ldb, double beta, void* c, int ldc) {
+  if (dtype == f32) {
+    cblas_sgemm(CblasRowMajor, opa, opb, m, n, k, static_cast<float>(alpha), static_cast<const float*>(a),
+                lda, static_cast<const float*>(b), ldb, static_cast<float>(beta), static_cast<float*>(c),
+                ldc);
+  } else {
+    cblas_dgemm(CblasRowMajor, opa, opb, m, n, k, alpha, static_cast<const double*>(a), lda,
+                static_cast<const double*>(b), ldb, beta, static_cast<double*>(c), ldc);
+  }
+}
+
+// Products smaller than this (per thread) run on one thread, in one BLAS call.
+constexpr std::int64_t kParallelGemmWork = 64 * 64 * 64;
+// Row blocks are multiples of this, so every block starts on a whole register tile of the BLAS kernel.
+constexpr std::int64_t kRowAlign = 16;
+
+}  // namespace
 
 void gemm_raw(DType dtype, const void* a, std::int64_t lda, bool ta, const void* b, std::int64_t ldb, bool tb,
               void* c, std::int64_t m, std::int64_t n, std::int64_t k, double alpha, double beta) {
@@ -20,14 +43,29 @@ void gemm_raw(DType dtype, const void* a, std::int64_t lda, bool ta, const void*
     });
     return;
   }
-  const auto M = static_cast<int>(m), N = static_cast<int>(n), K = static_cast<int>(k);
-  if (dtype == f32) {
-    cblas_sgemm(CblasRowMajor, opa, opb, M, N, K, static_cast<float>(alpha), static_cast<const float*>(a),
-                static_cast<int>(lda), static_cast<const float*>(b), static_cast<int>(ldb), static_cast<float>(beta),
-                static_cast<float*>(c), N);
-  } else {
-    cblas_dgemm(CblasRowMajor, opa, opb, M, N, K, alpha, static_cast<const double*>(a), static_cast<int>(lda),
-                static_cast<const double*>(b), static_cast<int>(ldb), beta, static_cast<double*>(c), N);
+  // BLAS itself always runs on one thread (see threads.cpp); the parallelism is ours: the rows of C are split
+  // into blocks, one single-threaded BLAS call each. Every element of C is then computed by the same kernel
+  // with the same summation order whatever the thread count, so results are bit-identical with 1 or N
+  // threads.
+  const std::int64_t threads = get_num_threads();
+  const std::int64_t rows = (m + threads - 1) / threads;
+  const std::int64_t block = (rows + kRowAlign - 1) / kRowAlign * kRowAlign;
+  const std::size_t esize = dtype_size(dtype);
+  if (threads == 1 || block >= m || block * n * k < kParallelGemmWork) {
+    blas_call(dtype, opa, opb, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a,
+              static_cast<int>(lda), b, static_cast<int>(ldb), beta, c, static_cast<int>(n));
+    return;
+  }
+  const std::int64_t blocks = (m + block - 1) / block;
+#pragma omp parallel for schedule(static) num_threads(static_cast <int>(threads))
+  for (std::int64_t i = 0; i < blocks; ++i) {
+    const std::int64_t r0 = i * block;
+    const std::int64_t mi = std::min(block, m - r0);
+    // Row r0 of op(A): row r0 of A, or column r0 of A when A is used transposed.
+    const auto* ai = static_cast<const char*>(a) + static_cast<std::size_t>(ta ? r0 : r0 * lda) * esize;
+    auto* ci = static_cast<char*>(c) + static_cast<std::size_t>(r0 * n) * esize;
+    blas_call(dtype, opa, opb, static_cast<int>(mi), static_cast<int>(n), static_cast<int>(k), alpha, ai,
+              static_cast<int>(lda), b, static_cast<int>(ldb), beta, ci, static_cast<int>(n));
   }
 }
 
@@ -35,7 +73,8 @@ void gemm(const Tensor& a, bool ta, const Tensor& b, bool tb, Tensor& c, double 
   const std::int64_t m = ta ? a.size(1) : a.size(0);
   const std::int64_t k = ta ? a.size(0) : a.size(1);
   const std::int64_t n = tb ? b.size(0) : b.size(1);
-  gemm_raw(a.dtype(), a.raw_data(), a.size(1), ta, b.raw_data(), b.size(1), tb, c.raw_data(), m, n, k, alpha, beta);
+  gemm_raw(a.dtype(), a.raw_data(), a.size(1), ta, b.raw_data(), b.size(1), tb, c.raw_data(), m, n, k, alpha,
+           beta);
 }
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
