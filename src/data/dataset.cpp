@@ -42,8 +42,27 @@ Tensor gather_rows(const Tensor& source, const std::vector<std::int64_t>& indice
   return out;
 }
 
+namespace {
+// The structural part of validate(): both tensors defined, rows first, the same number of rows. Row copies
+// need no more than this, so subset() works on a dataset whose labels were not (yet) described by
+// num_classes.
+void check_rows(const TensorDataset& d, const std::string& what) {
+  const Tensor& features = d.features;
+  const Tensor& targets = d.targets;
+  BP_CHECK(features.defined() && features.dim() >= 1, ShapeError, what,
+           ": features must be a tensor with rows first ([N, D]), got ",
+           features.defined() ? to_string(features.shape()) : std::string("an undefined tensor"));
+  BP_CHECK(targets.defined() && targets.dim() >= 1, ShapeError, what,
+           ": targets must be a tensor with rows first ([N] or [N, K]), got ",
+           targets.defined() ? to_string(targets.shape()) : std::string("an undefined tensor"));
+  BP_CHECK(features.size(0) == targets.size(0), ShapeError, what, ": features ", features.shape(),
+           " and targets ", targets.shape(), " disagree on the number of rows (", features.size(0),
+           " != ", targets.size(0), ")");
+}
+}  // namespace
+
 TensorDataset TensorDataset::subset(const std::vector<std::int64_t>& indices) const {
-  validate("subset");
+  check_rows(*this, "subset");
   TensorDataset out = *this;
   out.features = gather_rows(features, indices);
   out.targets = gather_rows(targets, indices);
@@ -58,15 +77,7 @@ TensorDataset TensorDataset::head(std::int64_t n) const {
 }
 
 void TensorDataset::validate(const std::string& what) const {
-  BP_CHECK(features.defined() && features.dim() >= 1, ShapeError, what,
-           ": features must be a tensor with rows first ([N, D]), got ",
-           features.defined() ? to_string(features.shape()) : std::string("an undefined tensor"));
-  BP_CHECK(targets.defined() && targets.dim() >= 1, ShapeError, what,
-           ": targets must be a tensor with rows first ([N] or [N, K]), got ",
-           targets.defined() ? to_string(targets.shape()) : std::string("an undefined tensor"));
-  BP_CHECK(features.size(0) == targets.size(0), ShapeError, what, ": features ", features.shape(),
-           " and targets ", targets.shape(), " disagree on the number of rows (", features.size(0),
-           " != ", targets.size(0), ")");
+  check_rows(*this, what);
   if (task != Task::classification) return;
   BP_CHECK(targets.dim() == 1, ShapeError, what, ": classification targets must be [N] class indices, got ",
            targets.shape());
@@ -98,7 +109,7 @@ std::pair<TensorDataset, TensorDataset> train_validation_split(const TensorDatas
   BP_CHECK(std::isfinite(validation_fraction) && validation_fraction >= 0.0 && validation_fraction < 1.0,
            ValueError, "train_validation_split: validation_fraction must be in [0, 1), got ",
            validation_fraction);
-  all.validate("train_validation_split");
+  check_rows(all, "train_validation_split");
   const std::int64_t n = all.size();
   const auto n_valid = static_cast<std::int64_t>(std::llround(static_cast<double>(n) * validation_fraction));
   Generator gen(seed);

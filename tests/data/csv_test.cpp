@@ -171,6 +171,10 @@ TEST(Csv, EmptyHeaderOnlyAndTooFewColumns) {
   EXPECT_THAT(csv_error(dir, "a,b,c\n"), HasSubstr("has a header row but no data rows"));
   EXPECT_THAT(csv_error(dir, "1\n2\n"), HasSubstr(":1: found 1 column; expected at least 2"));
   EXPECT_THAT(csv_error(dir, "<!DOCTYPE html><html></html>"), HasSubstr("is an HTML page"));
+  const std::string text = "a,b\n1,2\n";
+  write_file(dir.file("z.csv.gz"), data_test::gzip_bytes(data_test::Bytes(text.begin(), text.end())));
+  EXPECT_THAT(error_of<backprop::FileError>([&] { bpd::read_csv(dir.file("z.csv.gz")); }),
+              HasSubstr("z.csv.gz: is gzip-compressed; expected a plain text file"));
   EXPECT_THAT(error_of<backprop::FileError>([&] { bpd::read_csv(dir.file("absent.csv")); }),
               HasSubstr("absent.csv: cannot open: no such file"));
 }

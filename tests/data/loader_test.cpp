@@ -25,7 +25,8 @@ bpd::TensorDataset numbered(std::int64_t n, std::int64_t classes = 3) {
   d.features = bp::from_vector(x, {n, 2});
   d.targets = bp::from_vector(y, {n});
   d.num_classes = classes;
-  for (std::int64_t c = 0; c < classes; ++c) d.class_names.push_back(std::string("c").append(std::to_string(c)));
+  for (std::int64_t c = 0; c < classes; ++c)
+    d.class_names.push_back(std::string("c").append(std::to_string(c)));
   d.feature_names = {"id", "id_plus_1000"};
   return d;
 }
@@ -150,6 +151,12 @@ TEST(Dataset, SubsetAndHeadCopyRowsAndKeepMetadata) {
                 d.subset({1, 10});
               }),
               HasSubstr("index 10 (entry 1) is outside [0, 10)"));
+  bpd::TensorDataset bare{.features = bp::zeros({3, 2}), .targets = bp::zeros({3})};  // num_classes not set
+  EXPECT_EQ(bare.head(2).size(), 2);
+  EXPECT_THAT(error_of<bp::ValueError>([&] { bare.validate(); }), HasSubstr("needs num_classes >= 1"));
+  bare.targets = bp::zeros({2});
+  EXPECT_THAT(error_of<bp::ShapeError>([&] { bare.head(1); }),
+              HasSubstr("subset: features [3, 2] and targets [2] disagree on the number of rows"));
   bpd::TensorDataset wrong = d;
   wrong.targets = bp::full({10}, 3.0);
   EXPECT_THAT(error_of<bp::ValueError>([&] { wrong.validate("train"); }),

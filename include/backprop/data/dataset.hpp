@@ -45,7 +45,8 @@ struct TensorDataset {
   /// Number of features per example: the product of features' dimensions after the first (D for [N, D]).
   std::int64_t num_features() const;
   /// A new dataset with the given rows, in the given order (repeats allowed), copied; metadata kept.
-  /// Throws IndexError naming the index when one is outside [0, size()).
+  /// Throws IndexError naming the index when one is outside [0, size()), ShapeError when features and targets
+  /// are undefined or disagree on N. Labels are not checked (see validate()).
   TensorDataset subset(const std::vector<std::int64_t>& indices) const;
   /// The first min(n, size()) rows, copied. Throws ValueError for n < 0.
   TensorDataset head(std::int64_t n) const;
