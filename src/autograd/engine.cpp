@@ -250,8 +250,8 @@ Tensors Engine::run(const Tensors& outputs, const Tensors& grad_outputs, const s
   // Which nodes must run: all of them for backward(); for grad(), those on a path to a requested input (a
   // checkpoint may hide such a path inside its recomputation, so it always runs).
   std::unordered_map<const Node*, bool> needed;
-  for (Node* n : order) {  // post-order: children are decided first
-    bool need = run.accumulate_leaves || n->opaque_;
+  for (Node* n : run.accumulate_leaves ? std::vector<Node*>{} : order) {  // post-order: children first
+    bool need = n->opaque_;
     for (const auto& e : n->next_) {
       if (need) break;
       if (e.node) need = needed[e.node.get()] || run.target_of_node.count(e.node.get()) > 0;
@@ -283,7 +283,7 @@ Tensors Engine::run(const Tensors& outputs, const Tensors& grad_outputs, const s
     }
 
     Tensors input_grads;
-    if (g.defined() && needed[node]) {
+    if (g.defined() && (run.accumulate_leaves || needed[node])) {
       BP_CHECK(!node->released_, AutogradError, "backward: trying to backward through the graph a second time "
                "(op '", node->name_, "'); its saved tensors were freed after the first backward. Pass "
                "retain_graph = true to the first backward if you need to walk the graph again.");
