@@ -109,12 +109,24 @@ class Tokenizer {
 };
 
 // A number as C would print it: optional sign, digits, '.', exponent; "nan"/"inf" parse but are not finite.
+// A value beyond double's range becomes +-inf (then reported as not finite); one too small becomes 0.
 std::optional<double> parse_number(std::string_view s) {
   if (s.starts_with('+')) s.remove_prefix(1);
   if (s.empty()) return std::nullopt;
   double v = 0.0;
   const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
+  if (end != s.data() + s.size()) return std::nullopt;
+  if (ec == std::errc::result_out_of_range) {
+    // Too small when the exponent is negative, or (no exponent) when there is no integer part: 0.000...01.
+    const std::size_t e = s.find_first_of("eE");
+    const std::string_view digits = s.substr(s.starts_with('-') ? 1 : 0);
+    const bool underflow =
+        e != s.npos ? s.substr(e + 1).starts_with('-') : digits.starts_with('0') || digits.starts_with('.');
+    if (underflow) return 0.0;
+    return s.starts_with('-') ? -std::numeric_limits<double>::infinity()
+                              : std::numeric_limits<double>::infinity();
+  }
+  if (ec != std::errc()) return std::nullopt;
   return v;
 }
 
@@ -128,7 +140,7 @@ std::optional<std::int64_t> parse_index(const std::string& s) {
 }
 
 // What read_table should do with the special column (the target, or a dropped column).
-enum class Special { none, target_label, target_number, drop };
+enum class Special { target_label, target_number, drop };
 
 struct Table {
   std::vector<float> features;  // row-major [n, d]
@@ -138,12 +150,10 @@ struct Table {
   std::vector<std::string> feature_names;
   std::int64_t n = 0, d = 0;
   std::int64_t special_col = -1;  // 0-based, -1 none
-  std::string special_name;       // header name of the special column, if any
 };
 
 struct Reader {
   std::string path;
-  char delim;
   std::vector<std::string> names;  // header, if any
 
   std::string where(const Cell& c, std::int64_t col) const {
@@ -225,12 +235,11 @@ Table read_table(const std::string& path, char delim, int header, const std::str
       if (c != t.special_col && !cell.text.empty() && !parse_number(cell.text)) has_header = true;
     }
 
-  Reader r{path, delim, {}};
+  Reader r{path, {}};
   if (has_header) {
     for (const Cell& c : first) r.names.push_back(c.text);
     for (std::int64_t c = 0; c < ncols; ++c)
       if (c != t.special_col) t.feature_names.push_back(r.names[static_cast<std::size_t>(c)]);
-    if (t.special_col >= 0) t.special_name = r.names[static_cast<std::size_t>(t.special_col)];
   }
   t.d = ncols - (t.special_col >= 0 ? 1 : 0);
   BP_CHECK(t.d >= 1, FileError, path, ":", first_line, ": no feature columns left after removing column ",

@@ -135,9 +135,9 @@ TEST(Csv, HeaderDetectionAndOverrides) {
 
 TEST(Csv, SemicolonDelimiter) {
   TempDir dir;
-  write_file(dir.file("s.csv"), std::string("a;b;c\n1.5;2;x\n3;4;y\n"));
+  write_file(dir.file("s.csv"), std::string("a;b;c\n1.5;2;x\n3;1e-999;y\n"));
   const auto d = bpd::read_csv(dir.file("s.csv"), {.delimiter = ';'});
-  EXPECT_EQ(d.features.to_vector(), (std::vector<double>{1.5, 2, 3, 4}));
+  EXPECT_EQ(d.features.to_vector(), (std::vector<double>{1.5, 2, 3, 0}));  // 1e-999 underflows to 0
 }
 
 TEST(Csv, ErrorsNameLineAndColumn) {
@@ -161,7 +161,9 @@ TEST(Csv, ErrorsNameLineAndColumn) {
   EXPECT_THAT(csv_error(dir, "a,b,c\n1,\"2\"z,x\n"),
               HasSubstr(f + ":2:2: unexpected 'z' after the closing quote"));
   EXPECT_THAT(csv_error(dir, "a,b,c\n1e999,2,x\n"),
-              HasSubstr(f + ":2:1: '1e999' in column 'a' is not a number"));
+              HasSubstr(f + ":2:1: '1e999' in column 'a' is not a finite number"));
+  EXPECT_THAT(csv_error(dir, "a,b,c\n1,-1e39,x\n"),
+              HasSubstr(f + ":2:2: '-1e39' in column 'b' does not fit in float32"));
 }
 
 TEST(Csv, EmptyHeaderOnlyAndTooFewColumns) {
