@@ -184,6 +184,12 @@ TEST(Penalties, L1AndL2WithTheirGradients) {
   auto g1 = bp::grad({bp::loss::l1_penalty({w1, w2})}, {w1});
   EXPECT_EQ(bp::max_abs_diff(g1[0], bp::tensor({{1, -1}, {1, 0}}, bp::f64)), 0.0);
   EXPECT_EQ(bp::loss::l2_penalty({}).item(), 0.0);
+  bp::Generator gen(44);
+  bp::Tensor a = bp::randn({2, 3}, gen, bp::f64).requires_grad_(),
+             b = bp::randn({4}, gen, bp::f64).requires_grad_();
+  bp::gradcheck([](const bp::Tensors& in) { return bp::loss::l2_penalty(in); }, {a, b});
+  bp::gradgradcheck([](const bp::Tensors& in) { return bp::loss::l2_penalty(in); }, {a, b});
+  bp::gradcheck([](const bp::Tensors& in) { return bp::loss::l1_penalty(in); }, {a, b});  // away from 0
 }
 
 TEST(Loss, UsableThroughTheBaseClass) {
