@@ -46,11 +46,6 @@ std::string Quadratic::repr() const {
 Tensor BCEWithLogits::operator()(const Tensor& logits, const Tensor& target) const {
   const Tensor y = matching_target("BCEWithLogits", logits, target);
   const std::int64_t n = logits.numel();
-  for (std::int64_t i = 0; i < n; ++i) {
-    const double v = y.flat(i);
-    BP_CHECK(v >= 0.0 && v <= 1.0, ValueError, "BCEWithLogits: target at position ", i, " is ", v,
-             ", expected a probability in [0, 1]");
-  }
   const double scale = reduction == Reduction::mean ? 1.0 / static_cast<double>(n) : 1.0;
   const double value = dispatch(logits.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -59,6 +54,8 @@ Tensor BCEWithLogits::operator()(const Tensor& logits, const Tensor& target) con
     double total = 0.0;
     for (std::int64_t i = 0; i < n; ++i) {
       const double xi = x[i], ti = t[i];
+      BP_CHECK(ti >= 0.0 && ti <= 1.0, ValueError, "BCEWithLogits: target at position ", i, " is ", ti,
+               ", expected a probability in [0, 1]");
       total += std::max(xi, 0.0) - xi * ti + std::log1p(std::exp(-std::abs(xi)));
     }
     return total;
