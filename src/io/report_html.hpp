@@ -23,7 +23,7 @@ std::string format_percent(double fraction);
 
 struct Series {
   std::string name;
-  std::string color;     // any CSS colour
+  std::string color;  // any CSS colour
   std::vector<double> x;
   std::vector<double> y;  // NaN (or, on a log axis, <= 0) breaks the line
   bool dashed = false;
@@ -33,11 +33,11 @@ struct ChartOptions {
   std::string title;
   std::string x_label;
   std::string y_label;
-  bool log_y = false;     // decades on the y axis
-  bool percent = false;   // y tick labels as percentages
+  bool log_y = false;                                          // decades on the y axis
+  bool percent = false;                                        // y tick labels as percentages
   double marker_x = std::numeric_limits<double>::quiet_NaN();  // a vertical dashed line here, if finite
   std::string marker_label;
-  int width = 560;
+  int width = 520;
   int height = 300;
 };
 

@@ -1,14 +1,12 @@
 // Reading metrics.jsonl for the report: one JSON object per line, checked field by field, so that a bad line
 // is an error naming its line number rather than a broken chart. The record format is in docs/report.md.
+#include <algorithm>
 #include <backprop/error.hpp>
 #include <backprop/io.hpp>
 #include <backprop/io/report.hpp>
-
-#include <nlohmann/json.hpp>
-
-#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 namespace backprop::io {
@@ -17,7 +15,9 @@ namespace {
 
 using nlohmann::json;
 
-const char* type_name(const json& v) { return v.type_name(); }
+const char* type_name(const json& v) {
+  return v.type_name();
+}
 
 // Where we are, for error messages: "metrics.jsonl line 7".
 struct Line {
@@ -40,7 +40,8 @@ struct Line {
   std::int64_t integer(const json& obj, const char* key, const char* what) const {
     auto it = obj.find(key);
     if (it == obj.end() || it->is_null()) fail(what, " has no \"", key, "\"");
-    if (!it->is_number_integer()) fail("\"", key, "\" should be an integer, got ", type_name(*it), " ", it->dump());
+    if (!it->is_number_integer())
+      fail("\"", key, "\" should be an integer, got ", type_name(*it), " ", it->dump());
     return it->get<std::int64_t>();
   }
 
@@ -93,7 +94,8 @@ ReportGradFlow parse_grad_flow(const json& obj, const Line& line) {
   return g;
 }
 
-ReportMisclassified parse_misclassified(const json& m, std::size_t i, std::int64_t classes, const Line& line) {
+ReportMisclassified parse_misclassified(const json& m, std::size_t i, std::int64_t classes,
+                                        const Line& line) {
   if (!m.is_object()) line.fail("misclassified[", i, "] should be an object, got ", type_name(m));
   ReportMisclassified r;
   r.index = line.integer(m, "index", "a misclassified example");
@@ -101,15 +103,18 @@ ReportMisclassified parse_misclassified(const json& m, std::size_t i, std::int64
   r.predicted = line.integer(m, "predicted", "a misclassified example");
   for (std::int64_t c : {r.true_class, r.predicted})
     if (classes > 0 && (c < 0 || c >= classes))
-      line.fail("misclassified[", i, "] names class ", c, " but the confusion matrix has ", classes, " classes");
+      line.fail("misclassified[", i, "] names class ", c, " but the confusion matrix has ", classes,
+                " classes");
   const json* pixels = line.array_or_null(m, "pixels");
   if (!pixels) return r;
   r.pixels.reserve(pixels->size());
   for (std::size_t p = 0; p < pixels->size(); ++p) {
     const json& v = (*pixels)[p];
-    if (!v.is_number()) line.fail("misclassified[", i, "].pixels[", p, "] should be a number, got ", type_name(v));
+    if (!v.is_number())
+      line.fail("misclassified[", i, "].pixels[", p, "] should be a number, got ", type_name(v));
     const double x = v.get<double>();
-    if (!(x >= 0.0 && x <= 1.0)) line.fail("misclassified[", i, "].pixels[", p, "] = ", x, " is outside [0, 1]");
+    if (!(x >= 0.0 && x <= 1.0))
+      line.fail("misclassified[", i, "].pixels[", p, "] = ", x, " is outside [0, 1]");
     r.pixels.push_back(x);
   }
   if (const json* shape = line.array_or_null(m, "shape")) {
@@ -122,7 +127,8 @@ ReportMisclassified parse_misclassified(const json& m, std::size_t i, std::int64
       line.fail("misclassified[", i, "] has ", r.pixels.size(), " pixels but its shape is ", r.height, " x ",
                 r.width);
   } else {
-    r.height = r.width = static_cast<std::int64_t>(std::llround(std::sqrt(static_cast<double>(r.pixels.size()))));
+    r.height = r.width =
+        static_cast<std::int64_t>(std::llround(std::sqrt(static_cast<double>(r.pixels.size()))));
     if (r.height == 0 || static_cast<std::size_t>(r.height * r.width) != r.pixels.size())
       line.fail("misclassified[", i, "] has ", r.pixels.size(),
                 " pixels, which is not a square image; give \"shape\": [height, width]");
@@ -172,7 +178,7 @@ ReportTest parse_test(const json& obj, const Line& line) {
 
 }  // namespace
 
-ReportData parse_metrics(const std::string& text, const std::string& source) {
+ReportData parse_report_data(const std::string& text, const std::string& source) {
   ReportData data;
   std::istringstream in(text);
   std::string raw;
@@ -183,6 +189,8 @@ ReportData parse_metrics(const std::string& text, const std::string& source) {
     try {
       obj = json::parse(raw);
     } catch (const json::parse_error& e) {
+      // A last line without its newline is a record being written (or cut off by a crash): not yet there.
+      if (in.eof() && !text.empty() && text.back() != '\n') break;
       line.fail("not valid JSON (", e.what(), ")");
     }
     if (!obj.is_object()) line.fail("expected a JSON object, got ", type_name(obj));
@@ -198,6 +206,8 @@ ReportData parse_metrics(const std::string& text, const std::string& source) {
   return data;
 }
 
-ReportData read_metrics(const std::string& path) { return parse_metrics(read_file(path), path); }
+ReportData read_report_data(const std::string& path) {
+  return parse_report_data(read_file(path), path);
+}
 
 }  // namespace backprop::io

@@ -1,9 +1,9 @@
 // A minimal PNG writer: one IHDR, one zlib-compressed IDAT (every row with filter 0), IEND. Enough for the
 // report's small grayscale thumbnails; zlib supplies both the compression and the CRC-32 of each chunk.
+#include <zlib.h>
+
 #include <backprop/error.hpp>
 #include <backprop/io/report.hpp>
-
-#include <zlib.h>
 
 namespace backprop::io {
 
@@ -28,18 +28,19 @@ std::string encode_png(const std::vector<std::uint8_t>& pixels, std::int64_t wid
                        int channels) {
   BP_CHECK(channels == 1 || channels == 3 || channels == 4, ValueError, "encode_png: ", channels,
            " channels; expected 1 (gray), 3 (RGB) or 4 (RGBA)");
-  BP_CHECK(width > 0 && height > 0 && width <= 65536 && height <= 65536, ValueError, "encode_png: image size ",
-           width, " x ", height, " is outside 1..65536");
+  BP_CHECK(width > 0 && height > 0 && width <= 65536 && height <= 65536, ValueError,
+           "encode_png: image size ", width, " x ", height, " is outside 1..65536");
   const auto row_bytes = static_cast<std::size_t>(width) * static_cast<std::size_t>(channels);
-  BP_CHECK(pixels.size() == row_bytes * static_cast<std::size_t>(height), ValueError, "encode_png: ", pixels.size(),
-           " bytes for a ", width, " x ", height, " image with ", channels, " channels (expected ",
-           row_bytes * static_cast<std::size_t>(height), ")");
+  BP_CHECK(pixels.size() == row_bytes * static_cast<std::size_t>(height), ValueError,
+           "encode_png: ", pixels.size(), " bytes for a ", width, " x ", height, " image with ", channels,
+           " channels (expected ", row_bytes * static_cast<std::size_t>(height), ")");
 
   std::string raw;
   raw.reserve((row_bytes + 1) * static_cast<std::size_t>(height));
   for (std::int64_t y = 0; y < height; ++y) {
     raw += '\0';  // filter type 0: the row as it is
-    raw.append(reinterpret_cast<const char*>(pixels.data()) + static_cast<std::size_t>(y) * row_bytes, row_bytes);
+    raw.append(reinterpret_cast<const char*>(pixels.data()) + static_cast<std::size_t>(y) * row_bytes,
+               row_bytes);
   }
   uLongf packed_size = compressBound(static_cast<uLong>(raw.size()));
   std::string packed(packed_size, '\0');
@@ -51,8 +52,8 @@ std::string encode_png(const std::vector<std::uint8_t>& pixels, std::int64_t wid
   std::string header;
   put_u32(header, static_cast<std::uint32_t>(width));
   put_u32(header, static_cast<std::uint32_t>(height));
-  header += static_cast<char>(8);                                                   // bits per channel
-  header += static_cast<char>(channels == 1 ? 0 : channels == 3 ? 2 : 6);           // colour type
+  header += static_cast<char>(8);                                          // bits per channel
+  header += static_cast<char>(channels == 1 ? 0 : channels == 3 ? 2 : 6);  // colour type
   header += std::string(3, '\0');  // deflate compression, adaptive filtering, no interlace
 
   std::string png = "\x89PNG\r\n\x1a\n";

@@ -1,0 +1,401 @@
+// The HTML training report: one self-contained page assembled from the run's metrics.jsonl and config.toml.
+// Each section reads what the records hold and, when a piece is missing, says so in a sentence instead of
+// drawing an empty chart. Charts are in report_svg.cpp, the metrics reader in report_parse.cpp, the PNG
+// thumbnails in report_png.cpp.
+#include <algorithm>
+#include <backprop/error.hpp>
+#include <backprop/io.hpp>
+#include <backprop/io/report.hpp>
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <sstream>
+
+#include "io/report_html.hpp"
+
+namespace backprop::io {
+
+namespace {
+
+using namespace report_html;
+
+constexpr std::size_t kMaxImages = 64;
+
+const char* kStyle = R"css(
+body { margin: 0; background: #f4f5f7; color: #1d232a;
+       font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; }
+main { max-width: 1160px; margin: 0 auto; padding: 18px 22px 36px; }
+header h1 { font-size: 24px; margin: 0; }
+header p { margin: 2px 0 0; color: #57606a; }
+h2 { font-size: 18px; margin: 0 0 10px; }
+section { background: #fff; border: 1px solid #dfe3e8; border-radius: 8px; padding: 14px 18px; margin: 14px 0; }
+.cards { display: flex; flex-wrap: wrap; gap: 10px; }
+.card { border: 1px solid #dfe3e8; border-radius: 6px; padding: 7px 12px; min-width: 118px; }
+.card span { color: #57606a; font-size: 12px; }
+.card b { display: block; font-size: 20px; font-weight: 600; font-variant-numeric: tabular-nums; }
+.charts { display: flex; flex-wrap: wrap; gap: 10px 20px; }
+figure.chart { margin: 0; }
+svg text { font-family: inherit; }
+.chart-title { font-size: 13px; font-weight: 600; fill: #1d232a; }
+.tick { font-size: 11px; fill: #57606a; }
+.axis-label { font-size: 12px; fill: #57606a; }
+.grid { stroke: #e8ebef; stroke-width: 1; }
+.grid-minor { stroke: #f3f4f6; stroke-width: 1; }
+.axis { stroke: #8c959f; fill: none; }
+.series { fill: none; stroke-width: 2; stroke-linejoin: round; stroke-linecap: round; }
+.marker { stroke: #6e7781; stroke-dasharray: 4 3; }
+.marker-label { font-size: 11px; fill: #57606a; }
+.legend { display: flex; flex-wrap: wrap; gap: 2px 14px; margin: 2px 0 0 64px; font-size: 12px; }
+.key i { display: inline-block; width: 22px; height: 0; vertical-align: middle; margin-right: 5px; }
+.note { color: #57606a; }
+.warn { border-left: 3px solid #d4a72c; padding: 2px 0 2px 10px; }
+table { border-collapse: collapse; font-variant-numeric: tabular-nums; }
+td, th { padding: 3px 9px; border-bottom: 1px solid #eaeef2; text-align: right; }
+th { font-weight: 600; color: #57606a; }
+th.name, td.name { text-align: left; }
+table.confusion td { border: 1px solid #fff; min-width: 46px; text-align: center; }
+table.confusion th { border: none; }
+.scroll { overflow-x: auto; }
+.images { display: grid; grid-template-columns: repeat(auto-fill, minmax(100px, 1fr)); gap: 12px 10px; }
+.images figure { margin: 0; text-align: center; font-size: 11px; line-height: 1.3; }
+.images img { width: 84px; height: 84px; image-rendering: pixelated; border: 1px solid #d0d7de; }
+.images .pred { color: #b42318; }
+pre { background: #f6f8fa; border: 1px solid #dfe3e8; border-radius: 6px; padding: 10px 12px; margin: 0;
+      overflow: auto; font: 12px/1.45 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
+footer { color: #8c959f; font-size: 12px; text-align: center; }
+)css";
+
+std::string note(const std::string& text) {
+  return "<p class=\"note\">" + escape(text) + "</p>\n";
+}
+
+bool any_finite(const std::vector<ReportEpoch>& epochs, double ReportEpoch::*field) {
+  return std::any_of(epochs.begin(), epochs.end(),
+                     [&](const ReportEpoch& e) { return std::isfinite(e.*field); });
+}
+
+// The last finite value of a field, NaN if none.
+double last_finite(const std::vector<ReportEpoch>& epochs, double ReportEpoch::*field) {
+  for (auto it = epochs.rbegin(); it != epochs.rend(); ++it)
+    if (std::isfinite((*it).*field)) return (*it).*field;
+  return std::nan("");
+}
+
+// The epoch record with the lowest validation loss, or null.
+const ReportEpoch* best_validation(const std::vector<ReportEpoch>& epochs) {
+  const ReportEpoch* best = nullptr;
+  for (const ReportEpoch& e : epochs)
+    if (std::isfinite(e.val_loss) && (!best || e.val_loss < best->val_loss)) best = &e;
+  return best;
+}
+
+Series epoch_series(const std::vector<ReportEpoch>& epochs, double ReportEpoch::*field, std::string name,
+                    const char* color, bool dashed) {
+  Series s{.name = std::move(name), .color = color, .dashed = dashed};
+  for (const ReportEpoch& e : epochs) {
+    s.x.push_back(static_cast<double>(e.epoch));
+    s.y.push_back(e.*field);
+  }
+  return s;
+}
+
+std::string card(const std::string& label, const std::string& value) {
+  return "<div class=\"card\"><span>" + escape(label) + "</span><b>" + escape(value) + "</b></div>";
+}
+
+std::string summary_section(const ReportData& d) {
+  std::ostringstream out;
+  out << "<section id=\"summary\">\n<div class=\"cards\">";
+  if (!d.epochs.empty()) {
+    out << card("epochs", std::to_string(d.epochs.back().epoch));
+    out << card("final train loss", format_number(last_finite(d.epochs, &ReportEpoch::train_loss)));
+    if (any_finite(d.epochs, &ReportEpoch::val_loss))
+      out << card("final validation loss", format_number(last_finite(d.epochs, &ReportEpoch::val_loss)));
+    if (const ReportEpoch* best = best_validation(d.epochs))
+      out << card("best validation loss",
+                  format_number(best->val_loss) + " @ " + std::to_string(best->epoch));
+    if (any_finite(d.epochs, &ReportEpoch::val_accuracy))
+      out << card("final validation accuracy",
+                  format_percent(last_finite(d.epochs, &ReportEpoch::val_accuracy)));
+    double seconds = 0;
+    for (const ReportEpoch& e : d.epochs)
+      if (std::isfinite(e.seconds)) seconds += e.seconds;
+    if (seconds > 0) out << card("training time", format_number(seconds, 3) + " s");
+  }
+  if (d.test) {
+    if (std::isfinite(d.test->accuracy)) out << card("test accuracy", format_percent(d.test->accuracy));
+    if (std::isfinite(d.test->loss)) out << card("test loss", format_number(d.test->loss));
+  }
+  out << "</div>\n";
+  if (d.epochs.empty() && !d.test) out << note("metrics.jsonl holds no epoch or test records yet.");
+  out << "</section>\n";
+  return out.str();
+}
+
+std::string curves_section(const ReportData& d) {
+  std::ostringstream out;
+  out << "<section id=\"curves\">\n<h2>Training and validation curves</h2>\n";
+  if (d.epochs.empty()) {
+    out << note("No epoch records: nothing to plot yet.") << "</section>\n";
+    return out.str();
+  }
+  const bool has_val = any_finite(d.epochs, &ReportEpoch::val_loss);
+  const ReportEpoch* best = best_validation(d.epochs);
+  ChartOptions loss{.title = "Loss", .x_label = "epoch", .y_label = "loss"};
+  ChartOptions acc{.title = "Accuracy", .x_label = "epoch", .y_label = "accuracy", .percent = true};
+  if (best && best->epoch != d.epochs.back().epoch) {
+    loss.marker_x = acc.marker_x = static_cast<double>(best->epoch);
+    loss.marker_label = acc.marker_label = "lowest validation loss";
+  }
+  const std::string loss_chart =
+      line_chart({epoch_series(d.epochs, &ReportEpoch::train_loss, "train", palette(0), false),
+                  epoch_series(d.epochs, &ReportEpoch::val_loss, "validation", palette(3), true)},
+                 loss);
+  const std::string acc_chart =
+      line_chart({epoch_series(d.epochs, &ReportEpoch::train_accuracy, "train", palette(0), false),
+                  epoch_series(d.epochs, &ReportEpoch::val_accuracy, "validation", palette(3), true)},
+                 acc);
+  out << "<div class=\"charts\">\n" << loss_chart << acc_chart << "</div>\n";
+  if (loss_chart.empty()) out << note("No finite loss values to plot.");
+  if (acc_chart.empty()) out << note("No accuracy recorded (a regression run has none).");
+  if (!has_val) {
+    out << note(
+        "No validation split in this run, so only the training curve is shown; overfitting shows as a "
+        "validation curve that turns up while the training curve keeps falling.");
+  } else if (best) {
+    const double last_val = last_finite(d.epochs, &ReportEpoch::val_loss);
+    const double last_train = last_finite(d.epochs, &ReportEpoch::train_loss);
+    if (best->epoch != d.epochs.back().epoch && last_val > best->val_loss * 1.02) {
+      out << "<p class=\"note warn\">"
+          << escape("Overfitting: the validation loss was lowest at epoch " + std::to_string(best->epoch) +
+                    " (" + format_number(best->val_loss) + ") and rose to " + format_number(last_val) +
+                    " while the training loss fell to " + format_number(last_train) +
+                    ". Early stopping, L2 / weight decay or dropout would help.")
+          << "</p>\n";
+    } else {
+      out << note("The validation loss is lowest at epoch " + std::to_string(best->epoch) + " (" +
+                  format_number(best->val_loss) + "); no sign of overfitting yet.");
+    }
+  }
+  out << "</section>\n";
+  return out.str();
+}
+
+std::string gradients_section(const ReportData& d) {
+  std::ostringstream out;
+  out << "<section id=\"gradients\">\n<h2>Gradient flow</h2>\n";
+  if (d.grad_flow.empty()) {
+    out << note(
+               "No gradient-flow records in this run (train with --grad-flow N to measure the per-layer "
+               "gradient norms every N updates).")
+        << "</section>\n";
+    return out.str();
+  }
+  // One series per layer name, in the order the layers first appear.
+  std::vector<std::string> names;
+  std::map<std::string, Series> by_name;
+  for (const ReportGradFlow& g : d.grad_flow)
+    for (const ReportLayer& l : g.layers) {
+      auto [it, inserted] = by_name.try_emplace(l.name);
+      if (inserted) {
+        names.push_back(l.name);
+        it->second.name = l.name;
+        it->second.color = palette(names.size() - 1);
+      }
+      it->second.x.push_back(static_cast<double>(g.step));
+      it->second.y.push_back(l.grad_norm);
+    }
+  std::vector<Series> series;
+  for (const std::string& n : names) series.push_back(by_name[n]);
+  const std::string chart = line_chart(series, {.title = "Gradient norm per layer, ||dC/dW||, log scale",
+                                                .x_label = "update (step)",
+                                                .y_label = "gradient norm",
+                                                .log_y = true,
+                                                .width = 760,
+                                                .height = 320});
+  out << (chart.empty() ? note("No positive finite gradient norms to plot.") : chart);
+
+  const ReportGradFlow& last = d.grad_flow.back();
+  out << "<p>At step " << last.step << " (epoch " << last.epoch << "):</p>\n<div class=\"scroll\"><table>\n"
+      << "<tr><th class=\"name\">layer</th><th class=\"name\">activation</th><th>gradient norm</th>"
+         "<th>weight norm</th><th>gradient / weight</th><th>saturated</th><th>dead</th></tr>\n";
+  for (const ReportLayer& l : last.layers) {
+    out << "<tr><td class=\"name\">" << escape(l.name) << "</td><td class=\"name\">" << escape(l.activation)
+        << "</td><td>" << format_number(l.grad_norm) << "</td><td>" << format_number(l.weight_norm)
+        << "</td><td>" << format_number(l.grad_norm / l.weight_norm) << "</td><td>"
+        << format_percent(l.saturated_fraction) << "</td><td>" << format_percent(l.dead_fraction)
+        << "</td></tr>\n";
+  }
+  out << "</table></div>\n";
+  if (last.layers.size() >= 2) {
+    const double first = last.layers.front().grad_norm, top = last.layers.back().grad_norm;
+    if (first > 0 && top > 0 && std::isfinite(first) && std::isfinite(top)) {
+      const double ratio = top / first;
+      if (ratio >= 10)
+        out << "<p class=\"note warn\">"
+            << escape("Vanishing gradients: the first layer's gradient is " + format_number(ratio, 3) +
+                      " times smaller than the last layer's, so the first layers learn slowly. ReLU with He "
+                      "initialisation or batch normalisation keeps the norms closer.")
+            << "</p>\n";
+      else
+        out << note("The first and last layers' gradient norms are within a factor " +
+                    format_number(std::max(ratio, 1 / ratio), 3) + " of each other: no vanishing gradients.");
+    }
+  }
+  out << "</section>\n";
+  return out.str();
+}
+
+std::string confusion_table(const ReportTest& t) {
+  std::ostringstream out;
+  out << "<div class=\"scroll\"><table class=\"confusion\">\n<tr><th class=\"name\">true \\ predicted</th>";
+  for (const std::string& n : t.class_names) out << "<th>" << escape(n) << "</th>";
+  out << "<th>recall</th></tr>\n";
+  for (std::size_t r = 0; r < t.confusion.size(); ++r) {
+    std::int64_t total = 0;
+    for (std::int64_t c : t.confusion[r]) total += c;
+    out << "<tr><th class=\"name\">" << escape(t.class_names[r]) << "</th>";
+    for (std::size_t c = 0; c < t.confusion[r].size(); ++c) {
+      const std::int64_t n = t.confusion[r][c];
+      const double share = total > 0 ? static_cast<double>(n) / static_cast<double>(total) : 0.0;
+      // Correct answers in blue by their share of the row; mistakes in red, amplified so a 10% confusion
+      // shows.
+      const double alpha = r == c ? share : std::min(1.0, 3.0 * share);
+      char bg[64];
+      std::snprintf(bg, sizeof bg, r == c ? "rgba(31,119,180,%.3f)" : "rgba(214,39,40,%.3f)", alpha);
+      out << "<td style=\"background:" << bg << (alpha > 0.55 ? ";color:#fff" : "") << "\" title=\""
+          << escape("true " + t.class_names[r] + ", predicted " + t.class_names[c] + ": " +
+                    std::to_string(n) + " (" + format_percent(share) + " of the row)")
+          << "\">" << (r == c ? "<b>" : "") << n << (r == c ? "</b>" : "") << "</td>";
+    }
+    out << "<td>"
+        << (total > 0 ? format_percent(static_cast<double>(t.confusion[r][r]) / static_cast<double>(total))
+                      : "\xe2\x80\x93")
+        << "</td></tr>\n";
+  }
+  out << "</table></div>\n"
+      << note(
+             "Rows are the true classes, columns the predictions; blue shades the share of each row "
+             "predicted "
+             "correctly, red the confusions.");
+  return out.str();
+}
+
+std::string test_section(const ReportData& d) {
+  std::ostringstream out;
+  out << "<section id=\"test\">\n<h2>Test set: confusion matrix</h2>\n";
+  if (!d.test) {
+    out << note("No test record in this run: evaluate on the test set to see the confusion matrix here.")
+        << "</section>\n";
+    return out.str();
+  }
+  const ReportTest& t = *d.test;
+  out << "<p>Test loss " << format_number(t.loss) << ", accuracy " << format_percent(t.accuracy) << ".</p>\n";
+  out << (t.confusion.empty() ? note("The test record has no confusion matrix (a regression run has none).")
+                              : confusion_table(t));
+  out << "</section>\n";
+  return out.str();
+}
+
+std::string class_name(const ReportTest& t, std::int64_t c) {
+  return c >= 0 && static_cast<std::size_t>(c) < t.class_names.size()
+             ? t.class_names[static_cast<std::size_t>(c)]
+             : std::to_string(c);
+}
+
+std::string misclassified_section(const ReportData& d) {
+  std::ostringstream out;
+  out << "<section id=\"misclassified\">\n<h2>Misclassified test images</h2>\n";
+  if (!d.test || d.test->misclassified.empty()) {
+    out << note(d.test ? "The test record lists no misclassified examples."
+                       : "No test record in this run, so no misclassified examples to show.")
+        << "</section>\n";
+    return out.str();
+  }
+  const ReportTest& t = *d.test;
+  const std::size_t shown = std::min(t.misclassified.size(), kMaxImages);
+  out << "<div class=\"images\">\n";
+  for (std::size_t i = 0; i < shown; ++i) {
+    const ReportMisclassified& m = t.misclassified[i];
+    const std::string caption = "#" + std::to_string(m.index) + " true " + class_name(t, m.true_class) +
+                                ", predicted " + class_name(t, m.predicted);
+    out << "<figure>";
+    if (!m.pixels.empty()) {
+      std::vector<std::uint8_t> gray(m.pixels.size());
+      for (std::size_t p = 0; p < gray.size(); ++p)
+        gray[p] = static_cast<std::uint8_t>(std::lround(std::clamp(m.pixels[p], 0.0, 1.0) * 255.0));
+      out << "<img alt=\"" << escape(caption) << "\" title=\"" << escape(caption)
+          << "\" src=\"data:image/png;base64," << base64(encode_png(gray, m.width, m.height)) << "\">";
+    }
+    out << "<figcaption>#" << m.index << "<br>" << escape(class_name(t, m.true_class))
+        << "<br><span class=\"pred\">" << escape(class_name(t, m.predicted))
+        << "</span></figcaption></figure>\n";
+  }
+  out << "</div>\n";
+  out << note("Under each image: its index in the test set, the true class, and (in red) the prediction." +
+              (t.misclassified.size() > shown
+                   ? " The first " + std::to_string(shown) + " of " + std::to_string(t.misclassified.size()) +
+                         " listed examples are shown."
+                   : std::string()));
+  out << "</section>\n";
+  return out.str();
+}
+
+std::string epochs_section(const ReportData& d) {
+  if (d.epochs.empty()) return "";
+  std::ostringstream out;
+  out << "<section id=\"epochs\">\n<h2>Epochs</h2>\n<div class=\"scroll\"><table>\n"
+      << "<tr><th>epoch</th><th>train loss</th><th>train accuracy</th><th>validation loss</th>"
+         "<th>validation accuracy</th><th>learning rate</th><th>seconds</th></tr>\n";
+  for (const ReportEpoch& e : d.epochs)
+    out << "<tr><td>" << e.epoch << "</td><td>" << format_number(e.train_loss) << "</td><td>"
+        << format_percent(e.train_accuracy) << "</td><td>" << format_number(e.val_loss) << "</td><td>"
+        << format_percent(e.val_accuracy) << "</td><td>" << format_number(e.lr) << "</td><td>"
+        << format_number(e.seconds, 3) << "</td></tr>\n";
+  out << "</table></div>\n</section>\n";
+  return out.str();
+}
+
+std::string config_section(const std::string& config) {
+  std::ostringstream out;
+  out << "<section id=\"config\">\n<h2>Configuration</h2>\n";
+  if (config.empty())
+    out << note("No config.toml in the run folder.");
+  else
+    out << "<pre>" << escape(config) << "</pre>\n";
+  out << "</section>\n";
+  return out.str();
+}
+
+}  // namespace
+
+std::string render_report(const ReportData& data, const std::string& config, const std::string& title) {
+  std::ostringstream page;
+  page << "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+       << "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+       << "<link rel=\"icon\" href=\"data:,\">\n"
+       << "<title>" << escape("backprop report: " + title) << "</title>\n<style>" << kStyle << "</style>\n"
+       << "</head>\n<body>\n<main>\n<header>\n<h1>Training report</h1>\n<p>" << escape(title)
+       << "</p>\n</header>\n";
+  page << summary_section(data) << curves_section(data) << gradients_section(data) << test_section(data)
+       << misclassified_section(data) << epochs_section(data) << config_section(config);
+  page << "<footer>Written by backprop from metrics.jsonl and "
+          "config.toml.</footer>\n</main>\n</body>\n</html>\n";
+  return page.str();
+}
+
+void write_report(const std::string& run_dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  BP_CHECK(fs::is_directory(run_dir, ec), FileError, "report: run folder '", run_dir,
+           "' does not exist or is not a directory");
+  const fs::path dir(run_dir);
+  const ReportData data = read_report_data((dir / "metrics.jsonl").string());
+  const fs::path config_path = dir / "config.toml";
+  const std::string config = fs::exists(config_path, ec) ? read_file(config_path.string()) : std::string();
+  std::string title = (dir.filename().empty() ? dir.parent_path() : dir).filename().string();
+  if (title.empty() || title == ".") title = fs::absolute(dir, ec).lexically_normal().filename().string();
+  write_file_atomic((dir / "report.html").string(), render_report(data, config, title));
+}
+
+}  // namespace backprop::io
