@@ -269,6 +269,17 @@ TEST_F(Validation, ChecksumMustBeWellFormed) {
                   {"header: checksum mismatch", "have crc32:ecbb4b55 but the header records crc32:ecbb4b56"});
 }
 
+TEST_F(Validation, NonFiniteValueIsFoundAnywhereInALargeTensor) {
+  for (const std::size_t bad : {std::size_t{0}, std::size_t{4095}, std::size_t{4096}, std::size_t{9999}}) {
+    std::vector<double> values(10000, 1.0);
+    values[bad] = std::numeric_limits<double>::infinity();
+    const std::string header = R"({"v":{"dtype":"F64","shape":[100,100],"data_offsets":[0,80000]}})";
+    expect_rejected(raw_file(header, iotest::f64_bytes(values)),
+                    {"tensor 'v'", "element " + std::to_string(bad) + " (index [" +
+                                       std::to_string(bad / 100) + ", " + std::to_string(bad % 100) + "]"});
+  }
+}
+
 TEST_F(Validation, NonFiniteValuesAreRejectedNamingTheTensorAndElement) {
   const float nan = std::numeric_limits<float>::quiet_NaN();
   const std::string header = R"({"w":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}})";
