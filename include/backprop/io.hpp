@@ -40,10 +40,11 @@ struct NamedTensors {
 inline constexpr std::uint64_t kMaxHeaderBytes = 100'000'000;
 /// The default size limit of read_file: 1 GiB.
 inline constexpr std::size_t kDefaultMaxReadBytes = std::size_t{1} << 30;
-/// The metadata key under which save_safetensors records a checksum, as "crc32:" + 8 lowercase hex digits: the
-/// CRC-32 (zlib's, the one of gzip and PNG) of every tensor's name, dtype, shape and elements and of the other
-/// metadata, in a canonical order (docs/files.md gives the exact byte stream). A flipped bit anywhere in what
-/// the file means is detected, while a rewrite by another tool that keeps the metadata still verifies.
+/// The metadata key under which save_safetensors records a checksum, as "crc32:" + 8 lowercase hex digits:
+/// the CRC-32 (zlib's, the one of gzip and PNG) of every tensor's name, dtype, shape and elements and of the
+/// other metadata, in a canonical order (docs/files.md gives the exact byte stream). A flipped bit anywhere
+/// in what the file means is detected, while a rewrite by another tool that keeps the metadata still
+/// verifies.
 inline constexpr const char* kChecksumKey = "backprop.checksum";
 
 /// Writes `data` to `path` in the safetensors format, crash-safely (see write_file_atomic).
@@ -65,12 +66,12 @@ void save_safetensors(const std::string& path, const NamedTensors& data);
 ///
 /// Everything is validated before any tensor is allocated or any element is read: the file is at least 8
 /// bytes; the header length is at most kMaxHeaderBytes and lies within the file; the header is one valid
-/// UTF-8 JSON object with no duplicate key at any level; "__metadata__", if present, maps strings to strings;
-/// each tensor entry has exactly "dtype" (F32 or F64), "shape" (at most 8 non-negative integers whose
-/// product, overflow-checked, fits in 63 bits) and "data_offsets" ([begin, end], begin <= end, end - begin =
-/// elements x element size); the byte ranges, sorted, start at 0 and follow each other without gap or
-/// overlap; and the data section ends exactly at the end of the file. Then the data is read, the checksum
-/// (kChecksumKey) is verified when present, and every element must be finite.
+/// UTF-8 JSON object, nested at most 8 deep, with no duplicate key at any level; "__metadata__", if present,
+/// maps strings to strings; each tensor entry has exactly "dtype" (F32 or F64), "shape" (at most 8
+/// non-negative integers whose product, overflow-checked, fits in 63 bits) and "data_offsets" ([begin, end],
+/// begin <= end, end - begin = elements x element size); the byte ranges, sorted, start at 0 and follow each
+/// other without gap or overlap; and the data section ends exactly at the end of the file. Then the data is
+/// read, the checksum (kChecksumKey) is verified when present, and every element must be finite.
 ///
 /// Tensors come back in file order (by data offset), as leaves that do not require grad. The checksum entry
 /// is removed from the returned metadata. Throws FileError naming the file, the byte offset or tensor, and
@@ -80,7 +81,8 @@ NamedTensors load_safetensors(const std::string& path);
 /// Replaces `path` with `bytes`, crash-safely: writes PATH.tmp-<pid>-<n> in the same directory, fsyncs it,
 /// renames it over PATH, and fsyncs the directory. A crash at any moment leaves either the old file or the
 /// new one. An existing file's permission bits are kept. Throws FileError naming the path and the failed
-/// step; the temporary file is removed and the previous file is untouched.
+/// step; the temporary file is removed and the previous file is untouched. (If only the last step, the fsync
+/// of the directory, fails, the new file is already in place and the message says so.)
 void write_file_atomic(const std::string& path, std::string_view bytes);
 
 /// The whole content of `path`. Throws FileError if it cannot be opened or read, or if it holds more than
