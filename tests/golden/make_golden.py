@@ -1,0 +1,251 @@
+#!/usr/bin/python3
+"""Writes tests/golden/ops_golden.json: reference values computed by PyTorch, for golden_test.cpp.
+
+For every op: fixed inputs, the output, the gradients of <v, op(inputs)> for a fixed v, and the second-order
+term d/dx <u, d<v, op>/dx> (a Hessian-vector product) for a fixed u. The inputs, v and u are written into the
+file, so the C++ side needs no agreement on random numbers and no Python at test time. A small network adds an
+end-to-end case: logits, cross-entropy loss, every parameter gradient, a Hessian-vector product and a short
+loss curve of plain gradient descent.
+
+Run it from anywhere with Debian's python3-torch installed:  /usr/bin/python3 tests/golden/make_golden.py
+Everything is computed in float64.
+"""
+
+import json
+import os
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+SEED = 20240611
+rng = np.random.RandomState(SEED)
+torch.set_default_dtype(torch.float64)
+
+
+def draw(shape, lo=-1.0, hi=1.0, kinks=()):
+    """Uniform values in [lo, hi), redrawn while closer than 0.05 to a kink (so no derivative is ambiguous)."""
+    x = rng.uniform(lo, hi, size=shape)
+    for _ in range(100):
+        bad = np.zeros(x.shape, dtype=bool)
+        for k in kinks:
+            bad |= np.abs(x - k) < 0.05
+        if not bad.any():
+            break
+        x[bad] = rng.uniform(lo, hi, size=int(bad.sum()))
+    return x
+
+
+def encode(t):
+    if isinstance(t, torch.Tensor):
+        t = t.detach()
+        # A gradient PyTorch knows to be zero may be a storage-less "zero tensor": its numpy() view would show
+        # whatever memory it points at.
+        if t._is_zerotensor():
+            t = torch.zeros(t.shape)
+        a = t.numpy()
+    else:
+        a = np.asarray(t)
+    return {"shape": list(a.shape), "data": [float(v) for v in a.reshape(-1)]}
+
+
+def mm(a, b, ta, tb):
+    return (a.transpose(-1, -2) if ta else a) @ (b.transpose(-1, -2) if tb else b)
+
+
+# name -> function of (list of input tensors, args dict). Names and args are the C++ test's vocabulary.
+OPS = {
+    "add": lambda x, a: x[0] + x[1],
+    "sub": lambda x, a: x[0] - x[1],
+    "mul": lambda x, a: x[0] * x[1],
+    "div": lambda x, a: x[0] / x[1],
+    "maximum": lambda x, a: torch.maximum(x[0], x[1]),
+    "add_scalar": lambda x, a: x[0] + a["b"],
+    "mul_scalar": lambda x, a: x[0] * a["b"],
+    "rsub": lambda x, a: a["b"] - x[0],
+    "rdiv": lambda x, a: a["b"] / x[0],
+    "neg": lambda x, a: -x[0],
+    "exp": lambda x, a: torch.exp(x[0]),
+    "log": lambda x, a: torch.log(x[0]),
+    "pow": lambda x, a: torch.pow(x[0], a["p"]),
+    "sqrt": lambda x, a: torch.sqrt(x[0]),
+    "abs": lambda x, a: torch.abs(x[0]),
+    "clamp": lambda x, a: torch.clamp(x[0], a["lo"], a["hi"]),
+    "sigmoid": lambda x, a: torch.sigmoid(x[0]),
+    "tanh": lambda x, a: torch.tanh(x[0]),
+    "relu": lambda x, a: torch.relu(x[0]),
+    "leaky_relu": lambda x, a: F.leaky_relu(x[0], a["slope"]),
+    "masked_scale": lambda x, a: x[0] * x[1] * a["scale"],
+    "sum": lambda x, a: torch.sum(x[0]),
+    "sum_axis": lambda x, a: torch.sum(x[0], dim=a["axis"], keepdim=a["keepdim"]),
+    "mean": lambda x, a: torch.mean(x[0]),
+    "mean_axis": lambda x, a: torch.mean(x[0], dim=a["axis"], keepdim=a["keepdim"]),
+    "max_axis": lambda x, a: torch.max(x[0], dim=a["axis"], keepdim=a["keepdim"]).values,
+    "sum_to": lambda x, a: x[0].sum_to_size(a["shape"]) if a["shape"] else x[0].sum(),
+    "broadcast_to": lambda x, a: torch.broadcast_to(x[0], a["shape"]),
+    "mm": lambda x, a: mm(x[0], x[1], a["ta"], a["tb"]),
+    "linear": lambda x, a: F.linear(x[0], x[1], x[2] if len(x) > 2 else None),
+    "transpose": lambda x, a: x[0].t(),
+    "reshape": lambda x, a: x[0].reshape(a["shape"]),
+    "narrow": lambda x, a: torch.narrow(x[0], 0, a["start"], a["length"]),
+    "index_select": lambda x, a: torch.index_select(x[0], 0, torch.tensor(a["indices"])),
+    "concat": lambda x, a: torch.cat(x, 0),
+    "softmax": lambda x, a: torch.softmax(x[0], a["axis"]),
+    "log_softmax": lambda x, a: torch.log_softmax(x[0], a["axis"]),
+}
+
+
+def case(op, inputs, args=None, constant=()):
+    """inputs: list of numpy arrays; constant: indices of inputs that take no gradient."""
+    args = args or {}
+    xs = [torch.tensor(v, requires_grad=i not in constant) for i, v in enumerate(inputs)]
+    y = OPS[op](xs, args)
+    v = torch.tensor(rng.standard_normal(tuple(y.shape)))
+    wrt = [x for x in xs if x.requires_grad]
+    g = torch.autograd.grad((y * v).sum(), wrt, create_graph=True, allow_unused=True)
+    us = [torch.tensor(rng.standard_normal(tuple(x.shape))) for x in wrt]
+    s = sum(((gi * ui).sum() for gi, ui in zip(g, us) if gi is not None and gi.requires_grad), torch.zeros(()))
+    h = torch.autograd.grad(s, wrt, allow_unused=True) if s.requires_grad else [None] * len(wrt)
+    grads, hvps, u_out = [], [], []
+    k = 0
+    for x in xs:
+        if not x.requires_grad:
+            grads.append(None)
+            hvps.append(None)
+            u_out.append(None)
+            continue
+        gi = g[k] if g[k] is not None else torch.zeros_like(x)
+        hi = h[k] if h[k] is not None else torch.zeros_like(x)
+        grads.append(encode(gi))
+        hvps.append(encode(hi))
+        u_out.append(encode(us[k]))
+        k += 1
+    return {
+        "op": op,
+        "args": args,
+        "inputs": [encode(x) for x in xs],
+        "requires_grad": [x.requires_grad for x in xs],
+        "output": encode(y),
+        "v": encode(v),
+        "grads": grads,
+        "u": u_out,
+        "hvp": hvps,
+    }
+
+
+def op_cases():
+    c = []
+    for op in ("add", "sub", "mul"):
+        for sa, sb in (((2, 3), (2, 3)), ((3, 1, 4), (2, 1)), ((), (2, 3)), ((4, 1), (1, 3)), ((2, 3), (3,))):
+            c.append(case(op, [draw(sa), draw(sb)]))
+    for sa, sb in (((2, 3), (2, 3)), ((3, 1, 4), (2, 1)), ((2, 3), ())):
+        c.append(case("div", [draw(sa), draw(sb, 0.5, 2.0)]))
+    c.append(case("maximum", [draw((3, 4)), draw((3, 4))]))
+    c.append(case("maximum", [draw((3, 1)), draw((1, 4))]))
+    c.append(case("add_scalar", [draw((2, 3))], {"b": 1.5}))
+    c.append(case("mul_scalar", [draw((2, 3))], {"b": -2.5}))
+    c.append(case("rsub", [draw((2, 3))], {"b": 2.0}))
+    c.append(case("rdiv", [draw((2, 3), 0.5, 2.0)], {"b": 3.0}))
+    c.append(case("neg", [draw((2, 3))]))
+    c.append(case("exp", [draw((2, 3))]))
+    c.append(case("log", [draw((2, 3), 0.2, 2.0)]))
+    for p, lo in ((3.0, -1.0), (2.0, -1.0), (0.5, 0.2), (-1.5, 0.3)):
+        c.append(case("pow", [draw((2, 3), lo, 2.0 if lo > 0 else 1.0)], {"p": p}))
+    c.append(case("sqrt", [draw((2, 3), 0.2, 2.0)]))
+    c.append(case("abs", [draw((2, 3), kinks=(0.0,))]))
+    c.append(case("clamp", [draw((3, 4), kinks=(-0.5, 0.5))], {"lo": -0.5, "hi": 0.5}))
+    c.append(case("sigmoid", [draw((2, 3), -3.0, 3.0)]))
+    c.append(case("tanh", [draw((2, 3), -2.0, 2.0)]))
+    c.append(case("relu", [draw((3, 4), kinks=(0.0,))]))
+    c.append(case("leaky_relu", [draw((3, 4), kinks=(0.0,))], {"slope": 0.1}))
+    mask = (rng.uniform(size=(3, 4)) < 0.6).astype(np.float64)
+    c.append(case("masked_scale", [draw((3, 4)), mask], {"scale": 1.25}, constant=(1,)))
+    c.append(case("sum", [draw((3, 4))]))
+    for axis, keepdim, shape in ((0, False, (3, 4)), (-1, True, (2, 3, 4)), (1, False, (2, 3, 4))):
+        c.append(case("sum_axis", [draw(shape)], {"axis": axis, "keepdim": keepdim}))
+    c.append(case("mean", [draw((3, 4))]))
+    for axis, keepdim in ((1, False), (0, True)):
+        c.append(case("mean_axis", [draw((3, 4))], {"axis": axis, "keepdim": keepdim}))
+    for axis, keepdim, shape in ((1, False, (3, 4)), (0, True, (3, 4)), (1, False, (2, 3, 4))):
+        c.append(case("max_axis", [draw(shape)], {"axis": axis, "keepdim": keepdim}))
+    c.append(case("sum_to", [draw((2, 3, 4))], {"shape": [3, 1]}))
+    c.append(case("sum_to", [draw((2, 3))], {"shape": []}))
+    c.append(case("broadcast_to", [draw((3, 1))], {"shape": [2, 3, 4]}))
+    for ta in (False, True):
+        for tb in (False, True):
+            sa = (4, 3) if ta else (3, 4)
+            sb = (2, 4) if tb else (4, 2)
+            c.append(case("mm", [draw(sa), draw(sb)], {"ta": ta, "tb": tb}))
+            c.append(case("mm", [draw((2,) + sa), draw((2,) + sb)], {"ta": ta, "tb": tb}))
+    c.append(case("linear", [draw((4, 3)), draw((2, 3)), draw((2,))]))
+    c.append(case("linear", [draw((4, 3)), draw((2, 3))]))
+    c.append(case("transpose", [draw((3, 4))]))
+    c.append(case("reshape", [draw((2, 6))], {"shape": [3, 4]}))
+    c.append(case("narrow", [draw((4, 3))], {"start": 1, "length": 2}))
+    c.append(case("index_select", [draw((4, 3))], {"indices": [2, 0, 2, 3]}))
+    c.append(case("concat", [draw((2, 3)), draw((1, 3)), draw((3, 3))]))
+    for op in ("softmax", "log_softmax"):
+        for axis, shape in ((-1, (3, 4)), (0, (3, 4)), (1, (2, 3, 2))):
+            c.append(case(op, [draw(shape, -2.0, 2.0)], {"axis": axis}))
+    return c
+
+
+def mlp_case():
+    """A 4-5-3 sigmoid network with a cross-entropy cost on 8 examples: the delta rule end to end."""
+    x = torch.tensor(rng.standard_normal((8, 4)))
+    labels = rng.randint(0, 3, size=8)
+    params = [torch.tensor(rng.standard_normal(s) * 0.5, requires_grad=True) for s in ((5, 4), (5,), (3, 5), (3,))]
+    direction = [torch.tensor(rng.standard_normal(tuple(p.shape))) for p in params]
+    initial = [encode(p) for p in params]
+
+    def loss_of(p):
+        h = torch.sigmoid(F.linear(x, p[0], p[1]))
+        logits = F.linear(h, p[2], p[3])
+        return logits, F.cross_entropy(logits, torch.tensor(labels))
+
+    logits, loss = loss_of(params)
+    grads = torch.autograd.grad(loss, params, create_graph=True)
+    gv = sum((g * d).sum() for g, d in zip(grads, direction))
+    hvp = torch.autograd.grad(gv, params)
+    lr, curve = 0.5, []
+    with torch.no_grad():
+        p = [q.detach().clone() for q in params]
+    for _ in range(5):
+        for q in p:
+            q.requires_grad_(True)
+        _, l = loss_of(p)
+        g = torch.autograd.grad(l, p)
+        curve.append(float(l))
+        with torch.no_grad():
+            p = [q - lr * gq for q, gq in zip(p, g)]
+    return {
+        "x": encode(x),
+        "labels": [int(v) for v in labels],
+        "params": initial,
+        "direction": [encode(d) for d in direction],
+        "logits": encode(logits),
+        "loss": float(loss),
+        "grads": [encode(g) for g in grads],
+        "hvp": [encode(h) for h in hvp],
+        "learning_rate": lr,
+        "loss_curve": curve,
+    }
+
+
+def main():
+    golden = {
+        "about": "Reference values from PyTorch for golden_test.cpp; regenerate with tests/golden/make_golden.py",
+        "torch_version": torch.__version__,
+        "seed": SEED,
+        "cases": op_cases(),
+        "mlp": mlp_case(),
+    }
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ops_golden.json")
+    with open(path, "w") as f:
+        json.dump(golden, f, indent=None, separators=(",", ":"))
+        f.write("\n")
+    print(f"wrote {len(golden['cases'])} op cases and the network case to {path}")
+
+
+if __name__ == "__main__":
+    main()
