@@ -163,18 +163,32 @@ std::string curves_section(const ReportData& d) {
         "No validation split in this run, so only the training curve is shown; overfitting shows as a "
         "validation curve that turns up while the training curve keeps falling.");
   } else if (best) {
-    const double last_val = last_finite(d.epochs, &ReportEpoch::val_loss);
+    // Overfitting: the validation loss has turned up for a while (the mean of the last three epochs is 5%
+    // above its minimum, at least three epochs after it) while the training loss kept falling. Validation
+    // noise alone rarely does that.
+    std::vector<const ReportEpoch*> after;
+    for (const ReportEpoch& e : d.epochs)
+      if (e.epoch > best->epoch && std::isfinite(e.val_loss)) after.push_back(&e);
+    double tail = 0;
+    const std::size_t k = std::min<std::size_t>(3, after.size());
+    for (std::size_t i = after.size() - k; i < after.size(); ++i)
+      tail += after[i]->val_loss / static_cast<double>(k);
     const double last_train = last_finite(d.epochs, &ReportEpoch::train_loss);
-    if (best->epoch != d.epochs.back().epoch && last_val > best->val_loss * 1.02) {
+    if (after.size() >= 3 && tail > 1.05 * best->val_loss && last_train < best->train_loss) {
       out << "<p class=\"note warn\">"
           << escape("Overfitting: the validation loss was lowest at epoch " + std::to_string(best->epoch) +
-                    " (" + format_number(best->val_loss) + ") and rose to " + format_number(last_val) +
-                    " while the training loss fell to " + format_number(last_train) +
+                    " (" + format_number(best->val_loss) + ") and averaged " + format_number(tail) +
+                    " over the last " + std::to_string(k) +
+                    " epochs, while the training loss kept falling to " + format_number(last_train) +
                     ". Early stopping, L2 / weight decay or dropout would help.")
           << "</p>\n";
     } else {
-      out << note("The validation loss is lowest at epoch " + std::to_string(best->epoch) + " (" +
-                  format_number(best->val_loss) + "); no sign of overfitting yet.");
+      out << note(
+          "The validation loss is lowest at epoch " + std::to_string(best->epoch) + " (" +
+          format_number(best->val_loss) + "); it has not turned up for long, so no clear overfitting yet." +
+          (std::isfinite(last_train) && last_train < 0.8 * last_finite(d.epochs, &ReportEpoch::val_loss)
+               ? " The gap between the training and validation losses is what overfitting grows from."
+               : ""));
     }
   }
   out << "</section>\n";
@@ -223,24 +237,42 @@ std::string gradients_section(const ReportData& d) {
     out << "<tr><td class=\"name\">" << escape(l.name) << "</td><td class=\"name\">" << escape(l.activation)
         << "</td><td>" << format_number(l.grad_norm) << "</td><td>" << format_number(l.weight_norm)
         << "</td><td>" << format_number(l.grad_norm / l.weight_norm) << "</td><td>"
-        << format_percent(l.saturated_fraction) << "</td><td>" << format_percent(l.dead_fraction)
-        << "</td></tr>\n";
+        << format_percent(l.activation.empty() ? NAN : l.saturated_fraction) << "</td><td>"
+        << format_percent(l.activation.empty() ? NAN : l.dead_fraction) << "</td></tr>\n";
   }
   out << "</table></div>\n";
-  if (last.layers.size() >= 2) {
-    const double first = last.layers.front().grad_norm, top = last.layers.back().grad_norm;
-    if (first > 0 && top > 0 && std::isfinite(first) && std::isfinite(top)) {
-      const double ratio = top / first;
-      if (ratio >= 10)
-        out << "<p class=\"note warn\">"
-            << escape("Vanishing gradients: the first layer's gradient is " + format_number(ratio, 3) +
-                      " times smaller than the last layer's, so the first layers learn slowly. ReLU with He "
-                      "initialisation or batch normalisation keeps the norms closer.")
-            << "</p>\n";
-      else
-        out << note("The first and last layers' gradient norms are within a factor " +
-                    format_number(std::max(ratio, 1 / ratio), 3) + " of each other: no vanishing gradients.");
+  // Vanishing gradients: the first layer's gradient norm far below the last layer's. Look at every record, as
+  // they often vanish early in training and recover (or not) later.
+  const ReportGradFlow* worst = nullptr;
+  double worst_ratio = 0, last_ratio = std::nan("");
+  for (const ReportGradFlow& g : d.grad_flow) {
+    if (g.layers.size() < 2) continue;
+    const double first = g.layers.front().grad_norm, top = g.layers.back().grad_norm;
+    if (!(first > 0 && top > 0 && std::isfinite(first) && std::isfinite(top))) continue;
+    if (top / first > worst_ratio) {
+      worst_ratio = top / first;
+      worst = &g;
     }
+    if (&g == &last) last_ratio = top / first;
+  }
+  if (worst && worst_ratio >= 10) {
+    out << "<p class=\"note warn\">"
+        << escape("Vanishing gradients: at step " + std::to_string(worst->step) + " (epoch " +
+                  std::to_string(worst->epoch) + ") the first layer's gradient was " +
+                  format_number(worst_ratio, 3) + " times smaller than the last layer's" +
+                  (std::isfinite(last_ratio) && &last != worst
+                       ? "; at the last record the factor is " + format_number(last_ratio, 3)
+                       : std::string()) +
+                  ". Layers far from the output learn slowly when this factor is large; ReLU with He "
+                  "initialisation or batch normalisation keeps the norms closer.")
+        << "</p>\n";
+  } else if (worst) {
+    out << note(worst_ratio <= 1
+                    ? std::string("In every record the first layer's gradient norm is at least the last "
+                                  "layer's: no vanishing gradients.")
+                    : "In every record the first layer's gradient norm is at most " +
+                          format_number(worst_ratio, 3) +
+                          " times smaller than the last layer's: no vanishing gradients.");
   }
   out << "</section>\n";
   return out.str();

@@ -130,6 +130,32 @@ TEST(Report, EmptyMetricsStillGiveAPage) {
   EXPECT_EQ(count_of(html, "<svg"), 0u);
 }
 
+TEST(Report, NotesNeedASustainedSignal) {
+  // A validation loss that is lowest near the end (noise) is not called overfitting; a sustained rise is.
+  auto page = [](const std::vector<double>& val) {
+    std::string lines;
+    for (std::size_t i = 0; i < val.size(); ++i)
+      lines += "{\"epoch\": " + std::to_string(i + 1) +
+               ", \"train_loss\": " + std::to_string(1.0 - 0.05 * i) +
+               ", \"val_loss\": " + std::to_string(val[i]) + "}\n";
+    return bp::io::render_report(bp::io::parse_report_data(lines), "", "t");
+  };
+  EXPECT_EQ(page({0.9, 0.8, 0.7, 0.75, 0.69, 0.72}).find("Overfitting"), std::string::npos);
+  EXPECT_NE(page({0.9, 0.8, 0.7, 0.75, 0.78, 0.8}).find("Overfitting"), std::string::npos);
+  // Gradient norms: a first layer 10x below the last at any record is flagged, a factor 3 is not.
+  auto flow = [](double first) {
+    return bp::io::render_report(
+        bp::io::parse_report_data(
+            "{\"type\": \"grad_flow\", \"epoch\": 1, \"step\": 5, \"layers\": [{\"name\": "
+            "\"a\", \"grad_norm\": " +
+            std::to_string(first) + "}, {\"name\": \"b\", \"grad_norm\": 1.0}]}\n"),
+        "", "t");
+  };
+  EXPECT_NE(flow(0.05).find("Vanishing gradients: at step 5 (epoch 1)"), std::string::npos);
+  EXPECT_EQ(flow(0.3).find("Vanishing"), std::string::npos);
+  EXPECT_NE(flow(0.3).find("no vanishing gradients"), std::string::npos);
+}
+
 TEST(Report, MisclassifiedWithoutPixelsAreListed) {
   const fs::path dir = fresh_dir("nopixels");
   write_synthetic_run(dir, {.epochs = 2, .pixels = false, .misclassified = 5});
