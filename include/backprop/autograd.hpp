@@ -157,6 +157,13 @@ struct GradOptions {
 /// Returns d(sum_i <grad_outputs[i], outputs[i]>)/dinputs[j] without touching any .grad().
 Tensors grad(const Tensors& outputs, const Tensors& inputs, GradOptions options = {});
 
+/// Called on this thread right after backward() has added a gradient into `leaf`'s .grad() (once per
+/// contribution: a leaf used twice is reported twice). grad() never calls it. Lets data-parallel training start
+/// communicating a gradient while the rest of the backward pass runs.
+using GradAccumulatedHook = std::function<void(const TensorImpl& leaf)>;
+/// Installs `hook` (empty = none) for this thread and returns the previous one, to be restored by the caller.
+GradAccumulatedHook set_grad_accumulated_hook(GradAccumulatedHook hook);
+
 /// Counters of the most recent backward()/grad() on this thread.
 struct BackwardStats {
   std::uint64_t nodes_run = 0;      // backward functions executed

@@ -23,11 +23,17 @@ namespace {
 thread_local bool grad_mode_enabled = true;
 thread_local BackwardStats stats;
 thread_local int engine_depth = 0;  // > 0 while a backward runs (checkpoint() nests one)
+thread_local GradAccumulatedHook grad_accumulated_hook;  // see set_grad_accumulated_hook()
 std::atomic<std::uint64_t> next_sequence_nr{0};
 }  // namespace
 
 bool GradMode::is_enabled() { return grad_mode_enabled; }
 void GradMode::set_enabled(bool enabled) { grad_mode_enabled = enabled; }
+GradAccumulatedHook set_grad_accumulated_hook(GradAccumulatedHook hook) {
+  std::swap(hook, grad_accumulated_hook);
+  return hook;
+}
+
 BackwardStats last_backward_stats() { return stats; }
 
 Tensor record(const char* name, Tensor output, const Tensors& inputs, BackwardFn backward, RecordOptions options) {
@@ -169,7 +175,9 @@ void Engine::accumulate_leaf(TensorImpl& leaf, Tensor g, bool create_graph) {
 void Engine::deliver_to_leaf(Run& run, TensorImpl& leaf, Tensor g) {
   if (auto [owner, index] = run.leaf_target(&leaf); owner)
     accumulate(owner->captured[index], g, owner->create_graph);
-  if (run.accumulate_leaves) accumulate_leaf(leaf, std::move(g), run.create_graph);
+  if (!run.accumulate_leaves) return;
+  accumulate_leaf(leaf, std::move(g), run.create_graph);
+  if (grad_accumulated_hook) grad_accumulated_hook(leaf);
 }
 
 Tensors Engine::run(const Tensors& outputs, const Tensors& grad_outputs, const std::vector<Target>& targets,
