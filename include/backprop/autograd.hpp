@@ -142,7 +142,10 @@ struct BackwardOptions {
 };
 
 /// Accumulates d(sum_i <grad_outputs[i], outputs[i]>)/dleaf into leaf.grad() for every leaf that requires grad.
-/// A grad_output may be undefined for a scalar output (it means 1).
+/// A grad_output may be undefined for a scalar output (it means 1). The sum is formed in place only when nothing
+/// else holds the gradient tensor, so neither grad_outputs nor a gradient handle kept by the caller ever changes.
+/// Throws AutogradError: an output that does not require grad, a missing or mis-shaped grad_output, a second walk
+/// through a graph freed by an earlier backward (see retain_graph), a saved tensor changed in place.
 void backward(const Tensors& outputs, const Tensors& grad_outputs = {}, BackwardOptions options = {});
 
 struct GradOptions {
@@ -175,8 +178,9 @@ BackwardStats last_backward_stats();
 
 /// Runs fn(inputs) without keeping its intermediate values; during backward the forward is recomputed to get
 /// them. Same gradients as calling fn directly (for inputs and for parameters used inside fn), less memory,
-/// one more forward. fn must be deterministic (draw no fresh random numbers). Gradients through a checkpoint
-/// cannot be differentiated again (create_graph throws AutogradError).
+/// one more forward. fn must be deterministic (draw no fresh random numbers). Works under backward() and grad()
+/// alike (parameters used inside fn get their gradients where the enclosing call delivers them). Gradients through
+/// a checkpoint cannot be differentiated again (create_graph throws AutogradError).
 Tensor checkpoint(const std::function<Tensor(const Tensors&)>& fn, const Tensors& inputs);
 
 }  // namespace backprop
