@@ -103,6 +103,13 @@ json parse_header(const std::string& path, const std::string& text) {
     if (const auto bracket = why.find("] "); bracket != std::string::npos) why.erase(0, bracket + 2);
     why = printable(why);
     fail_at(path, at, "the header is not valid UTF-8 JSON (", why, "); expected one JSON object");
+  } catch (const json::out_of_range& e) {  // a number too large for any C++ type, e.g. 1E666666
+    std::string why = e.what();
+    if (const auto bracket = why.find("] "); bracket != std::string::npos) why.erase(0, bracket + 2);
+    fail_header(path, "the header is not usable JSON (", printable(why),
+                "); expected numbers that fit 64 bits");
+  } catch (const json::exception& e) {  // any other refusal of the parser is still a bad file, not a crash
+    fail_header(path, "the header is not usable JSON (", printable(e.what()), ")");
   } catch (const TooDeep&) {
     fail_header(path, "JSON nested more than ", kMaxHeaderDepth,
                 " levels deep; a safetensors header needs 3");

@@ -77,6 +77,13 @@ TEST_F(Validation, HeaderNotJson) {
   expect_rejected(raw_file(std::string("{\"w\0\":1}", 8)), {"not valid UTF-8 JSON"});
 }
 
+// Found by fuzz/fuzz_safetensors: the JSON parser reports numbers beyond any C++ type as out_of_range.
+TEST_F(Validation, NumberTooLargeForAnyTypeIsAFileError) {
+  expect_rejected(
+      raw_file(R"({"w":{"dtype":"F32","shape":[66666666E666666666666666666666666],"data_offsets":[0,8]}})"),
+      {"not usable JSON", "number overflow", "expected numbers that fit 64 bits"});
+}
+
 TEST_F(Validation, HeaderNotUtf8) {
   expect_rejected(raw_file("{\"caf\xe9\":{}}"),
                   {"not valid UTF-8 JSON", "byte 14", "ill-formed UTF-8 byte", "\\xe9"});
