@@ -15,7 +15,7 @@
 //     bp::nn::Sequential net{bp::nn::Linear(784, 256, gen), bp::nn::ReLU(), bp::nn::Linear(256, 10, gen)};
 //     bp::optim::SGD opt(net.parameters(), {.lr = 0.1});
 //     bp::dist::fit(net, bp::loss::CrossEntropy{}, opt, train, {.epochs = 10, .batch_size = 128});
-//     if (bp::dist::is_root()) bp::io::save(net, "model.safetensors");  // only rank 0 writes
+//     if (bp::dist::is_root()) { /* save the model, write the report: rank 0 only */ }
 //   }
 //   // mpirun -np 4 ./my_training
 //

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstring>
 #include <limits>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -70,6 +71,20 @@ struct DataParallel::State {
       if (b.request == MPI_REQUEST_NULL) continue;
       int done = 0;
       detail::check(MPI_Test(&b.request, &done, MPI_STATUS_IGNORE), "MPI_Test");
+    }
+  }
+
+  // Waits for every started all-reduce. Polls and yields the core between polls rather than spinning inside
+  // MPI_Wait: when ranks share cores (2 ranks on a 2-core machine) a spinning rank steals the time the rank
+  // it waits for needs.
+  void wait_all() {
+    for (Bucket& b : buckets) {
+      int done = 0;
+      while (true) {
+        detail::check(MPI_Test(&b.request, &done, MPI_STATUS_IGNORE), "MPI_Test");
+        if (done) break;
+        std::this_thread::yield();
+      }
     }
   }
 
@@ -193,11 +208,11 @@ void DataParallel::backward(const Tensor& objective) {
   // bucket order, which is the same on every rank.
   for (State::Bucket& b : s.buckets)
     if (!b.launched) s.launch(b);
-  for (State::Bucket& b : s.buckets) detail::check(MPI_Wait(&b.request, MPI_STATUS_IGNORE), "MPI_Wait");
+  s.wait_all();
   if (s.late) {
     // A gradient grew after its bucket had been sent: send every bucket again, now that all are final.
     for (State::Bucket& b : s.buckets) s.launch(b);
-    for (State::Bucket& b : s.buckets) detail::check(MPI_Wait(&b.request, MPI_STATUS_IGNORE), "MPI_Wait");
+    s.wait_all();
   }
   for (State::Bucket& b : s.buckets) {
     const std::size_t elem = b.dtype == DType::f32 ? sizeof(float) : sizeof(double);
