@@ -11,6 +11,8 @@
 #include <cmath>
 #include <cstdio>
 
+#include "dist/mpi_util.hpp"
+
 namespace bp = backprop;
 namespace dist = backprop::dist;
 using ::testing::HasSubstr;
@@ -268,6 +270,48 @@ TEST(DistFit, BatchTooSmallForTheRanksIsAnError) {
   EXPECT_THAT(
       [&] { dist::fit(net, bp::loss::CrossEntropy{}, opt, data, {.epochs = 1, .grad_flow_every = 1}); },
       testing::ThrowsMessage<bp::ValueError>(HasSubstr("grad_flow_every is not supported")));
+}
+
+TEST(DistDataParallel, GradientsHiddenInsideCheckpointAreStillSummed) {
+  // checkpoint() hides its parameters from the graph walk that counts contributions: their buckets start
+  // before their gradients exist, the late contributions are noticed, and the buckets are reduced again.
+  bp::Generator gen(22);
+  const bp::Tensor x = bp::randn({4, 6}, gen, bp::f64);
+  auto objective = [&](bp::nn::Sequential& net) {
+    const bp::Tensor h = bp::checkpoint([&](const bp::Tensors& in) { return net(in[0]); }, {x});
+    return bp::sum(bp::mul(h, h));
+  };
+  auto net = mlp(6, bp::f64);
+  dist::DataParallel dp(net, {.bucket_bytes = 200});
+  dp.backward(bp::mul(objective(net), 1.0 + dist::rank()));
+  auto single = mlp(6, bp::f64);
+  bp::mul(objective(single), 3.0).backward();
+  for (std::size_t i = 0; i < net.parameters().size(); ++i)
+    EXPECT_TRUE(bp::allclose(net.parameters()[i].grad(), single.parameters()[i].grad(), 1e-12, 1e-12)) << i;
+}
+
+TEST(DistErrors, MessagesNameWhatWasWrong) {
+  bp::Tensor t = bp::zeros({3});
+  EXPECT_THAT([&] { dist::broadcast_(t, 5); },
+              testing::ThrowsMessage<bp::ValueError>(HasSubstr("root must be in [0, 2), got 5")));
+  // An MPI error code becomes a DistError naming the call, the rank and MPI's own text.
+  try {
+    dist::detail::check(MPI_ERR_COUNT, "MPI_Allreduce");
+    FAIL() << "expected DistError";
+  } catch (const dist::DistError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("MPI_Allreduce failed on rank " + std::to_string(dist::rank())));
+    EXPECT_THAT(e.what(), HasSubstr("count"));
+  }
+  dist::SyncBatchNorm1d bn(bp::nn::BatchNorm1d(4));
+  EXPECT_THAT(
+      [&] {
+        bn(bp::zeros({2, 5}));
+      },
+      testing::ThrowsMessage<bp::ShapeError>(HasSubstr("expected input [N, 4], got [2, 5]")));
+  EXPECT_EQ(bn.repr(), "SyncBatchNorm1d(4, eps=1e-05, momentum=0.1, affine=true)");
+  auto net = bp::nn::Sequential{};
+  EXPECT_THAT([&] { dist::DataParallel dp(net); },
+              testing::ThrowsMessage<bp::ValueError>(HasSubstr("the model has no parameters")));
 }
 
 // Run by the CTest dist.rank_dies only: rank 1 dies while rank 0 waits for it in a collective; mpirun must
