@@ -3,11 +3,12 @@
 #   make demo   install dependencies, build, train the default network on Fashion-MNIST and write a report
 #   make asan   the same suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make bench  side-by-side benchmarks against PyTorch / LibTorch
+#   make fuzz   libFuzzer runs over every file and config reader (FUZZ_SECONDS per target, default 600)
 PRESET ?= release
 JOBS ?= $(shell nproc)
 BUILD := build/$(PRESET)
 
-.PHONY: all deps configure build test demo asan bench format clean
+.PHONY: all deps configure build test demo asan bench fuzz format clean
 
 all: build
 
@@ -34,6 +35,10 @@ bench:
 	cmake --preset release
 	cmake --build build/release -j $(JOBS)
 	scripts/bench build/release
+
+FUZZ_SECONDS ?= 600
+fuzz: deps
+	scripts/fuzz $(FUZZ_SECONDS)
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.hpp')
