@@ -183,6 +183,31 @@ Tensor masked_scale(const Tensor& x, const Tensor& mask, double scale) {
   return y;
 }
 
+Tensor activation_backward(ActivationGrad kind, const Tensor& dy, const Tensor& y) {
+  Tensor dx(dy.shape(), dy.dtype());
+  dispatch(dy.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* pd = dy.data<T>();
+    const T* py = y.data<T>();
+    T* px = dx.data<T>();
+    parallel_range(dy.numel(), kParallelThreshold, [&](std::int64_t b, std::int64_t e) {
+      // The expressions mirror masked_scale(dy, relu_mask(y), 1), mul(dy, mul(y, 1 - y)), ...
+      switch (kind) {
+        case ActivationGrad::relu:
+          for (std::int64_t i = b; i < e; ++i) px[i] = pd[i] * (py[i] > T(0) ? T(1) : T(0)) * T(1);
+          break;
+        case ActivationGrad::sigmoid:
+          for (std::int64_t i = b; i < e; ++i) px[i] = pd[i] * (py[i] * (T(1) - py[i]));
+          break;
+        case ActivationGrad::tanh:
+          for (std::int64_t i = b; i < e; ++i) px[i] = pd[i] * (T(1) - py[i] * py[i]);
+          break;
+      }
+    });
+  });
+  return dx;
+}
+
 Tensor broadcast_to(const Tensor& x, const Shape& shape) {
   Tensor out(shape, x.dtype());
   dispatch(x.dtype(), [&](auto tag) {

@@ -23,8 +23,12 @@ void blas_call(DType dtype, CBLAS_TRANSPOSE opa, CBLAS_TRANSPOSE opb, int m, int
   }
 }
 
-// Products smaller than this (per thread) run on one thread, in one BLAS call.
-constexpr std::int64_t kParallelGemmWork = 64 * 64 * 64;
+// Products whose row block (per thread) has fewer multiply-adds than this run on one thread, in one BLAS
+// call. 2^24 MACs is about 0.2 ms of one core: far above an idle fork-join (microseconds), and large enough
+// that on an oversubscribed machine, where OpenMP's join can wait milliseconds for a descheduled thread,
+// splitting still pays. Every product of the 784-256-128-10 MLP at batch 128 stays on one thread (its largest
+// row block is 64 x 256 x 784 = 12.8M); the 784-1024-1024-10 net at batch 512 splits all its big products.
+constexpr std::int64_t kParallelGemmWork = std::int64_t{1} << 24;
 // Row blocks are multiples of this, so every block starts on a whole register tile of the BLAS kernel.
 constexpr std::int64_t kRowAlign = 16;
 

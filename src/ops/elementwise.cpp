@@ -149,7 +149,13 @@ Tensor clamp(const Tensor& x, double lo, double hi) {
 Tensor sigmoid(const Tensor& x) {
   Tensor y = kernels::unary(Unary::sigmoid, x);
   return record(
-      "sigmoid", y, {x}, [](const Tensor& dy, const Tensor& out) { return Tensors{mul(dy, mul(out, rsub(out, 1.0)))}; },
+      "sigmoid", y, {x},
+      [](const Tensor& dy, const Tensor& out) {
+        // No graph wanted (plain backward): the same product in one fused pass, bit-identical.
+        if (!GradMode::is_enabled())
+          return Tensors{kernels::activation_backward(kernels::ActivationGrad::sigmoid, dy, out)};
+        return Tensors{mul(dy, mul(out, rsub(out, 1.0)))};
+      },
       {.save_output = true, .saves_inputs = false});
 }
 
@@ -157,7 +163,12 @@ Tensor sigmoid(const Tensor& x) {
 Tensor tanh(const Tensor& x) {
   Tensor y = kernels::unary(Unary::tanh, x);
   return record(
-      "tanh", y, {x}, [](const Tensor& dy, const Tensor& out) { return Tensors{mul(dy, rsub(mul(out, out), 1.0))}; },
+      "tanh", y, {x},
+      [](const Tensor& dy, const Tensor& out) {
+        if (!GradMode::is_enabled())
+          return Tensors{kernels::activation_backward(kernels::ActivationGrad::tanh, dy, out)};
+        return Tensors{mul(dy, rsub(mul(out, out), 1.0))};
+      },
       {.save_output = true, .saves_inputs = false});
 }
 
@@ -167,6 +178,9 @@ Tensor relu(const Tensor& x) {
   return record(
       "relu", y, {x},
       [](const Tensor& dy, const Tensor& out) {
+        // No graph wanted: mask and product in one pass, one allocation instead of two (bit-identical).
+        if (!GradMode::is_enabled())
+          return Tensors{kernels::activation_backward(kernels::ActivationGrad::relu, dy, out)};
         return Tensors{masked_scale(dy, kernels::unary(Unary::relu_mask, out), 1.0)};
       },
       {.save_output = true, .saves_inputs = false});
