@@ -12,11 +12,13 @@ std::ostream& operator<<(std::ostream& out, DType dt) { return out << dtype_name
 std::int64_t numel(const Shape& shape) {
   BP_CHECK(shape.size() <= kMaxRank, ShapeError, "tensor rank ", shape.size(), " exceeds the maximum of ",
            kMaxRank, " (shape ", shape, ")");
+  for (std::int64_t d : shape) BP_CHECK(d >= 0, ShapeError, "negative dimension in shape ", shape);
+  // A zero anywhere makes the count 0 whatever the order: [2^32, 2^32, 0] is as empty as [0, 2^32, 2^32].
+  for (std::int64_t d : shape)
+    if (d == 0) return 0;
   std::int64_t n = 1;
   for (std::int64_t d : shape) {
-    BP_CHECK(d >= 0, ShapeError, "negative dimension in shape ", shape);
-    BP_CHECK(d == 0 || n <= std::numeric_limits<std::int64_t>::max() / d, ShapeError, "shape ", shape,
-             " has too many elements");
+    BP_CHECK(n <= std::numeric_limits<std::int64_t>::max() / d, ShapeError, "shape ", shape, " has too many elements");
     n *= d;
   }
   return n;
