@@ -200,7 +200,10 @@ Tensor activation_backward(ActivationGrad kind, const Tensor& dy, const Tensor& 
           for (std::int64_t i = b; i < e; ++i) px[i] = pd[i] * (py[i] * (T(1) - py[i]));
           break;
         case ActivationGrad::tanh:
-          for (std::int64_t i = b; i < e; ++i) px[i] = pd[i] * (T(1) - py[i] * py[i]);
+          // Two loops on purpose: in one, the compiler would contract 1 - y y into a fused multiply-add (one
+          // rounding instead of two) and the result would no longer match the composed ops bit for bit.
+          for (std::int64_t i = b; i < e; ++i) px[i] = py[i] * py[i];
+          for (std::int64_t i = b; i < e; ++i) px[i] = pd[i] * (T(1) - px[i]);
           break;
       }
     });
