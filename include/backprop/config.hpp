@@ -1,0 +1,140 @@
+// backprop/config.hpp — the configuration of a training run, as a struct and as TOML.
+//
+// Every choice `backprop train` offers is one key of Config, with one name in a TOML file ("optimizer.lr")
+// and one command-line flag ("--lr"). The key table (keys()) is the single place that knows a key's type,
+// range, allowed values and help text: the TOML reader, the flag parser and `--print-config` all go through
+// it, so a value is checked the same way wherever it comes from, and every error names the key (or flag) and
+// what was expected.
+//
+//   bp::config::Config cfg = bp::config::load_toml("run.toml");          // defaults, then the file
+//   bp::config::set(cfg, "optimizer.lr", "0.01", "--lr");                 // a flag overrides the file
+//   bp::config::validate(cfg);                                            // cross-key checks
+//   std::cout << bp::config::to_toml(cfg);                                // parses back to the same Config
+//
+// Example file:
+//   [model]
+//   layers = [256, 128]
+//   activation = "relu"
+//   [optimizer]
+//   name = "adam"
+//   lr = 1e-3
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace backprop::config {
+
+/// Where the examples come from and how they are prepared.
+struct DataConfig {
+  std::string source = "fashion-mnist";  // "fashion-mnist", a directory of IDX files, or a .csv file
+  std::string test;                      // test data; "" = the IDX directory's t10k split (none for CSV)
+  std::string target;                    // CSV target column, a name or 0-based index; "" = last column
+  std::string task = "classification";   // "classification" or "regression" (CSV only)
+  double val_split = 0.1;                // fraction of the training examples held out for validation
+  std::int64_t limit_train = 0;          // use only the first N training examples (0 = all)
+  std::int64_t limit_test = 0;           // use only the first N test examples (0 = all)
+  bool standardize = true;               // CSV: standardise features with the training split's mean/std
+};
+
+/// The network: a stack of dense layers.
+struct ModelConfig {
+  std::vector<std::int64_t> layers{256, 128};  // hidden layer widths; empty = a linear model
+  std::string activation = "relu";             // sigmoid | tanh | relu | leaky_relu
+  bool batchnorm = false;                      // BatchNorm1d after each hidden Linear, before the activation
+  double dropout = 0.2;                        // Dropout after each hidden activation (0 = none)
+  double dropconnect = 0.0;                    // DropConnect instead of Linear in hidden layers (0 = none)
+  std::string init = "auto";  // auto | kaiming_uniform | kaiming_normal | xavier_uniform | xavier_normal
+};
+
+/// The cost and how gradient descent visits the data.
+struct TrainConfig {
+  std::string loss = "auto";            // auto | cross-entropy | mse (auto: cross-entropy or mse by task)
+  std::int64_t batch_size = 128;        // examples per update; 1 = stochastic; 0 = full batch ("full")
+  std::string grad_reduction = "mean";  // mean | sum of the per-example gradients of a batch
+  std::int64_t epochs = 30;             // passes over the training data
+  std::int64_t early_stopping = 0;      // patience in epochs on the validation loss (0 = off)
+  double l1 = 0.0;                      // l1 * sum |w| added to the cost (weights, not biases)
+  double l2 = 0.0;                      // l2 * 1/2 sum w^2 added to the cost (weights, not biases)
+  double clip_grad_norm = 0.0;          // rescale gradients to this global L2 norm (0 = off)
+};
+
+struct OptimizerConfig {
+  std::string name = "momentum";  // sgd | momentum | nesterov | adam | adamw | rmsprop
+  double lr = 0.05;               // learning rate eta
+  double momentum = 0.9;          // for momentum, nesterov and rmsprop
+  double weight_decay = 0.0;      // the optimiser's weight decay (decoupled for adamw)
+  /// none | cosine | step[:EPOCHS[:GAMMA]] | exponential[:GAMMA] | warmup[:EPOCHS]
+  std::string schedule = "cosine";
+};
+
+struct RunSection {
+  std::uint64_t seed = 1;             // weights, dropout masks, data order, validation split
+  std::int64_t threads = 0;           // kernel and BLAS threads (0 = the library's default)
+  std::int64_t checkpoint_every = 0;  // write a checkpoint every N epochs (0 = never)
+  std::int64_t grad_flow = 100;       // record per-layer gradient norms every N updates (0 = off)
+};
+
+struct Config {
+  DataConfig data;
+  ModelConfig model;
+  TrainConfig train;
+  OptimizerConfig optimizer;
+  RunSection run;
+};
+
+/// What the key table knows about one key, for help texts and documentation.
+struct KeyInfo {
+  std::string key;                   // "optimizer.lr"
+  std::string flag;                  // "--lr"
+  std::string type;                  // "number", "integer", "boolean", "string", "list of integers", ...
+  std::string expects;               // "a number > 0", "one of: sgd, momentum, ...", ...
+  std::string help;                  // one line
+  std::vector<std::string> choices;  // the allowed values of a string key (empty: any text)
+};
+
+/// Every key, in the order of to_toml().
+const std::vector<KeyInfo>& keys();
+
+/// Sets `key` from text as typed on a command line ("0.01", "256,128", "full", "true"). Checks the type and
+/// range. Throws ConfigError "<origin>: expected <what>, got '<text>'" (origin is typically the flag), or
+/// naming the closest known key when `key` is unknown.
+void set(Config& config, const std::string& key, const std::string& text, const std::string& origin);
+
+/// The value of `key` as TOML text ("0.05", "[256, 128]", "\"relu\""). Throws ConfigError on an unknown key.
+std::string get(const Config& config, const std::string& key);
+
+/// Parses TOML text over the defaults. `source` names the text in messages (a file name). Throws ConfigError:
+/// "<source>:<line>:<column>: TOML syntax error: ..."; an unknown section or key, with a did-you-mean
+/// suggestion; a value of the wrong type or out of range, naming the key, the expected type or range and the
+/// value found.
+Config parse_toml(std::string_view text, const std::string& source = "config");
+
+/// Reads and parses a TOML file (FileError if it cannot be read, ConfigError as parse_toml).
+Config load_toml(const std::string& path);
+
+/// The whole configuration as TOML, one commented line per key, sections in the order of Config. Parsing the
+/// result gives back an equal Config.
+std::string to_toml(const Config& config);
+
+/// Cross-key checks that single keys cannot make: the loss fits the task, nesterov needs momentum,
+/// the schedule's arguments, early stopping needs a validation split. Throws ConfigError naming the keys.
+void validate(const Config& config);
+
+/// The parsed form of OptimizerConfig::schedule.
+struct Schedule {
+  std::string kind = "none";  // none | cosine | step | exponential | warmup
+  std::int64_t epochs = 0;    // step: epochs between decays; warmup: warm-up epochs
+  double gamma = 0.0;         // step / exponential: the factor
+};
+/// Parses a schedule text ("step:10:0.5"), filling defaults (step: 10 epochs, gamma 0.1; exponential: 0.95;
+/// warmup: 5 epochs). Throws ConfigError naming `origin` and the accepted forms.
+Schedule parse_schedule(const std::string& text, const std::string& origin = "optimizer.schedule");
+
+/// The candidate closest to `word` by edit distance, if close enough to be a likely typo (distance at most
+/// max(2, |word| / 3)); otherwise "". Used for "did you mean" hints on keys, flags and choices.
+std::string closest(const std::string& word, const std::vector<std::string>& candidates);
+
+}  // namespace backprop::config

@@ -1,0 +1,71 @@
+// backprop/io/checkpoint.hpp — everything needed to continue a training run exactly where it stopped.
+//
+// A checkpoint is a model file (model_file.hpp) with "format" = "backprop.checkpoint/1" plus:
+//   tensors "optimizer.<key>"  every entry of Optimizer::state() ("optimizer.step", "optimizer.lr",
+//                              "optimizer.0.momentum_buffer", ...)
+//   metadata "checkpoint"      JSON: {"epoch", "step", "data_seed", "scheduler_steps",
+//                              "generators": {"<module name>": {"s": [4 x hex], "seed": hex, "has_spare",
+//                              "spare": hex of the double's bits}}, "best_val_loss", "best_epoch"}
+// Generator states are written as hexadecimal text, so they come back bit for bit.
+//
+// In a run folder checkpoints live in RUN/checkpoints/ as epoch-0004.safetensors, ...; the text file
+// RUN/checkpoints/latest names the newest one and is replaced last, after the checkpoint itself is safely on
+// disk, so a crash at any moment leaves `latest` naming a complete checkpoint. Every file is written with
+// write_file_atomic's protocol (temporary file, fsync, rename, fsync of the directory).
+//
+//   bp::io::Checkpoint ck{.model = model_file, .optimizer = opt.state(), .epoch = 4, .step = 1876};
+//   ck.generators = bp::io::module_generators(*net);
+//   bp::io::write_checkpoint("runs/demo/checkpoints", ck, /*keep=*/3);
+//   bp::io::Checkpoint back = bp::io::load_checkpoint(bp::io::resolve_checkpoint("runs/demo"));
+//   net->load_state_dict(back.model.state);  opt.load_state(back.optimizer);
+//   bp::io::restore_module_generators(*net, back.generators);
+#pragma once
+
+#include <backprop/generator.hpp>
+#include <backprop/io/model_file.hpp>
+#include <backprop/nn.hpp>
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <string>
+
+namespace backprop::io {
+
+struct Checkpoint {
+  ModelFile model;                          // weights, architecture, preprocessing, config
+  std::map<std::string, Tensor> optimizer;  // Optimizer::state()
+  std::int64_t epoch = 0;                   // epochs completed
+  std::int64_t step = 0;                    // optimiser updates done
+  std::uint64_t data_seed = 0;              // the seed of the data order (epoch e's order is (seed, e))
+  std::int64_t scheduler_steps = 0;         // Scheduler::steps()
+  std::map<std::string, Generator::State> generators;              // module name -> its own Generator's state
+  double best_val_loss = std::numeric_limits<double>::infinity();  // for early stopping
+  std::int64_t best_epoch = 0;
+};
+
+/// Writes a checkpoint file crash-safely. Throws FileError when writing fails.
+void save_checkpoint(const std::string& path, const Checkpoint& checkpoint);
+
+/// Reads a checkpoint. Throws FileError naming the file and what is wrong: not a checkpoint (a model file
+/// gives "is a model, not a checkpoint"), the "checkpoint" metadata missing a field or not JSON, a generator
+/// state that is not 4 x 64-bit hex, or any load_model / load_safetensors error.
+Checkpoint load_checkpoint(const std::string& path);
+
+/// Saves DIR/epoch-NNNN.safetensors (NNNN = checkpoint.epoch, zero-padded to 4), then replaces DIR/latest
+/// with that file name and a newline, then removes the oldest epoch-*.safetensors files beyond the newest
+/// `keep` (0 = keep all). Creates DIR if needed. Returns the checkpoint's path.
+std::string write_checkpoint(const std::string& dir, const Checkpoint& checkpoint, int keep = 3);
+
+/// The checkpoint a --resume argument means: a checkpoint file itself; a directory with a `latest` file (a
+/// checkpoints directory); or a run directory with checkpoints/latest. Throws FileError naming what was
+/// looked for when none is found or `latest` names a missing file.
+std::string resolve_checkpoint(const std::string& path);
+
+/// The Generator state of every module that owns one (Dropout, DropConnect), by its name in
+/// named_modules() ("2", "5", ...).
+std::map<std::string, Generator::State> module_generators(nn::Module& model);
+/// Restores states saved by module_generators. Throws FileError naming the module when a name is unknown or
+/// a module with its own generator has no saved state.
+void restore_module_generators(nn::Module& model, const std::map<std::string, Generator::State>& states);
+
+}  // namespace backprop::io

@@ -1,0 +1,106 @@
+// backprop/io/model_file.hpp — a trained network in one self-describing safetensors file.
+//
+// A model file holds the network's tensors under their module names ("0.weight", "0.bias", "3.weight", ...,
+// the names nn::Module::state_dict() gives, which are also the names a PyTorch nn.Sequential of the same
+// layers uses), and in the safetensors "__metadata__":
+//   "format"         "backprop.model/1" (or "backprop.checkpoint/1" for a checkpoint, which adds optimiser
+//                    and RNG state; see checkpoint.hpp)
+//   "architecture"   JSON: {"inputs", "hidden": [...], "outputs", "activation", "batchnorm", "dropout",
+//                    "dropconnect", "init", "parameters", "modules": [repr of each layer]}
+//   "preprocessing"  JSON: {"task", "input": "image"|"table", "pixel_scale", "image_shape", "standardize",
+//                    "class_names", "feature_names", "target"}; the standardisation's mean and std are the
+//                    tensors "preprocess.mean" and "preprocess.std" [D]
+//   "training"       JSON: the training summary (epochs, metrics, test results, seed, ...)
+//   "config"         the run configuration as TOML (backprop/config.hpp)
+// so `backprop eval`, `predict` and `info` need nothing but the file.
+//
+//   bp::io::ModelFile m{.architecture = {.inputs = 784, .hidden = {256, 128}, .outputs = 10}};
+//   bp::Generator gen(1);
+//   auto net = bp::io::build_network(m.architecture, gen);
+//   m.state = net->state_dict();
+//   bp::io::save_model("model.safetensors", m);
+//   bp::io::ModelFile back = bp::io::load_model("model.safetensors");
+//   auto same = bp::io::load_network(back);                       // weights restored, eval mode
+//   bp::Tensor logits = same->forward(back.preprocessing.apply(x));
+#pragma once
+
+#include <backprop/generator.hpp>
+#include <backprop/io.hpp>
+#include <backprop/nn.hpp>
+#include <backprop/tensor.hpp>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace backprop::io {
+
+/// A feed-forward network of dense layers: inputs -> hidden[0] -> ... -> outputs.
+struct Architecture {
+  std::int64_t inputs = 0;
+  std::vector<std::int64_t> hidden;
+  std::int64_t outputs = 0;
+  std::string activation = "relu";       // sigmoid | tanh | relu | leaky_relu
+  bool batchnorm = false;                // BatchNorm1d between each hidden Linear and its activation
+  double dropout = 0.0;                  // Dropout after each hidden activation
+  double dropconnect = 0.0;              // DropConnect replaces the Linear of each hidden layer
+  std::string init = "kaiming_uniform";  // kaiming_uniform | kaiming_normal | xavier_uniform | xavier_normal
+};
+
+/// The Sequential an Architecture describes. Each hidden layer is
+///   Linear (DropConnect when dropconnect > 0) [-> BatchNorm1d] -> activation [-> Dropout],
+/// and the output layer is a Linear without activation (its outputs are logits, or values for regression).
+/// Weights are initialised with `init` and the gain of `activation`, drawing from `gen`; Dropout and
+/// DropConnect layers seed their own generators from `gen`. Throws ConfigError naming the field on an unknown
+/// activation or init, a non-positive width, or a probability outside [0, 1).
+std::shared_ptr<nn::Sequential> build_network(const Architecture& architecture, Generator& gen);
+
+/// What was learned from the training data besides the weights, applied to any input before the network.
+struct Preprocessing {
+  std::string task = "classification";     // "classification" or "regression"
+  std::string input = "table";             // "image": IDX pixels; "table": CSV columns
+  double pixel_scale = 1.0;                // image: the network sees raw byte * pixel_scale
+  std::vector<std::int64_t> image_shape;   // image: [rows, cols]
+  Tensor mean, std;                        // table: standardisation [D]; undefined when off
+  std::vector<std::string> class_names;    // output index -> label text
+  std::vector<std::string> feature_names;  // table: the feature columns' header names (may be empty)
+  std::string target;                      // table: the target column's name (or index) in the training file
+
+  /// features [N, D] -> (features - mean) / std when standardisation is on, else features unchanged.
+  /// Throws ShapeError naming both sizes when D differs from the standardisation's.
+  Tensor apply(const Tensor& features) const;
+};
+
+struct ModelFile {
+  Architecture architecture;
+  Preprocessing preprocessing;
+  std::map<std::string, Tensor> state;  // the network's state_dict(): parameters and buffers by name
+  std::string training_json = "{}";     // a JSON object: what training produced
+  std::string config_toml;              // the run configuration (TOML), empty if unknown
+};
+
+/// The metadata value of "format" in model files and in checkpoints.
+inline constexpr const char* kModelFormat = "backprop.model/1";
+inline constexpr const char* kCheckpointFormat = "backprop.checkpoint/1";
+
+/// Writes a model file crash-safely (see save_safetensors). Throws ValueError when training_json is not a
+/// JSON object or a state name collides with "preprocess.*"; FileError when writing fails.
+void save_model(const std::string& path, const ModelFile& model);
+
+/// Reads a model file, or the model part of a checkpoint. Throws FileError naming the file and the metadata
+/// key when the file is not a backprop model (another tool's safetensors file), a metadata entry is not valid
+/// JSON or lacks a field, or any load_safetensors check fails.
+ModelFile load_model(const std::string& path);
+
+/// build_network(model.architecture) with model.state loaded, in eval mode. Throws FileError naming `origin`
+/// (the file) when the tensors do not match the architecture (missing, unexpected, wrong shape).
+std::shared_ptr<nn::Sequential> load_network(const ModelFile& model, const std::string& origin = "model");
+
+/// The pieces shared with checkpoints: the tensors and metadata of a model, and back. from_named ignores
+/// tensors whose names start with `ignore_prefix` (a checkpoint's "optimizer.").
+NamedTensors to_named(const ModelFile& model, const std::string& format = kModelFormat);
+ModelFile from_named(const NamedTensors& file, const std::string& path,
+                     const std::string& ignore_prefix = "");
+
+}  // namespace backprop::io

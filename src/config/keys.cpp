@@ -1,0 +1,355 @@
+// The key table: every configuration key, its flag, type, range and help, in one place.
+#include "config/keys.hpp"
+
+#include <algorithm>
+#include <backprop/error.hpp>
+#include <charconv>
+#include <cmath>
+#include <limits>
+#include <set>
+
+namespace backprop::config::detail {
+
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+// A field of Config as a typed reference, for the table's get/put.
+template <class T>
+using Field = std::function<T&(Config&)>;
+
+template <class T>
+KeyDef make(std::string key, std::string flag, Kind kind, std::string help, Field<T> field) {
+  KeyDef d;
+  d.key = std::move(key);
+  d.flag = std::move(flag);
+  d.kind = kind;
+  d.help = std::move(help);
+  d.get = [field](const Config& c) { return Value(T(field(const_cast<Config&>(c)))); };
+  d.put = [field](Config& c, const Value& v) { field(c) = std::get<T>(v); };
+  return d;
+}
+
+KeyDef range(KeyDef d, double lo, double hi, bool lo_open = false, bool hi_open = false) {
+  d.lo = lo;
+  d.hi = hi;
+  d.has_lo = lo > -kInf;
+  d.has_hi = hi < kInf;
+  d.lo_open = lo_open;
+  d.hi_open = hi_open;
+  return d;
+}
+
+KeyDef choices(KeyDef d, std::vector<std::string> allowed) {
+  d.choices = std::move(allowed);
+  return d;
+}
+
+KeyDef real(std::string key, std::string flag, std::string help, Field<double> f, double lo, double hi,
+            bool lo_open = false, bool hi_open = false) {
+  return range(make<double>(std::move(key), std::move(flag), Kind::real, std::move(help), std::move(f)), lo,
+               hi, lo_open, hi_open);
+}
+
+KeyDef integer(std::string key, std::string flag, std::string help, Field<std::int64_t> f, double lo,
+               double hi) {
+  return range(
+      make<std::int64_t>(std::move(key), std::move(flag), Kind::integer, std::move(help), std::move(f)), lo,
+      hi);
+}
+
+KeyDef text(std::string key, std::string flag, std::string help, Field<std::string> f,
+            std::vector<std::string> allowed = {}) {
+  return choices(
+      make<std::string>(std::move(key), std::move(flag), Kind::text, std::move(help), std::move(f)),
+      std::move(allowed));
+}
+
+KeyDef boolean(std::string key, std::string flag, std::string help, Field<bool> f) {
+  return make<bool>(std::move(key), std::move(flag), Kind::boolean, std::move(help), std::move(f));
+}
+
+std::vector<KeyDef> build() {
+  std::vector<KeyDef> t;
+  // [data]
+  t.push_back(text("data.source", "--data",
+                   "training data: fashion-mnist, a directory of IDX files, or a .csv file",
+                   [](Config& c) -> std::string& { return c.data.source; }));
+  t.push_back(
+      text("data.test", "--test-data",
+           "test data (.csv, or an IDX directory); empty: the IDX directory's t10k files, none for CSV",
+           [](Config& c) -> std::string& { return c.data.test; }));
+  t.push_back(text("data.target", "--target", "CSV target column, by name or 0-based index (empty: the last)",
+                   [](Config& c) -> std::string& { return c.data.target; }));
+  t.push_back(text("data.task", "--task", "what the CSV target holds",
+                   [](Config& c) -> std::string& { return c.data.task; }, {"classification", "regression"}));
+  t.push_back(real(
+      "data.val_split", "--val-split", "fraction of the training data held out for validation",
+      [](Config& c) -> double& { return c.data.val_split; }, 0.0, 1.0, false, true));
+  t.push_back(integer(
+      "data.limit_train", "--limit-train", "use only the first N training examples (0: all)",
+      [](Config& c) -> std::int64_t& { return c.data.limit_train; }, 0, 1e12));
+  t.push_back(integer(
+      "data.limit_test", "--limit-test", "use only the first N test examples (0: all)",
+      [](Config& c) -> std::int64_t& { return c.data.limit_test; }, 0, 1e12));
+  t.push_back(
+      boolean("data.standardize", "--standardize",
+              "CSV: standardise features with the training split's mean and std (--no-standardize: off)",
+              [](Config& c) -> bool& { return c.data.standardize; }));
+  // [model]
+  t.push_back(range(
+      make<std::vector<std::int64_t>>("model.layers", "--layers", Kind::int_list,
+                                      "hidden layer widths, e.g. 256,128 (none: a linear model)",
+                                      [](Config& c) -> std::vector<std::int64_t>& { return c.model.layers; }),
+      1, 1e6));
+  t.push_back(text("model.activation", "--activation", "activation after each hidden layer",
+                   [](Config& c) -> std::string& { return c.model.activation; },
+                   {"sigmoid", "tanh", "relu", "leaky_relu"}));
+  t.push_back(boolean("model.batchnorm", "--batchnorm", "batch normalisation before each hidden activation",
+                      [](Config& c) -> bool& { return c.model.batchnorm; }));
+  t.push_back(real(
+      "model.dropout", "--dropout", "dropout probability after each hidden activation",
+      [](Config& c) -> double& { return c.model.dropout; }, 0.0, 1.0, false, true));
+  t.push_back(real(
+      "model.dropconnect", "--dropconnect",
+      "DropConnect probability on the weights of hidden layers (replaces Linear)",
+      [](Config& c) -> double& { return c.model.dropconnect; }, 0.0, 1.0, false, true));
+  t.push_back(text("model.init", "--init",
+                   "weight initialisation (auto: Kaiming for ReLU-like, Xavier for sigmoid/tanh)",
+                   [](Config& c) -> std::string& { return c.model.init; },
+                   {"auto", "kaiming_uniform", "kaiming_normal", "xavier_uniform", "xavier_normal"}));
+  // [train]
+  t.push_back(text("train.loss", "--loss",
+                   "cost (auto: cross-entropy for classification, mse for regression)",
+                   [](Config& c) -> std::string& { return c.train.loss; }, {"auto", "cross-entropy", "mse"}));
+  t.push_back(range(make<std::int64_t>("train.batch_size", "--batch-size", Kind::batch,
+                                       "examples per update: 1 = stochastic, full = batch gradient descent",
+                                       [](Config& c) -> std::int64_t& { return c.train.batch_size; }),
+                    1, 1e9));
+  t.push_back(text("train.grad_reduction", "--grad-reduction", "combine a batch's gradients by mean or sum",
+                   [](Config& c) -> std::string& { return c.train.grad_reduction; }, {"mean", "sum"}));
+  t.push_back(integer(
+      "train.epochs", "--epochs", "passes over the training data",
+      [](Config& c) -> std::int64_t& { return c.train.epochs; }, 1, 1e6));
+  t.push_back(integer(
+      "train.early_stopping", "--early-stopping",
+      "stop after PATIENCE epochs without a better validation loss (0: off)",
+      [](Config& c) -> std::int64_t& { return c.train.early_stopping; }, 0, 1e6));
+  t.push_back(real(
+      "train.l1", "--l1", "L1 penalty l1 * sum |w| on weights",
+      [](Config& c) -> double& { return c.train.l1; }, 0.0, kInf));
+  t.push_back(real(
+      "train.l2", "--l2", "L2 penalty l2 * 1/2 sum w^2 on weights",
+      [](Config& c) -> double& { return c.train.l2; }, 0.0, kInf));
+  t.push_back(real(
+      "train.clip_grad_norm", "--clip-grad-norm", "clip the global gradient norm (0: off)",
+      [](Config& c) -> double& { return c.train.clip_grad_norm; }, 0.0, kInf));
+  // [optimizer]
+  t.push_back(text("optimizer.name", "--optimizer", "the update rule",
+                   [](Config& c) -> std::string& { return c.optimizer.name; },
+                   {"sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop"}));
+  t.push_back(real(
+      "optimizer.lr", "--lr", "learning rate eta", [](Config& c) -> double& { return c.optimizer.lr; }, 0.0,
+      kInf, true));
+  t.push_back(real(
+      "optimizer.momentum", "--momentum", "momentum mu (momentum, nesterov, rmsprop)",
+      [](Config& c) -> double& { return c.optimizer.momentum; }, 0.0, 1.0, false, true));
+  t.push_back(real(
+      "optimizer.weight_decay", "--weight-decay",
+      "the optimiser's weight decay on every parameter (decoupled for adamw)",
+      [](Config& c) -> double& { return c.optimizer.weight_decay; }, 0.0, kInf));
+  t.push_back(text("optimizer.schedule", "--schedule",
+                   "learning-rate schedule: none, cosine, step[:EPOCHS[:GAMMA]], exponential[:GAMMA], "
+                   "warmup[:EPOCHS]",
+                   [](Config& c) -> std::string& { return c.optimizer.schedule; }));
+  // [run]
+  KeyDef seed;  // stored unsigned, read and written as a non-negative integer
+  seed.key = "run.seed";
+  seed.flag = "--seed";
+  seed.kind = Kind::integer;
+  seed.help = "seed of weights, dropout masks, data order and the validation split";
+  seed.get = [](const Config& c) { return Value(static_cast<std::int64_t>(c.run.seed)); };
+  seed.put = [](Config& c, const Value& v) {
+    c.run.seed = static_cast<std::uint64_t>(std::get<std::int64_t>(v));
+  };
+  t.push_back(range(seed, 0, 9007199254740992.0));  // 2^53: exact in a double, in JSON and in TOML
+  t.push_back(integer(
+      "run.threads", "--threads", "kernel and BLAS threads (0: the library default)",
+      [](Config& c) -> std::int64_t& { return c.run.threads; }, 0, 1024));
+  t.push_back(integer(
+      "run.checkpoint_every", "--checkpoint-every", "write a checkpoint every N epochs (0: never)",
+      [](Config& c) -> std::int64_t& { return c.run.checkpoint_every; }, 0, 1e6));
+  t.push_back(integer(
+      "run.grad_flow", "--grad-flow", "record per-layer gradient norms every N updates (0: off)",
+      [](Config& c) -> std::int64_t& { return c.run.grad_flow; }, 0, 1e9));
+  return t;
+}
+
+std::string number_text(double v) {
+  if (v == std::floor(v) && std::abs(v) < 1e15) return std::to_string(static_cast<std::int64_t>(v));
+  return format_real(v);
+}
+
+}  // namespace
+
+std::string format_real(double v) {
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  char buf[64];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  std::string s(buf, end);
+  if (s.find_first_of(".eE") == std::string::npos) s += ".0";
+  return s;
+}
+
+std::string KeyDef::expects() const {
+  auto bounds = [&](const char* what) {
+    std::string s = what;
+    if (has_lo && has_hi)
+      return s + " in " + (lo_open ? "(" : "[") + number_text(lo) + ", " + number_text(hi) +
+             (hi_open ? ")" : "]");
+    if (has_lo) return s + (lo_open ? " > " : " >= ") + number_text(lo);
+    if (has_hi) return s + (hi_open ? " < " : " <= ") + number_text(hi);
+    return s;
+  };
+  switch (kind) {
+    case Kind::integer:
+      return bounds("an integer");
+    case Kind::real:
+      return bounds("a number");
+    case Kind::boolean:
+      return "true or false";
+    case Kind::int_list:
+      return "a comma-separated list of integers >= 1 (or none)";
+    case Kind::batch:
+      return "an integer >= 1 or \"full\"";
+    case Kind::text:
+      if (choices.empty()) return "a string";
+      {
+        std::string s = "one of: ";
+        for (std::size_t i = 0; i < choices.size(); ++i) {
+          if (i) s += ", ";
+          s += choices[i];
+        }
+        return s;
+      }
+  }
+  return "";
+}
+
+bool KeyDef::allowed(const Value& v) const {
+  auto in_range = [&](double x) {
+    if (!std::isfinite(x)) return false;
+    if (has_lo && (lo_open ? x <= lo : x < lo)) return false;
+    if (has_hi && (hi_open ? x >= hi : x > hi)) return false;
+    return true;
+  };
+  switch (kind) {
+    case Kind::integer:
+      return in_range(static_cast<double>(std::get<std::int64_t>(v)));
+    case Kind::real:
+      return in_range(std::get<double>(v));
+    case Kind::boolean:
+      return true;
+    case Kind::batch: {
+      const std::int64_t b = std::get<std::int64_t>(v);
+      return b == 0 || in_range(static_cast<double>(b));
+    }
+    case Kind::int_list:
+      return std::all_of(std::get<std::vector<std::int64_t>>(v).begin(),
+                         std::get<std::vector<std::int64_t>>(v).end(),
+                         [&](std::int64_t x) { return in_range(static_cast<double>(x)); });
+    case Kind::text:
+      return choices.empty() ||
+             std::find(choices.begin(), choices.end(), std::get<std::string>(v)) != choices.end();
+  }
+  return false;
+}
+
+const std::vector<KeyDef>& table() {
+  static const std::vector<KeyDef> t = build();
+  return t;
+}
+
+const KeyDef* find(const std::string& key) {
+  for (const KeyDef& d : table())
+    if (d.key == key) return &d;
+  return nullptr;
+}
+
+std::vector<std::string> key_names() {
+  std::vector<std::string> names;
+  for (const KeyDef& d : table()) names.push_back(d.key);
+  return names;
+}
+
+std::vector<std::string> section_names() {
+  std::vector<std::string> names;
+  for (const KeyDef& d : table()) {
+    std::string s = d.key.substr(0, d.key.find('.'));
+    if (std::find(names.begin(), names.end(), s) == names.end()) names.push_back(s);
+  }
+  return names;
+}
+
+std::string show(const Value& v) {
+  return std::visit(
+      [](const auto& x) -> std::string {
+        using T = std::decay_t<decltype(x)>;
+        if constexpr (std::is_same_v<T, bool>) return x ? "true" : "false";
+        if constexpr (std::is_same_v<T, std::int64_t>) return std::to_string(x);
+        if constexpr (std::is_same_v<T, double>) return format_real(x);
+        if constexpr (std::is_same_v<T, std::string>) return x;
+        if constexpr (std::is_same_v<T, std::vector<std::int64_t>>) {
+          std::string s;
+          for (std::size_t i = 0; i < x.size(); ++i) {
+            if (i) s += ',';
+            s += std::to_string(x[i]);
+          }
+          return s.empty() ? "none" : s;
+        }
+      },
+      v);
+}
+
+std::string to_toml_value(const KeyDef& def, const Value& v) {
+  if (def.kind == Kind::batch && std::get<std::int64_t>(v) == 0) return "\"full\"";
+  if (def.kind == Kind::int_list) {
+    const auto& list = std::get<std::vector<std::int64_t>>(v);
+    std::string s = "[";
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      if (i) s += ", ";
+      s += std::to_string(list[i]);
+    }
+    return s + "]";
+  }
+  if (def.kind == Kind::text) {
+    std::string s = "\"";
+    for (char ch : std::get<std::string>(v)) {
+      if (ch == '"' || ch == '\\') s += '\\';
+      if (static_cast<unsigned char>(ch) < 0x20) {
+        char buf[8];
+        std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(ch));
+        s += buf;
+        continue;
+      }
+      s += ch;
+    }
+    return s + "\"";
+  }
+  return show(v);
+}
+
+void store(Config& config, const KeyDef& def, const Value& v, const std::string& where) {
+  if (!def.allowed(v)) {
+    std::string msg = where + ": " + def.key + " must be " + def.expects() + ", got " + show(v);
+    if (def.kind == Kind::text && !def.choices.empty()) {
+      const std::string near = closest(std::get<std::string>(v), def.choices);
+      if (!near.empty()) msg += "; did you mean '" + near + "'?";
+    }
+    throw ConfigError(msg);
+  }
+  def.put(config, v);
+}
+
+}  // namespace backprop::config::detail

@@ -1,0 +1,230 @@
+// Model files: a network's tensors plus, in the safetensors metadata, everything needed to rebuild and use
+// it.
+#include <backprop/error.hpp>
+#include <backprop/io/model_file.hpp>
+#include <backprop/ops.hpp>
+#include <nlohmann/json.hpp>
+
+namespace backprop::io {
+
+namespace {
+
+using json = nlohmann::json;
+
+nn::Nonlinearity nonlinearity_of(const std::string& activation) {
+  if (activation == "sigmoid") return nn::Nonlinearity::sigmoid;
+  if (activation == "tanh") return nn::Nonlinearity::tanh;
+  if (activation == "relu") return nn::Nonlinearity::relu;
+  if (activation == "leaky_relu") return nn::Nonlinearity::leaky_relu;
+  throw ConfigError("architecture: activation must be one of sigmoid, tanh, relu, leaky_relu, got '" +
+                    activation + "'");
+}
+
+nn::Init init_of(const std::string& init) {
+  if (init == "kaiming_uniform") return nn::Init::kaiming_uniform;
+  if (init == "kaiming_normal") return nn::Init::kaiming_normal;
+  if (init == "xavier_uniform") return nn::Init::xavier_uniform;
+  if (init == "xavier_normal") return nn::Init::xavier_normal;
+  throw ConfigError(
+      "architecture: init must be one of kaiming_uniform, kaiming_normal, xavier_uniform, xavier_normal, got "
+      "'" +
+      init + "'");
+}
+
+void add_activation(nn::Sequential& net, const std::string& activation) {
+  if (activation == "sigmoid") net.push_back(nn::Sigmoid());
+  if (activation == "tanh") net.push_back(nn::Tanh());
+  if (activation == "relu") net.push_back(nn::ReLU());
+  if (activation == "leaky_relu") net.push_back(nn::LeakyReLU());
+}
+
+// Reads metadata[key] as a JSON object; FileError naming the file and key otherwise.
+json metadata_json(const NamedTensors& file, const std::string& path, const std::string& key) {
+  auto it = file.metadata.find(key);
+  BP_CHECK(it != file.metadata.end(), FileError, path, ": not a backprop model: __metadata__ has no '", key,
+           "' entry (expected a file written by backprop train)");
+  json j = json::parse(it->second, nullptr, false);
+  BP_CHECK(!j.is_discarded() && j.is_object(), FileError, path, ": __metadata__ '", key,
+           "' is not a JSON object");
+  return j;
+}
+
+template <class T>
+T field(const json& j, const char* name, const std::string& path, const char* key) {
+  BP_CHECK(j.contains(name), FileError, path, ": __metadata__ '", key, "' has no field \"", name, "\"");
+  try {
+    return j.at(name).get<T>();
+  } catch (const json::exception&) {
+    throw FileError(path + ": __metadata__ '" + key + "' field \"" + name + "\" has the wrong type (" +
+                    j.at(name).dump() + ")");
+  }
+}
+
+}  // namespace
+
+std::shared_ptr<nn::Sequential> build_network(const Architecture& a, Generator& gen) {
+  BP_CHECK(a.inputs > 0 && a.outputs > 0, ConfigError, "architecture: inputs and outputs must be > 0, got ",
+           a.inputs, " and ", a.outputs);
+  for (std::int64_t w : a.hidden)
+    BP_CHECK(w > 0, ConfigError, "architecture: hidden layer widths must be > 0, got ", w);
+  BP_CHECK(a.dropout >= 0 && a.dropout < 1, ConfigError, "architecture: dropout must be in [0, 1), got ",
+           a.dropout);
+  BP_CHECK(a.dropconnect >= 0 && a.dropconnect < 1, ConfigError,
+           "architecture: dropconnect must be in [0, 1), got ", a.dropconnect);
+  const nn::Nonlinearity act = nonlinearity_of(a.activation);
+  const nn::Init init = init_of(a.init);
+  auto net = std::make_shared<nn::Sequential>();
+  std::int64_t in = a.inputs;
+  for (std::int64_t width : a.hidden) {
+    if (a.dropconnect > 0)
+      net->push_back(nn::DropConnect(in, width, a.dropconnect, gen, {.init = init}));
+    else
+      net->push_back(nn::Linear(in, width, gen, {.init = init, .nonlinearity = act}));
+    if (a.batchnorm) net->push_back(nn::BatchNorm1d(width));
+    add_activation(*net, a.activation);
+    if (a.dropout > 0) net->push_back(nn::Dropout(a.dropout, gen));
+    in = width;
+  }
+  // The output layer feeds softmax (or nothing, for regression): a linear gain.
+  net->push_back(nn::Linear(in, a.outputs, gen, {.init = init, .nonlinearity = nn::Nonlinearity::linear}));
+  return net;
+}
+
+Tensor Preprocessing::apply(const Tensor& features) const {
+  if (!mean.defined()) return features;
+  BP_CHECK(features.dim() == 2 && features.size(1) == mean.numel(), ShapeError,
+           "preprocessing: the model was trained on ", mean.numel(), " features, the input has ",
+           features.dim() == 2 ? features.size(1) : features.numel(), " (shape ", to_string(features.shape()), ")");
+  NoGradGuard guard;
+  const Tensor m = mean.to(features.dtype()).reshape({1, mean.numel()});
+  const Tensor s = std.to(features.dtype()).reshape({1, std.numel()});
+  return div(sub(features, m), s);
+}
+
+NamedTensors to_named(const ModelFile& model, const std::string& format) {
+  NamedTensors out;
+  for (const auto& [name, t] : model.state) {
+    BP_CHECK(name.rfind("preprocess.", 0) != 0, ValueError, "save_model: tensor name '", name,
+             "' is reserved for preprocessing");
+    out.tensors.emplace_back(name, t.detach());
+  }
+  const Preprocessing& p = model.preprocessing;
+  if (p.mean.defined()) {
+    out.tensors.emplace_back("preprocess.mean", p.mean.detach());
+    out.tensors.emplace_back("preprocess.std", p.std.detach());
+  }
+  const Architecture& a = model.architecture;
+  std::int64_t parameters = 0;
+  json modules = json::array();
+  {
+    Generator gen(0);
+    auto net = build_network(a, gen);
+    parameters = net->num_parameters();
+    for (const auto& [name, m] : net->named_children()) modules.push_back(name + ": " + m->repr());
+  }
+  json arch = {{"inputs", a.inputs},           {"hidden", a.hidden},
+               {"outputs", a.outputs},         {"activation", a.activation},
+               {"batchnorm", a.batchnorm},     {"dropout", a.dropout},
+               {"dropconnect", a.dropconnect}, {"init", a.init},
+               {"parameters", parameters},     {"modules", modules}};
+  json pre = {{"task", p.task},
+              {"input", p.input},
+              {"pixel_scale", p.pixel_scale},
+              {"image_shape", p.image_shape},
+              {"standardize", p.mean.defined()},
+              {"class_names", p.class_names},
+              {"feature_names", p.feature_names},
+              {"target", p.target}};
+  json training = json::parse(model.training_json, nullptr, false);
+  BP_CHECK(!training.is_discarded() && training.is_object(), ValueError,
+           "save_model: training_json must be a JSON object");
+  out.metadata["format"] = format;
+  out.metadata["architecture"] = arch.dump();
+  out.metadata["preprocessing"] = pre.dump();
+  out.metadata["training"] = training.dump();
+  if (!model.config_toml.empty()) out.metadata["config"] = model.config_toml;
+  return out;
+}
+
+ModelFile from_named(const NamedTensors& file, const std::string& path, const std::string& ignore_prefix) {
+  auto format = file.metadata.find("format");
+  BP_CHECK(format != file.metadata.end() &&
+               (format->second == kModelFormat || format->second == kCheckpointFormat),
+           FileError, path, ": not a backprop model: __metadata__ 'format' is ",
+           format == file.metadata.end() ? std::string("missing") : "'" + format->second + "'",
+           ", expected '", kModelFormat, "' or '", kCheckpointFormat, "'");
+  ModelFile m;
+  const json arch = metadata_json(file, path, "architecture");
+  m.architecture.inputs = field<std::int64_t>(arch, "inputs", path, "architecture");
+  m.architecture.hidden = field<std::vector<std::int64_t>>(arch, "hidden", path, "architecture");
+  m.architecture.outputs = field<std::int64_t>(arch, "outputs", path, "architecture");
+  m.architecture.activation = field<std::string>(arch, "activation", path, "architecture");
+  m.architecture.batchnorm = field<bool>(arch, "batchnorm", path, "architecture");
+  m.architecture.dropout = field<double>(arch, "dropout", path, "architecture");
+  m.architecture.dropconnect = field<double>(arch, "dropconnect", path, "architecture");
+  m.architecture.init = field<std::string>(arch, "init", path, "architecture");
+
+  const json pre = metadata_json(file, path, "preprocessing");
+  Preprocessing& p = m.preprocessing;
+  p.task = field<std::string>(pre, "task", path, "preprocessing");
+  BP_CHECK(p.task == "classification" || p.task == "regression", FileError, path,
+           ": __metadata__ 'preprocessing' task must be classification or regression, got '", p.task, "'");
+  p.input = field<std::string>(pre, "input", path, "preprocessing");
+  p.pixel_scale = field<double>(pre, "pixel_scale", path, "preprocessing");
+  p.image_shape = field<std::vector<std::int64_t>>(pre, "image_shape", path, "preprocessing");
+  p.class_names = field<std::vector<std::string>>(pre, "class_names", path, "preprocessing");
+  p.feature_names = field<std::vector<std::string>>(pre, "feature_names", path, "preprocessing");
+  p.target = field<std::string>(pre, "target", path, "preprocessing");
+  if (field<bool>(pre, "standardize", path, "preprocessing")) {
+    BP_CHECK(file.contains("preprocess.mean") && file.contains("preprocess.std"), FileError, path,
+             ": preprocessing says standardize but the tensors preprocess.mean / preprocess.std are missing");
+    p.mean = file.at("preprocess.mean");
+    p.std = file.at("preprocess.std");
+    BP_CHECK(p.mean.dim() == 1 && p.mean.numel() == m.architecture.inputs && p.std.shape() == p.mean.shape(),
+             FileError, path, ": preprocess.mean and preprocess.std must both be [", m.architecture.inputs,
+             "], got ", to_string(p.mean.shape()), " and ", to_string(p.std.shape()));
+  }
+  if (p.task == "classification")
+    BP_CHECK(
+        p.class_names.empty() || static_cast<std::int64_t>(p.class_names.size()) == m.architecture.outputs,
+        FileError, path, ": ", p.class_names.size(), " class names for ", m.architecture.outputs, " outputs");
+
+  auto training = file.metadata.find("training");
+  if (training != file.metadata.end()) m.training_json = metadata_json(file, path, "training").dump();
+  auto config = file.metadata.find("config");
+  if (config != file.metadata.end()) m.config_toml = config->second;
+
+  for (const auto& [name, t] : file.tensors) {
+    if (name.rfind("preprocess.", 0) == 0) continue;
+    if (!ignore_prefix.empty() && name.rfind(ignore_prefix, 0) == 0) continue;
+    m.state.emplace(name, t);
+  }
+  return m;
+}
+
+void save_model(const std::string& path, const ModelFile& model) {
+  save_safetensors(path, to_named(model));
+}
+
+ModelFile load_model(const std::string& path) {
+  return from_named(load_safetensors(path), path, "optimizer.");
+}
+
+std::shared_ptr<nn::Sequential> load_network(const ModelFile& model, const std::string& origin) {
+  Generator gen(0);
+  std::shared_ptr<nn::Sequential> net;
+  try {
+    net = build_network(model.architecture, gen);
+  } catch (const ConfigError& e) {
+    throw FileError(origin + ": " + e.what());
+  }
+  try {
+    net->load_state_dict(model.state);
+  } catch (const Error& e) {
+    throw FileError(origin + ": the tensors do not match the architecture in __metadata__: " + e.what());
+  }
+  net->eval();
+  return net;
+}
+
+}  // namespace backprop::io

@@ -1,0 +1,368 @@
+// The `backprop` binary end to end: every command, bad flags (exit 2), bad files (exit 3), divergence (exit
+// 4).
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <backprop/config.hpp>
+#include <backprop/data.hpp>
+#include <backprop/io/metrics.hpp>
+#include <backprop/io/model_file.hpp>
+#include <nlohmann/json.hpp>
+
+#include "cli_test_util.hpp"
+
+using clitest::run;
+using clitest::Scratch;
+using ::testing::HasSubstr;
+using ::testing::Not;
+namespace fs = std::filesystem;
+namespace bp = backprop;
+
+namespace {
+
+// A quick Fashion-MNIST run: 1000 training examples, a small network, one epoch, 500 test examples.
+const std::string kTiny =
+    "--limit-train 1000 --limit-test 500 --layers 32 --epochs 1 --batch-size 50 --threads 1 ";
+
+std::vector<std::string> lines(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);) out.push_back(l);
+  return out;
+}
+
+}  // namespace
+
+TEST(Cli, HelpListsEveryCommandAndExitCodes) {
+  Scratch s;
+  const auto r = run(s, "--help");
+  EXPECT_EQ(r.code, 0);
+  for (const char* c : {"train", "eval", "predict", "info", "report", "explain", "Exit codes"})
+    EXPECT_THAT(r.out, HasSubstr(c));
+  const auto t = run(s, "train --help");
+  EXPECT_EQ(t.code, 0);
+  for (const char* f : {"--data",
+                        "--target",
+                        "--task",
+                        "--val-split",
+                        "--limit-train",
+                        "--layers",
+                        "--activation",
+                        "--batchnorm",
+                        "--dropout",
+                        "--dropconnect",
+                        "--init",
+                        "--loss",
+                        "--batch-size",
+                        "--grad-reduction",
+                        "--optimizer",
+                        "--lr",
+                        "--momentum",
+                        "--schedule",
+                        "--l1",
+                        "--l2",
+                        "--weight-decay",
+                        "--clip-grad-norm",
+                        "--epochs",
+                        "--early-stopping",
+                        "--seed",
+                        "--threads",
+                        "--out",
+                        "--checkpoint-every",
+                        "--resume",
+                        "--grad-flow",
+                        "--quiet",
+                        "--json",
+                        "--config",
+                        "--print-config",
+                        "--no-standardize"})
+    EXPECT_THAT(t.out, HasSubstr(f)) << f;
+}
+
+TEST(Cli, UnknownFlagSuggestsTheClosest) {
+  Scratch s;
+  const auto r = run(s, "train --lrr 0.1");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("unknown flag --lrr; did you mean --lr?"));
+  const auto e = run(s, "eval --model m --data d --limt 3");
+  EXPECT_EQ(e.code, 2);
+  EXPECT_THAT(e.err, HasSubstr("did you mean --limit?"));
+  const auto c = run(s, "trian");
+  EXPECT_EQ(c.code, 2);
+  EXPECT_THAT(c.err, HasSubstr("unknown command 'trian'; did you mean 'train'?"));
+}
+
+TEST(Cli, BadValuesAreUsageErrorsNamingTheFlag) {
+  Scratch s;
+  auto r = run(s, "train --lr -1");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--lr: expected a number > 0, got '-1'"));
+  r = run(s, "train --batch-size half");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--batch-size: expected an integer >= 1 or \"full\", got 'half'"));
+  r = run(s, "train --activation rleu");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("did you mean 'relu'?"));
+  r = run(s, "train --task regression --loss cross-entropy");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("cross-entropy needs data.task (--task) = classification"));
+  r = run(s, "eval --data fashion-mnist");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--model is required"));
+  r = run(s, "train --data fashion-mnsit");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("did you mean 'fashion-mnist'?"));
+}
+
+TEST(Cli, PrintConfigAppliesFileThenFlagsAndParsesBack) {
+  Scratch s;
+  clitest::write(s.path("run.toml"), "[model]\nlayers = [64]\n[optimizer]\nlr = 0.2\nname = \"adam\"\n");
+  const auto r = run(s, "train --config " + s.path("run.toml") + " --lr 0.01 --batchnorm --print-config");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const bp::config::Config c = bp::config::parse_toml(r.out, "printed");
+  EXPECT_EQ(c.model.layers, std::vector<std::int64_t>{64});  // from the file
+  EXPECT_EQ(c.optimizer.name, "adam");                       // from the file
+  EXPECT_EQ(c.optimizer.lr, 0.01);                           // the flag wins
+  EXPECT_TRUE(c.model.batchnorm);
+  EXPECT_EQ(c.train.epochs, bp::config::Config{}.train.epochs);  // default
+}
+
+TEST(Cli, ConfigFileErrorsNameFileLineAndKey) {
+  Scratch s;
+  clitest::write(s.path("run.toml"), "[optimizer]\nlr = 0.1\nmomentun = 0.5\n");
+  auto r = run(s, "train --config " + s.path("run.toml"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(
+      r.err, HasSubstr("run.toml:3:1: unknown key 'optimizer.momentun'; did you mean 'optimizer.momentum'?"));
+  clitest::write(s.path("bad.toml"), "[train]\nepochs = \n");
+  r = run(s, "train --config " + s.path("bad.toml"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("bad.toml:2:"));
+  EXPECT_THAT(r.err, HasSubstr("TOML syntax error"));
+  r = run(s, "train --config " + s.path("missing.toml"));
+  EXPECT_EQ(r.code, 3);
+  EXPECT_THAT(r.err, HasSubstr("missing.toml"));
+}
+
+TEST(Cli, TrainWritesTheRunFolder) {
+  if (!clitest::have_fashion()) GTEST_SKIP() << "Fashion-MNIST is not installed";
+  Scratch s;
+  const std::string out = s.path("run");
+  const auto r = run(s, "train " + kTiny + "--grad-flow 5 --checkpoint-every 1 --out " + out);
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const char* f : {"model.safetensors", "metrics.jsonl", "config.toml", "summary.json",
+                        "checkpoints/epoch-0001.safetensors", "checkpoints/latest"})
+    EXPECT_TRUE(fs::exists(fs::path(out) / f)) << f;
+  // Not a terminal: plain per-epoch lines on stderr, the summary on stdout.
+  EXPECT_THAT(r.err, HasSubstr("epoch   1/1  loss "));
+  EXPECT_THAT(r.err, Not(HasSubstr("\r")));
+  EXPECT_THAT(r.out, HasSubstr("test        loss"));
+
+  const bp::io::Metrics m = bp::io::read_metrics(out + "/metrics.jsonl");
+  ASSERT_EQ(m.epochs.size(), 1u);
+  EXPECT_EQ(m.epochs[0].updates, 18);  // 900 training examples (10% validation) / 50
+  EXPECT_FALSE(std::isnan(m.epochs[0].val_loss));
+  EXPECT_GT(m.epochs[0].samples_per_second, 0);
+  ASSERT_EQ(m.grad_flow.size(), 3u);  // steps 5, 10, 15
+  EXPECT_EQ(m.grad_flow[1].step, 10);
+  EXPECT_EQ(m.grad_flow[0].layers.size(), 2u);
+  ASSERT_TRUE(m.test.has_value());
+  EXPECT_EQ(m.test->examples, 500);
+  EXPECT_EQ(m.test->confusion.size(), 10u);
+  EXPECT_FALSE(m.test->misclassified.empty());
+  EXPECT_EQ(m.test->misclassified[0].pixels.size(), 784u);
+
+  const auto summary = nlohmann::json::parse(clitest::slurp(out + "/summary.json"));
+  EXPECT_EQ(summary["status"], "completed");
+  EXPECT_EQ(summary["test"]["examples"], 500);
+  EXPECT_GT(summary["test"]["accuracy"].get<double>(), 0.5);  // one epoch on 900 images: far above chance
+  const bp::config::Config c = bp::config::load_toml(out + "/config.toml");
+  EXPECT_EQ(c.model.layers, std::vector<std::int64_t>{32});
+
+  // info on the model and on the checkpoint
+  const auto info = run(s, "info " + out + "/model.safetensors");
+  ASSERT_EQ(info.code, 0) << info.err;
+  EXPECT_THAT(info.out, HasSubstr("784-32-10"));
+  EXPECT_THAT(info.out, HasSubstr("parameters  25,450"));
+  EXPECT_THAT(info.out, HasSubstr("Ankle boot"));
+  EXPECT_THAT(info.out, HasSubstr("0.weight"));
+  const auto ck = run(s, "info --json " + out + "/checkpoints/epoch-0001.safetensors");
+  ASSERT_EQ(ck.code, 0) << ck.err;
+  const auto j = nlohmann::json::parse(ck.out);
+  EXPECT_EQ(j["kind"], "checkpoint");
+  EXPECT_EQ(j["checkpoint"]["epoch"], 1);
+  EXPECT_EQ(j["checkpoint"]["step"], 18);
+  EXPECT_EQ(j["parameters"], 25450);
+
+  // eval on the test split: the same numbers as the run's own test evaluation
+  const auto ev =
+      run(s, "eval --json --limit 500 --model " + out + "/model.safetensors --data fashion-mnist");
+  ASSERT_EQ(ev.code, 0) << ev.err;
+  const auto e = nlohmann::json::parse(ev.out);
+  EXPECT_DOUBLE_EQ(e["accuracy"].get<double>(), summary["test"]["accuracy"].get<double>());
+  EXPECT_EQ(e["confusion"], summary["test"]["confusion"]);
+  const auto text = run(s, "eval --limit 500 --model " + out + "/model.safetensors --data fashion-mnist");
+  EXPECT_THAT(text.out, HasSubstr("per-class accuracy"));
+  EXPECT_THAT(text.out, HasSubstr("confusion matrix"));
+  EXPECT_THAT(text.out, HasSubstr("Trouser"));
+
+  // predict from the IDX image file: one "class<TAB>probability" line per image
+  const auto p = run(s, "predict --limit 20 --model " + out + "/model.safetensors --input " +
+                            std::string(clitest::kFashionDir) + "/t10k-images-idx3-ubyte.gz");
+  ASSERT_EQ(p.code, 0) << p.err;
+  const auto rows = lines(p.out);
+  ASSERT_EQ(rows.size(), 20u);
+  const std::vector<std::string>& names = bp::data::FashionMNIST::class_names();
+  for (const std::string& row : rows) {
+    const auto tab = row.find('\t');
+    ASSERT_NE(tab, std::string::npos) << row;
+    EXPECT_NE(std::find(names.begin(), names.end(), row.substr(0, tab)), names.end()) << row;
+    const double prob = std::stod(row.substr(tab + 1));
+    EXPECT_GE(prob, 0.1);
+    EXPECT_LE(prob, 1.0);
+  }
+
+  // report
+  const auto rep = run(s, "report " + out);
+  if (rep.code == 0)
+    EXPECT_TRUE(fs::exists(out + "/report.html"));
+  else
+    EXPECT_THAT(rep.err, HasSubstr("report"));
+}
+
+TEST(Cli, CsvTrainEvaluatesOnAnotherCsvWithStringLabels) {
+  Scratch s;
+  clitest::write(s.path("train.csv"), clitest::blobs_csv(1, 60));
+  clitest::write(s.path("test.csv"), clitest::blobs_csv(2, 20));
+  clitest::write(s.path("new.csv"), clitest::blobs_csv(3, 2, false));
+  const std::string out = s.path("run");
+  const auto r =
+      run(s, "train --quiet --data " + s.path("train.csv") +
+                 " --target species --layers 16 --dropout 0 --epochs 30 --batch-size 16 --lr 0.05 --out " +
+                 out + " --test-data " + s.path("test.csv"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "");  // --quiet
+  const bp::io::ModelFile m = bp::io::load_model(out + "/model.safetensors");
+  EXPECT_EQ(m.preprocessing.class_names, (std::vector<std::string>{"setosa", "versicolor", "virginica"}));
+  EXPECT_EQ(m.preprocessing.feature_names, (std::vector<std::string>{"sepal", "petal", "weight", "height"}));
+  ASSERT_TRUE(m.preprocessing.mean.defined());
+  EXPECT_NEAR(m.preprocessing.mean.at({2}), 6000, 200);  // the training split's mean, stored in the model
+
+  const auto ev = run(s, "eval --json --model " + out + "/model.safetensors --data " + s.path("test.csv"));
+  ASSERT_EQ(ev.code, 0) << ev.err;
+  const auto j = nlohmann::json::parse(ev.out);
+  EXPECT_EQ(j["examples"], 60);
+  EXPECT_GE(j["accuracy"].get<double>(), 0.9);
+  EXPECT_TRUE(j["per_class_accuracy"].contains("virginica"));
+
+  // predict on rows without a label column; and on the labelled file, whose label column is dropped
+  const auto p = run(s, "predict --model " + out + "/model.safetensors --input " + s.path("new.csv"));
+  ASSERT_EQ(p.code, 0) << p.err;
+  const auto rows = lines(p.out);
+  ASSERT_EQ(rows.size(), 6u);
+  const char* expected[] = {"setosa", "versicolor", "virginica"};
+  for (std::size_t i = 0; i < rows.size(); ++i)
+    EXPECT_EQ(rows[i].substr(0, rows[i].find('\t')), expected[i % 3]) << rows[i];
+  const auto pj =
+      run(s, "predict --json --model " + out + "/model.safetensors --input " + s.path("test.csv"));
+  ASSERT_EQ(pj.code, 0) << pj.err;
+  EXPECT_EQ(lines(pj.out).size(), 60u);
+  EXPECT_EQ(nlohmann::json::parse(lines(pj.out)[1])["class"], "versicolor");
+
+  // an unknown label in the evaluation file is a data error naming file and line
+  clitest::write(s.path("odd.csv"),
+                 "sepal,petal,weight,height,species\n1,2,5000,0.001,setosa\n1,2,5000,0.001,daisy\n");
+  const auto odd = run(s, "eval --model " + out + "/model.safetensors --data " + s.path("odd.csv"));
+  EXPECT_EQ(odd.code, 3);
+  EXPECT_THAT(odd.err, HasSubstr("odd.csv:3"));
+  EXPECT_THAT(odd.err, HasSubstr("daisy"));
+}
+
+TEST(Cli, CsvRegressionPredictsValues) {
+  Scratch s;
+  clitest::write(s.path("train.csv"), clitest::linear_csv(1, 200));
+  clitest::write(s.path("x.csv"), "x1,x2\n0.5,0.0\n0.0,0.5\n");
+  const std::string out = s.path("run");
+  const auto r =
+      run(s, "train --quiet --data " + s.path("train.csv") +
+                 " --target y --task regression --layers none --dropout 0 --epochs 40 --batch-size 20"
+                 " --lr 0.05 --schedule none --out " +
+                 out);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto ev = run(s, "eval --json --model " + out + "/model.safetensors --data " + s.path("train.csv"));
+  ASSERT_EQ(ev.code, 0) << ev.err;
+  EXPECT_LT(nlohmann::json::parse(ev.out)["rmse"].get<double>(), 0.05);
+  const auto p = run(s, "predict --model " + out + "/model.safetensors --input " + s.path("x.csv"));
+  ASSERT_EQ(p.code, 0) << p.err;
+  const auto rows = lines(p.out);
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_NEAR(std::stod(rows[0]), 1.5, 0.05);   // 2 * 0.5 + 0.5
+  EXPECT_NEAR(std::stod(rows[1]), -1.0, 0.05);  // -3 * 0.5 + 0.5
+}
+
+TEST(Cli, BadFilesAreDataErrors) {
+  Scratch s;
+  auto r = run(s, "eval --model " + s.path("none.safetensors") + " --data fashion-mnist");
+  EXPECT_EQ(r.code, 3);
+  EXPECT_THAT(r.err, HasSubstr("none.safetensors"));
+  clitest::write(s.path("garbage.safetensors"), std::string("\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":", 13));
+  r = run(s, "info " + s.path("garbage.safetensors"));
+  EXPECT_EQ(r.code, 3);
+  EXPECT_THAT(r.err, HasSubstr("garbage.safetensors"));
+  EXPECT_THAT(r.err, HasSubstr("byte"));
+  bp::io::save_safetensors(s.path("foreign.safetensors"), {.tensors = {{"w", bp::ones({2, 2})}}});
+  r = run(s, "info " + s.path("foreign.safetensors"));
+  EXPECT_EQ(r.code, 3);
+  EXPECT_THAT(r.err, HasSubstr("not a backprop model"));
+  r = run(s, "train --data " + s.path("missing.csv"));
+  EXPECT_EQ(r.code, 3);
+  EXPECT_THAT(r.err, HasSubstr("missing.csv' does not exist"));
+  clitest::write(s.path("ragged.csv"), "a,b,label\n1,2,x\n3,y\n");
+  r = run(s, "train --data " + s.path("ragged.csv"));
+  EXPECT_EQ(r.code, 3);
+  EXPECT_THAT(r.err, HasSubstr("ragged.csv:3"));
+  r = run(s, "train --resume " + s.path("nowhere"));
+  EXPECT_EQ(r.code, 3);
+  EXPECT_THAT(r.err, HasSubstr("nowhere"));
+  r = run(s, "report " + s.path("nowhere"));
+  EXPECT_EQ(r.code, 3);
+}
+
+TEST(Cli, ModelAndDataThatDoNotFitAreDataErrors) {
+  Scratch s;
+  clitest::write(s.path("train.csv"), clitest::blobs_csv(1, 10));
+  const std::string out = s.path("run");
+  ASSERT_EQ(
+      run(s, "train --quiet --data " + s.path("train.csv") + " --layers 4 --epochs 1 --out " + out).code, 0);
+  clitest::write(s.path("two.csv"), "a,b\n1,2\n");
+  const auto r = run(s, "predict --model " + out + "/model.safetensors --input " + s.path("two.csv"));
+  EXPECT_EQ(r.code, 3);
+  EXPECT_THAT(r.err, HasSubstr("has 2 feature columns"));
+  EXPECT_THAT(r.err, HasSubstr("expects 4"));
+  const auto e = run(s, "eval --model " + out + "/model.safetensors --data fashion-mnist");
+  EXPECT_EQ(e.code, 3);
+}
+
+TEST(Cli, DivergingRunExitsWithFour) {
+  if (!clitest::have_fashion()) GTEST_SKIP() << "Fashion-MNIST is not installed";
+  Scratch s;
+  const std::string out = s.path("run");
+  const auto r = run(s, "train " + kTiny + "--lr 1e8 --schedule none --out " + out);
+  EXPECT_EQ(r.code, 4) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("diverged"));
+  const auto summary = nlohmann::json::parse(clitest::slurp(out + "/summary.json"));
+  EXPECT_EQ(summary["status"], "diverged");
+  EXPECT_FALSE(fs::exists(out + "/model.safetensors"));
+}
+
+TEST(Cli, JsonSummaryOnStdout) {
+  if (!clitest::have_fashion()) GTEST_SKIP() << "Fashion-MNIST is not installed";
+  Scratch s;
+  const auto r = run(s, "train --json " + kTiny + "--val-split 0 --out " + s.path("run"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["status"], "completed");
+  EXPECT_EQ(j["data"]["validation_examples"], 0);
+  EXPECT_TRUE(j["final"]["val_loss"].is_null());
+  EXPECT_EQ(r.err, "");  // --json prints no progress
+}

@@ -1,0 +1,69 @@
+// The subcommands of the `backprop` tool, each a function from parsed arguments to an exit code. main.cpp
+// parses the command line (CLI11) into these structs; each command calls the library and prints.
+//
+// Exit codes: 0 success; 2 a usage or configuration error (a bad flag, key or value); 3 a data or model file
+// that cannot be read or does not fit; 4 training diverged (the loss or a gradient became NaN or infinite).
+// Commands signal errors by throwing: ConfigError / ValueError -> 2, FileError -> 3, DivergedError -> 4.
+#pragma once
+
+#include <backprop/config.hpp>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace cli {
+
+enum Exit : int { kOk = 0, kInternal = 1, kUsage = 2, kData = 3, kDiverged = 4 };
+
+/// A configuration key set on the command line: flags override the --config file (or the checkpoint's
+/// configuration when resuming).
+struct Override {
+  std::string key;   // "optimizer.lr"
+  std::string text;  // "0.01"
+  std::string flag;  // "--lr"
+};
+
+struct TrainArgs {
+  std::string config_file;          // --config
+  std::vector<Override> overrides;  // flags, in key-table order
+  std::string out;                  // --out
+  std::string resume;               // --resume
+  bool print_config = false;
+  bool quiet = false;
+  bool json = false;
+};
+
+struct EvalArgs {
+  std::string model;
+  std::string data;    // fashion-mnist, IDX directory or CSV file
+  std::string target;  // CSV target column (default: the model's)
+  std::string split = "test";
+  std::int64_t limit = 0;
+  bool json = false;
+};
+
+struct PredictArgs {
+  std::string model;
+  std::string input;   // CSV or IDX images file
+  std::string output;  // write predictions here instead of stdout
+  std::int64_t limit = 0;
+  bool json = false;
+};
+
+struct InfoArgs {
+  std::string file;
+  bool json = false;
+};
+
+/// `backprop train`: returns an exit code or throws (see the file comment).
+int run_train(const TrainArgs& args);
+int run_eval(const EvalArgs& args);
+int run_predict(const PredictArgs& args);
+int run_info(const InfoArgs& args);
+/// `backprop report RUN_DIR`: rebuilds RUN_DIR/report.html.
+int run_report(const std::string& run_dir, bool quiet);
+
+/// Writes RUN_DIR/report.html (backprop/io/report.hpp). Returns the path written.
+std::string write_run_report(const std::string& run_dir);
+
+}  // namespace cli

@@ -1,0 +1,286 @@
+// Reading training, evaluation and prediction data for the tool, with the model's preprocessing.
+#include "data_source.hpp"
+
+#include <algorithm>
+#include <backprop/error.hpp>
+#include <backprop/io.hpp>
+#include <backprop/ops.hpp>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+namespace cli {
+
+namespace bp = backprop;
+namespace fs = std::filesystem;
+
+namespace {
+
+enum class Kind { fashion, idx_dir, csv };
+
+constexpr const char* kFashion = "fashion-mnist";
+
+Kind kind_of(const std::string& source, const std::string& origin) {
+  if (source == kFashion) return Kind::fashion;
+  std::error_code ec;
+  if (fs::is_directory(source, ec)) return Kind::idx_dir;
+  if (fs::exists(source, ec)) return Kind::csv;
+  if (!bp::config::closest(source, {kFashion}).empty())
+    throw bp::ConfigError(origin + ": unknown data source '" + source + "'; did you mean '" + kFashion +
+                          "'?");
+  throw bp::FileError(origin + ": '" + source +
+                      "' does not exist (expected fashion-mnist, a directory of IDX files, or a .csv file)");
+}
+
+// Runs a data-reading step, turning a data problem reported as another backprop::Error into a FileError
+// (exit 3) that says which data it was about.
+template <class F>
+auto reading(const std::string& what, F&& f) {
+  try {
+    return f();
+  } catch (const bp::FileError&) {
+    throw;
+  } catch (const bp::ConfigError&) {
+    throw;
+  } catch (const bp::Error& e) {
+    throw bp::FileError(what + ": " + e.what());
+  }
+}
+
+std::vector<std::int64_t> image_shape(std::int64_t d) {
+  const auto side = static_cast<std::int64_t>(std::llround(std::sqrt(static_cast<double>(d))));
+  if (side * side == d) return {side, side};
+  return {1, d};
+}
+
+// Regression targets as [N, 1], the network's output shape.
+void column_targets(bp::data::TensorDataset& d) {
+  if (d.task == bp::data::Task::regression && d.targets.defined() && d.targets.dim() == 1)
+    d.targets = d.targets.reshape({d.targets.size(0), 1});
+}
+
+bp::data::TensorDataset standardized(bp::data::TensorDataset d, const bp::io::Preprocessing& p) {
+  if (d.size() > 0) d.features = p.apply(d.features);
+  return d;
+}
+
+void check_features(const bp::data::TensorDataset& d, std::int64_t expected, const std::string& what) {
+  BP_CHECK(d.num_features() == expected, FileError, what, " has ", d.num_features(),
+           " features per example, ", "expected ", expected, " (as the training data / the model)");
+}
+
+// The fields of the first non-empty line of a CSV file (quotes honoured), to find its columns before the
+// library's reader parses every row.
+std::vector<std::string> first_row(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") != std::string::npos) break;
+  }
+  std::vector<std::string> fields(1);
+  bool quoted = false;
+  for (std::size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (quoted) {
+      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
+        fields.back() += '"';
+        ++i;
+      } else if (c == '"') {
+        quoted = false;
+      } else {
+        fields.back() += c;
+      }
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == ',') {
+      fields.emplace_back();
+    } else {
+      fields.back() += c;
+    }
+  }
+  for (std::string& f : fields) {
+    const auto b = f.find_first_not_of(" \t"), e = f.find_last_not_of(" \t");
+    f = b == std::string::npos ? "" : f.substr(b, e - b + 1);
+  }
+  return fields;
+}
+
+bool is_number(const std::string& s) {
+  if (s.empty()) return false;
+  char* end = nullptr;
+  std::strtod(s.c_str(), &end);
+  return end == s.c_str() + s.size();
+}
+
+bool looks_like_idx(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  unsigned char b[3] = {0, 0, 0};
+  in.read(reinterpret_cast<char*>(b), 3);
+  if (in.gcount() < 3) return false;
+  return (b[0] == 0x1f && b[1] == 0x8b) || (b[0] == 0 && b[1] == 0 && b[2] == 0x08);
+}
+
+}  // namespace
+
+bool is_directory(const std::string& path) {
+  std::error_code ec;
+  return fs::is_directory(path, ec);
+}
+
+TrainingData load_training_data(const bp::config::Config& cfg) {
+  const bp::config::DataConfig& dc = cfg.data;
+  const Kind kind = kind_of(dc.source, "--data");
+  TrainingData out;
+  out.name = dc.source;
+  bp::data::TensorDataset all;
+  bp::io::Preprocessing& pre = out.preprocessing;
+  if (kind == Kind::csv) {
+    const bool regression = dc.task == "regression";
+    all = reading(dc.source, [&] {
+      return bp::data::read_csv(
+          dc.source, {.target = dc.target,
+                      .task = regression ? bp::data::Task::regression : bp::data::Task::classification});
+    });
+    if (dc.limit_train > 0) all = all.head(dc.limit_train);
+    if (!dc.test.empty()) {
+      bp::data::CsvOptions opt{.target = dc.target, .task = all.task};
+      if (!regression) opt.class_names = all.class_names;
+      out.test = reading(dc.test, [&] { return bp::data::read_csv(dc.test, opt); });
+      if (dc.limit_test > 0) out.test = out.test.head(dc.limit_test);
+      check_features(out.test, all.num_features(), dc.test);
+    }
+    pre.input = "table";
+    pre.feature_names = all.feature_names;
+    pre.target = dc.target;
+  } else {
+    BP_CHECK(dc.task == "classification", ConfigError,
+             "--task regression needs a CSV file; IDX data (--data ", dc.source, ") is for classification");
+    const std::string dir = kind == Kind::fashion ? bp::data::FashionMNIST::default_dir : dc.source;
+    const std::vector<std::string> names =
+        kind == Kind::fashion ? bp::data::FashionMNIST::class_names() : std::vector<std::string>{};
+    all = reading(dir,
+                  [&] { return bp::data::load_idx_dir(dir, bp::data::Split::train, dc.limit_train, names); });
+    const std::string test_dir = dc.test.empty() ? dir : dc.test;
+    out.test = reading(test_dir, [&] {
+      return bp::data::load_idx_dir(test_dir, bp::data::Split::test, dc.limit_test, all.class_names);
+    });
+    check_features(out.test, all.num_features(), test_dir);
+    pre.input = "image";
+    pre.pixel_scale = 1.0 / 255.0;
+    pre.image_shape = image_shape(all.num_features());
+  }
+  reading(dc.source, [&] {
+    all.validate(dc.source);
+    return 0;
+  });
+  BP_CHECK(all.size() >= 1, FileError, dc.source, ": no training examples");
+  pre.task = bp::data::task_name(all.task);
+  pre.class_names = all.class_names;
+  if (dc.val_split > 0) {
+    auto [train, validation] = bp::data::train_validation_split(all, dc.val_split, cfg.run.seed);
+    BP_CHECK(train.size() >= 1, ConfigError, "--val-split ", dc.val_split,
+             " leaves no training examples out of ", all.size());
+    out.train = std::move(train);
+    out.validation = std::move(validation);
+  } else {
+    out.train = all;
+  }
+  if (kind == Kind::csv && dc.standardize) {
+    const auto st = bp::data::Standardizer::fit(out.train.features);
+    pre.mean = st.mean;
+    pre.std = st.std;
+    out.train = standardized(out.train, pre);
+    out.validation = standardized(out.validation, pre);
+    out.test = standardized(out.test, pre);
+  }
+  column_targets(out.train);
+  column_targets(out.validation);
+  column_targets(out.test);
+  return out;
+}
+
+bp::data::TensorDataset load_eval_data(const bp::io::ModelFile& model, const std::string& source,
+                                       const std::string& target, const std::string& split,
+                                       std::int64_t limit) {
+  const bp::io::Preprocessing& pre = model.preprocessing;
+  const Kind kind = kind_of(source, "--data");
+  const bool regression = pre.task == "regression";
+  bp::data::TensorDataset d;
+  if (kind == Kind::csv) {
+    bp::data::CsvOptions opt{
+        .target = target.empty() ? pre.target : target,
+        .task = regression ? bp::data::Task::regression : bp::data::Task::classification};
+    if (!regression) opt.class_names = pre.class_names;
+    d = reading(source, [&] { return bp::data::read_csv(source, opt); });
+    if (limit > 0) d = d.head(limit);
+  } else {
+    BP_CHECK(!regression, FileError, "--data ", source,
+             ": the model does regression on a table; give a CSV file");
+    BP_CHECK(split == "train" || split == "test", ConfigError, "--split: expected train or test, got '",
+             split, "'");
+    const std::string dir = kind == Kind::fashion ? bp::data::FashionMNIST::default_dir : source;
+    d = reading(dir, [&] {
+      return bp::data::load_idx_dir(dir, split == "train" ? bp::data::Split::train : bp::data::Split::test,
+                                    limit, pre.class_names);
+    });
+  }
+  check_features(d, model.architecture.inputs, source);
+  reading(source, [&] {
+    d.validate(source);
+    d.features = pre.apply(d.features);
+    return 0;
+  });
+  if (!regression)
+    BP_CHECK(d.num_classes <= model.architecture.outputs, FileError, source, " has ", d.num_classes,
+             " classes but the model has ", model.architecture.outputs, " outputs");
+  column_targets(d);
+  return d;
+}
+
+bp::Tensor load_predict_inputs(const bp::io::ModelFile& model, const std::string& path, std::int64_t limit) {
+  const bp::io::Preprocessing& pre = model.preprocessing;
+  const std::int64_t inputs = model.architecture.inputs;
+  std::error_code ec;
+  BP_CHECK(fs::is_regular_file(path, ec), FileError, "--input ", path,
+           ": no such file (expected a .csv file or an IDX image file)");
+  bp::Tensor x;
+  if (looks_like_idx(path)) {
+    const bp::data::IdxArray a = reading(path, [&] { return bp::data::read_idx(path, limit); });
+    std::int64_t d = 1;
+    for (std::size_t i = 1; i < a.dims.size(); ++i) d *= a.dims[i];
+    BP_CHECK(d == inputs, FileError, path, ": IDX examples have ", d, " values each, the model expects ",
+             inputs);
+    std::vector<float> v(a.data.size());
+    for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(a.data[i] * pre.pixel_scale);
+    x = bp::from_vector(v, {a.dims[0], d});
+  } else {
+    const std::vector<std::string> row = first_row(path);
+    const bool header =
+        std::any_of(row.begin(), row.end(), [](const std::string& f) { return !is_number(f); });
+    std::string drop;
+    const auto columns = static_cast<std::int64_t>(row.size());
+    if (header && !pre.target.empty() && std::find(row.begin(), row.end(), pre.target) != row.end())
+      drop = pre.target;
+    else if (columns == inputs + 1)
+      drop = pre.target.empty() ? std::to_string(columns - 1) : pre.target;
+    std::vector<std::string> names;
+    x = reading(path, [&] {
+      if (header) names = bp::data::read_csv_feature_names(path, ',', 1, drop);
+      return bp::data::read_csv_features(path, ',', header ? 1 : 0, drop);
+    });
+    if (header && !pre.feature_names.empty() && names.size() == pre.feature_names.size()) {
+      for (std::size_t i = 0; i < names.size(); ++i)
+        BP_CHECK(names[i] == pre.feature_names[i], FileError, path, ": feature column ", i + 1, " is '",
+                 names[i], "' but the model was trained with '", pre.feature_names[i], "' there");
+    }
+    BP_CHECK(x.size(1) == inputs, FileError, path, " has ", x.size(1), " feature columns",
+             drop.empty() ? "" : " (after dropping the target column '" + drop + "')", ", the model expects ",
+             inputs);
+    if (limit > 0 && x.size(0) > limit) x = bp::narrow(x, 0, limit).clone();
+  }
+  return reading(path, [&] { return pre.apply(x); });
+}
+
+}  // namespace cli

@@ -1,0 +1,159 @@
+// `backprop info FILE` and `backprop report RUN_DIR`.
+#include <backprop/backprop.hpp>
+#include <backprop/io/checkpoint.hpp>
+#include <backprop/io/model_file.hpp>
+#if __has_include(<backprop/io/report.hpp>)
+#include <backprop/io/report.hpp>
+#define BACKPROP_CLI_HAS_REPORT 1
+#endif
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "cli.hpp"
+#include "run_files.hpp"
+
+namespace cli {
+
+namespace bp = backprop;
+using json = nlohmann::json;
+
+namespace {
+
+std::string with_commas(std::int64_t n) {
+  std::string s = std::to_string(n);
+  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<std::size_t>(i), ",");
+  return s;
+}
+
+std::string list(const std::vector<std::string>& v, std::size_t max = 12) {
+  std::string s;
+  for (std::size_t i = 0; i < v.size() && i < max; ++i) s.append(i ? ", " : "").append(v[i]);
+  if (v.size() > max) s.append(", ... (").append(std::to_string(v.size())).append(")");
+  return s;
+}
+
+}  // namespace
+
+int run_info(const InfoArgs& a) {
+  const bp::io::NamedTensors file = bp::io::load_safetensors(a.file);
+  const bp::io::ModelFile m = bp::io::from_named(file, a.file, "optimizer.");
+  const bool is_checkpoint =
+      file.metadata.count("format") && file.metadata.at("format") == bp::io::kCheckpointFormat;
+  const auto net = bp::io::load_network(m, a.file);
+  const bp::io::Architecture& arch = m.architecture;
+  const bp::io::Preprocessing& pre = m.preprocessing;
+  const json training = json::parse(m.training_json, nullptr, false);
+
+  json tensors = json::array();
+  for (const auto& [name, t] : file.tensors)
+    tensors.push_back(
+        {{"name", name}, {"shape", t.shape()}, {"dtype", t.dtype() == bp::f64 ? "F64" : "F32"}});
+  json modules = json::array();
+  for (const auto& [name, mod] : net->named_children()) modules.push_back(name + ": " + mod->repr());
+  json out = {{"file", a.file},
+              {"kind", is_checkpoint ? "checkpoint" : "model"},
+              {"network", layers_text(arch)},
+              {"architecture",
+               {{"inputs", arch.inputs},
+                {"hidden", arch.hidden},
+                {"outputs", arch.outputs},
+                {"activation", arch.activation},
+                {"batchnorm", arch.batchnorm},
+                {"dropout", arch.dropout},
+                {"dropconnect", arch.dropconnect},
+                {"init", arch.init}}},
+              {"parameters", net->num_parameters()},
+              {"modules", modules},
+              {"preprocessing",
+               {{"task", pre.task},
+                {"input", pre.input},
+                {"pixel_scale", pre.pixel_scale},
+                {"image_shape", pre.image_shape},
+                {"standardize", pre.mean.defined()},
+                {"class_names", pre.class_names},
+                {"feature_names", pre.feature_names},
+                {"target", pre.target}}},
+              {"training", training.is_discarded() ? json::object() : training},
+              {"tensors", tensors}};
+  bp::io::Checkpoint ck;
+  if (is_checkpoint) {
+    ck = bp::io::load_checkpoint(a.file);
+    out["checkpoint"] = {{"epoch", ck.epoch}, {"step", ck.step}, {"optimizer_entries", ck.optimizer.size()}};
+  }
+  if (a.json) {
+    std::cout << out.dump(2) << "\n";
+    return kOk;
+  }
+
+  std::printf("file        %s (%s)\n", a.file.c_str(), is_checkpoint ? "checkpoint" : "model");
+  if (is_checkpoint)
+    std::printf("checkpoint  after epoch %lld, step %lld; optimiser state: %zu tensors\n",
+                static_cast<long long>(ck.epoch), static_cast<long long>(ck.step), ck.optimizer.size());
+  std::string extras;
+  if (arch.batchnorm) extras += ", batchnorm";
+  if (arch.dropout > 0) extras += ", dropout " + number_text(arch.dropout);
+  if (arch.dropconnect > 0) extras += ", dropconnect " + number_text(arch.dropconnect);
+  std::printf("network     %s, %s%s, init %s\n", layers_text(arch).c_str(), arch.activation.c_str(),
+              extras.c_str(), arch.init.c_str());
+  std::printf("parameters  %s\n", with_commas(net->num_parameters()).c_str());
+  std::printf("layers\n");
+  for (const auto& [name, mod] : net->named_children())
+    std::printf("  (%s) %s\n", name.c_str(), mod->repr().c_str());
+  std::printf("tensors\n");
+  for (const auto& [name, t] : file.tensors)
+    std::printf("  %-28s %-12s %s\n", name.c_str(), bp::to_string(t.shape()).c_str(),
+                t.dtype() == bp::f64 ? "F64" : "F32");
+  if (pre.input == "image")
+    std::printf("input       images %s, pixel values x %.6g\n",
+                pre.image_shape.size() == 2
+                    ? (std::to_string(pre.image_shape[0]) + "x" + std::to_string(pre.image_shape[1])).c_str()
+                    : "",
+                pre.pixel_scale);
+  else
+    std::printf("input       table of %lld features%s%s%s\n", static_cast<long long>(arch.inputs),
+                pre.mean.defined() ? ", standardised" : "", pre.feature_names.empty() ? "" : ": ",
+                list(pre.feature_names).c_str());
+  if (pre.task == "classification")
+    std::printf("task        classification, %zu classes: %s\n", pre.class_names.size(),
+                list(pre.class_names).c_str());
+  else
+    std::printf("task        regression%s%s\n", pre.target.empty() ? "" : " of ", pre.target.c_str());
+  if (!training.is_discarded() && !training.empty()) {
+    std::printf("training    %s", training.value("status", "unknown").c_str());
+    if (training.contains("epochs_run"))
+      std::printf(", %lld epochs", training["epochs_run"].get<long long>());
+    if (training.contains("optimizer"))
+      std::printf(", %s lr %s", training["optimizer"].get<std::string>().c_str(),
+                  number_text(training.value("lr", 0.0)).c_str());
+    if (training.contains("seed")) std::printf(", seed %lld", training["seed"].get<long long>());
+    std::printf("\n");
+    if (training.contains("test") && training["test"].contains("accuracy") &&
+        training["test"]["accuracy"].is_number())
+      std::printf("test        accuracy %.2f%%, loss %.4f on %lld examples\n",
+                  100 * training["test"]["accuracy"].get<double>(), training["test"].value("loss", 0.0),
+                  training["test"].value("examples", 0LL));
+  }
+  return kOk;
+}
+
+std::string write_run_report(const std::string& run_dir) {
+#ifdef BACKPROP_CLI_HAS_REPORT
+  bp::io::write_report(run_dir);
+  return (std::filesystem::path(run_dir) / "report.html").string();
+#else
+  throw bp::FileError("report not available: this build has no report writer (backprop/io/report.hpp)");
+#endif
+}
+
+int run_report(const std::string& run_dir, bool quiet) {
+  std::error_code ec;
+  BP_CHECK(std::filesystem::is_directory(run_dir, ec), FileError, run_dir,
+           ": not a run folder (no such directory)");
+  const std::string path = write_run_report(run_dir);
+  if (!quiet) std::printf("wrote %s\n", path.c_str());
+  return kOk;
+}
+
+}  // namespace cli

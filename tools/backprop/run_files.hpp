@@ -1,0 +1,79 @@
+// The run folder of `backprop train` and what goes into it:
+//   RUN/model.safetensors      the trained model (backprop/io/model_file.hpp)
+//   RUN/metrics.jsonl          per-epoch, gradient-flow and test records (backprop/io/metrics.hpp)
+//   RUN/config.toml            the effective configuration
+//   RUN/summary.json           the outcome: status, final metrics, test results
+//   RUN/report.html            the HTML report (backprop/io/report.hpp)
+//   RUN/checkpoints/           epoch-NNNN.safetensors and `latest` (with --checkpoint-every)
+#pragma once
+
+#include <backprop/config.hpp>
+#include <backprop/io/metrics.hpp>
+#include <backprop/io/model_file.hpp>
+#include <backprop/loss.hpp>
+#include <backprop/train.hpp>
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "data_source.hpp"
+
+namespace cli {
+
+class RunFiles {
+ public:
+  /// Creates the folder if needed. Throws FileError when it cannot.
+  explicit RunFiles(std::string dir);
+  std::string model() const;
+  std::string metrics() const;
+  std::string config() const;
+  std::string summary() const;
+  std::string checkpoints() const;
+
+  /// A new run in this folder: removes what an earlier run left here (its model, summary, report, metrics and
+  /// checkpoints; nothing else).
+  void prepare_fresh();
+  /// Continuing after `epoch`: keeps metrics of epochs <= epoch, removes the model, summary and report of the
+  /// interrupted run.
+  void prepare_resume(std::int64_t epoch);
+  void write_summary(const std::string& json_text);
+  /// Writes report.html; a failure is reported on stderr (when `talk`) but does not fail the run.
+  void try_report(bool talk);
+
+ private:
+  std::string dir_;
+};
+
+/// summary.json, built as the run goes.
+class Summary {
+ public:
+  Summary(const std::string& run_dir, const backprop::config::Config& config, const TrainingData& data,
+          const backprop::io::Architecture& arch, std::int64_t parameters);
+  void diverged(const std::string& message, double seconds);
+  void history(const backprop::train::History& history, std::int64_t start_epoch);
+  void test(const backprop::io::TestRecord& test, backprop::nn::Module& net,
+            const backprop::data::TensorDataset& data);
+  void finish(double seconds);
+  std::string json_text() const;
+  /// The part stored in the model file's "training" metadata (no confusion matrix).
+  std::string training_json() const;
+  /// The human summary printed at the end of a run.
+  std::string text() const;
+
+ private:
+  nlohmann::json j_;
+  std::string run_dir_;
+};
+
+/// Test loss, accuracy, confusion matrix and up to 32 misclassified examples (with pixels for image data).
+backprop::io::TestRecord evaluate_test(backprop::nn::Module& net, const backprop::loss::Loss& loss,
+                                       const backprop::data::TensorDataset& test,
+                                       const backprop::io::Preprocessing& preprocessing);
+
+double seconds_since(std::chrono::steady_clock::time_point start);
+/// Shortest text of a number ("0.2", "1e-05").
+std::string number_text(double v);
+/// "784-256-128-10".
+std::string layers_text(const backprop::io::Architecture& a);
+
+}  // namespace cli

@@ -1,0 +1,253 @@
+// `backprop train`: configuration -> data -> network -> fit() -> model file, test evaluation, summary,
+// report.
+#include <unistd.h>
+
+#include <backprop/backprop.hpp>
+#include <backprop/io/checkpoint.hpp>
+#include <backprop/io/metrics.hpp>
+#include <backprop/threads.hpp>
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "callbacks.hpp"
+#include "cli.hpp"
+#include "data_source.hpp"
+#include "run_files.hpp"
+#include "setup.hpp"
+
+namespace cli {
+
+namespace bp = backprop;
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+// Keys a resumed run may change: they do not alter what the finished epochs computed.
+const std::vector<std::string> kResumable = {"train.epochs", "run.checkpoint_every", "run.threads",
+                                             "run.grad_flow"};
+
+std::string timestamp_dir() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", &tm);
+  std::string dir = std::string("runs/") + buf;
+  std::error_code ec;
+  for (int i = 2; fs::exists(dir, ec); ++i) dir = std::string("runs/") + buf + "-" + std::to_string(i);
+  return dir;
+}
+
+// The run folder of a checkpoint: RUN/checkpoints/epoch-NNNN.safetensors -> RUN.
+std::string run_dir_of(const std::string& checkpoint) {
+  const fs::path parent = fs::path(checkpoint).parent_path();
+  BP_CHECK(
+      parent.filename() == "checkpoints", ConfigError, "--resume ", checkpoint,
+      ": the checkpoint is not inside a run folder's checkpoints/ directory; say where the run continues "
+      "with --out DIR");
+  return parent.parent_path().empty() ? "." : parent.parent_path().string();
+}
+
+struct Effective {
+  bp::config::Config config;
+  std::string checkpoint;  // when resuming
+  bp::io::Checkpoint saved;
+};
+
+Effective effective_config(const TrainArgs& a) {
+  Effective e;
+  if (!a.resume.empty()) {
+    BP_CHECK(a.config_file.empty(), ConfigError,
+             "--config cannot be combined with --resume: a resumed run keeps the configuration saved in its "
+             "checkpoint");
+    e.checkpoint = bp::io::resolve_checkpoint(a.resume);
+    e.saved = bp::io::load_checkpoint(e.checkpoint);
+    BP_CHECK(!e.saved.model.config_toml.empty(), FileError, e.checkpoint,
+             ": the checkpoint has no 'config' metadata");
+    try {
+      e.config = bp::config::parse_toml(e.saved.model.config_toml, e.checkpoint + " (config)");
+    } catch (const bp::ConfigError& err) {
+      throw bp::FileError(err.what());
+    }
+    for (const Override& o : a.overrides) {
+      const std::string before = bp::config::get(e.config, o.key);
+      bp::config::set(e.config, o.key, o.text, o.flag);
+      const bool allowed = std::find(kResumable.begin(), kResumable.end(), o.key) != kResumable.end();
+      BP_CHECK(
+          allowed || bp::config::get(e.config, o.key) == before, ConfigError, o.flag,
+          " cannot be changed when resuming: the run continues with the configuration in its checkpoint (",
+          o.key, " = ", before, "); only --epochs, --checkpoint-every, --threads and --grad-flow may change");
+    }
+  } else {
+    e.config = a.config_file.empty() ? bp::config::Config{} : bp::config::load_toml(a.config_file);
+    for (const Override& o : a.overrides) bp::config::set(e.config, o.key, o.text, o.flag);
+  }
+  bp::config::validate(e.config);
+  return e;
+}
+
+// Checks that a resumed run rebuilt the same data preparation as the one it continues.
+void check_same_data(const bp::io::ModelFile& saved, const bp::io::Architecture& arch,
+                     const bp::io::Preprocessing& pre, const std::string& path) {
+  BP_CHECK(saved.architecture.inputs == arch.inputs && saved.architecture.outputs == arch.outputs, FileError,
+           path, ": the checkpoint's network is ", layers_text(saved.architecture),
+           " but the data now gives ", layers_text(arch), "; the training data changed since the checkpoint");
+  BP_CHECK(saved.preprocessing.class_names == pre.class_names, FileError, path,
+           ": the class labels of the training data changed since the checkpoint");
+  BP_CHECK(saved.preprocessing.mean.defined() == pre.mean.defined() &&
+               (!pre.mean.defined() || (bp::max_abs_diff(saved.preprocessing.mean, pre.mean) == 0 &&
+                                        bp::max_abs_diff(saved.preprocessing.std, pre.std) == 0)),
+           FileError, path,
+           ": the standardisation statistics of the training data changed since the checkpoint");
+}
+
+}  // namespace
+
+int run_train(const TrainArgs& args) {
+  const auto started = std::chrono::steady_clock::now();
+  const Effective eff = effective_config(args);
+  const bp::config::Config& cfg = eff.config;
+  if (args.print_config) {
+    std::cout << bp::config::to_toml(cfg);
+    return kOk;
+  }
+  const bool resuming = !eff.checkpoint.empty();
+  const bool talk = !args.quiet && !args.json;
+  if (cfg.run.threads > 0) bp::set_num_threads(static_cast<int>(cfg.run.threads));
+
+  // ---- data, network, optimiser --------------------------------------------------------------------------
+  TrainingData data = load_training_data(cfg);
+  const bool regression = data.train.task == bp::data::Task::regression;
+  const std::int64_t outputs = regression ? data.train.targets.size(1) : data.train.num_classes;
+  BP_CHECK(regression || outputs >= 2, FileError, data.name,
+           ": classification needs at least 2 classes, found ", outputs);
+  const bp::io::Architecture arch = make_architecture(cfg, data.train.num_features(), outputs);
+  bp::Generator gen(cfg.run.seed);
+  const auto net = bp::io::build_network(arch, gen);
+  const auto loss = make_loss(cfg.train.loss, regression);
+  const auto optimizer = make_optimizer(cfg.optimizer, net->parameters());
+  const auto scheduler = make_scheduler(cfg.optimizer, *optimizer, cfg.train.epochs);
+
+  bp::io::ModelFile model{.architecture = arch, .preprocessing = data.preprocessing};
+  model.config_toml = bp::config::to_toml(cfg);
+
+  // ---- the run folder -------------------------------------------------------------------------------------
+  const std::string run_dir = !args.out.empty() ? args.out
+                              : resuming        ? run_dir_of(eff.checkpoint)
+                                                : timestamp_dir();
+  RunFiles files(run_dir);
+  std::int64_t start_epoch = 0, start_step = 0, best_epoch = 0;
+  double best_val = std::numeric_limits<double>::infinity();
+  if (resuming) {
+    const bp::io::Checkpoint& ck = eff.saved;
+    check_same_data(ck.model, arch, data.preprocessing, eff.checkpoint);
+    try {
+      net->load_state_dict(ck.model.state);
+      optimizer->load_state(ck.optimizer);
+      bp::io::restore_module_generators(*net, ck.generators);
+      if (scheduler) scheduler->set_steps(ck.scheduler_steps);
+    } catch (const bp::FileError&) {
+      throw;
+    } catch (const bp::Error& e) {
+      throw bp::FileError(eff.checkpoint + ": does not fit the network it describes: " + e.what());
+    }
+    start_epoch = ck.epoch;
+    start_step = ck.step;
+    best_val = ck.best_val_loss;
+    best_epoch = ck.best_epoch;
+    files.prepare_resume(start_epoch);
+  } else {
+    files.prepare_fresh();
+  }
+  bp::io::write_file_atomic(files.config(), model.config_toml);
+
+  if (talk) {
+    std::string extras = arch.batchnorm ? ", batchnorm" : "";
+    if (arch.dropout > 0) extras += ", dropout " + number_text(arch.dropout);
+    if (arch.dropconnect > 0) extras += ", dropconnect " + number_text(arch.dropconnect);
+    std::fprintf(stderr, "%s %s (%s%s; %lld parameters) on %s: %lld train, %lld validation, %lld test\n",
+                 resuming ? "resuming" : "training", layers_text(arch).c_str(), arch.activation.c_str(),
+                 extras.c_str(), static_cast<long long>(net->num_parameters()), data.name.c_str(),
+                 static_cast<long long>(data.train.size()), static_cast<long long>(data.validation.size()),
+                 static_cast<long long>(data.test.size()));
+    if (resuming)
+      std::fprintf(stderr, "from %s: epoch %lld of %lld done\n", eff.checkpoint.c_str(),
+                   static_cast<long long>(start_epoch), static_cast<long long>(cfg.train.epochs));
+    std::fprintf(stderr, "run folder %s\n", run_dir.c_str());
+  }
+
+  // ---- fit
+  // ---------------------------------------------------------------------------------------------------
+  bp::io::MetricsWriter metrics(files.metrics());
+  MetricsLogger logger(metrics, start_step);
+  Progress progress(stderr, ::isatty(STDERR_FILENO) != 0, start_epoch);
+  Checkpointer checkpointer(files.checkpoints(), cfg.run.checkpoint_every, cfg.train.epochs, start_step,
+                            best_val, best_epoch, [&] {
+                              bp::io::Checkpoint c;
+                              c.model = model;
+                              c.model.state = net->state_dict();
+                              c.optimizer = optimizer->state();
+                              c.data_seed = cfg.run.seed;
+                              c.scheduler_steps = scheduler ? scheduler->steps() : 0;
+                              c.generators = bp::io::module_generators(*net);
+                              return c;
+                            });
+  bp::train::FitOptions fit{.epochs = cfg.train.epochs,
+                            .batch_size = std::max<std::int64_t>(cfg.train.batch_size, 1),
+                            .full_batch = cfg.train.batch_size == 0,
+                            .grad_reduction = cfg.train.grad_reduction == "sum"
+                                                  ? bp::train::GradReduction::sum
+                                                  : bp::train::GradReduction::mean,
+                            .shuffle = true,
+                            .seed = cfg.run.seed,
+                            .validation = data.validation.size() > 0 ? &data.validation : nullptr,
+                            .early_stopping_patience = cfg.train.early_stopping,
+                            .l1 = cfg.train.l1,
+                            .l2 = cfg.train.l2,
+                            .clip_grad_norm = cfg.train.clip_grad_norm,
+                            .scheduler = scheduler.get(),
+                            .grad_flow_every = cfg.run.grad_flow,
+                            .start_epoch = start_epoch,
+                            .callbacks = {&logger, &checkpointer}};
+  if (!args.quiet && !args.json) fit.callbacks.push_back(&progress);
+
+  Summary summary(run_dir, cfg, data, arch, net->num_parameters());
+  bp::train::History history;
+  try {
+    history = bp::train::fit(*net, *loss, *optimizer, data.train, fit);
+  } catch (const bp::DivergedError& e) {
+    summary.diverged(e.what(), seconds_since(started));
+    files.write_summary(summary.json_text());
+    files.try_report(talk);
+    throw;
+  }
+
+  // ---- results
+  // -----------------------------------------------------------------------------------------------
+  summary.history(history, start_epoch);
+  model.state = net->state_dict();
+  if (data.test.size() > 0) {
+    const bp::io::TestRecord test = evaluate_test(*net, *loss, data.test, data.preprocessing);
+    metrics.test(test);
+    summary.test(test, *net, data.test);
+  }
+  summary.finish(seconds_since(started));
+  model.training_json = summary.training_json();
+  bp::io::save_model(files.model(), model);
+  files.write_summary(summary.json_text());
+  files.try_report(talk);
+
+  if (args.json) {
+    std::cout << summary.json_text() << "\n";
+  } else if (!args.quiet) {
+    std::cout << summary.text();
+  }
+  return kOk;
+}
+
+}  // namespace cli
