@@ -8,6 +8,7 @@
 //   bench_mlp --batch 128 --epochs 3 --threads 1 --hidden 256,128
 //   bench_mlp --mode infer --hidden 256,128                 # single-example latency, batch-1024 throughput
 //   bench_mlp --mode checkpoint --depth 32 --width 512 --batch 256 --every 4
+//   bench_mlp --mode steps --steps 20 --batch 32 --hidden 64    # fixed random data, for callgrind
 //
 // Output fields: epoch_s (median over epochs after the first), epoch_times, samples_per_s, test_accuracy,
 // peak_rss_mib, os_allocs_per_step (system allocations of tensor storage per step, after the first epoch).
@@ -31,7 +32,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 struct Args {
-  std::string mode = "train";  // train | infer | checkpoint
+  std::string mode = "train";  // train | infer | steps | checkpoint
   std::string data = "/usr/share/datasets/fashion-mnist";
   std::int64_t batch = 128;
   int epochs = 3;
@@ -211,6 +212,29 @@ int run_train(const Args& a) {
   return 0;
 }
 
+// `steps` training steps on one fixed random batch, no data loading: what callgrind counts per step
+// (scripts/bench runs it with two step counts and divides the difference).
+int run_steps(const Args& a) {
+  bp::Generator gen(a.seed);
+  auto net = make_mlp(784, a.hidden, 10, gen);
+  bp::optim::SGD opt(net.parameters(), {.lr = 0.01, .momentum = 0.9});
+  bp::loss::CrossEntropy ce;
+  const bp::Tensor x = bp::rand({a.batch, 784}, gen);
+  bp::Tensor y({a.batch}, bp::f32);
+  for (std::int64_t i = 0; i < a.batch; ++i) y.data<float>()[i] = static_cast<float>(gen.below(10));
+  double loss_value = 0.0;
+  for (int s = 0; s < a.steps; ++s) {
+    opt.zero_grad();
+    bp::Tensor loss = ce(net(x), y);
+    loss.backward();
+    opt.step();
+    loss_value = loss.item();
+  }
+  std::cout << "{\"impl\": \"backprop\", \"mode\": \"steps\", \"steps\": " << a.steps
+            << ", \"final_loss\": " << loss_value << "}\n";
+  return 0;
+}
+
 int run_infer(const Args& a) {
   bp::Generator gen(a.seed);
   auto net = make_mlp(784, a.hidden, 10, gen);
@@ -296,8 +320,9 @@ int main(int argc, char** argv) {
     bp::set_num_threads(a.threads);
     if (a.mode == "train") return run_train(a);
     if (a.mode == "infer") return run_infer(a);
+    if (a.mode == "steps") return run_steps(a);
     if (a.mode == "checkpoint") return run_checkpoint(a);
-    throw bp::ValueError("bench_mlp: --mode must be train, infer or checkpoint, got " + a.mode);
+    throw bp::ValueError("bench_mlp: --mode must be train, infer, steps or checkpoint, got " + a.mode);
   } catch (const std::exception& e) {
     std::cerr << e.what() << "\n";
     return 2;
