@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "config/keys.hpp"
+#include "config/text_guard.hpp"
 
 namespace backprop::config {
 
@@ -88,6 +89,7 @@ std::string unknown_key(const std::string& where, const std::string& key) {
 }  // namespace
 
 Config parse_toml(std::string_view text, const std::string& source) {
+  detail::check_non_ascii_outside_strings(text, source);
   toml::table root;
   try {
     root = toml::parse(text, source);

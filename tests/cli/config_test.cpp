@@ -145,6 +145,15 @@ TEST(Config, SyntaxErrorGivesLineAndColumn) {
   EXPECT_THAT(e2, HasSubstr("run.toml:2:"));
 }
 
+// Found by fuzz/fuzz_config: non-ASCII bytes where TOML expects whitespace or a key reach undefined behaviour
+// inside the packaged toml++; they are rejected first, while strings and comments may hold any UTF-8.
+TEST(Config, NonAsciiOutsideStringsIsASyntaxErrorWithLineAndColumn) {
+  const std::string e = config_error("[train]\nepochs =\xc2\xa1 3\n");
+  EXPECT_THAT(e, HasSubstr("run.toml:2:9: TOML syntax error: a non-ASCII character outside a string"));
+  EXPECT_THAT(config_error("[data] # caf\xc3\xa9\nsource = \"/tmp/caf\xc3\xa9.csv\"\n[train]\nepochs = 0\n"),
+              HasSubstr("train.epochs"));
+}
+
 TEST(Config, TopLevelValueIsUnknown) {
   EXPECT_THAT(config_error("lr = 0.1\n"), HasSubstr("unknown key 'lr'; did you mean 'optimizer.lr'?"));
 }
