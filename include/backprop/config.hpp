@@ -62,10 +62,10 @@ struct TrainConfig {
 };
 
 struct OptimizerConfig {
-  std::string name = "momentum";  // sgd | momentum | nesterov | adam | adamw | rmsprop
-  double lr = 0.05;               // learning rate eta
-  double momentum = 0.9;          // for momentum, nesterov and rmsprop
-  double weight_decay = 0.0;      // the optimiser's weight decay (decoupled for adamw)
+  std::string name = "adam";  // sgd | momentum | nesterov | adam | adamw | rmsprop
+  double lr = 0.001;          // learning rate eta (about 0.05 suits sgd / momentum / nesterov)
+  double momentum = 0.9;      // for momentum, nesterov and rmsprop
+  double weight_decay = 0.0;  // the optimiser's weight decay (decoupled for adamw)
   /// none | cosine | step[:EPOCHS[:GAMMA]] | exponential[:GAMMA] | warmup[:EPOCHS]
   std::string schedule = "cosine";
 };

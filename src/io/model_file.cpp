@@ -94,7 +94,8 @@ Tensor Preprocessing::apply(const Tensor& features) const {
   if (!mean.defined()) return features;
   BP_CHECK(features.dim() == 2 && features.size(1) == mean.numel(), ShapeError,
            "preprocessing: the model was trained on ", mean.numel(), " features, the input has ",
-           features.dim() == 2 ? features.size(1) : features.numel(), " (shape ", to_string(features.shape()), ")");
+           features.dim() == 2 ? features.size(1) : features.numel(), " (shape ", to_string(features.shape()),
+           ")");
   NoGradGuard guard;
   const Tensor m = mean.to(features.dtype()).reshape({1, mean.numel()});
   const Tensor s = std.to(features.dtype()).reshape({1, std.numel()});

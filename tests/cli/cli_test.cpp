@@ -21,8 +21,9 @@ namespace bp = backprop;
 namespace {
 
 // A quick Fashion-MNIST run: 1000 training examples, a small network, one epoch, 500 test examples.
-const std::string kTiny =
+const std::string kData =
     "--limit-train 1000 --limit-test 500 --layers 32 --epochs 1 --batch-size 50 --threads 1 ";
+const std::string kTiny = kData + "--optimizer momentum --lr 0.05 ";
 
 std::vector<std::string> lines(const std::string& text) {
   std::vector<std::string> out;
@@ -236,10 +237,10 @@ TEST(Cli, CsvTrainEvaluatesOnAnotherCsvWithStringLabels) {
   clitest::write(s.path("test.csv"), clitest::blobs_csv(2, 20));
   clitest::write(s.path("new.csv"), clitest::blobs_csv(3, 2, false));
   const std::string out = s.path("run");
-  const auto r =
-      run(s, "train --quiet --data " + s.path("train.csv") +
-                 " --target species --layers 16 --dropout 0 --epochs 30 --batch-size 16 --lr 0.05 --out " +
-                 out + " --test-data " + s.path("test.csv"));
+  const auto r = run(s, "train --quiet --data " + s.path("train.csv") +
+                            " --target species --layers 16 --dropout 0 --epochs 30 --batch-size 16 "
+                            "--optimizer momentum --lr 0.05 --out " +
+                            out + " --test-data " + s.path("test.csv"));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out, "");  // --quiet
   const bp::io::ModelFile m = bp::io::load_model(out + "/model.safetensors");
@@ -286,7 +287,7 @@ TEST(Cli, CsvRegressionPredictsValues) {
   const auto r =
       run(s, "train --quiet --data " + s.path("train.csv") +
                  " --target y --task regression --layers none --dropout 0 --epochs 40 --batch-size 20"
-                 " --lr 0.05 --schedule none --out " +
+                 " --optimizer momentum --lr 0.05 --schedule none --out " +
                  out);
   ASSERT_EQ(r.code, 0) << r.err;
   const auto ev = run(s, "eval --json --model " + out + "/model.safetensors --data " + s.path("train.csv"));
@@ -347,7 +348,7 @@ TEST(Cli, DivergingRunExitsWithFour) {
   if (!clitest::have_fashion()) GTEST_SKIP() << "Fashion-MNIST is not installed";
   Scratch s;
   const std::string out = s.path("run");
-  const auto r = run(s, "train " + kTiny + "--lr 1e8 --schedule none --out " + out);
+  const auto r = run(s, "train " + kData + "--optimizer sgd --lr 1e8 --schedule none --out " + out);
   EXPECT_EQ(r.code, 4) << r.err;
   EXPECT_THAT(r.err, HasSubstr("diverged"));
   const auto summary = nlohmann::json::parse(clitest::slurp(out + "/summary.json"));

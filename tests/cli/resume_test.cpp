@@ -26,7 +26,7 @@ namespace {
 // Small enough to be quick, with dropout (its generators must be restored), momentum (optimiser state) and a
 // step schedule (scheduler state). 1 thread: quick on a busy machine.
 const std::string kRun =
-    "--limit-test 200 --layers 48,24 --dropout 0.3 --batch-size 20 --lr 0.05 "
+    "--limit-test 200 --layers 48,24 --dropout 0.3 --batch-size 20 --optimizer momentum --lr 0.05 "
     "--schedule step:1:0.8 --grad-flow 25 --threads 1 --seed 7 --quiet ";
 
 // Starts `backprop train ARGS` without waiting; returns its pid.

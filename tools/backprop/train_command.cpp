@@ -126,6 +126,11 @@ int run_train(const TrainArgs& args) {
   const std::int64_t outputs = regression ? data.train.targets.size(1) : data.train.num_classes;
   BP_CHECK(regression || outputs >= 2, FileError, data.name,
            ": classification needs at least 2 classes, found ", outputs);
+  const std::int64_t n = data.train.size(), batch = cfg.train.batch_size;
+  BP_CHECK(!(cfg.model.batchnorm && ((batch > 0 && batch < n && n % batch == 1) || n == 1)), ConfigError,
+           "--batchnorm: the last batch of each epoch would hold a single example (", n,
+           " training examples in batches of ", batch,
+           "), which has no variance; choose another --batch-size or --val-split");
   const bp::io::Architecture arch = make_architecture(cfg, data.train.num_features(), outputs);
   bp::Generator gen(cfg.run.seed);
   const auto net = bp::io::build_network(arch, gen);
