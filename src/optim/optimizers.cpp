@@ -13,10 +13,14 @@
 namespace backprop::optim {
 
 namespace {
+// An update streams each element of the parameter, its gradient and its state once: memory-bound, so a
+// thread fork pays off only for large tensors (a 784x256 layer updates faster on one thread than the fork costs).
+constexpr std::int64_t kUpdateParallelThreshold = std::int64_t{1} << 20;
+
 // Runs f(offset, count) over contiguous chunks of [0, n), on several threads for large tensors.
 template <class F>
 void for_chunks(std::int64_t n, F&& f) {
-  backprop::kernels::parallel_range(n, backprop::kernels::kParallelThreshold,
+  backprop::kernels::parallel_range(n, kUpdateParallelThreshold,
                                     [&](std::int64_t b, std::int64_t e) { f(b, e - b); });
 }
 

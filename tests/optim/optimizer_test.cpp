@@ -405,10 +405,10 @@ TEST(Optimizers, LargeTensorsAreThreadCountIndependent) {
     for (int threads : {1, 2}) {
       bp::set_num_threads(threads);
       bp::Generator gen(5);
-      bp::Tensor w = bp::randn({300, 250}, gen).requires_grad_();
+      bp::Tensor w = bp::randn({1200, 1000}, gen).requires_grad_();  // above the update's fork threshold
       auto opt = c.make({w});
       for (int t = 0; t < 3; ++t) {
-        w.set_grad(bp::randn({300, 250}, gen));
+        w.set_grad(bp::rand({1200, 1000}, gen, bp::f32, -1.0, 1.0));
         opt->step();
       }
       results.push_back(w.detach());
