@@ -367,3 +367,31 @@ TEST(Cli, JsonSummaryOnStdout) {
   EXPECT_TRUE(j["final"]["val_loss"].is_null());
   EXPECT_EQ(r.err, "");  // --json prints no progress
 }
+
+TEST(Cli, ProgressBarOnATerminal) {
+  if (!clitest::have_fashion()) GTEST_SKIP() << "Fashion-MNIST is not installed";
+  if (std::system("command -v script >/dev/null 2>&1") != 0)
+    GTEST_SKIP() << "no `script` to provide a terminal";
+  Scratch s;
+  // script(1) runs the command on a pseudo-terminal and records what it wrote there.
+  const std::string cmd =
+      "script -qec " +
+      clitest::quote(clitest::quote(clitest::kCli) + " train " + kTiny + "--out " + s.path("run")) + " " +
+      clitest::quote(s.path("tty.log")) + " >/dev/null 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  const std::string tty = clitest::slurp(s.path("tty.log"));
+  EXPECT_THAT(tty, HasSubstr("\r\033[Kepoch 1/1 ["));  // the bar, redrawn in place
+  EXPECT_THAT(tty, HasSubstr("samples/s  ETA "));
+  EXPECT_THAT(tty, HasSubstr("18/18"));               // batches
+  EXPECT_THAT(tty, HasSubstr("epoch   1/1  loss "));  // the epoch's line replaces the bar
+}
+
+TEST(Cli, ExplainIsWiredIn) {
+  Scratch s;
+  const auto r = run(s, "explain");
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("autograd engine"));
+  const auto bad = run(s, "explain --repeated -3");
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_THAT(bad.err, HasSubstr("--repeated"));
+}

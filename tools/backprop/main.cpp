@@ -58,6 +58,7 @@ struct ConfigFlags {
         }
         e->option = app.add_option(k.flag, e->text, k.help + " (default " + def + "; key " + k.key + ")")
                         ->type_name(type)
+                        ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)
                         ->group(group);
       }
       entries.push_back(std::move(e));
