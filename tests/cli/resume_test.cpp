@@ -9,6 +9,7 @@
 
 #include <backprop/io/metrics.hpp>
 #include <chrono>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "cli_test_util.hpp"
@@ -75,6 +76,9 @@ TEST(Resume, TwoEpochsThenTwoMoreEqualFourStraight) {
     EXPECT_EQ(b.epochs[i].train_loss, a.epochs[i].train_loss) << "epoch " << i + 1;
     EXPECT_EQ(b.epochs[i].lr, a.epochs[i].lr) << "epoch " << i + 1;
   }
+  const auto summary = nlohmann::json::parse(clitest::slurp(s.path("split/summary.json")));
+  EXPECT_EQ(summary["updates"], 4 * 54);  // 1080 examples / 20 = 54 updates per epoch
+  EXPECT_EQ(summary["epochs_run"], 4);
   ASSERT_FALSE(b.grad_flow.empty());
   EXPECT_GT(b.grad_flow.back().step, 54 * 2);  // 1080 examples / 20 = 54 updates per epoch
 }

@@ -147,11 +147,11 @@ void Summary::diverged(const std::string& message, double seconds) {
   j_["seconds"] = seconds;
 }
 
-void Summary::history(const bp::train::History& h, std::int64_t start_epoch) {
+void Summary::history(const bp::train::History& h, std::int64_t start_epoch, std::int64_t start_step) {
   j_["status"] = h.stopped_early ? "stopped_early" : "completed";
   j_["epochs_run"] = h.epochs.empty() ? start_epoch : h.epochs.back().epoch;
   j_["best_epoch"] = h.best_epoch;
-  j_["updates_this_session"] = h.total_updates;
+  j_["updates"] = start_step + h.total_updates;
   if (!h.epochs.empty()) {
     const bp::train::EpochMetrics& m = h.epochs.back();
     j_["final"] = {{"train_loss", number(m.train_loss)},

@@ -50,7 +50,8 @@ class Summary {
   Summary(const std::string& run_dir, const backprop::config::Config& config, const TrainingData& data,
           const backprop::io::Architecture& arch, std::int64_t parameters);
   void diverged(const std::string& message, double seconds);
-  void history(const backprop::train::History& history, std::int64_t start_epoch);
+  /// Status, epochs and final metrics; start_epoch / start_step: what a resumed run had done before.
+  void history(const backprop::train::History& history, std::int64_t start_epoch, std::int64_t start_step);
   void test(const backprop::io::TestRecord& test, backprop::nn::Module& net,
             const backprop::data::TensorDataset& data);
   void finish(double seconds);

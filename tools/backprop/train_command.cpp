@@ -234,7 +234,7 @@ int run_train(const TrainArgs& args) {
 
   // ---- results
   // -----------------------------------------------------------------------------------------------
-  summary.history(history, start_epoch);
+  summary.history(history, start_epoch, start_step);
   model.state = net->state_dict();
   if (data.test.size() > 0) {
     const bp::io::TestRecord test = evaluate_test(*net, *loss, data.test, data.preprocessing);
