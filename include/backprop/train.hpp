@@ -139,6 +139,13 @@ Evaluation evaluate(nn::Module& model, const loss::Loss& loss, const data::Tenso
 /// The model's outputs for `features` [N, D], in eval mode, batch by batch, without recording a graph.
 Tensor predict(nn::Module& model, const Tensor& features, std::int64_t batch_size = 1000);
 
+/// The weight matrices that FitOptions::l1 / l2 penalise: parameters named "...weight" with at least two
+/// dimensions (not biases, not batch-norm scales).
+Tensors penalised_weights(const nn::Module& model);
+
+/// True when every element of t is finite (no NaN, no infinity).
+bool all_finite(const Tensor& t);
+
 /// Fraction of rows whose argmax equals the target class.
 double accuracy(const Tensor& outputs, const Tensor& targets);
 

@@ -16,19 +16,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 thread_local CommStats last_stats;
 
-bool is_penalised_weight(const std::string& name, const Tensor& p) {
-  return p.dim() >= 2 && name.size() >= 6 && name.compare(name.size() - 6, 6, "weight") == 0;
-}
-
-bool all_finite(const Tensor& t) {
-  return dispatch(t.dtype(), [&](auto tag) {
-    const auto* p = t.data<decltype(tag)>();
-    for (std::int64_t i = 0; i < t.numel(); ++i)
-      if (!std::isfinite(p[i])) return false;
-    return true;
-  });
-}
-
 std::int64_t correct_count(const Tensor& output, const Tensor& targets) {
   if (output.size(0) == 0) return 0;
   const Tensor predicted = argmax(output, 1);
@@ -132,10 +119,8 @@ train::History fit(nn::Module& model, const loss::Loss& loss, optim::Optimizer& 
   const bool classification = train.task == data::Task::classification;
 
   DataParallel dp(model, parallel);  // broadcasts rank 0's weights
-  Tensors penalised;
+  const Tensors penalised = train::penalised_weights(model);
   const auto named = model.named_parameters();
-  for (const auto& [name, p] : named)
-    if (is_penalised_weight(name, p)) penalised.push_back(p);
 
   train::History history;
   double best_val = std::numeric_limits<double>::infinity();
@@ -184,9 +169,9 @@ train::History fit(nn::Module& model, const loss::Loss& loss, optim::Optimizer& 
       if (options.check_finite) {
         for (const auto& [name, p] : named) {
           const Tensor g = p.grad();
-          BP_CHECK(!g.defined() || all_finite(g), DivergedError, "training diverged: the gradient of '", name,
-                   "' is not finite at epoch ", epoch + 1, ", step ", step + 1,
-                   "; try a smaller learning rate");
+          BP_CHECK(!g.defined() || train::all_finite(g), DivergedError,
+                   "training diverged: the gradient of '", name, "' is not finite at epoch ", epoch + 1,
+                   ", step ", step + 1, "; try a smaller learning rate");
         }
       }
       if (options.clip_grad_norm > 0) optim::clip_grad_norm(optimizer.params(), options.clip_grad_norm);

@@ -12,19 +12,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-bool is_penalised_weight(const std::string& name, const Tensor& p) {
-  return p.dim() >= 2 && name.size() >= 6 && name.compare(name.size() - 6, 6, "weight") == 0;
-}
-
-bool all_finite(const Tensor& t) {
-  return dispatch(t.dtype(), [&](auto tag) {
-    const auto* p = t.data<decltype(tag)>();
-    for (std::int64_t i = 0; i < t.numel(); ++i)
-      if (!std::isfinite(p[i])) return false;
-    return true;
-  });
-}
-
 std::map<std::string, Tensor> snapshot(const nn::Module& model) {
   std::map<std::string, Tensor> copy;
   NoGradGuard guard;
@@ -51,6 +38,23 @@ void check_options(const FitOptions& o, const data::TensorDataset& train) {
 
 }  // namespace
 
+Tensors penalised_weights(const nn::Module& model) {
+  Tensors weights;
+  for (const auto& [name, p] : model.named_parameters())
+    if (p.dim() >= 2 && name.size() >= 6 && name.compare(name.size() - 6, 6, "weight") == 0)
+      weights.push_back(p);
+  return weights;
+}
+
+bool all_finite(const Tensor& t) {
+  return dispatch(t.dtype(), [&](auto tag) {
+    const auto* p = t.data<decltype(tag)>();
+    for (std::int64_t i = 0; i < t.numel(); ++i)
+      if (!std::isfinite(p[i])) return false;
+    return true;
+  });
+}
+
 double accuracy(const Tensor& outputs, const Tensor& targets) {
   BP_CHECK(outputs.dim() == 2 && targets.numel() == outputs.size(0), ShapeError,
            "accuracy: expected outputs [N, C] and N targets, got ", outputs.shape(), " and ",
@@ -73,10 +77,8 @@ History fit(nn::Module& model, const loss::Loss& loss, optim::Optimizer& optimiz
                                   .seed = options.seed});
   const bool classification = train.task == data::Task::classification;
 
-  Tensors penalised;
-  std::vector<std::pair<std::string, Tensor>> named = model.named_parameters();
-  for (const auto& [name, p] : named)
-    if (is_penalised_weight(name, p)) penalised.push_back(p);
+  const Tensors penalised = penalised_weights(model);
+  const std::vector<std::pair<std::string, Tensor>> named = model.named_parameters();
 
   History history;
   double best_val = std::numeric_limits<double>::infinity();
