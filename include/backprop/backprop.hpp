@@ -4,6 +4,7 @@
 //   namespace bp = backprop;
 #pragma once
 
+#include <backprop/anomaly.hpp>
 #include <backprop/autograd.hpp>
 #include <backprop/data.hpp>
 #include <backprop/dtype.hpp>

@@ -2,45 +2,76 @@
 //
 // 1. Discover every node reachable from the outputs (iterative depth-first search, no recursion) and count,
 //    for each node, how many edges from other discovered nodes point at it.
-// 2. Seed the outputs' gradients, then repeatedly run the ready node with the highest sequence number (the most
+// 2. Seed the outputs' gradients, then repeatedly run the ready node with the highest sequence number (the
+// most
 //    recently recorded): a node is ready once every consumer has handed it its gradient, so each node runs
 //    exactly once, on the sum of its incoming gradients. This is the "table filling" of the chain rule.
 // 3. Pass each input gradient on: into the producer node's buffer, or into a leaf's .grad().
-#include <backprop/autograd.hpp>
-#include <backprop/ops.hpp>
-
-#include "kernels/kernels.hpp"
-
 #include <algorithm>
 #include <atomic>
+#include <backprop/anomaly.hpp>
+#include <backprop/autograd.hpp>
+#include <backprop/ops.hpp>
+#include <cmath>
 #include <queue>
 #include <unordered_map>
 #include <unordered_set>
+
+#include "kernels/kernels.hpp"
 
 namespace backprop {
 
 namespace {
 thread_local bool grad_mode_enabled = true;
 thread_local BackwardStats stats;
-thread_local int engine_depth = 0;  // > 0 while a backward runs (checkpoint() nests one)
+thread_local int engine_depth = 0;                       // > 0 while a backward runs (checkpoint() nests one)
 thread_local GradAccumulatedHook grad_accumulated_hook;  // see set_grad_accumulated_hook()
 std::atomic<std::uint64_t> next_sequence_nr{0};
 }  // namespace
 
-bool GradMode::is_enabled() { return grad_mode_enabled; }
-void GradMode::set_enabled(bool enabled) { grad_mode_enabled = enabled; }
+namespace {
+thread_local bool anomaly_mode_enabled = false;
+
+bool has_non_finite(const Tensor& t) {
+  return dispatch(t.dtype(), [&](auto tag) {
+    const auto* p = t.data<decltype(tag)>();
+    for (std::int64_t i = 0; i < t.numel(); ++i)
+      if (!std::isfinite(p[i])) return true;
+    return false;
+  });
+}
+}  // namespace
+
+bool AnomalyMode::is_enabled() {
+  return anomaly_mode_enabled;
+}
+void AnomalyMode::set_enabled(bool enabled) {
+  anomaly_mode_enabled = enabled;
+}
+
+bool GradMode::is_enabled() {
+  return grad_mode_enabled;
+}
+void GradMode::set_enabled(bool enabled) {
+  grad_mode_enabled = enabled;
+}
 GradAccumulatedHook set_grad_accumulated_hook(GradAccumulatedHook hook) {
   std::swap(hook, grad_accumulated_hook);
   return hook;
 }
 
-BackwardStats last_backward_stats() { return stats; }
+BackwardStats last_backward_stats() {
+  return stats;
+}
 
-Tensor record(const char* name, Tensor output, const Tensors& inputs, BackwardFn backward, RecordOptions options) {
+Tensor record(const char* name, Tensor output, const Tensors& inputs, BackwardFn backward,
+              RecordOptions options) {
   if (!GradMode::is_enabled()) return output;
   bool any = options.force;
   for (const Tensor& in : inputs) any = any || (in.defined() && in.requires_grad());
   if (!any) return output;
+  BP_CHECK(!anomaly_mode_enabled || !has_non_finite(output), DivergedError, "anomaly: op '", name,
+           "' produced a non-finite value in the forward pass (output shape ", output.shape(), ")");
 
   auto node = std::make_shared<Node>();
   node->name_ = name;
@@ -136,7 +167,9 @@ namespace {
 /// True when nothing but this handle sees t's elements, so they may be changed in place. Storage and handle
 /// are both counted: a backward may hand the same handle to two inputs (d(a + b) = dy for both), and a view
 /// shares storage through another handle.
-bool exclusive(const Tensor& t) { return t.impl_ptr().use_count() == 1 && t.storage().use_count() == 1; }
+bool exclusive(const Tensor& t) {
+  return t.impl_ptr().use_count() == 1 && t.storage().use_count() == 1;
+}
 }  // namespace
 
 void Engine::accumulate(Tensor& slot, const Tensor& g, bool create_graph) {
@@ -187,8 +220,8 @@ Tensors Engine::run(const Tensors& outputs, const Tensors& grad_outputs, const s
     Depth() { ++engine_depth; }
     ~Depth() { --engine_depth; }
   } depth;
-  BP_CHECK(grad_outputs.empty() || grad_outputs.size() == outputs.size(), AutogradError, "backward: ",
-           outputs.size(), " outputs but ", grad_outputs.size(), " output gradients");
+  BP_CHECK(grad_outputs.empty() || grad_outputs.size() == outputs.size(), AutogradError,
+           "backward: ", outputs.size(), " outputs but ", grad_outputs.size(), " output gradients");
   GradModeGuard mode(create_graph);
 
   Run run;
@@ -212,17 +245,19 @@ Tensors Engine::run(const Tensors& outputs, const Tensors& grad_outputs, const s
   for (std::size_t i = 0; i < outputs.size(); ++i) {
     const Tensor& y = outputs[i];
     BP_CHECK(y.defined(), AutogradError, "backward: output ", i, " is undefined");
-    BP_CHECK(y.requires_grad(), AutogradError, "backward: output ", i, " (shape ", y.shape(),
-             ") does not require grad and has no grad_fn; did you forget requires_grad_() on an input, or run "
-             "the forward under NoGradGuard?");
+    BP_CHECK(
+        y.requires_grad(), AutogradError, "backward: output ", i, " (shape ", y.shape(),
+        ") does not require grad and has no grad_fn; did you forget requires_grad_() on an input, or run "
+        "the forward under NoGradGuard?");
     Tensor g = grad_outputs.empty() ? Tensor() : grad_outputs[i];
     if (!g.defined()) {
       BP_CHECK(y.numel() == 1, AutogradError, "backward: output ", i, " has shape ", y.shape(),
                "; a gradient can be implied only for a one-element output, so pass grad_outputs");
       g = ones(y.shape(), y.dtype());
     }
-    BP_CHECK(g.shape() == y.shape() && g.dtype() == y.dtype(), AutogradError, "backward: gradient for output ", i,
-             " has shape ", g.shape(), " ", g.dtype(), " but the output is ", y.shape(), " ", y.dtype());
+    BP_CHECK(g.shape() == y.shape() && g.dtype() == y.dtype(), AutogradError,
+             "backward: gradient for output ", i, " has shape ", g.shape(), " ", g.dtype(),
+             " but the output is ", y.shape(), " ", y.dtype());
     if (!y.grad_fn()) {  // a leaf as output
       deliver_to_leaf(run, *y.impl(), std::move(g));
       continue;
@@ -262,8 +297,10 @@ Tensors Engine::run(const Tensors& outputs, const Tensors& grad_outputs, const s
     bool need = n->opaque_;
     for (const auto& e : n->next_) {
       if (need) break;
-      if (e.node) need = needed[e.node.get()] || run.target_of_node.count(e.node.get()) > 0;
-      else if (e.is_leaf) need = run.leaf_target(e.leaf.lock().get()).first != nullptr;
+      if (e.node)
+        need = needed[e.node.get()] || run.target_of_node.count(e.node.get()) > 0;
+      else if (e.is_leaf)
+        need = run.leaf_target(e.leaf.lock().get()).first != nullptr;
     }
     needed[n] = need;
   }
@@ -287,13 +324,17 @@ Tensors Engine::run(const Tensors& outputs, const Tensors& grad_outputs, const s
     if (auto t = run.target_of_node.find(node); t != run.target_of_node.end() && g.defined())
       accumulate(run.captured[t->second], g, create_graph);
     if (auto keep = node->retained_.lock(); keep && g.defined()) {
-      keep->grad = keep->grad.defined() ? kernels::binary(kernels::Binary::add, keep->grad, g.detach()) : g.detach();
+      keep->grad =
+          keep->grad.defined() ? kernels::binary(kernels::Binary::add, keep->grad, g.detach()) : g.detach();
     }
 
     Tensors input_grads;
     if (g.defined() && (run.accumulate_leaves || needed[node])) {
-      BP_CHECK(!node->released_, AutogradError, "backward: trying to backward through the graph a second time "
-               "(op '", node->name_, "'); its saved tensors were freed after the first backward. Pass "
+      BP_CHECK(!node->released_, AutogradError,
+               "backward: trying to backward through the graph a second time "
+               "(op '",
+               node->name_,
+               "'); its saved tensors were freed after the first backward. Pass "
                "retain_graph = true to the first backward if you need to walk the graph again.");
       for (const auto& [weak, version] : node->saved_versions_) {
         auto s = weak.lock();
@@ -311,6 +352,12 @@ Tensors Engine::run(const Tensors& outputs, const Tensors& grad_outputs, const s
       ++stats.nodes_run;
       BP_CHECK(input_grads.size() == node->next_.size(), AutogradError, "backward of op '", node->name_,
                "' returned ", input_grads.size(), " gradients for ", node->next_.size(), " inputs");
+      if (anomaly_mode_enabled) {
+        for (std::size_t i = 0; i < input_grads.size(); ++i)
+          BP_CHECK(!input_grads[i].defined() || !has_non_finite(input_grads[i]), DivergedError,
+                   "anomaly: the backward of op '", node->name_,
+                   "' produced a non-finite gradient for input ", i, " (shape ", input_grads[i].shape(), ")");
+      }
       if (!retain_graph) {
         node->fn_ = nullptr;
         node->saved_output_.reset();
@@ -323,8 +370,8 @@ Tensors Engine::run(const Tensors& outputs, const Tensors& grad_outputs, const s
       const Node::Edge& e = node->next_[i];
       Tensor gi = i < input_grads.size() ? std::move(input_grads[i]) : Tensor();
       if (gi.defined() && e.active()) {
-        BP_CHECK(gi.shape() == e.shape, AutogradError, "backward of op '", node->name_, "' returned a gradient of shape ",
-                 gi.shape(), " for input ", i, " of shape ", e.shape);
+        BP_CHECK(gi.shape() == e.shape, AutogradError, "backward of op '", node->name_,
+                 "' returned a gradient of shape ", gi.shape(), " for input ", i, " of shape ", e.shape);
       }
       if (e.node) {
         if (gi.defined()) accumulate(buffer[e.node.get()], gi, create_graph);
@@ -348,8 +395,10 @@ std::vector<Engine::Target> targets_of(const Tensors& inputs) {
     BP_CHECK(x.defined() && x.requires_grad(), AutogradError, "grad: input ", i,
              " does not require grad; mark it with requires_grad_() before the forward pass");
     Engine::Target t;
-    if (x.grad_fn()) t.node = x.grad_fn().get();
-    else t.leaf = x.impl();
+    if (x.grad_fn())
+      t.node = x.grad_fn().get();
+    else
+      t.leaf = x.impl();
     targets.push_back(t);
   }
   return targets;
@@ -366,7 +415,8 @@ Tensors grad(const Tensors& outputs, const Tensors& inputs, GradOptions options)
                                options.retain_graph.value_or(options.create_graph));
   for (std::size_t i = 0; i < result.size(); ++i) {
     BP_CHECK(result[i].defined() || options.allow_unused, AutogradError, "grad: input ", i, " (shape ",
-             inputs[i].shape(), ") was not used to compute the outputs; pass allow_unused = true if that is expected");
+             inputs[i].shape(),
+             ") was not used to compute the outputs; pass allow_unused = true if that is expected");
     // Without create_graph the gradients are plain values; make sure none aliases a buffer of the graph.
     if (result[i].defined() && !options.create_graph) result[i] = result[i].detach();
   }
@@ -410,7 +460,8 @@ Tensor checkpoint(const std::function<Tensor(const Tensors&)>& fn, const Tensors
         Tensors result(inputs.size());
         std::size_t k = 0;
         for (std::size_t i = 0; i < inputs.size(); ++i)
-          if (detached[i].defined() && detached[i].requires_grad()) result[i] = k < grads.size() ? grads[k++] : Tensor();
+          if (detached[i].defined() && detached[i].requires_grad())
+            result[i] = k < grads.size() ? grads[k++] : Tensor();
         return result;
       },
       {.saves_inputs = true, .force = true});
