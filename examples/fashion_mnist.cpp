@@ -1,9 +1,9 @@
 // The default network on the full Fashion-MNIST: 784-256-128-10, ReLU, dropout, momentum SGD with a cosine
-// learning-rate schedule, 60,000 training images (5,000 held out for validation), scored on the 10,000 test images.
+// learning-rate schedule, 60,000 training images (5,000 held out for validation), scored on the 10,000 test
+// images.
 //
 //   build/release/examples/example_fashion_mnist [epochs] [threads] [data-dir]
 #include <backprop/backprop.hpp>
-
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -22,17 +22,24 @@ int main(int argc, char** argv) {
     const auto [train, validation] = bp::data::train_validation_split(all, 5000.0 / 60000.0, 1);
 
     bp::Generator gen(42);
-    bp::nn::Sequential net{bp::nn::Linear(784, 256, gen), bp::nn::ReLU(),    bp::nn::Dropout(0.2, gen),
-                           bp::nn::Linear(256, 128, gen), bp::nn::ReLU(),    bp::nn::Dropout(0.2, gen),
+    bp::nn::Sequential net{bp::nn::Linear(784, 256, gen),
+                           bp::nn::ReLU(),
+                           bp::nn::Dropout(0.2, gen),
+                           bp::nn::Linear(256, 128, gen),
+                           bp::nn::ReLU(),
+                           bp::nn::Dropout(0.2, gen),
                            bp::nn::Linear(128, 10, gen, {.nonlinearity = bp::nn::Nonlinearity::linear})};
-    bp::optim::SGD opt(net.parameters(), {.lr = 0.05, .momentum = 0.9, .nesterov = true, .weight_decay = 5e-4});
+    bp::optim::SGD opt(net.parameters(),
+                       {.lr = 0.05, .momentum = 0.9, .nesterov = true, .weight_decay = 5e-4});
     bp::optim::CosineAnnealingLR schedule(opt, epochs);
 
     struct Progress : bp::train::Callback {
       bool on_epoch_end(const bp::train::EpochMetrics& m) override {
-        std::printf("epoch %3lld  lr %.4f  train loss %.4f acc %.4f  val loss %.4f acc %.4f  %.2f s (%.0f samples/s)\n",
-                    static_cast<long long>(m.epoch), m.lr, m.train_loss, m.train_accuracy, m.val_loss,
-                    m.val_accuracy, m.seconds, m.samples_per_second);
+        std::printf(
+            "epoch %3lld  lr %.4f  train loss %.4f acc %.4f  val loss %.4f acc %.4f  %.2f s (%.0f "
+            "samples/s)\n",
+            static_cast<long long>(m.epoch), m.lr, m.train_loss, m.train_accuracy, m.val_loss, m.val_accuracy,
+            m.seconds, m.samples_per_second);
         std::fflush(stdout);
         return false;
       }
@@ -40,8 +47,12 @@ int main(int argc, char** argv) {
 
     const auto start = std::chrono::steady_clock::now();
     bp::train::fit(net, bp::loss::CrossEntropy{}, opt, train,
-                   {.epochs = epochs, .batch_size = 128, .seed = 7, .validation = &validation,
-                    .scheduler = &schedule, .callbacks = {&progress}});
+                   {.epochs = epochs,
+                    .batch_size = 128,
+                    .seed = 7,
+                    .validation = &validation,
+                    .scheduler = &schedule,
+                    .callbacks = {&progress}});
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const auto result = bp::train::evaluate(net, bp::loss::CrossEntropy{}, test);
     std::printf("test accuracy %.4f  test loss %.4f  (%d epochs, %.1f s, %.2f s per epoch, %d threads)\n",

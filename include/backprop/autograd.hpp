@@ -14,7 +14,6 @@
 #pragma once
 
 #include <backprop/tensor.hpp>
-
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -25,7 +24,8 @@
 
 namespace backprop {
 
-// ---- grad mode ---------------------------------------------------------------------------------------------------
+// ---- grad mode
+// ---------------------------------------------------------------------------------------------------
 
 /// Whether ops record the graph on this thread (on by default).
 struct GradMode {
@@ -57,7 +57,8 @@ class GradModeGuard {
   bool previous_;
 };
 
-// ---- graph nodes ------------------------------------------------------------------------------------------------
+// ---- graph nodes
+// ------------------------------------------------------------------------------------------------
 
 /// The backward of an op: given dL/dy (and y itself, when the op asked to keep its output), returns dL/dx for
 /// each input, in input order (undefined for inputs that need no gradient). Written with differentiable ops.
@@ -84,10 +85,10 @@ class Node : public std::enable_shared_from_this<Node> {
 
   /// Where an input's gradient goes: the node that produced the input, or the leaf tensor itself.
   struct Edge {
-    std::shared_ptr<Node> node;       // set when the input was produced by a recorded op
-    std::weak_ptr<TensorImpl> leaf;   // set when the input is a leaf that requires grad
+    std::shared_ptr<Node> node;      // set when the input was produced by a recorded op
+    std::weak_ptr<TensorImpl> leaf;  // set when the input is a leaf that requires grad
     bool is_leaf = false;
-    Shape shape;                      // the input's shape, to check the gradient handed back
+    Shape shape;  // the input's shape, to check the gradient handed back
     DType dtype = DType::f32;
     bool active() const { return node != nullptr || is_leaf; }
   };
@@ -112,27 +113,29 @@ class Node : public std::enable_shared_from_this<Node> {
   bool released_ = false;
   bool opaque_ = false;  // its backward may reach leaves that are not among its edges (checkpoint())
   std::uint64_t times_run_ = 0;
-  std::shared_ptr<Storage> saved_output_;                               // when the backward needs y
+  std::shared_ptr<Storage> saved_output_;                                         // when the backward needs y
   std::vector<std::pair<std::weak_ptr<Storage>, std::uint64_t>> saved_versions_;  // to detect in-place edits
-  std::weak_ptr<TensorImpl> retained_;                                  // set by retain_grad()
+  std::weak_ptr<TensorImpl> retained_;                                            // set by retain_grad()
   friend class Tensor;
 };
 
-
 /// Records `output` as produced by op `name` from `inputs` with the given backward, when grad mode is on and
 /// some input requires grad; otherwise returns `output` untouched. This is how every op joins the graph.
-Tensor record(const char* name, Tensor output, const Tensors& inputs, BackwardFn backward, RecordOptions options = {});
+Tensor record(const char* name, Tensor output, const Tensors& inputs, BackwardFn backward,
+              RecordOptions options = {});
 
 /// Overload for backward functions that need only the output gradient.
 template <class F>
-  requires std::is_invocable_r_v<Tensors, F, const Tensor&>
-Tensor record(const char* name, Tensor output, const Tensors& inputs, F backward, RecordOptions options = {}) {
-  return record(
-      name, std::move(output), inputs,
-      BackwardFn([fn = std::move(backward)](const Tensor& dy, const Tensor&) { return fn(dy); }), options);
+requires std::is_invocable_r_v<Tensors, F, const Tensor&> Tensor record(const char* name, Tensor output,
+                                                                        const Tensors& inputs, F backward,
+                                                                        RecordOptions options = {}) {
+  return record(name, std::move(output), inputs,
+                BackwardFn([fn = std::move(backward)](const Tensor& dy, const Tensor&) { return fn(dy); }),
+                options);
 }
 
-// ---- running backward -------------------------------------------------------------------------------------------
+// ---- running backward
+// -------------------------------------------------------------------------------------------
 
 struct BackwardOptions {
   /// Keep saved tensors so the graph can be walked again. Defaults to create_graph.
@@ -141,11 +144,12 @@ struct BackwardOptions {
   bool create_graph = false;
 };
 
-/// Accumulates d(sum_i <grad_outputs[i], outputs[i]>)/dleaf into leaf.grad() for every leaf that requires grad.
-/// A grad_output may be undefined for a scalar output (it means 1). The sum is formed in place only when nothing
-/// else holds the gradient tensor, so neither grad_outputs nor a gradient handle kept by the caller ever changes.
-/// Throws AutogradError: an output that does not require grad, a missing or mis-shaped grad_output, a second walk
-/// through a graph freed by an earlier backward (see retain_graph), a saved tensor changed in place.
+/// Accumulates d(sum_i <grad_outputs[i], outputs[i]>)/dleaf into leaf.grad() for every leaf that requires
+/// grad. A grad_output may be undefined for a scalar output (it means 1). The sum is formed in place only
+/// when nothing else holds the gradient tensor, so neither grad_outputs nor a gradient handle kept by the
+/// caller ever changes. Throws AutogradError: an output that does not require grad, a missing or mis-shaped
+/// grad_output, a second walk through a graph freed by an earlier backward (see retain_graph), a saved tensor
+/// changed in place.
 void backward(const Tensors& outputs, const Tensors& grad_outputs = {}, BackwardOptions options = {});
 
 struct GradOptions {
@@ -161,26 +165,27 @@ struct GradOptions {
 Tensors grad(const Tensors& outputs, const Tensors& inputs, GradOptions options = {});
 
 /// Called on this thread right after backward() has added a gradient into `leaf`'s .grad() (once per
-/// contribution: a leaf used twice is reported twice). grad() never calls it. Lets data-parallel training start
-/// communicating a gradient while the rest of the backward pass runs.
+/// contribution: a leaf used twice is reported twice). grad() never calls it. Lets data-parallel training
+/// start communicating a gradient while the rest of the backward pass runs.
 using GradAccumulatedHook = std::function<void(const TensorImpl& leaf)>;
 /// Installs `hook` (empty = none) for this thread and returns the previous one, to be restored by the caller.
 GradAccumulatedHook set_grad_accumulated_hook(GradAccumulatedHook hook);
 
 /// Counters of the most recent backward()/grad() on this thread.
 struct BackwardStats {
-  std::uint64_t nodes_run = 0;      // backward functions executed
-  std::uint64_t nodes_in_graph = 0; // nodes reached from the outputs
+  std::uint64_t nodes_run = 0;       // backward functions executed
+  std::uint64_t nodes_in_graph = 0;  // nodes reached from the outputs
 };
 BackwardStats last_backward_stats();
 
-// ---- checkpointing ----------------------------------------------------------------------------------------------
+// ---- checkpointing
+// ----------------------------------------------------------------------------------------------
 
 /// Runs fn(inputs) without keeping its intermediate values; during backward the forward is recomputed to get
 /// them. Same gradients as calling fn directly (for inputs and for parameters used inside fn), less memory,
-/// one more forward. fn must be deterministic (draw no fresh random numbers). Works under backward() and grad()
-/// alike (parameters used inside fn get their gradients where the enclosing call delivers them). Gradients through
-/// a checkpoint cannot be differentiated again (create_graph throws AutogradError).
+/// one more forward. fn must be deterministic (draw no fresh random numbers). Works under backward() and
+/// grad() alike (parameters used inside fn get their gradients where the enclosing call delivers them).
+/// Gradients through a checkpoint cannot be differentiated again (create_graph throws AutogradError).
 Tensor checkpoint(const std::function<Tensor(const Tensors&)>& fn, const Tensors& inputs);
 
 }  // namespace backprop

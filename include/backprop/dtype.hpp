@@ -20,7 +20,9 @@ inline constexpr DType f32 = DType::f32;
 inline constexpr DType f64 = DType::f64;
 
 /// Bytes per element.
-constexpr std::size_t dtype_size(DType dt) { return dt == DType::f32 ? 4 : 8; }
+constexpr std::size_t dtype_size(DType dt) {
+  return dt == DType::f32 ? 4 : 8;
+}
 /// "f32" or "f64".
 const char* dtype_name(DType dt);
 std::ostream& operator<<(std::ostream& out, DType dt);

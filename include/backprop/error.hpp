@@ -81,7 +81,7 @@ std::string cat(const Args&... args) {
 
 /// Throws `Type` with the streamed message when `cond` is false:
 ///   BP_CHECK(a.dim() == 2, ShapeError, "matmul: expected a 2-D tensor, got ", a.shape());
-#define BP_CHECK(cond, Type, ...)                                     \
-  do {                                                                \
+#define BP_CHECK(cond, Type, ...)                                              \
+  do {                                                                         \
     if (!(cond)) throw ::backprop::Type(::backprop::detail::cat(__VA_ARGS__)); \
   } while (false)

@@ -2,7 +2,8 @@
 //
 // Every random choice in backprop (initial weights, shuffles, dropout masks) draws from a Generator the
 // caller owns. Nothing reads global random state, so the same seed gives the same numbers on every run and
-// every platform (the bits come from xoshiro256**, the distributions are written here, not taken from <random>).
+// every platform (the bits come from xoshiro256**, the distributions are written here, not taken from
+// <random>).
 //
 //   bp::Generator gen(42);
 //   double u = gen.uniform();        // [0, 1)

@@ -1,8 +1,8 @@
 // backprop/gradcheck.hpp — checks the engine's gradients against finite differences.
 //
-// gradcheck compares the gradient of <v, fn(inputs)> for a fixed random v (all of the Jacobian when the output
-// has at most 16 elements) with float64 central differences. gradgradcheck does the same for the gradient
-// itself, built with create_graph: it checks second derivatives.
+// gradcheck compares the gradient of <v, fn(inputs)> for a fixed random v (all of the Jacobian when the
+// output has at most 16 elements) with float64 central differences. gradgradcheck does the same for the
+// gradient itself, built with create_graph: it checks second derivatives.
 //
 //   bp::Tensor x = bp::randn({3, 4}, gen, bp::f64).requires_grad_();
 //   auto r = bp::gradcheck([](const bp::Tensors& in) { return bp::tanh(in[0]); }, {x});
@@ -10,7 +10,6 @@
 #pragma once
 
 #include <backprop/tensor.hpp>
-
 #include <cstdint>
 #include <functional>
 
@@ -20,7 +19,7 @@ struct GradcheckOptions {
   double eps = 1e-6;   // finite-difference step
   double atol = 1e-5;  // an element passes when |analytic - numeric| <= atol + rtol |numeric|
   double rtol = 1e-3;
-  bool raise = true;   // throw backprop::Error on failure (otherwise just return ok = false)
+  bool raise = true;  // throw backprop::Error on failure (otherwise just return ok = false)
   std::uint64_t seed = 0;
 };
 
@@ -28,9 +27,9 @@ struct GradcheckResult {
   bool ok = true;
   double max_abs_error = 0.0;
   double max_rel_error = 0.0;
-  std::size_t worst_input = 0;  // which input holds the worst element
-  std::int64_t worst_index = 0; // its flat index
-  double analytic = 0.0;        // the two values at the worst element
+  std::size_t worst_input = 0;   // which input holds the worst element
+  std::int64_t worst_index = 0;  // its flat index
+  double analytic = 0.0;         // the two values at the worst element
   double numeric = 0.0;
 };
 

@@ -14,11 +14,11 @@
 namespace backprop {
 
 struct MemoryStats {
-  std::size_t live_bytes = 0;       // bytes held by storages alive now
-  std::size_t peak_bytes = 0;       // most live bytes since the last reset_peak_memory()
-  std::size_t cached_bytes = 0;     // freed blocks kept for reuse
-  std::uint64_t allocations = 0;    // storages created
-  std::uint64_t os_allocations = 0; // of which needed fresh memory from the system
+  std::size_t live_bytes = 0;        // bytes held by storages alive now
+  std::size_t peak_bytes = 0;        // most live bytes since the last reset_peak_memory()
+  std::size_t cached_bytes = 0;      // freed blocks kept for reuse
+  std::uint64_t allocations = 0;     // storages created
+  std::uint64_t os_allocations = 0;  // of which needed fresh memory from the system
 };
 
 MemoryStats memory_stats();

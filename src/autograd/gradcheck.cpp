@@ -1,6 +1,5 @@
 #include <backprop/gradcheck.hpp>
 #include <backprop/ops.hpp>
-
 #include <cmath>
 
 namespace backprop {
@@ -8,7 +7,9 @@ namespace backprop {
 namespace {
 
 /// <v, fn(inputs)> as a scalar, for a fixed projection v of the output's shape.
-Tensor project(const Tensor& y, const Tensor& v) { return sum(mul(y, v)); }
+Tensor project(const Tensor& y, const Tensor& v) {
+  return sum(mul(y, v));
+}
 
 GradcheckResult compare(const Tensors& inputs, const Tensors& analytic, const std::function<double()>& eval,
                         const GradcheckOptions& o) {

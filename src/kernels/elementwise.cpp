@@ -1,10 +1,10 @@
 // Element-wise kernels: unary maps, broadcasting binary ops, conversions and in-place updates.
-#include "kernels/kernels.hpp"
-#include "kernels/parallel.hpp"
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+
+#include "kernels/kernels.hpp"
+#include "kernels/parallel.hpp"
 
 namespace backprop::kernels {
 namespace {
@@ -26,28 +26,47 @@ T stable_sigmoid(T v) {
 template <class T>
 void unary_typed(Unary op, const T* x, T* y, std::int64_t n, T a, T b) {
   switch (op) {
-    case Unary::neg: return map(x, y, n, [](T v) { return -v; });
-    case Unary::exp: return map(x, y, n, [](T v) { return std::exp(v); });
-    case Unary::log: return map(x, y, n, [](T v) { return std::log(v); });
-    case Unary::sqrt: return map(x, y, n, [](T v) { return std::sqrt(v); });
-    case Unary::abs: return map(x, y, n, [](T v) { return std::abs(v); });
-    case Unary::sign: return map(x, y, n, [](T v) { return T((v > T(0)) - (v < T(0))); });
-    case Unary::sigmoid: return map(x, y, n, [](T v) { return stable_sigmoid(v); });
-    case Unary::tanh: return map(x, y, n, [](T v) { return std::tanh(v); });
-    case Unary::relu: return map(x, y, n, [](T v) { return v > T(0) ? v : T(0); });
-    case Unary::leaky_relu: return map(x, y, n, [a](T v) { return v > T(0) ? v : a * v; });
-    case Unary::relu_mask: return map(x, y, n, [](T v) { return v > T(0) ? T(1) : T(0); });
-    case Unary::leaky_relu_slope: return map(x, y, n, [a](T v) { return v > T(0) ? T(1) : a; });
+    case Unary::neg:
+      return map(x, y, n, [](T v) { return -v; });
+    case Unary::exp:
+      return map(x, y, n, [](T v) { return std::exp(v); });
+    case Unary::log:
+      return map(x, y, n, [](T v) { return std::log(v); });
+    case Unary::sqrt:
+      return map(x, y, n, [](T v) { return std::sqrt(v); });
+    case Unary::abs:
+      return map(x, y, n, [](T v) { return std::abs(v); });
+    case Unary::sign:
+      return map(x, y, n, [](T v) { return T((v > T(0)) - (v < T(0))); });
+    case Unary::sigmoid:
+      return map(x, y, n, [](T v) { return stable_sigmoid(v); });
+    case Unary::tanh:
+      return map(x, y, n, [](T v) { return std::tanh(v); });
+    case Unary::relu:
+      return map(x, y, n, [](T v) { return v > T(0) ? v : T(0); });
+    case Unary::leaky_relu:
+      return map(x, y, n, [a](T v) { return v > T(0) ? v : a * v; });
+    case Unary::relu_mask:
+      return map(x, y, n, [](T v) { return v > T(0) ? T(1) : T(0); });
+    case Unary::leaky_relu_slope:
+      return map(x, y, n, [a](T v) { return v > T(0) ? T(1) : a; });
     case Unary::pow:
       if (a == T(2)) return map(x, y, n, [](T v) { return v * v; });
       return map(x, y, n, [a](T v) { return std::pow(v, a); });
-    case Unary::add_scalar: return map(x, y, n, [a](T v) { return v + a; });
-    case Unary::mul_scalar: return map(x, y, n, [a](T v) { return v * a; });
-    case Unary::rsub_scalar: return map(x, y, n, [a](T v) { return a - v; });
-    case Unary::rdiv_scalar: return map(x, y, n, [a](T v) { return a / v; });
-    case Unary::clamp: return map(x, y, n, [a, b](T v) { return std::min(std::max(v, a), b); });
-    case Unary::clamp_mask: return map(x, y, n, [a, b](T v) { return (v >= a && v <= b) ? T(1) : T(0); });
-    case Unary::greater_scalar: return map(x, y, n, [a](T v) { return v > a ? T(1) : T(0); });
+    case Unary::add_scalar:
+      return map(x, y, n, [a](T v) { return v + a; });
+    case Unary::mul_scalar:
+      return map(x, y, n, [a](T v) { return v * a; });
+    case Unary::rsub_scalar:
+      return map(x, y, n, [a](T v) { return a - v; });
+    case Unary::rdiv_scalar:
+      return map(x, y, n, [a](T v) { return a / v; });
+    case Unary::clamp:
+      return map(x, y, n, [a, b](T v) { return std::min(std::max(v, a), b); });
+    case Unary::clamp_mask:
+      return map(x, y, n, [a, b](T v) { return (v >= a && v <= b) ? T(1) : T(0); });
+    case Unary::greater_scalar:
+      return map(x, y, n, [a](T v) { return v > a ? T(1) : T(0); });
   }
 }
 
@@ -156,13 +175,20 @@ Tensor binary(Binary op, const Tensor& a, const Tensor& b) {
   dispatch(a.dtype(), [&](auto tag) {
     using T = decltype(tag);
     switch (op) {
-      case Binary::add: return binary_typed<T>(a, b, out, [](T x, T y) { return x + y; });
-      case Binary::sub: return binary_typed<T>(a, b, out, [](T x, T y) { return x - y; });
-      case Binary::mul: return binary_typed<T>(a, b, out, [](T x, T y) { return x * y; });
-      case Binary::div: return binary_typed<T>(a, b, out, [](T x, T y) { return x / y; });
-      case Binary::maximum: return binary_typed<T>(a, b, out, [](T x, T y) { return x >= y ? x : y; });
-      case Binary::ge_mask: return binary_typed<T>(a, b, out, [](T x, T y) { return x >= y ? T(1) : T(0); });
-      case Binary::eq: return binary_typed<T>(a, b, out, [](T x, T y) { return x == y ? T(1) : T(0); });
+      case Binary::add:
+        return binary_typed<T>(a, b, out, [](T x, T y) { return x + y; });
+      case Binary::sub:
+        return binary_typed<T>(a, b, out, [](T x, T y) { return x - y; });
+      case Binary::mul:
+        return binary_typed<T>(a, b, out, [](T x, T y) { return x * y; });
+      case Binary::div:
+        return binary_typed<T>(a, b, out, [](T x, T y) { return x / y; });
+      case Binary::maximum:
+        return binary_typed<T>(a, b, out, [](T x, T y) { return x >= y ? x : y; });
+      case Binary::ge_mask:
+        return binary_typed<T>(a, b, out, [](T x, T y) { return x >= y ? T(1) : T(0); });
+      case Binary::eq:
+        return binary_typed<T>(a, b, out, [](T x, T y) { return x == y ? T(1) : T(0); });
     }
   });
   return out;
@@ -289,7 +315,8 @@ Tensor convert(const Tensor& x, DType dtype) {
 }
 
 void axpy(Tensor& dst, const Tensor& src, double alpha) {
-  BP_CHECK(dst.numel() == src.numel(), ShapeError, "add_: shapes ", dst.shape(), " and ", src.shape(), " differ");
+  BP_CHECK(dst.numel() == src.numel(), ShapeError, "add_: shapes ", dst.shape(), " and ", src.shape(),
+           " differ");
   check_same_dtype(dst, src, "add_");
   dispatch(dst.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -323,7 +350,8 @@ void fill(Tensor& dst, double value) {
 }
 
 void copy(Tensor& dst, const Tensor& src) {
-  BP_CHECK(dst.numel() == src.numel(), ShapeError, "copy_: shapes ", dst.shape(), " and ", src.shape(), " differ");
+  BP_CHECK(dst.numel() == src.numel(), ShapeError, "copy_: shapes ", dst.shape(), " and ", src.shape(),
+           " differ");
   if (dst.dtype() == src.dtype()) {
     std::memcpy(dst.raw_data(), src.raw_data(), dst.nbytes());
     return;
@@ -335,9 +363,12 @@ void copy(Tensor& dst, const Tensor& src) {
 AxisSplit split_axis(const Shape& shape, std::int64_t axis) {
   AxisSplit s;
   for (std::int64_t i = 0; i < static_cast<std::int64_t>(shape.size()); ++i) {
-    if (i < axis) s.outer *= shape[i];
-    else if (i == axis) s.n = shape[i];
-    else s.inner *= shape[i];
+    if (i < axis)
+      s.outer *= shape[i];
+    else if (i == axis)
+      s.n = shape[i];
+    else
+      s.inner *= shape[i];
   }
   return s;
 }

@@ -3,30 +3,38 @@
 #pragma once
 
 #include <backprop/tensor.hpp>
-
 #include <cstdint>
 #include <vector>
 
 namespace backprop::kernels {
 
-/// Element count above which a kernel runs on several threads (below it a thread fork costs more than it saves).
-/// 64Ki elements (256 KiB of f32): a memory-bound pass over less takes a few microseconds, the same order as
-/// an idle fork-join, and on a loaded machine a join that waits for a descheduled thread costs milliseconds.
-/// At this size the 784-256-128-10 MLP at batch 128 runs every element-wise op on one thread.
+/// Element count above which a kernel runs on several threads (below it a thread fork costs more than it
+/// saves). 64Ki elements (256 KiB of f32): a memory-bound pass over less takes a few microseconds, the same
+/// order as an idle fork-join, and on a loaded machine a join that waits for a descheduled thread costs
+/// milliseconds. At this size the 784-256-128-10 MLP at batch 128 runs every element-wise op on one thread.
 inline constexpr std::int64_t kParallelThreshold = 65536;
 
 enum class Unary {
-  neg, exp, log, sqrt, abs, sign, sigmoid, tanh, relu, leaky_relu,  // leaky_relu: alpha = slope
-  relu_mask,        // 1 where x > 0
-  leaky_relu_slope, // 1 where x > 0, alpha elsewhere
-  pow,              // x^alpha
-  add_scalar,       // x + alpha
-  mul_scalar,       // x * alpha
-  rsub_scalar,      // alpha - x
-  rdiv_scalar,      // alpha / x
-  clamp,            // min(max(x, alpha), beta)
-  clamp_mask,       // 1 where alpha <= x <= beta
-  greater_scalar,   // 1 where x > alpha
+  neg,
+  exp,
+  log,
+  sqrt,
+  abs,
+  sign,
+  sigmoid,
+  tanh,
+  relu,
+  leaky_relu,        // leaky_relu: alpha = slope
+  relu_mask,         // 1 where x > 0
+  leaky_relu_slope,  // 1 where x > 0, alpha elsewhere
+  pow,               // x^alpha
+  add_scalar,        // x + alpha
+  mul_scalar,        // x * alpha
+  rsub_scalar,       // alpha - x
+  rdiv_scalar,       // alpha / x
+  clamp,             // min(max(x, alpha), beta)
+  clamp_mask,        // 1 where alpha <= x <= beta
+  greater_scalar,    // 1 where x > alpha
 };
 Tensor unary(Unary op, const Tensor& x, double alpha = 0.0, double beta = 0.0);
 
@@ -65,7 +73,8 @@ void gemm(const Tensor& a, bool transpose_a, const Tensor& b, bool transpose_b, 
           double beta = 0.0);
 /// The same on raw row-major buffers: C[m, n] = alpha op(A) op(B) + beta C, with leading dimensions lda, ldb.
 void gemm_raw(DType dtype, const void* a, std::int64_t lda, bool transpose_a, const void* b, std::int64_t ldb,
-              bool transpose_b, void* c, std::int64_t m, std::int64_t n, std::int64_t k, double alpha, double beta);
+              bool transpose_b, void* c, std::int64_t m, std::int64_t n, std::int64_t k, double alpha,
+              double beta);
 /// x W^T + b in one GEMM (b's rows copied into the output first, beta = 1).
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias);
 Tensor transpose2d(const Tensor& x);

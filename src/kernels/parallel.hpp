@@ -1,14 +1,14 @@
 // Internal: run a loop over [0, n) on the OpenMP threads when n is large enough to pay for the fork.
 #pragma once
 
-#include <cstdint>
-
 #include <omp.h>
+
+#include <cstdint>
 
 namespace backprop::kernels {
 
-/// Calls f(begin, end) on contiguous, disjoint chunks covering [0, n): one chunk when n < threshold or a single
-/// thread is configured, otherwise one chunk per thread.
+/// Calls f(begin, end) on contiguous, disjoint chunks covering [0, n): one chunk when n < threshold or a
+/// single thread is configured, otherwise one chunk per thread.
 template <class F>
 void parallel_range(std::int64_t n, std::int64_t threshold, F&& f) {
   if (n <= 0) return;

@@ -1,11 +1,11 @@
 // Reductions and softmax. Summation orders are fixed (independent of the thread count) so results are
 // bit-identical whatever set_num_threads() says.
-#include "kernels/kernels.hpp"
-#include "kernels/parallel.hpp"
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
+
+#include "kernels/kernels.hpp"
+#include "kernels/parallel.hpp"
 
 namespace backprop::kernels {
 namespace {
@@ -14,8 +14,10 @@ constexpr std::int64_t kBlock = 4096;
 Shape reduced_shape(const Shape& shape, std::int64_t axis, bool keepdim) {
   Shape out;
   for (std::int64_t i = 0; i < static_cast<std::int64_t>(shape.size()); ++i) {
-    if (i != axis) out.push_back(shape[i]);
-    else if (keepdim) out.push_back(1);
+    if (i != axis)
+      out.push_back(shape[i]);
+    else if (keepdim)
+      out.push_back(1);
   }
   return out;
 }
@@ -29,14 +31,15 @@ Tensor sum_all(const Tensor& x) {
     const std::int64_t n = x.numel();
     const std::int64_t blocks = (n + kBlock - 1) / kBlock;
     std::vector<double> partial(static_cast<std::size_t>(blocks), 0.0);
-    parallel_range(blocks, std::max<std::int64_t>(1, kParallelThreshold / kBlock), [&](std::int64_t b, std::int64_t e) {
-      for (std::int64_t k = b; k < e; ++k) {
-        const std::int64_t lo = k * kBlock, hi = std::min(n, lo + kBlock);
-        double s = 0;
-        for (std::int64_t i = lo; i < hi; ++i) s += p[i];
-        partial[static_cast<std::size_t>(k)] = s;
-      }
-    });
+    parallel_range(blocks, std::max<std::int64_t>(1, kParallelThreshold / kBlock),
+                   [&](std::int64_t b, std::int64_t e) {
+                     for (std::int64_t k = b; k < e; ++k) {
+                       const std::int64_t lo = k * kBlock, hi = std::min(n, lo + kBlock);
+                       double s = 0;
+                       for (std::int64_t i = lo; i < hi; ++i) s += p[i];
+                       partial[static_cast<std::size_t>(k)] = s;
+                     }
+                   });
     double s = 0;
     for (double v : partial) s += v;
     out.data<T>()[0] = static_cast<T>(s);
@@ -52,7 +55,8 @@ Tensor sum_axis(const Tensor& x, std::int64_t axis, bool keepdim) {
     const T* px = x.data<T>();
     T* po = out.data<T>();
     const std::int64_t work_per_outer = sp.n * sp.inner;
-    parallel_range(sp.outer, std::max<std::int64_t>(1, kParallelThreshold / std::max<std::int64_t>(1, work_per_outer)),
+    parallel_range(sp.outer,
+                   std::max<std::int64_t>(1, kParallelThreshold / std::max<std::int64_t>(1, work_per_outer)),
                    [&](std::int64_t b, std::int64_t e) {
                      for (std::int64_t o = b; o < e; ++o) {
                        const T* src = px + o * sp.n * sp.inner;
@@ -125,7 +129,8 @@ Tensor softmax(const Tensor& x, std::int64_t axis, bool log) {
     using T = decltype(tag);
     const T* px = x.data<T>();
     T* py = y.data<T>();
-    parallel_range(sp.outer * sp.inner, std::max<std::int64_t>(1, kParallelThreshold / std::max<std::int64_t>(1, sp.n)),
+    parallel_range(sp.outer * sp.inner,
+                   std::max<std::int64_t>(1, kParallelThreshold / std::max<std::int64_t>(1, sp.n)),
                    [&](std::int64_t b, std::int64_t e) {
                      for (std::int64_t r = b; r < e; ++r) {
                        const std::int64_t o = r / sp.inner, i = r % sp.inner;
@@ -144,7 +149,8 @@ Tensor softmax(const Tensor& x, std::int64_t axis, bool log) {
                          for (std::int64_t k = 0; k < sp.n; ++k) dst[k * st] = (src[k * st] - m) - log_s;
                        } else {
                          const T inv = T(1) / s;
-                         for (std::int64_t k = 0; k < sp.n; ++k) dst[k * st] = std::exp(src[k * st] - m) * inv;
+                         for (std::int64_t k = 0; k < sp.n; ++k)
+                           dst[k * st] = std::exp(src[k * st] - m) * inv;
                        }
                      }
                    });

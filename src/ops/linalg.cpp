@@ -15,7 +15,8 @@ Tensor mm_forward(const Tensor& a, const Tensor& b, bool ta, bool tb) {
   const bool batched = a.dim() == 3;
   const std::int64_t r = batched ? 1 : 0;  // first matrix dimension
   if (batched)
-    BP_CHECK(a.size(0) == b.size(0), ShapeError, "matmul: batch sizes differ: ", a.shape(), " and ", b.shape());
+    BP_CHECK(a.size(0) == b.size(0), ShapeError, "matmul: batch sizes differ: ", a.shape(), " and ",
+             b.shape());
   const std::int64_t m = ta ? a.size(r + 1) : a.size(r);
   const std::int64_t ka = ta ? a.size(r) : a.size(r + 1);
   const std::int64_t kb = tb ? b.size(r + 1) : b.size(r);
@@ -53,33 +54,40 @@ Tensor mm(const Tensor& a, const Tensor& b, bool ta, bool tb) {
   });
 }
 
-Tensor matmul(const Tensor& a, const Tensor& b) { return mm(a, b, false, false); }
+Tensor matmul(const Tensor& a, const Tensor& b) {
+  return mm(a, b, false, false);
+}
 
-// y = x W^T + b: dL/dx = dy W, dL/dW = dy^T x, dL/db = sum of dy over the batch. The delta rule in matrix form.
+// y = x W^T + b: dL/dx = dy W, dL/dW = dy^T x, dL/db = sum of dy over the batch. The delta rule in matrix
+// form.
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
-  BP_CHECK(x.dim() == 2 && weight.dim() == 2, ShapeError, "linear: expected input [N, in] and weight [out, in], got ",
-           x.shape(), " and ", weight.shape());
+  BP_CHECK(x.dim() == 2 && weight.dim() == 2, ShapeError,
+           "linear: expected input [N, in] and weight [out, in], got ", x.shape(), " and ", weight.shape());
   BP_CHECK(x.size(1) == weight.size(1), ShapeError, "linear: input has ", x.size(1), " features but weight ",
            weight.shape(), " expects ", weight.size(1), " (input ", x.shape(), ")");
-  BP_CHECK(x.dtype() == weight.dtype(), DTypeError, "linear: input is ", x.dtype(), " but weight is ", weight.dtype());
+  BP_CHECK(x.dtype() == weight.dtype(), DTypeError, "linear: input is ", x.dtype(), " but weight is ",
+           weight.dtype());
   if (bias.defined()) {
     BP_CHECK(bias.dim() == 1 && bias.size(0) == weight.size(0), ShapeError, "linear: bias ", bias.shape(),
              " does not match weight ", weight.shape(), " (expected [", weight.size(0), "])");
-    BP_CHECK(bias.dtype() == x.dtype(), DTypeError, "linear: bias is ", bias.dtype(), " but input is ", x.dtype());
+    BP_CHECK(bias.dtype() == x.dtype(), DTypeError, "linear: bias is ", bias.dtype(), " but input is ",
+             x.dtype());
   }
   Tensor y = kernels::linear(x, weight, bias);
-  return record("linear", y, {x, weight, bias}, [x, weight, has_bias = bias.defined(),
-                                                 gb = bias.defined() && bias.requires_grad()](const Tensor& dy) {
-    return Tensors{x.requires_grad() ? mm(dy, weight) : Tensor(),
-                   weight.requires_grad() ? mm(dy, x, true, false) : Tensor(),
-                   has_bias && gb ? sum(dy, 0) : Tensor()};
-  });
+  return record(
+      "linear", y, {x, weight, bias},
+      [x, weight, has_bias = bias.defined(), gb = bias.defined() && bias.requires_grad()](const Tensor& dy) {
+        return Tensors{x.requires_grad() ? mm(dy, weight) : Tensor(),
+                       weight.requires_grad() ? mm(dy, x, true, false) : Tensor(),
+                       has_bias && gb ? sum(dy, 0) : Tensor()};
+      });
 }
 
 Tensor transpose(const Tensor& x) {
   BP_CHECK(x.dim() == 2, ShapeError, "transpose: expected a 2-D tensor, got ", x.shape());
   Tensor y = kernels::transpose2d(x);
-  return record("transpose", y, {x}, [](const Tensor& dy) { return Tensors{transpose(dy)}; }, {.saves_inputs = false});
+  return record("transpose", y, {x}, [](const Tensor& dy) { return Tensors{transpose(dy)}; },
+                {.saves_inputs = false});
 }
 
 }  // namespace backprop

@@ -1,9 +1,8 @@
 // Neural-network functions: softmax and log-softmax along an axis, one-hot encoding.
 #include <backprop/ops.hpp>
+#include <cmath>
 
 #include "kernels/kernels.hpp"
-
-#include <cmath>
 
 namespace backprop {
 
@@ -11,20 +10,22 @@ namespace backprop {
 Tensor softmax(const Tensor& x, std::int64_t axis) {
   const std::int64_t ax = normalize_axis(axis, x.dim(), "softmax");
   Tensor y = kernels::softmax(x, ax, false);
-  return record(
-      "softmax", y, {x},
-      [ax](const Tensor& dy, const Tensor& out) { return Tensors{mul(out, sub(dy, sum(mul(dy, out), ax, true)))}; },
-      {.save_output = true, .saves_inputs = false});
+  return record("softmax", y, {x},
+                [ax](const Tensor& dy, const Tensor& out) {
+                  return Tensors{mul(out, sub(dy, sum(mul(dy, out), ax, true)))};
+                },
+                {.save_output = true, .saves_inputs = false});
 }
 
 // y = x - logsumexp(x): dL/dx = dy - softmax(x) sum(dy) = dy - exp(y) sum(dy).
 Tensor log_softmax(const Tensor& x, std::int64_t axis) {
   const std::int64_t ax = normalize_axis(axis, x.dim(), "log_softmax");
   Tensor y = kernels::softmax(x, ax, true);
-  return record(
-      "log_softmax", y, {x},
-      [ax](const Tensor& dy, const Tensor& out) { return Tensors{sub(dy, mul(exp(out), sum(dy, ax, true)))}; },
-      {.save_output = true, .saves_inputs = false});
+  return record("log_softmax", y, {x},
+                [ax](const Tensor& dy, const Tensor& out) {
+                  return Tensors{sub(dy, mul(exp(out), sum(dy, ax, true)))};
+                },
+                {.save_output = true, .saves_inputs = false});
 }
 
 Tensor one_hot(const Tensor& labels, std::int64_t classes, DType dtype) {
@@ -36,8 +37,8 @@ Tensor one_hot(const Tensor& labels, std::int64_t classes, DType dtype) {
     T* p = y.data<T>();
     for (std::int64_t i = 0; i < n; ++i) {
       const double v = labels.flat(i);
-      BP_CHECK(v == std::floor(v) && v >= 0 && v < static_cast<double>(classes), ValueError, "one_hot: label ", v,
-               " at position ", i, " is not a class index in [0, ", classes, ")");
+      BP_CHECK(v == std::floor(v) && v >= 0 && v < static_cast<double>(classes), ValueError,
+               "one_hot: label ", v, " at position ", i, " is not a class index in [0, ", classes, ")");
       p[i * classes + static_cast<std::int64_t>(v)] = T(1);
     }
   });

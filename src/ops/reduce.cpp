@@ -17,19 +17,19 @@ Shape keepdim_shape(const Shape& shape, std::int64_t axis) {
 // y = sum of all x: dL/dx = dy repeated over x's shape.
 Tensor sum(const Tensor& x) {
   Tensor y = kernels::sum_all(x);
-  return record("sum", y, {x}, [shape = x.shape()](const Tensor& dy) { return Tensors{broadcast_to(dy, shape)}; },
+  return record("sum", y, {x},
+                [shape = x.shape()](const Tensor& dy) { return Tensors{broadcast_to(dy, shape)}; },
                 {.saves_inputs = false});
 }
 
 Tensor sum(const Tensor& x, std::int64_t axis, bool keepdim) {
   const std::int64_t ax = normalize_axis(axis, x.dim(), "sum");
   Tensor y = kernels::sum_axis(x, ax, keepdim);
-  return record(
-      "sum_axis", y, {x},
-      [shape = x.shape(), ax](const Tensor& dy) {
-        return Tensors{broadcast_to(reshape(dy, keepdim_shape(shape, ax)), shape)};
-      },
-      {.saves_inputs = false});
+  return record("sum_axis", y, {x},
+                [shape = x.shape(), ax](const Tensor& dy) {
+                  return Tensors{broadcast_to(reshape(dy, keepdim_shape(shape, ax)), shape)};
+                },
+                {.saves_inputs = false});
 }
 
 Tensor mean(const Tensor& x) {
@@ -68,17 +68,19 @@ Tensor sum_to(const Tensor& x, const Shape& shape) {
   BP_CHECK(broadcast_shapes(shape, x.shape(), "sum_to") == x.shape(), ShapeError, "sum_to: cannot reduce ",
            x.shape(), " to ", shape);
   Tensor y = kernels::sum_to(x, shape);
-  return record("sum_to", y, {x}, [xs = x.shape()](const Tensor& dy) { return Tensors{broadcast_to(dy, xs)}; },
+  return record("sum_to", y, {x},
+                [xs = x.shape()](const Tensor& dy) { return Tensors{broadcast_to(dy, xs)}; },
                 {.saves_inputs = false});
 }
 
 // broadcast_to repeats x up to `shape`; its derivative sums the repeats: sum_to.
 Tensor broadcast_to(const Tensor& x, const Shape& shape) {
   if (x.shape() == shape) return x;
-  BP_CHECK(broadcast_shapes(x.shape(), shape, "broadcast_to") == shape, ShapeError, "broadcast_to: cannot broadcast ",
-           x.shape(), " to ", shape);
+  BP_CHECK(broadcast_shapes(x.shape(), shape, "broadcast_to") == shape, ShapeError,
+           "broadcast_to: cannot broadcast ", x.shape(), " to ", shape);
   Tensor y = kernels::broadcast_to(x, shape);
-  return record("broadcast_to", y, {x}, [xs = x.shape()](const Tensor& dy) { return Tensors{sum_to(dy, xs)}; },
+  return record("broadcast_to", y, {x},
+                [xs = x.shape()](const Tensor& dy) { return Tensors{sum_to(dy, xs)}; },
                 {.saves_inputs = false});
 }
 

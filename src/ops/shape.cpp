@@ -1,9 +1,8 @@
 // Shape ops: views, conversions, row selection and joining. Each backward is the op's adjoint, itself an op.
 #include <backprop/ops.hpp>
+#include <cstring>
 
 #include "kernels/kernels.hpp"
-
-#include <cstring>
 
 namespace backprop {
 
@@ -39,9 +38,10 @@ Tensor embed_rows(const Tensor& dy, std::int64_t rows, std::int64_t start) {
   Shape shape = dy.shape();
   shape[0] = rows;
   Tensor y = zeros(shape, dy.dtype());
-  std::memcpy(static_cast<char*>(y.raw_data()) + static_cast<std::size_t>(start) * row_bytes(dy), dy.raw_data(),
-              dy.nbytes());
-  return record("embed_rows", y, {dy}, [start, n = dy.size(0)](const Tensor& g) { return Tensors{narrow(g, start, n)}; },
+  std::memcpy(static_cast<char*>(y.raw_data()) + static_cast<std::size_t>(start) * row_bytes(dy),
+              dy.raw_data(), dy.nbytes());
+  return record("embed_rows", y, {dy},
+                [start, n = dy.size(0)](const Tensor& g) { return Tensors{narrow(g, start, n)}; },
                 {.saves_inputs = false});
 }
 
@@ -59,7 +59,8 @@ Tensor index_add(const Tensor& dy, std::int64_t rows, const std::vector<std::int
       for (std::int64_t j = 0; j < width; ++j)
         dst[indices[r] * width + j] += src[static_cast<std::int64_t>(r) * width + j];
   });
-  return record("index_add", y, {dy}, [indices](const Tensor& g) { return Tensors{index_select(g, indices)}; },
+  return record("index_add", y, {dy},
+                [indices](const Tensor& g) { return Tensors{index_select(g, indices)}; },
                 {.saves_inputs = false});
 }
 }  // namespace
@@ -75,22 +76,24 @@ Tensor reshape(const Tensor& x, const Shape& shape) {
 Tensor to_dtype(const Tensor& x, DType dtype) {
   if (x.dtype() == dtype) return x;
   Tensor y = kernels::convert(x, dtype);
-  return record("to_dtype", y, {x}, [from = x.dtype()](const Tensor& dy) { return Tensors{to_dtype(dy, from)}; },
+  return record("to_dtype", y, {x},
+                [from = x.dtype()](const Tensor& dy) { return Tensors{to_dtype(dy, from)}; },
                 {.saves_inputs = false});
 }
 
 Tensor narrow(const Tensor& x, std::int64_t start, std::int64_t length) {
   BP_CHECK(x.dim() >= 1, ShapeError, "narrow: expected at least 1 dimension, got a scalar");
-  BP_CHECK(start >= 0 && length >= 0 && start + length <= x.size(0), IndexError, "narrow: rows [", start, ", ",
-           start + length, ") are out of range for shape ", x.shape());
+  BP_CHECK(start >= 0 && length >= 0 && start + length <= x.size(0), IndexError, "narrow: rows [", start,
+           ", ", start + length, ") are out of range for shape ", x.shape());
   Shape shape = x.shape();
   shape[0] = length;
   Tensor y(shape, x.dtype());
-  std::memcpy(y.raw_data(), static_cast<const char*>(x.raw_data()) + static_cast<std::size_t>(start) * row_bytes(x),
+  std::memcpy(y.raw_data(),
+              static_cast<const char*>(x.raw_data()) + static_cast<std::size_t>(start) * row_bytes(x),
               y.nbytes());
-  return record(
-      "narrow", y, {x}, [rows = x.size(0), start](const Tensor& dy) { return Tensors{embed_rows(dy, rows, start)}; },
-      {.saves_inputs = false});
+  return record("narrow", y, {x},
+                [rows = x.size(0), start](const Tensor& dy) { return Tensors{embed_rows(dy, rows, start)}; },
+                {.saves_inputs = false});
 }
 
 Tensor index_select(const Tensor& x, const std::vector<std::int64_t>& indices) {
@@ -118,8 +121,8 @@ Tensor concat(const Tensors& xs) {
   std::int64_t rows = 0;
   for (std::size_t i = 0; i < xs.size(); ++i) {
     Shape s = xs[i].shape();
-    BP_CHECK(s.size() == shape.size() && xs[i].dtype() == xs[0].dtype(), ShapeError, "concat: tensor ", i, " is ",
-             s, " ", xs[i].dtype(), " but tensor 0 is ", shape, " ", xs[0].dtype());
+    BP_CHECK(s.size() == shape.size() && xs[i].dtype() == xs[0].dtype(), ShapeError, "concat: tensor ", i,
+             " is ", s, " ", xs[i].dtype(), " but tensor 0 is ", shape, " ", xs[0].dtype());
     s[0] = shape[0];
     BP_CHECK(s == shape, ShapeError, "concat: tensor ", i, " has shape ", xs[i].shape(),
              " which differs from tensor 0 ", xs[0].shape(), " beyond the first dimension");
@@ -136,14 +139,14 @@ Tensor concat(const Tensors& xs) {
   }
   std::vector<std::int64_t> lengths;
   for (const Tensor& x : xs) lengths.push_back(x.size(0));
-  return record(
-      "concat", y, xs,
-      [starts, lengths](const Tensor& dy) {
-        Tensors grads;
-        for (std::size_t i = 0; i < starts.size(); ++i) grads.push_back(narrow(dy, starts[i], lengths[i]));
-        return grads;
-      },
-      {.saves_inputs = false});
+  return record("concat", y, xs,
+                [starts, lengths](const Tensor& dy) {
+                  Tensors grads;
+                  for (std::size_t i = 0; i < starts.size(); ++i)
+                    grads.push_back(narrow(dy, starts[i], lengths[i]));
+                  return grads;
+                },
+                {.saves_inputs = false});
 }
 
 }  // namespace backprop

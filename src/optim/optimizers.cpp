@@ -14,7 +14,8 @@ namespace backprop::optim {
 
 namespace {
 // An update streams each element of the parameter, its gradient and its state once: memory-bound, so a
-// thread fork pays off only for large tensors (a 784x256 layer updates faster on one thread than the fork costs).
+// thread fork pays off only for large tensors (a 784x256 layer updates faster on one thread than the fork
+// costs).
 constexpr std::int64_t kUpdateParallelThreshold = std::int64_t{1} << 20;
 
 // Runs f(offset, count) over contiguous chunks of [0, n), on several threads for large tensors.

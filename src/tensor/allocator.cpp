@@ -1,7 +1,6 @@
 // A caching allocator: freed blocks are kept in per-size free lists and handed out again, so steady-state
 // training (same shapes every step) allocates nothing from the system.
 #include <backprop/memory.hpp>
-
 #include <cstdlib>
 #include <mutex>
 #include <new>
@@ -13,7 +12,9 @@ namespace {
 
 constexpr std::size_t kAlignment = 64;
 
-std::size_t round_up(std::size_t n) { return (n + kAlignment - 1) / kAlignment * kAlignment; }
+std::size_t round_up(std::size_t n) {
+  return (n + kAlignment - 1) / kAlignment * kAlignment;
+}
 
 struct Cache {
   std::mutex mutex;

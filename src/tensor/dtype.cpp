@@ -1,13 +1,16 @@
 #include <backprop/dtype.hpp>
 #include <backprop/error.hpp>
-
 #include <limits>
 
 namespace backprop {
 
-const char* dtype_name(DType dt) { return dt == DType::f32 ? "f32" : "f64"; }
+const char* dtype_name(DType dt) {
+  return dt == DType::f32 ? "f32" : "f64";
+}
 
-std::ostream& operator<<(std::ostream& out, DType dt) { return out << dtype_name(dt); }
+std::ostream& operator<<(std::ostream& out, DType dt) {
+  return out << dtype_name(dt);
+}
 
 std::int64_t numel(const Shape& shape) {
   BP_CHECK(shape.size() <= kMaxRank, ShapeError, "tensor rank ", shape.size(), " exceeds the maximum of ",
@@ -18,7 +21,8 @@ std::int64_t numel(const Shape& shape) {
     if (d == 0) return 0;
   std::int64_t n = 1;
   for (std::int64_t d : shape) {
-    BP_CHECK(n <= std::numeric_limits<std::int64_t>::max() / d, ShapeError, "shape ", shape, " has too many elements");
+    BP_CHECK(n <= std::numeric_limits<std::int64_t>::max() / d, ShapeError, "shape ", shape,
+             " has too many elements");
     n *= d;
   }
   return n;
@@ -33,7 +37,9 @@ std::string to_string(const Shape& shape) {
   return s + "]";
 }
 
-std::ostream& operator<<(std::ostream& out, const Shape& shape) { return out << to_string(shape); }
+std::ostream& operator<<(std::ostream& out, const Shape& shape) {
+  return out << to_string(shape);
+}
 
 Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
   const std::size_t rank = std::max(a.size(), b.size());
@@ -49,8 +55,8 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
 }
 
 std::int64_t normalize_axis(std::int64_t axis, std::int64_t rank, const char* op) {
-  BP_CHECK(axis >= -rank && axis < rank, IndexError, op, ": axis ", axis, " is out of range for a tensor of rank ",
-           rank, " (expected ", -rank, "..", rank - 1, ")");
+  BP_CHECK(axis >= -rank && axis < rank, IndexError, op, ": axis ", axis,
+           " is out of range for a tensor of rank ", rank, " (expected ", -rank, "..", rank - 1, ")");
   return axis < 0 ? axis + rank : axis;
 }
 

@@ -1,6 +1,5 @@
 #include <backprop/error.hpp>
 #include <backprop/generator.hpp>
-
 #include <cmath>
 #include <numbers>
 
@@ -12,7 +11,9 @@ std::uint64_t splitmix64(std::uint64_t& x) {
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
   return z ^ (z >> 31);
 }
-std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+std::uint64_t rotl(std::uint64_t x, int k) {
+  return (x << k) | (x >> (64 - k));
+}
 }  // namespace
 
 void Generator::seed_(std::uint64_t seed) {
@@ -35,7 +36,9 @@ std::uint64_t Generator::next() {  // xoshiro256**
   return result;
 }
 
-double Generator::uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+double Generator::uniform() {
+  return static_cast<double>(next() >> 11) * 0x1.0p-53;
+}
 
 double Generator::normal() {
   if (has_spare_) {

@@ -2,19 +2,20 @@
 #include <backprop/memory.hpp>
 #include <backprop/ops.hpp>
 #include <backprop/tensor.hpp>
-
-#include "kernels/kernels.hpp"
-
 #include <cmath>
 #include <cstring>
 #include <functional>
 #include <iomanip>
 #include <sstream>
 
+#include "kernels/kernels.hpp"
+
 namespace backprop {
 
 Storage::Storage(std::size_t n) : data(detail::allocate(n)), nbytes(n) {}
-Storage::~Storage() { detail::deallocate(data, nbytes); }
+Storage::~Storage() {
+  detail::deallocate(data, nbytes);
+}
 
 Tensor::Tensor(const Shape& shape, DType dtype) : impl_(std::make_shared<TensorImpl>()) {
   impl_->numel = backprop::numel(shape);
@@ -26,8 +27,9 @@ Tensor::Tensor(const Shape& shape, DType dtype) : impl_(std::make_shared<TensorI
 Tensor::Tensor(std::shared_ptr<Storage> storage, const Shape& shape, DType dtype)
     : impl_(std::make_shared<TensorImpl>()) {
   impl_->numel = backprop::numel(shape);
-  BP_CHECK(storage && storage->nbytes >= static_cast<std::size_t>(impl_->numel) * dtype_size(dtype), ShapeError,
-           "storage of ", storage ? storage->nbytes : 0, " bytes is too small for ", shape, " ", dtype);
+  BP_CHECK(storage && storage->nbytes >= static_cast<std::size_t>(impl_->numel) * dtype_size(dtype),
+           ShapeError, "storage of ", storage ? storage->nbytes : 0, " bytes is too small for ", shape, " ",
+           dtype);
   impl_->shape = shape;
   impl_->dtype = dtype;
   impl_->storage = std::move(storage);
@@ -40,13 +42,25 @@ const TensorImpl& checked(const std::shared_ptr<TensorImpl>& impl) {
 }
 }  // namespace
 
-const Shape& Tensor::shape() const { return checked(impl_).shape; }
-std::int64_t Tensor::numel() const { return checked(impl_).numel; }
-DType Tensor::dtype() const { return checked(impl_).dtype; }
-void* Tensor::raw_data() const { return checked(impl_).storage->data; }
-const std::shared_ptr<Storage>& Tensor::storage() const { return checked(impl_).storage; }
+const Shape& Tensor::shape() const {
+  return checked(impl_).shape;
+}
+std::int64_t Tensor::numel() const {
+  return checked(impl_).numel;
+}
+DType Tensor::dtype() const {
+  return checked(impl_).dtype;
+}
+void* Tensor::raw_data() const {
+  return checked(impl_).storage->data;
+}
+const std::shared_ptr<Storage>& Tensor::storage() const {
+  return checked(impl_).storage;
+}
 
-std::int64_t Tensor::size(std::int64_t d) const { return shape()[static_cast<std::size_t>(normalize_axis(d, dim(), "size"))]; }
+std::int64_t Tensor::size(std::int64_t d) const {
+  return shape()[static_cast<std::size_t>(normalize_axis(d, dim(), "size"))];
+}
 
 void Tensor::check_dtype_(DType dt) const {
   BP_CHECK(dtype() == dt, DTypeError, "tensor of dtype ", dtype(), " ", shape(), " accessed as ", dt);
@@ -79,7 +93,9 @@ std::int64_t flat_index(const Tensor& t, std::span<const std::int64_t> index) {
 }
 }  // namespace
 
-double Tensor::at(std::span<const std::int64_t> index) const { return flat(flat_index(*this, index)); }
+double Tensor::at(std::span<const std::int64_t> index) const {
+  return flat(flat_index(*this, index));
+}
 
 void Tensor::set(std::span<const std::int64_t> index, double value) {
   const std::int64_t off = flat_index(*this, index);
@@ -96,32 +112,51 @@ std::vector<double> Tensor::to_vector() const {
   return v;
 }
 
-Tensor Tensor::reshape(const Shape& shape) const { return backprop::reshape(*this, shape); }
-Tensor Tensor::to(DType dt) const { return backprop::to_dtype(*this, dt); }
-Tensor Tensor::t() const { return backprop::transpose(*this); }
-Tensor Tensor::sum() const { return backprop::sum(*this); }
-Tensor Tensor::mean() const { return backprop::mean(*this); }
+Tensor Tensor::reshape(const Shape& shape) const {
+  return backprop::reshape(*this, shape);
+}
+Tensor Tensor::to(DType dt) const {
+  return backprop::to_dtype(*this, dt);
+}
+Tensor Tensor::t() const {
+  return backprop::transpose(*this);
+}
+Tensor Tensor::sum() const {
+  return backprop::sum(*this);
+}
+Tensor Tensor::mean() const {
+  return backprop::mean(*this);
+}
 
 Tensor Tensor::clone() const {
   Tensor copy(shape(), dtype());
   std::memcpy(copy.raw_data(), raw_data(), nbytes());
-  return record("clone", copy, {*this}, [](const Tensor& dy) { return Tensors{dy}; }, {.saves_inputs = false});
+  return record("clone", copy, {*this}, [](const Tensor& dy) { return Tensors{dy}; },
+                {.saves_inputs = false});
 }
 
-bool Tensor::requires_grad() const { return impl_ && (impl_->requires_grad || impl_->grad_fn); }
+bool Tensor::requires_grad() const {
+  return impl_ && (impl_->requires_grad || impl_->grad_fn);
+}
 
 Tensor& Tensor::requires_grad_(bool required) {
   BP_CHECK(is_leaf(), AutogradError,
-           "requires_grad_: only leaf tensors can be marked; this tensor was produced by '", impl_->grad_fn->name(),
-           "' (use detach() to make a leaf)");
+           "requires_grad_: only leaf tensors can be marked; this tensor was produced by '",
+           impl_->grad_fn->name(), "' (use detach() to make a leaf)");
   checked(impl_);
   impl_->requires_grad = required;
   return *this;
 }
 
-bool Tensor::is_leaf() const { return checked(impl_).grad_fn == nullptr; }
-const std::shared_ptr<Node>& Tensor::grad_fn() const { return checked(impl_).grad_fn; }
-Tensor Tensor::grad() const { return checked(impl_).grad; }
+bool Tensor::is_leaf() const {
+  return checked(impl_).grad_fn == nullptr;
+}
+const std::shared_ptr<Node>& Tensor::grad_fn() const {
+  return checked(impl_).grad_fn;
+}
+Tensor Tensor::grad() const {
+  return checked(impl_).grad;
+}
 
 void Tensor::set_grad(const Tensor& g) {
   if (g.defined())
@@ -141,10 +176,13 @@ void Tensor::retain_grad() {
   if (impl_->grad_fn) impl_->grad_fn->retained_ = impl_;
 }
 
-Tensor Tensor::detach() const { return Tensor(storage(), shape(), dtype()); }
+Tensor Tensor::detach() const {
+  return Tensor(storage(), shape(), dtype());
+}
 
 void Tensor::backward(const Tensor& g, bool retain_graph, bool create_graph) const {
-  backprop::backward({*this}, {g}, {.retain_graph = retain_graph || create_graph, .create_graph = create_graph});
+  backprop::backward({*this}, {g},
+                     {.retain_graph = retain_graph || create_graph, .create_graph = create_graph});
 }
 
 void Tensor::check_inplace_(const char* op) const {
@@ -180,20 +218,33 @@ Tensor& Tensor::copy_(const Tensor& other) {
   return *this;
 }
 
-// ---- factories ----------------------------------------------------------------------------------------------------
+// ---- factories
+// ----------------------------------------------------------------------------------------------------
 
-Tensor empty(const Shape& shape, DType dtype) { return Tensor(shape, dtype); }
+Tensor empty(const Shape& shape, DType dtype) {
+  return Tensor(shape, dtype);
+}
 
 Tensor full(const Shape& shape, double value, DType dtype) {
   Tensor t(shape, dtype);
   kernels::fill(t, value);
   return t;
 }
-Tensor zeros(const Shape& shape, DType dtype) { return full(shape, 0.0, dtype); }
-Tensor ones(const Shape& shape, DType dtype) { return full(shape, 1.0, dtype); }
-Tensor zeros_like(const Tensor& t) { return zeros(t.shape(), t.dtype()); }
-Tensor ones_like(const Tensor& t) { return ones(t.shape(), t.dtype()); }
-Tensor scalar(double value, DType dtype) { return full({}, value, dtype); }
+Tensor zeros(const Shape& shape, DType dtype) {
+  return full(shape, 0.0, dtype);
+}
+Tensor ones(const Shape& shape, DType dtype) {
+  return full(shape, 1.0, dtype);
+}
+Tensor zeros_like(const Tensor& t) {
+  return zeros(t.shape(), t.dtype());
+}
+Tensor ones_like(const Tensor& t) {
+  return ones(t.shape(), t.dtype());
+}
+Tensor scalar(double value, DType dtype) {
+  return full({}, value, dtype);
+}
 
 Tensor arange(double start, double end, double step, DType dtype) {
   BP_CHECK(step != 0.0, ValueError, "arange: step must be non-zero");
@@ -202,11 +253,14 @@ Tensor arange(double start, double end, double step, DType dtype) {
   Tensor t({n}, dtype);
   dispatch(dtype, [&](auto tag) {
     auto* p = t.data<decltype(tag)>();
-    for (std::int64_t i = 0; i < n; ++i) p[i] = static_cast<decltype(tag)>(start + static_cast<double>(i) * step);
+    for (std::int64_t i = 0; i < n; ++i)
+      p[i] = static_cast<decltype(tag)>(start + static_cast<double>(i) * step);
   });
   return t;
 }
-Tensor arange(std::int64_t end, DType dtype) { return arange(0.0, static_cast<double>(end), 1.0, dtype); }
+Tensor arange(std::int64_t end, DType dtype) {
+  return arange(0.0, static_cast<double>(end), 1.0, dtype);
+}
 
 Tensor from_vector(const std::vector<double>& values, const Shape& shape, DType dtype) {
   const Shape s = shape.empty() ? Shape{static_cast<std::int64_t>(values.size())} : shape;
@@ -229,15 +283,17 @@ Tensor from_vector(const std::vector<float>& values, const Shape& shape) {
   return t;
 }
 
-Tensor tensor(std::initializer_list<double> values, DType dtype) { return from_vector(std::vector<double>(values), {}, dtype); }
+Tensor tensor(std::initializer_list<double> values, DType dtype) {
+  return from_vector(std::vector<double>(values), {}, dtype);
+}
 
 Tensor tensor(std::initializer_list<std::initializer_list<double>> rows, DType dtype) {
   const auto r = static_cast<std::int64_t>(rows.size());
   const auto c = r == 0 ? 0 : static_cast<std::int64_t>(rows.begin()->size());
   std::vector<double> v;
   for (const auto& row : rows) {
-    BP_CHECK(static_cast<std::int64_t>(row.size()) == c, ShapeError, "tensor: ragged rows (", row.size(), " vs ", c,
-             " values)");
+    BP_CHECK(static_cast<std::int64_t>(row.size()) == c, ShapeError, "tensor: ragged rows (", row.size(),
+             " vs ", c, " values)");
     v.insert(v.end(), row.begin(), row.end());
   }
   return from_vector(v, {r, c}, dtype);
@@ -256,7 +312,8 @@ Tensor randn(const Shape& shape, Generator& gen, DType dtype, double mean, doubl
   Tensor t(shape, dtype);
   dispatch(dtype, [&](auto tag) {
     auto* p = t.data<decltype(tag)>();
-    for (std::int64_t i = 0; i < t.numel(); ++i) p[i] = static_cast<decltype(tag)>(mean + stddev * gen.normal());
+    for (std::int64_t i = 0; i < t.numel(); ++i)
+      p[i] = static_cast<decltype(tag)>(mean + stddev * gen.normal());
   });
   return t;
 }
@@ -271,15 +328,17 @@ bool allclose(const Tensor& a, const Tensor& b, double rtol, double atol) {
 }
 
 double max_abs_diff(const Tensor& a, const Tensor& b) {
-  BP_CHECK(a.shape() == b.shape(), ShapeError, "max_abs_diff: shapes ", a.shape(), " and ", b.shape(), " differ");
+  BP_CHECK(a.shape() == b.shape(), ShapeError, "max_abs_diff: shapes ", a.shape(), " and ", b.shape(),
+           " differ");
   double m = 0;
   for (std::int64_t i = 0; i < a.numel(); ++i) m = std::max(m, std::abs(a.flat(i) - b.flat(i)));
   return m;
 }
 
 namespace {
-/// Walks the elements that are shown (all of them, or the first and last kEdge of each long dimension of a big
-/// tensor) and writes them, nested in brackets, through `emit`. Run twice: once to measure, once to print.
+/// Walks the elements that are shown (all of them, or the first and last kEdge of each long dimension of a
+/// big tensor) and writes them, nested in brackets, through `emit`. Run twice: once to measure, once to
+/// print.
 class Printer {
  public:
   Printer(const Tensor& t, std::ostream& out) : t_(t), out_(out) {
@@ -303,8 +362,10 @@ class Printer {
 
   std::string format(double v) const {
     std::ostringstream s;
-    if (integral_) s << std::fixed << std::setprecision(0) << v;
-    else s << std::setprecision(5) << v;
+    if (integral_)
+      s << std::fixed << std::setprecision(0) << v;
+    else
+      s << std::setprecision(5) << v;
     return s.str();
   }
 
@@ -319,14 +380,17 @@ class Printer {
     if (printing_) out_ << "[";
     for (std::int64_t i = 0; i < n; ++i) {
       if (skip && i == kEdge) {
-        if (printing_) out_ << (last_dim ? "..., " : "...,\n" + std::string(static_cast<std::size_t>(indent + 1), ' '));
+        if (printing_)
+          out_ << (last_dim ? "..., " : "...,\n" + std::string(static_cast<std::size_t>(indent + 1), ' '));
         i = n - kEdge - 1;
         continue;
       }
       if (last_dim) {
         const double v = t_.flat(off + i);
-        if (!emit) integral_ = integral_ && std::isfinite(v) && v == std::floor(v) && std::abs(v) < 1e15;
-        else emit(v);
+        if (!emit)
+          integral_ = integral_ && std::isfinite(v) && v == std::floor(v) && std::abs(v) < 1e15;
+        else
+          emit(v);
       } else {
         walk(d + 1, off + i * stride, indent + 1, emit);
       }

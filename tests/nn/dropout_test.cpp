@@ -135,8 +135,8 @@ TEST(DropConnect, GaussianInferenceMatchesMonteCarloOverMasks) {
   bp::Tensor mean_net = bp::sigmoid(bp::linear(x, dc.weight(), dc.bias()));
   const double mc_vs_gauss = bp::max_abs_diff(acc, gaussian);
   EXPECT_LT(mc_vs_gauss, 0.015);
-  // The sigmoid's curvature makes the mean network differ measurably from the true average; the moment-matched
-  // average must be much closer (a variance off by a factor of 2 would land about halfway).
+  // The sigmoid's curvature makes the mean network differ measurably from the true average; the
+  // moment-matched average must be much closer (a variance off by a factor of 2 would land about halfway).
   EXPECT_LT(mc_vs_gauss, 0.35 * bp::max_abs_diff(acc, mean_net));
   EXPECT_THAT(dc.repr(), HasSubstr("inference=gaussian, activation=sigmoid"));
 }

@@ -2,7 +2,6 @@
 // backprop, and checks that the cost went down and that backprop's exceptions cross the library boundary.
 // Exit status 0 on success.
 #include <backprop/backprop.hpp>
-
 #include <cstdio>
 
 namespace bp = backprop;
