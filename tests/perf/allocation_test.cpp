@@ -6,8 +6,8 @@
 
 namespace bp = backprop;
 
-// Under AddressSanitizer the allocator returns every block to the system at once (so use-after-free is caught),
-// so there is no cache to measure.
+// Under AddressSanitizer the allocator returns every block to the system at once (so use-after-free is
+// caught), so there is no cache to measure.
 #if defined(__SANITIZE_ADDRESS__)
 #define SKIP_WITHOUT_CACHE() GTEST_SKIP() << "the caching allocator is off under AddressSanitizer"
 #else
