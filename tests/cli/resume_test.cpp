@@ -105,7 +105,7 @@ TEST(Resume, KilledRunsResumeToTheSameWeights) {
   if (!clitest::have_fashion()) GTEST_SKIP() << "Fashion-MNIST is not installed";
   Scratch s;
   // More examples than kRun, so that an epoch lasts long enough for the kill to land inside the run.
-  const std::string args = kRun + "--limit-train 5000 --epochs 4 --checkpoint-every 1 ";
+  const std::string args = kRun + "--limit-train 20000 --epochs 4 --checkpoint-every 1 ";
 
   ASSERT_EQ(run(s, "train " + args + "--out " + s.path("straight")).code, 0);
   bp::Generator gen(2024);
@@ -130,7 +130,8 @@ TEST(Resume, KilledRunsResumeToTheSameWeights) {
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int>(gen.below(300))));
+    // A short random delay: well inside the next epoch even on a fast, quiet machine.
+    std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int>(gen.below(40))));
     if (!exited) {
       kill(pid, SIGKILL);
       waitpid(pid, &status, 0);
