@@ -14,6 +14,7 @@
 //   confusion matrix
 #pragma once
 
+#include <atomic>
 #include <backprop/data.hpp>
 #include <backprop/loss.hpp>
 #include <backprop/nn.hpp>
@@ -22,6 +23,7 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -61,12 +63,44 @@ struct EpochMetrics {
   double samples_per_second = 0.0;
 };
 
+/// Running sums of a partly trained epoch, so that an epoch interrupted and resumed reports the same metrics
+/// as one trained in a single call (train_loss = loss_sum / seen, train_accuracy = correct / seen).
+struct EpochProgress {
+  std::int64_t batches = 0;  // batches of this epoch already done
+  double loss_sum = 0.0;     // sum over done batches of batch-mean loss x rows
+  double correct = 0.0;      // correctly classified rows so far (classification)
+  std::int64_t seen = 0;     // rows seen so far
+  std::int64_t updates = 0;  // optimiser updates in this epoch so far
+  double seconds = 0.0;      // time spent in this epoch so far
+};
+
+/// Early-stopping bookkeeping, carried across a resume: pass History::early_stopping of the interrupted run
+/// back as FitOptions::early_stopping and patience counts exactly as in an uninterrupted run.
+struct EarlyStoppingState {
+  double best_val_loss = std::numeric_limits<double>::infinity();
+  std::int64_t best_epoch = 0;  // 1-based; 0 = none yet
+  std::int64_t since_best = 0;  // epochs without improvement
+};
+
 struct History {
-  std::vector<EpochMetrics> epochs;
+  std::vector<EpochMetrics> epochs;  // the epochs completed in this call
   std::vector<GradFlowRecord> grad_flow;
   std::int64_t best_epoch = 0;  // epoch with the lowest validation loss (0 without validation)
   bool stopped_early = false;
-  std::int64_t total_updates = 0;
+  std::int64_t total_updates = 0;  // optimiser updates in total: FitOptions::start_step + this call's
+  /// fit() returned because *FitOptions::stop became true while epochs were left to train.
+  bool interrupted = false;
+  std::int64_t epochs_done = 0;  // completed epochs in total (counting FitOptions::start_epoch)
+  /// When interrupted mid-epoch: the progress of the unfinished epoch epochs_done + 1 (pass it back as
+  /// FitOptions::start_progress). batches == 0 when interrupted at an epoch boundary.
+  EpochProgress partial;
+  EarlyStoppingState early_stopping;  // state at return (pass it back as FitOptions::early_stopping)
+  /// With early stopping and restore_best: the weights (state_dict) of early_stopping.best_epoch, when fit()
+  /// holds them (taken in this call or passed in as FitOptions::best_state); empty otherwise. Save them with
+  /// a mid-run checkpoint to restore the best epoch after a resume.
+  std::map<std::string, Tensor> best_state;
+  /// The weights of the best epoch were loaded into the model at the end (early stop with restore_best).
+  bool restored_best = false;
 };
 
 /// What a callback sees after each update.
@@ -115,6 +149,21 @@ struct FitOptions {
   bool check_finite = true;               // stop with DivergedError at the first NaN/Inf loss or gradient
   std::int64_t start_epoch = 0;           // epochs already done (resuming a checkpoint)
   std::vector<Callback*> callbacks;
+
+  // ---- interruption and resume (see docs/train.md, "Interrupting and resuming")
+  bool drop_last = false;       // drop the last incomplete batch of each epoch
+  std::int64_t start_step = 0;  // updates already done (StepInfo::step numbering, grad-flow cadence)
+  /// The part of epoch start_epoch + 1 already done (mid-epoch resume): its first start_progress.batches
+  /// batches are skipped and its metrics continue from these sums.
+  EpochProgress start_progress;
+  EarlyStoppingState early_stopping;  // initial early-stopping state (resume)
+  /// Polled after every update (after the on_batch_end callbacks); when true, fit() returns after that
+  /// update with History::interrupted: no epoch end, validation or scheduler step, unless the update was the
+  /// epoch's last, in which case the epoch is finished normally first.
+  const std::atomic<bool>* stop = nullptr;
+  /// Optional: the weights of early_stopping.best_epoch saved before a resume (History::best_state of the
+  /// interrupted run), so that restore_best can restore an epoch trained before this call.
+  const std::map<std::string, Tensor>* best_state = nullptr;
 };
 
 /// Trains `model` on `train` and returns the per-epoch history. The loss's value is taken as the batch mean

@@ -6,18 +6,13 @@
 #include <cmath>
 #include <map>
 
+#include "train/resume.hpp"
+
 namespace backprop::train {
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-std::map<std::string, Tensor> snapshot(const nn::Module& model) {
-  std::map<std::string, Tensor> copy;
-  NoGradGuard guard;
-  for (auto& [name, t] : model.state_dict()) copy.emplace(name, t.detach().clone());
-  return copy;
-}
 
 void check_options(const FitOptions& o, const data::TensorDataset& train) {
   BP_CHECK(o.epochs >= 0, ValueError, "fit: epochs must be >= 0, got ", o.epochs);
@@ -73,32 +68,36 @@ History fit(nn::Module& model, const loss::Loss& loss, optim::Optimizer& optimiz
   const std::int64_t batch_size = options.full_batch || options.batch_size >= n ? n : options.batch_size;
   data::DataLoader loader(train, {.batch_size = batch_size,
                                   .shuffle = options.shuffle && batch_size < n,
-                                  .drop_last = false,
+                                  .drop_last = options.drop_last,
                                   .seed = options.seed});
+  const std::int64_t num_batches = loader.num_batches();
+  detail::check_resume_options(options, num_batches, "fit");
   const bool classification = train.task == data::Task::classification;
 
   const Tensors penalised = penalised_weights(model);
   const std::vector<std::pair<std::string, Tensor>> named = model.named_parameters();
 
   History history;
-  double best_val = std::numeric_limits<double>::infinity();
-  std::map<std::string, Tensor> best_state;
-  std::int64_t since_best = 0;
-  std::int64_t step = 0;
-  for (Callback* cb : options.callbacks) cb->on_train_begin(options.epochs, loader.num_batches());
+  history.epochs_done = options.start_epoch;
+  detail::EarlyStopper early(options);
+  std::int64_t step = options.start_step;
+  for (Callback* cb : options.callbacks) cb->on_train_begin(options.epochs, num_batches);
 
   for (std::int64_t epoch = options.start_epoch; epoch < options.epochs; ++epoch) {
     const auto start = Clock::now();
     model.train();
     loader.set_epoch(epoch);
     for (Callback* cb : options.callbacks) cb->on_epoch_begin(epoch + 1);
+    // A mid-epoch resume continues the running sums where the interrupted call left them, so the epoch's
+    // metrics are those of an uninterrupted epoch.
+    EpochProgress progress = detail::epoch_start(options, epoch);
+    const double prior_seconds = progress.seconds;
     EpochMetrics m;
     m.epoch = epoch + 1;
     m.lr = optimizer.lr();
-    double loss_sum = 0.0, correct = 0.0;
-    std::int64_t seen = 0;
+    bool stop_requested = false;
 
-    for (std::int64_t b = 0; b < loader.num_batches(); ++b) {
+    for (std::int64_t b = progress.batches; b < num_batches; ++b) {
       const data::Batch batch = loader.batch(b);
       const std::int64_t rows = batch.features.size(0);
       optimizer.zero_grad();
@@ -107,8 +106,7 @@ History fit(nn::Module& model, const loss::Loss& loss, optim::Optimizer& optimiz
       const double cost_value = cost.item();
       BP_CHECK(!options.check_finite || std::isfinite(cost_value), DivergedError,
                "training diverged: the loss is ", cost_value, " at epoch ", epoch + 1, ", step ", step + 1,
-               " (batch ", b + 1, " of ", loader.num_batches(),
-               "); try a smaller learning rate or --clip-grad-norm");
+               " (batch ", b + 1, " of ", num_batches, "); try a smaller learning rate or --clip-grad-norm");
       Tensor objective =
           options.grad_reduction == GradReduction::sum ? mul(cost, static_cast<double>(rows)) : cost;
       if (options.l1 > 0) objective = add(objective, mul(loss::l1_penalty(penalised), options.l1));
@@ -133,52 +131,60 @@ History fit(nn::Module& model, const loss::Loss& loss, optim::Optimizer& optimiz
       }
       optimizer.step();
       ++step;
-      ++m.updates;
 
-      loss_sum += cost_value * static_cast<double>(rows);
-      seen += rows;
+      progress.batches = b + 1;
+      ++progress.updates;
+      progress.loss_sum += cost_value * static_cast<double>(rows);
+      progress.seen += rows;
       StepInfo info{.epoch = epoch + 1,
                     .batch = b,
-                    .num_batches = loader.num_batches(),
+                    .num_batches = num_batches,
                     .step = step,
                     .batch_size = rows,
                     .loss = cost_value};
       if (classification) {
         info.accuracy = accuracy(output, batch.targets);
-        correct += info.accuracy * static_cast<double>(rows);
+        progress.correct += info.accuracy * static_cast<double>(rows);
       }
       for (Callback* cb : options.callbacks) cb->on_batch_end(info);
+      if (options.stop != nullptr && options.stop->load()) {
+        stop_requested = true;
+        break;
+      }
+    }
+    if (progress.batches < num_batches) {  // interrupted mid-epoch: no epoch end
+      progress.seconds = prior_seconds + std::chrono::duration<double>(Clock::now() - start).count();
+      history.interrupted = true;
+      history.partial = progress;
+      break;
     }
 
-    m.train_loss = loss_sum / static_cast<double>(seen);
-    if (classification) m.train_accuracy = correct / static_cast<double>(seen);
+    m.updates = progress.updates;
+    m.train_loss = progress.loss_sum / static_cast<double>(progress.seen);
+    if (classification) m.train_accuracy = progress.correct / static_cast<double>(progress.seen);
     if (options.validation) {
       const Evaluation v = evaluate(model, loss, *options.validation);
       m.val_loss = v.loss;
       m.val_accuracy = v.accuracy;
     }
-    m.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-    m.samples_per_second = m.seconds > 0 ? static_cast<double>(seen) / m.seconds : 0.0;
+    m.seconds = prior_seconds + std::chrono::duration<double>(Clock::now() - start).count();
+    m.samples_per_second = m.seconds > 0 ? static_cast<double>(progress.seen) / m.seconds : 0.0;
     history.epochs.push_back(m);
+    history.epochs_done = epoch + 1;
     history.total_updates = step;
     if (options.scheduler) options.scheduler->step();
 
     bool stop = false;
     for (Callback* cb : options.callbacks) stop = cb->on_epoch_end(m) || stop;
-    if (options.validation) {
-      if (m.val_loss < best_val) {
-        best_val = m.val_loss;
-        history.best_epoch = m.epoch;
-        since_best = 0;
-        if (options.early_stopping_patience > 0 && options.restore_best) best_state = snapshot(model);
-      } else if (options.early_stopping_patience > 0 && ++since_best >= options.early_stopping_patience) {
-        history.stopped_early = true;
-        stop = true;
-      }
-    }
+    stop = early.epoch_end(m, model) || stop;
     if (stop) break;
+    if (stop_requested) {  // the flag came on the epoch's last update: the epoch ended normally first
+      history.interrupted = epoch + 1 < options.epochs;
+      break;
+    }
   }
-  if (history.stopped_early && options.restore_best && !best_state.empty()) model.load_state_dict(best_state);
+  history.total_updates = step;
+  early.finish(model, history);
   model.train();
   for (Callback* cb : options.callbacks) cb->on_train_end(history);
   return history;
