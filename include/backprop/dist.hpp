@@ -203,8 +203,15 @@ std::shared_ptr<nn::Sequential> convert_sync_batchnorm(const nn::Sequential& mod
 /// model shape, options and dataset (same seed, so the same shuffle). Rank 0's weights are broadcast first.
 /// Metrics (train loss and accuracy, validation loss and accuracy) are global: all-reduced over ranks.
 /// Callbacks run on rank 0 only (they print and write files); a stop request from one is broadcast.
-/// options.grad_flow_every is not supported (ValueError). Throws ValueError when a global batch has fewer
-/// rows than ranks, DivergedError like fit(), DistError on MPI failures.
+/// Interruption and resume work as in train::fit() (drop_last, start_step, start_progress, early_stopping,
+/// best_state, stop), and a run interrupted on K ranks may resume on any number of ranks: the progress sums
+/// are global. The stop flag is collective: after every update the ranks all-reduce the maximum of their
+/// local *options.stop (one MPI_Allreduce of an int, always made, whether stop is set or not), so all stop
+/// after the same update even when a signal reaches them at different moments.
+/// options.grad_flow_every: every rank measures train::measure_grad_flow() on the same global batch with the
+/// same (all-reduced) gradients, so History::grad_flow is the same on every rank; on_grad_flow runs on rank
+/// 0. Throws ValueError when a global batch has fewer rows than ranks or on bad resume options, DivergedError
+/// like fit(), DistError on MPI failures.
 train::History fit(nn::Module& model, const loss::Loss& loss, optim::Optimizer& optimizer,
                    const data::TensorDataset& train, const train::FitOptions& options = {},
                    DataParallelOptions parallel = {});

@@ -8,6 +8,7 @@
 #include <map>
 
 #include "dist/mpi_util.hpp"
+#include "train/resume.hpp"
 
 namespace backprop::dist {
 
@@ -93,29 +94,30 @@ train::History fit(nn::Module& model, const loss::Loss& loss, optim::Optimizer& 
                    const data::TensorDataset& train, const train::FitOptions& options,
                    DataParallelOptions parallel) {
   detail::require_init("dist::fit");
-  BP_CHECK(
-      options.grad_flow_every == 0, ValueError,
-      "dist::fit: grad_flow_every is not supported in data-parallel training; measure it in one process");
   BP_CHECK(options.epochs >= 0, ValueError, "dist::fit: epochs must be >= 0, got ", options.epochs);
   BP_CHECK(options.full_batch || options.batch_size >= 1, ValueError,
            "dist::fit: batch_size must be >= 1, got ", options.batch_size);
   BP_CHECK(train.size() > 0, ValueError, "dist::fit: the training set is empty");
   BP_CHECK(options.early_stopping_patience == 0 || options.validation != nullptr, ValueError,
            "dist::fit: early stopping needs a validation set");
+  BP_CHECK(options.grad_flow_every >= 0, ValueError, "dist::fit: grad_flow_every must be >= 0, got ",
+           options.grad_flow_every);
   const int ranks = size();
   const bool root = is_root();
   const std::int64_t n = train.size();
   const std::int64_t batch_size = options.full_batch || options.batch_size >= n ? n : options.batch_size;
   data::DataLoader loader(train, {.batch_size = batch_size,
                                   .shuffle = options.shuffle && batch_size < n,
-                                  .drop_last = false,
+                                  .drop_last = options.drop_last,
                                   .seed = options.seed});
+  const std::int64_t num_batches = loader.num_batches();
+  train::detail::check_resume_options(options, num_batches, "dist::fit");
   // The smallest global batch is the last one; every rank needs at least one row of it.
-  const std::int64_t smallest = n % batch_size == 0 ? batch_size : n % batch_size;
+  const std::int64_t smallest = n % batch_size == 0 || options.drop_last ? batch_size : n % batch_size;
   BP_CHECK(smallest >= ranks, ValueError, "dist::fit: a global batch of ", smallest,
            " rows cannot be split over ", ranks,
            " ranks (each needs at least one row); use a batch size of at least ", ranks,
-           " and a dataset size whose remainder is 0 or at least ", ranks);
+           " and a dataset size whose remainder is 0 or at least ", ranks, " (or drop_last)");
   const bool classification = train.task == data::Task::classification;
 
   DataParallel dp(model, parallel);  // broadcasts rank 0's weights
@@ -123,12 +125,11 @@ train::History fit(nn::Module& model, const loss::Loss& loss, optim::Optimizer& 
   const auto named = model.named_parameters();
 
   train::History history;
-  double best_val = std::numeric_limits<double>::infinity();
-  std::map<std::string, Tensor> best_state;
-  std::int64_t since_best = 0;
-  std::int64_t step = 0;
+  history.epochs_done = options.start_epoch;
+  train::detail::EarlyStopper early(options);
+  std::int64_t step = options.start_step;
   if (root)
-    for (train::Callback* cb : options.callbacks) cb->on_train_begin(options.epochs, loader.num_batches());
+    for (train::Callback* cb : options.callbacks) cb->on_train_begin(options.epochs, num_batches);
 
   for (std::int64_t epoch = options.start_epoch; epoch < options.epochs; ++epoch) {
     const auto start = Clock::now();
@@ -136,13 +137,15 @@ train::History fit(nn::Module& model, const loss::Loss& loss, optim::Optimizer& 
     loader.set_epoch(epoch);
     if (root)
       for (train::Callback* cb : options.callbacks) cb->on_epoch_begin(epoch + 1);
+    // The running sums are global (all-reduced per batch), so a resume on any number of ranks continues them.
+    train::EpochProgress progress = train::detail::epoch_start(options, epoch);
+    const double prior_seconds = progress.seconds;
     train::EpochMetrics m;
     m.epoch = epoch + 1;
     m.lr = optimizer.lr();
-    double loss_sum = 0.0, correct = 0.0;
-    std::int64_t seen = 0;
+    bool stop_requested = false;
 
-    for (std::int64_t b = 0; b < loader.num_batches(); ++b) {
+    for (std::int64_t b = progress.batches; b < num_batches; ++b) {
       const data::Batch global = loader.batch(b);
       const std::int64_t rows = global.features.size(0);
       const data::Batch batch = shard(global);
@@ -158,8 +161,7 @@ train::History fit(nn::Module& model, const loss::Loss& loss, optim::Optimizer& 
       const double cost_value = sums[0] / static_cast<double>(rows);
       BP_CHECK(!options.check_finite || std::isfinite(cost_value), DivergedError,
                "training diverged: the loss is ", cost_value, " at epoch ", epoch + 1, ", step ", step + 1,
-               " (batch ", b + 1, " of ", loader.num_batches(),
-               "); try a smaller learning rate or --clip-grad-norm");
+               " (batch ", b + 1, " of ", num_batches, "); try a smaller learning rate or --clip-grad-norm");
       // Sum over ranks of the objectives = the objective of one process on the whole batch (penalties once).
       const double share = static_cast<double>(local_rows) / static_cast<double>(rows);
       Tensor objective = mul(cost, shard_scale(local_rows, rows, options.grad_reduction));
@@ -175,37 +177,68 @@ train::History fit(nn::Module& model, const loss::Loss& loss, optim::Optimizer& 
         }
       }
       if (options.clip_grad_norm > 0) optim::clip_grad_norm(optimizer.params(), options.clip_grad_norm);
+      if (options.grad_flow_every > 0 && (step + 1) % options.grad_flow_every == 0) {
+        // The gradients are the global ones on every rank and the global batch is the same everywhere, so
+        // every rank measures the same figures without communicating (a SyncBatchNorm1d is in eval mode
+        // here).
+        train::GradFlowRecord record = train::measure_grad_flow(model, global.features);
+        record.epoch = epoch + 1;
+        record.step = step + 1;
+        if (root)
+          for (train::Callback* cb : options.callbacks) cb->on_grad_flow(record);
+        history.grad_flow.push_back(std::move(record));
+        model.train();
+      }
       optimizer.step();
       ++step;
-      ++m.updates;
 
-      loss_sum += sums[0];
-      correct += sums[1];
-      seen += rows;
+      progress.batches = b + 1;
+      ++progress.updates;
+      progress.loss_sum += sums[0];
+      progress.correct += sums[1];
+      progress.seen += rows;
       train::StepInfo info{.epoch = epoch + 1,
                            .batch = b,
-                           .num_batches = loader.num_batches(),
+                           .num_batches = num_batches,
                            .step = step,
                            .batch_size = rows,
                            .loss = cost_value};
       if (classification) info.accuracy = sums[1] / static_cast<double>(rows);
       if (root)
         for (train::Callback* cb : options.callbacks) cb->on_batch_end(info);
+      // A signal may reach the ranks at different moments: the stop is decided together (max of the local
+      // flags), so every rank stops after the same update.
+      int flag = options.stop != nullptr && options.stop->load() ? 1 : 0;
+      detail::check(MPI_Allreduce(MPI_IN_PLACE, &flag, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD), "MPI_Allreduce");
+      if (flag) {
+        stop_requested = true;
+        break;
+      }
+    }
+    if (progress.batches < num_batches) {  // interrupted mid-epoch: no epoch end
+      double seconds = prior_seconds + std::chrono::duration<double>(Clock::now() - start).count();
+      detail::check(MPI_Bcast(&seconds, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD), "MPI_Bcast");
+      progress.seconds = seconds;
+      history.interrupted = true;
+      history.partial = progress;
+      break;
     }
 
-    m.train_loss = loss_sum / static_cast<double>(seen);
-    if (classification) m.train_accuracy = correct / static_cast<double>(seen);
+    m.updates = progress.updates;
+    m.train_loss = progress.loss_sum / static_cast<double>(progress.seen);
+    if (classification) m.train_accuracy = progress.correct / static_cast<double>(progress.seen);
     if (options.validation) {
       const train::Evaluation v = evaluate(model, loss, *options.validation);
       m.val_loss = v.loss;
       m.val_accuracy = v.accuracy;
     }
     // Rank 0's clock, so every rank reports the same numbers.
-    double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    double seconds = prior_seconds + std::chrono::duration<double>(Clock::now() - start).count();
     detail::check(MPI_Bcast(&seconds, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD), "MPI_Bcast");
     m.seconds = seconds;
-    m.samples_per_second = m.seconds > 0 ? static_cast<double>(seen) / m.seconds : 0.0;
+    m.samples_per_second = m.seconds > 0 ? static_cast<double>(progress.seen) / m.seconds : 0.0;
     history.epochs.push_back(m);
+    history.epochs_done = epoch + 1;
     history.total_updates = step;
     if (options.scheduler) options.scheduler->step();
 
@@ -213,24 +246,15 @@ train::History fit(nn::Module& model, const loss::Loss& loss, optim::Optimizer& 
     if (root)
       for (train::Callback* cb : options.callbacks) stop = cb->on_epoch_end(m) || stop;
     detail::check(MPI_Bcast(&stop, 1, MPI_INT, 0, MPI_COMM_WORLD), "MPI_Bcast");
-    if (options.validation) {
-      if (m.val_loss < best_val) {
-        best_val = m.val_loss;
-        history.best_epoch = m.epoch;
-        since_best = 0;
-        if (options.early_stopping_patience > 0 && options.restore_best) {
-          NoGradGuard guard;
-          best_state.clear();
-          for (auto& [name, t] : model.state_dict()) best_state.emplace(name, t.detach().clone());
-        }
-      } else if (options.early_stopping_patience > 0 && ++since_best >= options.early_stopping_patience) {
-        history.stopped_early = true;
-        stop = 1;
-      }
-    }
+    if (early.epoch_end(m, model)) stop = 1;  // the validation loss is global: every rank agrees
     if (stop) break;
+    if (stop_requested) {  // the flag came on the epoch's last update: the epoch ended normally first
+      history.interrupted = epoch + 1 < options.epochs;
+      break;
+    }
   }
-  if (history.stopped_early && options.restore_best && !best_state.empty()) model.load_state_dict(best_state);
+  history.total_updates = step;
+  early.finish(model, history);
   model.train();
   last_stats = dp.stats();
   if (root)
