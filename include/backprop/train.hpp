@@ -12,6 +12,16 @@
 //   auto history = bp::train::fit(net, bp::loss::CrossEntropy{}, opt, train, {.epochs = 10, .batch_size =
 //   128}); auto result = bp::train::evaluate(net, bp::loss::CrossEntropy{}, test);   // loss, accuracy,
 //   confusion matrix
+//
+// Interrupting and resuming (docs/train.md): point FitOptions::stop at an atomic flag (a signal handler may
+// set it); fit() returns after the update during which it became true, with History::interrupted. Save the
+// model, optimiser, module generators and scheduler steps, then continue in a fresh process with the same
+// options and
+//
+//   {.start_epoch = h.epochs_done, .start_step = h.total_updates, .start_progress = h.partial,
+//    .early_stopping = h.early_stopping}
+//
+// for the weights and metrics of an uninterrupted run, bit for bit.
 #pragma once
 
 #include <atomic>
@@ -45,7 +55,7 @@ struct LayerFlow {
 
 struct GradFlowRecord {
   std::int64_t epoch = 0;
-  std::int64_t step = 0;  // global update count when measured
+  std::int64_t step = 0;  // global update count when measured (counting FitOptions::start_step)
   std::vector<LayerFlow> layers;
 };
 
@@ -57,7 +67,8 @@ struct EpochMetrics {
   double train_accuracy = kNone;  // classification only
   double val_loss = kNone;        // on the validation set, in eval mode
   double val_accuracy = kNone;
-  double lr = 0.0;           // learning rate used during the epoch
+  double lr = 0.0;  // learning rate used during the epoch
+  // A resumed epoch's updates and seconds include the part done before the interruption.
   std::int64_t updates = 0;  // optimiser steps in this epoch
   double seconds = 0.0;
   double samples_per_second = 0.0;
@@ -79,7 +90,9 @@ struct EpochProgress {
 struct EarlyStoppingState {
   double best_val_loss = std::numeric_limits<double>::infinity();
   std::int64_t best_epoch = 0;  // 1-based; 0 = none yet
-  std::int64_t since_best = 0;  // epochs without improvement
+  /// Epochs without improvement. With early stopping on it is always (epochs done) - best_epoch, so a
+  /// checkpoint that holds best_val_loss and best_epoch can rebuild it.
+  std::int64_t since_best = 0;
 };
 
 struct History {
@@ -108,14 +121,15 @@ struct StepInfo {
   std::int64_t epoch = 0;  // 1-based
   std::int64_t batch = 0;  // 0-based within the epoch
   std::int64_t num_batches = 0;
-  std::int64_t step = 0;  // global update count (after this update)
+  std::int64_t step = 0;  // global update count (after this update), counting FitOptions::start_step
   std::int64_t batch_size = 0;
   double loss = 0.0;
   double accuracy = kNone;
 };
 
 /// Hooks into the training loop: progress bars, metric logs, checkpoints. Return true from on_epoch_end to
-/// stop training after that epoch.
+/// stop training after that epoch. A mid-epoch resume calls on_epoch_begin for the resumed epoch too, and
+/// on_batch_end only for the batches it trains.
 class Callback {
  public:
   virtual ~Callback() = default;
