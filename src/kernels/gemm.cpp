@@ -1,10 +1,15 @@
-// Matrix products through CBLAS (OpenBLAS). Transposes are passed to BLAS as flags, never materialised.
+// Matrix products: backprop's own AVX-512 kernels (gemm_avx512.cpp) on the small products where they measured
+// faster, CBLAS (OpenBLAS) for everything else. Transposes are passed as flags, never materialised.
 #include <cblas.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <backprop/threads.hpp>
+#include <cstdlib>
 #include <cstring>
+#include <string_view>
 
+#include "kernels/gemm_avx512.hpp"
 #include "kernels/kernels.hpp"
 
 namespace backprop::kernels {
@@ -13,6 +18,13 @@ namespace {
 
 void blas_call(DType dtype, CBLAS_TRANSPOSE opa, CBLAS_TRANSPOSE opb, int m, int n, int k, double alpha,
                const void* a, int lda, const void* b, int ldb, double beta, void* c, int ldc) {
+  // OpenBLAS's OpenMP build ignores openblas_set_num_threads(1) at call time: it reads omp_get_max_threads()
+  // on every call and threads any product above ~2.6e5 multiply-adds itself. Inside our own parallel region
+  // it stays on one thread (omp_in_parallel()); outside, the calling thread's OpenMP thread count is set to 1
+  // for the duration of the call and restored after (two ICV writes, nanoseconds), so BLAS never forks a
+  // second pool and the only parallelism is our row split below.
+  const int saved = omp_in_parallel() ? 1 : omp_get_max_threads();
+  if (saved != 1) omp_set_num_threads(1);
   if (dtype == f32) {
     cblas_sgemm(CblasRowMajor, opa, opb, m, n, k, static_cast<float>(alpha), static_cast<const float*>(a),
                 lda, static_cast<const float*>(b), ldb, static_cast<float>(beta), static_cast<float*>(c),
@@ -21,6 +33,7 @@ void blas_call(DType dtype, CBLAS_TRANSPOSE opa, CBLAS_TRANSPOSE opb, int m, int
     cblas_dgemm(CblasRowMajor, opa, opb, m, n, k, alpha, static_cast<const double*>(a), lda,
                 static_cast<const double*>(b), ldb, beta, static_cast<double*>(c), ldc);
   }
+  if (saved != 1) omp_set_num_threads(saved);
 }
 
 // Products whose row block (per thread) has fewer multiply-adds than this run on one thread, in one BLAS
@@ -32,7 +45,28 @@ constexpr std::int64_t kParallelGemmWork = std::int64_t{1} << 24;
 // Row blocks are multiples of this, so every block starts on a whole register tile of the BLAS kernel.
 constexpr std::int64_t kRowAlign = 16;
 
+// BACKPROP_GEMM=blas in the environment turns the own kernels off (for side-by-side measurements).
+bool own_kernels_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("BACKPROP_GEMM");
+    return !(v && std::string_view(v) == "blas");
+  }();
+  return on;
+}
+
 }  // namespace
+
+bool use_own_sgemm(DType dtype, bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k) {
+  // Measured side by side with OpenBLAS 0.3.21 on Zen 4 (bench_micro BM_Sgemm*, docs/performance.md): the
+  // broadcast kernel (op(B) = B) is 8-23% faster on the backward products of the MLPs (dX = dY W and
+  // dW = dY^T X) from 8 rows and 16 steps of k up, where OpenBLAS packs both operands for little work; it
+  // loses on a single row (m = 1 is latency-bound in 2 accumulators) and on k < 16, and is level with
+  // OpenBLAS on large products (>= 2^27 multiply-adds), where OpenBLAS's packing pays for itself. The dot
+  // form (op(B) = B^T, the forward x W^T) reached only 55 GFLOP/s against OpenBLAS's 80-100 and is not used.
+  // The choice depends on the whole product's shape only, never on the thread count.
+  return dtype == f32 && !tb && avx512::supports(ta, tb) && m >= 8 && k >= 16 &&
+         m * n * k <= (std::int64_t{1} << 27) && own_kernels_enabled() && avx512::available();
+}
 
 void gemm_raw(DType dtype, const void* a, std::int64_t lda, bool ta, const void* b, std::int64_t ldb, bool tb,
               void* c, std::int64_t m, std::int64_t n, std::int64_t k, double alpha, double beta) {
@@ -47,30 +81,34 @@ void gemm_raw(DType dtype, const void* a, std::int64_t lda, bool ta, const void*
     });
     return;
   }
-  // BLAS itself always runs on one thread (see threads.cpp); the parallelism is ours: the rows of C are split
-  // into blocks, one single-threaded BLAS call each. Every element of C is then computed by the same kernel
-  // with the same summation order whatever the thread count, so results are bit-identical with 1 or N
-  // threads.
+  // BLAS itself always runs on one thread (see blas_call); the parallelism is ours: the rows of C are split
+  // into blocks, one single-threaded call each, by the same kernel for every block (chosen from the whole
+  // product's shape). Every element of C is then computed with the same summation order whatever the thread
+  // count, so results are bit-identical with 1 or N threads.
+  const bool own = use_own_sgemm(dtype, ta, tb, m, n, k);
+  const std::size_t esize = dtype_size(dtype);
+  auto rows_of_c = [&](std::int64_t r0, std::int64_t mi) {
+    // Row r0 of op(A): row r0 of A, or column r0 of A when A is used transposed.
+    const auto* ai = static_cast<const char*>(a) + static_cast<std::size_t>(ta ? r0 : r0 * lda) * esize;
+    auto* ci = static_cast<char*>(c) + static_cast<std::size_t>(r0 * n) * esize;
+    if (own)
+      avx512::sgemm(ta, tb, mi, n, k, static_cast<float>(alpha), reinterpret_cast<const float*>(ai), lda,
+                    static_cast<const float*>(b), ldb, static_cast<float>(beta), reinterpret_cast<float*>(ci),
+                    n);
+    else
+      blas_call(dtype, opa, opb, static_cast<int>(mi), static_cast<int>(n), static_cast<int>(k), alpha, ai,
+                static_cast<int>(lda), b, static_cast<int>(ldb), beta, ci, static_cast<int>(n));
+  };
   const std::int64_t threads = get_num_threads();
   const std::int64_t rows = (m + threads - 1) / threads;
   const std::int64_t block = (rows + kRowAlign - 1) / kRowAlign * kRowAlign;
-  const std::size_t esize = dtype_size(dtype);
-  if (threads == 1 || block >= m || block * n * k < kParallelGemmWork) {
-    blas_call(dtype, opa, opb, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a,
-              static_cast<int>(lda), b, static_cast<int>(ldb), beta, c, static_cast<int>(n));
+  if (threads == 1 || block >= m || block * n * k < kParallelGemmWork || omp_in_parallel()) {
+    rows_of_c(0, m);
     return;
   }
   const std::int64_t blocks = (m + block - 1) / block;
 #pragma omp parallel for schedule(static) num_threads(static_cast <int>(threads))
-  for (std::int64_t i = 0; i < blocks; ++i) {
-    const std::int64_t r0 = i * block;
-    const std::int64_t mi = std::min(block, m - r0);
-    // Row r0 of op(A): row r0 of A, or column r0 of A when A is used transposed.
-    const auto* ai = static_cast<const char*>(a) + static_cast<std::size_t>(ta ? r0 : r0 * lda) * esize;
-    auto* ci = static_cast<char*>(c) + static_cast<std::size_t>(r0 * n) * esize;
-    blas_call(dtype, opa, opb, static_cast<int>(mi), static_cast<int>(n), static_cast<int>(k), alpha, ai,
-              static_cast<int>(lda), b, static_cast<int>(ldb), beta, ci, static_cast<int>(n));
-  }
+  for (std::int64_t i = 0; i < blocks; ++i) rows_of_c(i * block, std::min(block, m - i * block));
 }
 
 void gemm(const Tensor& a, bool ta, const Tensor& b, bool tb, Tensor& c, double alpha, double beta) {
