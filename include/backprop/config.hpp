@@ -47,6 +47,10 @@ struct ModelConfig {
   double dropout = 0.2;                        // Dropout after each hidden activation (0 = none)
   double dropconnect = 0.0;                    // DropConnect instead of Linear in hidden layers (0 = none)
   std::string init = "auto";  // auto | kaiming_uniform | kaiming_normal | xavier_uniform | xavier_normal
+  /// Under `mpirun -np K` (K > 1): batch-norm statistics over the global batch (dist::SyncBatchNorm1d)
+  /// instead of each rank's shard. One process: the same as batchnorm (its batch is the global batch). Needs
+  /// batchnorm.
+  bool sync_batchnorm = false;
 };
 
 /// The cost and how gradient descent visits the data.
@@ -75,6 +79,9 @@ struct RunSection {
   std::int64_t threads = 0;           // kernel and BLAS threads (0 = the library's default)
   std::int64_t checkpoint_every = 0;  // write a checkpoint every N epochs (0 = never)
   std::int64_t grad_flow = 100;       // record per-layer gradient norms every N updates (0 = off)
+  /// Anomaly mode (backprop/anomaly.hpp): every op checks its output and every backward its gradients, so a
+  /// divergence names the op that produced the first NaN/Inf. Costs one pass over every tensor.
+  bool detect_anomaly = false;
 };
 
 struct Config {

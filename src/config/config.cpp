@@ -212,6 +212,10 @@ void validate(const Config& c) {
   BP_CHECK(!(c.model.batchnorm && c.train.batch_size == 1), ConfigError,
            "model.batchnorm (--batchnorm) needs train.batch_size (--batch-size) >= 2: a batch of one has no "
            "variance");
+  BP_CHECK(
+      !c.model.sync_batchnorm || c.model.batchnorm, ConfigError,
+      "model.sync_batchnorm (--sync-batchnorm) needs model.batchnorm (--batchnorm): there are no batch-norm "
+      "layers to synchronise");
   parse_schedule(c.optimizer.schedule, "optimizer.schedule (--schedule)");
   BP_CHECK(!c.data.source.empty(), ConfigError, "data.source (--data) must not be empty");
 }

@@ -107,6 +107,10 @@ std::vector<KeyDef> build() {
                    {"sigmoid", "tanh", "relu", "leaky_relu"}));
   t.push_back(boolean("model.batchnorm", "--batchnorm", "batch normalisation before each hidden activation",
                       [](Config& c) -> bool& { return c.model.batchnorm; }));
+  t.push_back(boolean(
+      "model.sync_batchnorm", "--sync-batchnorm",
+      "under mpirun: batch-norm statistics over the global batch, not each rank's shard (needs --batchnorm)",
+      [](Config& c) -> bool& { return c.model.sync_batchnorm; }));
   t.push_back(real(
       "model.dropout", "--dropout", "dropout probability after each hidden activation",
       [](Config& c) -> double& { return c.model.dropout; }, 0.0, 1.0, false, true));
@@ -182,6 +186,9 @@ std::vector<KeyDef> build() {
   t.push_back(integer(
       "run.grad_flow", "--grad-flow", "record per-layer gradient norms every N updates (0: off)",
       [](Config& c) -> std::int64_t& { return c.run.grad_flow; }, 0, 1e9));
+  t.push_back(boolean("run.detect_anomaly", "--detect-anomaly",
+                      "anomaly mode: a NaN/Inf names the op that produced it (slower)",
+                      [](Config& c) -> bool& { return c.run.detect_anomaly; }));
   return t;
 }
 

@@ -12,6 +12,7 @@
 
 #include "cli.hpp"
 #include "explain.hpp"
+#include "parallel.hpp"
 
 namespace {
 
@@ -100,7 +101,11 @@ void check_leftovers(const CLI::App& sub) {
                         " --help)");
 }
 
+// Prints the error and returns its exit code; under mpirun with several ranks, ends the whole job instead
+// (parallel.hpp), since the other ranks may be waiting for this one in a collective.
 int fail(const std::string& command, const char* kind, const char* what, int code) {
+  if (const cli::Parallel* mpi = cli::Parallel::current(); mpi != nullptr && mpi->ranks() > 1)
+    mpi->fail(command, kind, what, code);
   std::fprintf(stderr, "backprop%s%s: %s%s\n", command.empty() ? "" : " ", command.c_str(), kind, what);
   return code;
 }
@@ -108,6 +113,13 @@ int fail(const std::string& command, const char* kind, const char* what, int cod
 }  // namespace
 
 int main(int argc, char** argv) {
+  // MPI starts only when mpirun launched this process (parallel.hpp); it ends when main returns.
+  std::unique_ptr<cli::Parallel> mpi;
+  try {
+    mpi = std::make_unique<cli::Parallel>(argc, argv);
+  } catch (const std::exception& e) {
+    return fail("", "error: cannot start MPI: ", e.what(), cli::kInternal);
+  }
   CLI::App app{"backprop: train neural networks by backpropagation, evaluate them, and look inside.",
                "backprop"};
   app.footer(kFooter);
@@ -242,13 +254,14 @@ int main(int argc, char** argv) {
     try {
       app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-      if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+      if (e.get_exit_code() == 0) return mpi->root() ? app.exit(e) : 0;  // --help, --version: rank 0 prints
       CLI::App* sub = app.get_subcommands().empty() ? nullptr : app.get_subcommands().front();
       return fail(sub ? sub->get_name() : "", "error: ", e.what(), cli::kUsage);
     }
     CLI::App* sub = app.get_subcommands().front();
     command = sub->get_name();
     check_leftovers(*sub);
+    if (sub != train && !mpi->root()) return cli::kOk;  // under mpirun only `train` uses every rank
     if (sub == train) {
       train_args.overrides = config_flags.given();
       return cli::run_train(train_args);

@@ -62,7 +62,8 @@ std::string layers_text(const bp::io::Architecture& a) {
 // ---- RunFiles
 // ------------------------------------------------------------------------------------------------
 
-RunFiles::RunFiles(std::string dir) : dir_(std::move(dir)) {
+RunFiles::RunFiles(std::string dir, bool writes) : dir_(std::move(dir)), writes_(writes) {
+  if (!writes_) return;
   std::error_code ec;
   fs::create_directories(dir_, ec);
   BP_CHECK(!ec && fs::is_directory(dir_, ec), FileError, "--out ", dir_, ": cannot create the run folder",
@@ -86,6 +87,7 @@ std::string RunFiles::checkpoints() const {
 }
 
 void RunFiles::prepare_fresh() {
+  if (!writes_) return;
   for (const char* f : {"model.safetensors", "summary.json", "report.html", "metrics.jsonl"})
     remove_file(fs::path(dir_) / f);
   std::error_code ec;
@@ -101,15 +103,18 @@ void RunFiles::prepare_fresh() {
 }
 
 void RunFiles::prepare_resume(std::int64_t epoch) {
+  if (!writes_) return;
   for (const char* f : {"model.safetensors", "summary.json", "report.html"}) remove_file(fs::path(dir_) / f);
   bp::io::truncate_metrics(metrics(), epoch);
 }
 
 void RunFiles::write_summary(const std::string& json_text) {
+  if (!writes_) return;
   bp::io::write_file_atomic(summary(), json_text + "\n");
 }
 
 void RunFiles::try_report(bool talk) {
+  if (!writes_) return;
   try {
     write_run_report(dir_);
   } catch (const bp::Error& e) {
@@ -239,9 +244,8 @@ std::string Summary::text() const {
 // ---- test evaluation
 // -----------------------------------------------------------------------------------------
 
-bp::io::TestRecord evaluate_test(bp::nn::Module& net, const bp::loss::Loss& loss,
+bp::io::TestRecord evaluate_test(bp::nn::Module& net, const bp::train::Evaluation& e,
                                  const bp::data::TensorDataset& test, const bp::io::Preprocessing& pre) {
-  const bp::train::Evaluation e = bp::train::evaluate(net, loss, test);
   bp::io::TestRecord r{.loss = e.loss,
                        .accuracy = e.accuracy,
                        .examples = e.examples,

@@ -22,8 +22,9 @@ namespace cli {
 
 class RunFiles {
  public:
-  /// Creates the folder if needed. Throws FileError when it cannot.
-  explicit RunFiles(std::string dir);
+  /// Creates the folder if needed. Throws FileError when it cannot. With writes = false (the ranks other than
+  /// 0 of an MPI run) nothing is created, and prepare_*, write_summary and try_report do nothing.
+  explicit RunFiles(std::string dir, bool writes = true);
   std::string model() const;
   std::string metrics() const;
   std::string config() const;
@@ -42,6 +43,7 @@ class RunFiles {
 
  private:
   std::string dir_;
+  bool writes_;
 };
 
 /// summary.json, built as the run goes.
@@ -66,8 +68,11 @@ class Summary {
   std::string run_dir_;
 };
 
-/// Test loss, accuracy, confusion matrix and up to 32 misclassified examples (with pixels for image data).
-backprop::io::TestRecord evaluate_test(backprop::nn::Module& net, const backprop::loss::Loss& loss,
+/// The test record of `evaluation` (train::evaluate or dist::evaluate of `net` on `test`: loss, accuracy,
+/// confusion matrix) with up to 32 misclassified examples (with pixels for image data) found by predicting
+/// `test` in this process.
+backprop::io::TestRecord evaluate_test(backprop::nn::Module& net,
+                                       const backprop::train::Evaluation& evaluation,
                                        const backprop::data::TensorDataset& test,
                                        const backprop::io::Preprocessing& preprocessing);
 

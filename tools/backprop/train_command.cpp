@@ -2,6 +2,7 @@
 // report.
 #include <unistd.h>
 
+#include <backprop/anomaly.hpp>
 #include <backprop/backprop.hpp>
 #include <backprop/io/checkpoint.hpp>
 #include <backprop/io/metrics.hpp>
@@ -12,10 +13,12 @@
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "callbacks.hpp"
 #include "cli.hpp"
 #include "data_source.hpp"
+#include "parallel.hpp"
 #include "run_files.hpp"
 #include "setup.hpp"
 
@@ -29,7 +32,7 @@ namespace {
 
 // Keys a resumed run may change: they do not alter what the finished epochs computed.
 const std::vector<std::string> kResumable = {"train.epochs", "run.checkpoint_every", "run.threads",
-                                             "run.grad_flow"};
+                                             "run.grad_flow", "run.detect_anomaly"};
 
 std::string timestamp_dir() {
   const std::time_t now = std::time(nullptr);
@@ -81,7 +84,8 @@ Effective effective_config(const TrainArgs& a) {
       BP_CHECK(
           allowed || bp::config::get(e.config, o.key) == before, ConfigError, o.flag,
           " cannot be changed when resuming: the run continues with the configuration in its checkpoint (",
-          o.key, " = ", before, "); only --epochs, --checkpoint-every, --threads and --grad-flow may change");
+          o.key, " = ", before,
+          "); only --epochs, --checkpoint-every, --threads, --grad-flow and --detect-anomaly may change");
     }
   } else {
     e.config = a.config_file.empty() ? bp::config::Config{} : bp::config::load_toml(a.config_file);
@@ -110,14 +114,19 @@ void check_same_data(const bp::io::ModelFile& saved, const bp::io::Architecture&
 
 int run_train(const TrainArgs& args) {
   const auto started = std::chrono::steady_clock::now();
-  const Effective eff = effective_config(args);
+  // Under mpirun every rank runs all of this with the same configuration and data; rank 0 alone prints and
+  // writes files (parallel.hpp). Without MPI, one process is rank 0 of 1.
+  const Parallel* mpi = Parallel::current();
+  const bool distributed = mpi != nullptr && mpi->ranks() > 1;
+  const bool root = mpi == nullptr || mpi->root();
+  const Effective eff = effective_config(args);  // every rank reads (and, resuming, validates) the checkpoint
   const bp::config::Config& cfg = eff.config;
   if (args.print_config) {
-    std::cout << bp::config::to_toml(cfg);
+    if (root) std::cout << bp::config::to_toml(cfg);
     return kOk;
   }
   const bool resuming = !eff.checkpoint.empty();
-  const bool talk = !args.quiet && !args.json;
+  const bool talk = root && !args.quiet && !args.json;
   if (cfg.run.threads > 0) bp::set_num_threads(static_cast<int>(cfg.run.threads));
 
   // ---- data, network, optimiser --------------------------------------------------------------------------
@@ -127,13 +136,25 @@ int run_train(const TrainArgs& args) {
   BP_CHECK(regression || outputs >= 2, FileError, data.name,
            ": classification needs at least 2 classes, found ", outputs);
   const std::int64_t n = data.train.size(), batch = cfg.train.batch_size;
+  if (distributed) {
+    const std::int64_t global = batch == 0 || batch >= n ? n : batch,
+                       last = n % global == 0 ? global : n % global;
+    BP_CHECK(last >= mpi->ranks(), ConfigError, "--batch-size ",
+             batch == 0 ? std::string("full") : std::to_string(batch), " is the global batch, split over ",
+             mpi->ranks(), " ranks; with ", n, " training examples a batch of ", last,
+             " rows leaves a rank without any; choose a batch size of at "
+             "least ",
+             mpi->ranks(), " whose remainder is 0 or at least ", mpi->ranks());
+  }
   BP_CHECK(!(cfg.model.batchnorm && ((batch > 0 && batch < n && n % batch == 1) || n == 1)), ConfigError,
            "--batchnorm: the last batch of each epoch would hold a single example (", n,
            " training examples in batches of ", batch,
            "), which has no variance; choose another --batch-size or --val-split");
   const bp::io::Architecture arch = make_architecture(cfg, data.train.num_features(), outputs);
   bp::Generator gen(cfg.run.seed);
-  const auto net = bp::io::build_network(arch, gen);
+  std::shared_ptr<bp::nn::Sequential> net = bp::io::build_network(arch, gen);
+  // Global batch statistics need several ranks; in one process local statistics already are the global ones.
+  if (distributed && cfg.model.sync_batchnorm) net = mpi->sync_batchnorm(*net);
   const auto loss = make_loss(cfg.train.loss, regression);
   const auto optimizer = make_optimizer(cfg.optimizer, net->parameters());
   const auto scheduler = make_scheduler(cfg.optimizer, *optimizer, cfg.train.epochs);
@@ -145,7 +166,7 @@ int run_train(const TrainArgs& args) {
   const std::string run_dir = !args.out.empty() ? args.out
                               : resuming        ? run_dir_of(eff.checkpoint)
                                                 : timestamp_dir();
-  RunFiles files(run_dir);
+  RunFiles files(run_dir, root);
   std::int64_t start_epoch = 0, start_step = 0, best_epoch = 0;
   double best_val = std::numeric_limits<double>::infinity();
   if (resuming) {
@@ -169,7 +190,7 @@ int run_train(const TrainArgs& args) {
   } else {
     files.prepare_fresh();
   }
-  bp::io::write_file_atomic(files.config(), model.config_toml);
+  if (root) bp::io::write_file_atomic(files.config(), model.config_toml);
 
   if (talk) {
     std::string extras = arch.batchnorm ? ", batchnorm" : "";
@@ -183,13 +204,20 @@ int run_train(const TrainArgs& args) {
     if (resuming)
       std::fprintf(stderr, "from %s: epoch %lld of %lld done\n", eff.checkpoint.c_str(),
                    static_cast<long long>(start_epoch), static_cast<long long>(cfg.train.epochs));
+    if (distributed)
+      std::fprintf(stderr, "data parallel over %d ranks: global batch %s%s\n", mpi->ranks(),
+                   batch == 0 ? "full" : std::to_string(batch).c_str(),
+                   cfg.model.sync_batchnorm ? ", synchronised batch norm" : "");
     std::fprintf(stderr, "run folder %s\n", run_dir.c_str());
   }
 
   // ---- fit
   // ---------------------------------------------------------------------------------------------------
-  bp::io::MetricsWriter metrics(files.metrics());
-  MetricsLogger logger(metrics, start_step);
+  // Files and callbacks: rank 0 only (dist::fit calls callbacks on rank 0 alone).
+  std::optional<bp::io::MetricsWriter> metrics;
+  if (root) metrics.emplace(files.metrics());
+  std::optional<MetricsLogger> logger;
+  if (root) logger.emplace(*metrics, start_step);
   Progress progress(stderr, ::isatty(STDERR_FILENO) != 0, start_epoch);
   Checkpointer checkpointer(files.checkpoints(), cfg.run.checkpoint_every, cfg.train.epochs, start_step,
                             best_val, best_epoch, [&] {
@@ -217,14 +245,18 @@ int run_train(const TrainArgs& args) {
                             .clip_grad_norm = cfg.train.clip_grad_norm,
                             .scheduler = scheduler.get(),
                             .grad_flow_every = cfg.run.grad_flow,
-                            .start_epoch = start_epoch,
-                            .callbacks = {&logger, &checkpointer}};
-  if (!args.quiet && !args.json) fit.callbacks.push_back(&progress);
+                            .start_epoch = start_epoch};
+  if (root) fit.callbacks = {&*logger, &checkpointer};
+  if (talk) fit.callbacks.push_back(&progress);
 
   Summary summary(run_dir, cfg, data, arch, net->num_parameters());
   bp::train::History history;
+  // --detect-anomaly: every op checks what it produces, so a divergence names the op (backprop/anomaly.hpp).
+  std::optional<bp::DetectAnomalyGuard> anomaly;
+  if (cfg.run.detect_anomaly) anomaly.emplace();
   try {
-    history = bp::train::fit(*net, *loss, *optimizer, data.train, fit);
+    history = distributed ? mpi->fit(*net, *loss, *optimizer, data.train, fit)
+                          : bp::train::fit(*net, *loss, *optimizer, data.train, fit);
   } catch (const bp::DivergedError& e) {
     summary.diverged(e.what(), seconds_since(started));
     files.write_summary(summary.json_text());
@@ -237,10 +269,16 @@ int run_train(const TrainArgs& args) {
   summary.history(history, start_epoch, start_step);
   model.state = net->state_dict();
   if (data.test.size() > 0) {
-    const bp::io::TestRecord test = evaluate_test(*net, *loss, data.test, data.preprocessing);
-    metrics.test(test);
-    summary.test(test, *net, data.test);
+    // Over MPI the test rows are split across ranks and the sums all-reduced (every rank must take part).
+    const bp::train::Evaluation global =
+        distributed ? mpi->evaluate(*net, *loss, data.test) : bp::train::evaluate(*net, *loss, data.test);
+    if (root) {
+      const bp::io::TestRecord test = evaluate_test(*net, global, data.test, data.preprocessing);
+      metrics->test(test);
+      summary.test(test, *net, data.test);
+    }
   }
+  if (!root) return kOk;
   summary.finish(seconds_since(started));
   model.training_json = summary.training_json();
   bp::io::save_model(files.model(), model);

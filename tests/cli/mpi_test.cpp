@@ -1,0 +1,168 @@
+// `mpirun -np 2 backprop train`: the same flags as one process give the same model (up to the order of
+// floating-point sums), rank 0 alone writes the run folder, a 2-rank run resumes on 1 rank, --sync-batchnorm
+// gives one process's batch statistics, and an error ends the job with the message and the exit code.
+// Skipped when the tool was built without MPI.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <backprop/io.hpp>
+#include <backprop/io/metrics.hpp>
+#include <cmath>
+
+#include "cli_test_util.hpp"
+
+using clitest::Scratch;
+using ::testing::HasSubstr;
+namespace bp = backprop;
+namespace fs = std::filesystem;
+
+namespace {
+
+#ifdef BACKPROP_MPIEXEC
+const std::string kMpirun = std::string(BACKPROP_MPIEXEC) + " --allow-run-as-root --oversubscribe -np ";
+#else
+const std::string kMpirun;
+#endif
+
+// `mpirun -np K backprop ARGS`, captured like clitest::run. OMP_NUM_THREADS=1: two ranks share two cores.
+clitest::Result mpirun(const Scratch& s, int ranks, const std::string& args) {
+  static int counter = 0;
+  const std::string out = s.path("mpi.stdout." + std::to_string(counter));
+  const std::string err = s.path("mpi.stderr." + std::to_string(counter++));
+  const std::string cmd = "OMP_NUM_THREADS=1 " + kMpirun + std::to_string(ranks) + " " +
+                          clitest::quote(clitest::kCli) + " " + args + " >" + clitest::quote(out) + " 2>" +
+                          clitest::quote(err) + " </dev/null";
+  const int status = std::system(cmd.c_str());
+  clitest::Result r;
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  r.out = clitest::slurp(out);
+  r.err = clitest::slurp(err);
+  return r;
+}
+
+// Largest |a - b| / max(max |b|, 1) over the tensors of two model files (same names and shapes required).
+// The floor keeps tensors that are zero up to rounding (the bias of a Linear before batch norm, whose gradient
+// is zero in exact arithmetic) from turning float32 rounding noise into a large relative error.
+double relative_difference(const std::string& a, const std::string& b) {
+  const bp::io::NamedTensors x = bp::io::load_safetensors(a), y = bp::io::load_safetensors(b);
+  EXPECT_EQ(x.tensors.size(), y.tensors.size());
+  double worst = 0;
+  for (const auto& [name, t] : x.tensors) {
+    if (!y.contains(name)) {
+      ADD_FAILURE() << b << " lacks " << name;
+      return INFINITY;
+    }
+    const std::vector<double> u = t.to_vector(), v = y.at(name).to_vector();
+    EXPECT_EQ(u.size(), v.size()) << name;
+    double diff = 0, scale = 0;
+    for (std::size_t i = 0; i < std::min(u.size(), v.size()); ++i) {
+      diff = std::max(diff, std::abs(u[i] - v[i]));
+      scale = std::max(scale, std::abs(v[i]));
+    }
+    worst = std::max(worst, diff / std::max(scale, 1.0));
+  }
+  return worst;
+}
+
+std::size_t count(const std::string& text, const std::string& what) {
+  std::size_t n = 0;
+  for (std::size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+// 150 rows of three classes (135 train after the validation split), a small network, momentum; batches of
+// 20 leave a last batch of 15 rows, split 7 / 8 over two ranks.
+std::string recipe(const Scratch& s) {
+  clitest::write(s.path("blobs.csv"), clitest::blobs_csv(11, 50));
+  clitest::write(s.path("test.csv"), clitest::blobs_csv(12, 20));
+  return "train --data " + s.path("blobs.csv") + " --test-data " + s.path("test.csv") +
+         " --layers 16,8 --dropout 0 --batch-size 20 --optimizer momentum --lr 0.05 --schedule none "
+         "--threads 1 --seed 5 --grad-flow 0 ";
+}
+
+#define SKIP_WITHOUT_MPI() \
+  if (kMpirun.empty()) GTEST_SKIP() << "backprop was built without MPI (no backprop::dist)"
+
+}  // namespace
+
+TEST(MpiCli, TwoRanksTrainTheModelOfOneProcessAndOnlyRankZeroWrites) {
+  SKIP_WITHOUT_MPI();
+  Scratch s;
+  const std::string args = recipe(s) + "--epochs 3 ";
+  const auto one = clitest::run(s, args + "--out " + s.path("one"));
+  ASSERT_EQ(one.code, 0) << one.err;
+  const auto two = mpirun(s, 2, args + "--out " + s.path("two"));
+  ASSERT_EQ(two.code, 0) << two.err;
+  EXPECT_LE(relative_difference(s.path("two/model.safetensors"), s.path("one/model.safetensors")), 1e-5);
+  // One printer: the banner and the final summary appear once.
+  EXPECT_EQ(count(two.err, "training 4-16-8-3"), 1u) << two.err;
+  EXPECT_THAT(two.err, HasSubstr("data parallel over 2 ranks: global batch 20"));
+  EXPECT_EQ(count(two.out, "trained 3 epochs"), 1u) << two.out;
+  // One writer: the metrics log holds each epoch once, and the folder holds what one process writes.
+  const bp::io::Metrics m = bp::io::read_metrics(s.path("two/metrics.jsonl"));
+  ASSERT_EQ(m.epochs.size(), 3u);
+  EXPECT_EQ(m.epochs.back().epoch, 3);
+  EXPECT_EQ(count(clitest::slurp(s.path("two/metrics.jsonl")), "\"type\":\"test\""), 1u);
+  std::vector<std::string> a, b;
+  for (const auto& e : fs::directory_iterator(s.path("one"))) a.push_back(e.path().filename().string());
+  for (const auto& e : fs::directory_iterator(s.path("two"))) b.push_back(e.path().filename().string());
+  std::sort(a.begin(), a.end());
+  std::sort(b.begin(), b.end());
+  EXPECT_EQ(a, b);
+  // The test metrics are global (dist::evaluate): the same examples as one process, nearly the same loss.
+  const bp::io::Metrics m1 = bp::io::read_metrics(s.path("one/metrics.jsonl"));
+  ASSERT_TRUE(m.test.has_value() && m1.test.has_value());
+  EXPECT_EQ(m.test->examples, m1.test->examples);
+  EXPECT_NEAR(m.test->loss, m1.test->loss, 1e-4 * std::abs(m1.test->loss) + 1e-6);
+  EXPECT_NEAR(m.epochs.back().train_loss, m1.epochs.back().train_loss, 1e-5);
+}
+
+TEST(MpiCli, ATwoRankRunResumesOnOneProcess) {
+  SKIP_WITHOUT_MPI();
+  Scratch s;
+  const std::string args = recipe(s);
+  ASSERT_EQ(clitest::run(s, args + "--epochs 4 --out " + s.path("straight")).code, 0);
+  const auto two = mpirun(s, 2, args + "--epochs 2 --checkpoint-every 1 --out " + s.path("split"));
+  ASSERT_EQ(two.code, 0) << two.err;
+  ASSERT_TRUE(fs::exists(s.path("split/checkpoints/epoch-0002.safetensors")));
+  const auto rest = clitest::run(s, "train --quiet --resume " + s.path("split") + " --epochs 4");
+  ASSERT_EQ(rest.code, 0) << rest.err;
+  EXPECT_LE(relative_difference(s.path("split/model.safetensors"), s.path("straight/model.safetensors")),
+            1e-5);
+  EXPECT_EQ(bp::io::read_metrics(s.path("split/metrics.jsonl")).epochs.size(), 4u);
+}
+
+TEST(MpiCli, SyncBatchNormGivesTheStatisticsOfOneProcessAndLocalOnesDoNot) {
+  SKIP_WITHOUT_MPI();
+  Scratch s;
+  const std::string args = recipe(s) + "--epochs 2 --batchnorm ";
+  ASSERT_EQ(clitest::run(s, args + "--out " + s.path("one")).code, 0);
+  const auto sync = mpirun(s, 2, args + "--sync-batchnorm --out " + s.path("sync"));
+  ASSERT_EQ(sync.code, 0) << sync.err;
+  EXPECT_THAT(sync.err, HasSubstr("synchronised batch norm"));
+  EXPECT_LE(relative_difference(s.path("sync/model.safetensors"), s.path("one/model.safetensors")), 1e-5);
+  const auto local = mpirun(s, 2, args + "--out " + s.path("local"));
+  ASSERT_EQ(local.code, 0) << local.err;
+  EXPECT_GT(relative_difference(s.path("local/model.safetensors"), s.path("one/model.safetensors")), 1e-4);
+  // In one process the flag changes nothing: its batch is the global batch.
+  ASSERT_EQ(clitest::run(s, args + "--sync-batchnorm --out " + s.path("one_sync")).code, 0);
+  EXPECT_TRUE(clitest::same_tensors(s.path("one_sync/model.safetensors"), s.path("one/model.safetensors")));
+}
+
+TEST(MpiCli, ErrorsEndTheJobWithTheMessageAndTheExitCode) {
+  SKIP_WITHOUT_MPI();
+  Scratch s;
+  // A bad value: every rank raises it; the job ends with exit code 2 and rank 0's message.
+  const auto bad = mpirun(s, 2, recipe(s) + "--lr -1 --out " + s.path("bad"));
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_THAT(bad.err, HasSubstr("backprop train: error: --lr"));
+  // A file that does not exist: exit code 3.
+  const auto missing = mpirun(s, 2, "train --data " + s.path("none.csv") + " --out " + s.path("m"));
+  EXPECT_EQ(missing.code, 3);
+  EXPECT_THAT(missing.err, HasSubstr("none.csv"));
+  // A global batch that leaves a rank without rows is refused before training.
+  const auto tiny = mpirun(s, 2, recipe(s) + "--batch-size 1 --out " + s.path("t"));
+  EXPECT_EQ(tiny.code, 2);
+  EXPECT_THAT(tiny.err, HasSubstr("is the global batch, split over 2 ranks"));
+}
