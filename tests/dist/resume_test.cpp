@@ -36,6 +36,18 @@ bp::data::TensorDataset points(std::int64_t n, std::uint64_t seed) {
   return d;
 }
 
+/// `points` with half of the labels replaced by random ones: a wide network overfits them.
+bp::data::TensorDataset noisy_points(std::int64_t n, std::uint64_t seed) {
+  bp::data::TensorDataset d = points(n, seed);
+  bp::Generator gen(seed + 100);
+  std::vector<double> y(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i)
+    y[static_cast<std::size_t>(i)] =
+        gen.uniform() < 0.5 ? static_cast<double>(gen.below(3)) : d.targets.flat(i);
+  d.targets = bp::from_vector(y, {}, bp::f64);
+  return d;
+}
+
 bp::nn::Sequential tanh_net(std::uint64_t seed) {
   bp::Generator gen(seed);
   return bp::nn::Sequential{bp::nn::Linear(6, 12, gen, {.dtype = bp::f64}), bp::nn::Tanh(),
@@ -140,6 +152,46 @@ TEST(DistResume, StopOnOneRankThenResumeOnOneOrTwoRanksEqualsStraight) {
           " %.3g (2 ranks)\n",
           raiser, err1, err2);
   }
+}
+
+// Early stopping across a resume on 2 ranks: the same stop epoch and, with the best weights handed back, the
+// same restored weights as the straight 2-rank run.
+TEST(DistResume, EarlyStoppingAcrossAResumeEqualsStraight) {
+  const auto data = noisy_points(60, 5), val = points(60, 6);
+  const bp::train::FitOptions base{
+      .epochs = 60, .batch_size = 10, .seed = 3, .validation = &val, .early_stopping_patience = 3};
+  const bp::optim::SGDOptions sgd{.lr = 0.2, .momentum = 0.9};
+  auto straight = tanh_net(8);
+  bp::optim::SGD straight_opt(straight.parameters(), sgd);
+  const auto reference = dist::fit(straight, bp::loss::CrossEntropy{}, straight_opt, data, base);
+  ASSERT_TRUE(reference.stopped_early) << "the scenario must stop early";
+  const std::int64_t best = reference.best_epoch;
+
+  auto net = tanh_net(8);
+  bp::optim::SGD opt(net.parameters(), sgd);
+  std::atomic<bool> flag{false};
+  bp::train::FitOptions first = base;
+  first.stop = &flag;
+  const auto h = dist::fit(net, FlagOnOneRank(&flag, 1, best * 6 + 2), opt, data, first);
+  ASSERT_TRUE(h.interrupted);
+  EXPECT_EQ(h.early_stopping.best_epoch, best);
+
+  auto resumed = tanh_net(997);
+  resumed.load_state_dict(net.state_dict());
+  bp::optim::SGD resumed_opt(resumed.parameters(), sgd);
+  resumed_opt.load_state(opt.state());
+  bp::train::FitOptions rest = base;
+  rest.start_epoch = h.epochs_done;
+  rest.start_step = h.total_updates;
+  rest.start_progress = h.partial;
+  rest.early_stopping = h.early_stopping;
+  rest.best_state = &h.best_state;
+  const auto hr = dist::fit(resumed, bp::loss::CrossEntropy{}, resumed_opt, data, rest);
+  EXPECT_TRUE(hr.stopped_early);
+  EXPECT_TRUE(hr.restored_best);
+  EXPECT_EQ(hr.epochs_done, reference.epochs_done);
+  EXPECT_EQ(hr.best_epoch, best);
+  EXPECT_LT(max_rel_diff(resumed, straight), 1e-12);
 }
 
 // A flag raised on the last update of an epoch on one rank: both finish the epoch, then stop.

@@ -169,6 +169,7 @@ TEST(Resume, InterruptedAtAStepThenResumedEqualsStraight) {
     EXPECT_EQ(first.partial.seen, 16 * (at % 7));
     EXPECT_EQ(first.epochs.size(), static_cast<std::size_t>(at / 7));
     EXPECT_EQ(b.opt->steps(), at);
+    EXPECT_EQ(b.sched->steps(), at / 7);  // no scheduler step for the unfinished epoch
 
     const Saved saved = save(b, first);
     Trainer c = restore(saved);
