@@ -1,5 +1,6 @@
 // fit(): the training loop. Each update is forward, cost, backward, (clip), optimiser step; everything else
-// (metrics, validation, early stopping, gradient flow) is bookkeeping around those four lines.
+// (metrics, validation, early stopping, gradient flow, the stop flag and mid-epoch resume) is bookkeeping
+// around those four lines.
 #include <backprop/ops.hpp>
 #include <backprop/train.hpp>
 #include <chrono>
