@@ -7,9 +7,13 @@
 //
 // Items/s on the throughput benchmarks are elements (element-wise) or FLOPs (matmul) per second.
 #include <benchmark/benchmark.h>
+#include <cblas.h>
+#include <omp.h>
 
 #include <backprop/backprop.hpp>
+#include <vector>
 
+#include "kernels/gemm_avx512.hpp"
 #include "kernels/kernels.hpp"
 
 namespace bp = backprop;
@@ -107,8 +111,13 @@ void BM_AddThroughput(benchmark::State& state) {
 BENCHMARK(BM_AddThroughput)
     ->ArgNames({"n", "threads"})
     ->Args({1 << 12, 1})
+    ->Args({1 << 16, 1})
+    ->Args({1 << 16, 2})
+    ->Args({1 << 18, 1})
+    ->Args({1 << 18, 2})
     ->Args({1 << 20, 1})
-    ->Args({1 << 20, 2});
+    ->Args({1 << 20, 2})
+    ->UseRealTime();
 
 void BM_ReluThroughput(benchmark::State& state) {
   bp::set_num_threads(1);
@@ -142,6 +151,83 @@ BENCHMARK(BM_Matmul)
     ->Args({128, 1})
     ->Args({512, 1})
     ->Args({512, 2});
+
+// ---- sgemm side by side: OpenBLAS (cblas_sgemm, one thread) vs backprop's own AVX-512 kernels
+// --------------- The products of a linear layer at the MLPs' shapes: forward x W^T (NT), dX = dY W (NN), dW
+// = dY^T X (TN). Items/s = FLOP/s. gemm_raw's dispatch (kernels::use_own_sgemm) follows what these measure.
+
+struct SgemmShape {
+  bool ta, tb;
+  int m, n, k;
+};
+const SgemmShape kSgemmShapes[] = {
+    // 784-256-128-10 at batch 32
+    {false, true, 32, 256, 784},
+    {false, true, 32, 128, 256},
+    {false, false, 32, 256, 128},
+    {true, false, 256, 784, 32},
+    {true, false, 128, 256, 32},
+    // at batch 128
+    {false, true, 128, 256, 784},
+    {false, true, 128, 128, 256},
+    {false, false, 128, 256, 128},
+    {false, false, 128, 128, 10},
+    {true, false, 256, 784, 128},
+    {true, false, 128, 256, 128},
+    {true, false, 10, 128, 128},
+    // batch 1, and the wide net's dX / dW at batch 512
+    {false, false, 1, 256, 128},
+    {true, false, 256, 784, 1},
+    {false, false, 512, 1024, 1024},
+    {true, false, 1024, 1024, 512},
+};
+
+// range(0): index into kSgemmShapes; range(1): 0 = OpenBLAS, 1 = own kernel.
+void BM_Sgemm(benchmark::State& state) {
+  const SgemmShape s = kSgemmShapes[state.range(0)];
+  const bool own = state.range(1) == 1;
+  if (own && (!bp::kernels::avx512::available() || !bp::kernels::avx512::supports(s.ta, s.tb))) {
+    state.SkipWithError("own kernel not available for this CPU or transpose combination");
+    return;
+  }
+  const int lda = s.ta ? s.m : s.k, ldb = s.tb ? s.k : s.n;
+  std::vector<float> a(static_cast<std::size_t>((s.ta ? s.k : s.m) * lda), 0.5f);
+  std::vector<float> b(static_cast<std::size_t>((s.tb ? s.n : s.k) * ldb), 0.25f);
+  std::vector<float> c(static_cast<std::size_t>(s.m * s.n));
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(1);  // OpenBLAS's OpenMP build reads this on every call
+  for (auto _ : state) {
+    if (own)
+      bp::kernels::avx512::sgemm(s.ta, s.tb, s.m, s.n, s.k, 1.0f, a.data(), lda, b.data(), ldb, 0.0f,
+                                 c.data(), s.n);
+    else
+      cblas_sgemm(CblasRowMajor, s.ta ? CblasTrans : CblasNoTrans, s.tb ? CblasTrans : CblasNoTrans, s.m, s.n,
+                  s.k, 1.0f, a.data(), lda, b.data(), ldb, 0.0f, c.data(), s.n);
+    benchmark::DoNotOptimize(c.data());
+  }
+  omp_set_num_threads(saved);
+  state.SetItemsProcessed(state.iterations() * 2 * std::int64_t{s.m} * s.n * s.k);
+  state.SetLabel(std::string(s.ta ? "T" : "N") + (s.tb ? "T " : "N ") + std::to_string(s.m) + "x" +
+                 std::to_string(s.n) + "x" + std::to_string(s.k) + (own ? " own" : " openblas"));
+}
+// OpenBLAS and own kernel side by side for each shape, so that drifting load hits both alike.
+BENCHMARK(BM_Sgemm)->ArgNames({"shape", "own"})->Apply([](benchmark::internal::Benchmark* b) {
+  for (int i = 0; i < static_cast<int>(std::size(kSgemmShapes)); ++i) b->Args({i, 0})->Args({i, 1});
+});
+
+// ---- fork-join: what one OpenMP parallel region costs (the reason for the parallel thresholds)
+// ----------------- Run with OMP_WAIT_POLICY=PASSIVE (how the tests run) and without it (OpenMP's default,
+// how bench_mlp runs).
+void BM_ForkJoin(benchmark::State& state) {
+  const int threads = static_cast<int>(state.range(0));
+  int sink = 0;
+  for (auto _ : state) {
+#pragma omp parallel num_threads(threads) reduction(+ : sink)
+    sink += omp_get_thread_num();
+    benchmark::DoNotOptimize(sink);
+  }
+}
+BENCHMARK(BM_ForkJoin)->Arg(2)->UseRealTime();
 
 // One training step of the small MLP at batch 1 and 128 (forward, cross-entropy, backward, SGD).
 void BM_MlpStep(benchmark::State& state) {

@@ -36,11 +36,15 @@ void blas_call(DType dtype, CBLAS_TRANSPOSE opa, CBLAS_TRANSPOSE opb, int m, int
   if (saved != 1) omp_set_num_threads(saved);
 }
 
-// Products whose row block (per thread) has fewer multiply-adds than this run on one thread, in one BLAS
-// call. 2^24 MACs is about 0.2 ms of one core: far above an idle fork-join (microseconds), and large enough
-// that on an oversubscribed machine, where OpenMP's join can wait milliseconds for a descheduled thread,
-// splitting still pays. Every product of the 784-256-128-10 MLP at batch 128 stays on one thread (its largest
-// row block is 64 x 256 x 784 = 12.8M); the 784-1024-1024-10 net at batch 512 splits all its big products.
+// Products whose row block (per thread) has fewer multiply-adds than this run on one thread, in one call.
+// 2^24 MACs is about 0.3 ms of one core. Measured on this 2-core machine (bench_micro BM_ForkJoin,
+// docs/performance.md): an idle fork-join costs ~1.5 us with OpenMP's default (spinning) wait policy and
+// ~8-10 us with OMP_WAIT_POLICY=PASSIVE, so on an idle machine splitting pays from ~2^20 MACs per block
+// (at 2^21 the 784-256-128-10 net at batch 128 ran 1.38x faster on 2 threads, PASSIVE). But when the second
+// core is taken by another process, each join waits for a descheduled thread: with the default policy the
+// same net ran 5-20x slower at 2^20 and 2^21 than on one thread. At 2^24 none of the small nets' products
+// forks (their largest row block is 64 x 256 x 784 = 12.8M), so --threads 2 is never slower there, and the
+// 784-1024-1024-10 net at batch 512 splits all its big products (blocks of 10^8 MACs, where a fork is noise).
 constexpr std::int64_t kParallelGemmWork = std::int64_t{1} << 24;
 // Row blocks are multiples of this, so every block starts on a whole register tile of the BLAS kernel.
 constexpr std::int64_t kRowAlign = 16;

@@ -9,10 +9,13 @@
 namespace backprop::kernels {
 
 /// Element count above which a kernel runs on several threads (below it a thread fork costs more than it
-/// saves). 64Ki elements (256 KiB of f32): a memory-bound pass over less takes a few microseconds, the same
-/// order as an idle fork-join, and on a loaded machine a join that waits for a descheduled thread costs
-/// milliseconds. At this size the 784-256-128-10 MLP at batch 128 runs every element-wise op on one thread.
-inline constexpr std::int64_t kParallelThreshold = 65536;
+/// saves). 2^18 elements (1 MiB of f32): measured on this 2-core machine (bench_micro BM_AddThroughput,
+/// BM_ForkJoin), a memory-bound pass over them takes ~35 us on one core, while a fork-join costs ~1.5 us
+/// (OpenMP's default wait policy) to ~10 us (OMP_WAIT_POLICY=PASSIVE) when the second core is idle, so
+/// splitting pays under either policy; at the former 64Ki threshold an add took 8 us, no more than a passive
+/// fork. With the second core busy elsewhere a fork costs milliseconds, which is why small tensors never
+/// fork: the 784-256-128-10 MLP runs every element-wise op on one thread up to batch 512.
+inline constexpr std::int64_t kParallelThreshold = std::int64_t{1} << 18;
 
 enum class Unary {
   neg,
