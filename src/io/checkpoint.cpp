@@ -73,7 +73,15 @@ void save_checkpoint(const std::string& path, const Checkpoint& c) {
                {"scheduler_steps", c.scheduler_steps},
                {"generators", gens},
                {"best_val_loss", std::isfinite(c.best_val_loss) ? json(c.best_val_loss) : json(nullptr)},
-               {"best_epoch", c.best_epoch}};
+               {"best_epoch", c.best_epoch},
+               {"since_best", c.since_best}};
+  if (c.partial.batches > 0)
+    meta["partial"] = {{"batches", c.partial.batches},
+                       {"loss_sum", hex(bits_of(c.partial.loss_sum))},
+                       {"correct", hex(bits_of(c.partial.correct))},
+                       {"seen", c.partial.seen},
+                       {"updates", c.partial.updates},
+                       {"seconds", hex(bits_of(c.partial.seconds))}};
   out.metadata["checkpoint"] = meta.dump();
   save_safetensors(path, out);
 }
@@ -105,6 +113,31 @@ Checkpoint load_checkpoint(const std::string& path) {
   c.step = integer("step");
   c.scheduler_steps = integer("scheduler_steps");
   c.best_epoch = integer("best_epoch");
+  if (meta.contains("since_best")) c.since_best = integer("since_best");
+  if (meta.contains("partial")) {
+    const json& p = meta.at("partial");
+    BP_CHECK(p.is_object(), FileError, path, ": checkpoint field \"partial\" must be an object, got ",
+             p.dump());
+    auto count = [&](const char* key) {
+      BP_CHECK(p.contains(key) && p.at(key).is_number_integer() && p.at(key).get<std::int64_t>() >= 0,
+               FileError, path, ": checkpoint field \"partial.", key, "\" must be an integer >= 0, got ",
+               p.contains(key) ? p.at(key).dump() : "nothing");
+      return p.at(key).get<std::int64_t>();
+    };
+    auto real = [&](const char* key) {
+      BP_CHECK(p.contains(key), FileError, path, ": checkpoint field \"partial.", key, "\" is missing");
+      const double v = double_of(unhex(p.at(key), path, std::string("partial.") + key));
+      BP_CHECK(std::isfinite(v) && v >= 0, FileError, path, ": checkpoint field \"partial.", key,
+               "\" must be a finite number >= 0, got ", v);
+      return v;
+    };
+    c.partial = {.batches = count("batches"),
+                 .loss_sum = real("loss_sum"),
+                 .correct = real("correct"),
+                 .seen = count("seen"),
+                 .updates = count("updates"),
+                 .seconds = real("seconds")};
+  }
   c.data_seed = unhex(need("data_seed"), path, "data_seed");
   const json& best = need("best_val_loss");
   BP_CHECK(best.is_null() || best.is_number(), FileError, path,
@@ -137,7 +170,11 @@ std::string write_checkpoint(const std::string& dir, const Checkpoint& checkpoin
   fs::create_directories(dir, ec);
   BP_CHECK(!ec, FileError, dir, ": cannot create the checkpoint directory: ", ec.message());
   char name[64];
-  std::snprintf(name, sizeof name, "epoch-%04lld.safetensors", static_cast<long long>(checkpoint.epoch));
+  if (checkpoint.partial.batches > 0)
+    std::snprintf(name, sizeof name, "epoch-%04lld-step-%08lld.safetensors",
+                  static_cast<long long>(checkpoint.epoch), static_cast<long long>(checkpoint.step));
+  else
+    std::snprintf(name, sizeof name, "epoch-%04lld.safetensors", static_cast<long long>(checkpoint.epoch));
   const std::string path = (fs::path(dir) / name).string();
   save_checkpoint(path, checkpoint);
   write_file_atomic((fs::path(dir) / "latest").string(), std::string(name) + "\n");
@@ -147,7 +184,11 @@ std::string write_checkpoint(const std::string& dir, const Checkpoint& checkpoin
       const std::string f = entry.path().filename().string();
       if (f.rfind("epoch-", 0) == 0 && f.size() > 12 && f.ends_with(".safetensors")) files.push_back(f);
     }
-    std::sort(files.begin(), files.end());
+    // By name without the suffix: epoch-0003 (the end of epoch 3) before epoch-0003-step-... (within epoch
+    // 4).
+    std::sort(files.begin(), files.end(), [](const std::string& a, const std::string& b) {
+      return a.substr(0, a.size() - 12) < b.substr(0, b.size() - 12);
+    });
     for (std::size_t i = 0; i + static_cast<std::size_t>(keep) < files.size(); ++i)
       if (files[i] != name) fs::remove(fs::path(dir) / files[i], ec);
   }

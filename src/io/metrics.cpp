@@ -198,6 +198,10 @@ Metrics read_metrics(const std::string& path) {
 }
 
 void truncate_metrics(const std::string& path, std::int64_t epoch) {
+  truncate_metrics(path, epoch, -1);
+}
+
+void truncate_metrics(const std::string& path, std::int64_t epoch, std::int64_t step) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) return;
   bool complete = true;
@@ -209,8 +213,12 @@ void truncate_metrics(const std::string& path, std::int64_t epoch) {
     if (j.is_discarded() || !j.is_object() || !j.contains("type")) continue;
     const json type = j.at("type");
     if (type == "test") continue;
-    if (j.contains("epoch") && j.at("epoch").is_number_integer() && j.at("epoch").get<std::int64_t>() > epoch)
-      continue;
+    const auto integer = [&](const char* key) {
+      return j.contains(key) && j.at(key).is_number_integer() ? j.at(key).get<std::int64_t>() : -1;
+    };
+    const bool partial_epoch_flow =
+        step >= 0 && type == "grad_flow" && integer("epoch") == epoch + 1 && integer("step") <= step;
+    if (integer("epoch") > epoch && !partial_epoch_flow) continue;
     kept += lines[i] + "\n";
   }
   write_file_atomic(path, kept);

@@ -1,7 +1,9 @@
 // Helpers for the tests of the `backprop` tool: a scratch directory, running the binary, small CSV files.
 #pragma once
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -94,6 +96,39 @@ inline Result run(const Scratch& scratch, const std::string& args) {
   r.out = slurp(out);
   r.err = slurp(err);
   return r;
+}
+
+/// Starts `backprop ARGS...` without waiting, stdout and stderr into the files `out` and `err`, with the
+/// variables of `env` ("NAME=value") added to this process's environment. Returns the pid (-1 on failure).
+inline pid_t spawn(const std::vector<std::string>& args, const std::string& out, const std::string& err,
+                   const std::vector<std::string>& env = {}) {
+  std::vector<std::string> all = {kCli};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (std::string& a : all) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::vector<std::string> vars = env;
+  for (char** e = ::environ; *e != nullptr; ++e) vars.emplace_back(*e);
+  std::vector<char*> envp;
+  for (std::string& v : vars) envp.push_back(v.data());
+  envp.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  pid_t pid = -1;
+  const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  return rc == 0 ? pid : -1;
+}
+
+/// Whitespace-separated words of `s` (for spawn's argument list).
+inline std::vector<std::string> words(const std::string& s) {
+  std::vector<std::string> out;
+  std::istringstream in(s);
+  for (std::string w; in >> w;) out.push_back(w);
+  return out;
 }
 
 /// Three well-separated classes with string labels and features on very different scales (so a model that

@@ -42,8 +42,8 @@ clitest::Result mpirun(const Scratch& s, int ranks, const std::string& args) {
 }
 
 // Largest |a - b| / max(max |b|, 1) over the tensors of two model files (same names and shapes required).
-// The floor keeps tensors that are zero up to rounding (the bias of a Linear before batch norm, whose gradient
-// is zero in exact arithmetic) from turning float32 rounding noise into a large relative error.
+// The floor keeps tensors that are zero up to rounding (the bias of a Linear before batch norm, whose
+// gradient is zero in exact arithmetic) from turning float32 rounding noise into a large relative error.
 double relative_difference(const std::string& a, const std::string& b) {
   const bp::io::NamedTensors x = bp::io::load_safetensors(a), y = bp::io::load_safetensors(b);
   EXPECT_EQ(x.tensors.size(), y.tensors.size());

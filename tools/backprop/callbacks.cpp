@@ -94,11 +94,10 @@ bool Progress::on_epoch_end(const bp::train::EpochMetrics& m) {
   return false;
 }
 
-MetricsLogger::MetricsLogger(bp::io::MetricsWriter& writer, std::int64_t start_step)
-    : writer_(writer), start_step_(start_step) {}
+MetricsLogger::MetricsLogger(bp::io::MetricsWriter& writer) : writer_(writer) {}
 
 void MetricsLogger::on_grad_flow(const bp::train::GradFlowRecord& r) {
-  bp::io::GradFlowEntry e{.epoch = r.epoch, .step = r.step + start_step_};
+  bp::io::GradFlowEntry e{.epoch = r.epoch, .step = r.step};
   for (const bp::train::LayerFlow& l : r.layers)
     e.layers.push_back({.name = l.name,
                         .grad_norm = l.grad_norm,
@@ -123,30 +122,37 @@ bool MetricsLogger::on_epoch_end(const bp::train::EpochMetrics& m) {
 }
 
 Checkpointer::Checkpointer(std::string dir, std::int64_t every, std::int64_t last_epoch,
-                           std::int64_t start_step, double best_val_loss, std::int64_t best_epoch, Maker make)
+                           std::int64_t start_step, bp::train::EarlyStoppingState early,
+                           std::int64_t patience, Maker make)
     : dir_(std::move(dir)),
       every_(every),
       last_epoch_(last_epoch),
       step_(start_step),
-      best_val_loss_(best_val_loss),
-      best_epoch_(best_epoch),
+      early_(early),
+      patience_(patience),
       make_(std::move(make)) {}
 
-void Checkpointer::on_batch_end(const bp::train::StepInfo&) {
-  ++step_;
+void Checkpointer::on_batch_end(const bp::train::StepInfo& info) {
+  step_ = info.step;
 }
 
 bool Checkpointer::on_epoch_end(const bp::train::EpochMetrics& m) {
-  if (!std::isnan(m.val_loss) && m.val_loss < best_val_loss_) {
-    best_val_loss_ = m.val_loss;
-    best_epoch_ = m.epoch;
+  if (!std::isnan(m.val_loss)) {
+    if (m.val_loss < early_.best_val_loss) {
+      early_.best_val_loss = m.val_loss;
+      early_.best_epoch = m.epoch;
+      early_.since_best = 0;
+    } else if (patience_ > 0) {
+      ++early_.since_best;
+    }
   }
   if (every_ <= 0 || (m.epoch % every_ != 0 && m.epoch != last_epoch_)) return false;
   bp::io::Checkpoint c = make_();
   c.epoch = m.epoch;
   c.step = step_;
-  c.best_val_loss = best_val_loss_;
-  c.best_epoch = best_epoch_;
+  c.best_val_loss = early_.best_val_loss;
+  c.best_epoch = early_.best_epoch;
+  c.since_best = early_.since_best;
   bp::io::write_checkpoint(dir_, c);
   ++written_;
   return false;

@@ -33,27 +33,26 @@ class Progress : public backprop::train::Callback {
   bool drawn_ = false;
 };
 
-/// Appends epoch and gradient-flow records to metrics.jsonl, with global step numbers (offset by the steps of
-/// a resumed run).
+/// Appends epoch and gradient-flow records to metrics.jsonl (fit() numbers steps globally, across a resume).
 class MetricsLogger : public backprop::train::Callback {
  public:
-  MetricsLogger(backprop::io::MetricsWriter& writer, std::int64_t start_step);
+  explicit MetricsLogger(backprop::io::MetricsWriter& writer);
   void on_grad_flow(const backprop::train::GradFlowRecord& record) override;
   bool on_epoch_end(const backprop::train::EpochMetrics& m) override;
 
  private:
   backprop::io::MetricsWriter& writer_;
-  std::int64_t start_step_;
 };
 
 /// Every `every` epochs (and after the last one) writes RUN/checkpoints/epoch-NNNN.safetensors and updates
 /// `latest`. `make` fills in the model part and the optimiser / scheduler / RNG state; this callback adds the
-/// counters.
+/// counters and the early-stopping state (tracked as fit() tracks it: since_best counts only with a
+/// patience).
 class Checkpointer : public backprop::train::Callback {
  public:
   using Maker = std::function<backprop::io::Checkpoint()>;
   Checkpointer(std::string dir, std::int64_t every, std::int64_t last_epoch, std::int64_t start_step,
-               double best_val_loss, std::int64_t best_epoch, Maker make);
+               backprop::train::EarlyStoppingState early, std::int64_t patience, Maker make);
   void on_batch_end(const backprop::train::StepInfo& info) override;
   bool on_epoch_end(const backprop::train::EpochMetrics& m) override;
   std::int64_t written() const { return written_; }
@@ -61,8 +60,8 @@ class Checkpointer : public backprop::train::Callback {
  private:
   std::string dir_;
   std::int64_t every_, last_epoch_, step_;
-  double best_val_loss_;
-  std::int64_t best_epoch_;
+  backprop::train::EarlyStoppingState early_;
+  std::int64_t patience_;
   Maker make_;
   std::int64_t written_ = 0;
 };

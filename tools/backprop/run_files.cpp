@@ -86,10 +86,25 @@ std::string RunFiles::checkpoints() const {
   return (fs::path(dir_) / "checkpoints").string();
 }
 
+namespace {
+
+// Temporary files of saves cut short by a kill (NAME.tmp-PID-N): never read, removed before a run goes on.
+void remove_stale_temporaries(const fs::path& dir) {
+  std::error_code ec;
+  std::vector<fs::path> stale;
+  for (const auto& entry : fs::directory_iterator(dir, ec))
+    if (entry.path().filename().string().find(".tmp-") != std::string::npos) stale.push_back(entry.path());
+  for (const fs::path& p : stale) remove_file(p);
+}
+
+}  // namespace
+
 void RunFiles::prepare_fresh() {
   if (!writes_) return;
   for (const char* f : {"model.safetensors", "summary.json", "report.html", "metrics.jsonl"})
     remove_file(fs::path(dir_) / f);
+  remove_stale_temporaries(dir_);
+  remove_stale_temporaries(checkpoints());
   std::error_code ec;
   if (fs::is_directory(checkpoints(), ec)) {
     std::vector<fs::path> old;
@@ -102,10 +117,12 @@ void RunFiles::prepare_fresh() {
   }
 }
 
-void RunFiles::prepare_resume(std::int64_t epoch) {
+void RunFiles::prepare_resume(std::int64_t epoch, std::int64_t step) {
   if (!writes_) return;
   for (const char* f : {"model.safetensors", "summary.json", "report.html"}) remove_file(fs::path(dir_) / f);
-  bp::io::truncate_metrics(metrics(), epoch);
+  remove_stale_temporaries(dir_);
+  remove_stale_temporaries(checkpoints());
+  bp::io::truncate_metrics(metrics(), epoch, step);
 }
 
 void RunFiles::write_summary(const std::string& json_text) {
@@ -152,11 +169,11 @@ void Summary::diverged(const std::string& message, double seconds) {
   j_["seconds"] = seconds;
 }
 
-void Summary::history(const bp::train::History& h, std::int64_t start_epoch, std::int64_t start_step) {
-  j_["status"] = h.stopped_early ? "stopped_early" : "completed";
-  j_["epochs_run"] = h.epochs.empty() ? start_epoch : h.epochs.back().epoch;
+void Summary::history(const bp::train::History& h) {
+  j_["status"] = h.interrupted ? "interrupted" : h.stopped_early ? "stopped_early" : "completed";
+  j_["epochs_run"] = h.epochs_done;
   j_["best_epoch"] = h.best_epoch;
-  j_["updates"] = start_step + h.total_updates;
+  j_["updates"] = h.total_updates;
   if (!h.epochs.empty()) {
     const bp::train::EpochMetrics& m = h.epochs.back();
     j_["final"] = {{"train_loss", number(m.train_loss)},
@@ -195,6 +212,13 @@ void Summary::test(const bp::io::TestRecord& t, bp::nn::Module& net, const bp::d
     test["r2"] = ss > 0 ? number(1 - se / ss) : json(nullptr);
   }
   j_["test"] = test;
+}
+
+void Summary::interrupted(const std::string& signal, std::int64_t epoch, std::int64_t step,
+                          const std::string& checkpoint, double seconds) {
+  j_["status"] = "interrupted";
+  j_["interrupted"] = {{"signal", signal}, {"epoch", epoch}, {"step", step}, {"checkpoint", checkpoint}};
+  j_["seconds"] = seconds;
 }
 
 void Summary::finish(double seconds) {

@@ -34,9 +34,11 @@ class RunFiles {
   /// A new run in this folder: removes what an earlier run left here (its model, summary, report, metrics and
   /// checkpoints; nothing else).
   void prepare_fresh();
-  /// Continuing after `epoch`: keeps metrics of epochs <= epoch, removes the model, summary and report of the
-  /// interrupted run.
-  void prepare_resume(std::int64_t epoch);
+  /// Continuing after `epoch` complete epochs and `step` updates in all (a mid-epoch checkpoint: some of
+  /// epoch `epoch + 1` too): keeps the metrics of epochs <= epoch and the gradient-flow records up to `step`,
+  /// removes the model, summary and report of the interrupted run and the temporaries of saves a kill cut
+  /// short.
+  void prepare_resume(std::int64_t epoch, std::int64_t step);
   void write_summary(const std::string& json_text);
   /// Writes report.html; a failure is reported on stderr (when `talk`) but does not fail the run.
   void try_report(bool talk);
@@ -52,8 +54,11 @@ class Summary {
   Summary(const std::string& run_dir, const backprop::config::Config& config, const TrainingData& data,
           const backprop::io::Architecture& arch, std::int64_t parameters);
   void diverged(const std::string& message, double seconds);
-  /// Status, epochs and final metrics; start_epoch / start_step: what a resumed run had done before.
-  void history(const backprop::train::History& history, std::int64_t start_epoch, std::int64_t start_step);
+  /// Status, epochs and final metrics (the counts include what a resumed run had done before).
+  void history(const backprop::train::History& history);
+  /// Status "interrupted": by which signal, at which epoch and update, the checkpoint that continues it.
+  void interrupted(const std::string& signal, std::int64_t epoch, std::int64_t step,
+                   const std::string& checkpoint, double seconds);
   void test(const backprop::io::TestRecord& test, backprop::nn::Module& net,
             const backprop::data::TensorDataset& data);
   void finish(double seconds);

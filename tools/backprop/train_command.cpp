@@ -21,6 +21,7 @@
 #include "parallel.hpp"
 #include "run_files.hpp"
 #include "setup.hpp"
+#include "signals.hpp"
 
 namespace cli {
 
@@ -167,8 +168,9 @@ int run_train(const TrainArgs& args) {
                               : resuming        ? run_dir_of(eff.checkpoint)
                                                 : timestamp_dir();
   RunFiles files(run_dir, root);
-  std::int64_t start_epoch = 0, start_step = 0, best_epoch = 0;
-  double best_val = std::numeric_limits<double>::infinity();
+  std::int64_t start_epoch = 0, start_step = 0;
+  bp::train::EpochProgress start_progress;  // a mid-epoch checkpoint: the done part of epoch start_epoch + 1
+  bp::train::EarlyStoppingState early;
   if (resuming) {
     const bp::io::Checkpoint& ck = eff.saved;
     check_same_data(ck.model, arch, data.preprocessing, eff.checkpoint);
@@ -184,9 +186,14 @@ int run_train(const TrainArgs& args) {
     }
     start_epoch = ck.epoch;
     start_step = ck.step;
-    best_val = ck.best_val_loss;
-    best_epoch = ck.best_epoch;
-    files.prepare_resume(start_epoch);
+    start_progress = {.batches = ck.partial.batches,
+                      .loss_sum = ck.partial.loss_sum,
+                      .correct = ck.partial.correct,
+                      .seen = ck.partial.seen,
+                      .updates = ck.partial.updates,
+                      .seconds = ck.partial.seconds};
+    early = {.best_val_loss = ck.best_val_loss, .best_epoch = ck.best_epoch, .since_best = ck.since_best};
+    files.prepare_resume(start_epoch, start_step);
   } else {
     files.prepare_fresh();
   }
@@ -201,7 +208,12 @@ int run_train(const TrainArgs& args) {
                  extras.c_str(), static_cast<long long>(net->num_parameters()), data.name.c_str(),
                  static_cast<long long>(data.train.size()), static_cast<long long>(data.validation.size()),
                  static_cast<long long>(data.test.size()));
-    if (resuming)
+    if (resuming && start_progress.batches > 0)
+      std::fprintf(stderr, "from %s: epoch %lld of %lld done, and %lld batches of epoch %lld\n",
+                   eff.checkpoint.c_str(), static_cast<long long>(start_epoch),
+                   static_cast<long long>(cfg.train.epochs), static_cast<long long>(start_progress.batches),
+                   static_cast<long long>(start_epoch + 1));
+    else if (resuming)
       std::fprintf(stderr, "from %s: epoch %lld of %lld done\n", eff.checkpoint.c_str(),
                    static_cast<long long>(start_epoch), static_cast<long long>(cfg.train.epochs));
     if (distributed)
@@ -217,19 +229,22 @@ int run_train(const TrainArgs& args) {
   std::optional<bp::io::MetricsWriter> metrics;
   if (root) metrics.emplace(files.metrics());
   std::optional<MetricsLogger> logger;
-  if (root) logger.emplace(*metrics, start_step);
+  if (root) logger.emplace(*metrics);
   Progress progress(stderr, ::isatty(STDERR_FILENO) != 0, start_epoch);
+  const auto make_checkpoint = [&] {
+    bp::io::Checkpoint c;
+    c.model = model;
+    c.model.state = net->state_dict();
+    c.optimizer = optimizer->state();
+    c.data_seed = cfg.run.seed;
+    c.scheduler_steps = scheduler ? scheduler->steps() : 0;
+    c.generators = bp::io::module_generators(*net);
+    return c;
+  };
   Checkpointer checkpointer(files.checkpoints(), cfg.run.checkpoint_every, cfg.train.epochs, start_step,
-                            best_val, best_epoch, [&] {
-                              bp::io::Checkpoint c;
-                              c.model = model;
-                              c.model.state = net->state_dict();
-                              c.optimizer = optimizer->state();
-                              c.data_seed = cfg.run.seed;
-                              c.scheduler_steps = scheduler ? scheduler->steps() : 0;
-                              c.generators = bp::io::module_generators(*net);
-                              return c;
-                            });
+                            early, cfg.train.early_stopping, make_checkpoint);
+  // SIGINT / SIGTERM from here on: fit() returns after the current update, and the run saves that point.
+  StopSignals signals;
   bp::train::FitOptions fit{.epochs = cfg.train.epochs,
                             .batch_size = std::max<std::int64_t>(cfg.train.batch_size, 1),
                             .full_batch = cfg.train.batch_size == 0,
@@ -245,7 +260,11 @@ int run_train(const TrainArgs& args) {
                             .clip_grad_norm = cfg.train.clip_grad_norm,
                             .scheduler = scheduler.get(),
                             .grad_flow_every = cfg.run.grad_flow,
-                            .start_epoch = start_epoch};
+                            .start_epoch = start_epoch,
+                            .start_step = start_step,
+                            .start_progress = start_progress,
+                            .early_stopping = early,
+                            .stop = signals.flag()};
   if (root) fit.callbacks = {&*logger, &checkpointer};
   if (talk) fit.callbacks.push_back(&progress);
 
@@ -266,7 +285,38 @@ int run_train(const TrainArgs& args) {
 
   // ---- results
   // -----------------------------------------------------------------------------------------------
-  summary.history(history, start_epoch, start_step);
+  summary.history(history);
+  if (history.interrupted) {
+    // Exactly the point fit() stopped at: mid-epoch, with the epoch's running sums and the early-stopping
+    // state, so that --resume ends bit-identical to an uninterrupted run. Signals that come now are ignored.
+    if (root) {
+      bp::io::Checkpoint c = make_checkpoint();
+      c.epoch = history.epochs_done;
+      c.step = history.total_updates;
+      c.best_val_loss = history.early_stopping.best_val_loss;
+      c.best_epoch = history.early_stopping.best_epoch;
+      c.since_best = history.early_stopping.since_best;
+      const bp::train::EpochProgress& p = history.partial;
+      c.partial = {.batches = p.batches,
+                   .loss_sum = p.loss_sum,
+                   .correct = p.correct,
+                   .seen = p.seen,
+                   .updates = p.updates,
+                   .seconds = p.seconds};
+      const std::string saved = bp::io::write_checkpoint(files.checkpoints(), c);
+      const std::int64_t epoch = history.epochs_done + (p.batches > 0 ? 1 : 0);
+      summary.interrupted(signals.name(), epoch, history.total_updates, saved, seconds_since(started));
+      files.write_summary(summary.json_text());
+      files.try_report(talk);
+      if (args.json) std::cout << summary.json_text() << "\n";
+      std::fprintf(stderr,
+                   "interrupted by %s at epoch %lld, step %lld; saved %s; continue with: backprop train "
+                   "--resume %s\n",
+                   signals.name().c_str(), static_cast<long long>(epoch),
+                   static_cast<long long>(history.total_updates), saved.c_str(), run_dir.c_str());
+    }
+    return signals.exit_code();
+  }
   model.state = net->state_dict();
   if (data.test.size() > 0) {
     // Over MPI the test rows are split across ranks and the sums all-reduced (every rank must take part).

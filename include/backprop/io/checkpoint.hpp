@@ -5,8 +5,16 @@
 //                              "optimizer.0.momentum_buffer", ...)
 //   metadata "checkpoint"      JSON: {"epoch", "step", "data_seed", "scheduler_steps",
 //                              "generators": {"<module name>": {"s": [4 x hex], "seed": hex, "has_spare",
-//                              "spare": hex of the double's bits}}, "best_val_loss", "best_epoch"}
-// Generator states are written as hexadecimal text, so they come back bit for bit.
+//                              "spare": hex of the double's bits}}, "best_val_loss", "best_epoch",
+//                              "since_best", "partial": {"batches", "loss_sum", "correct", "seen", "updates",
+//                              "seconds"}}
+// Generator states and the partial epoch's sums are written as hexadecimal text (the sums as the bits of the
+// double), so they come back bit for bit. "since_best" and "partial" are optional when reading: checkpoints
+// written before they existed load with zeros (an epoch boundary, no epochs without improvement).
+//
+// A checkpoint taken at an epoch boundary has partial.batches == 0. One taken mid-epoch (an interrupted run:
+// SIGINT / SIGTERM) has `epoch` completed epochs plus partial.batches batches of epoch `epoch + 1`, and the
+// running sums of that epoch's metrics, so a resumed run reports the epoch as an uninterrupted one would.
 //
 // In a run folder checkpoints live in RUN/checkpoints/ as epoch-0004.safetensors, ...; the text file
 // RUN/checkpoints/latest names the newest one and is replaced last, after the checkpoint itself is safely on
@@ -31,6 +39,17 @@
 
 namespace backprop::io {
 
+/// The done part of an unfinished epoch (train::EpochProgress, kept here so that io does not depend on
+/// train).
+struct PartialEpoch {
+  std::int64_t batches = 0;  // batches of the epoch done (0: the checkpoint is at an epoch boundary)
+  double loss_sum = 0.0;     // sum over those batches of batch-mean loss x rows
+  double correct = 0.0;      // correctly classified rows so far
+  std::int64_t seen = 0;     // rows so far
+  std::int64_t updates = 0;  // optimiser updates in the epoch so far
+  double seconds = 0.0;      // time spent in the epoch so far
+};
+
 struct Checkpoint {
   ModelFile model;                          // weights, architecture, preprocessing, config
   std::map<std::string, Tensor> optimizer;  // Optimizer::state()
@@ -41,6 +60,8 @@ struct Checkpoint {
   std::map<std::string, Generator::State> generators;              // module name -> its own Generator's state
   double best_val_loss = std::numeric_limits<double>::infinity();  // for early stopping
   std::int64_t best_epoch = 0;
+  std::int64_t since_best = 0;  // early stopping: epochs since best_epoch without a lower validation loss
+  PartialEpoch partial;         // mid-epoch checkpoints only (partial.batches > 0)
 };
 
 /// Writes a checkpoint file crash-safely. Throws FileError when writing fails.
@@ -51,9 +72,10 @@ void save_checkpoint(const std::string& path, const Checkpoint& checkpoint);
 /// state that is not 4 x 64-bit hex, or any load_model / load_safetensors error.
 Checkpoint load_checkpoint(const std::string& path);
 
-/// Saves DIR/epoch-NNNN.safetensors (NNNN = checkpoint.epoch, zero-padded to 4), then replaces DIR/latest
-/// with that file name and a newline, then removes the oldest epoch-*.safetensors files beyond the newest
-/// `keep` (0 = keep all). Creates DIR if needed. Returns the checkpoint's path.
+/// Saves DIR/epoch-NNNN.safetensors (NNNN = checkpoint.epoch, zero-padded to 4; a mid-epoch checkpoint is
+/// DIR/epoch-NNNN-step-SSSSSSSS.safetensors with SSSSSSSS = checkpoint.step), then replaces DIR/latest with
+/// that file name and a newline, then removes the oldest epoch-*.safetensors files beyond the newest `keep`
+/// (0 = keep all; "oldest" by epoch, then step). Creates DIR if needed. Returns the checkpoint's path.
 std::string write_checkpoint(const std::string& dir, const Checkpoint& checkpoint, int keep = 3);
 
 /// The checkpoint a --resume argument means: a checkpoint file itself; a directory with a `latest` file (a

@@ -112,6 +112,10 @@ Metrics read_metrics(const std::string& path);
 /// file crash-safely: what a resumed run does before it continues after epoch `epoch`. A missing file is
 /// left missing.
 void truncate_metrics(const std::string& path, std::int64_t epoch);
+/// The same for a checkpoint taken mid-epoch, after update `step` of epoch `epoch + 1`: also keeps the
+/// gradient-flow records of epoch `epoch + 1` measured at steps <= `step` (the resumed run continues after
+/// them and does not measure them again).
+void truncate_metrics(const std::string& path, std::int64_t epoch, std::int64_t step);
 
 /// The JSON text of each record (one line, no newline).
 std::string to_json(const EpochRecord& record);

@@ -1,0 +1,128 @@
+// Mid-epoch checkpoints (an interrupted run): the partial epoch's sums and the early-stopping count come back
+// bit for bit, checkpoints written before those fields existed still load, damaged fields are named, and the
+// pruning of old checkpoints orders mid-epoch files between the epochs they sit between.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <backprop/backprop.hpp>
+#include <backprop/io/checkpoint.hpp>
+#include <nlohmann/json.hpp>
+
+#include "cli_test_util.hpp"
+
+namespace bp = backprop;
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+namespace {
+
+bp::io::Checkpoint tiny_checkpoint() {
+  bp::Generator gen(3);
+  bp::io::Checkpoint c;
+  c.model.architecture = {.inputs = 2, .hidden = {3}, .outputs = 2, .activation = "relu"};
+  c.model.preprocessing.task = "classification";
+  c.model.preprocessing.input = "table";
+  c.model.preprocessing.class_names = {"a", "b"};
+  c.model.state = bp::io::build_network(c.model.architecture, gen)->state_dict();
+  return c;
+}
+
+// Rewrites the "checkpoint" metadata of a file through `edit` (the checksum is recomputed by the writer).
+void edit_metadata(const std::string& path, const std::function<void(nlohmann::json&)>& edit) {
+  bp::io::NamedTensors file = bp::io::load_safetensors(path);
+  nlohmann::json meta = nlohmann::json::parse(file.metadata.at("checkpoint"));
+  edit(meta);
+  file.metadata["checkpoint"] = meta.dump();
+  file.metadata.erase(bp::io::kChecksumKey);
+  bp::io::save_safetensors(path, file);
+}
+
+std::string file_error(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const bp::FileError& e) {
+    return e.what();
+  }
+  return "no FileError";
+}
+
+}  // namespace
+
+TEST(MidEpochCheckpoint, PartialEpochAndEarlyStoppingRoundTripBitForBit) {
+  clitest::Scratch s;
+  bp::io::Checkpoint c = tiny_checkpoint();
+  c.epoch = 4;
+  c.step = 4 * 50 + 17;
+  c.best_val_loss = 0.3;
+  c.best_epoch = 2;
+  c.since_best = 2;
+  c.partial = {.batches = 17,
+               .loss_sum = 0.1 + 0.2,
+               .correct = 1.0 / 3.0,
+               .seen = 170,
+               .updates = 17,
+               .seconds = 1e-3 / 7};
+  const std::string path = bp::io::write_checkpoint(s.path("ck"), c);
+  EXPECT_EQ(fs::path(path).filename(), "epoch-0004-step-00000217.safetensors");
+  EXPECT_EQ(clitest::slurp(s.path("ck/latest")), "epoch-0004-step-00000217.safetensors\n");
+  const bp::io::Checkpoint back = bp::io::load_checkpoint(bp::io::resolve_checkpoint(s.path("ck")));
+  EXPECT_EQ(back.since_best, 2);
+  EXPECT_EQ(back.partial.batches, 17);
+  EXPECT_EQ(back.partial.loss_sum, 0.1 + 0.2);  // exactly: stored as the bits of the double
+  EXPECT_EQ(back.partial.correct, 1.0 / 3.0);
+  EXPECT_EQ(back.partial.seen, 170);
+  EXPECT_EQ(back.partial.updates, 17);
+  EXPECT_EQ(back.partial.seconds, 1e-3 / 7);
+}
+
+TEST(MidEpochCheckpoint, OldCheckpointsWithoutTheNewFieldsLoadAtAnEpochBoundary) {
+  clitest::Scratch s;
+  bp::io::Checkpoint c = tiny_checkpoint();
+  c.epoch = 3;
+  c.since_best = 1;
+  const std::string path = bp::io::write_checkpoint(s.path("ck"), c);
+  edit_metadata(path, [](nlohmann::json& m) { m.erase("since_best"); });
+  const bp::io::Checkpoint back = bp::io::load_checkpoint(path);
+  EXPECT_EQ(back.epoch, 3);
+  EXPECT_EQ(back.since_best, 0);
+  EXPECT_EQ(back.partial.batches, 0);
+}
+
+TEST(MidEpochCheckpoint, DamagedPartialFieldsAreNamed) {
+  clitest::Scratch s;
+  bp::io::Checkpoint c = tiny_checkpoint();
+  c.partial = {.batches = 2, .loss_sum = 1.5, .correct = 3, .seen = 20, .updates = 2, .seconds = 0.5};
+  const std::string path = bp::io::write_checkpoint(s.path("ck"), c);
+  edit_metadata(path, [](nlohmann::json& m) { m["partial"]["seen"] = -4; });
+  EXPECT_THAT(file_error([&] { bp::io::load_checkpoint(path); }),
+              HasSubstr("checkpoint field \"partial.seen\" must be an integer >= 0, got -4"));
+  edit_metadata(path, [](nlohmann::json& m) {
+    m["partial"]["seen"] = 20;
+    m["partial"]["loss_sum"] = 1.5;  // a number where the bits of a double are expected
+  });
+  EXPECT_THAT(file_error([&] { bp::io::load_checkpoint(path); }), HasSubstr("partial.loss_sum"));
+  edit_metadata(path, [](nlohmann::json& m) { m["partial"] = "half"; });
+  EXPECT_THAT(file_error([&] { bp::io::load_checkpoint(path); }),
+              HasSubstr("checkpoint field \"partial\" must be an object"));
+}
+
+TEST(MidEpochCheckpoint, PruningOrdersMidEpochFilesBetweenTheirEpochs) {
+  clitest::Scratch s;
+  bp::io::Checkpoint c = tiny_checkpoint();
+  c.epoch = 1;
+  bp::io::write_checkpoint(s.path("ck"), c, 2);
+  c.epoch = 2;
+  bp::io::write_checkpoint(s.path("ck"), c, 2);
+  c.step = 25;
+  c.partial = {.batches = 5, .seen = 50, .updates = 5};
+  bp::io::write_checkpoint(s.path("ck"), c, 2);  // within epoch 3: newer than epoch 2, older than epoch 3
+  EXPECT_FALSE(fs::exists(s.path("ck/epoch-0001.safetensors")));
+  EXPECT_TRUE(fs::exists(s.path("ck/epoch-0002.safetensors")));
+  c.epoch = 3;
+  c.step = 30;
+  c.partial = {};
+  bp::io::write_checkpoint(s.path("ck"), c, 2);
+  EXPECT_FALSE(fs::exists(s.path("ck/epoch-0002.safetensors")));
+  EXPECT_TRUE(fs::exists(s.path("ck/epoch-0002-step-00000025.safetensors")));
+  EXPECT_EQ(bp::io::resolve_checkpoint(s.path("ck")), s.path("ck/epoch-0003.safetensors"));
+}
