@@ -1,11 +1,11 @@
-// AVX-512 f32 GEMM micro-kernels (see gemm_avx512.hpp for the two forms and their summation order). Every
+// AVX-512 f32 GEMM micro-kernels (see gemm_avx512.hpp for the tiling and the summation order). Every
 // function that uses AVX-512 instructions carries the target attribute, so this file builds without
 // -march=native and the code runs only after available() said yes.
 #include "kernels/gemm_avx512.hpp"
 
 #include <immintrin.h>
 
-#include <cmath>
+#include <vector>
 
 #define BP_AVX512 __attribute__((target("avx512f")))
 
@@ -113,113 +113,60 @@ BP_AVX512 void sgemm_bcast(bool ta, i64 m, i64 n, i64 k, float alpha, const floa
   }
 }
 
-// ---- dot form: op(A) = A, op(B) = B^T ---------------------------------------------------------------------
+// ---- packed form: op(B) = B^T, B^T copied into panels of 32 columns, then the broadcast kernel
+// ---------------
 
-// Sum of the 16 lanes of v down to 4: lane l of the result is (v[l] + v[l + 8]) + (v[l + 4] + v[l + 12]).
-// (The masked forms of the shuffles take their pass-through operand explicitly: GCC 12's unmasked ones start
-// from an "undefined" register that -Werror=uninitialized rejects.)
-BP_AVX512 inline __m128 quarter(__m512 v) {
-  const __m512 h = _mm512_add_ps(v, _mm512_mask_shuffle_f32x4(v, 0xFFFF, v, v, 0x4E));  // 128-bit lanes 2301
-  const __m512 q = _mm512_add_ps(h, _mm512_mask_shuffle_f32x4(h, 0xFFFF, h, h, 0xB1));  // 1032
-  return _mm512_mask_extractf32x4_ps(_mm_setzero_ps(), 0xF, q, 0);
+// 8 x 8 transpose: rows r[0..7] of 8 floats become its columns.
+BP_AVX512 inline void transpose8(__m256 r[8]) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 2; ++i) {
+    u[4 * i] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+    u[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+    u[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    u[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+    r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+  }
 }
 
-// Sums of the 16 lanes of each of u0..u3, as 4 floats: quarters, then two rounds of pairwise adds.
-BP_AVX512 inline __m128 reduce4(__m512 u0, __m512 u1, __m512 u2, __m512 u3) {
-  return _mm_hadd_ps(_mm_hadd_ps(quarter(u0), quarter(u1)), _mm_hadd_ps(quarter(u2), quarter(u3)));
-}
-
-// MR rows of A x NR rows of B (NR columns of C), both read along k.
-template <int MR, int NR>
-BP_AVX512 void tile_dot(i64 k, const float* a, i64 lda, const float* b, i64 ldb, float alpha, float beta,
-                        float* c, i64 ldc) {
-  __m512 acc[MR][4];
-#pragma GCC unroll 4
-  for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 4
-    for (int q = 0; q < 4; ++q) acc[r][q] = _mm512_setzero_ps();
-  const i64 full = k / 16 * 16;
-  for (i64 p = 0; p < full; p += 16) {
-    __m512 av[MR], bv[NR];
-#pragma GCC unroll 4
-    for (int r = 0; r < MR; ++r) av[r] = _mm512_loadu_ps(a + r * lda + p);
-#pragma GCC unroll 4
-    for (int q = 0; q < NR; ++q) bv[q] = _mm512_loadu_ps(b + q * ldb + p);
-#pragma GCC unroll 4
-    for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 4
-      for (int q = 0; q < NR; ++q) acc[r][q] = _mm512_fmadd_ps(av[r], bv[q], acc[r][q]);
-  }
-  if (full < k) {  // the tail of k: absent lanes load as zero and add 0 * 0
-    const __mmask16 mask = lanes(k - full);
-    __m512 av[MR], bv[NR];
-#pragma GCC unroll 4
-    for (int r = 0; r < MR; ++r) av[r] = _mm512_maskz_loadu_ps(mask, a + r * lda + full);
-#pragma GCC unroll 4
-    for (int q = 0; q < NR; ++q) bv[q] = _mm512_maskz_loadu_ps(mask, b + q * ldb + full);
-#pragma GCC unroll 4
-    for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 4
-      for (int q = 0; q < NR; ++q) acc[r][q] = _mm512_fmadd_ps(av[r], bv[q], acc[r][q]);
-  }
-#pragma GCC unroll 4
-  for (int r = 0; r < MR; ++r) {
-    // Columns beyond NR reduce zero accumulators: the same tree for every column, whatever the tile width.
-    alignas(16) float sums[4];
-    _mm_store_ps(sums, reduce4(acc[r][0], acc[r][1], acc[r][2], acc[r][3]));
-    float* cr = c + r * ldc;
-#pragma GCC unroll 4
-    for (int q = 0; q < NR; ++q) {
-      const float y = alpha * sums[q];
-      cr[q] = beta == 0.0f ? y : std::fma(beta, cr[q], y);
+// panel[p * 32 + j] = B[j, p] for the `cols` (<= 32) rows j of B at b, every p < k; columns j >= cols are 0.
+BP_AVX512 void pack_bt(i64 k, i64 cols, const float* b, i64 ldb, float* panel) {
+  const i64 k8 = k / 8 * 8;
+  for (i64 j = 0; j < 32; j += 8) {
+    if (j + 8 <= cols) {
+      for (i64 p = 0; p < k8; p += 8) {
+        __m256 r[8];
+        for (int q = 0; q < 8; ++q) r[q] = _mm256_loadu_ps(b + (j + q) * ldb + p);
+        transpose8(r);
+        for (int q = 0; q < 8; ++q) _mm256_storeu_ps(panel + (p + q) * 32 + j, r[q]);
+      }
+      for (i64 p = k8; p < k; ++p)
+        for (i64 q = 0; q < 8; ++q) panel[p * 32 + j + q] = b[(j + q) * ldb + p];
+    } else {
+      for (i64 p = 0; p < k; ++p)
+        for (i64 q = 0; q < 8; ++q) panel[p * 32 + j + q] = j + q < cols ? b[(j + q) * ldb + p] : 0.0f;
     }
   }
 }
 
-template <int MR>
-BP_AVX512 void cols_dot(i64 n, i64 k, const float* a, i64 lda, const float* b, i64 ldb, float alpha,
-                        float beta, float* c, i64 ldc, i64 j) {
-  const float* bj = b + j * ldb;
-  float* cj = c + j;
-  switch (n - j < 4 ? n - j : 4) {
-    case 4:
-      tile_dot<MR, 4>(k, a, lda, bj, ldb, alpha, beta, cj, ldc);
-      break;
-    case 3:
-      tile_dot<MR, 3>(k, a, lda, bj, ldb, alpha, beta, cj, ldc);
-      break;
-    case 2:
-      tile_dot<MR, 2>(k, a, lda, bj, ldb, alpha, beta, cj, ldc);
-      break;
-    case 1:
-      tile_dot<MR, 1>(k, a, lda, bj, ldb, alpha, beta, cj, ldc);
-      break;
-    default:
-      break;
-  }
-}
-
-BP_AVX512 void sgemm_dot(i64 m, i64 n, i64 k, float alpha, const float* a, i64 lda, const float* b, i64 ldb,
-                         float beta, float* c, i64 ldc) {
-  // Four rows of B (4 x k) stay in L1 while every row tile of A streams past them.
-  for (i64 j = 0; j < n; j += 4) {
-    i64 i = 0;
-    for (; i + 4 <= m; i += 4) cols_dot<4>(n, k, a + i * lda, lda, b, ldb, alpha, beta, c + i * ldc, ldc, j);
-    const float* ai = a + i * lda;
-    float* ci = c + i * ldc;
-    switch (m - i) {
-      case 3:
-        cols_dot<3>(n, k, ai, lda, b, ldb, alpha, beta, ci, ldc, j);
-        break;
-      case 2:
-        cols_dot<2>(n, k, ai, lda, b, ldb, alpha, beta, ci, ldc, j);
-        break;
-      case 1:
-        cols_dot<1>(n, k, ai, lda, b, ldb, alpha, beta, ci, ldc, j);
-        break;
-      default:
-        break;
-    }
+BP_AVX512 void sgemm_packed(i64 m, i64 n, i64 k, float alpha, const float* a, i64 lda, const float* b,
+                            i64 ldb, float beta, float* c, i64 ldc) {
+  // One panel (k x 32 floats) per thread, kept between calls: no allocation after the first product.
+  thread_local std::vector<float> panel;
+  if (panel.size() < static_cast<std::size_t>(k * 32)) panel.resize(static_cast<std::size_t>(k * 32));
+  for (i64 j = 0; j < n; j += 32) {
+    const i64 cols = n - j < 32 ? n - j : 32;
+    pack_bt(k, cols, b + j * ldb, ldb, panel.data());
+    if (cols > 16)
+      rows_bcast<2>(m, k, a, lda, 1, panel.data(), 32, lanes(cols - 16), alpha, beta, c + j, ldc);
+    else
+      rows_bcast<1>(m, k, a, lda, 1, panel.data(), 32, lanes(cols), alpha, beta, c + j, ldc);
   }
 }
 
@@ -230,7 +177,7 @@ void sgemm(bool transpose_a, bool transpose_b, i64 m, i64 n, i64 k, float alpha,
   if (!transpose_b)
     sgemm_bcast(transpose_a, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   else
-    sgemm_dot(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    sgemm_packed(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 }  // namespace backprop::kernels::avx512

@@ -3,20 +3,19 @@
 // its time packing its operands.
 //
 //   if (kernels::avx512::available())
-//     kernels::avx512::sgemm(false, true, m, n, k, 1.0f, x, k, w, k, 0.0f, y, n);   // Y = X W^T
+//     kernels::avx512::sgemm(false, true, m, n, k, 1.0f, x, k, w, k, 0.0f, y, n);   // Y[m, n] = X W^T
 //
-// Two kernels, neither packs anything:
-// - broadcast form, for op(B) = B (transpose_b false), op(A) = A or A^T: an 8 x 32 tile of C is held in 16
-//   zmm registers; each step p of the k loop loads row p of B (two vectors) and broadcasts the 8 values
-//   op(A)[i, p] (wherever A keeps them), 16 FMAs. C[i, j] = alpha * sum_p op(A)[i, p] B[p, j] (+ beta C),
-//   with the sum taken in order p = 0, 1, ..., k-1 in one lane.
-// - dot form, for op(A) = A, op(B) = B^T (x W^T, the forward of a linear layer): rows of A and of B are both
-//   contiguous along k, so a 4 x 4 tile of C keeps 16 vector accumulators of 16 partial sums each (lane l
-//   sums p = l, l + 16, ...; the tail of k is loaded under a mask) and reduces them at the end with one fixed
-//   tree (halves, then quarters, then pairwise).
-// In both, every element of C is computed by the same sequence of operations wherever its tile lies, so a
-// row block of C (gemm_raw's threads) gives bit-identical results to the whole product. A^T with B^T is not
-// covered (OpenBLAS handles it).
+// One register-tiled kernel, the broadcast form: an 8 x 32 tile of C is held in 16 zmm registers; each step p
+// of the k loop loads row p of op(B) (two vectors, the last one masked to the columns that exist) and
+// broadcasts the 8 values op(A)[i, p] from wherever A keeps them (a row of A, or a column of A for A^T), 16
+// FMAs. C[i, j] = alpha * sum_p op(A)[i, p] op(B)[p, j] (+ beta C), the sum taken in order p = 0, 1, ..., k-1
+// in one vector lane.
+// - op(B) = B (dX = dY W, dW = dY^T X): B's rows are read in place, nothing is packed.
+// - op(B) = B^T (x W^T, the forward of a linear layer): 32 rows of B at a time are transposed (8 x 8 blocks
+//   in registers) into a k x 32 panel per thread, which the same kernel then reads as it reads B.
+// Every element of C is computed by the same sequence of operations wherever its tile lies, so a row block
+// of C (gemm_raw's threads) gives bit-identical results to the whole product. A^T with B^T is not covered
+// (OpenBLAS handles it).
 #pragma once
 
 #include <cstdint>
@@ -34,7 +33,8 @@ constexpr bool supports(bool transpose_a, bool transpose_b) {
 /// C[m, n] = alpha op(A) op(B) + beta C on row-major f32 buffers with leading dimensions lda, ldb, ldc
 /// (op(A) is [m, k], op(B) is [k, n]). When beta == 0, C is only written (it may hold NaN). m, n, k >= 1;
 /// requires supports(transpose_a, transpose_b) and available(). Reads exactly the elements of A, B and C
-/// that the product uses (tails are masked), so it never touches memory outside the matrices.
+/// that the product uses (tails are masked), so it never touches memory outside the matrices. The first
+/// op(B) = B^T product on a thread allocates that thread's panel (4 k x 32 bytes, grown when k grows).
 void sgemm(bool transpose_a, bool transpose_b, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
            const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
            std::int64_t ldc);

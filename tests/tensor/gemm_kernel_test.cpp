@@ -88,7 +88,7 @@ TEST(GemmKernel, MatchesFloat64ReferenceWithTails) {
   for (bool ta : {false, true})
     for (bool tb : {false, true}) {
       if (!avx::supports(ta, tb)) continue;
-      // Around the tiles: 8 rows x 32 columns (broadcast form), 4 x 4 with k in steps of 16 (dot form).
+      // Around the tiles: 8 rows x 32 columns, B^T transposed in 8 x 8 blocks (k and n tails).
       for (std::int64_t m : {1, 3, 4, 7, 8, 9, 16, 17, 33})
         for (std::int64_t n : {1, 3, 5, 10, 16, 17, 31, 32, 33, 65})
           for (std::int64_t k : {1, 2, 15, 16, 17, 33, 100}) {
@@ -181,12 +181,14 @@ TEST(GemmKernel, GemmRawIsBitIdenticalAcrossThreadCounts) {
 }
 
 TEST(GemmKernel, DispatchIsByShapeOnly) {
-  // Never for f64, for A^T B^T, for one row or for k < 16; the same answer whatever the thread count.
+  // Never for f64, for A^T B^T, for one row, for k < 16, for x W^T with few rows; the same answer whatever
+  // the thread count.
   EXPECT_FALSE(bp::kernels::use_own_sgemm(bp::f64, false, false, 64, 64, 64));
   EXPECT_FALSE(bp::kernels::use_own_sgemm(bp::f32, true, true, 64, 64, 64));
   EXPECT_FALSE(bp::kernels::use_own_sgemm(bp::f32, false, false, 1, 256, 128));
   EXPECT_FALSE(bp::kernels::use_own_sgemm(bp::f32, false, false, 32, 128, 10));
   EXPECT_FALSE(bp::kernels::use_own_sgemm(bp::f32, false, false, 1024, 1024, 1024));
+  EXPECT_FALSE(bp::kernels::use_own_sgemm(bp::f32, false, true, 8, 256, 784));
   EXPECT_EQ(bp::kernels::use_own_sgemm(bp::f32, true, false, 256, 784, 32), avx::available());
   const int saved = bp::get_num_threads();
   bp::set_num_threads(1);
