@@ -315,6 +315,9 @@ int run_train(const TrainArgs& args) {
                    signals.name().c_str(), static_cast<long long>(epoch),
                    static_cast<long long>(history.total_updates), saved.c_str(), run_dir.c_str());
     }
+    // Every rank leaves with 128 + signal, and mpirun ends the job as soon as one rank exits non-zero: the
+    // others wait here until rank 0's checkpoint is on disk.
+    if (distributed) mpi->barrier();
     return signals.exit_code();
   }
   model.state = net->state_dict();
