@@ -61,6 +61,7 @@ constexpr const char* kOptimizerPrefix = "optimizer.";
 void save_checkpoint(const std::string& path, const Checkpoint& c) {
   NamedTensors out = to_named(c.model, kCheckpointFormat);
   for (const auto& [key, t] : c.optimizer) out.tensors.emplace_back(kOptimizerPrefix + key, t.detach());
+  for (const auto& [name, t] : c.best_state) out.tensors.emplace_back(kBestStatePrefix + name, t.detach());
   json gens = json::object();
   for (const auto& [name, st] : c.generators)
     gens[name] = {{"s", {hex(st.s[0]), hex(st.s[1]), hex(st.s[2]), hex(st.s[3])}},
@@ -162,6 +163,8 @@ Checkpoint load_checkpoint(const std::string& path) {
   for (const auto& [name, t] : file.tensors)
     if (name.rfind(kOptimizerPrefix, 0) == 0)
       c.optimizer.emplace(name.substr(std::strlen(kOptimizerPrefix)), t);
+    else if (name.rfind(kBestStatePrefix, 0) == 0)
+      c.best_state.emplace(name.substr(std::strlen(kBestStatePrefix)), t);
   return c;
 }
 

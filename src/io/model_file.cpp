@@ -198,6 +198,7 @@ ModelFile from_named(const NamedTensors& file, const std::string& path, const st
   for (const auto& [name, t] : file.tensors) {
     if (name.rfind("preprocess.", 0) == 0) continue;
     if (!ignore_prefix.empty() && name.rfind(ignore_prefix, 0) == 0) continue;
+    if (format->second == kCheckpointFormat && name.rfind(kBestStatePrefix, 0) == 0) continue;
     m.state.emplace(name, t);
   }
   return m;

@@ -126,3 +126,40 @@ TEST(MidEpochCheckpoint, PruningOrdersMidEpochFilesBetweenTheirEpochs) {
   EXPECT_TRUE(fs::exists(s.path("ck/epoch-0002-step-00000025.safetensors")));
   EXPECT_EQ(bp::io::resolve_checkpoint(s.path("ck")), s.path("ck/epoch-0003.safetensors"));
 }
+
+TEST(MidEpochCheckpoint, EarlyStoppingAcrossAResumeRestoresTheBestEpochSavedBeforeIt) {
+  clitest::Scratch s;
+  // Noisy classes and a large network: the validation loss turns up after a few epochs.
+  bp::Generator gen(7);
+  std::string csv = "a,b,c,d,y\n";
+  for (int i = 0; i < 300; ++i) {
+    const int c = i % 3;
+    csv += std::to_string(c + 2 * gen.normal()) + "," + std::to_string(2 * c + 4 * gen.normal()) + "," +
+           std::to_string(gen.normal()) + "," + std::to_string(gen.normal()) + ",k" + std::to_string(c) +
+           "\n";
+  }
+  clitest::write(s.path("noisy.csv"), csv);
+  const std::string args =
+      "train --data " + s.path("noisy.csv") +
+      " --layers 64,64 --dropout 0 --batch-size 10 --optimizer adam --lr 0.01 --schedule none "
+      "--threads 1 --seed 5 --grad-flow 0 --early-stopping 3 --val-split 0.3 --quiet ";
+  ASSERT_EQ(clitest::run(s, args + "--epochs 60 --out " + s.path("straight")).code, 0);
+  const auto straight = nlohmann::json::parse(clitest::slurp(s.path("straight/summary.json")));
+  ASSERT_EQ(straight["status"], "stopped_early");
+  const int stop = straight["epochs_run"], best = straight["best_epoch"];
+  ASSERT_LT(best, stop - 1);  // the best epoch lies before the point where the split run is resumed
+  // The same run cut one epoch before it stops, then resumed: the best weights come from the checkpoint.
+  ASSERT_EQ(clitest::run(s, args + "--epochs " + std::to_string(stop - 1) + " --checkpoint-every 1 --out " +
+                                s.path("split"))
+                .code,
+            0);
+  const bp::io::Checkpoint ck = bp::io::load_checkpoint(bp::io::resolve_checkpoint(s.path("split")));
+  EXPECT_EQ(ck.best_epoch, best);
+  EXPECT_FALSE(ck.best_state.empty());
+  const auto r = clitest::run(s, "train --quiet --resume " + s.path("split") + " --epochs 60");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto resumed = nlohmann::json::parse(clitest::slurp(s.path("split/summary.json")));
+  EXPECT_EQ(resumed["status"], "stopped_early");
+  EXPECT_EQ(resumed["best_epoch"], best);
+  EXPECT_TRUE(clitest::same_tensors(s.path("straight/model.safetensors"), s.path("split/model.safetensors")));
+}

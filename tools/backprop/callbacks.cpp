@@ -123,14 +123,17 @@ bool MetricsLogger::on_epoch_end(const bp::train::EpochMetrics& m) {
 
 Checkpointer::Checkpointer(std::string dir, std::int64_t every, std::int64_t last_epoch,
                            std::int64_t start_step, bp::train::EarlyStoppingState early,
-                           std::int64_t patience, Maker make)
+                           std::int64_t patience, std::map<std::string, bp::Tensor> best_state, Maker make,
+                           Snapshot snapshot)
     : dir_(std::move(dir)),
       every_(every),
       last_epoch_(last_epoch),
       step_(start_step),
       early_(early),
       patience_(patience),
-      make_(std::move(make)) {}
+      best_state_(std::move(best_state)),
+      make_(std::move(make)),
+      snapshot_(std::move(snapshot)) {}
 
 void Checkpointer::on_batch_end(const bp::train::StepInfo& info) {
   step_ = info.step;
@@ -142,6 +145,7 @@ bool Checkpointer::on_epoch_end(const bp::train::EpochMetrics& m) {
       early_.best_val_loss = m.val_loss;
       early_.best_epoch = m.epoch;
       early_.since_best = 0;
+      if (patience_ > 0 && every_ > 0) best_state_ = snapshot_();
     } else if (patience_ > 0) {
       ++early_.since_best;
     }
@@ -153,6 +157,7 @@ bool Checkpointer::on_epoch_end(const bp::train::EpochMetrics& m) {
   c.best_val_loss = early_.best_val_loss;
   c.best_epoch = early_.best_epoch;
   c.since_best = early_.since_best;
+  c.best_state = best_state_;
   bp::io::write_checkpoint(dir_, c);
   ++written_;
   return false;

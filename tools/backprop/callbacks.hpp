@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <functional>
+#include <map>
 #include <string>
 
 namespace cli {
@@ -46,13 +47,16 @@ class MetricsLogger : public backprop::train::Callback {
 
 /// Every `every` epochs (and after the last one) writes RUN/checkpoints/epoch-NNNN.safetensors and updates
 /// `latest`. `make` fills in the model part and the optimiser / scheduler / RNG state; this callback adds the
-/// counters and the early-stopping state (tracked as fit() tracks it: since_best counts only with a
-/// patience).
+/// counters and the early-stopping state, tracked as fit() tracks it: since_best counts only with a patience,
+/// and then `snapshot` (the model's state_dict, cloned) keeps the best epoch's weights for the checkpoint.
+/// `best_state`: those of a resumed run's checkpoint.
 class Checkpointer : public backprop::train::Callback {
  public:
   using Maker = std::function<backprop::io::Checkpoint()>;
+  using Snapshot = std::function<std::map<std::string, backprop::Tensor>()>;
   Checkpointer(std::string dir, std::int64_t every, std::int64_t last_epoch, std::int64_t start_step,
-               backprop::train::EarlyStoppingState early, std::int64_t patience, Maker make);
+               backprop::train::EarlyStoppingState early, std::int64_t patience,
+               std::map<std::string, backprop::Tensor> best_state, Maker make, Snapshot snapshot);
   void on_batch_end(const backprop::train::StepInfo& info) override;
   bool on_epoch_end(const backprop::train::EpochMetrics& m) override;
   std::int64_t written() const { return written_; }
@@ -62,7 +66,9 @@ class Checkpointer : public backprop::train::Callback {
   std::int64_t every_, last_epoch_, step_;
   backprop::train::EarlyStoppingState early_;
   std::int64_t patience_;
+  std::map<std::string, backprop::Tensor> best_state_;
   Maker make_;
+  Snapshot snapshot_;
   std::int64_t written_ = 0;
 };
 

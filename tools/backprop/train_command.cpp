@@ -193,6 +193,14 @@ int run_train(const TrainArgs& args) {
                       .updates = ck.partial.updates,
                       .seconds = ck.partial.seconds};
     early = {.best_val_loss = ck.best_val_loss, .best_epoch = ck.best_epoch, .since_best = ck.since_best};
+    if (!ck.best_state.empty()) {
+      const auto state = net->state_dict();
+      bool fits = ck.best_state.size() == state.size();
+      for (const auto& [name, t] : state)
+        fits = fits && ck.best_state.count(name) && ck.best_state.at(name).shape() == t.shape();
+      BP_CHECK(fits, FileError, eff.checkpoint,
+               ": the best_state.* tensors do not match the network's parameters and buffers");
+    }
     files.prepare_resume(start_epoch, start_step);
   } else {
     files.prepare_fresh();
@@ -241,8 +249,14 @@ int run_train(const TrainArgs& args) {
     c.generators = bp::io::module_generators(*net);
     return c;
   };
+  const auto snapshot = [&] {
+    std::map<std::string, bp::Tensor> state;
+    bp::NoGradGuard no_grad;
+    for (const auto& [name, t] : net->state_dict()) state.emplace(name, t.detach().clone());
+    return state;
+  };
   Checkpointer checkpointer(files.checkpoints(), cfg.run.checkpoint_every, cfg.train.epochs, start_step,
-                            early, cfg.train.early_stopping, make_checkpoint);
+                            early, cfg.train.early_stopping, eff.saved.best_state, make_checkpoint, snapshot);
   // SIGINT / SIGTERM from here on: fit() returns after the current update, and the run saves that point.
   StopSignals signals;
   bp::train::FitOptions fit{.epochs = cfg.train.epochs,
@@ -265,6 +279,9 @@ int run_train(const TrainArgs& args) {
                             .start_progress = start_progress,
                             .early_stopping = early,
                             .stop = signals.flag()};
+  // The best epoch's weights, saved before the resume, so that early stopping can still restore them.
+  if (resuming && !eff.saved.best_state.empty() && cfg.train.early_stopping > 0 && early.best_epoch > 0)
+    fit.best_state = &eff.saved.best_state;
   if (root) fit.callbacks = {&*logger, &checkpointer};
   if (talk) fit.callbacks.push_back(&progress);
 
@@ -296,6 +313,7 @@ int run_train(const TrainArgs& args) {
       c.best_val_loss = history.early_stopping.best_val_loss;
       c.best_epoch = history.early_stopping.best_epoch;
       c.since_best = history.early_stopping.since_best;
+      c.best_state = history.best_state;
       const bp::train::EpochProgress& p = history.partial;
       c.partial = {.batches = p.batches,
                    .loss_sum = p.loss_sum,

@@ -3,6 +3,8 @@
 // A checkpoint is a model file (model_file.hpp) with "format" = "backprop.checkpoint/1" plus:
 //   tensors "optimizer.<key>"  every entry of Optimizer::state() ("optimizer.step", "optimizer.lr",
 //                              "optimizer.0.momentum_buffer", ...)
+//   tensors "best_state.<name>" with early stopping: the state_dict of best_epoch, so that a resumed run can
+//                              still restore the best weights (optional)
 //   metadata "checkpoint"      JSON: {"epoch", "step", "data_seed", "scheduler_steps",
 //                              "generators": {"<module name>": {"s": [4 x hex], "seed": hex, "has_spare",
 //                              "spare": hex of the double's bits}}, "best_val_loss", "best_epoch",
@@ -62,6 +64,7 @@ struct Checkpoint {
   std::int64_t best_epoch = 0;
   std::int64_t since_best = 0;  // early stopping: epochs since best_epoch without a lower validation loss
   PartialEpoch partial;         // mid-epoch checkpoints only (partial.batches > 0)
+  std::map<std::string, Tensor> best_state;  // early stopping: the weights of best_epoch (may be empty)
 };
 
 /// Writes a checkpoint file crash-safely. Throws FileError when writing fails.

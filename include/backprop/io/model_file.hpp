@@ -83,6 +83,9 @@ struct ModelFile {
 /// The metadata value of "format" in model files and in checkpoints.
 inline constexpr const char* kModelFormat = "backprop.model/1";
 inline constexpr const char* kCheckpointFormat = "backprop.checkpoint/1";
+/// In a checkpoint, the weights of the best epoch so far (for early stopping's restore) are stored as tensors
+/// "best_state.<name>"; they are not part of the model, and from_named skips them in a checkpoint.
+inline constexpr const char* kBestStatePrefix = "best_state.";
 
 /// Writes a model file crash-safely (see save_safetensors). Throws ValueError when training_json is not a
 /// JSON object or a state name collides with "preprocess.*"; FileError when writing fails.
