@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cmath>
 #include <csignal>
+#include <regex>
 #include <thread>
 
 #include "cli_test_util.hpp"
@@ -182,6 +183,16 @@ TEST(MpiCli, ErrorsEndTheJobWithTheMessageAndTheExitCode) {
   const auto tiny = mpirun(s, 2, recipe(s) + "--batch-size 1 --out " + s.path("t"));
   EXPECT_EQ(tiny.code, 2);
   EXPECT_THAT(tiny.err, HasSubstr("is the global batch, split over 2 ranks"));
+  // An error on rank 1 alone (its data file is missing) while rank 0 already waits in dist::fit's first
+  // collective: rank 1 reports it, prefixed, and ends the job; nothing hangs. (MPMD launch: one command line
+  // per rank.)
+  const std::string good = recipe(s) + "--epochs 2 --out " + s.path("mpmd");
+  const auto alone = mpirun(s, 1,
+                            good + " : -np 1 " + clitest::quote(clitest::kCli) + " " +
+                                std::regex_replace(good, std::regex("blobs\\.csv"), "missing.csv"));
+  EXPECT_EQ(alone.code, 3);
+  EXPECT_THAT(alone.err, HasSubstr("backprop train: rank 1: error: --data"));
+  EXPECT_THAT(alone.err, HasSubstr("missing.csv"));
 }
 
 TEST(MpiCli, SigtermToMpirunStopsEveryRankAtTheSameUpdateAndTheRunResumes) {
