@@ -201,12 +201,12 @@ TEST(MpiCli, SigtermToMpirunStopsEveryRankAtTheSameUpdateAndTheRunResumes) {
   clitest::write(s.path("blobs.csv"), clitest::blobs_csv(31, 400));  // 1080 training rows, 108 batches
   const std::string args = "train --data " + s.path("blobs.csv") +
                            " --layers 32,16 --dropout 0 --batch-size 10 --optimizer momentum --lr 0.02 "
-                           "--schedule step:1:0.9 --threads 1 --seed 3 --grad-flow 7 --epochs 80 --quiet ";
+                           "--schedule step:1:0.9 --threads 1 --seed 3 --grad-flow 7 --epochs 120 --quiet ";
   ASSERT_EQ(mpirun(s, 2, args + "--out " + s.path("straight")).code, 0);
   const pid_t pid = spawn_mpirun(s, 2, args + "--out " + s.path("stopped"));
   ASSERT_GT(pid, 0);
   // Wait for two finished epochs, then signal mpirun, which forwards SIGTERM to every rank (OpenMPI 4.1 takes
-  // a few tenths of a second to do so: 80 epochs of about 15 ms leave time).
+  // a few tenths of a second to do so: 120 epochs of about 15 ms leave time).
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   int status = 0;
   bool exited = false;
@@ -231,5 +231,5 @@ TEST(MpiCli, SigtermToMpirunStopsEveryRankAtTheSameUpdateAndTheRunResumes) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_TRUE(
       clitest::same_tensors(s.path("straight/model.safetensors"), s.path("stopped/model.safetensors")));
-  EXPECT_EQ(bp::io::read_metrics(s.path("stopped/metrics.jsonl")).epochs.size(), 80u);
+  EXPECT_EQ(bp::io::read_metrics(s.path("stopped/metrics.jsonl")).epochs.size(), 120u);
 }
