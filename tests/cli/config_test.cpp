@@ -237,6 +237,20 @@ TEST(Config, ValidateChecksKeysTogether) {
                 c.train.batch_size = 1;
               }),
               HasSubstr("batch of one"));
+  EXPECT_THAT(error([](cfg::Config& c) { c.model.sync_batchnorm = true; }),
+              HasSubstr("model.sync_batchnorm (--sync-batchnorm) needs model.batchnorm (--batchnorm)"));
+  EXPECT_EQ(error([](cfg::Config& c) { c.model.sync_batchnorm = c.model.batchnorm = true; }), "(no error)");
+}
+
+TEST(Config, SyncBatchnormAndDetectAnomalyKeys) {
+  const cfg::Config c =
+      cfg::parse_toml("[model]\nbatchnorm = true\nsync_batchnorm = true\n[run]\ndetect_anomaly = true\n");
+  EXPECT_TRUE(c.model.sync_batchnorm);
+  EXPECT_TRUE(c.run.detect_anomaly);
+  EXPECT_FALSE(cfg::Config{}.model.sync_batchnorm);
+  EXPECT_FALSE(cfg::Config{}.run.detect_anomaly);
+  EXPECT_THAT(config_error("[run]\ndetect_anomaly = 1\n"), HasSubstr("run.detect_anomaly"));
+  EXPECT_THAT(set_error("model.sync_batchnorm", "maybe", "--sync-batchnorm"), HasSubstr("--sync-batchnorm"));
 }
 
 TEST(Config, ClosestOnlySuggestsLikelyTypos) {

@@ -92,6 +92,12 @@ void expect_resume_is_identical(const Scratch& s, const std::string& straight, c
   EXPECT_EQ(summary["interrupted"]["signal"], signal);
   EXPECT_EQ(summary["interrupted"]["step"], ck.step);
 
+  // Fewer epochs than the checkpoint is inside of cannot be resumed.
+  const auto short_run =
+      clitest::run(s, "train --quiet --resume " + out + " --epochs " + std::to_string(ck.epoch));
+  EXPECT_EQ(short_run.code, 2);
+  EXPECT_THAT(short_run.err, HasSubstr("stopped inside epoch " + std::to_string(ck.epoch + 1)));
+
   const auto r = clitest::run(s, "train --quiet --resume " + out);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_TRUE(clitest::same_tensors(straight + "/model.safetensors", out + "/model.safetensors"));

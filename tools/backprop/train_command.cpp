@@ -192,6 +192,9 @@ int run_train(const TrainArgs& args) {
                       .seen = ck.partial.seen,
                       .updates = ck.partial.updates,
                       .seconds = ck.partial.seconds};
+    BP_CHECK(ck.partial.batches == 0 || cfg.train.epochs > ck.epoch, ConfigError, "--epochs ",
+             cfg.train.epochs, ": the checkpoint ", eff.checkpoint, " stopped inside epoch ", ck.epoch + 1,
+             "; a resumed run must train at least ", ck.epoch + 1, " epochs");
     early = {.best_val_loss = ck.best_val_loss, .best_epoch = ck.best_epoch, .since_best = ck.since_best};
     if (!ck.best_state.empty()) {
       const auto state = net->state_dict();
@@ -299,6 +302,7 @@ int run_train(const TrainArgs& args) {
     files.try_report(talk);
     throw;
   }
+  anomaly.reset();  // the checks cover training; evaluation and saving run at full speed
 
   // ---- results
   // -----------------------------------------------------------------------------------------------
