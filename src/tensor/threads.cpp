@@ -1,6 +1,7 @@
-// One thread count for everything. OpenBLAS is pinned to a single thread and backprop splits GEMMs into row
-// blocks itself (src/kernels/gemm.cpp), so there is only one OpenMP pool, no oversubscription, and results do
-// not depend on the thread count.
+// One thread count for everything. BLAS runs on a single thread in every call (src/kernels/gemm.cpp sets the
+// calling thread's OpenMP count to 1 around it: OpenBLAS's OpenMP build reads that count on each call) and
+// backprop splits GEMMs into row blocks itself, so there is only one OpenMP pool, no oversubscription, and
+// results do not depend on the thread count.
 #include <omp.h>
 
 #include <backprop/error.hpp>
