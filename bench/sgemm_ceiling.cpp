@@ -3,8 +3,12 @@
 //
 //   bench_sgemm --threads 1            # OpenBLAS threads for the calls
 //
-// Each shape is timed as the median of several repetitions after a warm-up; FLOPs = 2 m n k.
+// Each shape is timed as the median of several repetitions after a warm-up; FLOPs = 2 m n k. Also the FMA
+// peak: 12 independent chains of AVX-512 FMAs in registers (no memory traffic) on `threads` threads at once,
+// total GFLOP/s ("fma_peak_gflops"; null without AVX-512). Its 2-thread / 1-thread ratio says how much a
+// second thread can add at all on this machine at this moment (a core shared with other work gives ~1).
 #include <cblas.h>
+#include <immintrin.h>
 
 #include <algorithm>
 #include <chrono>
@@ -12,6 +16,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <string>
+#include <thread>
 #include <vector>
 
 extern "C" void openblas_set_num_threads(int);
@@ -46,6 +51,37 @@ double gflops(const Shape& s) {
   return samples[samples.size() / 2];
 }
 
+__attribute__((target("avx512f"))) float fma_chains(std::int64_t iters) {
+  __m512 acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = _mm512_set1_ps(1.0f + static_cast<float>(i) * 1e-7f);
+  const __m512 m = _mm512_set1_ps(0.9999999f), c = _mm512_set1_ps(1e-7f);
+  for (std::int64_t it = 0; it < iters; ++it)
+    for (int i = 0; i < 12; ++i) acc[i] = _mm512_fmadd_ps(acc[i], m, c);
+  alignas(64) float out[16];
+  __m512 sum = acc[0];
+  for (int i = 1; i < 12; ++i) sum = _mm512_add_ps(sum, acc[i]);
+  _mm512_store_ps(out, sum);
+  return out[0];
+}
+
+// Total GFLOP/s of `threads` threads each running the FMA chains (median of 5 samples of ~0.2 s).
+double fma_peak(int threads) {
+  const std::int64_t iters = 20'000'000;
+  std::vector<double> samples;
+  std::vector<float> sink(static_cast<std::size_t>(threads));
+  for (int r = 0; r < 5; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t)
+      pool.emplace_back([&sink, t, iters] { sink[static_cast<std::size_t>(t)] = fma_chains(iters); });
+    for (auto& th : pool) th.join();
+    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    samples.push_back(static_cast<double>(threads) * static_cast<double>(iters) * 12.0 * 32.0 / dt / 1e9);
+  }
+  std::sort(samples.begin(), samples.end());
+  return samples[samples.size() / 2] + 0.0 * static_cast<double>(sink[0]);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -61,7 +97,11 @@ int main(int argc, char** argv) {
       {"wide512_fc1_dw", 1024, 784, 512, true, false},   {"wide512_fc2_fwd", 512, 1024, 1024, false, true},
       {"wide512_fc2_dx", 512, 1024, 1024, false, false}, {"wide512_fc2_dw", 1024, 1024, 512, true, false},
   };
-  std::cout << "{\"impl\": \"openblas\", \"threads\": " << threads;
+  std::cout << "{\"impl\": \"openblas\", \"threads\": " << threads << ", \"fma_peak_gflops\": ";
+  if (__builtin_cpu_supports("avx512f"))
+    std::cout << fma_peak(threads);
+  else
+    std::cout << "null";
   double wide_flop = 0, wide_time = 0;
   for (const Shape& s : shapes) {
     const double g = gflops(s);
