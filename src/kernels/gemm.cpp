@@ -62,12 +62,13 @@ bool own_kernels_enabled() {
 
 bool use_own_sgemm(DType dtype, bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k) {
   // Measured side by side with OpenBLAS 0.3.21 on Zen 4 (bench_micro BM_Sgemm, docs/performance.md). With
-  // op(B) = B (the backward products dX = dY W and dW = dY^T X) the own kernel is 8-23% faster from 8 rows
+  // op(B) = B (the backward products dX = dY W and dW = dY^T X) the own kernel is 6-22% faster from 8 rows
   // and 16 steps of k up, where OpenBLAS packs both operands for little work; it loses on a single row (m = 1
   // is latency-bound in 2 accumulators) and on k < 16. With op(B) = B^T (the forward x W^T) it first
-  // transposes B into panels, which pays from 32 rows of C up (5-17% faster) but not for a few rows or for
-  // fewer than 16 columns. On large products (> 2^27 multiply-adds) OpenBLAS's cache blocking wins or ties.
-  // The choice depends on the whole product's shape only, never on the thread count.
+  // transposes B into panels (each thread of a row split its own), which pays from 32 rows of C up (7-11%
+  // faster) but not for a few rows or for fewer than 16 columns. On large products (> 2^27 multiply-adds)
+  // OpenBLAS's cache blocking wins or ties. The choice depends on the whole product's shape only, never on
+  // the thread count.
   if (dtype != f32 || !avx512::supports(ta, tb) || k < 16 || m * n * k > (std::int64_t{1} << 27))
     return false;
   if (tb ? (m < 32 || n < 16) : m < 8) return false;
