@@ -111,8 +111,11 @@ TEST(FashionMNIST, SigmoidStacksVanishReluHeAndBatchNormDoNot) {
   EXPECT_LT(relu.first_over_last, 10.0);
   EXPECT_GT(batchnorm.first_over_last, 1.0 / 10);
   EXPECT_LT(batchnorm.first_over_last, 10.0);
-  EXPECT_GT(relu.accuracy, 0.6);
-  EXPECT_GT(batchnorm.accuracy, 0.6);
+  // Three epochs of a 10-layer ReLU net land between 0.59 and 0.76 depending on the seed and on the rounding
+  // of the matrix kernel (own AVX-512, OpenBLAS, or the sanitizer build): at least five times chance, where
+  // sigmoid stays at chance.
+  EXPECT_GT(relu.accuracy, 0.5);
+  EXPECT_GT(batchnorm.accuracy, 0.5);
 }
 
 TEST(FashionMNIST, TrainingIsBitIdenticalAcrossThreadCounts) {
