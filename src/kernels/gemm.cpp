@@ -2,11 +2,15 @@
 // faster, CBLAS (OpenBLAS) for everything else. Transposes are passed as flags, never materialised.
 #include <cblas.h>
 #include <omp.h>
+#include <strings.h>
 
 #include <algorithm>
+#include <backprop/error.hpp>
 #include <backprop/threads.hpp>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <string_view>
 
 #include "kernels/gemm_avx512.hpp"
@@ -45,7 +49,33 @@ void blas_call(DType dtype, CBLAS_TRANSPOSE opa, CBLAS_TRANSPOSE opb, int m, int
 // same net ran 5-20x slower at 2^20 and 2^21 than on one thread. At 2^24 none of the small nets' products
 // forks (their largest row block is 64 x 256 x 784 = 12.8M), so --threads 2 is never slower there, and the
 // 784-1024-1024-10 net at batch 512 splits all its big products (blocks of 10^8 MACs, where a fork is noise).
+// Under OMP_WAIT_POLICY=PASSIVE a fork costs ~10 us whatever the load, and splitting paid from 2^21 MACs per
+// block even on the loaded machine (1.38x at batch 128), so the threshold is 2^21 there.
+// BACKPROP_GEMM_SPLIT_MACS=N in the environment replaces either (a whole number >= 1).
 constexpr std::int64_t kParallelGemmWork = std::int64_t{1} << 24;
+constexpr std::int64_t kParallelGemmWorkPassive = std::int64_t{1} << 21;
+
+bool passive_wait_policy() {
+  const char* v = std::getenv("OMP_WAIT_POLICY");  // what libgomp read when it started
+  return v && strcasecmp(v, "passive") == 0;
+}
+
+std::int64_t parallel_gemm_work() {
+  static const std::int64_t work = [] {
+    const char* v = std::getenv("BACKPROP_GEMM_SPLIT_MACS");
+    if (!v) return passive_wait_policy() ? kParallelGemmWorkPassive : kParallelGemmWork;
+    char* end = nullptr;
+    errno = 0;
+    const long long n = std::strtoll(v, &end, 10);
+    if (end == v || *end != '\0' || errno == ERANGE || n < 1)
+      throw ValueError(
+          std::string("BACKPROP_GEMM_SPLIT_MACS: expected a whole number >= 1 (the multiply-adds a "
+                      "thread's row block needs before a product is split), got '") +
+          v + "'");
+    return static_cast<std::int64_t>(n);
+  }();
+  return work;
+}
 // Row blocks are multiples of this, so every block starts on a whole register tile of the BLAS kernel.
 constexpr std::int64_t kRowAlign = 16;
 
@@ -109,7 +139,7 @@ void gemm_raw(DType dtype, const void* a, std::int64_t lda, bool ta, const void*
   const std::int64_t threads = get_num_threads();
   const std::int64_t rows = (m + threads - 1) / threads;
   const std::int64_t block = (rows + kRowAlign - 1) / kRowAlign * kRowAlign;
-  if (threads == 1 || block >= m || block * n * k < kParallelGemmWork || omp_in_parallel()) {
+  if (threads == 1 || block >= m || block * n * k < parallel_gemm_work() || omp_in_parallel()) {
     rows_of_c(0, m);
     return;
   }

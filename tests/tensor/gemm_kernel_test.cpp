@@ -3,11 +3,15 @@
 // exact-size buffers (an out-of-bounds read fails under AddressSanitizer), row blocks bit-identical to the
 // whole product, and gemm_raw's shape dispatch giving the same bits for 1 and 2 threads.
 #include <gtest/gtest.h>
+#include <spawn.h>
+#include <sys/wait.h>
 
 #include <backprop/backprop.hpp>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "kernels/gemm_avx512.hpp"
@@ -196,6 +200,59 @@ TEST(GemmKernel, DispatchIsByShapeOnly) {
   bp::set_num_threads(2);
   EXPECT_EQ(one, bp::kernels::use_own_sgemm(bp::f32, false, false, 32, 256, 128));
   bp::set_num_threads(saved);
+}
+
+// BACKPROP_GEMM_SPLIT_MACS replaces the split threshold; it is read once per process, so each value is tried
+// in a child process running the disabled test below.
+int run_child_with_split(const char* value) {
+  std::string exe = "/proc/self/exe", filter = "--gtest_filter=GemmSplitEnv.DISABLED_Child",
+              disabled = "--gtest_also_run_disabled_tests";
+  char* argv[] = {exe.data(), filter.data(), disabled.data(), nullptr};
+  std::vector<std::string> env_text = {std::string("BACKPROP_GEMM_SPLIT_MACS=") + value,
+                                       "OMP_WAIT_POLICY=PASSIVE"};
+  std::vector<char*> env;
+  for (auto& e : env_text) env.push_back(e.data());
+  env.push_back(nullptr);
+  pid_t pid = -1;
+  if (posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv, env.data()) != 0) return -1;
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+TEST(GemmSplitEnv, DISABLED_Child) {
+  const std::string value = std::getenv("BACKPROP_GEMM_SPLIT_MACS");
+  bp::Generator gen(16);
+  const Problem p{false, true, 64, 64, 64, 1.0f, 0.0f};  // 2^18 multiply-adds: one block under the default
+  Operands o = make(p, gen);
+  bp::set_num_threads(2);
+  if (value == "1") {  // every product with two row blocks splits; the bits stay those of one thread
+    bp::kernels::gemm_raw(bp::f32, o.a.get(), o.lda, p.ta, o.b.get(), o.ldb, p.tb, o.c.get(), p.m, p.n, p.k,
+                          p.alpha, p.beta);
+    const std::vector<float> two(o.c.get(), o.c.get() + p.m * p.n);
+    bp::set_num_threads(1);
+    bp::kernels::gemm_raw(bp::f32, o.a.get(), o.lda, p.ta, o.b.get(), o.ldb, p.tb, o.c.get(), p.m, p.n, p.k,
+                          p.alpha, p.beta);
+    EXPECT_EQ(two, std::vector<float>(o.c.get(), o.c.get() + p.m * p.n));
+    EXPECT_LT(worst_error(p, o), 1e-6);
+  } else {  // not a whole number >= 1: the first product that could split names the variable and the value
+    try {
+      bp::kernels::gemm_raw(bp::f32, o.a.get(), o.lda, p.ta, o.b.get(), o.ldb, p.tb, o.c.get(), p.m, p.n, p.k,
+                            p.alpha, p.beta);
+      ADD_FAILURE() << "no error for BACKPROP_GEMM_SPLIT_MACS=" << value;
+    } catch (const bp::ValueError& e) {
+      EXPECT_NE(std::string(e.what()).find("BACKPROP_GEMM_SPLIT_MACS: expected a whole number >= 1"),
+                std::string::npos);
+      EXPECT_NE(std::string(e.what()).find("'" + value + "'"), std::string::npos);
+    }
+  }
+}
+
+TEST(GemmSplitEnv, ThresholdFromTheEnvironmentSplitsSmallProductsAndBadValuesAreNamed) {
+  EXPECT_EQ(run_child_with_split("1"), 0);
+  EXPECT_EQ(run_child_with_split("0"), 0);
+  EXPECT_EQ(run_child_with_split("lots"), 0);
+  EXPECT_EQ(run_child_with_split("12abc"), 0);
 }
 
 }  // namespace
