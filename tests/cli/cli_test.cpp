@@ -329,6 +329,50 @@ TEST(Cli, BadFilesAreDataErrors) {
   EXPECT_EQ(r.code, 3);
 }
 
+// An output that is also an input is refused before anything is read or trained, and the input is untouched.
+TEST(Cli, OutputsThatWouldOverwriteAnInputAreRefusedAtStartUp) {
+  Scratch s;
+  clitest::write(s.path("train.csv"), clitest::blobs_csv(1, 10));
+  const std::string data = clitest::slurp(s.path("train.csv"));
+  const std::string quick = "--layers 4 --epochs 1 --quiet ";
+  auto r = run(s, "train --data " + s.path("train.csv") + " " + quick + "--out " + s.path("train.csv"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("is also the input --data"));
+  // A file the run writes into its folder (config.toml, metrics.jsonl, ...) given as an input.
+  ASSERT_EQ(run(s, "train --data " + s.path("train.csv") + " " + quick + "--out " + s.path("run")).code, 0);
+  const std::string config = clitest::slurp(s.path("run/config.toml"));
+  r = run(s, "train --config " + s.path("run/config.toml") + " --out " + s.path("run/../run"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("would overwrite its input --config"));
+  EXPECT_THAT(r.err, HasSubstr("config.toml"));
+  EXPECT_EQ(clitest::slurp(s.path("run/config.toml")), config);
+  clitest::write(s.path("run/metrics.jsonl"), data);  // a data file saved where a run writes its metrics
+  r = run(s, "train --data " + s.path("run/metrics.jsonl") + " " + quick + "--out " + s.path("run"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("would overwrite its input --data"));
+  EXPECT_EQ(clitest::slurp(s.path("run/metrics.jsonl")), data);
+  // A run folder that is a file, or that cannot be created.
+  clitest::write(s.path("afile"), "x");
+  r = run(s, "train --data " + s.path("train.csv") + " " + quick + "--out " + s.path("afile"));
+  EXPECT_EQ(r.code, 3);
+  EXPECT_THAT(r.err, HasSubstr("exists and is not a folder"));
+  r = run(s, "train --data " + s.path("train.csv") + " " + quick + "--out " + s.path("afile/sub"));
+  EXPECT_EQ(r.code, 3);
+  EXPECT_THAT(r.err, HasSubstr("afile/sub"));
+  EXPECT_EQ(clitest::slurp(s.path("afile")), "x");
+  // predict --output over the model or the input.
+  r = run(s, "predict --model " + s.path("run/model.safetensors") + " --input " + s.path("train.csv") +
+                 " --output " + s.path("./train.csv"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("is also the input --input"));
+  EXPECT_EQ(clitest::slurp(s.path("train.csv")), data);
+  r = run(s, "predict --model " + s.path("run/model.safetensors") + " --input " + s.path("train.csv") +
+                 " --output " + s.path("run/model.safetensors"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("is also the input --model"));
+  EXPECT_EQ(run(s, "info " + s.path("run/model.safetensors")).code, 0);
+}
+
 TEST(Cli, ModelAndDataThatDoNotFitAreDataErrors) {
   Scratch s;
   clitest::write(s.path("train.csv"), clitest::blobs_csv(1, 10));

@@ -111,6 +111,10 @@ int run_eval(const EvalArgs& a) {
 }
 
 int run_predict(const PredictArgs& a) {
+  // Refused before anything is read: predictions written over the model or the input would destroy them.
+  for (const auto& [flag, path] : {std::pair{"--model", a.model}, std::pair{"--input", a.input}})
+    BP_CHECK(!same_path(a.output, path), ConfigError, "--output ", a.output, ": is also the input ", flag,
+             "; choose another --output");
   const bp::io::ModelFile model = bp::io::load_model(a.model);
   const auto net = bp::io::load_network(model, a.model);
   const bp::Tensor x = load_predict_inputs(model, a.input, a.limit);

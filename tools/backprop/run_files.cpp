@@ -1,12 +1,16 @@
 // The run folder: paths, clean-up before a run, summary.json and the report.
 #include "run_files.hpp"
 
+#include <unistd.h>
+
 #include <backprop/error.hpp>
 #include <backprop/io.hpp>
 #include <backprop/ops.hpp>
+#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 
 #include "callbacks.hpp"
@@ -57,6 +61,35 @@ std::string layers_text(const bp::io::Architecture& a) {
   std::string s = std::to_string(a.inputs);
   for (std::int64_t h : a.hidden) s.append("-").append(std::to_string(h));
   return s.append("-").append(std::to_string(a.outputs));
+}
+
+bool same_path(const std::string& a, const std::string& b) {
+  if (a.empty() || b.empty()) return false;
+  std::error_code ec;
+  if (fs::exists(a, ec) && fs::exists(b, ec)) return fs::equivalent(a, b, ec) && !ec;
+  const fs::path ca = fs::weakly_canonical(a, ec);
+  if (ec) return false;
+  const fs::path cb = fs::weakly_canonical(b, ec);
+  return !ec && ca == cb;
+}
+
+void check_run_folder(const std::string& flag, const std::string& dir,
+                      const std::vector<NamedInput>& inputs) {
+  for (const NamedInput& in : inputs) {
+    BP_CHECK(!same_path(in.path, dir), ConfigError, flag, " ", dir, ": is also the input ", in.flag, " ",
+             in.path, "; choose another ", flag);
+    for (const char* name :
+         {"model.safetensors", "metrics.jsonl", "config.toml", "summary.json", "report.html"})
+      BP_CHECK(!same_path(in.path, (fs::path(dir) / name).string()), ConfigError, flag, " ", dir,
+               ": the run would overwrite its input ", in.flag, " ", in.path, " (the run writes ", name,
+               " there); choose another ", flag);
+  }
+  std::error_code ec;
+  if (fs::exists(dir, ec)) {
+    BP_CHECK(fs::is_directory(dir, ec), FileError, flag, " ", dir, ": exists and is not a folder");
+    BP_CHECK(::access(dir.c_str(), W_OK | X_OK) == 0, FileError, flag, " ", dir,
+             ": the folder is not writable: ", std::strerror(errno));
+  }
 }
 
 // ---- RunFiles

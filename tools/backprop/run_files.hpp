@@ -15,10 +15,28 @@
 #include <chrono>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "data_source.hpp"
 
 namespace cli {
+
+/// An input the command reads: the flag that names it and its path.
+struct NamedInput {
+  std::string flag;  // "--data", "--config", ...
+  std::string path;
+};
+
+/// True when a and b name the same file or folder (after resolving links, `..` and relative paths); false
+/// when either is empty.
+bool same_path(const std::string& a, const std::string& b);
+
+/// Checked before any data is read or anything trained: the run folder `dir` (named by `flag`) must be a
+/// folder or creatable, writable when it exists, and neither it nor a file a run writes into it
+/// (model.safetensors, metrics.jsonl, config.toml, summary.json, report.html) may be one of the inputs.
+/// Throws ConfigError naming both flags and the path (an input would be overwritten), FileError for a folder
+/// that cannot be used.
+void check_run_folder(const std::string& flag, const std::string& dir, const std::vector<NamedInput>& inputs);
 
 class RunFiles {
  public:

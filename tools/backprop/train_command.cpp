@@ -127,6 +127,17 @@ int run_train(const TrainArgs& args) {
     return kOk;
   }
   const bool resuming = !eff.checkpoint.empty();
+  const std::string run_dir = !args.out.empty() ? args.out
+                              : resuming        ? run_dir_of(eff.checkpoint)
+                                                : timestamp_dir();
+  // Before any data is read: a run folder that cannot be written, or whose files would overwrite an input, is
+  // refused now rather than after the training.
+  if (root)
+    check_run_folder(
+        args.out.empty() ? std::string("the run folder") : std::string("--out"), run_dir,
+        {{"--data", cfg.data.source == "fashion-mnist" ? std::string(bp::data::FashionMNIST::default_dir)
+                                                       : cfg.data.source},
+         {"--config", args.config_file}});
   const bool talk = root && !args.quiet && !args.json;
   if (cfg.run.threads > 0) bp::set_num_threads(static_cast<int>(cfg.run.threads));
 
@@ -163,10 +174,8 @@ int run_train(const TrainArgs& args) {
   bp::io::ModelFile model{.architecture = arch, .preprocessing = data.preprocessing};
   model.config_toml = bp::config::to_toml(cfg);
 
-  // ---- the run folder -------------------------------------------------------------------------------------
-  const std::string run_dir = !args.out.empty() ? args.out
-                              : resuming        ? run_dir_of(eff.checkpoint)
-                                                : timestamp_dir();
+  // ---- the run folder (checked at start-up, above)
+  // ---------------------------------------------------------
   RunFiles files(run_dir, root);
   std::int64_t start_epoch = 0, start_step = 0;
   bp::train::EpochProgress start_progress;  // a mid-epoch checkpoint: the done part of epoch start_epoch + 1
