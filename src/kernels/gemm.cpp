@@ -49,11 +49,13 @@ void blas_call(DType dtype, CBLAS_TRANSPOSE opa, CBLAS_TRANSPOSE opb, int m, int
 // same net ran 5-20x slower at 2^20 and 2^21 than on one thread. At 2^24 none of the small nets' products
 // forks (their largest row block is 64 x 256 x 784 = 12.8M), so --threads 2 is never slower there, and the
 // 784-1024-1024-10 net at batch 512 splits all its big products (blocks of 10^8 MACs, where a fork is noise).
-// Under OMP_WAIT_POLICY=PASSIVE a fork costs ~10 us whatever the load, and splitting paid from 2^21 MACs per
-// block even on the loaded machine (1.38x at batch 128), so the threshold is 2^21 there.
-// BACKPROP_GEMM_SPLIT_MACS=N in the environment replaces either (a whole number >= 1).
+// Under OMP_WAIT_POLICY=PASSIVE a fork costs about the same whatever the load, so splitting can start lower:
+// at 2^22 the 784-256-128-10 net at batch 128 splits its two largest products and ran 1.16x faster on 2
+// threads (idle machine), while at batch 32 nothing splits; at 2^21 batch 32 split too and ran 1.45x slower
+// (waking a sleeping thread costs tens of microseconds on this virtual machine). BACKPROP_GEMM_SPLIT_MACS=N
+// in the environment replaces either (a whole number >= 1).
 constexpr std::int64_t kParallelGemmWork = std::int64_t{1} << 24;
-constexpr std::int64_t kParallelGemmWorkPassive = std::int64_t{1} << 21;
+constexpr std::int64_t kParallelGemmWorkPassive = std::int64_t{1} << 22;
 
 bool passive_wait_policy() {
   const char* v = std::getenv("OMP_WAIT_POLICY");  // what libgomp read when it started
