@@ -10,11 +10,13 @@
 #include <cblas.h>
 #include <omp.h>
 
+#include <atomic>
 #include <backprop/backprop.hpp>
 #include <vector>
 
 #include "kernels/gemm_avx512.hpp"
 #include "kernels/kernels.hpp"
+#include "kernels/row_pool.hpp"
 
 namespace bp = backprop;
 
@@ -228,6 +230,16 @@ void BM_ForkJoin(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_ForkJoin)->Arg(2)->UseRealTime();
+
+// The same for backprop's own helping parallel-for (src/kernels/row_pool.hpp), which now runs every split:
+// 2 pieces of no work on 2 threads, back to back (the helper stays awake between them).
+void BM_PoolForkJoin(benchmark::State& state) {
+  std::atomic<int> sink{0};
+  for (auto _ : state)
+    bp::kernels::parallel_chunks(2, 2, [&](std::int64_t i) { sink += static_cast<int>(i); });
+  benchmark::DoNotOptimize(sink.load());
+}
+BENCHMARK(BM_PoolForkJoin)->UseRealTime();
 
 // One training step of the small MLP at batch 1 and 128 (forward, cross-entropy, backward, SGD).
 void BM_MlpStep(benchmark::State& state) {

@@ -2,7 +2,6 @@
 // faster, CBLAS (OpenBLAS) for everything else. Transposes are passed as flags, never materialised.
 #include <cblas.h>
 #include <omp.h>
-#include <strings.h>
 
 #include <algorithm>
 #include <backprop/error.hpp>
@@ -15,6 +14,7 @@
 
 #include "kernels/gemm_avx512.hpp"
 #include "kernels/kernels.hpp"
+#include "kernels/row_pool.hpp"
 
 namespace backprop::kernels {
 
@@ -40,32 +40,21 @@ void blas_call(DType dtype, CBLAS_TRANSPOSE opa, CBLAS_TRANSPOSE opb, int m, int
   if (saved != 1) omp_set_num_threads(saved);
 }
 
-// Products whose row block (per thread) has fewer multiply-adds than this run on one thread, in one call.
-// 2^24 MACs is about 0.3 ms of one core. Measured on this 2-core machine (bench_micro BM_ForkJoin,
-// docs/performance.md): an idle fork-join costs ~1.5 us with OpenMP's default (spinning) wait policy and
-// ~8-10 us with OMP_WAIT_POLICY=PASSIVE, so on an idle machine splitting pays from ~2^20 MACs per block
-// (at 2^21 the 784-256-128-10 net at batch 128 ran 1.38x faster on 2 threads, PASSIVE). But when the second
-// core is taken by another process, each join waits for a descheduled thread: with the default policy the
-// same net ran 5-20x slower at 2^20 and 2^21 than on one thread. At 2^24 none of the small nets' products
-// forks (their largest row block is 64 x 256 x 784 = 12.8M), so --threads 2 is never slower there, and the
-// 784-1024-1024-10 net at batch 512 splits all its big products (blocks of 10^8 MACs, where a fork is noise).
-// Under OMP_WAIT_POLICY=PASSIVE a fork costs about the same whatever the load, so splitting can start lower:
-// at 2^22 the 784-256-128-10 net at batch 128 splits its two largest products and ran 1.16x faster on 2
-// threads (idle machine), while at batch 32 nothing splits; at 2^21 batch 32 split too and ran 1.45x slower
-// (waking a sleeping thread costs tens of microseconds on this virtual machine). BACKPROP_GEMM_SPLIT_MACS=N
-// in the environment replaces either (a whole number >= 1).
-constexpr std::int64_t kParallelGemmWork = std::int64_t{1} << 24;
-constexpr std::int64_t kParallelGemmWorkPassive = std::int64_t{1} << 22;
-
-bool passive_wait_policy() {
-  const char* v = std::getenv("OMP_WAIT_POLICY");  // what libgomp read when it started
-  return v && strcasecmp(v, "passive") == 0;
-}
+// Products are split into row blocks only when a block has at least this many multiply-adds (about 75 us of
+// one core at 2^22); smaller products run on the calling thread in one call. The blocks go to a helping
+// parallel-for (row_pool.hpp), not to an OpenMP parallel region: the caller never waits for a thread that has
+// not started a block. Measured on this 2-core machine, 784-256-128-10 (docs/performance.md): at 2^22 batch
+// 128 splits its first layer's products and runs 1.13x faster on 2 threads idle and 1.3x faster with another
+// process spinning on a core; batch 32 splits nothing. At 2^21 batch 128 gained 1.30x idle, but batch 32
+// split too and ran 1.3-2.2x slower than on 1 thread under that load (a helper preempted inside its block
+// holds the caller up). With OpenMP's fork-join, splitting below 2^24 had made the small nets 5-20x slower
+// on a busy machine. BACKPROP_GEMM_SPLIT_MACS=N in the environment replaces it (a whole number >= 1).
+constexpr std::int64_t kParallelGemmWork = std::int64_t{1} << 22;
 
 std::int64_t parallel_gemm_work() {
   static const std::int64_t work = [] {
     const char* v = std::getenv("BACKPROP_GEMM_SPLIT_MACS");
-    if (!v) return passive_wait_policy() ? kParallelGemmWorkPassive : kParallelGemmWork;
+    if (!v) return kParallelGemmWork;
     char* end = nullptr;
     errno = 0;
     const long long n = std::strtoll(v, &end, 10);
@@ -138,16 +127,25 @@ void gemm_raw(DType dtype, const void* a, std::int64_t lda, bool ta, const void*
       blas_call(dtype, opa, opb, static_cast<int>(mi), static_cast<int>(n), static_cast<int>(k), alpha, ai,
                 static_cast<int>(lda), b, static_cast<int>(ldb), beta, ci, static_cast<int>(n));
   };
-  const std::int64_t threads = get_num_threads();
-  const std::int64_t rows = (m + threads - 1) / threads;
-  const std::int64_t block = (rows + kRowAlign - 1) / kRowAlign * kRowAlign;
-  if (threads == 1 || block >= m || block * n * k < parallel_gemm_work() || omp_in_parallel()) {
+  // Blocks of a multiple of 16 rows, about two per thread (so a helper that joins late still finds work),
+  // fewer when a block would fall below the threshold; one block runs directly.
+  const std::int64_t threads = omp_in_parallel() ? 1 : get_num_threads();
+  const std::int64_t work = threads > 1 ? parallel_gemm_work() : 0;
+  std::int64_t block = m;
+  for (std::int64_t pieces : {2 * threads, threads}) {
+    const std::int64_t rows = ((m + pieces - 1) / pieces + kRowAlign - 1) / kRowAlign * kRowAlign;
+    if (threads > 1 && rows < m && rows * n * k >= work) {
+      block = rows;
+      break;
+    }
+  }
+  if (block >= m) {
     rows_of_c(0, m);
     return;
   }
   const std::int64_t blocks = (m + block - 1) / block;
-#pragma omp parallel for schedule(static) num_threads(static_cast <int>(threads))
-  for (std::int64_t i = 0; i < blocks; ++i) rows_of_c(i * block, std::min(block, m - i * block));
+  parallel_chunks(blocks, static_cast<int>(threads),
+                  [&](std::int64_t i) { rows_of_c(i * block, std::min(block, m - i * block)); });
 }
 
 void gemm(const Tensor& a, bool ta, const Tensor& b, bool tb, Tensor& c, double alpha, double beta) {

@@ -1,30 +1,31 @@
-// Internal: run a loop over [0, n) on the OpenMP threads when n is large enough to pay for the fork.
+// Internal: run a loop over [0, n) on backprop's threads when n is large enough to pay for the fork.
 #pragma once
 
 #include <omp.h>
 
+#include <backprop/threads.hpp>
 #include <cstdint>
+
+#include "kernels/row_pool.hpp"
 
 namespace backprop::kernels {
 
 /// Calls f(begin, end) on contiguous, disjoint chunks covering [0, n): one chunk when n < threshold or a
-/// single thread is configured, otherwise one chunk per thread.
+/// single thread is configured, otherwise one chunk per thread, handed out by the helping parallel-for of
+/// row_pool.hpp (the caller takes chunks itself and never waits for a thread that has not started one).
 template <class F>
 void parallel_range(std::int64_t n, std::int64_t threshold, F&& f) {
   if (n <= 0) return;
-  if (n < threshold || omp_get_max_threads() == 1 || omp_in_parallel()) {
+  const std::int64_t threads = n < threshold || omp_in_parallel() ? 1 : get_num_threads();
+  if (threads == 1) {
     f(std::int64_t{0}, n);
     return;
   }
-#pragma omp parallel
-  {
-    const std::int64_t threads = omp_get_num_threads();
-    const std::int64_t t = omp_get_thread_num();
-    const std::int64_t chunk = (n + threads - 1) / threads;
-    const std::int64_t begin = t * chunk;
-    const std::int64_t end = begin + chunk < n ? begin + chunk : n;
-    if (begin < end) f(begin, end);
-  }
+  const std::int64_t chunk = (n + threads - 1) / threads;
+  parallel_chunks((n + chunk - 1) / chunk, static_cast<int>(threads), [&](std::int64_t i) {
+    const std::int64_t begin = i * chunk;
+    f(begin, begin + chunk < n ? begin + chunk : n);
+  });
 }
 
 }  // namespace backprop::kernels

@@ -1,7 +1,7 @@
 // One thread count for everything. BLAS runs on a single thread in every call (src/kernels/gemm.cpp sets the
-// calling thread's OpenMP count to 1 around it: OpenBLAS's OpenMP build reads that count on each call) and
-// backprop splits GEMMs into row blocks itself, so there is only one OpenMP pool, no oversubscription, and
-// results do not depend on the thread count.
+// calling thread's OpenMP count to 1 around it: OpenBLAS's OpenMP build reads that count on each call), and
+// backprop's kernels split their work on its own helping pool (src/kernels/row_pool.hpp), so there is one
+// pool, no oversubscription, and results do not depend on the thread count.
 #include <omp.h>
 
 #include <backprop/error.hpp>

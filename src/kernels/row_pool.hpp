@@ -1,0 +1,32 @@
+// Helping parallel-for for the row blocks of a matrix product.
+//
+// The calling thread publishes a job of `chunks` independent pieces and works through them itself, taking the
+// next unclaimed piece from an atomic counter; up to `threads - 1` helper threads take pieces too once they
+// are awake. The caller returns when every piece is done, and it only ever waits for pieces a helper has
+// already started: a helper that is asleep, or descheduled by other processes on a busy machine, simply does
+// not take part, so a fork never costs more than doing the work alone plus one piece. (A fork-join with a
+// barrier, as an OpenMP parallel region, waits for every thread of the team, however late it gets a core.)
+//
+// Helpers spin for a short while after a job (so that the next product of a training step finds them awake)
+// and then sleep on a condition variable. Which thread computes a piece never changes its result.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+
+namespace backprop::kernels {
+
+/// Runs body(i) for every i in [0, chunks), on the calling thread and on up to threads - 1 helpers; returns
+/// when all are done. body must not throw. Safe to call from several threads at once (each call completes its
+/// own job whatever the helpers do).
+void parallel_chunks(std::int64_t chunks, int threads, const std::function<void(std::int64_t)>& body);
+
+/// Pieces computed by helpers and by callers since the process started (for tests and benchmarks: how much
+/// the helpers took part).
+struct ChunkCounts {
+  std::uint64_t by_helpers = 0;
+  std::uint64_t by_callers = 0;
+};
+ChunkCounts chunk_counts();
+
+}  // namespace backprop::kernels

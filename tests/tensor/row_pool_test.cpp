@@ -1,0 +1,101 @@
+// The helping parallel-for behind backprop's threads (src/kernels/row_pool.hpp): every piece runs exactly
+// once, whatever the thread count, for callers on several threads at once; idle helpers do take part; and a
+// caller whose helpers never get to run still finishes its job alone.
+#include "kernels/row_pool.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <backprop/backprop.hpp>
+#include <chrono>
+#include <thread>
+#include <vector>
+
+#include "kernels/parallel.hpp"
+
+namespace bp = backprop;
+namespace kn = backprop::kernels;
+
+namespace {
+
+TEST(RowPool, EveryPieceRunsExactlyOnce) {
+  for (int threads : {1, 2, 3, 4})
+    for (std::int64_t chunks : {0, 1, 2, 3, 7, 64, 1000}) {
+      std::vector<std::atomic<int>> hits(static_cast<std::size_t>(chunks));
+      kn::parallel_chunks(chunks, threads, [&](std::int64_t i) { hits[static_cast<std::size_t>(i)]++; });
+      for (std::int64_t i = 0; i < chunks; ++i)
+        ASSERT_EQ(hits[static_cast<std::size_t>(i)].load(), 1)
+            << threads << " threads, piece " << i << " of " << chunks;
+    }
+}
+
+TEST(RowPool, CallersOnSeveralThreadsEachCompleteTheirOwnJob) {
+  constexpr int kCallers = 4, kJobs = 200;
+  std::vector<std::thread> callers;
+  std::atomic<int> wrong{0};
+  for (int c = 0; c < kCallers; ++c)
+    callers.emplace_back([&, c] {
+      for (int j = 0; j < kJobs; ++j) {
+        const std::int64_t chunks = 1 + (c * 7 + j) % 13;
+        std::vector<std::atomic<int>> hits(static_cast<std::size_t>(chunks));
+        kn::parallel_chunks(chunks, 2, [&](std::int64_t i) { hits[static_cast<std::size_t>(i)]++; });
+        for (auto& h : hits) wrong += h.load() != 1;
+      }
+    });
+  for (auto& t : callers) t.join();
+  EXPECT_EQ(wrong.load(), 0);
+}
+
+TEST(RowPool, IdleHelpersTakePart) {
+  // Pieces of 1 ms: a helper that is awake (or woken) within the job takes some. Tried a few times, as
+  // another process may hold the second core for a while.
+  bool helped = false;
+  for (int attempt = 0; attempt < 10 && !helped; ++attempt) {
+    const auto before = kn::chunk_counts().by_helpers;
+    kn::parallel_chunks(40, 2,
+                        [](std::int64_t) { std::this_thread::sleep_for(std::chrono::milliseconds(1)); });
+    helped = kn::chunk_counts().by_helpers > before;
+  }
+  EXPECT_TRUE(helped);
+}
+
+TEST(RowPool, ACallerNeverWaitsForAHelperThatHasNotStarted) {
+  // Occupy the helper with a long piece of one caller's job; a second caller's job of many short pieces then
+  // runs on the second caller alone and finishes long before the first piece does.
+  std::atomic<bool> release{false}, started{false};
+  std::thread first([&] {
+    kn::parallel_chunks(2, 2, [&](std::int64_t i) {
+      if (i == 1) {  // taken by whichever thread comes second: the caller takes piece 0 first
+        started = true;
+        while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+    });
+  });
+  // Wait until the blocking piece runs (on the helper, or on the first caller itself).
+  while (!started) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  std::atomic<int> count{0};
+  const auto t0 = std::chrono::steady_clock::now();
+  kn::parallel_chunks(100, 2, [&](std::int64_t) { count++; });
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(count.load(), 100);
+  EXPECT_LT(seconds, 5.0);  // the blocked piece is released only after this job finished
+  release = true;
+  first.join();
+}
+
+TEST(RowPool, ParallelRangeCoversTheRangeOnce) {
+  const int saved = bp::get_num_threads();
+  for (int threads : {1, 2, 3}) {
+    bp::set_num_threads(threads);
+    for (std::int64_t n : {1, 5, 100, 1 << 20}) {
+      std::vector<int> seen(static_cast<std::size_t>(n), 0);
+      kn::parallel_range(n, 1, [&](std::int64_t b, std::int64_t e) {
+        for (std::int64_t i = b; i < e; ++i) seen[static_cast<std::size_t>(i)]++;
+      });
+      for (std::int64_t i = 0; i < n; ++i) ASSERT_EQ(seen[static_cast<std::size_t>(i)], 1) << n;
+    }
+  }
+  bp::set_num_threads(saved);
+}
+
+}  // namespace
