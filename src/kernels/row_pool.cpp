@@ -7,6 +7,9 @@
 #include <immintrin.h>
 #endif
 
+#include <sched.h>
+
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -124,8 +127,19 @@ Pool& pool() {
 
 }  // namespace
 
+int usable_cpus() {
+  static const int n = [] {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) != 0) return 1 << 16;  // unknown: do not limit
+    return std::max(1, CPU_COUNT(&set));
+  }();
+  return n;
+}
+
 void parallel_chunks(std::int64_t chunks, int threads, const std::function<void(std::int64_t)>& body) {
   if (chunks <= 0) return;
+  threads = std::min(threads, usable_cpus());
   if (threads <= 1 || chunks == 1) {
     for (std::int64_t i = 0; i < chunks; ++i) body(i);
     caller_chunks.fetch_add(static_cast<std::uint64_t>(chunks), std::memory_order_relaxed);

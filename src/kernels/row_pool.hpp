@@ -16,10 +16,15 @@
 
 namespace backprop::kernels {
 
-/// Runs body(i) for every i in [0, chunks), on the calling thread and on up to threads - 1 helpers; returns
-/// when all are done. body must not throw. Safe to call from several threads at once (each call completes its
-/// own job whatever the helpers do).
+/// Runs body(i) for every i in [0, chunks), on the calling thread and on up to threads - 1 helpers (never
+/// more threads than the CPUs in the process's affinity mask); returns when all are done. body must not
+/// throw. Safe to call from several threads at once (each call completes its own job whatever the helpers
+/// do).
 void parallel_chunks(std::int64_t chunks, int threads, const std::function<void(std::int64_t)>& body);
+
+/// The CPUs this process may run on (its affinity mask, e.g. one core under `mpirun`'s default binding), read
+/// once: more threads than that would only take turns on the same cores.
+int usable_cpus();
 
 /// Pieces computed by helpers and by callers since the process started (for tests and benchmarks: how much
 /// the helpers took part).
