@@ -59,7 +59,7 @@ struct FlowResult {
 
 FlowResult run(Kind kind) {
   auto net = deep_net(kind, 1);
-  bp::optim::SGD opt(net.parameters(), {.lr = 0.02, .momentum = 0.9});
+  bp::optim::SGD opt(net.parameters(), {.lr = 0.01, .momentum = 0.9});
   const auto train = train_5000().head(3000);
   const auto h = bp::train::fit(net, bp::loss::CrossEntropy{}, opt, train,
                                 {.epochs = 3, .batch_size = 64, .seed = 2, .grad_flow_every = 1});
@@ -111,11 +111,10 @@ TEST(FashionMNIST, SigmoidStacksVanishReluHeAndBatchNormDoNot) {
   EXPECT_LT(relu.first_over_last, 10.0);
   EXPECT_GT(batchnorm.first_over_last, 1.0 / 10);
   EXPECT_LT(batchnorm.first_over_last, 10.0);
-  // Three epochs of a 10-layer ReLU net land between 0.59 and 0.76 depending on the seed and on the rounding
-  // of the matrix kernel (own AVX-512, OpenBLAS, or the sanitizer build): at least five times chance, where
-  // sigmoid stays at chance.
-  EXPECT_GT(relu.accuracy, 0.5);
-  EXPECT_GT(batchnorm.accuracy, 0.5);
+  // At lr 0.01 three epochs of the 10-layer ReLU net reach 0.72-0.76 over seeds 1-3, with the own AVX-512
+  // kernels, with OpenBLAS and in the sanitizer build (at lr 0.02 the sanitizer build's rounding gave 0.59).
+  EXPECT_GT(relu.accuracy, 0.6);
+  EXPECT_GT(batchnorm.accuracy, 0.6);
 }
 
 TEST(FashionMNIST, TrainingIsBitIdenticalAcrossThreadCounts) {
