@@ -134,7 +134,7 @@ int run_train(const TrainArgs& args) {
   // refused now rather than after the training.
   if (root)
     check_run_folder(
-        args.out.empty() ? std::string("the run folder") : std::string("--out"), run_dir,
+        "--out", run_dir,
         {{"--data", cfg.data.source == "fashion-mnist" ? std::string(bp::data::FashionMNIST::default_dir)
                                                        : cfg.data.source},
          {"--config", args.config_file}});
@@ -174,8 +174,7 @@ int run_train(const TrainArgs& args) {
   bp::io::ModelFile model{.architecture = arch, .preprocessing = data.preprocessing};
   model.config_toml = bp::config::to_toml(cfg);
 
-  // ---- the run folder (checked at start-up, above)
-  // ---------------------------------------------------------
+  // ---- the run folder (checked at start-up) ---------------------------------------------------------------
   RunFiles files(run_dir, root);
   std::int64_t start_epoch = 0, start_step = 0;
   bp::train::EpochProgress start_progress;  // a mid-epoch checkpoint: the done part of epoch start_epoch + 1
