@@ -7,6 +7,7 @@
 #include <backprop/data.hpp>
 #include <backprop/io/metrics.hpp>
 #include <backprop/io/model_file.hpp>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "cli_test_util.hpp"
@@ -358,8 +359,13 @@ TEST(Cli, OutputsThatWouldOverwriteAnInputAreRefusedAtStartUp) {
   EXPECT_THAT(r.err, HasSubstr("exists and is not a folder"));
   r = run(s, "train --data " + s.path("train.csv") + " " + quick + "--out " + s.path("afile/sub"));
   EXPECT_EQ(r.code, 3);
-  EXPECT_THAT(r.err, HasSubstr("afile/sub"));
+  EXPECT_THAT(r.err, HasSubstr("afile/sub: cannot create the run folder"));
+  EXPECT_THAT(r.err, HasSubstr("afile is not a folder"));
   EXPECT_EQ(clitest::slurp(s.path("afile")), "x");
+  // The check creates nothing: a run that then fails on its data leaves no empty run folder behind.
+  r = run(s, "train --data " + s.path("missing.csv") + " " + quick + "--out " + s.path("never/made"));
+  EXPECT_EQ(r.code, 3);
+  EXPECT_FALSE(std::filesystem::exists(s.path("never")));
   // predict --output over the model or the input.
   r = run(s, "predict --model " + s.path("run/model.safetensors") + " --input " + s.path("train.csv") +
                  " --output " + s.path("./train.csv"));

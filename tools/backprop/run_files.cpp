@@ -85,7 +85,15 @@ void check_run_folder(const std::string& flag, const std::string& dir,
                " there); choose another ", flag);
   }
   std::error_code ec;
-  if (fs::exists(dir, ec)) {
+  if (!fs::exists(dir, ec)) {  // not created yet (a run that fails on its data leaves nothing behind), but
+                               // its nearest existing ancestor must be a folder we may write into
+    fs::path up = fs::absolute(dir, ec).parent_path();
+    while (!up.empty() && !fs::exists(up, ec) && up != up.parent_path()) up = up.parent_path();
+    BP_CHECK(fs::is_directory(up, ec), FileError, flag, " ", dir,
+             ": cannot create the run folder: ", up.string(), " is not a folder");
+    BP_CHECK(::access(up.c_str(), W_OK | X_OK) == 0, FileError, flag, " ", dir,
+             ": cannot create the run folder: ", up.string(), " is not writable: ", std::strerror(errno));
+  } else {
     BP_CHECK(fs::is_directory(dir, ec), FileError, flag, " ", dir, ": exists and is not a folder");
     BP_CHECK(::access(dir.c_str(), W_OK | X_OK) == 0, FileError, flag, " ", dir,
              ": the folder is not writable: ", std::strerror(errno));

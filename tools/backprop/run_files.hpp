@@ -32,10 +32,10 @@ struct NamedInput {
 bool same_path(const std::string& a, const std::string& b);
 
 /// Checked before any data is read or anything trained: the run folder `dir` (named by `flag`) must be a
-/// folder or creatable, writable when it exists, and neither it nor a file a run writes into it
-/// (model.safetensors, metrics.jsonl, config.toml, summary.json, report.html) may be one of the inputs.
-/// Throws ConfigError naming both flags and the path (an input would be overwritten), FileError for a folder
-/// that cannot be used.
+/// folder or creatable (checked on its nearest existing parent; nothing is created) and writable, and neither
+/// it nor a file a run writes into it (model.safetensors, metrics.jsonl, config.toml, summary.json,
+/// report.html) may be one of the inputs. Throws ConfigError naming both flags and the path (an input would
+/// be overwritten), FileError for a folder that cannot be used.
 void check_run_folder(const std::string& flag, const std::string& dir, const std::vector<NamedInput>& inputs);
 
 class RunFiles {
