@@ -11,7 +11,8 @@
 //   bench_mlp --mode steps --steps 20 --batch 32 --hidden 64    # fixed random data, for callgrind
 //
 // Output fields: epoch_s (median over epochs after the first), epoch_times, samples_per_s, test_accuracy,
-// peak_rss_mib, os_allocs_per_step (system allocations of tensor storage per step, after the first epoch).
+// peak_rss_mib, os_allocs_per_step (system allocations of tensor storage per step, after the first epoch),
+// pieces_by_helpers / pieces_by_caller (split work done by the thread pool's helpers and by the caller).
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -26,6 +27,8 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "kernels/row_pool.hpp"  // helper participation (pieces of split work done by the pool's helpers)
 
 namespace bp = backprop;
 
@@ -157,18 +160,22 @@ ByteImages load_bytes(const std::string& dir, bool train, std::int64_t limit) {
 // Rows order[begin, begin + x.size(0)) of the byte images into x (f32, pixel / 255) and their labels into y.
 void gather_batch(const ByteImages& src, const std::vector<std::int64_t>& order, std::int64_t begin,
                   bp::Tensor& x, bp::Tensor& y) {
-  static const auto scale = [] {
-    std::array<float, 256> t{};
-    for (int v = 0; v < 256; ++v) t[static_cast<std::size_t>(v)] = static_cast<float>(v) / 255.0f;
-    return t;
-  }();
   float* xd = x.data<float>();
   float* yd = y.data<float>();
-  for (std::int64_t r = 0; r < x.size(0); ++r) {
-    const std::int64_t i = order.empty() ? begin + r : order[static_cast<std::size_t>(begin + r)];
+  const std::int64_t rows = x.size(0);
+  auto row_of = [&](std::int64_t r) {
+    return order.empty() ? begin + r : order[static_cast<std::size_t>(begin + r)];
+  };
+  constexpr std::int64_t kAhead = 4;  // rows are scattered over the data set: fetch a few rows ahead
+  for (std::int64_t r = 0; r < std::min(kAhead, rows); ++r)
+    for (int c = 0; c < 784; c += 64) __builtin_prefetch(src.pixels.data() + row_of(r) * 784 + c);
+  for (std::int64_t r = 0; r < rows; ++r) {
+    if (r + kAhead < rows)
+      for (int c = 0; c < 784; c += 64) __builtin_prefetch(src.pixels.data() + row_of(r + kAhead) * 784 + c);
+    const std::int64_t i = row_of(r);
     const std::uint8_t* p = src.pixels.data() + i * 784;
     float* d = xd + r * 784;
-    for (int c = 0; c < 784; ++c) d[c] = scale[p[c]];
+    for (int c = 0; c < 784; ++c) d[c] = static_cast<float>(p[c]) / 255.0f;  // vectorised (a table is not)
     yd[r] = src.labels[static_cast<std::size_t>(i)];
   }
 }
@@ -228,6 +235,7 @@ int run_train(const Args& a) {
     }
     epoch_times.push_back(seconds_since(t0));
   }
+  const auto pool = bp::kernels::chunk_counts();
   std::vector<double> timed(epoch_times.begin() + (epoch_times.size() > 1 ? 1 : 0), epoch_times.end());
   const double epoch_s = median(timed);
   std::cout << "{\"impl\": \"backprop\", \"mode\": \"train\", \"batch\": " << a.batch
@@ -243,6 +251,7 @@ int run_train(const Args& a) {
             << ", \"test_accuracy\": " << accuracy(net, test) << ", \"final_loss\": " << last_loss
             << ", \"peak_rss_mib\": " << peak_rss_mib() << ", \"os_allocs_per_step\": "
             << (steps_after_first ? static_cast<double>(os_allocs_after_first) / steps_after_first : -1.0)
+            << ", \"pieces_by_helpers\": " << pool.by_helpers << ", \"pieces_by_caller\": " << pool.by_callers
             << "}\n";
   return 0;
 }

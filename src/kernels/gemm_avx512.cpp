@@ -170,12 +170,108 @@ BP_AVX512 void sgemm_packed(i64 m, i64 n, i64 k, float alpha, const float* a, i6
   }
 }
 
+// ---- swapped form for op(B) = B^T with few rows: C^T = B A^T, A^T copied into panels of 32 columns
+// ---------------
+// When A has fewer rows than B (a small batch times a weight matrix), packing A costs less than packing B.
+// Tile (j, i) of C^T = B A^T is computed with B's rows broadcast and A^T's panel as the vector operand: each
+// element is the same chain acc = fma(B[j, p], A[i, p], acc), p = 0, 1, ..., k-1, as in the packed form (the
+// two factors of a fused multiply-add commute exactly), then alpha * acc (+ beta C), so either form gives C
+// bit for bit.
+
+// Tile of MR rows of B (j0 ..) x NV vectors of 16 rows of A (through the panel), stored transposed into C.
+template <int MR, int NV>
+BP_AVX512 void tile_swapped(i64 k, const float* b, i64 ldb, const float* panel, __mmask16 last, i64 rows_a,
+                            float alpha, float beta, float* c, i64 ldc) {
+  __m512 acc[MR][NV];
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
+  for (i64 p = 0; p < k; ++p) {
+    const float* pp = panel + p * 32;
+    __m512 av[NV];
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v)
+      av[v] = v == NV - 1 ? _mm512_maskz_loadu_ps(last, pp + 16 * v) : _mm512_loadu_ps(pp + 16 * v);
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) {
+      const __m512 bv = _mm512_set1_ps(b[r * ldb + p]);
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(bv, av[v], acc[r][v]);
+    }
+  }
+  alignas(64) float t[MR][32];
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) _mm512_store_ps(&t[r][16 * v], acc[r][v]);
+  for (i64 i = 0; i < rows_a; ++i) {
+    float* ci = c + i * ldc;
+    for (int r = 0; r < MR; ++r) {
+      float y = alpha * t[r][i];
+      if (beta != 0.0f) y = __builtin_fmaf(beta, ci[r], y);
+      ci[r] = y;
+    }
+  }
+}
+
+template <int NV>
+BP_AVX512 void cols_swapped(i64 n, i64 k, const float* b, i64 ldb, const float* panel, __mmask16 last,
+                            i64 rows_a, float alpha, float beta, float* c, i64 ldc) {
+  i64 j = 0;
+  for (; j + kBcastRows <= n; j += kBcastRows)
+    tile_swapped<kBcastRows, NV>(k, b + j * ldb, ldb, panel, last, rows_a, alpha, beta, c + j, ldc);
+  const float* bj = b + j * ldb;
+  float* cj = c + j;
+  switch (n - j) {
+    case 7:
+      tile_swapped<7, NV>(k, bj, ldb, panel, last, rows_a, alpha, beta, cj, ldc);
+      break;
+    case 6:
+      tile_swapped<6, NV>(k, bj, ldb, panel, last, rows_a, alpha, beta, cj, ldc);
+      break;
+    case 5:
+      tile_swapped<5, NV>(k, bj, ldb, panel, last, rows_a, alpha, beta, cj, ldc);
+      break;
+    case 4:
+      tile_swapped<4, NV>(k, bj, ldb, panel, last, rows_a, alpha, beta, cj, ldc);
+      break;
+    case 3:
+      tile_swapped<3, NV>(k, bj, ldb, panel, last, rows_a, alpha, beta, cj, ldc);
+      break;
+    case 2:
+      tile_swapped<2, NV>(k, bj, ldb, panel, last, rows_a, alpha, beta, cj, ldc);
+      break;
+    case 1:
+      tile_swapped<1, NV>(k, bj, ldb, panel, last, rows_a, alpha, beta, cj, ldc);
+      break;
+    default:
+      break;
+  }
+}
+
+BP_AVX512 void sgemm_swapped(i64 m, i64 n, i64 k, float alpha, const float* a, i64 lda, const float* b,
+                             i64 ldb, float beta, float* c, i64 ldc) {
+  thread_local std::vector<float> panel;  // as in sgemm_packed: one per thread, kept between calls
+  if (panel.size() < static_cast<std::size_t>(k * 32)) panel.resize(static_cast<std::size_t>(k * 32));
+  for (i64 i = 0; i < m; i += 32) {
+    const i64 rows = m - i < 32 ? m - i : 32;
+    pack_bt(k, rows, a + i * lda, lda, panel.data());
+    if (rows > 16)
+      cols_swapped<2>(n, k, b, ldb, panel.data(), lanes(rows - 16), rows, alpha, beta, c + i * ldc, ldc);
+    else
+      cols_swapped<1>(n, k, b, ldb, panel.data(), lanes(rows), rows, alpha, beta, c + i * ldc, ldc);
+  }
+}
+
 }  // namespace
 
 void sgemm(bool transpose_a, bool transpose_b, i64 m, i64 n, i64 k, float alpha, const float* a, i64 lda,
            const float* b, i64 ldb, float beta, float* c, i64 ldc) {
   if (!transpose_b)
     sgemm_bcast(transpose_a, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  else if (2 * m <= n)
+    sgemm_swapped(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   else
     sgemm_packed(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
