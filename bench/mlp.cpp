@@ -252,7 +252,7 @@ int run_train(const Args& a) {
             << ", \"peak_rss_mib\": " << peak_rss_mib() << ", \"os_allocs_per_step\": "
             << (steps_after_first ? static_cast<double>(os_allocs_after_first) / steps_after_first : -1.0)
             << ", \"pieces_by_helpers\": " << pool.by_helpers << ", \"pieces_by_caller\": " << pool.by_callers
-            << "}\n";
+            << ", \"late_jobs\": " << pool.late_jobs << ", \"distrusts\": " << pool.distrusts << "}\n";
   return 0;
 }
 

@@ -40,21 +40,27 @@ void blas_call(DType dtype, CBLAS_TRANSPOSE opa, CBLAS_TRANSPOSE opb, int m, int
   if (saved != 1) omp_set_num_threads(saved);
 }
 
-// Products are split into row blocks only when a block has at least this many multiply-adds (about 75 us of
-// one core at 2^22); smaller products run on the calling thread in one call. The blocks go to a helping
-// parallel-for (row_pool.hpp), not to an OpenMP parallel region: the caller never waits for a thread that has
-// not started a block. Measured on this 2-core machine, 784-256-128-10 (docs/performance.md): at 2^22 batch
-// 128 splits its first layer's products and runs 1.13x faster on 2 threads idle and 1.3x faster with another
-// process spinning on a core; batch 32 splits nothing. At 2^21 batch 128 gained 1.30x idle, but batch 32
-// split too and ran 1.3-2.2x slower than on 1 thread under that load (a helper preempted inside its block
-// holds the caller up). With OpenMP's fork-join, splitting below 2^24 had made the small nets 5-20x slower
-// on a busy machine. BACKPROP_GEMM_SPLIT_MACS=N in the environment replaces it (a whole number >= 1).
-constexpr std::int64_t kParallelGemmWork = std::int64_t{1} << 22;
+// Products are split into row blocks only when a block has enough multiply-adds; smaller products run on the
+// calling thread in one call. The blocks go to a helping parallel-for (row_pool.hpp), not to an OpenMP
+// parallel region: the caller never waits for a thread that has not started a block. Two thresholds,
+// measured on this 2-core machine with 784-256-128-10 (docs/performance.md):
+// - from 2^22 multiply-adds per block (about 40 us of one core) a product always splits: batch 128's first
+//   layer, 1.13x faster on 2 threads idle and 1.3x with another process spinning on a core;
+// - from 2^20 it splits only while the helpers keep up (helpers_keep_up(): no recent split held its caller
+//   up). On an idle machine that adds batch 128's second layer and batch 32's first; under load such small
+//   blocks made batch 32 1.3-2.2x slower than one thread (a helper preempted inside its block holds the
+//   caller up), and the first such job stops them until the helpers keep up again.
+// With OpenMP's fork-join, splitting below 2^24 had made the small nets 5-20x slower on a busy machine.
+// BACKPROP_GEMM_SPLIT_MACS=N in the environment replaces both by N (a whole number >= 1; no adaptation).
+struct SplitWork {
+  std::int64_t always;           // blocks at least this large split whatever the load
+  std::int64_t when_keeping_up;  // ... and at least this large while helpers_keep_up()
+};
 
-std::int64_t parallel_gemm_work() {
-  static const std::int64_t work = [] {
+SplitWork parallel_gemm_work() {
+  static const SplitWork work = [] {
     const char* v = std::getenv("BACKPROP_GEMM_SPLIT_MACS");
-    if (!v) return kParallelGemmWork;
+    if (!v) return SplitWork{std::int64_t{1} << 22, std::int64_t{1} << 20};
     char* end = nullptr;
     errno = 0;
     const long long n = std::strtoll(v, &end, 10);
@@ -63,7 +69,7 @@ std::int64_t parallel_gemm_work() {
           std::string("BACKPROP_GEMM_SPLIT_MACS: expected a whole number >= 1 (the multiply-adds a "
                       "thread's row block needs before a product is split), got '") +
           v + "'");
-    return static_cast<std::int64_t>(n);
+    return SplitWork{static_cast<std::int64_t>(n), static_cast<std::int64_t>(n)};
   }();
   return work;
 }
@@ -127,25 +133,48 @@ void gemm_raw(DType dtype, const void* a, std::int64_t lda, bool ta, const void*
       blas_call(dtype, opa, opb, static_cast<int>(mi), static_cast<int>(n), static_cast<int>(k), alpha, ai,
                 static_cast<int>(lda), b, static_cast<int>(ldb), beta, ci, static_cast<int>(n));
   };
-  // Blocks of a multiple of 16 rows, about two per thread (so a helper that joins late still finds work),
-  // fewer when a block would fall below the threshold; one block runs directly.
+  // The own kernel's swapped form (x W^T with few rows, gemm_avx512.hpp) keeps whole 32-row panels of A when
+  // the columns of C are split instead (a block of columns is a block of rows of B, read in place).
+  const bool split_columns = own && tb && !ta && 2 * m <= n;
+  auto cols_of_c = [&](std::int64_t c0, std::int64_t ni) {
+    avx512::sgemm(false, true, m, ni, k, static_cast<float>(alpha), static_cast<const float*>(a), lda,
+                  static_cast<const float*>(b) + c0 * ldb, ldb, static_cast<float>(beta),
+                  static_cast<float*>(c) + c0, n);
+  };
+  const std::int64_t extent = split_columns ? n : m, other = split_columns ? m : n;
+  // Blocks of a multiple of 16 rows (or columns), about two per thread (so a helper that joins late still
+  // finds work), fewer when a block would fall below the threshold; one block runs directly.
   const std::int64_t threads = omp_in_parallel() ? 1 : get_num_threads();
-  const std::int64_t work = threads > 1 ? parallel_gemm_work() : 0;
-  std::int64_t block = m;
-  for (std::int64_t pieces : {2 * threads, threads}) {
-    const std::int64_t rows = ((m + pieces - 1) / pieces + kRowAlign - 1) / kRowAlign * kRowAlign;
-    if (threads > 1 && rows < m && rows * n * k >= work) {
-      block = rows;
-      break;
+  std::int64_t block = extent;
+  if (threads > 1) {
+    const SplitWork work = parallel_gemm_work();
+    bool asked = false, keeping_up = false;  // ask the pool once, and only for a small product
+    for (std::int64_t pieces : {2 * threads, threads}) {
+      const std::int64_t size = ((extent + pieces - 1) / pieces + kRowAlign - 1) / kRowAlign * kRowAlign;
+      const std::int64_t macs = size * other * k;
+      if (size >= extent || macs < work.when_keeping_up) continue;
+      if (macs < work.always && !asked) {
+        keeping_up = helpers_keep_up();
+        asked = true;
+      }
+      if (macs >= work.always || keeping_up) {
+        block = size;
+        break;
+      }
     }
   }
-  if (block >= m) {
+  if (block >= extent) {
     rows_of_c(0, m);
     return;
   }
-  const std::int64_t blocks = (m + block - 1) / block;
-  parallel_chunks(blocks, static_cast<int>(threads),
-                  [&](std::int64_t i) { rows_of_c(i * block, std::min(block, m - i * block)); });
+  const std::int64_t blocks = (extent + block - 1) / block;
+  parallel_chunks(blocks, static_cast<int>(threads), [&](std::int64_t i) {
+    const std::int64_t at = i * block, size = std::min(block, extent - at);
+    if (split_columns)
+      cols_of_c(at, size);
+    else
+      rows_of_c(at, size);
+  });
 }
 
 void gemm(const Tensor& a, bool ta, const Tensor& b, bool tb, Tensor& c, double alpha, double beta) {

@@ -8,6 +8,7 @@
 #endif
 
 #include <sched.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <atomic>
@@ -38,6 +39,76 @@ struct Job {
 };
 
 std::atomic<std::uint64_t> helper_chunks{0}, caller_chunks{0};
+
+using Clock = std::chrono::steady_clock;
+
+// How split jobs have been going (see helpers_keep_up()). Only jobs published while a helper was spinning
+// count: one that finds the helpers asleep says the machine was quiet, not busy. late_share is a moving
+// average of the share of those jobs that held their caller up, in 1/1024ths (each job weighs 1/16); when
+// it reaches about 10% small splits stop for a while (distrust_until), 10 ms the first time, twice as long
+// each time it happens again within 10 s of the last, up to 1 s.
+constexpr int kLateShareLimit = 102;
+constexpr Clock::duration kFirstDistrust = std::chrono::milliseconds(10),
+                          kLongestDistrust = std::chrono::seconds(1),
+                          kForgiveAfter = std::chrono::seconds(10);
+std::atomic<int> late_share{0};
+std::atomic<Clock::rep> distrust_until{0}, distrust_for{0}, distrusted_at{0};
+std::atomic<std::uint64_t> late_jobs{0}, distrusts{0};
+
+// Pauses small splits (distrust_until), for 10 ms the first time, twice as long each time it happens again
+// within 10 s of the last, up to 1 s; the late share is judged afresh after the pause.
+void distrust() {
+  const Clock::rep now = Clock::now().time_since_epoch().count();
+  Clock::duration span(distrust_for.load(std::memory_order_relaxed));
+  if (span.count() == 0 ||
+      Clock::duration(now - distrusted_at.load(std::memory_order_relaxed)) > kForgiveAfter)
+    span = kFirstDistrust;
+  else
+    span = std::min<Clock::duration>(2 * span, kLongestDistrust);
+  distrust_for.store(span.count(), std::memory_order_relaxed);
+  distrusted_at.store(now, std::memory_order_relaxed);
+  distrust_until.store(now + span.count(), std::memory_order_relaxed);
+  late_share.store(0, std::memory_order_relaxed);
+  distrusts.fetch_add(1, std::memory_order_relaxed);
+}
+
+// The other sign of a busy machine: the calling thread itself is preempted often. With a second runnable
+// process on a 2-core machine, a spinning helper makes three threads share two cores, and the caller's own
+// work slows down by more than the helper gives back, without any single job being late. Measured on this
+// machine: an idle run's caller is preempted about 5 times a second, with `yes` on the other core about 200.
+// Checked every 8th watched job over windows of at least 50 ms (getrusage is a system call), so an idle
+// machine's odd preemption (3 in one window is needed) does not count.
+constexpr long kPreemptionsPerSecond = 50;
+void check_preemptions() {
+#ifdef RUSAGE_THREAD
+  thread_local std::uint32_t jobs = 0;
+  thread_local Clock::time_point since = Clock::now();
+  thread_local long preempted_before = -1;
+  if (++jobs % 8 != 0) return;
+  const auto now = Clock::now();
+  if (now - since < std::chrono::milliseconds(50) && preempted_before >= 0) return;
+  rusage ru{};
+  if (getrusage(RUSAGE_THREAD, &ru) != 0) return;
+  const double seconds = std::chrono::duration<double>(now - since).count();
+  if (preempted_before >= 0 &&
+      static_cast<double>(ru.ru_nivcsw - preempted_before) > kPreemptionsPerSecond * seconds)
+    distrust();
+  preempted_before = ru.ru_nivcsw;
+  since = now;
+#endif
+}
+
+// A job held its caller up when the caller waited for helpers' pieces longer than doing those pieces itself
+// would have taken (at the pace of its own pieces): the split cost more than it saved.
+void record_job(std::int64_t chunks, std::int64_t mine, Clock::duration own, Clock::duration waited) {
+  const bool late = mine > 0 && waited * mine > own * (chunks - mine);
+  const int share = late_share.load(std::memory_order_relaxed);
+  const int next = share + ((late ? 1024 : 0) - share) / 16;
+  late_share.store(next, std::memory_order_relaxed);
+  if (!late) return;
+  late_jobs.fetch_add(1, std::memory_order_relaxed);
+  if (next >= kLateShareLimit) distrust();
+}
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -75,16 +146,25 @@ class Pool {
       current_ = job;
       generation_.fetch_add(1, std::memory_order_release);
     }
+    const bool watched = spinning_.load(std::memory_order_relaxed) > 0;  // a helper is awake to take part
     wake_.notify_all();
+    const auto start = Clock::now();
     const std::int64_t mine = work_on(*job);
     caller_chunks.fetch_add(static_cast<std::uint64_t>(mine), std::memory_order_relaxed);
     // Only pieces a helper has claimed can still be running; wait for those.
-    for (int spins = 0; job->done.load(std::memory_order_acquire) < chunks; ++spins) {
-      if (spins < 4096)
-        cpu_relax();
-      else
-        std::this_thread::yield();
+    if (job->done.load(std::memory_order_acquire) < chunks) {
+      const auto own_done = Clock::now();
+      for (int spins = 0; job->done.load(std::memory_order_acquire) < chunks; ++spins) {
+        if (spins < 4096)
+          cpu_relax();
+        else
+          std::this_thread::yield();
+      }
+      if (watched) record_job(chunks, mine, own_done - start, Clock::now() - own_done);
+    } else if (watched) {
+      record_job(chunks, mine, {}, {});
     }
+    if (watched) check_preemptions();
     std::lock_guard lock(mutex_);
     if (current_ == job) current_.reset();  // helpers that wake later find nothing to do
   }
@@ -94,12 +174,14 @@ class Pool {
     std::uint64_t seen = generation_.load(std::memory_order_acquire);
     for (;;) {
       // Spin a little for the next job, then sleep until one is published.
-      const auto until = std::chrono::steady_clock::now() + kSpin;
+      const auto until = Clock::now() + kSpin;
       int polls = 0;
+      spinning_.fetch_add(1, std::memory_order_relaxed);
       while (generation_.load(std::memory_order_acquire) == seen) {
         cpu_relax();
-        if (++polls % 64 == 0 && std::chrono::steady_clock::now() > until) break;
+        if (++polls % 64 == 0 && Clock::now() > until) break;
       }
+      spinning_.fetch_sub(1, std::memory_order_relaxed);
       std::shared_ptr<Job> job;
       {
         std::unique_lock lock(mutex_);
@@ -117,6 +199,7 @@ class Pool {
   std::condition_variable wake_;
   std::shared_ptr<Job> current_;
   std::atomic<std::uint64_t> generation_{0};
+  std::atomic<int> spinning_{0};  // helpers spinning for the next job right now
   unsigned started_ = 0;
 };
 
@@ -149,7 +232,12 @@ void parallel_chunks(std::int64_t chunks, int threads, const std::function<void(
 }
 
 ChunkCounts chunk_counts() {
-  return {helper_chunks.load(std::memory_order_relaxed), caller_chunks.load(std::memory_order_relaxed)};
+  return {helper_chunks.load(std::memory_order_relaxed), caller_chunks.load(std::memory_order_relaxed),
+          late_jobs.load(std::memory_order_relaxed), distrusts.load(std::memory_order_relaxed)};
+}
+
+bool helpers_keep_up() {
+  return Clock::now().time_since_epoch().count() >= distrust_until.load(std::memory_order_relaxed);
 }
 
 }  // namespace backprop::kernels

@@ -31,7 +31,17 @@ int usable_cpus();
 struct ChunkCounts {
   std::uint64_t by_helpers = 0;
   std::uint64_t by_callers = 0;
+  std::uint64_t late_jobs = 0;  // jobs whose caller waited for helpers longer than the work would have taken
+  std::uint64_t distrusts = 0;  // times helpers_keep_up() turned false
 };
 ChunkCounts chunk_counts();
+
+/// Whether splitting small work pays right now. The pool watches the split jobs published while a helper is
+/// awake: when about 10% of recent ones held their caller up (it waited for a helper's pieces longer than
+/// doing them itself would have taken: a helper preempted inside its piece on a busy machine), this is false
+/// for 10 ms, then for twice as long each time it happens again within 10 s, up to 1 s. Work large enough to
+/// gain on a busy machine too is split regardless; work that gains only when a helper has a core of its own
+/// asks this first. Which thread computes a piece never changes a result, so this changes speed only.
+bool helpers_keep_up();
 
 }  // namespace backprop::kernels

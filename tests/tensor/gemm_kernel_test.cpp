@@ -165,12 +165,15 @@ TEST(GemmKernel, RowBlocksAreBitIdenticalToTheWholeProduct) {
     }
 }
 
-// gemm_raw picks the kernel from the shape alone; with 2 threads it splits rows, and the bits stay the same.
+// gemm_raw picks the kernel from the shape alone; with 2 threads it splits rows (columns for x W^T with few
+// rows, the own kernel's swapped form), and the bits stay the same.
 TEST(GemmKernel, GemmRawIsBitIdenticalAcrossThreadCounts) {
   bp::Generator gen(15);
   const int saved = bp::get_num_threads();
-  // One product the own kernel takes (when available), one it leaves to OpenBLAS; both large enough to fork.
+  // Products the own kernel takes (when available) split by rows and by columns (with tails in both), one it
+  // leaves to OpenBLAS; all large enough to fork.
   const Problem shapes[] = {{true, false, 256, 784, 128, 1.0f, 0.0f},
+                            {false, true, 40, 1000, 300, 1.0f, 1.0f},
                             {false, true, 1024, 256, 784, 1.0f, 1.0f}};
   for (const Problem& p : shapes) {
     Operands o = make(p, gen);

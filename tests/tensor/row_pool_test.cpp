@@ -1,6 +1,7 @@
 // The helping parallel-for behind backprop's threads (src/kernels/row_pool.hpp): every piece runs exactly
-// once, whatever the thread count, for callers on several threads at once; idle helpers do take part; and a
-// caller whose helpers never get to run still finishes its job alone.
+// once, whatever the thread count, for callers on several threads at once; idle helpers do take part; a
+// caller whose helpers never get to run still finishes its job alone; and helpers that hold their caller up
+// pause the splitting of small work for a while.
 #include "kernels/row_pool.hpp"
 
 #include <gtest/gtest.h>
@@ -90,6 +91,35 @@ TEST(RowPool, ACallerNeverWaitsForAHelperThatHasNotStarted) {
   EXPECT_LT(seconds, 5.0);  // the blocked piece is released only after this job finished
   release = true;
   first.join();
+}
+
+TEST(RowPool, HelpersThatHoldTheirCallerUpPauseSmallSplitsForAWhile) {
+  if (kn::usable_cpus() < 2) GTEST_SKIP() << "one CPU in this process's affinity mask: no helpers are used";
+  // Jobs whose pieces take 5 ms on a helper and 0.2 ms on the caller: the caller waits far longer than doing
+  // them itself would have taken. Only jobs published while a helper is awake count, so each follows a quick
+  // job that leaves the helper spinning; tried until the pool reacts (another process may hold the core).
+  const auto caller = std::this_thread::get_id();
+  const std::uint64_t before = kn::chunk_counts().distrusts;
+  bool paused = false;
+  for (int attempt = 0; attempt < 200 && kn::chunk_counts().distrusts == before; ++attempt) {
+    kn::parallel_chunks(2, 2, [](std::int64_t) {});
+    kn::parallel_chunks(4, 2, [&](std::int64_t) {
+      std::this_thread::sleep_for(std::this_thread::get_id() == caller ? std::chrono::microseconds(200)
+                                                                       : std::chrono::microseconds(5000));
+    });
+    paused = !kn::helpers_keep_up();
+  }
+  ASSERT_GT(kn::chunk_counts().distrusts, before);
+  EXPECT_GT(kn::chunk_counts().late_jobs, 0u);
+  EXPECT_TRUE(paused);  // right after the job that tipped it (the pause lasts 10 ms to 1 s)
+  // The pause ends by itself (at most 1 s), and jobs still run every piece meanwhile.
+  std::vector<std::atomic<int>> hits(16);
+  kn::parallel_chunks(16, 2, [&](std::int64_t i) { hits[static_cast<std::size_t>(i)]++; });
+  for (auto& h : hits) EXPECT_EQ(h.load(), 1);
+  const auto t0 = std::chrono::steady_clock::now();
+  while (!kn::helpers_keep_up() && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(3))
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_TRUE(kn::helpers_keep_up());
 }
 
 TEST(RowPool, ParallelRangeCoversTheRangeOnce) {
