@@ -14,19 +14,16 @@ namespace backprop::optim {
 
 namespace {
 // An update streams each element of the parameter, its gradient and its state once: memory-bound, so a
-// split pays off only for large tensors. From 2^20 elements it always splits; from 2^17 (a 784x256 layer,
-// about 30 us of one core) only while the pool's helpers keep up (kernels::helpers_keep_up(): a helper with
-// a core of its own halves it, one that is preempted inside its piece would hold the step up).
+// split pays off only for large tensors. Splitting a 784x256 layer's update while the helpers keep up was
+// measured too: batch 32 gained ~10% on 2 threads, but batch 1 became 1.1-1.4x slower than on 1 thread (the
+// gradient, just written by the caller's product, has to move to the helper's core first), so updates split
+// from 2^20 elements only.
 constexpr std::int64_t kUpdateParallelThreshold = std::int64_t{1} << 20;
-constexpr std::int64_t kUpdateParallelWhenKeepingUp = std::int64_t{1} << 17;
 
 // Runs f(offset, count) over contiguous chunks of [0, n), on several threads for large tensors.
 template <class F>
 void for_chunks(std::int64_t n, F&& f) {
-  const bool split = n >= kUpdateParallelThreshold ||
-                     (n >= kUpdateParallelWhenKeepingUp && backprop::get_num_threads() > 1 &&
-                      backprop::kernels::helpers_keep_up());
-  backprop::kernels::parallel_range(n, split ? 1 : n + 1,
+  backprop::kernels::parallel_range(n, kUpdateParallelThreshold,
                                     [&](std::int64_t b, std::int64_t e) { f(b, e - b); });
 }
 
