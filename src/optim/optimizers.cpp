@@ -8,23 +8,35 @@
 
 #include "kernels/kernels.hpp"
 #include "kernels/parallel.hpp"
+#include "kernels/row_pool.hpp"
 #include "optim/update_kernels.hpp"
 
 namespace backprop::optim {
 
 namespace {
 // An update streams each element of the parameter, its gradient and its state once: memory-bound, so a
-// split pays off only for large tensors. Splitting a 784x256 layer's update while the helpers keep up was
-// measured too: batch 32 gained ~10% on 2 threads, but batch 1 became 1.1-1.4x slower than on 1 thread (the
-// gradient, just written by the caller's product, has to move to the helper's core first), so updates split
-// from 2^20 elements only.
+// split pays off only for large tensors. From 2^20 elements it always splits. From 2^17 (a 784x256 layer,
+// about 30 us of one core) it splits only when the products since the last update ran split (the pool's
+// helpers computed pieces, so the gradient is spread over both cores' caches) and the helpers keep up
+// (kernels::helpers_keep_up()): on 2 threads that took batch 32 from 0.32 to 0.28-0.30 s per epoch. Without
+// the first condition batch 1, whose products never split, became 1.1-1.4x slower than on 1 thread: the
+// gradient the caller had just written had to move to the helper's core first.
 constexpr std::int64_t kUpdateParallelThreshold = std::int64_t{1} << 20;
+constexpr std::int64_t kUpdateParallelWhenSpread = std::int64_t{1} << 17;
+
+// Pieces done by the pool's helpers when the last update on this thread finished.
+thread_local std::uint64_t helper_pieces_after_last_update = 0;
 
 // Runs f(offset, count) over contiguous chunks of [0, n), on several threads for large tensors.
 template <class F>
 void for_chunks(std::int64_t n, F&& f) {
-  backprop::kernels::parallel_range(n, kUpdateParallelThreshold,
-                                    [&](std::int64_t b, std::int64_t e) { f(b, e - b); });
+  namespace kn = backprop::kernels;
+  const bool spread = kn::chunk_counts().by_helpers != helper_pieces_after_last_update;
+  const bool split =
+      n >= kUpdateParallelThreshold ||
+      (n >= kUpdateParallelWhenSpread && spread && backprop::get_num_threads() > 1 && kn::helpers_keep_up());
+  kn::parallel_range(n, split ? 1 : n + 1, [&](std::int64_t b, std::int64_t e) { f(b, e - b); });
+  helper_pieces_after_last_update = kn::chunk_counts().by_helpers;
 }
 
 void check_non_negative(const char* who, const char* name, double v) {
