@@ -45,18 +45,19 @@ using Clock = std::chrono::steady_clock;
 // How split jobs have been going (see helpers_keep_up()). Only jobs published while a helper was spinning
 // count: one that finds the helpers asleep says the machine was quiet, not busy. late_share is a moving
 // average of the share of those jobs that held their caller up, in 1/1024ths (each job weighs 1/16); when
-// it reaches about 10% small splits stop for a while (distrust_until), 10 ms the first time, twice as long
-// each time it happens again within 10 s of the last, up to 1 s.
+// it reaches about 10% small splits stop for a while (distrust_until), 100 ms the first time, twice as long
+// each time it happens again within 30 s of the last, up to 5 s.
 constexpr int kLateShareLimit = 102;
-constexpr Clock::duration kFirstDistrust = std::chrono::milliseconds(10),
-                          kLongestDistrust = std::chrono::seconds(1),
-                          kForgiveAfter = std::chrono::seconds(10);
+constexpr Clock::duration kFirstDistrust = std::chrono::milliseconds(100),
+                          kLongestDistrust = std::chrono::seconds(5),
+                          kForgiveAfter = std::chrono::seconds(30);
 std::atomic<int> late_share{0};
 std::atomic<Clock::rep> distrust_until{0}, distrust_for{0}, distrusted_at{0};
 std::atomic<std::uint64_t> late_jobs{0}, distrusts{0};
 
-// Pauses small splits (distrust_until), for 10 ms the first time, twice as long each time it happens again
-// within 10 s of the last, up to 1 s; the late share is judged afresh after the pause.
+// Pauses small splits (distrust_until), for 100 ms the first time, twice as long each time it happens again
+// within 30 s of the last, up to 5 s; the late share is judged afresh after the pause. On a machine that
+// stays busy, the time spent finding out again (one window of check_preemptions) is then a few percent.
 void distrust() {
   const Clock::rep now = Clock::now().time_since_epoch().count();
   Clock::duration span(distrust_for.load(std::memory_order_relaxed));
@@ -76,8 +77,9 @@ void distrust() {
 // process on a 2-core machine, a spinning helper makes three threads share two cores, and the caller's own
 // work slows down by more than the helper gives back, without any single job being late. Measured on this
 // machine: an idle run's caller is preempted about 5 times a second, with `yes` on the other core about 200.
-// Checked every 8th watched job over windows of at least 50 ms (getrusage is a system call), so an idle
-// machine's odd preemption (3 in one window is needed) does not count.
+// Checked every 8th watched job over windows of at least 20 ms (getrusage is a system call); at least 3
+// preemptions in a window are needed, so an idle machine's odd one does not count (at 5 a second, 3 in
+// 20 ms happen about once in 2 minutes), while a busy machine's show within a window or two.
 constexpr long kPreemptionsPerSecond = 50;
 void check_preemptions() {
 #ifdef RUSAGE_THREAD
@@ -86,12 +88,13 @@ void check_preemptions() {
   thread_local long preempted_before = -1;
   if (++jobs % 8 != 0) return;
   const auto now = Clock::now();
-  if (now - since < std::chrono::milliseconds(50) && preempted_before >= 0) return;
+  if (now - since < std::chrono::milliseconds(20) && preempted_before >= 0) return;
   rusage ru{};
   if (getrusage(RUSAGE_THREAD, &ru) != 0) return;
   const double seconds = std::chrono::duration<double>(now - since).count();
-  if (preempted_before >= 0 &&
-      static_cast<double>(ru.ru_nivcsw - preempted_before) > kPreemptionsPerSecond * seconds)
+  const long preempted = ru.ru_nivcsw - preempted_before;
+  if (preempted_before >= 0 && preempted >= 3 &&
+      static_cast<double>(preempted) > kPreemptionsPerSecond * seconds)
     distrust();
   preempted_before = ru.ru_nivcsw;
   since = now;

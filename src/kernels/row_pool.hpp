@@ -38,8 +38,9 @@ ChunkCounts chunk_counts();
 
 /// Whether splitting small work pays right now. The pool watches the split jobs published while a helper is
 /// awake: when about 10% of recent ones held their caller up (it waited for a helper's pieces longer than
-/// doing them itself would have taken: a helper preempted inside its piece on a busy machine), this is false
-/// for 10 ms, then for twice as long each time it happens again within 10 s, up to 1 s. Work large enough to
+/// doing them itself would have taken: a helper preempted inside its piece on a busy machine), or when the
+/// calling thread is preempted more than 50 times a second (another process wants its core), this is false
+/// for 100 ms, then for twice as long each time it happens again within 30 s, up to 5 s. Work large enough to
 /// gain on a busy machine too is split regardless; work that gains only when a helper has a core of its own
 /// asks this first. Which thread computes a piece never changes a result, so this changes speed only.
 bool helpers_keep_up();

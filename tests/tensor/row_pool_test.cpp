@@ -111,13 +111,13 @@ TEST(RowPool, HelpersThatHoldTheirCallerUpPauseSmallSplitsForAWhile) {
   }
   ASSERT_GT(kn::chunk_counts().distrusts, before);
   EXPECT_GT(kn::chunk_counts().late_jobs, 0u);
-  EXPECT_TRUE(paused);  // right after the job that tipped it (the pause lasts 10 ms to 1 s)
-  // The pause ends by itself (at most 1 s), and jobs still run every piece meanwhile.
+  EXPECT_TRUE(paused);  // right after the job that tipped it (the pause lasts 100 ms to 5 s)
+  // The pause ends by itself (at most 5 s), and jobs still run every piece meanwhile.
   std::vector<std::atomic<int>> hits(16);
   kn::parallel_chunks(16, 2, [&](std::int64_t i) { hits[static_cast<std::size_t>(i)]++; });
   for (auto& h : hits) EXPECT_EQ(h.load(), 1);
   const auto t0 = std::chrono::steady_clock::now();
-  while (!kn::helpers_keep_up() && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(3))
+  while (!kn::helpers_keep_up() && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(8))
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   EXPECT_TRUE(kn::helpers_keep_up());
 }
