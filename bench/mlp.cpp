@@ -12,7 +12,8 @@
 //
 // Output fields: epoch_s (median over epochs after the first), epoch_times, samples_per_s, test_accuracy,
 // peak_rss_mib, os_allocs_per_step (system allocations of tensor storage per step, after the first epoch),
-// pieces_by_helpers / pieces_by_caller (split work done by the thread pool's helpers and by the caller).
+// pieces_by_helpers / pieces_by_caller (split work done by the thread pool's helpers and by the caller),
+// late_jobs / distrusts (split jobs whose caller waited too long for a helper; pauses of small splits).
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -252,7 +253,8 @@ int run_train(const Args& a) {
             << ", \"peak_rss_mib\": " << peak_rss_mib() << ", \"os_allocs_per_step\": "
             << (steps_after_first ? static_cast<double>(os_allocs_after_first) / steps_after_first : -1.0)
             << ", \"pieces_by_helpers\": " << pool.by_helpers << ", \"pieces_by_caller\": " << pool.by_callers
-            << ", \"late_jobs\": " << pool.late_jobs << ", \"distrusts\": " << pool.distrusts << "}\n";
+            << ", \"late_jobs\": " << pool.late_jobs << ", \"distrusts\": " << pool.distrusts
+            << ", \"preempted_distrusts\": " << pool.preempted_distrusts << "}\n";
   return 0;
 }
 

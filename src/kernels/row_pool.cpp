@@ -53,7 +53,7 @@ constexpr Clock::duration kFirstDistrust = std::chrono::milliseconds(100),
                           kForgiveAfter = std::chrono::seconds(30);
 std::atomic<int> late_share{0};
 std::atomic<Clock::rep> distrust_until{0}, distrust_for{0}, distrusted_at{0};
-std::atomic<std::uint64_t> late_jobs{0}, distrusts{0};
+std::atomic<std::uint64_t> late_jobs{0}, distrusts{0}, preempted_distrusts{0};
 
 // Pauses small splits (distrust_until), for 100 ms the first time, twice as long each time it happens again
 // within 30 s of the last, up to 5 s; the late share is judged afresh after the pause. On a machine that
@@ -94,8 +94,10 @@ void check_preemptions() {
   const double seconds = std::chrono::duration<double>(now - since).count();
   const long preempted = ru.ru_nivcsw - preempted_before;
   if (preempted_before >= 0 && preempted >= 3 &&
-      static_cast<double>(preempted) > kPreemptionsPerSecond * seconds)
+      static_cast<double>(preempted) > kPreemptionsPerSecond * seconds) {
     distrust();
+    preempted_distrusts.fetch_add(1, std::memory_order_relaxed);
+  }
   preempted_before = ru.ru_nivcsw;
   since = now;
 #endif
@@ -236,7 +238,8 @@ void parallel_chunks(std::int64_t chunks, int threads, const std::function<void(
 
 ChunkCounts chunk_counts() {
   return {helper_chunks.load(std::memory_order_relaxed), caller_chunks.load(std::memory_order_relaxed),
-          late_jobs.load(std::memory_order_relaxed), distrusts.load(std::memory_order_relaxed)};
+          late_jobs.load(std::memory_order_relaxed), distrusts.load(std::memory_order_relaxed),
+          preempted_distrusts.load(std::memory_order_relaxed)};
 }
 
 bool helpers_keep_up() {
