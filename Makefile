@@ -30,9 +30,9 @@ asan:
 demo: build
 	scripts/demo $(BUILD)
 
-bench: 
+bench:
 	scripts/install-deps --bench
-	cmake --preset release
+	cmake --preset release -DBACKPROP_BUILD_BENCH=ON
 	cmake --build build/release -j $(JOBS)
 	scripts/bench build/release
 
