@@ -44,12 +44,13 @@ void blas_call(DType dtype, CBLAS_TRANSPOSE opa, CBLAS_TRANSPOSE opb, int m, int
 // calling thread in one call. The blocks go to a helping parallel-for (row_pool.hpp), not to an OpenMP
 // parallel region: the caller never waits for a thread that has not started a block. Two thresholds,
 // measured on this 2-core machine with 784-256-128-10 (docs/performance.md):
-// - from 2^22 multiply-adds per block (about 40 us of one core) a product always splits: batch 128's first
+// - from 2^22 multiply-adds per block (about 75 us of one core) a product always splits: batch 128's first
 //   layer, 1.13x faster on 2 threads idle and 1.3x with another process spinning on a core;
-// - from 2^20 it splits only while the helpers keep up (helpers_keep_up(): no recent split held its caller
-//   up). On an idle machine that adds batch 128's second layer and batch 32's first; under load such small
-//   blocks made batch 32 1.3-2.2x slower than one thread (a helper preempted inside its block holds the
-//   caller up), and the first such job stops them until the helpers keep up again.
+// - from 2^20 it splits only while the helpers keep up (helpers_keep_up(): few recent splits held their
+//   caller up, and the caller is not preempted often). On an idle machine that adds batch 128's second
+//   layer and batch 32's first (2 threads: 1.70x instead of 1.23x at batch 128, 1.38x instead of 1.0x at
+//   batch 32); under load such small blocks made batch 32 1.3-2.2x slower than one thread (a helper
+//   preempted inside its block holds the caller up), so there they pause.
 // With OpenMP's fork-join, splitting below 2^24 had made the small nets 5-20x slower on a busy machine.
 // BACKPROP_GEMM_SPLIT_MACS=N in the environment replaces both by N (a whole number >= 1; no adaptation).
 struct SplitWork {

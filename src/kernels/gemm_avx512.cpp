@@ -5,6 +5,7 @@
 
 #include <immintrin.h>
 
+#include <type_traits>
 #include <vector>
 
 #define BP_AVX512 __attribute__((target("avx512f")))
@@ -26,12 +27,13 @@ constexpr __mmask16 lanes(i64 count) {
 
 // ---- broadcast form: op(B) = B ----------------------------------------------------------------------------
 
-// MR rows x NV vectors of 16 columns of C; the last vector's columns are limited by `last`. op(A)[r, p] is
-// a[r * rs + p * ps] (rs = lda, ps = 1 for A; rs = 1, ps = lda for A^T).
+// acc[r][v] = sum over p of op(A)[r, p] * B[p, 16 v ...] for MR rows and NV vectors of 16 columns, the last
+// vector's columns limited by `last`, each lane one fused multiply-add chain in order p = 0, 1, ..., k-1.
+// op(A)[r, p] is a[r * rs + p * ps] (rs = lda, ps = 1 for A; rs = 1, ps = lda for A^T).
 template <int MR, int NV>
-BP_AVX512 void tile_bcast(i64 k, const float* a, i64 rs, i64 ps, const float* b, i64 ldb, __mmask16 last,
-                          float alpha, float beta, float* c, i64 ldc) {
-  __m512 acc[MR][NV];
+BP_AVX512 __attribute__((always_inline)) inline void accumulate(i64 k, const float* a, i64 rs, i64 ps,
+                                                                const float* b, i64 ldb, __mmask16 last,
+                                                                __m512 (&acc)[MR][NV]) {
 #pragma GCC unroll 16
   for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 2
@@ -50,6 +52,14 @@ BP_AVX512 void tile_bcast(i64 k, const float* a, i64 rs, i64 ps, const float* b,
       for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
     }
   }
+}
+
+// MR rows x NV vectors of 16 columns of C = alpha op(A) B (+ beta C).
+template <int MR, int NV>
+BP_AVX512 void tile_bcast(i64 k, const float* a, i64 rs, i64 ps, const float* b, i64 ldb, __mmask16 last,
+                          float alpha, float beta, float* c, i64 ldc) {
+  __m512 acc[MR][NV];
+  accumulate<MR, NV>(k, a, rs, ps, b, ldb, last, acc);
   const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
 #pragma GCC unroll 16
   for (int r = 0; r < MR; ++r)
@@ -65,6 +75,30 @@ BP_AVX512 void tile_bcast(i64 k, const float* a, i64 rs, i64 ps, const float* b,
 
 constexpr int kBcastRows = 8;
 
+// Calls f(std::integral_constant<int, R>{}) for the R = count (1 to 7) rows of a last, partial tile, so a
+// tile kernel can be instantiated for every tail height; does nothing for 0.
+template <class F>
+void for_tail(i64 count, F&& f) {
+  switch (count) {
+    case 7:
+      return f(std::integral_constant<int, 7>{});
+    case 6:
+      return f(std::integral_constant<int, 6>{});
+    case 5:
+      return f(std::integral_constant<int, 5>{});
+    case 4:
+      return f(std::integral_constant<int, 4>{});
+    case 3:
+      return f(std::integral_constant<int, 3>{});
+    case 2:
+      return f(std::integral_constant<int, 2>{});
+    case 1:
+      return f(std::integral_constant<int, 1>{});
+    default:
+      return;
+  }
+}
+
 template <int NV>
 BP_AVX512 void rows_bcast(i64 m, i64 k, const float* a, i64 rs, i64 ps, const float* b, i64 ldb,
                           __mmask16 last, float alpha, float beta, float* c, i64 ldc) {
@@ -73,31 +107,9 @@ BP_AVX512 void rows_bcast(i64 m, i64 k, const float* a, i64 rs, i64 ps, const fl
     tile_bcast<kBcastRows, NV>(k, a + i * rs, rs, ps, b, ldb, last, alpha, beta, c + i * ldc, ldc);
   const float* ai = a + i * rs;
   float* ci = c + i * ldc;
-  switch (m - i) {
-    case 7:
-      tile_bcast<7, NV>(k, ai, rs, ps, b, ldb, last, alpha, beta, ci, ldc);
-      break;
-    case 6:
-      tile_bcast<6, NV>(k, ai, rs, ps, b, ldb, last, alpha, beta, ci, ldc);
-      break;
-    case 5:
-      tile_bcast<5, NV>(k, ai, rs, ps, b, ldb, last, alpha, beta, ci, ldc);
-      break;
-    case 4:
-      tile_bcast<4, NV>(k, ai, rs, ps, b, ldb, last, alpha, beta, ci, ldc);
-      break;
-    case 3:
-      tile_bcast<3, NV>(k, ai, rs, ps, b, ldb, last, alpha, beta, ci, ldc);
-      break;
-    case 2:
-      tile_bcast<2, NV>(k, ai, rs, ps, b, ldb, last, alpha, beta, ci, ldc);
-      break;
-    case 1:
-      tile_bcast<1, NV>(k, ai, rs, ps, b, ldb, last, alpha, beta, ci, ldc);
-      break;
-    default:
-      break;
-  }
+  for_tail(m - i, [&](auto rows) {
+    tile_bcast<decltype(rows)::value, NV>(k, ai, rs, ps, b, ldb, last, alpha, beta, ci, ldc);
+  });
 }
 
 BP_AVX512 void sgemm_bcast(bool ta, i64 m, i64 n, i64 k, float alpha, const float* a, i64 lda, const float* b,
@@ -182,24 +194,10 @@ BP_AVX512 void sgemm_packed(i64 m, i64 n, i64 k, float alpha, const float* a, i6
 template <int MR, int NV>
 BP_AVX512 void tile_swapped(i64 k, const float* b, i64 ldb, const float* panel, __mmask16 last, i64 rows_a,
                             float alpha, float beta, float* c, i64 ldc) {
+  // The broadcast kernel's accumulation with B's rows as the broadcast operand and the panel as the vectors:
+  // acc = fma(B[j, p], A[i, p], acc), the factors of the packed form's chain in the other order.
   __m512 acc[MR][NV];
-#pragma GCC unroll 16
-  for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
-  for (i64 p = 0; p < k; ++p) {
-    const float* pp = panel + p * 32;
-    __m512 av[NV];
-#pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v)
-      av[v] = v == NV - 1 ? _mm512_maskz_loadu_ps(last, pp + 16 * v) : _mm512_loadu_ps(pp + 16 * v);
-#pragma GCC unroll 16
-    for (int r = 0; r < MR; ++r) {
-      const __m512 bv = _mm512_set1_ps(b[r * ldb + p]);
-#pragma GCC unroll 2
-      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(bv, av[v], acc[r][v]);
-    }
-  }
+  accumulate<MR, NV>(k, b, ldb, 1, panel, 32, last, acc);
   alignas(64) float t[MR][32];
 #pragma GCC unroll 16
   for (int r = 0; r < MR; ++r)
@@ -223,31 +221,9 @@ BP_AVX512 void cols_swapped(i64 n, i64 k, const float* b, i64 ldb, const float* 
     tile_swapped<kBcastRows, NV>(k, b + j * ldb, ldb, panel, last, rows_a, alpha, beta, c + j, ldc);
   const float* bj = b + j * ldb;
   float* cj = c + j;
-  switch (n - j) {
-    case 7:
-      tile_swapped<7, NV>(k, bj, ldb, panel, last, rows_a, alpha, beta, cj, ldc);
-      break;
-    case 6:
-      tile_swapped<6, NV>(k, bj, ldb, panel, last, rows_a, alpha, beta, cj, ldc);
-      break;
-    case 5:
-      tile_swapped<5, NV>(k, bj, ldb, panel, last, rows_a, alpha, beta, cj, ldc);
-      break;
-    case 4:
-      tile_swapped<4, NV>(k, bj, ldb, panel, last, rows_a, alpha, beta, cj, ldc);
-      break;
-    case 3:
-      tile_swapped<3, NV>(k, bj, ldb, panel, last, rows_a, alpha, beta, cj, ldc);
-      break;
-    case 2:
-      tile_swapped<2, NV>(k, bj, ldb, panel, last, rows_a, alpha, beta, cj, ldc);
-      break;
-    case 1:
-      tile_swapped<1, NV>(k, bj, ldb, panel, last, rows_a, alpha, beta, cj, ldc);
-      break;
-    default:
-      break;
-  }
+  for_tail(n - j, [&](auto rows) {
+    tile_swapped<decltype(rows)::value, NV>(k, bj, ldb, panel, last, rows_a, alpha, beta, cj, ldc);
+  });
 }
 
 BP_AVX512 void sgemm_swapped(i64 m, i64 n, i64 k, float alpha, const float* a, i64 lda, const float* b,
