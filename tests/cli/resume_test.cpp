@@ -123,7 +123,12 @@ TEST(Resume, KilledRunsResumeToTheSameWeights) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
     int status = 0;
     bool exited = false;
-    while (!fs::exists(fs::path(out) / wanted) && std::chrono::steady_clock::now() < deadline) {
+    // The checkpoint file appears first and `latest` is written after it: a kill in between leaves a run
+    // with nothing to resume the first time, so wait for both.
+    const auto saved = [&] {
+      return fs::exists(fs::path(out) / wanted) && fs::exists(fs::path(out) / "checkpoints" / "latest");
+    };
+    while (!saved() && std::chrono::steady_clock::now() < deadline) {
       if (waitpid(pid, &status, WNOHANG) == pid) {
         exited = true;
         break;
