@@ -16,7 +16,8 @@
 //   at most half as many rows as B (a batch of 32 against 256 features), the swapped form packs A instead:
 //   C^T = B A^T, rows of B broadcast against 32 rows of A transposed into the panel, each tile written back
 //   transposed; packing A costs m / n of packing B (13% faster on 32 x 256 x 784). Each element is the same
-//   chain of fused multiply-adds in either form (the two factors commute exactly), so both give C bit for bit.
+//   chain of fused multiply-adds in either form (the two factors commute exactly), so both give C bit for
+//   bit.
 // Every element of C is computed by the same sequence of operations wherever its tile lies, so a row block
 // of C (gemm_raw's threads) gives bit-identical results to the whole product. A^T with B^T is not covered
 // (OpenBLAS handles it).

@@ -104,8 +104,8 @@ TEST(KillTest, FiftyKillsAtRandomMomentsLoseNothing) {
     fs::remove_all(out);
   }
   std::printf(
-      "[ kill test ] %d trials over a %.0f ms run (as last drawn): %d killed, %d inside a save, %d before the first "
-      "checkpoint, %d resumed to identical weights (%d of them killed inside a save)\n",
+      "[ kill test ] %d trials over a %.0f ms run (as last drawn): %d killed, %d inside a save, %d before "
+      "the first checkpoint, %d resumed to identical weights (%d of them killed inside a save)\n",
       kTrials, length_ms, killed, during_save, no_checkpoint_yet, resumed, resumed_after_save_kill);
   EXPECT_GE(killed, kTrials * 8 / 10);
   EXPECT_GE(during_save, 5) << "too few kills landed inside a save to test it";
