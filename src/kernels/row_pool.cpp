@@ -200,6 +200,10 @@ class Pool {
     }
   }
 
+ public:
+  int spinning() const { return spinning_.load(std::memory_order_relaxed); }
+
+ private:
   std::mutex mutex_;
   std::condition_variable wake_;
   std::shared_ptr<Job> current_;
@@ -239,7 +243,7 @@ void parallel_chunks(std::int64_t chunks, int threads, const std::function<void(
 ChunkCounts chunk_counts() {
   return {helper_chunks.load(std::memory_order_relaxed), caller_chunks.load(std::memory_order_relaxed),
           late_jobs.load(std::memory_order_relaxed), distrusts.load(std::memory_order_relaxed),
-          preempted_distrusts.load(std::memory_order_relaxed)};
+          preempted_distrusts.load(std::memory_order_relaxed), pool().spinning()};
 }
 
 bool helpers_keep_up() {

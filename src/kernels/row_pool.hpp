@@ -34,6 +34,7 @@ struct ChunkCounts {
   std::uint64_t late_jobs = 0;  // jobs whose caller waited for helpers longer than the work would have taken
   std::uint64_t distrusts = 0;  // times helpers_keep_up() turned false
   std::uint64_t preempted_distrusts = 0;  // ... of them because the caller was preempted often
+  int helpers_spinning = 0;  // helpers awake right now, spinning for the next job (they sleep after 200 us)
 };
 ChunkCounts chunk_counts();
 

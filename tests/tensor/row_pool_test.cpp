@@ -96,16 +96,25 @@ TEST(RowPool, ACallerNeverWaitsForAHelperThatHasNotStarted) {
 TEST(RowPool, HelpersThatHoldTheirCallerUpPauseSmallSplitsForAWhile) {
   if (kn::usable_cpus() < 2) GTEST_SKIP() << "one CPU in this process's affinity mask: no helpers are used";
   // Jobs whose pieces take 5 ms on a helper and 0.2 ms on the caller: the caller waits far longer than doing
-  // them itself would have taken. Only jobs published while a helper is awake count, so each follows a quick
-  // job that leaves the helper spinning; tried until the pool reacts (another process may hold the core).
+  // them itself would have taken. Only jobs published while a helper is awake count, so each is published
+  // once a helper spins for the next job (it spins 200 us after its last piece, then sleeps); tried until the
+  // pool reacts (another process may hold the core).
   const auto caller = std::this_thread::get_id();
   const std::uint64_t before = kn::chunk_counts().distrusts;
   bool paused = false;
   for (int attempt = 0; attempt < 200 && kn::chunk_counts().distrusts == before; ++attempt) {
-    kn::parallel_chunks(2, 2, [](std::int64_t) {});
+    kn::parallel_chunks(2, 2, [](std::int64_t) {});  // wakes a sleeping helper
+    const auto t0 = std::chrono::steady_clock::now();
+    while (kn::chunk_counts().helpers_spinning == 0 &&
+           std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(20))
+      std::this_thread::yield();
     kn::parallel_chunks(4, 2, [&](std::int64_t) {
-      std::this_thread::sleep_for(std::this_thread::get_id() == caller ? std::chrono::microseconds(200)
-                                                                       : std::chrono::microseconds(5000));
+      // Busy, not asleep: a sleep woken late on a loaded machine would slow the caller's pieces as much.
+      const auto until = std::chrono::steady_clock::now() + (std::this_thread::get_id() == caller
+                                                                 ? std::chrono::microseconds(200)
+                                                                 : std::chrono::microseconds(5000));
+      while (std::chrono::steady_clock::now() < until) {
+      }
     });
     paused = !kn::helpers_keep_up();
   }
