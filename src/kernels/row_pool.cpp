@@ -241,9 +241,14 @@ void parallel_chunks(std::int64_t chunks, int threads, const std::function<void(
 }
 
 ChunkCounts chunk_counts() {
-  return {helper_chunks.load(std::memory_order_relaxed), caller_chunks.load(std::memory_order_relaxed),
-          late_jobs.load(std::memory_order_relaxed), distrusts.load(std::memory_order_relaxed),
-          preempted_distrusts.load(std::memory_order_relaxed), pool().spinning()};
+  ChunkCounts c;
+  c.by_helpers = helper_chunks.load(std::memory_order_relaxed);
+  c.by_callers = caller_chunks.load(std::memory_order_relaxed);
+  c.late_jobs = late_jobs.load(std::memory_order_relaxed);
+  c.distrusts = distrusts.load(std::memory_order_relaxed);
+  c.preempted_distrusts = preempted_distrusts.load(std::memory_order_relaxed);
+  c.helpers_spinning = pool().spinning();
+  return c;
 }
 
 bool helpers_keep_up() {
