@@ -93,6 +93,26 @@ TEST(RowPool, ACallerNeverWaitsForAHelperThatHasNotStarted) {
   first.join();
 }
 
+TEST(RowPool, HelpersSpinBrieflyAfterAJobThenSleep) {
+  if (kn::usable_cpus() < 2) GTEST_SKIP() << "one CPU in this process's affinity mask: no helpers are used";
+  // Right after a job a helper spins for the next one (helpers_spinning > 0); 200 us later it sleeps. Each
+  // state is watched for in 1 ms windows, tried for up to 10 s: on a loaded machine the helper and this
+  // thread may seldom hold a core at the same time.
+  const auto seen = [](bool spinning) {
+    const auto t0 = std::chrono::steady_clock::now();
+    while (std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10)) {
+      if (spinning) kn::parallel_chunks(2, 2, [](std::int64_t) {});
+      const auto window = std::chrono::steady_clock::now() + std::chrono::milliseconds(1);
+      while (std::chrono::steady_clock::now() < window)
+        if ((kn::chunk_counts().helpers_spinning > 0) == spinning) return true;
+      if (!spinning) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return false;
+  };
+  EXPECT_TRUE(seen(true));
+  EXPECT_TRUE(seen(false));
+}
+
 TEST(RowPool, HelpersThatHoldTheirCallerUpPauseSmallSplitsForAWhile) {
   if (kn::usable_cpus() < 2) GTEST_SKIP() << "one CPU in this process's affinity mask: no helpers are used";
   // Jobs whose pieces take 5 ms on a helper and 0.2 ms on the caller: the caller waits far longer than doing
