@@ -5,9 +5,12 @@
 // Saves are made frequent (a checkpoint every epoch of 9 updates) and slow (the test-only
 // BACKPROP_TEST_SAVE_DELAY_MS holds each temporary file 15 ms before its rename), so a good share of the
 // kills land inside a save; the test counts them by the temporary files they leave behind. The kill times
-// come from a seeded generator (reproducible as fractions of the run's length).
+// come from a seeded generator. Four trials in five wait for the run's first checkpoint and are killed at a
+// random point of what follows it (drawn over the straight run's tail), so they test resuming however slow
+// the start-up is on a loaded machine; the fifth is killed anywhere in the run, start-up included.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/wait.h>
 
 #include <algorithm>
 #include <backprop/io/checkpoint.hpp>
@@ -35,6 +38,20 @@ std::vector<fs::path> files_matching(const fs::path& dir, const std::string& par
   return out;
 }
 
+// Milliseconds from now until `out`/checkpoints/latest exists, polled every millisecond while `pid` runs;
+// -1 if the process ends first (it is not reaped here).
+double wait_for_first_checkpoint(pid_t pid, const std::string& out) {
+  const auto start = Clock::now();
+  const fs::path latest = fs::path(out) / "checkpoints" / "latest";
+  for (;;) {
+    if (fs::exists(latest)) return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+    siginfo_t info{};
+    if (waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == pid)
+      return fs::exists(latest) ? 0.0 : -1.0;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
 }  // namespace
 
 TEST(KillTest, FiftyKillsAtRandomMomentsLoseNothing) {
@@ -45,15 +62,19 @@ TEST(KillTest, FiftyKillsAtRandomMomentsLoseNothing) {
                            "--schedule step:2:0.8 --threads 1 --seed 4 --grad-flow 5 --epochs 8 "
                            "--checkpoint-every 1 --quiet ";
 
-  // The uninterrupted run, timed with the same slow saves: kill moments are drawn over its length.
+  // The uninterrupted run, timed with the same slow saves: when its first checkpoint appeared and when it
+  // ended.
   const auto t0 = Clock::now();
   const pid_t straight = clitest::spawn(clitest::words(args + "--out " + s.path("straight")), s.path("s.out"),
                                         s.path("s.err"), kSlowSaves);
   ASSERT_GT(straight, 0);
+  const double first_ms = wait_for_first_checkpoint(straight, s.path("straight"));
   int status = 0;
   waitpid(straight, &status, 0);
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << clitest::slurp(s.path("s.err"));
+  ASSERT_GE(first_ms, 0.0) << "the straight run wrote no checkpoint";
   double length_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  double tail_ms = std::max(length_ms - first_ms, 1.0);
 
   constexpr int kTrials = 50;
   bp::Generator gen(20261126);
@@ -63,14 +84,28 @@ TEST(KillTest, FiftyKillsAtRandomMomentsLoseNothing) {
     const pid_t pid =
         clitest::spawn(clitest::words(args + "--out " + out), s.path("t.out"), s.path("t.err"), kSlowSaves);
     ASSERT_GT(pid, 0);
-    const double wait_ms = gen.uniform(0.05, 1.0) * length_ms;
+    const bool anywhere = trial % 5 == 3;
+    const double fraction = anywhere ? gen.uniform(0.05, 1.0) : gen.uniform(0.0, 1.0);
+    double wait_ms = fraction * length_ms;
+    if (!anywhere) {
+      if (wait_for_first_checkpoint(pid, out) < 0)
+        wait_ms = 0;  // it ended (or failed) first: checked below
+      else
+        wait_ms = fraction * tail_ms;
+    }
     std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(wait_ms));
     kill(pid, SIGKILL);
     waitpid(pid, &status, 0);
-    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) {
       ++killed;
-    else  // it finished first: the straight run was timed on a busier machine; draw from a shorter span
-      length_ms = std::min(length_ms, wait_ms);
+    } else {  // it finished first: the straight run was timed on a busier machine; draw from a shorter span
+      ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+          << "trial " << trial << ": " << clitest::slurp(s.path("t.err"));
+      if (anywhere)
+        length_ms = std::min(length_ms, wait_ms);
+      else
+        tail_ms = std::max(std::min(tail_ms, wait_ms), 1.0);
+    }
 
     const fs::path dir = fs::path(out) / "checkpoints";
     const bool mid_save = !files_matching(dir, ".tmp-").empty() || !files_matching(out, ".tmp-").empty();
