@@ -118,11 +118,15 @@ TEST(RowPool, HelpersThatHoldTheirCallerUpPauseSmallSplitsForAWhile) {
   // Jobs whose pieces take 5 ms on a helper and 0.2 ms on the caller: the caller waits far longer than doing
   // them itself would have taken. Only jobs published while a helper is awake count, so each is published
   // once a helper spins for the next job (it spins 200 us after its last piece, then sleeps); tried until the
-  // pool reacts (another process may hold the core).
+  // pool reacts, for up to 30 s (another process may hold the core: then the caller takes every piece itself
+  // and no job is late, which is the pool working as meant).
   const auto caller = std::this_thread::get_id();
   const std::uint64_t before = kn::chunk_counts().distrusts;
+  const std::uint64_t helper_pieces_before = kn::chunk_counts().by_helpers;
+  const auto start = std::chrono::steady_clock::now();
   bool paused = false;
-  for (int attempt = 0; attempt < 200 && kn::chunk_counts().distrusts == before; ++attempt) {
+  while (kn::chunk_counts().distrusts == before &&
+         std::chrono::steady_clock::now() - start < std::chrono::seconds(30)) {
     kn::parallel_chunks(2, 2, [](std::int64_t) {});  // wakes a sleeping helper
     const auto t0 = std::chrono::steady_clock::now();
     while (kn::chunk_counts().helpers_spinning == 0 &&
@@ -138,7 +142,11 @@ TEST(RowPool, HelpersThatHoldTheirCallerUpPauseSmallSplitsForAWhile) {
     });
     paused = !kn::helpers_keep_up();
   }
-  ASSERT_GT(kn::chunk_counts().distrusts, before);
+  const std::uint64_t helper_pieces = kn::chunk_counts().by_helpers - helper_pieces_before;
+  if (kn::chunk_counts().distrusts == before && helper_pieces < 20)
+    GTEST_SKIP() << "in 30 s the helper ran only " << helper_pieces
+                 << " pieces (the machine gave it no core), so no job could hold its caller up";
+  ASSERT_GT(kn::chunk_counts().distrusts, before) << helper_pieces << " pieces ran on the helper";
   EXPECT_GT(kn::chunk_counts().late_jobs, 0u);
   EXPECT_TRUE(paused);  // right after the job that tipped it (the pause lasts 100 ms to 5 s)
   // The pause ends by itself (at most 5 s), and jobs still run every piece meanwhile.
