@@ -118,10 +118,9 @@ TEST(RowPool, HelpersThatHoldTheirCallerUpPauseSmallSplitsForAWhile) {
   // Jobs whose pieces take 5 ms on a helper and 0.2 ms on the caller: the caller waits far longer than doing
   // them itself would have taken. Only jobs published while a helper is awake count, so each is published
   // once a helper spins for the next job (it spins 200 us after its last piece, then sleeps); tried until the
-  // pool reacts, for up to 30 s (another process may hold the core: then the caller takes every piece itself
-  // and no job is late, which is the pool working as meant).
-  // A busy machine may also pause them because the caller is preempted often; the loop waits for a pause
-  // that late jobs caused.
+  // pool reacts, for up to 30 s (another process may hold the core for seconds: meanwhile the caller takes
+  // every piece itself and no job is late). A busy machine may also pause small splits because the caller is
+  // preempted often; the loop waits for a pause that late jobs caused.
   const auto caller = std::this_thread::get_id();
   auto late_distrusts = [] { return kn::chunk_counts().distrusts - kn::chunk_counts().preempted_distrusts; };
   const std::uint64_t before = late_distrusts();
@@ -146,9 +145,6 @@ TEST(RowPool, HelpersThatHoldTheirCallerUpPauseSmallSplitsForAWhile) {
     paused = !kn::helpers_keep_up();
   }
   const std::uint64_t helper_pieces = kn::chunk_counts().by_helpers - helper_pieces_before;
-  if (late_distrusts() == before && helper_pieces < 20)
-    GTEST_SKIP() << "in 30 s the helper ran only " << helper_pieces
-                 << " pieces (the machine gave it no core), so no job could hold its caller up";
   ASSERT_GT(late_distrusts(), before) << helper_pieces << " pieces ran on the helper";
   EXPECT_GT(kn::chunk_counts().late_jobs, late_before);
   EXPECT_TRUE(paused);  // right after the job that tipped it (the pause lasts 100 ms to 5 s)
