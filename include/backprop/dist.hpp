@@ -197,21 +197,45 @@ std::shared_ptr<nn::Sequential> convert_sync_batchnorm(const nn::Sequential& mod
 // ---- the training loop
 // ----------------------------------------------------------------------------------------------
 
-/// train::fit() over MPI: the same options and history, every global batch of options.batch_size rows split
-/// into shards (shard()), gradients summed by DataParallel and scaled by options.grad_reduction so that K
-/// ranks take exactly the step one process takes on the whole batch. Every rank must call it with the same
-/// model shape, options and dataset (same seed, so the same shuffle). Rank 0's weights are broadcast first.
-/// Metrics (train loss and accuracy, validation loss and accuracy) are global: all-reduced over ranks.
-/// Callbacks run on rank 0 only (they print and write files); a stop request from one is broadcast.
-/// Interruption and resume work as in train::fit() (drop_last, start_step, start_progress, early_stopping,
-/// best_state, stop), and a run interrupted on K ranks may resume on any number of ranks: the progress sums
-/// are global. The stop flag is collective: after every update the ranks all-reduce the maximum of their
-/// local *options.stop (one MPI_Allreduce of an int, always made, whether stop is set or not), so all stop
-/// after the same update even when a signal reaches them at different moments.
-/// options.grad_flow_every: every rank measures train::measure_grad_flow() on the same global batch with the
-/// same (all-reduced) gradients, so History::grad_flow is the same on every rank; on_grad_flow runs on rank
-/// 0. Throws ValueError when a global batch has fewer rows than ranks or on bad resume options, DivergedError
-/// like fit(), DistError on MPI failures.
+/// Every rank of the MPI job as a train::Collective: a Trainer built with it splits each global batch of
+/// options.batch_size rows into shards (shard()), sums the gradients with DataParallel (overlapping the
+/// backward) and scales each rank's objective by shard_scale(), so that K ranks take exactly the step one
+/// process takes on the whole batch. Metrics (train loss and accuracy, validation) are all-reduced, the stop
+/// flag is the maximum over ranks (one MPI_Allreduce of an int after every update), times are rank 0's, and
+/// callbacks run on rank 0 only, so every rank takes the same branches. Every rank must build the same
+/// Trainer (model shape, options, dataset, seed). A state saved on K ranks resumes on any number: the
+/// progress sums are global.
+///
+///   auto comm = std::make_shared<bp::dist::Collective>();
+///   bp::train::Trainer trainer(net, loss, opt, {.epochs = 10, .batch_size = 512}, comm);
+///   trainer.fit(train);                       // the same history on every rank
+class Collective : public train::Collective {
+ public:
+  /// Throws DistError before init().
+  explicit Collective(DataParallelOptions options = {});
+  ~Collective() override;
+  int rank() const override;
+  int size() const override;
+  /// Broadcasts rank 0's parameters and buffers and prepares the gradient all-reduce for `model`.
+  void start(nn::Module& model) override;
+  data::Batch shard(const data::Batch& global) override;
+  void backward(const Tensor& objective) override;
+  void sum(double* values, int count) override;
+  bool any(bool flag) override;
+  double from_root(double value) override;
+  train::Evaluation evaluate(nn::Module& model, const loss::Loss& loss, const data::TensorDataset& data,
+                             std::int64_t batch_size) override;
+  /// Time and traffic of the gradient all-reduce since start().
+  CommStats stats() const;
+
+ private:
+  DataParallelOptions options_;
+  std::unique_ptr<DataParallel> dp_;
+  nn::Module* model_ = nullptr;
+};
+
+/// train::fit() over MPI: a train::Trainer with a dist::Collective (see there). Throws ValueError when a
+/// global batch has fewer rows than ranks, DivergedError like fit(), DistError on MPI failures.
 train::History fit(nn::Module& model, const loss::Loss& loss, optim::Optimizer& optimizer,
                    const data::TensorDataset& train, const train::FitOptions& options = {},
                    DataParallelOptions parallel = {});

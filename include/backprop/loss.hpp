@@ -44,6 +44,17 @@ struct MSE : Loss {
   Reduction reduction;
 };
 
+/// The quadratic cost on class probabilities: MSE(softmax(z), one_hot(y)) from raw logits [N, C] and class
+/// indices [N]. With it a classifier keeps one kind of output (logits) whatever the cost, so evaluation and
+/// prediction need not know which cost trained it. Mean (or sum) over every element, as MSE. Throws
+/// ShapeError unless logits are [N, C] and target [N].
+struct SoftmaxMSE : Loss {
+  SoftmaxMSE(MSEOptions options = {}) : reduction(options.reduction) {}
+  Tensor operator()(const Tensor& logits, const Tensor& target) const override;
+  std::string repr() const override;
+  Reduction reduction;
+};
+
 struct QuadraticOptions {
   Reduction reduction = Reduction::mean;
 };

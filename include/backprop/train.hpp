@@ -1,27 +1,30 @@
-// backprop/train.hpp — fit(), evaluate() and predict(): gradient descent on a dataset.
+// backprop/train.hpp — the training loop (Trainer, fit()), evaluate() and predict().
 //
-// fit() runs epochs of gradient descent. The batch size picks the mode the seed describes: 1 is stochastic
-// gradient descent (one update per example), the dataset size (or full_batch) is batch gradient descent (one
-// update per epoch), anything between is mini-batch. The mini-batch gradient is averaged (grad_reduction
-// mean, the default) or summed.
+// A Trainer runs epochs of gradient descent: forward, cost, backward, (clip), optimiser step, and the
+// bookkeeping around them (metrics, validation, early stopping, learning-rate schedules, gradient flow,
+// interruption). The batch size picks the mode: 1 is stochastic gradient descent, the dataset size (or
+// full_batch) is batch gradient descent, anything between is mini-batch. fit() is a Trainer used once.
 //
 //   bp::Generator gen(42);
 //   bp::nn::Sequential net{bp::nn::Linear(784, 256, gen), bp::nn::ReLU(), bp::nn::Linear(256, 10, gen)};
 //   bp::optim::SGD opt(net.parameters(), {.lr = 0.1, .momentum = 0.9});
 //   auto train = bp::data::FashionMNIST::load(bp::data::FashionMNIST::default_dir, bp::data::Split::train);
-//   auto history = bp::train::fit(net, bp::loss::CrossEntropy{}, opt, train, {.epochs = 10, .batch_size =
-//   128}); auto result = bp::train::evaluate(net, bp::loss::CrossEntropy{}, test);   // loss, accuracy,
-//   confusion matrix
+//   auto test = bp::data::FashionMNIST::load(bp::data::FashionMNIST::default_dir, bp::data::Split::test);
+//   bp::loss::CrossEntropy loss;
+//   bp::train::History history = bp::train::fit(net, loss, opt, train, {.epochs = 10, .batch_size = 128});
+//   bp::train::Evaluation result = bp::train::evaluate(net, loss, test);   // loss, accuracy, confusion
 //
 // Interrupting and resuming (docs/train.md): point FitOptions::stop at an atomic flag (a signal handler may
-// set it); fit() returns after the update during which it became true, with History::interrupted. Save the
-// model, optimiser, module generators and scheduler steps, then continue in a fresh process with the same
-// options and
+// set it); Trainer::fit() returns after the update during which it became true, with History::interrupted.
+// Trainer::state() is then everything needed to continue (weights, optimiser, generators, schedule, data
+// position, early stopping); a fresh Trainer over a model of the same shape continues bit for bit:
 //
-//   {.start_epoch = h.epochs_done, .start_step = h.total_updates, .start_progress = h.partial,
-//    .early_stopping = h.early_stopping}
-//
-// for the weights and metrics of an uninterrupted run, bit for bit.
+//   bp::train::Trainer trainer(net, loss, opt, {.epochs = 10, .stop = &flag});
+//   trainer.fit(train);                                  // interrupted
+//   bp::train::TrainerState saved = trainer.state();     // io::write_checkpoint stores it
+//   bp::train::Trainer again(net2, loss, opt2, {.epochs = 10});
+//   again.load_state(saved);
+//   again.fit(train);                                    // the weights of an uninterrupted run
 #pragma once
 
 #include <atomic>
@@ -30,10 +33,12 @@
 #include <backprop/nn.hpp>
 #include <backprop/optim.hpp>
 #include <backprop/tensor.hpp>
+#include <backprop/train/state.hpp>
 #include <cstdint>
 #include <functional>
 #include <limits>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -43,75 +48,19 @@ namespace backprop::train {
 /// size, so the learning rate must shrink by the same factor to take the same step: lr_sum = lr_mean / B.
 enum class GradReduction { mean, sum };
 
-/// Per-layer gradient-flow figures, measured on one mini-batch.
-struct LayerFlow {
-  std::string name;               // the parameter's name, e.g. "0.weight"
-  double grad_norm = 0.0;         // ||dC/dW||_2
-  double weight_norm = 0.0;       // ||W||_2
-  std::string activation;         // the activation that follows the layer ("sigmoid", "relu", ...) or ""
-  double saturated_fraction = 0;  // sigmoid/tanh units with |z| large (output within 0.01 of its bounds)
-  double dead_fraction = 0;       // ReLU units that output 0 for every example of the batch
-};
-
-struct GradFlowRecord {
-  std::int64_t epoch = 0;
-  std::int64_t step = 0;  // global update count when measured (counting FitOptions::start_step)
-  std::vector<LayerFlow> layers;
-};
-
-inline constexpr double kNone = std::numeric_limits<double>::quiet_NaN();
-
-struct EpochMetrics {
-  std::int64_t epoch = 0;         // 1-based
-  double train_loss = kNone;      // mean over the epoch's batches (in training mode: dropout on)
-  double train_accuracy = kNone;  // classification only
-  double val_loss = kNone;        // on the validation set, in eval mode
-  double val_accuracy = kNone;
-  double lr = 0.0;  // learning rate used during the epoch
-  // A resumed epoch's updates and seconds include the part done before the interruption.
-  std::int64_t updates = 0;  // optimiser steps in this epoch
-  double seconds = 0.0;
-  double samples_per_second = 0.0;
-};
-
-/// Running sums of a partly trained epoch, so that an epoch interrupted and resumed reports the same metrics
-/// as one trained in a single call (train_loss = loss_sum / seen, train_accuracy = correct / seen).
-struct EpochProgress {
-  std::int64_t batches = 0;  // batches of this epoch already done
-  double loss_sum = 0.0;     // sum over done batches of batch-mean loss x rows
-  double correct = 0.0;      // correctly classified rows so far (classification)
-  std::int64_t seen = 0;     // rows seen so far
-  std::int64_t updates = 0;  // optimiser updates in this epoch so far
-  double seconds = 0.0;      // time spent in this epoch so far
-};
-
-/// Early-stopping bookkeeping, carried across a resume: pass History::early_stopping of the interrupted run
-/// back as FitOptions::early_stopping and patience counts exactly as in an uninterrupted run.
-struct EarlyStoppingState {
-  double best_val_loss = std::numeric_limits<double>::infinity();
-  std::int64_t best_epoch = 0;  // 1-based; 0 = none yet
-  /// Epochs without improvement. With early stopping on it is always (epochs done) - best_epoch, so a
-  /// checkpoint that holds best_val_loss and best_epoch can rebuild it.
-  std::int64_t since_best = 0;
-};
+/// When FitOptions::scheduler is stepped: after every epoch (StepLR, cosine over epochs) or after every
+/// optimiser update (warm-up over updates, OneCycleLR).
+enum class ScheduleInterval { epoch, update };
 
 struct History {
   std::vector<EpochMetrics> epochs;  // the epochs completed in this call
   std::vector<GradFlowRecord> grad_flow;
   std::int64_t best_epoch = 0;  // epoch with the lowest validation loss (0 without validation)
   bool stopped_early = false;
-  std::int64_t total_updates = 0;  // optimiser updates in total: FitOptions::start_step + this call's
+  std::int64_t total_updates = 0;  // optimiser updates in total, counting those before a resume
   /// fit() returned because *FitOptions::stop became true while epochs were left to train.
   bool interrupted = false;
-  std::int64_t epochs_done = 0;  // completed epochs in total (counting FitOptions::start_epoch)
-  /// When interrupted mid-epoch: the progress of the unfinished epoch epochs_done + 1 (pass it back as
-  /// FitOptions::start_progress). batches == 0 when interrupted at an epoch boundary.
-  EpochProgress partial;
-  EarlyStoppingState early_stopping;  // state at return (pass it back as FitOptions::early_stopping)
-  /// With early stopping and restore_best: the weights (state_dict) of early_stopping.best_epoch, when fit()
-  /// holds them (taken in this call or passed in as FitOptions::best_state); empty otherwise. Save them with
-  /// a mid-run checkpoint to restore the best epoch after a resume.
-  std::map<std::string, Tensor> best_state;
+  std::int64_t epochs_done = 0;  // completed epochs in total, counting those before a resume
   /// The weights of the best epoch were loaded into the model at the end (early stop with restore_best).
   bool restored_best = false;
 };
@@ -121,15 +70,18 @@ struct StepInfo {
   std::int64_t epoch = 0;  // 1-based
   std::int64_t batch = 0;  // 0-based within the epoch
   std::int64_t num_batches = 0;
-  std::int64_t step = 0;  // global update count (after this update), counting FitOptions::start_step
+  std::int64_t step = 0;  // global update count (after this update)
   std::int64_t batch_size = 0;
   double loss = 0.0;
   double accuracy = kNone;
 };
 
-/// Hooks into the training loop: progress bars, metric logs, checkpoints. Return true from on_epoch_end to
-/// stop training after that epoch. A mid-epoch resume calls on_epoch_begin for the resumed epoch too, and
-/// on_batch_end only for the batches it trains.
+class Trainer;
+
+/// Hooks into the training loop: progress bars, metric logs, checkpoints (train/callbacks.hpp has the
+/// library's). Return true from on_epoch_end to stop training after that epoch. A mid-epoch resume calls
+/// on_epoch_begin for the resumed epoch too, and on_batch_end only for the batches it trains. Under MPI
+/// callbacks run on rank 0 only. trainer() is the Trainer running the callback (valid from on_train_begin).
 class Callback {
  public:
   virtual ~Callback() = default;
@@ -139,6 +91,13 @@ class Callback {
   virtual void on_grad_flow(const GradFlowRecord&) {}
   virtual bool on_epoch_end(const EpochMetrics&) { return false; }
   virtual void on_train_end(const History&) {}
+
+ protected:
+  const Trainer& trainer() const;
+
+ private:
+  friend class Trainer;
+  const Trainer* trainer_ = nullptr;
 };
 
 struct FitOptions {
@@ -150,6 +109,7 @@ struct FitOptions {
   GradReduction grad_reduction = GradReduction::mean;
   bool shuffle = true;
   std::uint64_t seed = 0;  // data order: epoch e's order depends only on (seed, e)
+  bool drop_last = false;  // drop the last incomplete batch of each epoch
   const data::TensorDataset* validation = nullptr;
   /// Stop when the validation loss has not improved for this many epochs (0 = never), then restore the best
   /// weights (restore_best).
@@ -158,35 +118,21 @@ struct FitOptions {
   double l1 = 0.0;                        // adds l1 * sum |w| to the cost (weights only, not biases)
   double l2 = 0.0;                        // adds l2 * 1/2 sum w^2 to the cost (weights only, not biases)
   double clip_grad_norm = 0.0;            // 0 = off
-  optim::Scheduler* scheduler = nullptr;  // stepped once per epoch
-  std::int64_t grad_flow_every = 0;       // measure gradient flow every N updates (0 = off)
-  bool check_finite = true;               // stop with DivergedError at the first NaN/Inf loss or gradient
-  std::int64_t start_epoch = 0;           // epochs already done (resuming a checkpoint)
+  optim::Scheduler* scheduler = nullptr;  // stepped every scheduler_interval
+  ScheduleInterval scheduler_interval = ScheduleInterval::epoch;
+  /// Lowers the lr when the validation loss (the training loss without validation) stops improving; stepped
+  /// after each epoch, after `scheduler`.
+  optim::ReduceLROnPlateau* plateau = nullptr;
+  std::int64_t grad_flow_every = 0;  // measure gradient flow every N updates (0 = off)
+  bool check_finite = true;          // stop with DivergedError at the first NaN/Inf loss or gradient
   std::vector<Callback*> callbacks;
-
-  // ---- interruption and resume (see docs/train.md, "Interrupting and resuming")
-  bool drop_last = false;       // drop the last incomplete batch of each epoch
-  std::int64_t start_step = 0;  // updates already done (StepInfo::step numbering, grad-flow cadence)
-  /// The part of epoch start_epoch + 1 already done (mid-epoch resume): its first start_progress.batches
-  /// batches are skipped and its metrics continue from these sums.
-  EpochProgress start_progress;
-  EarlyStoppingState early_stopping;  // initial early-stopping state (resume)
   /// Polled after every update (after the on_batch_end callbacks); when true, fit() returns after that
   /// update with History::interrupted: no epoch end, validation or scheduler step, unless the update was the
   /// epoch's last, in which case the epoch is finished normally first.
   const std::atomic<bool>* stop = nullptr;
-  /// Optional: the weights of early_stopping.best_epoch saved before a resume (History::best_state of the
-  /// interrupted run), so that restore_best can restore an epoch trained before this call.
-  const std::map<std::string, Tensor>* best_state = nullptr;
 };
 
-/// Trains `model` on `train` and returns the per-epoch history. The loss's value is taken as the batch mean
-/// (use the losses' default Reduction::mean); grad_reduction = sum scales it by the batch size.
-/// Throws ValueError on bad options, DivergedError (naming epoch and step) when the loss or a gradient
-/// becomes non-finite; the model then holds the last finite weights of the step before.
-History fit(nn::Module& model, const loss::Loss& loss, optim::Optimizer& optimizer,
-            const data::TensorDataset& train, const FitOptions& options = {});
-
+/// Evaluation of a model on a dataset (evaluate()).
 struct Evaluation {
   double loss = kNone;
   double accuracy = kNone;                           // classification only
@@ -194,6 +140,97 @@ struct Evaluation {
   std::vector<double> per_class_accuracy;            // recall per class (NaN for a class with no examples)
   std::int64_t examples = 0;
 };
+
+/// The processes a Trainer runs on. The default is one process; dist::Collective (dist.hpp) is every rank of
+/// an MPI job, each training on its shard of every global batch. Every number that is reported or decides
+/// something goes through sum() / any() / from_root(), so all ranks take the same branches.
+class Collective {
+ public:
+  virtual ~Collective() = default;
+  virtual int rank() const { return 0; }
+  virtual int size() const { return 1; }
+  /// Called once before training: gives every rank rank 0's parameters and buffers.
+  virtual void start(nn::Module& /*model*/) {}
+  /// This rank's rows of a global batch.
+  virtual data::Batch shard(const data::Batch& global) { return global; }
+  /// objective.backward(), leaving in every parameter's .grad() the gradient of the sum over ranks of the
+  /// objectives.
+  virtual void backward(const Tensor& objective);
+  /// Replaces each value by its sum over ranks.
+  virtual void sum(double* /*values*/, int /*count*/) {}
+  /// True on every rank when `flag` is true on any.
+  virtual bool any(bool flag) { return flag; }
+  /// Rank 0's value on every rank.
+  virtual double from_root(double value) { return value; }
+  /// evaluate() over the ranks: the same global figures on every rank.
+  virtual Evaluation evaluate(nn::Module& model, const loss::Loss& loss, const data::TensorDataset& data,
+                              std::int64_t batch_size);
+};
+
+/// The one training loop, for one process and (with a dist::Collective) for every rank of an MPI job. It
+/// keeps the model, loss, optimiser, schedules, callbacks and validation set by reference (they must outlive
+/// it), and owns the run's position: epochs and updates done, the running sums of an unfinished epoch, the
+/// early-stopping state and the best weights. state() / load_state() carry all of it, with the weights,
+/// optimiser buffers, module generators and schedule steps: what a checkpoint writes and reads.
+class Trainer {
+ public:
+  /// Throws ValueError on bad options (naming the option and the value).
+  Trainer(nn::Module& model, const loss::Loss& loss, optim::Optimizer& optimizer, FitOptions options = {},
+          std::shared_ptr<Collective> collective = nullptr);
+  /// The loss is kept by reference: a temporary would be gone before fit().
+  Trainer(nn::Module& model, const loss::Loss&& loss, optim::Optimizer& optimizer, FitOptions options = {},
+          std::shared_ptr<Collective> collective = nullptr) = delete;
+
+  /// Trains on `train` from the current position to options.epochs (or an early stop or interruption).
+  /// Throws ValueError when `train` does not fit the options (empty, a validation set with other features,
+  /// a global batch smaller than the ranks), DivergedError (naming epoch and step) when the loss or a
+  /// gradient becomes non-finite; the model then holds the last finite weights of the step before.
+  History fit(const data::TensorDataset& train);
+
+  /// Everything needed to continue the run (clones of the tensors).
+  TrainerState state() const;
+  /// Continues from `state`. Validates first (the trainer and the model are unchanged on failure): the
+  /// weights, optimiser state and generators must fit this model; counters must be non-negative and
+  /// consistent. Throws ValueError naming what does not fit.
+  void load_state(const TrainerState& state);
+
+  /// Replaces FitOptions::callbacks (callbacks made after the Trainer, e.g. once a resumed run's folder is
+  /// ready).
+  void set_callbacks(std::vector<Callback*> callbacks) { options_.callbacks = std::move(callbacks); }
+
+  std::int64_t epoch() const { return epoch_; }              // epochs completed
+  std::int64_t step() const { return step_; }                // optimiser updates done
+  const EpochProgress& partial() const { return partial_; }  // the done part of epoch epoch() + 1
+  const EarlyStoppingState& early_stopping() const { return early_; }
+  const FitOptions& options() const { return options_; }
+  nn::Module& model() const { return model_; }
+  optim::Optimizer& optimizer() const { return optimizer_; }
+  Collective& collective() const { return *collective_; }
+
+ private:
+  void check_data(const data::TensorDataset& train, std::int64_t batch_size, std::int64_t num_batches) const;
+  bool end_of_epoch(const EpochMetrics& m);
+
+  nn::Module& model_;
+  const loss::Loss& loss_;
+  optim::Optimizer& optimizer_;
+  FitOptions options_;
+  std::shared_ptr<Collective> collective_;
+  std::int64_t epoch_ = 0, step_ = 0;
+  EpochProgress partial_;
+  EarlyStoppingState early_;
+  std::map<std::string, Tensor> best_;  // the best epoch's weights (early stopping with restore_best)
+};
+
+/// Trains `model` on `train` and returns the per-epoch history: Trainer(model, loss, optimizer,
+/// options).fit(train). The loss's value is taken as the batch mean (use the losses' default
+/// Reduction::mean); grad_reduction = sum scales it by the batch size.
+/// Trains `model` on `train` and returns the per-epoch history. The loss's value is taken as the batch mean
+/// (use the losses' default Reduction::mean); grad_reduction = sum scales it by the batch size.
+/// Throws ValueError on bad options, DivergedError (naming epoch and step) when the loss or a gradient
+/// becomes non-finite; the model then holds the last finite weights of the step before.
+History fit(nn::Module& model, const loss::Loss& loss, optim::Optimizer& optimizer,
+            const data::TensorDataset& train, const FitOptions& options = {});
 
 /// Loss (batch-size weighted mean), accuracy and confusion matrix in eval mode, without recording a graph.
 Evaluation evaluate(nn::Module& model, const loss::Loss& loss, const data::TensorDataset& data,

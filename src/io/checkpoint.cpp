@@ -58,8 +58,13 @@ constexpr const char* kOptimizerPrefix = "optimizer.";
 
 }  // namespace
 
-void save_checkpoint(const std::string& path, const Checkpoint& c) {
-  NamedTensors out = to_named(c.model, kCheckpointFormat);
+void save_checkpoint(const std::string& path, const Checkpoint& checkpoint) {
+  const train::TrainerState& c = checkpoint.trainer;
+  BP_CHECK(!c.model.empty(), ValueError, path,
+           ": a checkpoint needs the weights (Checkpoint::trainer.model)");
+  ModelFile model = checkpoint.model;
+  model.state = c.model;
+  NamedTensors out = to_named(model, kCheckpointFormat);
   for (const auto& [key, t] : c.optimizer) out.tensors.emplace_back(kOptimizerPrefix + key, t.detach());
   for (const auto& [name, t] : c.best_state) out.tensors.emplace_back(kBestStatePrefix + name, t.detach());
   json gens = json::object();
@@ -68,14 +73,20 @@ void save_checkpoint(const std::string& path, const Checkpoint& c) {
                   {"seed", hex(st.seed)},
                   {"has_spare", st.has_spare},
                   {"spare", hex(bits_of(st.spare))}};
-  json meta = {{"epoch", c.epoch},
-               {"step", c.step},
-               {"data_seed", hex(c.data_seed)},
-               {"scheduler_steps", c.scheduler_steps},
-               {"generators", gens},
-               {"best_val_loss", std::isfinite(c.best_val_loss) ? json(c.best_val_loss) : json(nullptr)},
-               {"best_epoch", c.best_epoch},
-               {"since_best", c.since_best}};
+  json meta = {
+      {"epoch", c.epoch},
+      {"step", c.step},
+      {"data_seed", hex(c.data_seed)},
+      {"scheduler_steps", c.scheduler_steps},
+      {"generators", gens},
+      {"best_val_loss",
+       std::isfinite(c.early_stopping.best_val_loss) ? json(c.early_stopping.best_val_loss) : json(nullptr)},
+      {"best_epoch", c.early_stopping.best_epoch},
+      {"since_best", c.early_stopping.since_best}};
+  if (c.plateau.bad_epochs > 0 || c.plateau.cooldown > 0 || !std::isinf(c.plateau.best))
+    meta["plateau"] = {{"best", hex(bits_of(c.plateau.best))},
+                       {"bad_epochs", c.plateau.bad_epochs},
+                       {"cooldown", c.plateau.cooldown}};
   if (c.partial.batches > 0)
     meta["partial"] = {{"batches", c.partial.batches},
                        {"loss_sum", hex(bits_of(c.partial.loss_sum))},
@@ -92,8 +103,10 @@ Checkpoint load_checkpoint(const std::string& path) {
   auto format = file.metadata.find("format");
   BP_CHECK(format == file.metadata.end() || format->second != kModelFormat, FileError, path,
            " is a model, not a checkpoint (checkpoints are RUN/checkpoints/epoch-NNNN.safetensors)");
-  Checkpoint c;
-  c.model = from_named(file, path, kOptimizerPrefix);
+  Checkpoint checkpoint;
+  checkpoint.model = from_named(file, path, kOptimizerPrefix);
+  train::TrainerState& c = checkpoint.trainer;
+  c.model = checkpoint.model.state;
   auto it = file.metadata.find("checkpoint");
   BP_CHECK(it != file.metadata.end(), FileError, path,
            ": not a checkpoint: __metadata__ has no 'checkpoint' entry");
@@ -113,8 +126,8 @@ Checkpoint load_checkpoint(const std::string& path) {
   c.epoch = integer("epoch");
   c.step = integer("step");
   c.scheduler_steps = integer("scheduler_steps");
-  c.best_epoch = integer("best_epoch");
-  if (meta.contains("since_best")) c.since_best = integer("since_best");
+  c.early_stopping.best_epoch = integer("best_epoch");
+  if (meta.contains("since_best")) c.early_stopping.since_best = integer("since_best");
   if (meta.contains("partial")) {
     const json& p = meta.at("partial");
     BP_CHECK(p.is_object(), FileError, path, ": checkpoint field \"partial\" must be an object, got ",
@@ -143,7 +156,22 @@ Checkpoint load_checkpoint(const std::string& path) {
   const json& best = need("best_val_loss");
   BP_CHECK(best.is_null() || best.is_number(), FileError, path,
            ": checkpoint field \"best_val_loss\" must be a number or null, got ", best.dump());
-  c.best_val_loss = best.is_null() ? std::numeric_limits<double>::infinity() : best.get<double>();
+  c.early_stopping.best_val_loss =
+      best.is_null() ? std::numeric_limits<double>::infinity() : best.get<double>();
+  if (meta.contains("plateau")) {
+    const json& p = meta.at("plateau");
+    BP_CHECK(p.is_object() && p.contains("best") && p.contains("bad_epochs") &&
+                 p.at("bad_epochs").is_number_integer() && p.at("bad_epochs").get<std::int64_t>() >= 0 &&
+                 p.contains("cooldown") && p.at("cooldown").is_number_integer() &&
+                 p.at("cooldown").get<std::int64_t>() >= 0,
+             FileError, path,
+             ": checkpoint field \"plateau\" must be {\"best\": hex, \"bad_epochs\" >= 0, \"cooldown\" >= "
+             "0}, got ",
+             p.dump());
+    c.plateau = {.best = double_of(unhex(p.at("best"), path, "plateau.best")),
+                 .bad_epochs = p.at("bad_epochs").get<std::int64_t>(),
+                 .cooldown = p.at("cooldown").get<std::int64_t>()};
+  }
   const json& gens = need("generators");
   BP_CHECK(gens.is_object(), FileError, path, ": checkpoint field \"generators\" must be an object");
   for (const auto& [name, g] : gens.items()) {
@@ -165,7 +193,7 @@ Checkpoint load_checkpoint(const std::string& path) {
       c.optimizer.emplace(name.substr(std::strlen(kOptimizerPrefix)), t);
     else if (name.rfind(kBestStatePrefix, 0) == 0)
       c.best_state.emplace(name.substr(std::strlen(kBestStatePrefix)), t);
-  return c;
+  return checkpoint;
 }
 
 std::string write_checkpoint(const std::string& dir, const Checkpoint& checkpoint, int keep) {
@@ -173,11 +201,12 @@ std::string write_checkpoint(const std::string& dir, const Checkpoint& checkpoin
   fs::create_directories(dir, ec);
   BP_CHECK(!ec, FileError, dir, ": cannot create the checkpoint directory: ", ec.message());
   char name[64];
-  if (checkpoint.partial.batches > 0)
-    std::snprintf(name, sizeof name, "epoch-%04lld-step-%08lld.safetensors",
-                  static_cast<long long>(checkpoint.epoch), static_cast<long long>(checkpoint.step));
+  const train::TrainerState& c = checkpoint.trainer;
+  if (c.partial.batches > 0)
+    std::snprintf(name, sizeof name, "epoch-%04lld-step-%08lld.safetensors", static_cast<long long>(c.epoch),
+                  static_cast<long long>(c.step));
   else
-    std::snprintf(name, sizeof name, "epoch-%04lld.safetensors", static_cast<long long>(checkpoint.epoch));
+    std::snprintf(name, sizeof name, "epoch-%04lld.safetensors", static_cast<long long>(c.epoch));
   const std::string path = (fs::path(dir) / name).string();
   save_checkpoint(path, checkpoint);
   write_file_atomic((fs::path(dir) / "latest").string(), std::string(name) + "\n");

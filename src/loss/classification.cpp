@@ -92,4 +92,17 @@ std::string NLL::repr() const {
   return detail::cat("NLL(reduction=", to_string(reduction), ")");
 }
 
+// C = MSE(softmax(z), one_hot(y)): composed of differentiable ops, so its backward (and double backward) is
+// theirs.
+Tensor SoftmaxMSE::operator()(const Tensor& logits, const Tensor& target) const {
+  BP_CHECK(logits.dim() == 2 && target.dim() == 1 && target.size(0) == logits.size(0), ShapeError,
+           "SoftmaxMSE: expected logits [N, C] and class indices [N], got ", logits.shape(), " and ",
+           target.shape());
+  return MSE({.reduction = reduction})(softmax(logits, 1), one_hot(target, logits.size(1), logits.dtype()));
+}
+
+std::string SoftmaxMSE::repr() const {
+  return detail::cat("SoftmaxMSE(reduction=", to_string(reduction), ")");
+}
+
 }  // namespace backprop::loss

@@ -79,4 +79,87 @@ std::string LinearWarmup::repr() const {
   return detail::cat("LinearWarmup(warmup_steps=", warmup_steps_, ", start_factor=", start_factor_, ")");
 }
 
+SequentialLR::SequentialLR(Optimizer& optimizer, std::unique_ptr<Scheduler> first,
+                           std::unique_ptr<Scheduler> second, std::int64_t milestone)
+    : Scheduler(optimizer), first_(std::move(first)), second_(std::move(second)), milestone_(milestone) {
+  BP_CHECK(first_ && second_, ValueError, "SequentialLR: needs two schedules");
+  BP_CHECK(milestone >= 1, ValueError, "SequentialLR: milestone must be >= 1, got ", milestone);
+  apply_();
+}
+double SequentialLR::lr_at(std::int64_t t) const {
+  return t < milestone_ ? first_->lr_at(t) : second_->lr_at(t - milestone_);
+}
+std::string SequentialLR::repr() const {
+  return detail::cat("SequentialLR(", first_->repr(), " until ", milestone_, ", then ", second_->repr(), ")");
+}
+
+OneCycleLR::OneCycleLR(Optimizer& optimizer, std::int64_t total_steps, OneCycleOptions options)
+    : Scheduler(optimizer), total_steps_(total_steps), o_(options) {
+  BP_CHECK(total_steps >= 2, ValueError, "OneCycleLR: total_steps must be >= 2, got ", total_steps);
+  BP_CHECK(o_.pct_start > 0 && o_.pct_start < 1, ValueError, "OneCycleLR: pct_start must be in (0, 1), got ",
+           o_.pct_start);
+  BP_CHECK(o_.div_factor > 0 && o_.final_div_factor > 0, ValueError,
+           "OneCycleLR: div_factor and final_div_factor must be > 0, got ", o_.div_factor, " and ",
+           o_.final_div_factor);
+  apply_();
+}
+double OneCycleLR::lr_at(std::int64_t t) const {
+  // As PyTorch: the rise ends at step pct_start * total - 1, the fall at step total - 1.
+  const double initial = base_lr() / o_.div_factor, final_lr = initial / o_.final_div_factor;
+  const double up_end = o_.pct_start * static_cast<double>(total_steps_) - 1.0;
+  const double down_end = static_cast<double>(total_steps_) - 1.0;
+  const double s = static_cast<double>(std::min(t, total_steps_ - 1));
+  const auto cosine = [](double from, double to, double pct) {
+    return to + (from - to) * (1.0 + std::cos(std::numbers::pi * pct)) / 2.0;
+  };
+  if (s <= up_end) return cosine(initial, base_lr(), up_end > 0 ? s / up_end : 1.0);
+  return cosine(base_lr(), final_lr, (s - up_end) / (down_end - up_end));
+}
+std::string OneCycleLR::repr() const {
+  return detail::cat("OneCycleLR(total_steps=", total_steps_, ", pct_start=", o_.pct_start,
+                     ", div_factor=", o_.div_factor, ", final_div_factor=", o_.final_div_factor, ")");
+}
+
+ReduceLROnPlateau::ReduceLROnPlateau(Optimizer& optimizer, PlateauOptions options)
+    : optimizer_(optimizer), o_(options) {
+  BP_CHECK(o_.factor > 0 && o_.factor < 1, ValueError, "ReduceLROnPlateau: factor must be in (0, 1), got ",
+           o_.factor);
+  BP_CHECK(o_.patience >= 0 && o_.cooldown >= 0, ValueError,
+           "ReduceLROnPlateau: patience and cooldown must be >= 0, got ", o_.patience, " and ", o_.cooldown);
+  BP_CHECK(o_.min_lr >= 0 && o_.threshold >= 0, ValueError,
+           "ReduceLROnPlateau: min_lr and threshold must be >= 0, got ", o_.min_lr, " and ", o_.threshold);
+}
+
+bool ReduceLROnPlateau::step(double value) {
+  if (value < state_.best * (1.0 - o_.threshold)) {
+    state_.best = value;
+    state_.bad_epochs = 0;
+  } else {
+    ++state_.bad_epochs;
+  }
+  if (state_.cooldown > 0) {
+    --state_.cooldown;
+    state_.bad_epochs = 0;
+  }
+  if (state_.bad_epochs <= o_.patience) return false;
+  state_.cooldown = o_.cooldown;
+  state_.bad_epochs = 0;
+  const double lowered = std::max(optimizer_.lr() * o_.factor, o_.min_lr);
+  if (lowered >= optimizer_.lr()) return false;
+  optimizer_.set_lr(lowered);
+  return true;
+}
+
+void ReduceLROnPlateau::load_state(const train::PlateauState& state) {
+  BP_CHECK(state.bad_epochs >= 0 && state.cooldown >= 0, ValueError,
+           "ReduceLROnPlateau: bad_epochs and cooldown must be >= 0, got ", state.bad_epochs, " and ",
+           state.cooldown);
+  state_ = state;
+}
+
+std::string ReduceLROnPlateau::repr() const {
+  return detail::cat("ReduceLROnPlateau(factor=", o_.factor, ", patience=", o_.patience,
+                     ", threshold=", o_.threshold, ", cooldown=", o_.cooldown, ", min_lr=", o_.min_lr, ")");
+}
+
 }  // namespace backprop::optim

@@ -23,7 +23,7 @@ bp::io::Checkpoint tiny_checkpoint() {
   c.model.preprocessing.task = "classification";
   c.model.preprocessing.input = "table";
   c.model.preprocessing.class_names = {"a", "b"};
-  c.model.state = bp::io::build_network(c.model.architecture, gen)->state_dict();
+  c.trainer.model = bp::io::build_network(c.model.architecture, gen)->state_dict();
   return c;
 }
 
@@ -51,47 +51,47 @@ std::string file_error(const std::function<void()>& f) {
 TEST(MidEpochCheckpoint, PartialEpochAndEarlyStoppingRoundTripBitForBit) {
   clitest::Scratch s;
   bp::io::Checkpoint c = tiny_checkpoint();
-  c.epoch = 4;
-  c.step = 4 * 50 + 17;
-  c.best_val_loss = 0.3;
-  c.best_epoch = 2;
-  c.since_best = 2;
-  c.partial = {.batches = 17,
-               .loss_sum = 0.1 + 0.2,
-               .correct = 1.0 / 3.0,
-               .seen = 170,
-               .updates = 17,
-               .seconds = 1e-3 / 7};
+  c.trainer.epoch = 4;
+  c.trainer.step = 4 * 50 + 17;
+  c.trainer.early_stopping.best_val_loss = 0.3;
+  c.trainer.early_stopping.best_epoch = 2;
+  c.trainer.early_stopping.since_best = 2;
+  c.trainer.partial = {.batches = 17,
+                       .loss_sum = 0.1 + 0.2,
+                       .correct = 1.0 / 3.0,
+                       .seen = 170,
+                       .updates = 17,
+                       .seconds = 1e-3 / 7};
   const std::string path = bp::io::write_checkpoint(s.path("ck"), c);
   EXPECT_EQ(fs::path(path).filename(), "epoch-0004-step-00000217.safetensors");
   EXPECT_EQ(clitest::slurp(s.path("ck/latest")), "epoch-0004-step-00000217.safetensors\n");
   const bp::io::Checkpoint back = bp::io::load_checkpoint(bp::io::resolve_checkpoint(s.path("ck")));
-  EXPECT_EQ(back.since_best, 2);
-  EXPECT_EQ(back.partial.batches, 17);
-  EXPECT_EQ(back.partial.loss_sum, 0.1 + 0.2);  // exactly: stored as the bits of the double
-  EXPECT_EQ(back.partial.correct, 1.0 / 3.0);
-  EXPECT_EQ(back.partial.seen, 170);
-  EXPECT_EQ(back.partial.updates, 17);
-  EXPECT_EQ(back.partial.seconds, 1e-3 / 7);
+  EXPECT_EQ(back.trainer.early_stopping.since_best, 2);
+  EXPECT_EQ(back.trainer.partial.batches, 17);
+  EXPECT_EQ(back.trainer.partial.loss_sum, 0.1 + 0.2);  // exactly: stored as the bits of the double
+  EXPECT_EQ(back.trainer.partial.correct, 1.0 / 3.0);
+  EXPECT_EQ(back.trainer.partial.seen, 170);
+  EXPECT_EQ(back.trainer.partial.updates, 17);
+  EXPECT_EQ(back.trainer.partial.seconds, 1e-3 / 7);
 }
 
 TEST(MidEpochCheckpoint, OldCheckpointsWithoutTheNewFieldsLoadAtAnEpochBoundary) {
   clitest::Scratch s;
   bp::io::Checkpoint c = tiny_checkpoint();
-  c.epoch = 3;
-  c.since_best = 1;
+  c.trainer.epoch = 3;
+  c.trainer.early_stopping.since_best = 1;
   const std::string path = bp::io::write_checkpoint(s.path("ck"), c);
   edit_metadata(path, [](nlohmann::json& m) { m.erase("since_best"); });
   const bp::io::Checkpoint back = bp::io::load_checkpoint(path);
-  EXPECT_EQ(back.epoch, 3);
-  EXPECT_EQ(back.since_best, 0);
-  EXPECT_EQ(back.partial.batches, 0);
+  EXPECT_EQ(back.trainer.epoch, 3);
+  EXPECT_EQ(back.trainer.early_stopping.since_best, 0);
+  EXPECT_EQ(back.trainer.partial.batches, 0);
 }
 
 TEST(MidEpochCheckpoint, DamagedPartialFieldsAreNamed) {
   clitest::Scratch s;
   bp::io::Checkpoint c = tiny_checkpoint();
-  c.partial = {.batches = 2, .loss_sum = 1.5, .correct = 3, .seen = 20, .updates = 2, .seconds = 0.5};
+  c.trainer.partial = {.batches = 2, .loss_sum = 1.5, .correct = 3, .seen = 20, .updates = 2, .seconds = 0.5};
   const std::string path = bp::io::write_checkpoint(s.path("ck"), c);
   edit_metadata(path, [](nlohmann::json& m) { m["partial"]["seen"] = -4; });
   EXPECT_THAT(file_error([&] { bp::io::load_checkpoint(path); }),
@@ -109,18 +109,18 @@ TEST(MidEpochCheckpoint, DamagedPartialFieldsAreNamed) {
 TEST(MidEpochCheckpoint, PruningOrdersMidEpochFilesBetweenTheirEpochs) {
   clitest::Scratch s;
   bp::io::Checkpoint c = tiny_checkpoint();
-  c.epoch = 1;
+  c.trainer.epoch = 1;
   bp::io::write_checkpoint(s.path("ck"), c, 2);
-  c.epoch = 2;
+  c.trainer.epoch = 2;
   bp::io::write_checkpoint(s.path("ck"), c, 2);
-  c.step = 25;
-  c.partial = {.batches = 5, .seen = 50, .updates = 5};
+  c.trainer.step = 25;
+  c.trainer.partial = {.batches = 5, .seen = 50, .updates = 5};
   bp::io::write_checkpoint(s.path("ck"), c, 2);  // within epoch 3: newer than epoch 2, older than epoch 3
   EXPECT_FALSE(fs::exists(s.path("ck/epoch-0001.safetensors")));
   EXPECT_TRUE(fs::exists(s.path("ck/epoch-0002.safetensors")));
-  c.epoch = 3;
-  c.step = 30;
-  c.partial = {};
+  c.trainer.epoch = 3;
+  c.trainer.step = 30;
+  c.trainer.partial = {};
   bp::io::write_checkpoint(s.path("ck"), c, 2);
   EXPECT_FALSE(fs::exists(s.path("ck/epoch-0002.safetensors")));
   EXPECT_TRUE(fs::exists(s.path("ck/epoch-0002-step-00000025.safetensors")));
@@ -154,8 +154,8 @@ TEST(MidEpochCheckpoint, EarlyStoppingAcrossAResumeRestoresTheBestEpochSavedBefo
                 .code,
             0);
   const bp::io::Checkpoint ck = bp::io::load_checkpoint(bp::io::resolve_checkpoint(s.path("split")));
-  EXPECT_EQ(ck.best_epoch, best);
-  EXPECT_FALSE(ck.best_state.empty());
+  EXPECT_EQ(ck.trainer.early_stopping.best_epoch, best);
+  EXPECT_FALSE(ck.trainer.best_state.empty());
   const auto r = clitest::run(s, "train --quiet --resume " + s.path("split") + " --epochs 60");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto resumed = nlohmann::json::parse(clitest::slurp(s.path("split/summary.json")));

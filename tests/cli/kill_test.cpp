@@ -124,7 +124,7 @@ TEST(KillTest, FiftyKillsAtRandomMomentsLoseNothing) {
     EXPECT_EQ(newest.find(".tmp-"), std::string::npos) << "trial " << trial;
     bp::io::Checkpoint ck;
     ASSERT_NO_THROW(ck = bp::io::load_checkpoint(newest)) << "trial " << trial;
-    EXPECT_EQ(ck.step, ck.epoch * 9) << "trial " << trial;
+    EXPECT_EQ(ck.trainer.step, ck.trainer.epoch * 9) << "trial " << trial;
 
     // Every fifth trial, and the first eight killed inside a save, continue and must match the straight run.
     if (trial % 5 != 0 && !(mid_save && resumed_after_save_kill < 8)) continue;

@@ -151,31 +151,36 @@ TEST(Checkpoint, RoundTripRestoresOptimiserAndGeneratorsBitForBit) {
   const bp::Tensor x = bp::randn({6, 4}, gen);
   net->forward(x).sum().backward();
   opt.step();
-  bp::io::Checkpoint c{.model = m, .optimizer = opt.state(), .epoch = 7, .step = 123, .data_seed = ~0ull - 5};
-  c.model.state = net->state_dict();
-  c.generators = bp::io::module_generators(*net);
-  c.scheduler_steps = 7;
-  c.best_val_loss = 0.125;
-  c.best_epoch = 6;
-  ASSERT_EQ(c.generators.size(), 2u);  // two Dropout layers
+  bp::io::Checkpoint c{.model = m,
+                       .trainer = {.model = net->state_dict(),
+                                   .optimizer = opt.state(),
+                                   .data_seed = ~0ull - 5,
+                                   .epoch = 7,
+                                   .step = 123}};
+  c.trainer.generators = bp::io::module_generators(*net);
+  c.trainer.scheduler_steps = 7;
+  c.trainer.early_stopping.best_val_loss = 0.125;
+  c.trainer.early_stopping.best_epoch = 6;
+  ASSERT_EQ(c.trainer.generators.size(), 2u);  // two Dropout layers
   const std::string path = bp::io::write_checkpoint(s.path("checkpoints"), c);
   EXPECT_EQ(clitest::slurp(s.path("checkpoints/latest")), "epoch-0007.safetensors\n");
 
   const bp::io::Checkpoint back = bp::io::load_checkpoint(bp::io::resolve_checkpoint(s.dir().string()));
-  EXPECT_EQ(back.epoch, 7);
-  EXPECT_EQ(back.step, 123);
-  EXPECT_EQ(back.data_seed, ~0ull - 5);
-  EXPECT_EQ(back.scheduler_steps, 7);
-  EXPECT_EQ(back.best_val_loss, 0.125);
-  EXPECT_EQ(back.best_epoch, 6);
-  ASSERT_EQ(back.optimizer.size(), c.optimizer.size());
-  for (const auto& [k, t] : c.optimizer) EXPECT_EQ(bp::max_abs_diff(back.optimizer.at(k), t), 0.0) << k;
+  EXPECT_EQ(back.trainer.epoch, 7);
+  EXPECT_EQ(back.trainer.step, 123);
+  EXPECT_EQ(back.trainer.data_seed, ~0ull - 5);
+  EXPECT_EQ(back.trainer.scheduler_steps, 7);
+  EXPECT_EQ(back.trainer.early_stopping.best_val_loss, 0.125);
+  EXPECT_EQ(back.trainer.early_stopping.best_epoch, 6);
+  ASSERT_EQ(back.trainer.optimizer.size(), c.trainer.optimizer.size());
+  for (const auto& [k, t] : c.trainer.optimizer)
+    EXPECT_EQ(bp::max_abs_diff(back.trainer.optimizer.at(k), t), 0.0) << k;
 
   // A fresh network restored from the checkpoint draws the same dropout masks as the original.
   bp::Generator other(99);
   auto net2 = bp::io::build_network(m.architecture, other);
   net2->load_state_dict(back.model.state);
-  bp::io::restore_module_generators(*net2, back.generators);
+  bp::io::restore_module_generators(*net2, back.trainer.generators);
   net->train();
   net2->train();
   EXPECT_EQ(bp::max_abs_diff(net->forward(x), net2->forward(x)), 0.0);
@@ -203,8 +208,9 @@ TEST(Checkpoint, KeepsOnlyTheNewest) {
   clitest::Scratch s;
   bp::Generator gen(1);
   bp::io::Checkpoint c{.model = small_model(gen, false)};
+  c.trainer.model = c.model.state;
   for (int e = 1; e <= 5; ++e) {
-    c.epoch = e;
+    c.trainer.epoch = e;
     bp::io::write_checkpoint(s.path("ck"), c, 2);
   }
   EXPECT_FALSE(fs::exists(s.path("ck/epoch-0003.safetensors")));

@@ -227,14 +227,14 @@ TEST(MpiCli, SigtermToMpirunStopsEveryRankAtTheSameUpdateAndTheRunResumes) {
   EXPECT_EQ(count(err, "interrupted by SIGTERM at epoch"), 1u)
       << "status " << status << ": " << err;  // rank 0 alone reports and saves
   const bp::io::Checkpoint ck = bp::io::load_checkpoint(bp::io::resolve_checkpoint(s.path("stopped")));
-  EXPECT_EQ(ck.epoch * 108 + ck.partial.batches, ck.step);
+  EXPECT_EQ(ck.trainer.epoch * 108 + ck.trainer.partial.batches, ck.trainer.step);
   // Resumed on 2 ranks up to two epochs past the interrupted one: bit-identical to an uninterrupted 2-rank
   // run of that many epochs (same reduction order).
-  const std::string epochs = std::to_string(ck.epoch + 2);
+  const std::string epochs = std::to_string(ck.trainer.epoch + 2);
   ASSERT_EQ(mpirun(s, 2, recipe_args + "--epochs " + epochs + " --out " + s.path("straight")).code, 0);
   const auto r = mpirun(s, 2, "train --quiet --resume " + s.path("stopped") + " --epochs " + epochs);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_TRUE(
       clitest::same_tensors(s.path("straight/model.safetensors"), s.path("stopped/model.safetensors")));
-  EXPECT_EQ(bp::io::read_metrics(s.path("stopped/metrics.jsonl")).epochs.size(), ck.epoch + 2);
+  EXPECT_EQ(bp::io::read_metrics(s.path("stopped/metrics.jsonl")).epochs.size(), ck.trainer.epoch + 2);
 }

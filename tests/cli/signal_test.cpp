@@ -84,19 +84,19 @@ void expect_resume_is_identical(const Scratch& s, const std::string& straight, c
   const std::string checkpoint = bp::io::resolve_checkpoint(out);
   EXPECT_THAT(err, HasSubstr("saved " + checkpoint));
   const bp::io::Checkpoint ck = bp::io::load_checkpoint(checkpoint);
-  EXPECT_GT(ck.partial.batches, 0) << "stopped at an epoch boundary";
-  EXPECT_EQ(ck.epoch * 270 + ck.partial.batches, ck.step);
+  EXPECT_GT(ck.trainer.partial.batches, 0) << "stopped at an epoch boundary";
+  EXPECT_EQ(ck.trainer.epoch * 270 + ck.trainer.partial.batches, ck.trainer.step);
   EXPECT_FALSE(has_temporary(fs::path(out) / "checkpoints"));
   const auto summary = nlohmann::json::parse(clitest::slurp(out + "/summary.json"));
   EXPECT_EQ(summary["status"], "interrupted");
   EXPECT_EQ(summary["interrupted"]["signal"], signal);
-  EXPECT_EQ(summary["interrupted"]["step"], ck.step);
+  EXPECT_EQ(summary["interrupted"]["step"], ck.trainer.step);
 
   // Fewer epochs than the checkpoint is inside of cannot be resumed.
   const auto short_run =
-      clitest::run(s, "train --quiet --resume " + out + " --epochs " + std::to_string(ck.epoch));
+      clitest::run(s, "train --quiet --resume " + out + " --epochs " + std::to_string(ck.trainer.epoch));
   EXPECT_EQ(short_run.code, 2);
-  EXPECT_THAT(short_run.err, HasSubstr("stopped inside epoch " + std::to_string(ck.epoch + 1)));
+  EXPECT_THAT(short_run.err, HasSubstr("stopped inside epoch " + std::to_string(ck.trainer.epoch + 1)));
 
   const auto r = clitest::run(s, "train --quiet --resume " + out);
   ASSERT_EQ(r.code, 0) << r.err;

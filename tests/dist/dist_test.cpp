@@ -19,6 +19,8 @@ using ::testing::HasSubstr;
 
 namespace {
 
+const bp::loss::CrossEntropy ce;
+
 /// Three Gaussian blobs in 6-D; class = which of three projections is largest.
 bp::data::TensorDataset blobs(std::int64_t n, std::uint64_t seed, bp::DType dtype) {
   bp::Generator gen(seed);
@@ -210,19 +212,19 @@ TEST(DistFit, ResumeOnOneRankContinuesTheSameRun) {
   bp::optim::SGD ref_opt(reference.parameters(), {.lr = 0.1, .momentum = 0.9});
   bp::train::fit(reference, bp::loss::CrossEntropy{}, ref_opt, data, two_epochs);
 
-  // Epoch 1 on 2 ranks, then rank 0's model and optimiser state (as a checkpoint holds them) go on alone.
+  // Epoch 1 on 2 ranks, then the Trainer's state (what a checkpoint holds) goes on in one process.
   auto net = mlp(4, bp::f64);
   bp::optim::SGD opt(net.parameters(), {.lr = 0.1, .momentum = 0.9});
   auto first = two_epochs;
   first.epochs = 1;
-  dist::fit(net, bp::loss::CrossEntropy{}, opt, data, first);
+  bp::train::Trainer on_ranks(net, ce, opt, first, std::make_shared<dist::Collective>());
+  on_ranks.fit(data);
   auto resumed = mlp(999, bp::f64);
-  resumed.load_state_dict(net.state_dict());
   bp::optim::SGD resumed_opt(resumed.parameters(), {.lr = 0.1, .momentum = 0.9});
-  resumed_opt.load_state(opt.state());
-  auto rest = two_epochs;
-  rest.start_epoch = 1;
-  bp::train::fit(resumed, bp::loss::CrossEntropy{}, resumed_opt, data, rest);
+  bp::train::Trainer alone(resumed, ce, resumed_opt, two_epochs);
+  alone.load_state(on_ranks.state());
+  EXPECT_EQ(alone.epoch(), 1);
+  alone.fit(data);
   EXPECT_LT(max_rel_diff(resumed, reference), 1e-10);
 }
 

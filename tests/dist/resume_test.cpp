@@ -1,5 +1,6 @@
-// dist::fit() interrupted by a stop flag that only one rank raises, then resumed on one rank or on two: the
-// same weights as one straight run. Gradient-flow measurement on two ranks against one process.
+// A Trainer over dist::Collective interrupted by a stop flag that only one rank raises, then resumed on one
+// rank or on two: the same weights as one straight run. Gradient-flow measurement on two ranks against one
+// process.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -18,6 +19,8 @@ namespace dist = backprop::dist;
 using ::testing::HasSubstr;
 
 namespace {
+
+const bp::loss::CrossEntropy ce;
 
 /// Three classes in 6-D: class = which of three projections is largest.
 bp::data::TensorDataset points(std::int64_t n, std::uint64_t seed) {
@@ -105,26 +108,24 @@ TEST(DistResume, StopOnOneRankThenResumeOnOneOrTwoRanksEqualsStraight) {
     std::atomic<bool> flag{false};
     bp::train::FitOptions first = base;
     first.stop = &flag;
-    const auto h = dist::fit(net, FlagOnOneRank(&flag, raiser, 11), opt, data, first);
+    const FlagOnOneRank raising(&flag, raiser, 11);
+    bp::train::Trainer interrupted(net, raising, opt, first, std::make_shared<dist::Collective>());
+    const auto h = interrupted.fit(data);
     ASSERT_TRUE(h.interrupted) << "flag raised on rank " << raiser;
     EXPECT_EQ(h.total_updates, 11);  // both ranks stopped after the same update
     EXPECT_EQ(dist::all_reduce_max(static_cast<double>(h.total_updates)), 11.0);
     EXPECT_EQ(h.epochs_done, 1);
-    EXPECT_EQ(h.partial.batches, 3);
-    EXPECT_EQ(h.partial.seen, 24);
+    const bp::train::TrainerState saved = interrupted.state();
+    EXPECT_EQ(saved.partial.batches, 3);
+    EXPECT_EQ(saved.partial.seen, 24);
     EXPECT_EQ(dist::max_divergence(net), 0.0);
-    bp::train::FitOptions rest = base;
-    rest.start_epoch = h.epochs_done;
-    rest.start_step = h.total_updates;
-    rest.start_progress = h.partial;
-    rest.early_stopping = h.early_stopping;
 
-    // On one rank (train::fit), from rank 0's state as a checkpoint holds it.
+    // On one rank, from the state as a checkpoint holds it.
     auto alone = tanh_net(999);
-    alone.load_state_dict(net.state_dict());
     bp::optim::SGD alone_opt(alone.parameters(), sgd);
-    alone_opt.load_state(opt.state());
-    const auto ha = bp::train::fit(alone, bp::loss::CrossEntropy{}, alone_opt, data, rest);
+    bp::train::Trainer one(alone, ce, alone_opt, base);
+    one.load_state(saved);
+    const auto ha = one.fit(data);
     const double err1 = max_rel_diff(alone, straight);
     EXPECT_LT(err1, 1e-5);
     ASSERT_EQ(ha.epochs.size(), 2u);
@@ -135,10 +136,10 @@ TEST(DistResume, StopOnOneRankThenResumeOnOneOrTwoRanksEqualsStraight) {
 
     // On two ranks again.
     auto both = tanh_net(998);
-    both.load_state_dict(net.state_dict());
     bp::optim::SGD both_opt(both.parameters(), sgd);
-    both_opt.load_state(opt.state());
-    const auto hb = dist::fit(both, bp::loss::CrossEntropy{}, both_opt, data, rest);
+    bp::train::Trainer two(both, ce, both_opt, base, std::make_shared<dist::Collective>());
+    two.load_state(saved);
+    const auto hb = two.fit(data);
     const double err2 = max_rel_diff(both, straight);
     EXPECT_LT(err2, 1e-5);
     EXPECT_EQ(dist::max_divergence(both), 0.0);
@@ -172,21 +173,19 @@ TEST(DistResume, EarlyStoppingAcrossAResumeEqualsStraight) {
   std::atomic<bool> flag{false};
   bp::train::FitOptions first = base;
   first.stop = &flag;
-  const auto h = dist::fit(net, FlagOnOneRank(&flag, 1, best * 6 + 2), opt, data, first);
+  const FlagOnOneRank raising(&flag, 1, best * 6 + 2);
+  bp::train::Trainer interrupted(net, raising, opt, first, std::make_shared<dist::Collective>());
+  const auto h = interrupted.fit(data);
   ASSERT_TRUE(h.interrupted);
-  EXPECT_EQ(h.early_stopping.best_epoch, best);
+  const bp::train::TrainerState saved = interrupted.state();
+  EXPECT_EQ(saved.early_stopping.best_epoch, best);
+  EXPECT_FALSE(saved.best_state.empty());
 
   auto resumed = tanh_net(997);
-  resumed.load_state_dict(net.state_dict());
   bp::optim::SGD resumed_opt(resumed.parameters(), sgd);
-  resumed_opt.load_state(opt.state());
-  bp::train::FitOptions rest = base;
-  rest.start_epoch = h.epochs_done;
-  rest.start_step = h.total_updates;
-  rest.start_progress = h.partial;
-  rest.early_stopping = h.early_stopping;
-  rest.best_state = &h.best_state;
-  const auto hr = dist::fit(resumed, bp::loss::CrossEntropy{}, resumed_opt, data, rest);
+  bp::train::Trainer again(resumed, ce, resumed_opt, base, std::make_shared<dist::Collective>());
+  again.load_state(saved);
+  const auto hr = again.fit(data);
   EXPECT_TRUE(hr.stopped_early);
   EXPECT_TRUE(hr.restored_best);
   EXPECT_EQ(hr.epochs_done, reference.epochs_done);
@@ -200,11 +199,14 @@ TEST(DistResume, StopOnTheLastBatchFinishesTheEpochOnEveryRank) {
   auto net = tanh_net(5);
   bp::optim::SGD opt(net.parameters(), {.lr = 0.1});
   std::atomic<bool> flag{false};
-  const auto h = dist::fit(net, FlagOnOneRank(&flag, 1, 8), opt, data,
-                           {.epochs = 3, .batch_size = 8, .seed = 7, .validation = &val, .stop = &flag});
+  const FlagOnOneRank raising(&flag, 1, 8);
+  bp::train::Trainer trainer(net, raising, opt,
+                             {.epochs = 3, .batch_size = 8, .seed = 7, .validation = &val, .stop = &flag},
+                             std::make_shared<dist::Collective>());
+  const auto h = trainer.fit(data);
   EXPECT_TRUE(h.interrupted);
   EXPECT_EQ(h.epochs_done, 1);
-  EXPECT_EQ(h.partial.batches, 0);
+  EXPECT_EQ(trainer.partial().batches, 0);
   ASSERT_EQ(h.epochs.size(), 1u);
   EXPECT_TRUE(std::isfinite(h.epochs[0].val_loss));
 }
@@ -243,17 +245,19 @@ TEST(DistResume, GradFlowOnTwoRanksMatchesOneProcess) {
   }
 }
 
-TEST(DistResume, BadResumeOptionsAreRefusedOnEveryRank) {
+TEST(DistResume, BadResumeStateIsRefusedOnEveryRank) {
   const auto data = points(60, 3);
   auto net = tanh_net(5);
   bp::optim::SGD opt(net.parameters(), {.lr = 0.1});
+  bp::train::Trainer trainer(net, ce, opt, {.epochs = 2, .batch_size = 8},
+                             std::make_shared<dist::Collective>());
+  bp::train::TrainerState state = trainer.state();
+  state.partial = {.batches = 8, .seen = 64, .updates = 8};
+  trainer.load_state(state);
   EXPECT_THAT(
-      [&] {
-        dist::fit(net, bp::loss::CrossEntropy{}, opt, data,
-                  {.epochs = 2, .batch_size = 8, .start_progress = {.batches = 8}});
-      },
-      testing::ThrowsMessage<bp::ValueError>(
-          HasSubstr("dist::fit: start_progress.batches must be in [0, 8)")));
+      [&] { trainer.fit(data); },
+      testing::ThrowsMessage<bp::ValueError>(HasSubstr(
+          "fit: the state resumes after batch 8 of epoch 1 but an epoch of this data has 8 batches")));
 }
 
 // The collective stop costs one MPI_Allreduce of an int per update; a flag raised on one rank reaches all.

@@ -1,7 +1,7 @@
-// Interrupting fit() with a stop flag and resuming it (mid-epoch or at an epoch boundary) from the saved
-// state gives the run an uninterrupted fit() would have given: bit-identical weights and equal epoch metrics.
-// Also: drop_last update counts, start_step numbering, early-stopping patience across a resume, option
-// errors.
+// Interrupting a Trainer with a stop flag and resuming from its state() (mid-epoch or at an epoch boundary)
+// in a fresh Trainer gives the run an uninterrupted one would have given: bit-identical weights and equal
+// epoch metrics. Also: drop_last update counts, step numbering, early-stopping patience across a resume, bad
+// states.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -45,54 +45,21 @@ std::shared_ptr<bp::nn::Sequential> net_with_dropout(std::uint64_t seed, std::in
 }
 
 /// One training run's model, optimiser and scheduler.
-struct Trainer {
+struct Rig {
   std::shared_ptr<bp::nn::Sequential> net;
   std::unique_ptr<bp::optim::Adam> opt;
   std::unique_ptr<bp::optim::StepLR> sched;
-  explicit Trainer(std::uint64_t seed, double lr = 0.01, std::int64_t hidden = 16)
+  explicit Rig(std::uint64_t seed, double lr = 0.01, std::int64_t hidden = 16)
       : net(net_with_dropout(seed, hidden)),
         opt(std::make_unique<bp::optim::Adam>(net->parameters(), bp::optim::AdamOptions{.lr = lr})),
         sched(std::make_unique<bp::optim::StepLR>(*opt, 1, 0.7)) {}
+  /// A Trainer over this run's model and optimiser (with its scheduler when `scheduled`).
+  std::unique_ptr<bp::train::Trainer> trainer(bp::train::FitOptions o, bool scheduled = true) {
+    if (scheduled) o.scheduler = sched.get();
+    return std::make_unique<bp::train::Trainer>(*net, loss, *opt, o);
+  }
+  bp::loss::CrossEntropy loss;
 };
-
-/// Everything a checkpoint of an interrupted run holds.
-struct Saved {
-  std::map<std::string, bp::Tensor> weights;
-  std::map<std::string, bp::Tensor> optimizer;
-  std::map<std::string, bp::Generator::State> generators;
-  std::int64_t scheduler_steps = 0;
-  bp::train::History history;
-};
-
-Saved save(Trainer& t, const bp::train::History& h) {
-  Saved s;
-  bp::NoGradGuard guard;
-  for (const auto& [name, w] : t.net->state_dict()) s.weights.emplace(name, w.detach().clone());
-  s.optimizer = t.opt->state();
-  s.generators = bp::io::module_generators(*t.net);
-  s.scheduler_steps = t.sched->steps();
-  s.history = h;
-  return s;
-}
-
-/// A different initial seed, then everything restored from `s`: only the saved state can make it match.
-Trainer restore(const Saved& s, double lr = 0.01, std::int64_t hidden = 16) {
-  Trainer t(999, lr, hidden);
-  t.net->load_state_dict(s.weights);
-  t.opt->load_state(s.optimizer);
-  bp::io::restore_module_generators(*t.net, s.generators);
-  t.sched->set_steps(s.scheduler_steps);
-  return t;
-}
-
-/// FitOptions that continue the run `s` was saved from.
-bp::train::FitOptions resume_options(bp::train::FitOptions o, const Saved& s) {
-  o.start_epoch = s.history.epochs_done;
-  o.start_step = s.history.total_updates;
-  o.start_progress = s.history.partial;
-  o.early_stopping = s.history.early_stopping;
-  return o;
-}
 
 /// Sets a stop flag after update number `at` (global step).
 class StopAt : public bp::train::Callback {
@@ -144,38 +111,39 @@ TEST(Resume, InterruptedAtAStepThenResumedEqualsStraight) {
   const auto train = blobs(100, 1), val = blobs(40, 2);
   // 100 rows in batches of 16: 7 batches per epoch, the last one of 4 rows.
   const bp::train::FitOptions base{.epochs = 3, .batch_size = 16, .seed = 5, .validation = &val};
-  Trainer a(3);
-  bp::train::FitOptions oa = base;
-  oa.scheduler = a.sched.get();
-  const auto straight = bp::train::fit(*a.net, bp::loss::CrossEntropy{}, *a.opt, train, oa);
+  Rig a(3);
+  auto ta = a.trainer(base);
+  const auto straight = ta->fit(train);
   ASSERT_EQ(straight.epochs.size(), 3u);
   EXPECT_FALSE(straight.interrupted);
   EXPECT_EQ(straight.epochs_done, 3);
 
   for (const std::int64_t at : {10, 3, 15}) {  // mid-epoch 2, mid-epoch 1, first batch of epoch 3
-    Trainer b(3);
+    Rig b(3);
     std::atomic<bool> flag{false};
     StopAt stopper(flag, at);
     bp::train::FitOptions ob = base;
-    ob.scheduler = b.sched.get();
     ob.stop = &flag;
     ob.callbacks = {&stopper};
-    const auto first = bp::train::fit(*b.net, bp::loss::CrossEntropy{}, *b.opt, train, ob);
+    auto tb = b.trainer(ob);
+    const auto first = tb->fit(train);
     EXPECT_TRUE(first.interrupted) << "stop at " << at;
     EXPECT_EQ(first.total_updates, at);
     EXPECT_EQ(first.epochs_done, at / 7);
-    EXPECT_EQ(first.partial.batches, at % 7);
-    EXPECT_EQ(first.partial.updates, at % 7);
-    EXPECT_EQ(first.partial.seen, 16 * (at % 7));
+    const bp::train::TrainerState saved = tb->state();
+    EXPECT_EQ(saved.partial.batches, at % 7);
+    EXPECT_EQ(saved.partial.updates, at % 7);
+    EXPECT_EQ(saved.partial.seen, 16 * (at % 7));
     EXPECT_EQ(first.epochs.size(), static_cast<std::size_t>(at / 7));
     EXPECT_EQ(b.opt->steps(), at);
     EXPECT_EQ(b.sched->steps(), at / 7);  // no scheduler step for the unfinished epoch
+    EXPECT_EQ(saved.scheduler_steps, at / 7);
 
-    const Saved saved = save(b, first);
-    Trainer c = restore(saved);
-    bp::train::FitOptions oc = resume_options(base, saved);
-    oc.scheduler = c.sched.get();
-    const auto rest = bp::train::fit(*c.net, bp::loss::CrossEntropy{}, *c.opt, train, oc);
+    // A different initial seed, then everything restored from the state: only the state can make it match.
+    Rig c(999);
+    auto tc = c.trainer(base);
+    tc->load_state(saved);
+    const auto rest = tc->fit(train);
     EXPECT_FALSE(rest.interrupted);
     EXPECT_EQ(rest.epochs_done, 3);
     EXPECT_EQ(rest.total_updates, straight.total_updates);
@@ -186,7 +154,7 @@ TEST(Resume, InterruptedAtAStepThenResumedEqualsStraight) {
     ASSERT_EQ(joined.size(), straight.epochs.size()) << "stop at " << at;
     for (std::size_t e = 0; e < joined.size(); ++e) expect_same_metrics(joined[e], straight.epochs[e]);
     EXPECT_EQ(rest.best_epoch, straight.best_epoch);
-    EXPECT_EQ(rest.early_stopping.best_val_loss, straight.early_stopping.best_val_loss);
+    EXPECT_EQ(tc->early_stopping().best_val_loss, ta->early_stopping().best_val_loss);
   }
 }
 
@@ -194,20 +162,30 @@ TEST(Resume, InterruptedAtAStepThenResumedEqualsStraight) {
 TEST(Resume, WithoutTheGeneratorStatesTheResumeDiffers) {
   const auto train = blobs(100, 1);
   const bp::train::FitOptions base{.epochs = 2, .batch_size = 16, .seed = 5};
-  Trainer a(3);
-  bp::train::fit(*a.net, bp::loss::CrossEntropy{}, *a.opt, train, base);
-  Trainer b(3);
+  Rig a(3);
+  a.trainer(base)->fit(train);
+  Rig b(3);
   std::atomic<bool> flag{false};
   StopAt stopper(flag, 9);
   bp::train::FitOptions ob = base;
   ob.stop = &flag;
   ob.callbacks = {&stopper};
-  Saved saved = save(b, bp::train::fit(*b.net, bp::loss::CrossEntropy{}, *b.opt, train, ob));
+  auto tb = b.trainer(ob);
+  tb->fit(train);
+  bp::train::TrainerState saved = tb->state();
   saved.generators.clear();
-  Trainer c(999);
-  c.net->load_state_dict(saved.weights);
+  Rig c(999);
+  // The dropout module now keeps its fresh generator: the state is refused rather than half-loaded.
+  EXPECT_THROW(c.trainer(base)->load_state(saved), bp::Error);
+  // Loaded by hand without the generators, the run continues with other dropout masks.
+  c.net->load_state_dict(saved.model);
   c.opt->load_state(saved.optimizer);
-  bp::train::fit(*c.net, bp::loss::CrossEntropy{}, *c.opt, train, resume_options(base, saved));
+  c.sched->set_steps(saved.scheduler_steps);
+  bp::train::TrainerState counters = tb->state();
+  counters.generators = bp::io::module_generators(*c.net);
+  auto tc = c.trainer(base);
+  tc->load_state(counters);
+  tc->fit(train);
   double worst = 0.0;
   for (const auto& [name, t] : a.net->state_dict())
     worst = std::max(worst, bp::max_abs_diff(t, c.net->state_dict().at(name)));
@@ -218,47 +196,44 @@ TEST(Resume, WithoutTheGeneratorStatesTheResumeDiffers) {
 TEST(Resume, StopOnTheLastBatchOfAnEpochFinishesTheEpoch) {
   const auto train = blobs(100, 1), val = blobs(40, 2);
   const bp::train::FitOptions base{.epochs = 3, .batch_size = 16, .seed = 5, .validation = &val};
-  Trainer a(3);
-  bp::train::FitOptions oa = base;
-  oa.scheduler = a.sched.get();
-  const auto straight = bp::train::fit(*a.net, bp::loss::CrossEntropy{}, *a.opt, train, oa);
+  Rig a(3);
+  const auto straight = a.trainer(base)->fit(train);
 
-  Trainer b(3);
+  Rig b(3);
   std::atomic<bool> flag{false};
   StopAt stopper(flag, 7);
   Recorder rec;
   bp::train::FitOptions ob = base;
-  ob.scheduler = b.sched.get();
   ob.stop = &flag;
   ob.callbacks = {&stopper, &rec};
-  const auto first = bp::train::fit(*b.net, bp::loss::CrossEntropy{}, *b.opt, train, ob);
+  auto tb = b.trainer(ob);
+  const auto first = tb->fit(train);
   EXPECT_TRUE(first.interrupted);
   EXPECT_EQ(first.epochs_done, 1);
-  EXPECT_EQ(first.partial.batches, 0);
-  EXPECT_EQ(first.partial.seen, 0);
+  EXPECT_EQ(tb->partial().batches, 0);
+  EXPECT_EQ(tb->partial().seen, 0);
   ASSERT_EQ(first.epochs.size(), 1u);
   EXPECT_TRUE(std::isfinite(first.epochs[0].val_loss));
   EXPECT_EQ(b.sched->steps(), 1);
   EXPECT_EQ(rec.epoch_ends, std::vector<std::int64_t>{1});
   expect_same_metrics(first.epochs[0], straight.epochs[0]);
 
-  const Saved saved = save(b, first);
-  Trainer c = restore(saved);
-  bp::train::FitOptions oc = resume_options(base, saved);
-  oc.scheduler = c.sched.get();
-  const auto rest = bp::train::fit(*c.net, bp::loss::CrossEntropy{}, *c.opt, train, oc);
+  Rig c(999);
+  auto tc = c.trainer(base);
+  tc->load_state(tb->state());
+  const auto rest = tc->fit(train);
   expect_same_weights(*c.net, *a.net);
   ASSERT_EQ(rest.epochs.size(), 2u);
   expect_same_metrics(rest.epochs[1], straight.epochs[2]);
 
   // On the last update of the last epoch nothing is left to do: not an interruption.
-  Trainer d(3);
+  Rig d(3);
   flag = false;
   StopAt at_end(flag, 21);
   bp::train::FitOptions od = base;
   od.stop = &flag;
   od.callbacks = {&at_end};
-  const auto whole = bp::train::fit(*d.net, bp::loss::CrossEntropy{}, *d.opt, train, od);
+  const auto whole = d.trainer(od, false)->fit(train);
   EXPECT_FALSE(whole.interrupted);
   EXPECT_EQ(whole.epochs_done, 3);
 }
@@ -266,10 +241,10 @@ TEST(Resume, StopOnTheLastBatchOfAnEpochFinishesTheEpoch) {
 TEST(Resume, DropLastSkipsTheShortBatch) {
   const auto train = blobs(50, 1);
   for (const bool drop : {false, true}) {
-    Trainer t(3);
+    Rig t(3);
     Recorder rec;
-    const auto h = bp::train::fit(*t.net, bp::loss::CrossEntropy{}, *t.opt, train,
-                                  {.epochs = 2, .batch_size = 16, .callbacks = {&rec}, .drop_last = drop});
+    const auto h =
+        t.trainer({.epochs = 2, .batch_size = 16, .drop_last = drop, .callbacks = {&rec}}, false)->fit(train);
     const std::int64_t per_epoch = drop ? 3 : 4;  // 50 = 3 x 16 + 2
     ASSERT_EQ(h.epochs.size(), 2u);
     EXPECT_EQ(h.epochs[0].updates, per_epoch) << "drop_last " << drop;
@@ -279,28 +254,30 @@ TEST(Resume, DropLastSkipsTheShortBatch) {
     EXPECT_EQ(std::count(rec.batch_sizes.begin(), rec.batch_sizes.end(), 2), drop ? 0 : 2);
   }
   // A batch larger than the set is one full batch, kept even with drop_last.
-  Trainer t(3);
-  const auto h = bp::train::fit(*t.net, bp::loss::CrossEntropy{}, *t.opt, train,
-                                {.epochs = 1, .batch_size = 64, .drop_last = true});
+  Rig t(3);
+  const auto h = t.trainer({.epochs = 1, .batch_size = 64, .drop_last = true}, false)->fit(train);
   EXPECT_EQ(h.total_updates, 1);
 }
 
-TEST(Resume, StartStepNumbersStepsAndGradFlowCadence) {
+TEST(Resume, ResumedStepsContinueTheNumberingAndGradFlowCadence) {
   const auto train = blobs(50, 1);
-  Trainer t(3);
+  Rig t(3);
+  auto first = t.trainer({.epochs = 3, .batch_size = 16, .grad_flow_every = 3}, false);
+  first->fit(train);  // 12 updates
+  bp::train::TrainerState state = first->state();
+  Rig u(4);
   Recorder rec;
-  const auto h = bp::train::fit(
-      *t.net, bp::loss::CrossEntropy{}, *t.opt, train,
-      {.epochs = 2, .batch_size = 16, .grad_flow_every = 3, .callbacks = {&rec}, .start_step = 100});
+  auto rest = u.trainer({.epochs = 5, .batch_size = 16, .grad_flow_every = 3, .callbacks = {&rec}}, false);
+  rest->load_state(state);
+  const auto h = rest->fit(train);
   ASSERT_EQ(rec.steps.size(), 8u);
   for (std::size_t i = 0; i < rec.steps.size(); ++i)
-    EXPECT_EQ(rec.steps[i], 101 + static_cast<std::int64_t>(i));
-  EXPECT_EQ(h.total_updates, 108);
-  ASSERT_EQ(h.grad_flow.size(), 3u);  // steps 102, 105, 108
-  EXPECT_EQ(h.grad_flow[0].step, 102);
-  EXPECT_EQ(h.grad_flow[1].step, 105);
-  EXPECT_EQ(h.grad_flow[2].step, 108);
-  EXPECT_EQ(h.grad_flow[2].epoch, 2);
+    EXPECT_EQ(rec.steps[i], 13 + static_cast<std::int64_t>(i));
+  EXPECT_EQ(h.total_updates, 20);
+  ASSERT_EQ(h.grad_flow.size(), 2u);  // steps 15 and 18 (12 was measured before the resume)
+  EXPECT_EQ(h.grad_flow[0].step, 15);
+  EXPECT_EQ(h.grad_flow[1].step, 18);
+  EXPECT_EQ(h.grad_flow[1].epoch, 5);
 }
 
 // Patience counts epochs without improvement across the interruption exactly as in one run; the best weights
@@ -310,8 +287,8 @@ TEST(Resume, EarlyStoppingPatienceAcrossAResumeEqualsStraight) {
   const auto train = blobs(60, 1, 0.5), val = blobs(60, 2);
   const bp::train::FitOptions base{
       .epochs = 60, .batch_size = 10, .seed = 5, .validation = &val, .early_stopping_patience = 3};
-  Trainer a(3, 0.02, 64);
-  const auto straight = bp::train::fit(*a.net, bp::loss::CrossEntropy{}, *a.opt, train, base);
+  Rig a(3, 0.02, 64);
+  const auto straight = a.trainer(base, false)->fit(train);
   ASSERT_TRUE(straight.stopped_early) << "the scenario must stop early";
   ASSERT_TRUE(straight.restored_best);
   const std::int64_t best = straight.best_epoch, last = straight.epochs_done;
@@ -319,67 +296,89 @@ TEST(Resume, EarlyStoppingPatienceAcrossAResumeEqualsStraight) {
   EXPECT_EQ(last, best + 3);
 
   // Interrupt in the epoch after the best one, so that the best epoch lies before the resume.
-  Trainer b(3, 0.02, 64);
+  Rig b(3, 0.02, 64);
   std::atomic<bool> flag{false};
   StopAt stopper(flag, best * 6 + 2);
   bp::train::FitOptions ob = base;
   ob.stop = &flag;
   ob.callbacks = {&stopper};
-  const auto first = bp::train::fit(*b.net, bp::loss::CrossEntropy{}, *b.opt, train, ob);
+  auto tb = b.trainer(ob, false);
+  const auto first = tb->fit(train);
   ASSERT_TRUE(first.interrupted);
   EXPECT_FALSE(first.stopped_early);
-  EXPECT_EQ(first.early_stopping.best_epoch, best);
-  EXPECT_EQ(first.early_stopping.since_best, 0);
-  EXPECT_FALSE(first.best_state.empty());
-  const Saved saved = save(b, first);
+  const bp::train::TrainerState saved = tb->state();
+  EXPECT_EQ(saved.early_stopping.best_epoch, best);
+  EXPECT_EQ(saved.early_stopping.since_best, 0);
+  EXPECT_FALSE(saved.best_state.empty());
 
-  // With the best weights passed back: the same stop, the same restored weights.
-  Trainer c = restore(saved, 0.02, 64);
-  bp::train::FitOptions oc = resume_options(base, saved);
-  oc.best_state = &first.best_state;
-  const auto rest = bp::train::fit(*c.net, bp::loss::CrossEntropy{}, *c.opt, train, oc);
+  // The state holds the best weights: the same stop, the same restored weights.
+  Rig c(999, 0.02, 64);
+  auto tc = c.trainer(base, false);
+  tc->load_state(saved);
+  const auto rest = tc->fit(train);
   EXPECT_TRUE(rest.stopped_early);
   EXPECT_TRUE(rest.restored_best);
   EXPECT_EQ(rest.epochs_done, last);
   EXPECT_EQ(rest.best_epoch, best);
   expect_same_weights(*c.net, *a.net);
 
-  // Without them: the same stop, but the weights stay those of the last epoch.
-  Trainer d = restore(saved, 0.02, 64);
-  const auto bare =
-      bp::train::fit(*d.net, bp::loss::CrossEntropy{}, *d.opt, train, resume_options(base, saved));
+  // Without them (a checkpoint written before they were kept): the same stop, but the weights stay those of
+  // the last epoch.
+  Rig d(999, 0.02, 64);
+  bp::train::TrainerState bare_state = saved;
+  bare_state.best_state.clear();
+  auto td = d.trainer(base, false);
+  td->load_state(bare_state);
+  const auto bare = td->fit(train);
   EXPECT_TRUE(bare.stopped_early);
   EXPECT_FALSE(bare.restored_best);
   EXPECT_EQ(bare.epochs_done, last);
-  EXPECT_EQ(bare.early_stopping.since_best, 3);
+  EXPECT_EQ(td->early_stopping().since_best, 3);
 
   // A resume that forgets the early-stopping state trains past the straight run's stop.
-  Trainer e = restore(saved, 0.02, 64);
-  bp::train::FitOptions oe = resume_options(base, saved);
-  oe.early_stopping = {};
-  const auto forgetful = bp::train::fit(*e.net, bp::loss::CrossEntropy{}, *e.opt, train, oe);
+  Rig e(999, 0.02, 64);
+  bp::train::TrainerState forgetful_state = saved;
+  forgetful_state.early_stopping = {};
+  forgetful_state.best_state.clear();
+  auto te = e.trainer(base, false);
+  te->load_state(forgetful_state);
+  const auto forgetful = te->fit(train);
   EXPECT_GT(forgetful.epochs_done, last);
 }
 
-TEST(Resume, BadResumeOptionsAreRefused) {
+TEST(Resume, BadStatesAreRefused) {
   const auto train = blobs(50, 1);
-  Trainer t(3);
-  auto message = [&](const bp::train::FitOptions& o) {
+  Rig t(3);
+  auto message = [&](bp::train::FitOptions o, auto change) {
     try {
-      bp::train::fit(*t.net, bp::loss::CrossEntropy{}, *t.opt, train, o);
+      auto trainer = t.trainer(o, false);
+      bp::train::TrainerState s = trainer->state();
+      change(s);
+      trainer->load_state(s);
+      trainer->fit(train);
     } catch (const bp::ValueError& e) {
       return std::string(e.what());
     }
     return std::string("no error");
   };
-  EXPECT_THAT(message({.epochs = 2, .batch_size = 16, .start_progress = {.batches = 4}}),
-              HasSubstr("start_progress.batches must be in [0, 4)"));
-  EXPECT_THAT(message({.epochs = 2, .batch_size = 16, .start_step = -1}),
-              HasSubstr("start_step must be >= 0"));
-  EXPECT_THAT(message({.epochs = 2, .batch_size = 16, .start_epoch = 2, .start_progress = {.batches = 1}}),
-              HasSubstr("start_progress resumes epoch 3 but epochs is 2"));
-  EXPECT_THAT(message({.epochs = 2, .batch_size = 16, .start_epoch = 1, .early_stopping = {.best_epoch = 2}}),
-              HasSubstr("best_epoch <= start_epoch (1)"));
-  EXPECT_THAT(message({.epochs = 2, .batch_size = 16, .start_progress = {.seen = 5}}),
-              HasSubstr("0 batches"));
+  const bp::train::FitOptions two{.epochs = 2, .batch_size = 16};
+  EXPECT_THAT(message(two, [](auto& s) { s.partial = {.batches = 4, .seen = 64, .updates = 4}; }),
+              HasSubstr("resumes after batch 4 of epoch 1 but an epoch of this data has 4 batches"));
+  EXPECT_THAT(message(two, [](auto& s) { s.step = -1; }), HasSubstr("epoch and step must be >= 0"));
+  EXPECT_THAT(message(two,
+                      [](auto& s) {
+                        s.epoch = 2;
+                        s.partial = {.batches = 1, .seen = 16, .updates = 1};
+                      }),
+              HasSubstr("resumes inside epoch 3 but epochs is 2"));
+  EXPECT_THAT(message(two,
+                      [](auto& s) {
+                        s.epoch = 1;
+                        s.early_stopping.best_epoch = 2;
+                      }),
+              HasSubstr("best_epoch <= epoch (1)"));
+  EXPECT_THAT(message(two, [](auto& s) { s.partial = {.seen = 5}; }), HasSubstr("0 batches"));
+  EXPECT_THAT(message(two, [](auto& s) { s.data_seed = 77; }), HasSubstr("data order seed 77"));
+  EXPECT_THAT(message(two, [](auto& s) { s.scheduler_steps = 3; }),
+              HasSubstr("FitOptions::scheduler is not set"));
 }

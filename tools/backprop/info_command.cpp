@@ -80,7 +80,9 @@ int run_info(const InfoArgs& a) {
   bp::io::Checkpoint ck;
   if (is_checkpoint) {
     ck = bp::io::load_checkpoint(a.file);
-    out["checkpoint"] = {{"epoch", ck.epoch}, {"step", ck.step}, {"optimizer_entries", ck.optimizer.size()}};
+    out["checkpoint"] = {{"epoch", ck.trainer.epoch},
+                         {"step", ck.trainer.step},
+                         {"optimizer_entries", ck.trainer.optimizer.size()}};
   }
   if (a.json) {
     std::cout << out.dump(2) << "\n";
@@ -90,7 +92,8 @@ int run_info(const InfoArgs& a) {
   std::printf("file        %s (%s)\n", a.file.c_str(), is_checkpoint ? "checkpoint" : "model");
   if (is_checkpoint)
     std::printf("checkpoint  after epoch %lld, step %lld; optimiser state: %zu tensors\n",
-                static_cast<long long>(ck.epoch), static_cast<long long>(ck.step), ck.optimizer.size());
+                static_cast<long long>(ck.trainer.epoch), static_cast<long long>(ck.trainer.step),
+                ck.trainer.optimizer.size());
   std::string extras;
   if (arch.batchnorm) extras += ", batchnorm";
   if (arch.dropout > 0) extras += ", dropout " + number_text(arch.dropout);

@@ -60,15 +60,9 @@ Parallel::~Parallel() {
   the_session = nullptr;
 }
 
-bp::train::History Parallel::fit(bp::nn::Module& model, const bp::loss::Loss& loss,
-                                 bp::optim::Optimizer& optimizer, const bp::data::TensorDataset& train,
-                                 const bp::train::FitOptions& options) const {
-  return bp::dist::fit(model, loss, optimizer, train, options);
-}
-
-bp::train::Evaluation Parallel::evaluate(bp::nn::Module& model, const bp::loss::Loss& loss,
-                                         const bp::data::TensorDataset& data) const {
-  return bp::dist::evaluate(model, loss, data);
+std::shared_ptr<bp::train::Collective> Parallel::collective() const {
+  if (ranks_ > 1) return std::make_shared<bp::dist::Collective>();
+  return std::make_shared<bp::train::Collective>();
 }
 
 std::shared_ptr<bp::nn::Sequential> Parallel::sync_batchnorm(const bp::nn::Sequential& net) const {
@@ -116,14 +110,8 @@ Parallel::~Parallel() {
   the_session = nullptr;
 }
 
-bp::train::History Parallel::fit(bp::nn::Module&, const bp::loss::Loss&, bp::optim::Optimizer&,
-                                 const bp::data::TensorDataset&, const bp::train::FitOptions&) const {
-  unavailable("data-parallel training");
-}
-
-bp::train::Evaluation Parallel::evaluate(bp::nn::Module&, const bp::loss::Loss&,
-                                         const bp::data::TensorDataset&) const {
-  unavailable("data-parallel evaluation");
+std::shared_ptr<bp::train::Collective> Parallel::collective() const {
+  return std::make_shared<bp::train::Collective>();
 }
 
 std::shared_ptr<bp::nn::Sequential> Parallel::sync_batchnorm(const bp::nn::Sequential&) const {

@@ -4,11 +4,11 @@
 // mpirun (OMPI_COMM_WORLD_SIZE / PMI_SIZE / PMIX_RANK in the environment): a plain `backprop train` never
 // initialises MPI. Every rank runs the same command: it reads the same configuration and the same data (so
 // every configuration error is raised identically everywhere), builds the same network from the same seed,
-// and trains with dist::fit, which splits each global batch (--batch-size) across the ranks. Rank 0 alone
-// prints and writes files.
+// and trains with a Trainer over dist::Collective, which splits each global batch (--batch-size) across the
+// ranks. Rank 0 alone prints and writes files.
 //
 //   cli::Parallel mpi;                       // in main(): MPI_Init when launched by mpirun
-//   if (mpi.ranks() > 1) history = mpi.fit(*net, *loss, *opt, train, options);
+//   bp::train::Trainer trainer(*net, *loss, *opt, options, mpi.collective());
 //   if (mpi.root()) save_model(...);
 //
 // Errors: a rank that throws while the others may be waiting in a collective cannot just return from main
@@ -50,14 +50,9 @@ class Parallel {
   int ranks() const { return ranks_; }
   bool root() const { return rank_ == 0; }
 
-  /// dist::fit over all ranks (needs ranks() > 1).
-  backprop::train::History fit(backprop::nn::Module& model, const backprop::loss::Loss& loss,
-                               backprop::optim::Optimizer& optimizer,
-                               const backprop::data::TensorDataset& train,
-                               const backprop::train::FitOptions& options) const;
-  /// dist::evaluate: the rows split across ranks, loss / accuracy / confusion matrix global on every rank.
-  backprop::train::Evaluation evaluate(backprop::nn::Module& model, const backprop::loss::Loss& loss,
-                                       const backprop::data::TensorDataset& data) const;
+  /// What the Trainer runs on: every rank (dist::Collective) when ranks() > 1, else one process. Its
+  /// evaluate() splits the rows across the ranks and gives the global figures on every rank.
+  std::shared_ptr<backprop::train::Collective> collective() const;
   /// dist::convert_sync_batchnorm: `net` with each BatchNorm1d replaced by a SyncBatchNorm1d sharing its
   /// tensors (same state_dict names). Needs ranks() > 1.
   std::shared_ptr<backprop::nn::Sequential> sync_batchnorm(const backprop::nn::Sequential& net) const;

@@ -6,6 +6,7 @@
 #include <backprop/error.hpp>
 #include <backprop/io.hpp>
 #include <backprop/ops.hpp>
+#include <backprop/train/callbacks.hpp>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
@@ -13,7 +14,6 @@
 #include <cstring>
 #include <filesystem>
 
-#include "callbacks.hpp"
 #include "cli.hpp"
 
 namespace cli {
@@ -281,8 +281,8 @@ std::string Summary::text() const {
   std::string s;
   const json& f = j_.value("final", json::object());
   s += "trained " + std::to_string(j_.value("epochs_run", 0)) + " epochs in " +
-       clock_text(j_.value("seconds", 0.0)) + (j_["status"] == "stopped_early" ? " (stopped early)" : "") +
-       "\n";
+       bp::train::clock_text(j_.value("seconds", 0.0)) +
+       (j_["status"] == "stopped_early" ? " (stopped early)" : "") + "\n";
   if (!f.empty()) {
     s += "  train       loss " + fixed(f.value("train_loss", NAN));
     if (f["train_accuracy"].is_number()) s += "  accuracy " + percent(f["train_accuracy"].get<double>());

@@ -8,22 +8,6 @@ namespace cli {
 
 namespace bp = backprop;
 
-namespace {
-
-// The quadratic cost on class probabilities: MSE(softmax(z), one_hot(y)). With targets given as class indices
-// the network keeps one kind of output (logits) whatever the cost, so eval and predict need not know it.
-struct SoftmaxMSE : bp::loss::Loss {
-  bp::Tensor operator()(const bp::Tensor& logits, const bp::Tensor& target) const override {
-    BP_CHECK(logits.dim() == 2 && target.dim() == 1 && target.size(0) == logits.size(0), ShapeError,
-             "mse: expected logits [N, C] and class indices [N], got ", bp::to_string(logits.shape()),
-             " and ", bp::to_string(target.shape()));
-    return bp::loss::MSE{}(bp::softmax(logits, 1), bp::one_hot(target, logits.size(1), logits.dtype()));
-  }
-  std::string repr() const override { return "MSE(softmax(output), one_hot(target))"; }
-};
-
-}  // namespace
-
 bp::io::Architecture make_architecture(const bp::config::Config& c, std::int64_t inputs,
                                        std::int64_t outputs) {
   bp::io::Architecture a;
@@ -45,7 +29,7 @@ std::unique_ptr<bp::loss::Loss> make_loss(const std::string& name, bool regressi
   if (n == "cross-entropy") return std::make_unique<bp::loss::CrossEntropy>();
   BP_CHECK(n == "mse", ConfigError, "--loss: expected cross-entropy or mse, got '", name, "'");
   if (regression) return std::make_unique<bp::loss::MSE>();
-  return std::make_unique<SoftmaxMSE>();
+  return std::make_unique<bp::loss::SoftmaxMSE>();
 }
 
 std::unique_ptr<bp::optim::Optimizer> make_optimizer(const bp::config::OptimizerConfig& c,

@@ -7,6 +7,7 @@
 #include <backprop/io/checkpoint.hpp>
 #include <backprop/io/metrics.hpp>
 #include <backprop/threads.hpp>
+#include <backprop/train/callbacks.hpp>
 #include <chrono>
 #include <cmath>
 #include <ctime>
@@ -15,7 +16,6 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
-#include "callbacks.hpp"
 #include "cli.hpp"
 #include "data_source.hpp"
 #include "parallel.hpp"
@@ -174,45 +174,46 @@ int run_train(const TrainArgs& args) {
   bp::io::ModelFile model{.architecture = arch, .preprocessing = data.preprocessing};
   model.config_toml = bp::config::to_toml(cfg);
 
+  // ---- the trainer and its callbacks ---------------------------------------------------------------------
+  // SIGINT / SIGTERM from here on: fit() returns after the current update, and ModelCheckpoint saves that
+  // point.
+  StopSignals signals;
+  bp::train::Trainer trainer(
+      *net, *loss, *optimizer,
+      {.epochs = cfg.train.epochs,
+       .batch_size = std::max<std::int64_t>(cfg.train.batch_size, 1),
+       .full_batch = cfg.train.batch_size == 0,
+       .grad_reduction =
+           cfg.train.grad_reduction == "sum" ? bp::train::GradReduction::sum : bp::train::GradReduction::mean,
+       .shuffle = true,
+       .seed = cfg.run.seed,
+       .validation = data.validation.size() > 0 ? &data.validation : nullptr,
+       .early_stopping_patience = cfg.train.early_stopping,
+       .l1 = cfg.train.l1,
+       .l2 = cfg.train.l2,
+       .clip_grad_norm = cfg.train.clip_grad_norm,
+       .scheduler = scheduler.get(),
+       .grad_flow_every = cfg.run.grad_flow,
+       .callbacks = {},
+       .stop = signals.flag()},
+      mpi != nullptr ? mpi->collective() : nullptr);
+
   // ---- the run folder (checked at start-up) ---------------------------------------------------------------
   RunFiles files(run_dir, root);
-  std::int64_t start_epoch = 0, start_step = 0;
-  bp::train::EpochProgress start_progress;  // a mid-epoch checkpoint: the done part of epoch start_epoch + 1
-  bp::train::EarlyStoppingState early;
   if (resuming) {
     const bp::io::Checkpoint& ck = eff.saved;
     check_same_data(ck.model, arch, data.preprocessing, eff.checkpoint);
+    BP_CHECK(ck.trainer.partial.batches == 0 || cfg.train.epochs > ck.trainer.epoch, ConfigError, "--epochs ",
+             cfg.train.epochs, ": the checkpoint ", eff.checkpoint, " stopped inside epoch ",
+             ck.trainer.epoch + 1, "; a resumed run must train at least ", ck.trainer.epoch + 1, " epochs");
     try {
-      net->load_state_dict(ck.model.state);
-      optimizer->load_state(ck.optimizer);
-      bp::io::restore_module_generators(*net, ck.generators);
-      if (scheduler) scheduler->set_steps(ck.scheduler_steps);
+      trainer.load_state(ck.trainer);
     } catch (const bp::FileError&) {
       throw;
     } catch (const bp::Error& e) {
       throw bp::FileError(eff.checkpoint + ": does not fit the network it describes: " + e.what());
     }
-    start_epoch = ck.epoch;
-    start_step = ck.step;
-    start_progress = {.batches = ck.partial.batches,
-                      .loss_sum = ck.partial.loss_sum,
-                      .correct = ck.partial.correct,
-                      .seen = ck.partial.seen,
-                      .updates = ck.partial.updates,
-                      .seconds = ck.partial.seconds};
-    BP_CHECK(ck.partial.batches == 0 || cfg.train.epochs > ck.epoch, ConfigError, "--epochs ",
-             cfg.train.epochs, ": the checkpoint ", eff.checkpoint, " stopped inside epoch ", ck.epoch + 1,
-             "; a resumed run must train at least ", ck.epoch + 1, " epochs");
-    early = {.best_val_loss = ck.best_val_loss, .best_epoch = ck.best_epoch, .since_best = ck.since_best};
-    if (!ck.best_state.empty()) {
-      const auto state = net->state_dict();
-      bool fits = ck.best_state.size() == state.size();
-      for (const auto& [name, t] : state)
-        fits = fits && ck.best_state.count(name) && ck.best_state.at(name).shape() == t.shape();
-      BP_CHECK(fits, FileError, eff.checkpoint,
-               ": the best_state.* tensors do not match the network's parameters and buffers");
-    }
-    files.prepare_resume(start_epoch, start_step);
+    files.prepare_resume(trainer.epoch(), trainer.step());
   } else {
     files.prepare_fresh();
   }
@@ -227,14 +228,15 @@ int run_train(const TrainArgs& args) {
                  extras.c_str(), static_cast<long long>(net->num_parameters()), data.name.c_str(),
                  static_cast<long long>(data.train.size()), static_cast<long long>(data.validation.size()),
                  static_cast<long long>(data.test.size()));
-    if (resuming && start_progress.batches > 0)
+    const std::int64_t done = trainer.epoch(), batches = eff.saved.trainer.partial.batches;
+    if (resuming && batches > 0)
       std::fprintf(stderr, "from %s: epoch %lld of %lld done, and %lld batches of epoch %lld\n",
-                   eff.checkpoint.c_str(), static_cast<long long>(start_epoch),
-                   static_cast<long long>(cfg.train.epochs), static_cast<long long>(start_progress.batches),
-                   static_cast<long long>(start_epoch + 1));
+                   eff.checkpoint.c_str(), static_cast<long long>(done),
+                   static_cast<long long>(cfg.train.epochs), static_cast<long long>(batches),
+                   static_cast<long long>(done + 1));
     else if (resuming)
       std::fprintf(stderr, "from %s: epoch %lld of %lld done\n", eff.checkpoint.c_str(),
-                   static_cast<long long>(start_epoch), static_cast<long long>(cfg.train.epochs));
+                   static_cast<long long>(done), static_cast<long long>(cfg.train.epochs));
     if (distributed)
       std::fprintf(stderr, "data parallel over %d ranks: global batch %s%s\n", mpi->ranks(),
                    batch == 0 ? "full" : std::to_string(batch).c_str(),
@@ -242,59 +244,22 @@ int run_train(const TrainArgs& args) {
     std::fprintf(stderr, "run folder %s\n", run_dir.c_str());
   }
 
-  // ---- fit
-  // ---------------------------------------------------------------------------------------------------
-  // Files and callbacks: rank 0 only (dist::fit calls callbacks on rank 0 alone).
+  // ---- fit ------------------------------------------------------------------------------------------------
+  // Files and callbacks: rank 0 only (the Trainer calls callbacks on rank 0 alone).
   std::optional<bp::io::MetricsWriter> metrics;
-  if (root) metrics.emplace(files.metrics());
-  std::optional<MetricsLogger> logger;
-  if (root) logger.emplace(*metrics);
-  Progress progress(stderr, ::isatty(STDERR_FILENO) != 0, start_epoch);
-  const auto make_checkpoint = [&] {
-    bp::io::Checkpoint c;
-    c.model = model;
-    c.model.state = net->state_dict();
-    c.optimizer = optimizer->state();
-    c.data_seed = cfg.run.seed;
-    c.scheduler_steps = scheduler ? scheduler->steps() : 0;
-    c.generators = bp::io::module_generators(*net);
-    return c;
-  };
-  const auto snapshot = [&] {
-    std::map<std::string, bp::Tensor> state;
-    bp::NoGradGuard no_grad;
-    for (const auto& [name, t] : net->state_dict()) state.emplace(name, t.detach().clone());
-    return state;
-  };
-  Checkpointer checkpointer(files.checkpoints(), cfg.run.checkpoint_every, cfg.train.epochs, start_step,
-                            early, cfg.train.early_stopping, eff.saved.best_state, make_checkpoint, snapshot);
-  // SIGINT / SIGTERM from here on: fit() returns after the current update, and the run saves that point.
-  StopSignals signals;
-  bp::train::FitOptions fit{.epochs = cfg.train.epochs,
-                            .batch_size = std::max<std::int64_t>(cfg.train.batch_size, 1),
-                            .full_batch = cfg.train.batch_size == 0,
-                            .grad_reduction = cfg.train.grad_reduction == "sum"
-                                                  ? bp::train::GradReduction::sum
-                                                  : bp::train::GradReduction::mean,
-                            .shuffle = true,
-                            .seed = cfg.run.seed,
-                            .validation = data.validation.size() > 0 ? &data.validation : nullptr,
-                            .early_stopping_patience = cfg.train.early_stopping,
-                            .l1 = cfg.train.l1,
-                            .l2 = cfg.train.l2,
-                            .clip_grad_norm = cfg.train.clip_grad_norm,
-                            .scheduler = scheduler.get(),
-                            .grad_flow_every = cfg.run.grad_flow,
-                            .start_epoch = start_epoch,
-                            .start_step = start_step,
-                            .start_progress = start_progress,
-                            .early_stopping = early,
-                            .stop = signals.flag()};
-  // The best epoch's weights, saved before the resume, so that early stopping can still restore them.
-  if (resuming && !eff.saved.best_state.empty() && cfg.train.early_stopping > 0 && early.best_epoch > 0)
-    fit.best_state = &eff.saved.best_state;
-  if (root) fit.callbacks = {&*logger, &checkpointer};
-  if (talk) fit.callbacks.push_back(&progress);
+  std::optional<bp::train::MetricsLog> logger;
+  std::optional<bp::train::ModelCheckpoint> checkpoints;
+  bp::train::ProgressBar progress(stderr);
+  std::vector<bp::train::Callback*> callbacks;
+  if (root) {
+    metrics.emplace(files.metrics());
+    logger.emplace(*metrics);
+    checkpoints.emplace(files.checkpoints(), model,
+                        bp::train::CheckpointOptions{.every = cfg.run.checkpoint_every});
+    callbacks = {&*logger, &*checkpoints};
+  }
+  if (talk) callbacks.push_back(&progress);
+  trainer.set_callbacks(callbacks);
 
   Summary summary(run_dir, cfg, data, arch, net->num_parameters());
   bp::train::History history;
@@ -302,8 +267,7 @@ int run_train(const TrainArgs& args) {
   std::optional<bp::DetectAnomalyGuard> anomaly;
   if (cfg.run.detect_anomaly) anomaly.emplace();
   try {
-    history = distributed ? mpi->fit(*net, *loss, *optimizer, data.train, fit)
-                          : bp::train::fit(*net, *loss, *optimizer, data.train, fit);
+    history = trainer.fit(data.train);
   } catch (const bp::DivergedError& e) {
     summary.diverged(e.what(), seconds_since(started));
     files.write_summary(summary.json_text());
@@ -312,29 +276,13 @@ int run_train(const TrainArgs& args) {
   }
   anomaly.reset();  // the checks cover training; evaluation and saving run at full speed
 
-  // ---- results
-  // -----------------------------------------------------------------------------------------------
+  // ---- results --------------------------------------------------------------------------------------------
   summary.history(history);
   if (history.interrupted) {
-    // Exactly the point fit() stopped at: mid-epoch, with the epoch's running sums and the early-stopping
-    // state, so that --resume ends bit-identical to an uninterrupted run. Signals that come now are ignored.
+    // ModelCheckpoint saved exactly the point fit() stopped at. Signals that come now are ignored.
     if (root) {
-      bp::io::Checkpoint c = make_checkpoint();
-      c.epoch = history.epochs_done;
-      c.step = history.total_updates;
-      c.best_val_loss = history.early_stopping.best_val_loss;
-      c.best_epoch = history.early_stopping.best_epoch;
-      c.since_best = history.early_stopping.since_best;
-      c.best_state = history.best_state;
-      const bp::train::EpochProgress& p = history.partial;
-      c.partial = {.batches = p.batches,
-                   .loss_sum = p.loss_sum,
-                   .correct = p.correct,
-                   .seen = p.seen,
-                   .updates = p.updates,
-                   .seconds = p.seconds};
-      const std::string saved = bp::io::write_checkpoint(files.checkpoints(), c);
-      const std::int64_t epoch = history.epochs_done + (p.batches > 0 ? 1 : 0);
+      const std::string& saved = checkpoints->last_path();
+      const std::int64_t epoch = trainer.epoch() + (trainer.partial().batches > 0 ? 1 : 0);
       summary.interrupted(signals.name(), epoch, history.total_updates, saved, seconds_since(started));
       files.write_summary(summary.json_text());
       files.try_report(talk);
@@ -353,8 +301,7 @@ int run_train(const TrainArgs& args) {
   model.state = net->state_dict();
   if (data.test.size() > 0) {
     // Over MPI the test rows are split across ranks and the sums all-reduced (every rank must take part).
-    const bp::train::Evaluation global =
-        distributed ? mpi->evaluate(*net, *loss, data.test) : bp::train::evaluate(*net, *loss, data.test);
+    const bp::train::Evaluation global = trainer.collective().evaluate(*net, *loss, data.test, 1000);
     if (root) {
       const bp::io::TestRecord test = evaluate_test(*net, global, data.test, data.preprocessing);
       metrics->test(test);

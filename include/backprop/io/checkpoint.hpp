@@ -9,7 +9,7 @@
 //                              "generators": {"<module name>": {"s": [4 x hex], "seed": hex, "has_spare",
 //                              "spare": hex of the double's bits}}, "best_val_loss", "best_epoch",
 //                              "since_best", "partial": {"batches", "loss_sum", "correct", "seen", "updates",
-//                              "seconds"}}
+//                              "seconds"}, "plateau": {"best": hex, "bad_epochs", "cooldown"}}
 // Generator states and the partial epoch's sums are written as hexadecimal text (the sums as the bits of the
 // double), so they come back bit for bit. "since_best" and "partial" are optional when reading: checkpoints
 // written before they existed load with zeros (an epoch boundary, no epochs without improvement).
@@ -23,17 +23,16 @@
 // disk, so a crash at any moment leaves `latest` naming a complete checkpoint. Every file is written with
 // write_file_atomic's protocol (temporary file, fsync, rename, fsync of the directory).
 //
-//   bp::io::Checkpoint ck{.model = model_file, .optimizer = opt.state(), .epoch = 4, .step = 1876};
-//   ck.generators = bp::io::module_generators(*net);
+//   bp::io::Checkpoint ck{.model = model_file, .trainer = trainer.state()};   // train::Trainer
 //   bp::io::write_checkpoint("runs/demo/checkpoints", ck, /*keep=*/3);
 //   bp::io::Checkpoint back = bp::io::load_checkpoint(bp::io::resolve_checkpoint("runs/demo"));
-//   net->load_state_dict(back.model.state);  opt.load_state(back.optimizer);
-//   bp::io::restore_module_generators(*net, back.generators);
+//   other_trainer.load_state(back.trainer);
 #pragma once
 
 #include <backprop/generator.hpp>
 #include <backprop/io/model_file.hpp>
 #include <backprop/nn.hpp>
+#include <backprop/train/state.hpp>
 #include <cstdint>
 #include <limits>
 #include <map>
@@ -41,30 +40,11 @@
 
 namespace backprop::io {
 
-/// The done part of an unfinished epoch (train::EpochProgress, kept here so that io does not depend on
-/// train).
-struct PartialEpoch {
-  std::int64_t batches = 0;  // batches of the epoch done (0: the checkpoint is at an epoch boundary)
-  double loss_sum = 0.0;     // sum over those batches of batch-mean loss x rows
-  double correct = 0.0;      // correctly classified rows so far
-  std::int64_t seen = 0;     // rows so far
-  std::int64_t updates = 0;  // optimiser updates in the epoch so far
-  double seconds = 0.0;      // time spent in the epoch so far
-};
-
+/// A checkpoint: the network's description and a Trainer's state. When saving, the weights written are
+/// trainer.model (model.state is not used); when loading, model.state and trainer.model are the same tensors.
 struct Checkpoint {
-  ModelFile model;                          // weights, architecture, preprocessing, config
-  std::map<std::string, Tensor> optimizer;  // Optimizer::state()
-  std::int64_t epoch = 0;                   // epochs completed
-  std::int64_t step = 0;                    // optimiser updates done
-  std::uint64_t data_seed = 0;              // the seed of the data order (epoch e's order is (seed, e))
-  std::int64_t scheduler_steps = 0;         // Scheduler::steps()
-  std::map<std::string, Generator::State> generators;              // module name -> its own Generator's state
-  double best_val_loss = std::numeric_limits<double>::infinity();  // for early stopping
-  std::int64_t best_epoch = 0;
-  std::int64_t since_best = 0;  // early stopping: epochs since best_epoch without a lower validation loss
-  PartialEpoch partial;         // mid-epoch checkpoints only (partial.batches > 0)
-  std::map<std::string, Tensor> best_state;  // early stopping: the weights of best_epoch (may be empty)
+  ModelFile model;              // architecture, preprocessing, config
+  train::TrainerState trainer;  // weights, optimiser, generators, schedules, position, early stopping
 };
 
 /// Writes a checkpoint file crash-safely. Throws FileError when writing fails.

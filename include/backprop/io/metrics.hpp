@@ -19,6 +19,7 @@
 //   bp::io::Metrics m = bp::io::read_metrics("runs/demo/metrics.jsonl");   // m.epochs[0].train_loss == 0.52
 #pragma once
 
+#include <backprop/train/state.hpp>
 #include <cstdint>
 #include <cstdio>
 #include <limits>
@@ -28,34 +29,12 @@
 
 namespace backprop::io {
 
-inline constexpr double kMissing = std::numeric_limits<double>::quiet_NaN();  // written as null
+inline constexpr double kMissing = train::kNone;  // written as null
 
-struct EpochRecord {
-  std::int64_t epoch = 0;  // 1-based
-  double train_loss = kMissing;
-  double train_accuracy = kMissing;
-  double val_loss = kMissing;
-  double val_accuracy = kMissing;
-  double lr = kMissing;
-  std::int64_t updates = 0;
-  double seconds = kMissing;
-  double samples_per_second = kMissing;
-};
-
-struct LayerGradient {
-  std::string name;  // the weight's name, "0.weight"
-  double grad_norm = kMissing;
-  double weight_norm = kMissing;
-  std::string activation;
-  double saturated_fraction = 0.0;
-  double dead_fraction = 0.0;
-};
-
-struct GradFlowEntry {
-  std::int64_t epoch = 0;
-  std::int64_t step = 0;
-  std::vector<LayerGradient> layers;
-};
+/// The records of the log are the training loop's own (train/state.hpp).
+using EpochRecord = train::EpochMetrics;
+using LayerGradient = train::LayerFlow;
+using GradFlowEntry = train::GradFlowRecord;
 
 /// A test example the model got wrong (for the report's grid of images).
 struct Misclassified {

@@ -17,7 +17,9 @@
 #pragma once
 
 #include <backprop/optim/optimizer.hpp>
+#include <backprop/train/state.hpp>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 namespace backprop::optim {
@@ -100,6 +102,70 @@ class LinearWarmup : public Scheduler {
  private:
   int warmup_steps_;
   double start_factor_;
+};
+
+/// Two schedules one after the other: `first` for steps t < milestone, then `second` at step t - milestone.
+/// Both must drive the same optimiser and be made before this (they record its lr as their base). Throws
+/// ValueError when milestone < 1 or a schedule is missing.
+class SequentialLR : public Scheduler {
+ public:
+  SequentialLR(Optimizer& optimizer, std::unique_ptr<Scheduler> first, std::unique_ptr<Scheduler> second,
+               std::int64_t milestone);
+  double lr_at(std::int64_t t) const override;
+  std::string repr() const override;
+
+ private:
+  std::unique_ptr<Scheduler> first_, second_;
+  std::int64_t milestone_;
+};
+
+struct OneCycleOptions {
+  double pct_start = 0.3;         // share of total_steps spent rising
+  double div_factor = 25.0;       // initial lr = max_lr / div_factor
+  double final_div_factor = 1e4;  // final lr = initial lr / final_div_factor
+};
+
+/// The one-cycle policy (PyTorch's OneCycleLR with anneal_strategy "cos", no momentum cycling): the lr rises
+/// from max_lr / div_factor to max_lr over the first pct_start of total_steps, then falls to the final lr,
+/// both along half cosines; after total_steps it stays at the final lr. max_lr is the optimiser's lr at
+/// construction. Throws ValueError when total_steps < 2, pct_start is outside (0, 1) or a factor is <= 0.
+class OneCycleLR : public Scheduler {
+ public:
+  OneCycleLR(Optimizer& optimizer, std::int64_t total_steps, OneCycleOptions options = {});
+  double lr_at(std::int64_t t) const override;
+  std::string repr() const override;
+
+ private:
+  std::int64_t total_steps_;
+  OneCycleOptions o_;
+};
+
+struct PlateauOptions {
+  double factor = 0.1;         // new lr = lr x factor
+  std::int64_t patience = 10;  // epochs without improvement before the lr is lowered
+  double threshold = 1e-4;     // an improvement is a value < best x (1 - threshold) (PyTorch's "rel" mode)
+  std::int64_t cooldown = 0;   // epochs after a reduction before bad epochs are counted again
+  double min_lr = 0.0;         // the lr never goes below this
+};
+
+/// Lowers the optimiser's lr by `factor` when the monitored value (lower is better) has not improved for
+/// `patience` epochs, as PyTorch's ReduceLROnPlateau (mode "min", threshold mode "rel"). Its bookkeeping is
+/// train::PlateauState, part of a Trainer's state. Throws ValueError when factor is outside (0, 1), patience
+/// or cooldown < 0, or min_lr < 0.
+class ReduceLROnPlateau {
+ public:
+  explicit ReduceLROnPlateau(Optimizer& optimizer, PlateauOptions options = {});
+  /// After an epoch: records `value` and lowers the lr if it has not improved for `patience` epochs. True
+  /// when the lr was lowered. A NaN value counts as no improvement.
+  bool step(double value);
+  const train::PlateauState& state() const { return state_; }
+  void load_state(const train::PlateauState& state);
+  std::string repr() const;
+
+ private:
+  Optimizer& optimizer_;
+  PlateauOptions o_;
+  train::PlateauState state_;
 };
 
 }  // namespace backprop::optim

@@ -1,12 +1,11 @@
-// Progress bar / epoch lines, the metrics log and checkpoints, as fit() callbacks.
-#include "callbacks.hpp"
+// The library's callbacks: progress bar / epoch lines, the metrics log and checkpoints.
+#include <unistd.h>
 
+#include <backprop/train/callbacks.hpp>
 #include <cmath>
 #include <string>
 
-namespace cli {
-
-namespace bp = backprop;
+namespace backprop::train {
 
 std::string clock_text(double seconds) {
   if (!std::isfinite(seconds) || seconds < 0) seconds = 0;
@@ -19,21 +18,24 @@ std::string clock_text(double seconds) {
   return buf;
 }
 
-Progress::Progress(std::FILE* out, bool tty, std::int64_t first_epoch)
-    : out_(out), tty_(tty), first_epoch_(first_epoch) {}
+ProgressBar::ProgressBar(std::FILE* out) : ProgressBar(out, ::isatty(::fileno(out)) != 0) {}
 
-void Progress::on_train_begin(std::int64_t epochs, std::int64_t batches_per_epoch) {
+ProgressBar::ProgressBar(std::FILE* out, bool tty) : out_(out), tty_(tty) {}
+
+void ProgressBar::on_train_begin(std::int64_t epochs, std::int64_t batches_per_epoch) {
   epochs_ = epochs;
   batches_ = batches_per_epoch;
+  first_epoch_ = trainer().epoch();
+  batches_done_ = samples_ = 0;
   start_ = last_draw_ = Clock::now();
 }
 
-void Progress::on_epoch_begin(std::int64_t) {
+void ProgressBar::on_epoch_begin(std::int64_t) {
   loss_sum_ = correct_ = 0;
   seen_ = 0;
 }
 
-void Progress::on_batch_end(const bp::train::StepInfo& info) {
+void ProgressBar::on_batch_end(const StepInfo& info) {
   ++batches_done_;
   samples_ += info.batch_size;
   seen_ += info.batch_size;
@@ -68,7 +70,7 @@ void Progress::on_batch_end(const bp::train::StepInfo& info) {
   drawn_ = true;
 }
 
-bool Progress::on_epoch_end(const bp::train::EpochMetrics& m) {
+bool ProgressBar::on_epoch_end(const EpochMetrics& m) {
   std::string line;
   char buf[96];
   std::snprintf(buf, sizeof buf, "epoch %3lld/%lld  loss %.4f", static_cast<long long>(m.epoch),
@@ -94,73 +96,44 @@ bool Progress::on_epoch_end(const bp::train::EpochMetrics& m) {
   return false;
 }
 
-MetricsLogger::MetricsLogger(bp::io::MetricsWriter& writer) : writer_(writer) {}
+MetricsLog::MetricsLog(io::MetricsWriter& writer) : writer_(writer) {}
 
-void MetricsLogger::on_grad_flow(const bp::train::GradFlowRecord& r) {
-  bp::io::GradFlowEntry e{.epoch = r.epoch, .step = r.step};
-  for (const bp::train::LayerFlow& l : r.layers)
-    e.layers.push_back({.name = l.name,
-                        .grad_norm = l.grad_norm,
-                        .weight_norm = l.weight_norm,
-                        .activation = l.activation,
-                        .saturated_fraction = l.saturated_fraction,
-                        .dead_fraction = l.dead_fraction});
-  writer_.grad_flow(e);
+void MetricsLog::on_grad_flow(const GradFlowRecord& record) {
+  writer_.grad_flow(record);
 }
 
-bool MetricsLogger::on_epoch_end(const bp::train::EpochMetrics& m) {
-  writer_.epoch({.epoch = m.epoch,
-                 .train_loss = m.train_loss,
-                 .train_accuracy = m.train_accuracy,
-                 .val_loss = m.val_loss,
-                 .val_accuracy = m.val_accuracy,
-                 .lr = m.lr,
-                 .updates = m.updates,
-                 .seconds = m.seconds,
-                 .samples_per_second = m.samples_per_second});
+bool MetricsLog::on_epoch_end(const EpochMetrics& m) {
+  writer_.epoch(m);
   return false;
 }
 
-Checkpointer::Checkpointer(std::string dir, std::int64_t every, std::int64_t last_epoch,
-                           std::int64_t start_step, bp::train::EarlyStoppingState early,
-                           std::int64_t patience, std::map<std::string, bp::Tensor> best_state, Maker make,
-                           Snapshot snapshot)
-    : dir_(std::move(dir)),
-      every_(every),
-      last_epoch_(last_epoch),
-      step_(start_step),
-      early_(early),
-      patience_(patience),
-      best_state_(std::move(best_state)),
-      make_(std::move(make)),
-      snapshot_(std::move(snapshot)) {}
-
-void Checkpointer::on_batch_end(const bp::train::StepInfo& info) {
-  step_ = info.step;
+ModelCheckpoint::ModelCheckpoint(std::string dir, io::ModelFile model, CheckpointOptions options)
+    : dir_(std::move(dir)), model_(std::move(model)), options_(std::move(options)) {
+  BP_CHECK(options_.every >= 0, ValueError, "ModelCheckpoint: every must be >= 0, got ", options_.every);
+  BP_CHECK(options_.keep >= 0, ValueError, "ModelCheckpoint: keep must be >= 0, got ", options_.keep);
 }
 
-bool Checkpointer::on_epoch_end(const bp::train::EpochMetrics& m) {
-  if (!std::isnan(m.val_loss)) {
-    if (m.val_loss < early_.best_val_loss) {
-      early_.best_val_loss = m.val_loss;
-      early_.best_epoch = m.epoch;
-      early_.since_best = 0;
-      if (patience_ > 0 && every_ > 0) best_state_ = snapshot_();
-    } else if (patience_ > 0) {
-      ++early_.since_best;
-    }
-  }
-  if (every_ <= 0 || (m.epoch % every_ != 0 && m.epoch != last_epoch_)) return false;
-  bp::io::Checkpoint c = make_();
-  c.epoch = m.epoch;
-  c.step = step_;
-  c.best_val_loss = early_.best_val_loss;
-  c.best_epoch = early_.best_epoch;
-  c.since_best = early_.since_best;
-  c.best_state = best_state_;
-  bp::io::write_checkpoint(dir_, c);
+void ModelCheckpoint::save() {
+  last_path_ = io::write_checkpoint(dir_, {.model = model_, .trainer = trainer().state()}, options_.keep);
   ++written_;
+}
+
+bool ModelCheckpoint::on_epoch_end(const EpochMetrics& m) {
+  if (!options_.best_model.empty() && m.val_loss < best_) {
+    best_ = m.val_loss;
+    io::ModelFile best = model_;
+    best.state = trainer().model().state_dict();
+    io::save_model(options_.best_model, best);
+  }
+  const std::int64_t every = options_.every;
+  if (every > 0 && (m.epoch % every == 0 || m.epoch == trainer().options().epochs)) save();
   return false;
 }
 
-}  // namespace cli
+void ModelCheckpoint::on_train_end(const History& history) {
+  // Interrupted: exactly the point fit() stopped at (mid-epoch, with the epoch's running sums), so that a
+  // resumed run ends bit-identical to an uninterrupted one.
+  if (history.interrupted) save();
+}
+
+}  // namespace backprop::train
