@@ -2,13 +2,21 @@
 // hand: one full-batch update of plain gradient descent on a 3-4-2 tanh network in float64, whose forward
 // pass and delta rule (docs/train.md) are written out below with loops, independently of the library's ops.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <backprop/backprop.hpp>
 #include <backprop/train.hpp>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <nlohmann/json.hpp>
+#include <string>
 #include <vector>
+
+#include "util/require.hpp"
 
 namespace bp = backprop;
 
@@ -161,35 +169,62 @@ bp::nn::Sequential network() {
   return net;
 }
 
-// One full-batch update by fit() with the case's options, against the hand-computed one.
-void check_one_update(const Case& c) {
+constexpr double kLr = 0.3;
+
+// One full-batch update by fit() with the case's options: the parameters after it and its gradient-flow
+// record.
+struct Outcome {
+  Params before, after;
+  bp::train::History history;
+};
+
+Outcome fit_once(const Case& c) {
   bp::nn::Sequential net = network();
-  const Params before = read(net);
-  const double lr = 0.3;
-  Params grad;
-  const Params expected = expected_step(before, c, lr, &grad);
-  bp::optim::SGD opt(net.parameters(), {.lr = lr});
+  Outcome o;
+  o.before = read(net);
+  bp::optim::SGD opt(net.parameters(), {.lr = kLr});
   const auto d = data();
-  const bp::train::History h = bp::train::fit(net, bp::loss::CrossEntropy{}, opt, d,
-                                              {.epochs = 1,
-                                               .full_batch = true,
-                                               .l1 = c.l1,
-                                               .l2 = c.l2,
-                                               .clip_grad_norm = c.clip,
-                                               .grad_flow_every = 1});
-  expect_near(read(net), expected, 1e-12);
+  o.history = bp::train::fit(net, bp::loss::CrossEntropy{}, opt, d,
+                             {.epochs = 1,
+                              .full_batch = true,
+                              .l1 = c.l1,
+                              .l2 = c.l2,
+                              .clip_grad_norm = c.clip,
+                              .grad_flow_every = 1});
+  o.after = read(net);
+  return o;
+}
+
+// fit()'s update against the hand-computed one.
+void check_one_update(const Case& c) {
+  const Outcome o = fit_once(c);
+  Params grad;
+  const Params expected = expected_step(o.before, c, kLr, &grad);
+  expect_near(o.after, expected, 1e-12);
   // The gradient-flow record of that update: ||dC/dW|| of the final (penalised, clipped) gradient and ||W||
   // before the step, layer by layer.
-  ASSERT_EQ(h.grad_flow.size(), 1u);
-  const auto& layers = h.grad_flow[0].layers;
+  ASSERT_EQ(o.history.grad_flow.size(), 1u);
+  const auto& layers = o.history.grad_flow[0].layers;
   ASSERT_EQ(layers.size(), 2u);
   EXPECT_EQ(layers[0].name, "0.weight");
   EXPECT_EQ(layers[1].name, "2.weight");
   EXPECT_NEAR(layers[0].grad_norm, norm(grad.w1), 1e-12);
   EXPECT_NEAR(layers[1].grad_norm, norm(grad.w2), 1e-12);
-  EXPECT_NEAR(layers[0].weight_norm, norm(before.w1), 1e-12);
-  EXPECT_NEAR(layers[1].weight_norm, norm(before.w2), 1e-12);
+  EXPECT_NEAR(layers[0].weight_norm, norm(o.before.w1), 1e-12);
+  EXPECT_NEAR(layers[1].weight_norm, norm(o.before.w2), 1e-12);
   EXPECT_EQ(layers[0].activation, "tanh");
+}
+
+const std::vector<Case> kCases = {
+    {}, {.l2 = 0.05}, {.l1 = 0.02}, {.clip = 0.05}, {.l1 = 0.01, .l2 = 0.1, .clip = 0.05}};
+
+bool python_with_torch() {
+  return std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") == 0;
+}
+
+Params from_json(const nlohmann::json& j) {
+  return {j.at("w1").get<Matrix>(), j.at("b1").get<std::vector<double>>(), j.at("w2").get<Matrix>(),
+          j.at("b2").get<std::vector<double>>()};
 }
 
 }  // namespace
@@ -214,4 +249,40 @@ TEST(Formulas, ClippingScalesEveryGradientToTheMaxNorm) {
 
 TEST(Formulas, PenaltiesThenClipping) {
   check_one_update({.l1 = 0.01, .l2 = 0.1, .clip = 0.05});
+}
+
+TEST(Formulas, TheSameUpdatesInPyTorch) {
+  // formula_torch.py makes each update with torch.optim.SGD, F.cross_entropy and clip_grad_norm_ from the
+  // same starting point: fit() must agree with PyTorch as it agrees with the hand-written rule above.
+  REQUIRE_INSTALLED(python_with_torch(), "python3-torch", "/usr/bin/python3 with torch");
+  bp::nn::Sequential net = network();
+  const Params start = read(net);
+  nlohmann::json spec = {{"w1", start.w1}, {"b1", start.b1}, {"w2", start.w2}, {"b2", start.b2}, {"lr", kLr}};
+  for (int i = 0; i < 6; ++i) {
+    spec["x"].push_back(std::vector<double>(std::begin(kX[i]), std::end(kX[i])));
+    spec["y"].push_back(kY[i]);
+  }
+  for (const Case& c : kCases) spec["cases"].push_back({{"l1", c.l1}, {"l2", c.l2}, {"clip", c.clip}});
+  const std::string in = ::testing::TempDir() + "formula_torch." + std::to_string(::getpid()) + ".json";
+  std::ofstream(in) << spec.dump();
+  const std::string cmd =
+      "/usr/bin/python3 '" + std::string(BACKPROP_SOURCE_DIR) + "/tests/train/formula_torch.py' '" + in + "'";
+  FILE* pipe = ::popen(cmd.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string text;
+  char buffer[4096];
+  while (const std::size_t n = std::fread(buffer, 1, sizeof buffer, pipe)) text.append(buffer, n);
+  ASSERT_EQ(::pclose(pipe), 0) << cmd;
+  std::remove(in.c_str());
+  const auto torch = nlohmann::json::parse(text);
+  ASSERT_EQ(torch["cases"].size(), kCases.size());
+  for (std::size_t k = 0; k < kCases.size(); ++k) {
+    SCOPED_TRACE("case " + std::to_string(k) + ": l1 " + std::to_string(kCases[k].l1) + ", l2 " +
+                 std::to_string(kCases[k].l2) + ", clip " + std::to_string(kCases[k].clip));
+    const Outcome o = fit_once(kCases[k]);
+    expect_near(o.after, from_json(torch["cases"][k]), 1e-12);
+    const auto& layers = o.history.grad_flow.at(0).layers;
+    EXPECT_NEAR(layers.at(0).grad_norm, torch["cases"][k]["grad_norms"][0].get<double>(), 1e-12);
+    EXPECT_NEAR(layers.at(1).grad_norm, torch["cases"][k]["grad_norms"][1].get<double>(), 1e-12);
+  }
 }
