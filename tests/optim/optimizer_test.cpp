@@ -401,6 +401,7 @@ TEST(ClipGradNorm, ScalesToMaxNormAndReturnsTheNormBefore) {
 
 // Large tensors are updated in chunks on several threads; the result must not depend on the thread count.
 TEST(Optimizers, LargeTensorsAreThreadCountIndependent) {
+  SKIP_WITHOUT_TWO_CPUS();
   const int threads_before = bp::get_num_threads();
   for (const auto& c : cases()) {
     auto train = [&](int threads) {

@@ -169,6 +169,7 @@ TEST(GemmKernel, RowBlocksAreBitIdenticalToTheWholeProduct) {
 // gemm_raw picks the kernel from the shape alone; with 2 threads it splits rows (columns for x W^T with few
 // rows, the own kernel's swapped form), and the bits stay the same.
 TEST(GemmKernel, GemmRawIsBitIdenticalAcrossThreadCounts) {
+  SKIP_WITHOUT_TWO_CPUS();
   bp::Generator gen(15);
   const int saved = bp::get_num_threads();
   // Products the own kernel takes (when available) split by rows and by columns (with tails in both), one it

@@ -375,6 +375,7 @@ TEST(Gemm, LinearIsXWTransposedPlusBias) {
 // ---------------------------------------------------------------------------------
 
 TEST(Threads, OneAndTwoThreadsGiveBitIdenticalResults) {
+  SKIP_WITHOUT_TWO_CPUS();
   bp::Generator gen(21);
   for (bp::DType dt : {bp::f32, bp::f64}) {
     const bp::Tensor x = bp::randn({1 << 20}, gen, dt);

@@ -121,6 +121,7 @@ TEST(FashionMNIST, SigmoidStacksVanishReluHeAndBatchNormDoNot) {
 }
 
 TEST(FashionMNIST, TrainingIsBitIdenticalAcrossThreadCounts) {
+  SKIP_WITHOUT_TWO_CPUS();
   REQUIRE_INSTALLED(have_data(), "dataset-fashion-mnist", std::string("Fashion-MNIST under ") + kDir);
   auto run_with = [](int threads) {
     bp::set_num_threads(threads);

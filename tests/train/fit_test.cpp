@@ -187,6 +187,7 @@ TEST(Fit, EarlyStoppingStopsAndRestoresTheBestWeights) {
 }
 
 TEST(Fit, SameSeedGivesBitIdenticalWeights) {
+  SKIP_WITHOUT_TWO_CPUS();
   const auto data = blobs(200, 17);
   auto run = [&](int threads) {
     bp::set_num_threads(threads);

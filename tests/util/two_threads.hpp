@@ -8,6 +8,11 @@
 
 #include "kernels/row_pool.hpp"
 
+/// Skips the test on a machine (or under an affinity mask) with one CPU: there no second thread ever runs.
+#define SKIP_WITHOUT_TWO_CPUS()             \
+  if (backprop::kernels::usable_cpus() < 2) \
+  GTEST_SKIP() << "one CPU in this process's affinity mask: no second thread can run"
+
 namespace testutil {
 
 /// Calls run() (which sets 2 threads, computes, and checks its result itself) until helpers computed at least
