@@ -16,12 +16,10 @@
 #include <backprop/error.hpp>
 #include <backprop/io.hpp>
 #include <cerrno>
-#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <limits>
-#include <thread>
 
 namespace backprop::io {
 namespace detail {
@@ -43,20 +41,6 @@ struct Fd {
     return f;
   }
 };
-
-// Test-only: BACKPROP_TEST_SAVE_DELAY_MS=N (0..10000) sleeps N ms between writing the temporary file and
-// renaming it, widening the window in which a crash test's SIGKILL lands inside a save (docs/reliability.md).
-// Read once; unset, empty or out of range means no delay.
-int test_save_delay_ms() {
-  static const int delay = [] {
-    const char* text = std::getenv("BACKPROP_TEST_SAVE_DELAY_MS");
-    if (text == nullptr || *text == '\0') return 0;
-    char* end = nullptr;
-    const long v = std::strtol(text, &end, 10);
-    return *end == '\0' && v > 0 && v <= 10000 ? static_cast<int>(v) : 0;
-  }();
-  return delay;
-}
 
 std::string parent_directory(const std::string& path) {
   const std::filesystem::path parent = std::filesystem::path(path).parent_path();
@@ -145,8 +129,6 @@ void write_parts_atomic(const std::string& path, std::span<const std::string_vie
     // close() can report a deferred write error (NFS, quota), so it is checked like a write.
     const int closed = ::close(file.release());
     BP_CHECK(closed == 0, FileError, who, ": cannot close temporary file '", tmp, "': ", errno_text(errno));
-    if (const int delay = test_save_delay_ms(); delay > 0)
-      std::this_thread::sleep_for(std::chrono::milliseconds(delay));
     BP_CHECK(::rename(tmp.c_str(), path.c_str()) == 0, FileError, who, ": cannot rename '", tmp, "' to '",
              path, "': ", errno_text(errno));
   } catch (const FileError& e) {

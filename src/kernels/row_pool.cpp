@@ -145,7 +145,8 @@ class Pool {
     {
       std::lock_guard lock(mutex_);
       while (static_cast<int>(started_) < threads - 1) {
-        std::thread(&Pool::helper, this).detach();
+        // The helper counts jobs from before this one: it takes part in it however late it starts running.
+        std::thread(&Pool::helper, this, generation_.load(std::memory_order_relaxed)).detach();
         ++started_;
       }
       current_ = job;
@@ -175,8 +176,7 @@ class Pool {
   }
 
  private:
-  void helper() {
-    std::uint64_t seen = generation_.load(std::memory_order_acquire);
+  void helper(std::uint64_t seen) {
     for (;;) {
       // Spin a little for the next job, then sleep until one is published.
       const auto until = Clock::now() + kSpin;

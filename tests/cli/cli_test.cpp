@@ -3,14 +3,18 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <backprop/config.hpp>
 #include <backprop/data.hpp>
+#include <backprop/io.hpp>
 #include <backprop/io/metrics.hpp>
 #include <backprop/io/model_file.hpp>
+#include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "cli_test_util.hpp"
+#include "util/require.hpp"
 
 using clitest::run;
 using clitest::Scratch;
@@ -30,6 +34,69 @@ std::vector<std::string> lines(const std::string& text) {
   std::vector<std::string> out;
   std::istringstream in(text);
   for (std::string l; std::getline(in, l);) out.push_back(l);
+  return out;
+}
+
+// The predicted class probabilities of the first `n` Fashion-MNIST test images under a saved model of dense
+// layers (no batch norm), computed here in double precision from the file's tensors: pixels / 255, each
+// hidden layer W x + b and its activation, the output layer, then softmax.
+struct Prediction {
+  std::vector<double> probabilities;
+  std::size_t best = 0;
+};
+
+std::vector<Prediction> predict_by_hand(const std::string& model_path, std::int64_t n) {
+  const bp::io::NamedTensors file = bp::io::load_safetensors(model_path);
+  const auto arch = nlohmann::json::parse(file.metadata.at("architecture"));
+  const auto pre = nlohmann::json::parse(file.metadata.at("preprocessing"));
+  EXPECT_FALSE(arch["batchnorm"].get<bool>());
+  EXPECT_FALSE(pre["standardize"].get<bool>());
+  const std::string activation = arch["activation"];
+  // Dense layers in module order: "0.weight", "2.weight", ... (activations hold no tensors).
+  std::vector<std::pair<int, std::string>> layers;
+  for (const auto& [name, t] : file.tensors)
+    if (name.size() > 7 && name.compare(name.size() - 7, 7, ".weight") == 0)
+      layers.emplace_back(std::stoi(name), name.substr(0, name.size() - 7));
+  std::sort(layers.begin(), layers.end());
+  EXPECT_EQ(layers.size(), arch["hidden"].size() + 1);
+  const bp::data::TensorDataset images =
+      bp::data::FashionMNIST::load(clitest::kFashionDir, bp::data::Split::test, n);
+  std::vector<Prediction> out;
+  for (std::int64_t i = 0; i < n; ++i) {
+    std::vector<double> a(784);
+    for (std::int64_t k = 0; k < 784; ++k) a[static_cast<std::size_t>(k)] = images.features.at({i, k});
+    for (std::size_t l = 0; l < layers.size(); ++l) {
+      const bp::Tensor& w = file.at(layers[l].second + ".weight");
+      const bp::Tensor& b = file.at(layers[l].second + ".bias");
+      std::vector<double> z(static_cast<std::size_t>(w.size(0)));
+      for (std::int64_t r = 0; r < w.size(0); ++r) {
+        double sum = b.flat(r);
+        for (std::int64_t k = 0; k < w.size(1); ++k) sum += w.at({r, k}) * a[static_cast<std::size_t>(k)];
+        double& v = z[static_cast<std::size_t>(r)];
+        v = sum;
+        if (l + 1 == layers.size()) continue;  // the output layer is linear
+        if (activation == "relu")
+          v = std::max(v, 0.0);
+        else if (activation == "tanh")
+          v = std::tanh(v);
+        else if (activation == "sigmoid")
+          v = 1 / (1 + std::exp(-v));
+        else if (activation == "leaky_relu")
+          v = v > 0 ? v : 0.01 * v;
+        else
+          ADD_FAILURE() << "activation " << activation;
+      }
+      a = z;
+    }
+    Prediction p;
+    const double top = *std::max_element(a.begin(), a.end());
+    double total = 0;
+    for (double v : a) total += std::exp(v - top);
+    for (double v : a) p.probabilities.push_back(std::exp(v - top) / total);
+    p.best = static_cast<std::size_t>(std::max_element(p.probabilities.begin(), p.probabilities.end()) -
+                                      p.probabilities.begin());
+    out.push_back(std::move(p));
+  }
   return out;
 }
 
@@ -147,7 +214,8 @@ TEST(Cli, ConfigFileErrorsNameFileLineAndKey) {
 }
 
 TEST(Cli, TrainWritesTheRunFolder) {
-  if (!clitest::have_fashion()) GTEST_SKIP() << "Fashion-MNIST is not installed";
+  REQUIRE_INSTALLED(clitest::have_fashion(), "dataset-fashion-mnist",
+                    std::string("Fashion-MNIST under ") + clitest::kFashionDir);
   Scratch s;
   const std::string out = s.path("run");
   const auto r = run(s, "train " + kTiny + "--grad-flow 5 --checkpoint-every 1 --out " + out);
@@ -208,28 +276,59 @@ TEST(Cli, TrainWritesTheRunFolder) {
   EXPECT_THAT(text.out, HasSubstr("confusion matrix"));
   EXPECT_THAT(text.out, HasSubstr("Trouser"));
 
-  // predict from the IDX image file: one "class<TAB>probability" line per image
+  // predict from the IDX image file: one "class<TAB>probability" line per image, the model's softmax as
+  // computed here by hand (double precision) from the saved weights.
+  const std::vector<Prediction> expected = predict_by_hand(out + "/model.safetensors", 20);
   const auto p = run(s, "predict --limit 20 --model " + out + "/model.safetensors --input " +
                             std::string(clitest::kFashionDir) + "/t10k-images-idx3-ubyte.gz");
   ASSERT_EQ(p.code, 0) << p.err;
   const auto rows = lines(p.out);
   ASSERT_EQ(rows.size(), 20u);
   const std::vector<std::string>& names = bp::data::FashionMNIST::class_names();
-  for (const std::string& row : rows) {
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const std::string& row = rows[i];
     const auto tab = row.find('\t');
     ASSERT_NE(tab, std::string::npos) << row;
-    EXPECT_NE(std::find(names.begin(), names.end(), row.substr(0, tab)), names.end()) << row;
-    const double prob = std::stod(row.substr(tab + 1));
-    EXPECT_GE(prob, 0.1);
-    EXPECT_LE(prob, 1.0);
+    const auto named = std::find(names.begin(), names.end(), row.substr(0, tab));
+    ASSERT_NE(named, names.end()) << row;
+    const auto c = static_cast<std::size_t>(named - names.begin());
+    const Prediction& e = expected[i];
+    // The named class is the most probable one (up to rounding, should two be within 1e-6 of each other).
+    EXPECT_NEAR(e.probabilities[c], e.probabilities[e.best], 1e-6) << "row " << i << ": " << row;
+    EXPECT_NEAR(std::stod(row.substr(tab + 1)), e.probabilities[e.best], 5e-5 + 1e-6) << "row " << i;  // %.4f
+  }
+  const auto pj = run(s, "predict --json --limit 20 --model " + out + "/model.safetensors --input " +
+                             std::string(clitest::kFashionDir) + "/t10k-images-idx3-ubyte.gz");
+  ASSERT_EQ(pj.code, 0) << pj.err;
+  const auto json_rows = lines(pj.out);
+  ASSERT_EQ(json_rows.size(), 20u);
+  for (std::size_t i = 0; i < json_rows.size(); ++i) {
+    const auto j = nlohmann::json::parse(json_rows[i]);
+    const auto c = j["index"].get<std::size_t>();
+    ASSERT_LT(c, 10u);
+    EXPECT_EQ(j["class"], names[c]);
+    EXPECT_EQ(j["row"], i);
+    EXPECT_NEAR(expected[i].probabilities[c], expected[i].probabilities[expected[i].best], 1e-6)
+        << "row " << i;
+    EXPECT_NEAR(j["probability"].get<double>(), expected[i].probabilities[c], 1e-5) << "row " << i;
   }
 
-  // report
+  // report rebuilds report.html from the run folder's files: the page shows the run's test confusion matrix.
+  fs::remove(out + "/report.html");
   const auto rep = run(s, "report " + out);
-  if (rep.code == 0)
-    EXPECT_TRUE(fs::exists(out + "/report.html"));
-  else
-    EXPECT_THAT(rep.err, HasSubstr("report"));
+  ASSERT_EQ(rep.code, 0) << rep.err;
+  ASSERT_TRUE(fs::exists(out + "/report.html"));
+  const std::string html = clitest::slurp(out + "/report.html");
+  EXPECT_EQ(html.rfind("<!DOCTYPE html>", 0), 0u) << html.substr(0, 100);
+  EXPECT_THAT(html, HasSubstr("</html>"));
+  EXPECT_THAT(html, HasSubstr("Test loss"));
+  const std::size_t table = html.find("<table class=\"confusion\">");
+  ASSERT_NE(table, std::string::npos);
+  const std::string confusion = html.substr(table, html.find("</table>", table) - table);
+  for (std::size_t r = 0; r < 10; ++r) {
+    const int diagonal = summary["test"]["confusion"][r][r].get<int>();
+    EXPECT_THAT(confusion, HasSubstr("<b>" + std::to_string(diagonal) + "</b>")) << "class " << r;
+  }
 }
 
 TEST(Cli, CsvTrainEvaluatesOnAnotherCsvWithStringLabels) {
@@ -395,7 +494,8 @@ TEST(Cli, ModelAndDataThatDoNotFitAreDataErrors) {
 }
 
 TEST(Cli, DivergingRunExitsWithFour) {
-  if (!clitest::have_fashion()) GTEST_SKIP() << "Fashion-MNIST is not installed";
+  REQUIRE_INSTALLED(clitest::have_fashion(), "dataset-fashion-mnist",
+                    std::string("Fashion-MNIST under ") + clitest::kFashionDir);
   Scratch s;
   const std::string out = s.path("run");
   const auto r = run(s, "train " + kData + "--optimizer sgd --lr 1e8 --schedule none --out " + out);
@@ -407,7 +507,8 @@ TEST(Cli, DivergingRunExitsWithFour) {
 }
 
 TEST(Cli, JsonSummaryOnStdout) {
-  if (!clitest::have_fashion()) GTEST_SKIP() << "Fashion-MNIST is not installed";
+  REQUIRE_INSTALLED(clitest::have_fashion(), "dataset-fashion-mnist",
+                    std::string("Fashion-MNIST under ") + clitest::kFashionDir);
   Scratch s;
   const auto r = run(s, "train --json " + kTiny + "--val-split 0 --out " + s.path("run"));
   ASSERT_EQ(r.code, 0) << r.err;
@@ -419,7 +520,8 @@ TEST(Cli, JsonSummaryOnStdout) {
 }
 
 TEST(Cli, ProgressBarOnATerminal) {
-  if (!clitest::have_fashion()) GTEST_SKIP() << "Fashion-MNIST is not installed";
+  REQUIRE_INSTALLED(clitest::have_fashion(), "dataset-fashion-mnist",
+                    std::string("Fashion-MNIST under ") + clitest::kFashionDir);
   if (std::system("command -v script >/dev/null 2>&1") != 0)
     GTEST_SKIP() << "no `script` to provide a terminal";
   Scratch s;

@@ -123,6 +123,19 @@ inline pid_t spawn(const std::vector<std::string>& args, const std::string& out,
   return rc == 0 ? pid : -1;
 }
 
+#ifdef BACKPROP_SLOW_SAVE_SHIM
+/// Environment for spawn() that preloads tests/cli/shim/slow_save.cpp into `backprop` with `settings` (such
+/// as "SLOW_SAVE_MS=15"). Under AddressSanitizer a preloaded library comes before the sanitizer's runtime,
+/// which it then accepts with verify_asan_link_order=0.
+inline std::vector<std::string> save_shim_env(std::vector<std::string> settings) {
+  settings.push_back(std::string("LD_PRELOAD=") + BACKPROP_SLOW_SAVE_SHIM);
+  const char* asan = std::getenv("ASAN_OPTIONS");
+  settings.push_back(std::string("ASAN_OPTIONS=") +
+                     (asan != nullptr && *asan ? std::string(asan) + ":" : "") + "verify_asan_link_order=0");
+  return settings;
+}
+#endif
+
 /// Whitespace-separated words of `s` (for spawn's argument list).
 inline std::vector<std::string> words(const std::string& s) {
   std::vector<std::string> out;

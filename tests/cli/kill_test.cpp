@@ -2,8 +2,8 @@
 // and its `latest` pointer — the newest complete checkpoint validates, no temporary file is ever taken for a
 // checkpoint, and a resumed run ends bit-identical to one that was never killed.
 //
-// Saves are made frequent (a checkpoint every epoch of 9 updates) and slow (the test-only
-// BACKPROP_TEST_SAVE_DELAY_MS holds each temporary file 15 ms before its rename), so a good share of the
+// Saves are made frequent (a checkpoint every epoch of 9 updates) and slow (the test's preloaded library,
+// tests/cli/shim/slow_save.cpp, holds each temporary file 15 ms before its rename), so a good share of the
 // kills land inside a save; the test counts them by the temporary files they leave behind. The kill times
 // come from a seeded generator. Four trials in five wait for the run's first checkpoint and are killed at a
 // random point of what follows it (drawn over the straight run's tail), so they test resuming however slow
@@ -28,7 +28,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-const std::vector<std::string> kSlowSaves = {"BACKPROP_TEST_SAVE_DELAY_MS=15"};
+const std::vector<std::string> kSlowSaves = clitest::save_shim_env({"SLOW_SAVE_MS=15"});
 
 std::vector<fs::path> files_matching(const fs::path& dir, const std::string& part) {
   std::vector<fs::path> out;

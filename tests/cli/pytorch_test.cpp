@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_test_util.hpp"
+#include "util/require.hpp"
 
 using clitest::run;
 using clitest::Scratch;
@@ -26,7 +27,7 @@ std::vector<nlohmann::json> json_lines(const std::string& text) {
 }  // namespace
 
 TEST(PyTorch, ModelFileLoadsAndPredictsTheSame) {
-  if (!have_torch()) GTEST_SKIP() << "/usr/bin/python3 with torch and numpy is not installed (python3-torch)";
+  REQUIRE_INSTALLED(have_torch(), "python3-torch python3-numpy", "/usr/bin/python3 with torch and numpy");
   Scratch s;
   clitest::write(s.path("train.csv"), clitest::blobs_csv(4, 30));
   clitest::write(s.path("x.csv"), clitest::blobs_csv(5, 5, false));

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "cli_test_util.hpp"
+#include "util/require.hpp"
 
 extern char** environ;
 
@@ -57,7 +58,8 @@ std::vector<std::string> split(const std::string& s) {
 }  // namespace
 
 TEST(Resume, TwoEpochsThenTwoMoreEqualFourStraight) {
-  if (!clitest::have_fashion()) GTEST_SKIP() << "Fashion-MNIST is not installed";
+  REQUIRE_INSTALLED(clitest::have_fashion(), "dataset-fashion-mnist",
+                    std::string("Fashion-MNIST under ") + clitest::kFashionDir);
   Scratch s;
   ASSERT_EQ(run(s, "train " + kRun + "--limit-train 1200 --epochs 4 --out " + s.path("straight")).code, 0);
   ASSERT_EQ(
@@ -84,7 +86,8 @@ TEST(Resume, TwoEpochsThenTwoMoreEqualFourStraight) {
 }
 
 TEST(Resume, ChangingTheRecipeIsRefused) {
-  if (!clitest::have_fashion()) GTEST_SKIP() << "Fashion-MNIST is not installed";
+  REQUIRE_INSTALLED(clitest::have_fashion(), "dataset-fashion-mnist",
+                    std::string("Fashion-MNIST under ") + clitest::kFashionDir);
   Scratch s;
   ASSERT_EQ(
       run(s, "train " + kRun + "--limit-train 1200 --epochs 1 --checkpoint-every 1 --out " + s.path("r"))
@@ -102,7 +105,8 @@ TEST(Resume, ChangingTheRecipeIsRefused) {
 }
 
 TEST(Resume, KilledRunsResumeToTheSameWeights) {
-  if (!clitest::have_fashion()) GTEST_SKIP() << "Fashion-MNIST is not installed";
+  REQUIRE_INSTALLED(clitest::have_fashion(), "dataset-fashion-mnist",
+                    std::string("Fashion-MNIST under ") + clitest::kFashionDir);
   Scratch s;
   // More examples than kRun, so that an epoch lasts long enough for the kill to land inside the run.
   const std::string args = kRun + "--limit-train 20000 --epochs 4 --checkpoint-every 1 ";

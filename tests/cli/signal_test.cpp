@@ -41,11 +41,13 @@ bool has_temporary(const fs::path& dir) {
 }
 
 // Starts the recipe, waits for two finished epochs, sends `sig`; with `again`, sends it a second time while
-// the interrupt's checkpoint is being written (slowed by the test-only save delay). Returns the exit code.
+// the interrupt's checkpoint is being written: the test's preloaded library (tests/cli/shim/slow_save.cpp)
+// holds that save's rename until the second signal is sent. Returns the exit code.
 int interrupt(const Scratch& s, const std::string& args, const std::string& out, int sig, bool again) {
   std::vector<std::string> argv = clitest::words(args + "--out " + out);
+  const std::string hold = s.path("hold");
   std::vector<std::string> env;
-  if (again) env.push_back("BACKPROP_TEST_SAVE_DELAY_MS=300");
+  if (again) env = clitest::save_shim_env({"HOLD_SAVE=" + hold});
   const pid_t pid = clitest::spawn(argv, s.path("run.out"), s.path("run.err"), env);
   EXPECT_GT(pid, 0);
   if (pid <= 0) return -1;
@@ -65,11 +67,14 @@ int interrupt(const Scratch& s, const std::string& args, const std::string& out,
   if (again) {
     bool saving = false;
     while (!saving && std::chrono::steady_clock::now() < deadline && waitpid(pid, &status, WNOHANG) == 0) {
-      saving = has_temporary(fs::path(out) / "checkpoints");
+      saving = fs::exists(hold + ".held");
       if (!saving) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
-    EXPECT_TRUE(saving) << "the second signal did not land during the save";
+    EXPECT_TRUE(saving) << "the interrupt's checkpoint was never saved";
+    EXPECT_TRUE(has_temporary(fs::path(out) / "checkpoints"))
+        << "the save is under way: its temporary exists";
     if (saving) kill(pid, sig);
+    clitest::write(hold + ".go", "");  // the save goes on
   }
   waitpid(pid, &status, 0);
   return exit_code(status);

@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "data/data_test_util.hpp"
+#include "util/require.hpp"
 
 namespace bpd = backprop::data;
 using data_test::Bytes;
@@ -98,7 +99,8 @@ bool have_fashion() {
 }  // namespace
 
 TEST(FashionMNIST, FullTestSet) {
-  if (!have_fashion()) GTEST_SKIP() << "Fashion-MNIST not installed in " << bpd::FashionMNIST::default_dir;
+  REQUIRE_INSTALLED(have_fashion(), "dataset-fashion-mnist",
+                    std::string("Fashion-MNIST under ") + bpd::FashionMNIST::default_dir);
   const bpd::TensorDataset test = bpd::FashionMNIST::load(bpd::FashionMNIST::default_dir, bpd::Split::test);
   ASSERT_EQ(test.features.shape(), (backprop::Shape{10000, 784}));
   ASSERT_EQ(test.targets.shape(), (backprop::Shape{10000}));
@@ -126,7 +128,8 @@ TEST(FashionMNIST, FullTestSet) {
 }
 
 TEST(FashionMNIST, FirstThousandTrainingExamples) {
-  if (!have_fashion()) GTEST_SKIP() << "Fashion-MNIST not installed in " << bpd::FashionMNIST::default_dir;
+  REQUIRE_INSTALLED(have_fashion(), "dataset-fashion-mnist",
+                    std::string("Fashion-MNIST under ") + bpd::FashionMNIST::default_dir);
   const auto train = bpd::FashionMNIST::load(bpd::FashionMNIST::default_dir, bpd::Split::train, 1000);
   ASSERT_EQ(train.features.shape(), (backprop::Shape{1000, 784}));
   ASSERT_EQ(train.targets.shape(), (backprop::Shape{1000}));

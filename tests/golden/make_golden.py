@@ -7,12 +7,14 @@ file, so the C++ side needs no agreement on random numbers and no Python at test
 end-to-end case: logits, cross-entropy loss, every parameter gradient, a Hessian-vector product and a short
 loss curve of plain gradient descent.
 
-Run it from anywhere with Debian's python3-torch installed:  /usr/bin/python3 tests/golden/make_golden.py
+Run it from anywhere with Debian's python3-torch installed:  /usr/bin/python3 tests/golden/make_golden.py [OUT]
+(OUT defaults to the committed ops_golden.json next to this script; regen_test.cpp writes elsewhere and compares.)
 Everything is computed in float64.
 """
 
 import json
 import os
+import sys
 
 import numpy as np
 import torch
@@ -240,7 +242,7 @@ def main():
         "cases": op_cases(),
         "mlp": mlp_case(),
     }
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ops_golden.json")
+    path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "ops_golden.json")
     with open(path, "w") as f:
         json.dump(golden, f, indent=None, separators=(",", ":"))
         f.write("\n")

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "io/io_test_util.hpp"
+#include "util/require.hpp"
 
 namespace bp = backprop;
 
@@ -51,7 +52,7 @@ std::uint64_t bits(double x) {
 }  // namespace
 
 TEST(Compat, FileWrittenByBackpropReadsInPythonByHand) {
-  if (!python_with_torch()) GTEST_SKIP() << kPython << " with torch is not available";
+  REQUIRE_INSTALLED(python_with_torch(), "python3-torch", kPython + " with torch");
   iotest::ScratchDir dir;
   bp::Generator gen(11);
   const bp::io::NamedTensors saved{.tensors = {{"fc.weight", bp::randn({4, 3}, gen)},
@@ -131,7 +132,7 @@ TEST(Compat, ReferenceFileWrittenByPythonLoads) {
 }
 
 TEST(Compat, ReferenceFileIsWhatTheScriptWrites) {
-  if (!python_with_torch()) GTEST_SKIP() << kPython << " with torch is not available";
+  REQUIRE_INSTALLED(python_with_torch(), "python3-torch", kPython + " with torch");
   iotest::ScratchDir dir;
   const std::string path = dir.file("reference.safetensors");
   const auto [status, out] = run(kPython + " " + kTestDir + "/make_reference.py '" + path + "' 2>&1");

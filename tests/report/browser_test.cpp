@@ -13,6 +13,7 @@
 
 #include "png_decode.hpp"
 #include "synthetic_run.hpp"
+#include "util/require.hpp"
 
 namespace fs = std::filesystem;
 using namespace report_test;
@@ -95,7 +96,7 @@ std::pair<double, std::size_t> ink(const Image& img) {
 }  // namespace
 
 TEST(ReportBrowser, LoadsWithoutConsoleMessagesAndIsNotBlank) {
-  if (!fs::exists(kChromium)) GTEST_SKIP() << kChromium << " is not installed (apt-get install chromium)";
+  REQUIRE_INSTALLED(fs::exists(kChromium), "chromium", std::string(kChromium));
   const fs::path root = fs::path(::testing::TempDir()) / "backprop_report_browser";
   fs::remove_all(root);
 

@@ -4,11 +4,21 @@
 // pause the splitting of small work for a while.
 #include "kernels/row_pool.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sched.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <backprop/backprop.hpp>
 #include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iterator>
+#include <mutex>
+#include <set>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -49,24 +59,92 @@ TEST(RowPool, CallersOnSeveralThreadsEachCompleteTheirOwnJob) {
 
 TEST(RowPool, IdleHelpersTakePart) {
   if (kn::usable_cpus() < 2) GTEST_SKIP() << "one CPU in this process's affinity mask: no helpers are used";
-  // Pieces of 1 ms: a helper that is awake (or woken) within the job takes some. Tried a few times, as
-  // another process may hold the second core for a while.
-  bool helped = false;
-  for (int attempt = 0; attempt < 10 && !helped; ++attempt) {
-    const auto before = kn::chunk_counts().by_helpers;
-    kn::parallel_chunks(40, 2,
-                        [](std::int64_t) { std::this_thread::sleep_for(std::chrono::milliseconds(1)); });
-    helped = kn::chunk_counts().by_helpers > before;
-  }
-  EXPECT_TRUE(helped);
+  // The caller's first piece waits until another thread has taken a piece of the same job: the pool's counter
+  // of helper pieces shows a helper did, whenever it got a core (a caller that never saw one would wait here
+  // until the 60 s hang guard).
+  const auto before = kn::chunk_counts().by_helpers;
+  const auto caller = std::this_thread::get_id();
+  std::atomic<bool> other_ran{false};
+  const auto guard = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  kn::parallel_chunks(40, 2, [&](std::int64_t) {
+    if (std::this_thread::get_id() != caller) {
+      other_ran = true;
+      return;
+    }
+    while (!other_ran && std::chrono::steady_clock::now() < guard) std::this_thread::yield();
+  });
+  EXPECT_TRUE(other_ran.load());
+  // The helper adds its pieces to the counter once it leaves the job, which may be after the caller returned.
+  while (kn::chunk_counts().by_helpers == before && std::chrono::steady_clock::now() < guard)
+    std::this_thread::yield();
+  EXPECT_GT(kn::chunk_counts().by_helpers, before);
 }
 
 TEST(RowPool, NoMoreThreadsThanUsableCpus) {
-  // With threads capped at the affinity mask, a job asking for many threads still runs every piece once.
-  std::vector<std::atomic<int>> hits(64);
-  kn::parallel_chunks(64, 64, [&](std::int64_t i) { hits[static_cast<std::size_t>(i)]++; });
-  for (auto& h : hits) EXPECT_EQ(h.load(), 1);
-  EXPECT_GE(kn::usable_cpus(), 1);
+  // The rule of row_pool.hpp: never more threads than the CPUs in the process's affinity mask.
+  cpu_set_t mask;
+  CPU_ZERO(&mask);
+  ASSERT_EQ(sched_getaffinity(0, sizeof mask, &mask), 0);
+  const int cpus = CPU_COUNT(&mask);
+  EXPECT_EQ(kn::usable_cpus(), cpus);
+  // Jobs asking for 64 threads run every piece once, on no more distinct threads than that (pieces that busy
+  // wait 50 us give every helper that exists the time to join in).
+  std::mutex m;
+  std::set<std::thread::id> threads;
+  for (int job = 0; job < 20; ++job) {
+    std::vector<std::atomic<int>> hits(64);
+    kn::parallel_chunks(64, 64, [&](std::int64_t i) {
+      hits[static_cast<std::size_t>(i)]++;
+      {
+        std::lock_guard<std::mutex> lock(m);
+        threads.insert(std::this_thread::get_id());
+      }
+      const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
+      while (std::chrono::steady_clock::now() < until) {
+      }
+    });
+    for (auto& h : hits) ASSERT_EQ(h.load(), 1);
+  }
+  EXPECT_LE(threads.size(), static_cast<std::size_t>(cpus));
+  EXPECT_GE(threads.size(), 1u);
+}
+
+TEST(RowPool, UnderAOneCpuMaskEveryJobRunsOnItsCaller) {
+  // The pool reads the mask once per process, so the RowPool tests run again in a child process whose mask
+  // holds one CPU only (as under mpirun's default binding): there NoMoreThreadsThanUsableCpus sees one
+  // thread.
+  cpu_set_t mask;
+  CPU_ZERO(&mask);
+  ASSERT_EQ(sched_getaffinity(0, sizeof mask, &mask), 0);
+  int first = 0;
+  while (!CPU_ISSET(first, &mask)) ++first;
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(first, &one);
+  // (The tests that need two CPUs skip there; the child's output goes to a file, where CTest does not read
+  // their "SKIPPED" as this test's.)
+  std::string exe = "/proc/self/exe", filter = "--gtest_filter=RowPool.*:-RowPool.UnderAOneCpuMask*";
+  char* argv[] = {exe.data(), filter.data(), nullptr};
+  const std::string log = ::testing::TempDir() + "row_pool_one_cpu." + std::to_string(::getpid()) + ".log";
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {  // only async-signal-safe calls between fork and exec
+    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd >= 0 && ::dup2(fd, 1) >= 0 && ::dup2(fd, 2) >= 0 && sched_setaffinity(0, sizeof one, &one) == 0)
+      execv(argv[0], argv);
+    _exit(127);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  std::ifstream in(log);
+  std::string output((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::remove(log.c_str());
+  for (std::size_t at = output.find("SKIPPED"); at != std::string::npos; at = output.find("SKIPPED", at))
+    output.replace(at, 7, "skipped");
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      << "the RowPool tests failed under a one-CPU mask:\n"
+      << output;
+  EXPECT_NE(output.find("[  PASSED  ]"), std::string::npos) << output;
 }
 
 TEST(RowPool, ACallerNeverWaitsForAHelperThatHasNotStarted) {
@@ -84,16 +162,19 @@ TEST(RowPool, ACallerNeverWaitsForAHelperThatHasNotStarted) {
   // Wait until the blocking piece runs (on the helper, or on the first caller itself).
   while (!started) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   std::atomic<int> count{0};
-  const auto t0 = std::chrono::steady_clock::now();
+  // The blocked piece is released only after this job returns: a caller that waited for it would never
+  // return.
   kn::parallel_chunks(100, 2, [&](std::int64_t) { count++; });
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   EXPECT_EQ(count.load(), 100);
-  EXPECT_LT(seconds, 5.0);  // the blocked piece is released only after this job finished
   release = true;
   first.join();
 }
 
-TEST(RowPool, HelpersSpinBrieflyAfterAJobThenSleep) {
+// ---- timing: what follows watches the pool react to time (spinning 200 us, pieces held up for ms), which a
+// loaded machine can break. These run only in builds configured with -DBACKPROP_TIMING_TESTS=ON (CTest label
+// "timing"; tests/CMakeLists.txt).
+
+TEST(RowPoolTiming, HelpersSpinBrieflyAfterAJobThenSleep) {
   if (kn::usable_cpus() < 2) GTEST_SKIP() << "one CPU in this process's affinity mask: no helpers are used";
   // Right after a job a helper spins for the next one (helpers_spinning > 0); 200 us later it sleeps. Each
   // state is watched for in 1 ms windows, tried for up to 10 s: on a loaded machine the helper and this
@@ -113,7 +194,7 @@ TEST(RowPool, HelpersSpinBrieflyAfterAJobThenSleep) {
   EXPECT_TRUE(seen(false));
 }
 
-TEST(RowPool, HelpersThatHoldTheirCallerUpPauseSmallSplitsForAWhile) {
+TEST(RowPoolTiming, HelpersThatHoldTheirCallerUpPauseSmallSplitsForAWhile) {
   if (kn::usable_cpus() < 2) GTEST_SKIP() << "one CPU in this process's affinity mask: no helpers are used";
   // Jobs whose pieces take 5 ms on a helper and 0.2 ms on the caller: the caller waits far longer than doing
   // them itself would have taken. Only jobs published while a helper is awake count, so each is published
