@@ -26,6 +26,8 @@ class Generator {
 
   /// 64 random bits.
   std::uint64_t next();
+  /// n values of next() into out, in order: the same stream as n calls of next(), in one tight loop.
+  void fill(std::uint64_t* out, std::int64_t n);
   /// Uniform in [0, 1) with 53 random bits.
   double uniform();
   /// Uniform in [lo, hi).

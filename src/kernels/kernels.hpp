@@ -87,6 +87,13 @@ bool use_own_sgemm(DType dtype, bool transpose_a, bool transpose_b, std::int64_t
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias);
 Tensor transpose2d(const Tensor& x);
 
+/// Whether every element of x is finite (no NaN, no +-Inf): one branch-free pass over the bits, stopping at
+/// the first 4096-element block that holds a non-finite value.
+bool all_finite(const Tensor& x);
+/// Rows of `outputs` [N, C] whose first maximal column (a NaN counts as maximal, as in max_axis) equals the
+/// class index in `targets` (N elements): the count behind accuracy, without an argmax tensor.
+std::int64_t count_argmax_matches(const Tensor& outputs, const Tensor& targets);
+
 /// Softmax / log-softmax along `axis` (stable).
 Tensor softmax(const Tensor& x, std::int64_t axis, bool log);
 

@@ -1,7 +1,9 @@
 // Reductions and softmax. Summation orders are fixed (independent of the thread count) so results are
 // bit-identical whatever set_num_threads() says.
 #include <algorithm>
+#include <bit>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 
 #include "kernels/kernels.hpp"
@@ -102,6 +104,59 @@ void max_axis(const Tensor& x, std::int64_t axis, bool keepdim, Tensor& values, 
         pi[o * sp.inner + i] = static_cast<double>(arg);
       }
   });
+}
+
+namespace {
+// Finite iff the exponent bits are not all ones: the largest |bits| of a block is below the bits of +Inf.
+// A max over unsigned integers vectorises; std::isfinite with an early return does not.
+template <class T, class U>
+bool finite_bits(const T* p, std::int64_t n) {
+  constexpr U abs_mask = std::numeric_limits<U>::max() >> 1;
+  constexpr U inf_bits = std::bit_cast<U>(std::numeric_limits<T>::infinity());
+  for (std::int64_t lo = 0; lo < n; lo += kBlock) {
+    const std::int64_t hi = std::min(n, lo + kBlock);
+    U top = 0;
+    for (std::int64_t i = lo; i < hi; ++i) top = std::max<U>(top, std::bit_cast<U>(p[i]) & abs_mask);
+    if (top >= inf_bits) return false;
+  }
+  return true;
+}
+}  // namespace
+
+bool all_finite(const Tensor& x) {
+  if (x.dtype() == f32) return finite_bits<float, std::uint32_t>(x.data<float>(), x.numel());
+  return finite_bits<double, std::uint64_t>(x.data<double>(), x.numel());
+}
+
+std::int64_t count_argmax_matches(const Tensor& outputs, const Tensor& targets) {
+  BP_CHECK(outputs.dim() == 2 && targets.numel() == outputs.size(0), ShapeError,
+           "accuracy: expected outputs [N, C] and N targets, got ", outputs.shape(), " and ",
+           targets.shape());
+  const std::int64_t rows = outputs.size(0), classes = outputs.size(1);
+  BP_CHECK(rows == 0 || classes > 0, ShapeError, "accuracy: outputs ", outputs.shape(), " have no classes");
+  std::int64_t matches = 0;
+  dispatch(outputs.dtype(), [&](auto out_tag) {
+    using T = decltype(out_tag);
+    dispatch(targets.dtype(), [&](auto target_tag) {
+      using L = decltype(target_tag);
+      const T* po = outputs.data<T>();
+      const L* pt = targets.data<L>();
+      for (std::int64_t r = 0; r < rows; ++r) {
+        const T* row = po + r * classes;
+        T best = row[0];
+        std::int64_t arg = 0;
+        for (std::int64_t k = 1; k < classes; ++k) {
+          const T v = row[k];
+          if (v > best || (std::isnan(v) && !std::isnan(best))) {
+            best = v;
+            arg = k;
+          }
+        }
+        matches += static_cast<double>(arg) == static_cast<double>(pt[r]);
+      }
+    });
+  });
+  return matches;
 }
 
 Tensor argmax_mask(const Tensor& x, std::int64_t axis) {

@@ -1,4 +1,6 @@
 // Dropout and DropConnect: random Bernoulli masks, scaled by 1 / (1 - p) so that eval needs no rescaling.
+#include <algorithm>
+#include <array>
 #include <backprop/nn/dropout.hpp>
 #include <backprop/nn/linear.hpp>
 #include <backprop/ops.hpp>
@@ -11,14 +13,24 @@ void check_p(double p, const char* who) {
   BP_CHECK(p >= 0.0 && p < 1.0, ValueError, who, ": drop probability p must be in [0, 1), got p=", p);
 }
 
-// 1 with probability keep, else 0, one uniform draw per element in row-major order.
+// 1 with probability keep, else 0, one uniform draw per element in row-major order. The draws come in blocks
+// from Generator::fill; uniform() < keep is compared as (bits >> 11) < keep * 2^53, which is exact (both
+// sides are uniform() and keep scaled by a power of two), so the masks are those of per-element uniform().
 Tensor bernoulli_mask(const Shape& shape, DType dtype, double keep, Generator& gen) {
   Tensor mask(shape, dtype);
+  const double threshold = keep * 0x1.0p53;
   dispatch(dtype, [&](auto tag) {
     using T = decltype(tag);
     T* m = mask.data<T>();
     const std::int64_t n = mask.numel();
-    for (std::int64_t i = 0; i < n; ++i) m[i] = gen.uniform() < keep ? T(1) : T(0);
+    constexpr std::int64_t kBlock = 1024;
+    std::array<std::uint64_t, kBlock> bits;
+    for (std::int64_t lo = 0; lo < n; lo += kBlock) {
+      const std::int64_t len = std::min(kBlock, n - lo);
+      gen.fill(bits.data(), len);
+      for (std::int64_t i = 0; i < len; ++i)
+        m[lo + i] = static_cast<double>(bits[static_cast<std::size_t>(i)] >> 11) < threshold ? T(1) : T(0);
+    }
   });
   return mask;
 }

@@ -36,6 +36,22 @@ std::uint64_t Generator::next() {  // xoshiro256**
   return result;
 }
 
+void Generator::fill(std::uint64_t* out, std::int64_t n) {
+  // next() with the state in locals, so the loop keeps it in registers.
+  std::uint64_t s0 = s_[0], s1 = s_[1], s2 = s_[2], s3 = s_[3];
+  for (std::int64_t i = 0; i < n; ++i) {
+    out[i] = rotl(s1 * 5, 7) * 9;
+    const std::uint64_t t = s1 << 17;
+    s2 ^= s0;
+    s3 ^= s1;
+    s1 ^= s2;
+    s0 ^= s3;
+    s2 ^= t;
+    s3 = rotl(s3, 45);
+  }
+  s_ = {s0, s1, s2, s3};
+}
+
 double Generator::uniform() {
   return static_cast<double>(next() >> 11) * 0x1.0p-53;
 }

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <map>
 
+#include "kernels/kernels.hpp"
+
 namespace backprop::train {
 
 Tensors penalised_weights(const nn::Module& model) {
@@ -15,22 +17,12 @@ Tensors penalised_weights(const nn::Module& model) {
 }
 
 bool all_finite(const Tensor& t) {
-  return dispatch(t.dtype(), [&](auto tag) {
-    const auto* p = t.data<decltype(tag)>();
-    for (std::int64_t i = 0; i < t.numel(); ++i)
-      if (!std::isfinite(p[i])) return false;
-    return true;
-  });
+  return kernels::all_finite(t);
 }
 
 double accuracy(const Tensor& outputs, const Tensor& targets) {
-  BP_CHECK(outputs.dim() == 2 && targets.numel() == outputs.size(0), ShapeError,
-           "accuracy: expected outputs [N, C] and N targets, got ", outputs.shape(), " and ",
-           targets.shape());
+  const std::int64_t correct = kernels::count_argmax_matches(outputs, targets);
   if (outputs.size(0) == 0) return kNone;
-  const Tensor predicted = argmax(outputs, 1);
-  std::int64_t correct = 0;
-  for (std::int64_t i = 0; i < outputs.size(0); ++i) correct += predicted.flat(i) == targets.flat(i);
   return static_cast<double>(correct) / static_cast<double>(outputs.size(0));
 }
 

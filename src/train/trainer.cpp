@@ -8,6 +8,8 @@
 #include <chrono>
 #include <cmath>
 
+#include "kernels/kernels.hpp"
+
 namespace backprop::train {
 
 namespace {
@@ -19,14 +21,6 @@ std::map<std::string, Tensor> clone_state(const std::map<std::string, Tensor>& s
   NoGradGuard guard;
   for (const auto& [name, t] : state) copy.emplace(name, t.detach().clone());
   return copy;
-}
-
-std::int64_t correct_count(const Tensor& output, const Tensor& targets) {
-  if (output.size(0) == 0) return 0;
-  const Tensor predicted = argmax(output, 1);
-  std::int64_t correct = 0;
-  for (std::int64_t i = 0; i < output.size(0); ++i) correct += predicted.flat(i) == targets.flat(i);
-  return correct;
 }
 
 void check_options(const FitOptions& o) {
@@ -142,7 +136,7 @@ History Trainer::fit(const data::TensorDataset& train) {
       const double local_cost = cost.item();
       // Global loss and correct count of this batch, from the ranks' sums.
       double sums[2] = {local_cost * static_cast<double>(local_rows),
-                        classification ? static_cast<double>(correct_count(output, batch.targets)) : 0.0};
+                        classification ? static_cast<double>(kernels::count_argmax_matches(output, batch.targets)) : 0.0};
       comm.sum(sums, 2);
       const double cost_value = comm.size() == 1 ? local_cost : sums[0] / static_cast<double>(rows);
       BP_CHECK(!o.check_finite || std::isfinite(cost_value), DivergedError, "training diverged: the loss is ",
