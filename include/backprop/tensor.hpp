@@ -93,8 +93,7 @@ class Tensor {
   /// Copies all elements out, converted to double.
   std::vector<double> to_vector() const;
 
-  // ---- differentiable views and conversions (recorded by autograd)
-  // -------------------------------------------
+  // ---- differentiable views and conversions (recorded by autograd) ----------------------------------------
   /// Same elements, new shape (one entry may be -1). Shares storage. Throws ShapeError on a size mismatch.
   Tensor reshape(const Shape& shape) const;
   Tensor view(const Shape& shape) const { return reshape(shape); }
@@ -108,8 +107,7 @@ class Tensor {
   Tensor sum() const;
   Tensor mean() const;
 
-  // ---- autograd
-  // --------------------------------------------------------------------------------------------------
+  // ---- autograd -------------------------------------------------------------------------------------------
   /// True for leaves that requested gradients and for every tensor computed from them while grad mode was on.
   bool requires_grad() const;
   /// Marks a leaf tensor as a variable to differentiate with respect to. Throws AutogradError on a non-leaf.
@@ -131,8 +129,7 @@ class Tensor {
   /// See backprop::backward() for the options.
   void backward(const Tensor& grad = {}, bool retain_graph = false, bool create_graph = false) const;
 
-  // ---- in-place updates (never recorded; throw AutogradError on a tensor that requires grad in grad mode)
-  // ---------
+  // ---- in-place updates (never recorded; throw AutogradError on a tensor that requires grad in grad mode) --
   Tensor& fill_(double value);
   Tensor& zero_() { return fill_(0.0); }
   /// this += alpha * other (same shape and dtype).
@@ -164,8 +161,7 @@ struct TensorImpl {
   std::shared_ptr<Node> grad_fn;
 };
 
-// ---- factories
-// --------------------------------------------------------------------------------------------------
+// ---- factories --------------------------------------------------------------------------------------------
 Tensor empty(const Shape& shape, DType dtype = f32);
 Tensor zeros(const Shape& shape, DType dtype = f32);
 Tensor ones(const Shape& shape, DType dtype = f32);

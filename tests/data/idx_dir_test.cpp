@@ -88,8 +88,7 @@ TEST(IdxDir, LabelOutOfRange) {
   EXPECT_EQ(bpd::load_idx_dir(dir.path().string(), bpd::Split::train, 5).size(), 5);
 }
 
-// ---- the real Fashion-MNIST files
-// ------------------------------------------------------------------------------
+// ---- the real Fashion-MNIST files -------------------------------------------------------------------------
 
 namespace {
 bool have_fashion() {

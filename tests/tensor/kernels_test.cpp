@@ -86,8 +86,7 @@ auto with_threads(int n, F f) {
 
 }  // namespace
 
-// ---- broadcasting
-// ---------------------------------------------------------------------------------------------------
+// ---- broadcasting -----------------------------------------------------------------------------------------
 
 TEST(Broadcast, EveryShapeCombinationMatchesTheElementwiseRule) {
   const std::vector<std::pair<bp::Shape, bp::Shape>> shapes = {{{2, 3}, {2, 3}},
@@ -163,8 +162,7 @@ TEST(Broadcast, BroadcastToAndSumToAreAdjoint) {
       ThrowsMessage<bp::ShapeError>(HasSubstr("broadcast_to")));
 }
 
-// ---- reductions
-// -----------------------------------------------------------------------------------------------------
+// ---- reductions -------------------------------------------------------------------------------------------
 
 TEST(Reduce, SumMeanMaxOverAllAndEachAxisWithAndWithoutKeepdim) {
   bp::Generator gen(5);
@@ -229,8 +227,7 @@ TEST(Reduce, MaxTakesTheFirstOfTiesAndRejectsEmptyAxes) {
   EXPECT_EQ(bp::sum(bp::zeros({0, 3})).item(), 0.0);
 }
 
-// ---- softmax
-// --------------------------------------------------------------------------------------------------------
+// ---- softmax ----------------------------------------------------------------------------------------------
 
 TEST(Softmax, StableForHugeLogits) {
   for (bp::DType dt : {bp::f32, bp::f64}) {
@@ -271,8 +268,7 @@ TEST(Softmax, MinusInfinityMasksAndAxisZero) {
   for (std::int64_t i = 0; i < 12; ++i) EXPECT_NEAR(std::exp(ls.flat(i)), s0.flat(i), 1e-14);
 }
 
-// ---- GEMM
-// -----------------------------------------------------------------------------------------------------------
+// ---- GEMM -------------------------------------------------------------------------------------------------
 
 TEST(Gemm, AllFourTransposeCombinationsInF32AndF64MatchANaiveLoop) {
   bp::Generator gen(17);
@@ -369,8 +365,7 @@ TEST(Gemm, LinearIsXWTransposedPlusBias) {
       ThrowsMessage<bp::ShapeError>(AllOf(HasSubstr("bias [4]"), HasSubstr("expected [3]"))));
 }
 
-// ---- determinism across thread counts
-// ---------------------------------------------------------------------------------
+// ---- determinism across thread counts ---------------------------------------------------------------------
 
 TEST(Threads, OneAndTwoThreadsGiveBitIdenticalResults) {
   bp::Generator gen(21);
