@@ -6,6 +6,7 @@
 // rule as dynamic programming. With create_graph the walk itself is recorded, so gradients can be
 // differentiated again (symbol-to-symbol differentiation).
 //
+// Example:
 //   bp::Tensor x = bp::tensor({2.0}, bp::f64).requires_grad_();
 //   bp::Tensor y = bp::pow(x, 3.0);
 //   auto dy = bp::grad({y}, {x}, {.create_graph = true});   // 3 x^2 = 12, itself differentiable

@@ -8,6 +8,7 @@
 // (every repeated subexpression recomputed, every path of the graph walked) and with the memoising engine,
 // and count the work each takes.
 //
+// Example:
 //   namespace ex = bp::explain;
 //   ex::WorkedExample step = ex::worked_example({.sizes = {2, 3, 2}, .lr = 0.5, .seed = 1});
 //   ex::Verification check = ex::verify(step);          // check.agree: every number matches to 1e-12

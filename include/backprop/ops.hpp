@@ -4,6 +4,7 @@
 // every gradient is itself differentiable (create_graph). Binary element-wise ops broadcast like NumPy; their
 // backward sums the gradient over the broadcast dimensions. Both operands must have the same dtype.
 //
+// Example:
 //   bp::Tensor h = bp::relu(bp::linear(x, w1, b1));          // x [N, 784], w1 [256, 784], b1 [256]
 //   bp::Tensor logits = bp::linear(h, w2, b2);
 //   bp::Tensor loss = bp::mean(bp::neg(bp::sum(onehot * bp::log_softmax(logits, 1), 1)));

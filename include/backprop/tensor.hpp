@@ -5,6 +5,7 @@
 // 64-byte aligned; dtype is f32 (default) or f64. A tensor that requires_grad records the operations that
 // produce it so that backward() can compute gradients (see backprop/autograd.hpp).
 //
+// Example:
 //   bp::Generator gen(42);
 //   bp::Tensor x = bp::randn({2, 3}, gen);                  // f32
 //   bp::Tensor w = bp::ones({3, 1}, bp::f64).requires_grad_();
