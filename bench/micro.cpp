@@ -263,6 +263,41 @@ void BM_MlpStep(benchmark::State& state) {
 }
 BENCHMARK(BM_MlpStep)->Arg(1)->Arg(32)->Arg(128);
 
+// One optimiser step on a 256 x 784 f32 parameter (200,704 elements), one thread (docs/optim.md).
+template <class Opt, class Options>
+void optimizer_step(benchmark::State& state, Options options) {
+  bp::set_num_threads(1);
+  bp::Generator gen(1);
+  bp::Tensor w = bp::randn({256, 784}, gen).requires_grad_();
+  w.set_grad(bp::randn({256, 784}, gen));
+  Opt opt({w}, options);
+  for (auto _ : state) {
+    opt.step();
+    benchmark::DoNotOptimize(w.raw_data());
+  }
+  state.SetItemsProcessed(state.iterations() * w.numel());
+}
+void BM_StepSGD(benchmark::State& s) {
+  optimizer_step<bp::optim::SGD>(s, bp::optim::SGDOptions{.lr = 1e-3});
+}
+void BM_StepMomentum(benchmark::State& s) {
+  optimizer_step<bp::optim::SGD>(s, bp::optim::SGDOptions{.lr = 1e-3, .momentum = 0.9});
+}
+void BM_StepAdam(benchmark::State& s) {
+  optimizer_step<bp::optim::Adam>(s, bp::optim::AdamOptions{.lr = 1e-3});
+}
+void BM_StepRMSprop(benchmark::State& s) {
+  optimizer_step<bp::optim::RMSprop>(s, bp::optim::RMSpropOptions{.lr = 1e-3});
+}
+void BM_StepRprop(benchmark::State& s) {
+  optimizer_step<bp::optim::Rprop>(s, bp::optim::RpropOptions{});
+}
+BENCHMARK(BM_StepSGD);
+BENCHMARK(BM_StepMomentum);
+BENCHMARK(BM_StepAdam);
+BENCHMARK(BM_StepRMSprop);
+BENCHMARK(BM_StepRprop);
+
 }  // namespace
 
 BENCHMARK_MAIN();
