@@ -22,8 +22,7 @@ namespace bp = backprop;
 
 namespace {
 
-// ---- per-op overhead on 1-element tensors, with and without graph recording
-// ---------------------------------
+// ---- per-op overhead on 1-element tensors, with and without graph recording -------------------------------
 
 template <class Op>
 void tiny(benchmark::State& state, Op op, bool record) {
@@ -75,8 +74,7 @@ void BM_TinyEmpty(benchmark::State& state) {
 }
 BENCHMARK(BM_TinyEmpty);
 
-// ---- backward overhead per node: a chain of n tiny adds, then backward()
-// --------------------------------------
+// ---- backward overhead per node: a chain of n tiny adds, then backward() ----------------------------------
 
 void BM_BackwardChain(benchmark::State& state) {
   bp::set_num_threads(1);
@@ -95,8 +93,7 @@ void BM_BackwardChain(benchmark::State& state) {
 }
 BENCHMARK(BM_BackwardChain)->Arg(100)->Arg(1000);
 
-// ---- kernel throughput
-// ---------------------------------------------------------------------------------------
+// ---- kernel throughput ------------------------------------------------------------------------------------
 
 void BM_AddThroughput(benchmark::State& state) {
   bp::set_num_threads(static_cast<int>(state.range(1)));
