@@ -151,7 +151,7 @@ BENCHMARK(BM_Matmul)
     ->Args({512, 1})
     ->Args({512, 2});
 
-// ---- sgemm side by side: OpenBLAS (cblas_sgemm, one thread) vs backprop's own AVX-512 kernels ---------------
+// ---- sgemm side by side: OpenBLAS (cblas_sgemm, one thread) vs backprop's own AVX-512 kernels ---------
 // The products of a linear layer at the MLPs' shapes: forward x W^T (NT), dX = dY W (NN), dW = dY^T X (TN).
 // Items/s = FLOP/s. gemm_raw's dispatch (kernels::use_own_sgemm) follows what these measure.
 
@@ -214,7 +214,7 @@ BENCHMARK(BM_Sgemm)->ArgNames({"shape", "own"})->Apply([](benchmark::internal::B
   for (int i = 0; i < static_cast<int>(std::size(kSgemmShapes)); ++i) b->Args({i, 0})->Args({i, 1});
 });
 
-// ---- fork-join: what one OpenMP parallel region costs (the reason for the parallel thresholds) -------------
+// ---- fork-join: what one OpenMP parallel region costs (the reason for the parallel thresholds) ---
 // Run with OMP_WAIT_POLICY=PASSIVE (how the tests run) and without it (OpenMP's default, how bench_mlp runs).
 void BM_ForkJoin(benchmark::State& state) {
   const int threads = static_cast<int>(state.range(0));
