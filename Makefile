@@ -1,14 +1,17 @@
 # The plain driver behind the README's quick start.
 #   make test   install dependencies, configure, build, run the whole suite (ctest)
 #   make demo   install dependencies, build, train the default network on Fashion-MNIST and write a report
+#   make install  build, then install bin/backprop, the library, headers and CMake package under PREFIX
+#               (default /usr/local, so `backprop` is on the PATH)
 #   make asan   the same suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make bench  side-by-side benchmarks against PyTorch / LibTorch
 #   make fuzz   libFuzzer runs over every file and config reader (FUZZ_SECONDS per target, default 600)
 PRESET ?= release
 JOBS ?= $(shell nproc)
 BUILD := build/$(PRESET)
+PREFIX ?= /usr/local
 
-.PHONY: all deps configure build test demo asan bench fuzz format clean
+.PHONY: all deps configure build test demo install asan bench fuzz format clean
 
 all: build
 
@@ -29,6 +32,9 @@ asan:
 
 demo: build
 	scripts/demo $(BUILD)
+
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
 
 bench:
 	scripts/install-deps --bench

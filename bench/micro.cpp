@@ -22,8 +22,7 @@ namespace bp = backprop;
 
 namespace {
 
-// ---- per-op overhead on 1-element tensors, with and without graph recording
-// ---------------------------------
+// ---- per-op overhead on 1-element tensors, with and without graph recording -------------------------------
 
 template <class Op>
 void tiny(benchmark::State& state, Op op, bool record) {
@@ -75,8 +74,7 @@ void BM_TinyEmpty(benchmark::State& state) {
 }
 BENCHMARK(BM_TinyEmpty);
 
-// ---- backward overhead per node: a chain of n tiny adds, then backward()
-// --------------------------------------
+// ---- backward overhead per node: a chain of n tiny adds, then backward() ----------------------------------
 
 void BM_BackwardChain(benchmark::State& state) {
   bp::set_num_threads(1);
@@ -95,8 +93,7 @@ void BM_BackwardChain(benchmark::State& state) {
 }
 BENCHMARK(BM_BackwardChain)->Arg(100)->Arg(1000);
 
-// ---- kernel throughput
-// ---------------------------------------------------------------------------------------
+// ---- kernel throughput ------------------------------------------------------------------------------------
 
 void BM_AddThroughput(benchmark::State& state) {
   bp::set_num_threads(static_cast<int>(state.range(1)));
@@ -154,9 +151,9 @@ BENCHMARK(BM_Matmul)
     ->Args({512, 1})
     ->Args({512, 2});
 
-// ---- sgemm side by side: OpenBLAS (cblas_sgemm, one thread) vs backprop's own AVX-512 kernels
-// --------------- The products of a linear layer at the MLPs' shapes: forward x W^T (NT), dX = dY W (NN), dW
-// = dY^T X (TN). Items/s = FLOP/s. gemm_raw's dispatch (kernels::use_own_sgemm) follows what these measure.
+// ---- sgemm side by side: OpenBLAS (cblas_sgemm, one thread) vs backprop's own AVX-512 kernels ---------
+// The products of a linear layer at the MLPs' shapes: forward x W^T (NT), dX = dY W (NN), dW = dY^T X (TN).
+// Items/s = FLOP/s. gemm_raw's dispatch (kernels::use_own_sgemm) follows what these measure.
 
 struct SgemmShape {
   bool ta, tb;
@@ -217,9 +214,8 @@ BENCHMARK(BM_Sgemm)->ArgNames({"shape", "own"})->Apply([](benchmark::internal::B
   for (int i = 0; i < static_cast<int>(std::size(kSgemmShapes)); ++i) b->Args({i, 0})->Args({i, 1});
 });
 
-// ---- fork-join: what one OpenMP parallel region costs (the reason for the parallel thresholds)
-// ----------------- Run with OMP_WAIT_POLICY=PASSIVE (how the tests run) and without it (OpenMP's default,
-// how bench_mlp runs).
+// ---- fork-join: what one OpenMP parallel region costs (the reason for the parallel thresholds) ---
+// Run with OMP_WAIT_POLICY=PASSIVE (how the tests run) and without it (OpenMP's default, how bench_mlp runs).
 void BM_ForkJoin(benchmark::State& state) {
   const int threads = static_cast<int>(state.range(0));
   int sink = 0;
@@ -262,6 +258,41 @@ void BM_MlpStep(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * batch);
 }
 BENCHMARK(BM_MlpStep)->Arg(1)->Arg(32)->Arg(128);
+
+// One optimiser step on a 256 x 784 f32 parameter (200,704 elements), one thread (docs/optim.md).
+template <class Opt, class Options>
+void optimizer_step(benchmark::State& state, Options options) {
+  bp::set_num_threads(1);
+  bp::Generator gen(1);
+  bp::Tensor w = bp::randn({256, 784}, gen).requires_grad_();
+  w.set_grad(bp::randn({256, 784}, gen));
+  Opt opt({w}, options);
+  for (auto _ : state) {
+    opt.step();
+    benchmark::DoNotOptimize(w.raw_data());
+  }
+  state.SetItemsProcessed(state.iterations() * w.numel());
+}
+void BM_StepSGD(benchmark::State& s) {
+  optimizer_step<bp::optim::SGD>(s, bp::optim::SGDOptions{.lr = 1e-3});
+}
+void BM_StepMomentum(benchmark::State& s) {
+  optimizer_step<bp::optim::SGD>(s, bp::optim::SGDOptions{.lr = 1e-3, .momentum = 0.9});
+}
+void BM_StepAdam(benchmark::State& s) {
+  optimizer_step<bp::optim::Adam>(s, bp::optim::AdamOptions{.lr = 1e-3});
+}
+void BM_StepRMSprop(benchmark::State& s) {
+  optimizer_step<bp::optim::RMSprop>(s, bp::optim::RMSpropOptions{.lr = 1e-3});
+}
+void BM_StepRprop(benchmark::State& s) {
+  optimizer_step<bp::optim::Rprop>(s, bp::optim::RpropOptions{});
+}
+BENCHMARK(BM_StepSGD);
+BENCHMARK(BM_StepMomentum);
+BENCHMARK(BM_StepAdam);
+BENCHMARK(BM_StepRMSprop);
+BENCHMARK(BM_StepRprop);
 
 }  // namespace
 

@@ -5,10 +5,10 @@
 // it happened in the forward or the backward pass. It costs one pass over every tensor, so it is off by
 // default.
 //
+// Example:
 //   {
 //     bp::DetectAnomalyGuard guard;
 //     loss.backward();   // DivergedError: anomaly: the backward of op 'sqrt' produced a non-finite gradient
-//     ...
 //   }
 #pragma once
 

@@ -6,6 +6,7 @@
 // rule as dynamic programming. With create_graph the walk itself is recorded, so gradients can be
 // differentiated again (symbol-to-symbol differentiation).
 //
+// Example:
 //   bp::Tensor x = bp::tensor({2.0}, bp::f64).requires_grad_();
 //   bp::Tensor y = bp::pow(x, 3.0);
 //   auto dy = bp::grad({y}, {x}, {.create_graph = true});   // 3 x^2 = 12, itself differentiable
@@ -24,8 +25,7 @@
 
 namespace backprop {
 
-// ---- grad mode
-// ---------------------------------------------------------------------------------------------------
+// ---- grad mode --------------------------------------------------------------------------------------------
 
 /// Whether ops record the graph on this thread (on by default).
 struct GradMode {
@@ -57,8 +57,7 @@ class GradModeGuard {
   bool previous_;
 };
 
-// ---- graph nodes
-// ------------------------------------------------------------------------------------------------
+// ---- graph nodes ------------------------------------------------------------------------------------------
 
 /// The backward of an op: given dL/dy (and y itself, when the op asked to keep its output), returns dL/dx for
 /// each input, in input order (undefined for inputs that need no gradient). Written with differentiable ops.
@@ -134,8 +133,7 @@ requires std::is_invocable_r_v<Tensors, F, const Tensor&> Tensor record(const ch
                 options);
 }
 
-// ---- running backward
-// -------------------------------------------------------------------------------------------
+// ---- running backward -------------------------------------------------------------------------------------
 
 struct BackwardOptions {
   /// Keep saved tensors so the graph can be walked again. Defaults to create_graph.
@@ -178,8 +176,7 @@ struct BackwardStats {
 };
 BackwardStats last_backward_stats();
 
-// ---- checkpointing
-// ----------------------------------------------------------------------------------------------
+// ---- checkpointing ----------------------------------------------------------------------------------------
 
 /// Runs fn(inputs) without keeping its intermediate values; during backward the forward is recomputed to get
 /// them. Same gradients as calling fn directly (for inputs and for parameters used inside fn), less memory,

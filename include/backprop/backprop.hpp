@@ -1,5 +1,6 @@
 // backprop/backprop.hpp — everything in one include.
 //
+// Example:
 //   #include <backprop/backprop.hpp>
 //   namespace bp = backprop;
 #pragma once
@@ -20,3 +21,4 @@
 #include <backprop/tensor.hpp>
 #include <backprop/threads.hpp>
 #include <backprop/train.hpp>
+#include <backprop/version.hpp>

@@ -6,6 +6,7 @@
 // it, so a value is checked the same way wherever it comes from, and every error names the key (or flag) and
 // what was expected.
 //
+// Example:
 //   bp::config::Config cfg = bp::config::load_toml("run.toml");          // defaults, then the file
 //   bp::config::set(cfg, "optimizer.lr", "0.01", "--lr");                 // a flag overrides the file
 //   bp::config::validate(cfg);                                            // cross-key checks
@@ -68,8 +69,11 @@ struct TrainConfig {
 struct OptimizerConfig {
   std::string name = "adam";  // sgd | momentum | nesterov | adam | adamw | rmsprop
   double lr = 0.001;          // learning rate eta (about 0.05 suits sgd / momentum / nesterov)
-  double momentum = 0.9;      // for momentum, nesterov and rmsprop
-  double weight_decay = 0.0;  // the optimiser's weight decay (decoupled for adamw)
+  /// mu, for momentum, nesterov and rmsprop. Until it is set (set() or a TOML file, in any order), it follows
+  /// the optimiser: 0.9 for momentum and nesterov, 0 for rmsprop (as PyTorch and Keras do).
+  double momentum = 0.9;
+  bool momentum_given = false;  // set by set() / the TOML reader when optimizer.momentum is given
+  double weight_decay = 0.0;    // the optimiser's weight decay (decoupled for adamw)
   /// none | cosine | step[:EPOCHS[:GAMMA]] | exponential[:GAMMA] | warmup[:EPOCHS]
   std::string schedule = "cosine";
 };

@@ -1,5 +1,6 @@
-// backprop/data.hpp — getting examples into tensors: readers (IDX, CSV), datasets, loaders, splits, scaling.
+// backprop/data.hpp — getting examples into tensors: readers (IDX, CSV), datasets, loaders, splits, scaling
 //
+// Example:
 //   #include <backprop/data.hpp>
 //   namespace bpd = backprop::data;
 //   auto all = bpd::FashionMNIST::load(bpd::FashionMNIST::default_dir, bpd::Split::train);

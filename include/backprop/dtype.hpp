@@ -1,5 +1,6 @@
 // backprop/dtype.hpp — element types and shapes.
 //
+// Example:
 //   bp::Shape s{64, 784};             // a plain std::vector<int64_t>
 //   bp::numel(s);                     // 50176
 //   std::cout << bp::to_string(s);    // [64, 784]

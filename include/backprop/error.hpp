@@ -3,6 +3,7 @@
 // Every error that user input can cause is thrown as a backprop::Error (or a subclass), with a message that
 // names what was wrong and what was expected: shapes, dtypes, file and byte offset, config key.
 //
+// Example:
 //   try { bp::matmul(a, b); }
 //   catch (const bp::ShapeError& e) { std::cerr << e.what() << "\n"; }
 //   // matmul: cannot multiply [64, 1568] by [6272, 10] (1568 != 6272)

@@ -8,6 +8,7 @@
 // (every repeated subexpression recomputed, every path of the graph walked) and with the memoising engine,
 // and count the work each takes.
 //
+// Example:
 //   namespace ex = bp::explain;
 //   ex::WorkedExample step = ex::worked_example({.sizes = {2, 3, 2}, .lr = 0.5, .seed = 1});
 //   ex::Verification check = ex::verify(step);          // check.agree: every number matches to 1e-12
@@ -102,8 +103,7 @@ Verification verify(const WorkedExample& example, double tolerance = 1e-12);
 /// parameters and gradients labelled. See backprop/graphviz.hpp for the drawing conventions.
 std::string worked_example_dot(const WorkedExample& example);
 
-// ---- dynamic programming
-// ----------------------------------------------------------------------------------------
+// ---- dynamic programming ----------------------------------------------------------------------------------
 
 /// The derivative of z = f(f(...f(w))) (n applications of f = sigmoid) with respect to w, two ways.
 struct ChainCount {
@@ -154,8 +154,7 @@ inline constexpr std::uint64_t kMaxPaths = std::uint64_t{1} << 24;
 /// count).
 LayeredCount count_layered(int width, int depth, std::uint64_t seed = 1);
 
-// ---- machine-readable output
-// ------------------------------------------------------------------------------------
+// ---- machine-readable output ------------------------------------------------------------------------------
 
 /// JSON objects (one line each) with every field of the structs above, for `backprop explain --json`.
 std::string to_json(const WorkedExample& example, const Verification& verification);

@@ -5,6 +5,7 @@
 // every platform (the bits come from xoshiro256**, the distributions are written here, not taken from
 // <random>).
 //
+// Example:
 //   bp::Generator gen(42);
 //   double u = gen.uniform();        // [0, 1)
 //   double z = gen.normal();         // N(0, 1)

@@ -4,6 +4,7 @@
 // output has at most 16 elements) with float64 central differences. gradgradcheck does the same for the
 // gradient itself, built with create_graph: it checks second derivatives.
 //
+// Example:
 //   bp::Tensor x = bp::randn({3, 4}, gen, bp::f64).requires_grad_();
 //   auto r = bp::gradcheck([](const bp::Tensors& in) { return bp::tanh(in[0]); }, {x});
 //   // r.max_abs_error, r.max_rel_error, r.worst_input, r.worst_index; throws bp::Error on failure

@@ -6,12 +6,13 @@
 // op. With create_graph, the gradients grad() returns are themselves recorded, so passing them as roots draws
 // the symbol-to-symbol backward graph, joined to the forward nodes whose outputs it reads.
 //
+// Example:
 //   bp::Tensor w = bp::tensor({0.5}, bp::f64).requires_grad_();
 //   bp::Tensor z = bp::sigmoid(bp::sigmoid(w));
 //   std::uint64_t first_backward = z.grad_fn()->sequence_nr() + 1;
 //   bp::Tensors dz = bp::grad({z}, {w}, {.create_graph = true});
-//   std::string dot = bp::to_dot({z, dz[0]}, {"z", "dz/dw"}, {.leaves = {{"w", w}}, .backward_from =
-//   first_backward});
+//   std::string dot = bp::to_dot({z, dz[0]}, {"z", "dz/dw"},
+//                                {.leaves = {{"w", w}}, .backward_from = first_backward});
 //   // render with: dot -Tsvg graph.dot -o graph.svg
 #pragma once
 

@@ -8,10 +8,13 @@
 // allocates or reads, and verifies the checksum backprop writes, so a corrupt file is an exception that names
 // the file and the byte, never a crash. docs/files.md lists every rule.
 //
-//   bp::io::NamedTensors model{.tensors = {{"fc1.weight", w}, {"fc1.bias", b}}, .metadata = {{"epoch",
-//   "3"}}}; bp::io::save_safetensors("model.safetensors", model); bp::io::NamedTensors back =
-//   bp::io::load_safetensors("model.safetensors"); bp::Tensor w2 = back.at("fc1.weight"); // same shape,
-//   dtype and bits as w bp::io::write_file_atomic("metrics.json", R"({"loss": 0.31})");
+// Example:
+//   bp::io::NamedTensors model{.tensors = {{"fc1.weight", w}, {"fc1.bias", b}},
+//                              .metadata = {{"epoch", "3"}}};
+//   bp::io::save_safetensors("model.safetensors", model);
+//   bp::io::NamedTensors back = bp::io::load_safetensors("model.safetensors");
+//   bp::Tensor w2 = back.at("fc1.weight");                 // same shape, dtype and bits as w
+//   bp::io::write_file_atomic("metrics.json", R"({"loss": 0.31})");
 #pragma once
 
 #include <backprop/tensor.hpp>

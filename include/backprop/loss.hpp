@@ -5,6 +5,7 @@
 // choice scales the gradient by the batch size N: with summed losses the learning rate must be about N times
 // smaller for the same step (see docs/loss.md).
 //
+// Example:
 //   bp::loss::CrossEntropy ce;                                     // logits [N, C], target [N] class indices
 //   bp::Tensor c = ce(net(x), y);                                  // 0-d, mean over the batch
 //   bp::loss::MSE sse({.reduction = bp::loss::Reduction::sum});

@@ -3,8 +3,10 @@
 // Tensor storage comes from a cache of freed blocks keyed by size, so a training loop that allocates the same
 // shapes every step stops asking the operating system for memory after its first step.
 //
+// Example:
 //   bp::reset_peak_memory();
-//   auto loss = net.forward(x); ...
+//   bp::Tensor loss = net(x).sum();
+//   loss.backward();
 //   std::cout << bp::memory_stats().peak_bytes;    // the most tensor bytes alive at once
 #pragma once
 

@@ -1,6 +1,7 @@
 // backprop/nn.hpp — layers and networks: Module, Linear, Sequential, activations, BatchNorm1d, Dropout,
 // DropConnect and weight initialisation. See docs/nn.md for the equations.
 //
+// Example:
 //   #include <backprop/nn.hpp>
 //   bp::Generator gen(42);
 //   bp::nn::Sequential net{bp::nn::Linear(784, 256, gen), bp::nn::ReLU(), bp::nn::Dropout(0.2, gen),

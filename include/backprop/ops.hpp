@@ -4,6 +4,7 @@
 // every gradient is itself differentiable (create_graph). Binary element-wise ops broadcast like NumPy; their
 // backward sums the gradient over the broadcast dimensions. Both operands must have the same dtype.
 //
+// Example:
 //   bp::Tensor h = bp::relu(bp::linear(x, w1, b1));          // x [N, 784], w1 [256, 784], b1 [256]
 //   bp::Tensor logits = bp::linear(h, w2, b2);
 //   bp::Tensor loss = bp::mean(bp::neg(bp::sum(onehot * bp::log_softmax(logits, 1), 1)));
@@ -15,8 +16,7 @@
 
 namespace backprop {
 
-// ---- element-wise, binary (broadcasting)
-// ----------------------------------------------------------------------------
+// ---- element-wise, binary (broadcasting) ------------------------------------------------------------------
 /// a + b.  d/da = 1, d/db = 1 (each summed back to its operand's shape).
 Tensor add(const Tensor& a, const Tensor& b);
 /// a - b.
@@ -28,8 +28,7 @@ Tensor div(const Tensor& a, const Tensor& b);
 /// Element-wise max(a, b); the gradient goes to a where a >= b, else to b.
 Tensor maximum(const Tensor& a, const Tensor& b);
 
-// ---- element-wise with a scalar
-// -------------------------------------------------------------------------------------
+// ---- element-wise with a scalar ---------------------------------------------------------------------------
 Tensor add(const Tensor& a, double b);
 Tensor mul(const Tensor& a, double b);
 /// b - a
@@ -37,8 +36,7 @@ Tensor rsub(const Tensor& a, double b);
 /// b / a
 Tensor rdiv(const Tensor& a, double b);
 
-// ---- element-wise, unary
-// --------------------------------------------------------------------------------------------
+// ---- element-wise, unary ----------------------------------------------------------------------------------
 Tensor neg(const Tensor& x);
 /// exp(x); the backward keeps the output: d/dx = exp(x).
 Tensor exp(const Tensor& x);
@@ -66,8 +64,7 @@ Tensor leaky_relu(const Tensor& x, double slope = 0.01);
 /// scale = 1 / (1 - p).  d/dx = mask * scale.
 Tensor masked_scale(const Tensor& x, const Tensor& mask, double scale = 1.0);
 
-// ---- reductions
-// -----------------------------------------------------------------------------------------------------
+// ---- reductions -------------------------------------------------------------------------------------------
 /// Sum of all elements (0-d result).
 Tensor sum(const Tensor& x);
 /// Sum along `axis` (negative counts from the end); keepdim keeps it as size 1.
@@ -83,8 +80,7 @@ Tensor sum_to(const Tensor& x, const Shape& shape);
 /// Repeats x up to `shape` following the broadcasting rules. Backward: sum_to.
 Tensor broadcast_to(const Tensor& x, const Shape& shape);
 
-// ---- linear algebra
-// ---------------------------------------------------------------------------------------------
+// ---- linear algebra ---------------------------------------------------------------------------------------
 /// Matrix product of 2-D tensors [M, K] x [K, N] -> [M, N]; 3-D operands [B, M, K] x [B, K, N] are batched.
 Tensor matmul(const Tensor& a, const Tensor& b);
 /// op(a) op(b), where op transposes when the flag is set; the transpose is handed to BLAS, never copied.
@@ -94,8 +90,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = {});
 /// Transpose of a 2-D tensor (a copy).
 Tensor transpose(const Tensor& x);
 
-// ---- shape
-// ------------------------------------------------------------------------------------------------------
+// ---- shape ------------------------------------------------------------------------------------------------
 Tensor reshape(const Tensor& x, const Shape& shape);
 /// Converts to `dtype`; the gradient is converted back.
 Tensor to_dtype(const Tensor& x, DType dtype);
@@ -106,8 +101,7 @@ Tensor index_select(const Tensor& x, const std::vector<std::int64_t>& indices);
 /// Joins tensors along the first dimension.
 Tensor concat(const Tensors& xs);
 
-// ---- neural-network functions
-// -------------------------------------------------------------------------------------
+// ---- neural-network functions -----------------------------------------------------------------------------
 /// exp(x) / sum(exp(x)) along `axis`, computed stably (max subtracted). d/dx = y (dy - sum(dy y)).
 Tensor softmax(const Tensor& x, std::int64_t axis = -1);
 /// x - logsumexp(x) along `axis`, computed stably. d/dx = dy - softmax(x) sum(dy).
@@ -115,13 +109,11 @@ Tensor log_softmax(const Tensor& x, std::int64_t axis = -1);
 /// One-hot encoding of integer class labels (given as a tensor of whole numbers) into [N, classes].
 Tensor one_hot(const Tensor& labels, std::int64_t classes, DType dtype = f32);
 
-// ---- comparisons (not differentiable; return 0/1 masks of the inputs' dtype)
-// ---------------------------------------
+// ---- comparisons (not differentiable; return 0/1 masks of the inputs' dtype) ------------------------------
 Tensor greater(const Tensor& a, double b);
 Tensor equal(const Tensor& a, const Tensor& b);
 
-// ---- operators
-// ----------------------------------------------------------------------------------------------------
+// ---- operators --------------------------------------------------------------------------------------------
 inline Tensor operator+(const Tensor& a, const Tensor& b) {
   return add(a, b);
 }

@@ -5,6 +5,7 @@
 // 64-byte aligned; dtype is f32 (default) or f64. A tensor that requires_grad records the operations that
 // produce it so that backward() can compute gradients (see backprop/autograd.hpp).
 //
+// Example:
 //   bp::Generator gen(42);
 //   bp::Tensor x = bp::randn({2, 3}, gen);                  // f32
 //   bp::Tensor w = bp::ones({3, 1}, bp::f64).requires_grad_();
@@ -93,8 +94,7 @@ class Tensor {
   /// Copies all elements out, converted to double.
   std::vector<double> to_vector() const;
 
-  // ---- differentiable views and conversions (recorded by autograd)
-  // -------------------------------------------
+  // ---- differentiable views and conversions (recorded by autograd) ----------------------------------------
   /// Same elements, new shape (one entry may be -1). Shares storage. Throws ShapeError on a size mismatch.
   Tensor reshape(const Shape& shape) const;
   Tensor view(const Shape& shape) const { return reshape(shape); }
@@ -108,8 +108,7 @@ class Tensor {
   Tensor sum() const;
   Tensor mean() const;
 
-  // ---- autograd
-  // --------------------------------------------------------------------------------------------------
+  // ---- autograd -------------------------------------------------------------------------------------------
   /// True for leaves that requested gradients and for every tensor computed from them while grad mode was on.
   bool requires_grad() const;
   /// Marks a leaf tensor as a variable to differentiate with respect to. Throws AutogradError on a non-leaf.
@@ -131,8 +130,7 @@ class Tensor {
   /// See backprop::backward() for the options.
   void backward(const Tensor& grad = {}, bool retain_graph = false, bool create_graph = false) const;
 
-  // ---- in-place updates (never recorded; throw AutogradError on a tensor that requires grad in grad mode)
-  // ---------
+  // ---- in-place updates (never recorded; throw AutogradError on a tensor that requires grad in grad mode) --
   Tensor& fill_(double value);
   Tensor& zero_() { return fill_(0.0); }
   /// this += alpha * other (same shape and dtype).
@@ -164,8 +162,7 @@ struct TensorImpl {
   std::shared_ptr<Node> grad_fn;
 };
 
-// ---- factories
-// --------------------------------------------------------------------------------------------------
+// ---- factories --------------------------------------------------------------------------------------------
 Tensor empty(const Shape& shape, DType dtype = f32);
 Tensor zeros(const Shape& shape, DType dtype = f32);
 Tensor ones(const Shape& shape, DType dtype = f32);

@@ -5,6 +5,7 @@
 // pool competing for the cores. Small tensors never pay for a fork: kernels go parallel only above a size
 // threshold, and a thread that joins late (or not at all, on a busy machine) never holds up the caller.
 //
+// Example:
 //   bp::set_num_threads(1);   // e.g. when running several processes per machine
 #pragma once
 

@@ -3,8 +3,7 @@
 // 1. Discover every node reachable from the outputs (iterative depth-first search, no recursion) and count,
 //    for each node, how many edges from other discovered nodes point at it.
 // 2. Seed the outputs' gradients, then repeatedly run the ready node with the highest sequence number (the
-// most
-//    recently recorded): a node is ready once every consumer has handed it its gradient, so each node runs
+//    most recently recorded): a node is ready once every consumer has handed it its gradient, so each node runs
 //    exactly once, on the sum of its incoming gradients. This is the "table filling" of the chain rule.
 // 3. Pass each input gradient on: into the producer node's buffer, or into a leaf's .grad().
 #include <algorithm>

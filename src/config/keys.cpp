@@ -69,6 +69,11 @@ KeyDef boolean(std::string key, std::string flag, std::string help, Field<bool> 
   return make<bool>(std::move(key), std::move(flag), Kind::boolean, std::move(help), std::move(f));
 }
 
+// The momentum an optimiser gets when optimizer.momentum is not given: PyTorch's and Keras's RMSprop use none.
+double default_momentum(const std::string& optimizer) {
+  return optimizer == "rmsprop" ? 0.0 : 0.9;
+}
+
 std::vector<KeyDef> build() {
   std::vector<KeyDef> t;
   // [data]
@@ -149,15 +154,25 @@ std::vector<KeyDef> build() {
       "train.clip_grad_norm", "--clip-grad-norm", "clip the global gradient norm (0: off)",
       [](Config& c) -> double& { return c.train.clip_grad_norm; }, 0.0, kInf));
   // [optimizer]
-  t.push_back(text("optimizer.name", "--optimizer", "the update rule",
-                   [](Config& c) -> std::string& { return c.optimizer.name; },
-                   {"sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop"}));
+  KeyDef name = text("optimizer.name", "--optimizer", "the update rule",
+                     [](Config& c) -> std::string& { return c.optimizer.name; },
+                     {"sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop"});
+  name.put = [](Config& c, const Value& v) {  // a momentum not given follows the optimiser
+    c.optimizer.name = std::get<std::string>(v);
+    if (!c.optimizer.momentum_given) c.optimizer.momentum = default_momentum(c.optimizer.name);
+  };
+  t.push_back(name);
   t.push_back(real(
       "optimizer.lr", "--lr", "learning rate eta", [](Config& c) -> double& { return c.optimizer.lr; }, 0.0,
       kInf, true));
-  t.push_back(real(
-      "optimizer.momentum", "--momentum", "momentum mu (momentum, nesterov, rmsprop)",
-      [](Config& c) -> double& { return c.optimizer.momentum; }, 0.0, 1.0, false, true));
+  KeyDef momentum = real(
+      "optimizer.momentum", "--momentum", "momentum mu (momentum, nesterov, rmsprop; rmsprop's default is 0)",
+      [](Config& c) -> double& { return c.optimizer.momentum; }, 0.0, 1.0, false, true);
+  momentum.put = [](Config& c, const Value& v) {
+    c.optimizer.momentum = std::get<double>(v);
+    c.optimizer.momentum_given = true;
+  };
+  t.push_back(momentum);
   t.push_back(real(
       "optimizer.weight_decay", "--weight-decay",
       "the optimiser's weight decay on every parameter (decoupled for adamw)",

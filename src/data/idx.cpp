@@ -144,8 +144,9 @@ IdxArray read_idx(const std::string& path, std::int64_t limit) {
 
 namespace {
 
+// `missing_hint` ends the message when the file or the directory does not exist.
 std::string find_idx_file(const std::string& dir, const std::string& prefix, const std::string& kind,
-                          const std::string& what) {
+                          const std::string& what, const std::string& missing_hint) {
   // kind: "images-idx3" or "labels-idx1". Canonical names first, then the "images.idx3" spelling of some
   // mirrors.
   std::string dotted = kind;
@@ -162,23 +163,23 @@ std::string find_idx_file(const std::string& dir, const std::string& prefix, con
   }
   std::error_code ec;
   BP_CHECK(std::filesystem::is_directory(dir, ec), FileError, dir,
-           ": no such directory; expected a directory of IDX files (", names[1], ", ...)");
-  BP_CHECK(false, FileError, dir, ": no ", what, " file; tried ", tried);
+           ": no such directory; expected a directory of IDX files (", names[1], ", ...)", missing_hint);
+  BP_CHECK(false, FileError, dir, ": no ", what, " file; tried ", tried, missing_hint);
   return {};
 }
 
-}  // namespace
-
-TensorDataset load_idx_dir(const std::string& dir, Split split, std::int64_t limit,
-                           std::vector<std::string> class_names) {
+TensorDataset load_idx_files(const std::string& dir, Split split, std::int64_t limit,
+                             std::vector<std::string> class_names, const std::string& missing_hint) {
   BP_CHECK(limit >= 0, ValueError, "load_idx_dir: limit must be >= 0 (0 = everything), got ", limit);
   if (class_names.empty())
     for (int d = 0; d < 10; ++d) class_names.push_back(std::to_string(d));
   const auto num_classes = static_cast<std::int64_t>(class_names.size());
   const std::string prefix = split == Split::train ? "train" : "t10k";
   const std::string split_name = split == Split::train ? "training" : "test";
-  const std::string images_path = find_idx_file(dir, prefix, "images-idx3", split_name + " images");
-  const std::string labels_path = find_idx_file(dir, prefix, "labels-idx1", split_name + " labels");
+  const std::string images_path =
+      find_idx_file(dir, prefix, "images-idx3", split_name + " images", missing_hint);
+  const std::string labels_path =
+      find_idx_file(dir, prefix, "labels-idx1", split_name + " labels", missing_hint);
 
   // Compare the declared counts before reading any data (and before a limit hides a mismatch).
   const auto image_dims = read_idx_dims(images_path);
@@ -220,6 +221,13 @@ TensorDataset load_idx_dir(const std::string& dir, Split split, std::int64_t lim
   return out;
 }
 
+}  // namespace
+
+TensorDataset load_idx_dir(const std::string& dir, Split split, std::int64_t limit,
+                           std::vector<std::string> class_names) {
+  return load_idx_files(dir, split, limit, std::move(class_names), "");
+}
+
 const std::vector<std::string>& FashionMNIST::class_names() {
   static const std::vector<std::string> names = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                                                  "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
@@ -227,7 +235,10 @@ const std::vector<std::string>& FashionMNIST::class_names() {
 }
 
 TensorDataset FashionMNIST::load(const std::string& dir, Split split, std::int64_t limit) {
-  return load_idx_dir(dir, split, limit, class_names());
+  return load_idx_files(
+      dir, split, limit, class_names(),
+      std::string(". Fashion-MNIST comes in the Debian package dataset-fashion-mnist (in ") + default_dir +
+          "), which scripts/install-deps installs");
 }
 
 }  // namespace backprop::data

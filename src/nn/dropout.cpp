@@ -56,8 +56,7 @@ const char* to_string(DropConnectInference i) {
 }
 }  // namespace
 
-// ---- Dropout
-// --------------------------------------------------------------------------------------------------------
+// ---- Dropout ----------------------------------------------------------------------------------------------
 
 Dropout::Dropout(double p, Generator& gen) : p_(p), gen_(gen.next()) {
   check_p(p, "Dropout");
@@ -74,8 +73,7 @@ std::string Dropout::repr() const {
   return detail::cat("Dropout(p=", p_, ")");
 }
 
-// ---- DropConnect
-// ----------------------------------------------------------------------------------------------------
+// ---- DropConnect ------------------------------------------------------------------------------------------
 
 DropConnect::DropConnect(std::int64_t in, std::int64_t out, double p, Generator& gen,
                          DropConnectOptions options)

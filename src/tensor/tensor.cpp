@@ -218,8 +218,7 @@ Tensor& Tensor::copy_(const Tensor& other) {
   return *this;
 }
 
-// ---- factories
-// ----------------------------------------------------------------------------------------------------
+// ---- factories --------------------------------------------------------------------------------------------
 
 Tensor empty(const Shape& shape, DType dtype) {
   return Tensor(shape, dtype);

@@ -22,8 +22,7 @@ double sigmoid(double v) {
 
 }  // namespace
 
-// ---- the chain rule as dynamic programming
-// --------------------------------------------------------------------------
+// ---- the chain rule as dynamic programming ----------------------------------------------------------------
 
 TEST(DynamicProgramming, RepeatedCompositionRunsEachNodeOnce) {
   // z = f(f(f(w))) with f = exp: dz/dw = f'(f(f(w))) f'(f(w)) f'(w) = z * b * a, each factor computed once.
@@ -96,8 +95,7 @@ TEST(DynamicProgramming, SeveralOutputsWhereOneFeedsTheOther) {
   EXPECT_EQ(y1.grad_fn()->times_run(), 1u);
 }
 
-// ---- gradients that share storage must not change each other
-// ---------------------------------------------------------
+// ---- gradients that share storage must not change each other ----------------------------------------------
 
 TEST(Accumulation, AGradientHandedToTwoInputsIsNotChangedThroughEither) {
   // d(u + z1)/du and /dz1 are the same tensor; z1 later receives more gradient (from u = z1 + z2), which must
@@ -134,8 +132,7 @@ TEST(Accumulation, AHeldGradientHandleIsNotChangedBehindTheCallersBack) {
   EXPECT_EQ(first.to_vector(), (std::vector<double>{3, 3})) << "the earlier gradient stays what it was";
 }
 
-// ---- higher derivatives
-// -----------------------------------------------------------------------------------------------
+// ---- higher derivatives -----------------------------------------------------------------------------------
 
 TEST(HigherOrder, SecondAndThirdDerivativesOfXCubed) {
   for (int variant = 0; variant < 2; ++variant) {
@@ -204,8 +201,7 @@ TEST(HigherOrder, HessianVectorProductOfAnMlpLossMatchesFiniteDifferencesOfItsGr
   EXPECT_GT(largest, 1e-3) << "a test of something non-trivial";
 }
 
-// ---- the graph's lifetime
-// ---------------------------------------------------------------------------------------------
+// ---- the graph's lifetime ---------------------------------------------------------------------------------
 
 TEST(RetainGraph, WalkingAGraphTwiceNeedsRetainGraph) {
   bp::Tensor x = leaf({1.0, 2.0});
@@ -263,8 +259,7 @@ TEST(VersionCounter, ChangingATensorNoBackwardReadsIsAllowed) {
   EXPECT_EQ(x.grad().to_vector(), (std::vector<double>{1, 1}));
 }
 
-// ---- leaves, modes, views
-// -------------------------------------------------------------------------------------------
+// ---- leaves, modes, views ---------------------------------------------------------------------------------
 
 TEST(Leaves, RequiresGradOnANonLeafIsAnError) {
   bp::Tensor x = leaf({1.0});

@@ -133,8 +133,7 @@ TEST(Checkpoint, CannotBeDifferentiatedTwiceAndIsTransparentWithoutGrad) {
   EXPECT_NEAR(z.item(), std::exp(0.5), 1e-15);
 }
 
-// ---- very long graphs
-// ---------------------------------------------------------------------------------------------
+// ---- very long graphs -------------------------------------------------------------------------------------
 
 TEST(LongGraphs, AChainOf100000OpsBackpropagates) {
   on_small_stack([] {
@@ -169,8 +168,7 @@ TEST(LongGraphs, A100000OpGraphIsDestroyedWithoutRecursion) {
   SUCCEED() << "no stack overflow";
 }
 
-// ---- steady state
-// -----------------------------------------------------------------------------------------------------
+// ---- steady state -----------------------------------------------------------------------------------------
 
 TEST(SteadyState, TenThousandTrainingStepsKeepLiveBytesFlat) {
   bp::Generator gen(8);

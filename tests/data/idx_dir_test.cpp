@@ -14,6 +14,7 @@ using data_test::idx_bytes;
 using data_test::TempDir;
 using data_test::write_file;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 namespace {
 
@@ -68,6 +69,28 @@ TEST(IdxDir, MissingDirectoryAndFiles) {
   EXPECT_THAT(msg, HasSubstr("no test images file; tried t10k-images-idx3-ubyte, t10k-images-idx3-ubyte.gz"));
 }
 
+TEST(IdxDir, MissingFashionMnistSaysHowToInstallIt) {
+  TempDir dir;
+  for (const std::string& where : {(dir.path() / "absent").string(), dir.path().string()}) {
+    const std::string msg =
+        error_of<backprop::FileError>([&] { bpd::FashionMNIST::load(where, bpd::Split::train); });
+    EXPECT_THAT(msg, HasSubstr(where + ": no "));
+    EXPECT_THAT(msg, HasSubstr("Debian package dataset-fashion-mnist"));
+    EXPECT_THAT(msg, HasSubstr("scripts/install-deps"));
+  }
+  // Images without labels: the missing labels file gets the same advice.
+  write_small_dir(dir, "t10k", 4, false);
+  std::filesystem::remove(dir.file("t10k-labels-idx1-ubyte"));
+  const std::string msg =
+      error_of<backprop::FileError>([&] { bpd::FashionMNIST::load(dir.path().string(), bpd::Split::test); });
+  EXPECT_THAT(msg, HasSubstr("no test labels file"));
+  EXPECT_THAT(msg, HasSubstr("dataset-fashion-mnist"));
+  // Any other IDX directory is not Fashion-MNIST: no package advice.
+  EXPECT_THAT(
+      error_of<backprop::FileError>([&] { bpd::load_idx_dir(dir.path().string(), bpd::Split::train); }),
+      Not(HasSubstr("dataset-fashion-mnist")));
+}
+
 TEST(IdxDir, LabelCountMismatch) {
   TempDir dir;
   write_small_dir(dir, "train", 12, true, /*n_labels=*/11);
@@ -89,8 +112,7 @@ TEST(IdxDir, LabelOutOfRange) {
   EXPECT_EQ(bpd::load_idx_dir(dir.path().string(), bpd::Split::train, 5).size(), 5);
 }
 
-// ---- the real Fashion-MNIST files
-// ------------------------------------------------------------------------------
+// ---- the real Fashion-MNIST files -------------------------------------------------------------------------
 
 namespace {
 bool have_fashion() {

@@ -19,12 +19,19 @@ trap 'rm -rf "$work"' EXIT INT TERM
 echo "== install $bin into $work/prefix"
 "$cmake" --install "$bin" --prefix "$work/prefix"
 
-for f in include/backprop/backprop.hpp include/backprop/tensor.hpp; do
+for f in include/backprop/backprop.hpp include/backprop/tensor.hpp include/backprop/version.hpp; do
   if [ ! -f "$work/prefix/$f" ]; then
     echo "install test: $f is missing from the installed tree" >&2
     exit 1
   fi
 done
+
+if [ -x "$bin/tools/backprop/backprop" ]; then  # the tool was built: `make install` puts it in bin/
+  if ! "$work/prefix/bin/backprop" --version; then
+    echo "install test: bin/backprop is missing from the installed tree or does not run" >&2
+    exit 1
+  fi
+fi
 
 echo "== configure the consumer project"
 "$cmake" -S "$src/tests/install/consumer" -B "$work/build" -DCMAKE_BUILD_TYPE=Release \

@@ -30,8 +30,7 @@ std::vector<OpCase> build() {
   std::vector<OpCase> t;
   auto add = [&t](OpCase c) { t.push_back(std::move(c)); };
 
-  // ---- binary, broadcasting
-  // ----------------------------------------------------------------------------------
+  // ---- binary, broadcasting -------------------------------------------------------------------------------
   add({"add", [](const Ts& x) { return bp::add(x[0], x[1]); }, {in({2, 3}), in({2, 3})}});
   add({"add_bcast_3x1x4_2x1", [](const Ts& x) { return x[0] + x[1]; }, {in({3, 1, 4}), in({2, 1})}});
   add({"add_bcast_rank0", [](const Ts& x) { return x[0] + x[1]; }, {in({}), in({2, 3})}});
@@ -52,8 +51,7 @@ std::vector<OpCase> build() {
   add({"maximum", [](const Ts& x) { return bp::maximum(x[0], x[1]); }, {in({3, 4}), in({3, 4})}});
   add({"maximum_bcast", [](const Ts& x) { return bp::maximum(x[0], x[1]); }, {in({3, 1}), in({1, 4})}});
 
-  // ---- with a scalar
-  // -------------------------------------------------------------------------------------------
+  // ---- with a scalar --------------------------------------------------------------------------------------
   add({"add_scalar", [](const Ts& x) { return bp::add(x[0], 1.5); }, {in({2, 3})}});
   add({"mul_scalar", [](const Ts& x) { return bp::mul(x[0], -2.5); }, {in({2, 3})}});
   add({"rsub_scalar", [](const Ts& x) { return 2.0 - x[0]; }, {in({2, 3})}});
@@ -61,8 +59,7 @@ std::vector<OpCase> build() {
   add({"div_by_scalar", [](const Ts& x) { return x[0] / 4.0; }, {in({2, 3})}});
   add({"sub_scalar", [](const Ts& x) { return x[0] - 0.5; }, {in({2, 3})}});
 
-  // ---- unary
-  // ----------------------------------------------------------------------------------------------------
+  // ---- unary ----------------------------------------------------------------------------------------------
   add({"neg", [](const Ts& x) { return -x[0]; }, {in({2, 3})}});
   add({"exp", [](const Ts& x) { return bp::exp(x[0]); }, {in({2, 3})}});
   add({"log", [](const Ts& x) { return bp::log(x[0]); }, {in({2, 3}, 0.2, 2.0)}});
@@ -83,8 +80,7 @@ std::vector<OpCase> build() {
        [](const Ts& x) { return bp::masked_scale(x[0], mask_like(x[0]), 1.25); },
        {in({3, 4})}});
 
-  // ---- reductions
-  // -----------------------------------------------------------------------------------------------
+  // ---- reductions -----------------------------------------------------------------------------------------
   add({"sum", [](const Ts& x) { return bp::sum(x[0]); }, {in({3, 4})}});
   add({"sum_axis0", [](const Ts& x) { return bp::sum(x[0], 0); }, {in({3, 4})}});
   add({"sum_axis_last_keepdim", [](const Ts& x) { return bp::sum(x[0], -1, true); }, {in({2, 3, 4})}});
@@ -102,8 +98,7 @@ std::vector<OpCase> build() {
   add({"tensor_sum_method", [](const Ts& x) { return x[0].sum(); }, {in({2, 3})}});
   add({"tensor_mean_method", [](const Ts& x) { return x[0].mean(); }, {in({2, 3})}});
 
-  // ---- linear algebra
-  // -------------------------------------------------------------------------------------------
+  // ---- linear algebra -------------------------------------------------------------------------------------
   add({"matmul", [](const Ts& x) { return bp::matmul(x[0], x[1]); }, {in({3, 4}), in({4, 2})}});
   add({"mm_nn", [](const Ts& x) { return bp::mm(x[0], x[1], false, false); }, {in({3, 4}), in({4, 2})}});
   add({"mm_tn", [](const Ts& x) { return bp::mm(x[0], x[1], true, false); }, {in({4, 3}), in({4, 2})}});
@@ -129,8 +124,7 @@ std::vector<OpCase> build() {
   add({"transpose", [](const Ts& x) { return bp::transpose(x[0]); }, {in({3, 4})}});
   add({"tensor_t_method", [](const Ts& x) { return x[0].t(); }, {in({2, 5})}});
 
-  // ---- shape
-  // ----------------------------------------------------------------------------------------------------
+  // ---- shape ----------------------------------------------------------------------------------------------
   add({"reshape", [](const Ts& x) { return bp::reshape(x[0], {3, -1}); }, {in({2, 6})}});
   add({"tensor_view_method", [](const Ts& x) { return x[0].view({-1}); }, {in({2, 3})}});
   add({"to_dtype_round_trip",
@@ -162,16 +156,14 @@ std::vector<OpCase> build() {
        },
        {in({2, 2}), {.shape = {1, 2}, .requires_grad = false}}});
 
-  // ---- neural-network functions
-  // ---------------------------------------------------------------------------------
+  // ---- neural-network functions ---------------------------------------------------------------------------
   add({"softmax_last", [](const Ts& x) { return bp::softmax(x[0], -1); }, {in({3, 4}, -2.0, 2.0)}});
   add({"softmax_axis0", [](const Ts& x) { return bp::softmax(x[0], 0); }, {in({3, 4}, -2.0, 2.0)}});
   add({"softmax_middle_of_3d", [](const Ts& x) { return bp::softmax(x[0], 1); }, {in({2, 3, 2}, -2.0, 2.0)}});
   add({"log_softmax_last", [](const Ts& x) { return bp::log_softmax(x[0], -1); }, {in({3, 4}, -2.0, 2.0)}});
   add({"log_softmax_axis0", [](const Ts& x) { return bp::log_softmax(x[0], 0); }, {in({3, 4}, -2.0, 2.0)}});
 
-  // ---- compositions the engine must get right: shared subexpressions, a dense layer and its cost
-  // ---------------
+  // ---- compositions the engine must get right: shared subexpressions, a dense layer and its cost ----------
   add({"dense_sigmoid_mse",
        [](const Ts& x) {
          const T a = bp::sigmoid(bp::linear(x[0], x[1], x[2]));

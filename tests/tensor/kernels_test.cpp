@@ -88,8 +88,7 @@ auto with_threads(int n, F f) {
 
 }  // namespace
 
-// ---- broadcasting
-// ---------------------------------------------------------------------------------------------------
+// ---- broadcasting -----------------------------------------------------------------------------------------
 
 TEST(Broadcast, EveryShapeCombinationMatchesTheElementwiseRule) {
   const std::vector<std::pair<bp::Shape, bp::Shape>> shapes = {{{2, 3}, {2, 3}},
@@ -165,8 +164,7 @@ TEST(Broadcast, BroadcastToAndSumToAreAdjoint) {
       ThrowsMessage<bp::ShapeError>(HasSubstr("broadcast_to")));
 }
 
-// ---- reductions
-// -----------------------------------------------------------------------------------------------------
+// ---- reductions -------------------------------------------------------------------------------------------
 
 TEST(Reduce, SumMeanMaxOverAllAndEachAxisWithAndWithoutKeepdim) {
   bp::Generator gen(5);
@@ -231,8 +229,7 @@ TEST(Reduce, MaxTakesTheFirstOfTiesAndRejectsEmptyAxes) {
   EXPECT_EQ(bp::sum(bp::zeros({0, 3})).item(), 0.0);
 }
 
-// ---- softmax
-// --------------------------------------------------------------------------------------------------------
+// ---- softmax ----------------------------------------------------------------------------------------------
 
 TEST(Softmax, StableForHugeLogits) {
   for (bp::DType dt : {bp::f32, bp::f64}) {
@@ -273,8 +270,7 @@ TEST(Softmax, MinusInfinityMasksAndAxisZero) {
   for (std::int64_t i = 0; i < 12; ++i) EXPECT_NEAR(std::exp(ls.flat(i)), s0.flat(i), 1e-14);
 }
 
-// ---- GEMM
-// -----------------------------------------------------------------------------------------------------------
+// ---- GEMM -------------------------------------------------------------------------------------------------
 
 TEST(Gemm, AllFourTransposeCombinationsInF32AndF64MatchANaiveLoop) {
   bp::Generator gen(17);
@@ -371,8 +367,7 @@ TEST(Gemm, LinearIsXWTransposedPlusBias) {
       ThrowsMessage<bp::ShapeError>(AllOf(HasSubstr("bias [4]"), HasSubstr("expected [3]"))));
 }
 
-// ---- determinism across thread counts
-// ---------------------------------------------------------------------------------
+// ---- determinism across thread counts ---------------------------------------------------------------------
 
 TEST(Threads, OneAndTwoThreadsGiveBitIdenticalResults) {
   SKIP_WITHOUT_TWO_CPUS();

@@ -23,8 +23,7 @@ std::string print(const bp::Tensor& t) {
 
 }  // namespace
 
-// ---- factories
-// --------------------------------------------------------------------------------------------------
+// ---- factories --------------------------------------------------------------------------------------------
 
 TEST(Factories, ZerosOnesFullHaveShapeDtypeAndValue) {
   for (bp::DType dt : {bp::f32, bp::f64}) {
@@ -125,8 +124,7 @@ TEST(Factories, RandomTensorsHaveTheRequestedDistribution) {
   EXPECT_NEAR(std::sqrt(var), 0.5, 0.005);
 }
 
-// ---- views, conversions, copies
-// -------------------------------------------------------------------------------------
+// ---- views, conversions, copies ---------------------------------------------------------------------------
 
 TEST(Views, ReshapeSharesStorageAndInfersMinusOne) {
   bp::Tensor x = bp::arange(24).reshape({2, 3, 4});
@@ -182,8 +180,7 @@ TEST(Views, CopiesOfAHandleShareEverything) {
   EXPECT_TRUE(x.is_same(y));
 }
 
-// ---- element access
-// -------------------------------------------------------------------------------------------------
+// ---- element access ---------------------------------------------------------------------------------------
 
 TEST(Access, ItemAtSetFlat) {
   bp::Tensor x = bp::zeros({2, 3}, bp::f64);
@@ -254,8 +251,7 @@ TEST(Access, DtypeMixIsAnErrorNamingBothOperands) {
   EXPECT_THAT([&] { bp::matmul(a, b.reshape({3, 2})); }, ThrowsMessage<bp::DTypeError>(HasSubstr("matmul")));
 }
 
-// ---- in-place updates
-// -------------------------------------------------------------------------------------------------
+// ---- in-place updates -------------------------------------------------------------------------------------
 
 TEST(InPlace, FillAddMulCopy) {
   bp::Tensor x = bp::ones({3}, bp::f64);
@@ -290,8 +286,7 @@ TEST(InPlace, RefusedOnATensorThatRequiresGrad) {
   EXPECT_EQ(w.at({0}), 1.0);
 }
 
-// ---- comparison and printing
-// ----------------------------------------------------------------------------------------
+// ---- comparison and printing ------------------------------------------------------------------------------
 
 TEST(Compare, AllcloseAndMaxAbsDiff) {
   const bp::Tensor a = bp::tensor({1.0, 2.0, 3.0}, bp::f64);

@@ -1,8 +1,9 @@
 // The subcommands of the `backprop` tool, each a function from parsed arguments to an exit code. main.cpp
 // parses the command line (CLI11) into these structs; each command calls the library and prints.
 //
-// Exit codes: 0 success; 2 a usage or configuration error (a bad flag, key or value); 3 a data or model file
-// that cannot be read or does not fit; 4 training diverged (the loss or a gradient became NaN or infinite).
+// Exit codes: 0 success; 1 an internal error (a bug, or out of memory); 2 a usage or configuration error (a bad
+// flag, key or value); 3 a data or model file that cannot be read or does not fit; 4 training diverged (the
+// loss or a gradient became NaN or infinite); 130 / 143 training interrupted by SIGINT / SIGTERM (signals.hpp).
 // Commands signal errors by throwing: ConfigError / ValueError -> 2, FileError -> 3, DivergedError -> 4.
 #pragma once
 

@@ -158,12 +158,15 @@ TrainingData load_training_data(const bp::config::Config& cfg) {
     BP_CHECK(dc.task == "classification", ConfigError,
              "--task regression needs a CSV file; IDX data (--data ", dc.source, ") is for classification");
     const std::string dir = kind == Kind::fashion ? bp::data::FashionMNIST::default_dir : dc.source;
-    const std::vector<std::string> names =
-        kind == Kind::fashion ? bp::data::FashionMNIST::class_names() : std::vector<std::string>{};
-    all = reading(dir,
-                  [&] { return bp::data::load_idx_dir(dir, bp::data::Split::train, dc.limit_train, names); });
+    all = reading(dir, [&] {
+      if (kind == Kind::fashion)  // its own loader: a missing file's message says how to install it
+        return bp::data::FashionMNIST::load(dir, bp::data::Split::train, dc.limit_train);
+      return bp::data::load_idx_dir(dir, bp::data::Split::train, dc.limit_train);
+    });
     const std::string test_dir = dc.test.empty() ? dir : dc.test;
     out.test = reading(test_dir, [&] {
+      if (kind == Kind::fashion && dc.test.empty())
+        return bp::data::FashionMNIST::load(dir, bp::data::Split::test, dc.limit_test);
       return bp::data::load_idx_dir(test_dir, bp::data::Split::test, dc.limit_test, all.class_names);
     });
     check_features(out.test, all.num_features(), test_dir);
@@ -221,9 +224,12 @@ bp::data::TensorDataset load_eval_data(const bp::io::ModelFile& model, const std
     BP_CHECK(split == "train" || split == "test", ConfigError, "--split: expected train or test, got '",
              split, "'");
     const std::string dir = kind == Kind::fashion ? bp::data::FashionMNIST::default_dir : source;
+    const bp::data::Split which = split == "train" ? bp::data::Split::train : bp::data::Split::test;
     d = reading(dir, [&] {
-      return bp::data::load_idx_dir(dir, split == "train" ? bp::data::Split::train : bp::data::Split::test,
-                                    limit, pre.class_names);
+      // Fashion-MNIST's own loader: a missing file's message says how to install it.
+      if (kind == Kind::fashion && pre.class_names == bp::data::FashionMNIST::class_names())
+        return bp::data::FashionMNIST::load(dir, which, limit);
+      return bp::data::load_idx_dir(dir, which, limit, pre.class_names);
     });
   }
   check_features(d, model.architecture.inputs, source);

@@ -1,9 +1,10 @@
 // `backprop`: the command line. Parses flags with CLI11 into the argument structs of cli.hpp, runs the
-// subcommand, and turns exceptions into messages and exit codes (0 ok, 2 usage, 3 data/model file, 4
-// diverged).
+// subcommand, and turns exceptions into messages and exit codes (kFooter lists them).
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <backprop/config.hpp>
 #include <backprop/error.hpp>
+#include <backprop/version.hpp>
 #include <cstdio>
 #include <iostream>
 #include <map>
@@ -19,8 +20,8 @@ namespace {
 namespace bp = backprop;
 
 const char* const kFooter =
-    "Exit codes: 0 success, 2 usage or configuration error, 3 data or model file error, 4 training "
-    "diverged.\n"
+    "Exit codes: 0 success, 1 internal error, 2 usage or configuration error, 3 data or model file error,\n"
+    "4 training diverged, 130 / 143 interrupted by SIGINT / SIGTERM (a checkpoint is saved for --resume).\n"
     "Documentation: docs/cli.md";
 
 // Config keys as flags: each is read as text and checked by bp::config::set, so a flag and a TOML key give
@@ -66,10 +67,16 @@ struct ConfigFlags {
     }
   }
 
-  std::vector<cli::Override> given() const {
+  // The keys set on `app`'s command line. Of a boolean's --flag and --no-flag, the one given last wins.
+  std::vector<cli::Override> given(const CLI::App& app) const {
+    const std::vector<CLI::Option*>& order = app.parse_order();
+    auto last = [&](const CLI::Option* o) {
+      const auto it = std::find(order.rbegin(), order.rend(), o);
+      return it == order.rend() ? std::ptrdiff_t{-1} : order.rend() - it;
+    };
     std::vector<cli::Override> out;
     for (const auto& e : entries) {
-      if (e->negation && e->negation->count() > 0)
+      if (e->negation && last(e->negation) > last(e->option))
         out.push_back({e->key->key, "false", "--no-" + e->key->flag.substr(2)});
       else if (e->option->count() > 0)
         out.push_back({e->key->key, e->key->type == "boolean" ? "true" : e->text, e->key->flag});
@@ -124,7 +131,7 @@ int main(int argc, char** argv) {
                "backprop"};
   app.footer(kFooter);
   app.require_subcommand(1);
-  app.set_version_flag("--version", "backprop 0.1.0");
+  app.set_version_flag("--version", std::string("backprop ") + bp::version);
 
   // train
   cli::TrainArgs train_args;
@@ -234,6 +241,12 @@ int main(int argc, char** argv) {
   explain->allow_extras();
   explain->footer(kFooter);
 
+  // help [COMMAND]: the same text as --help and COMMAND --help.
+  std::string help_topic;
+  CLI::App* help = app.add_subcommand("help", "Show this help, or a command's: backprop help COMMAND.");
+  help->add_option("COMMAND", help_topic, "a command")->type_name("COMMAND");
+  help->footer(kFooter);
+
   // A mistyped subcommand gets a suggestion before CLI11 reports "a subcommand is required".
   if (argc > 1 && argv[1][0] != '-') {
     const std::string word = argv[1];
@@ -243,7 +256,7 @@ int main(int argc, char** argv) {
       const std::string near = bp::config::closest(word, names);
       return fail("", "error: ",
                   ("unknown command '" + word + "'" + (near.empty() ? "" : "; did you mean '" + near + "'?") +
-                   " (commands: train, eval, predict, info, report, explain)")
+                   " (commands: train, eval, predict, info, report, explain, help)")
                       .c_str(),
                   cli::kUsage);
     }
@@ -262,8 +275,25 @@ int main(int argc, char** argv) {
     command = sub->get_name();
     check_leftovers(*sub);
     if (sub != train && !mpi->root()) return cli::kOk;  // under mpirun only `train` uses every rank
+    if (sub == help) {
+      if (help_topic.empty()) {  // not app.help(), which would describe the selected `help` subcommand
+        std::cout << app.get_formatter()->make_help(&app, app.get_name(), CLI::AppFormatMode::Normal);
+        return cli::kOk;
+      }
+      for (const CLI::App* s : app.get_subcommands({}))
+        if (s->get_name() == help_topic) {
+          std::cout << s->help(app.get_name());
+          return cli::kOk;
+        }
+      std::vector<std::string> names;
+      for (const CLI::App* s : app.get_subcommands({})) names.push_back(s->get_name());
+      const std::string near = bp::config::closest(help_topic, names);
+      throw bp::ConfigError("unknown command '" + help_topic + "'" +
+                            (near.empty() ? "" : "; did you mean '" + near + "'?") +
+                            " (commands: train, eval, predict, info, report, explain, help)");
+    }
     if (sub == train) {
-      train_args.overrides = config_flags.given();
+      train_args.overrides = config_flags.given(*train);
       return cli::run_train(train_args);
     }
     if (sub == eval) return cli::run_eval(eval_args);

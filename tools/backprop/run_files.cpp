@@ -100,8 +100,7 @@ void check_run_folder(const std::string& flag, const std::string& dir,
   }
 }
 
-// ---- RunFiles
-// ------------------------------------------------------------------------------------------------
+// ---- RunFiles ---------------------------------------------------------------------------------------------
 
 RunFiles::RunFiles(std::string dir, bool writes) : dir_(std::move(dir)), writes_(writes) {
   if (!writes_) return;
@@ -180,8 +179,7 @@ void RunFiles::try_report(bool talk) {
   }
 }
 
-// ---- Summary
-// -------------------------------------------------------------------------------------------------
+// ---- Summary ----------------------------------------------------------------------------------------------
 
 Summary::Summary(const std::string& run_dir, const bp::config::Config& c, const TrainingData& data,
                  const bp::io::Architecture& arch, std::int64_t parameters)
@@ -306,8 +304,7 @@ std::string Summary::text() const {
   return s;
 }
 
-// ---- test evaluation
-// -----------------------------------------------------------------------------------------
+// ---- test evaluation --------------------------------------------------------------------------------------
 
 bp::io::TestRecord evaluate_test(bp::nn::Module& net, const bp::train::Evaluation& e,
                                  const bp::data::TensorDataset& test, const bp::io::Preprocessing& pre) {

@@ -6,6 +6,7 @@
 // lines are skipped. Anything else wrong is a FileError "file:line:column: what was found, what was expected"
 // (column = 1-based field number, with the header name when there is one).
 //
+// Example:
 //   auto iris = bp::data::read_csv("iris.csv", {.target = "species"});          // classification
 //   auto houses = bp::data::read_csv("houses.csv", {.target = "price", .task = bp::data::Task::regression});
 //   // reuse a trained model's label mapping on new data: unknown labels are an error

@@ -3,6 +3,7 @@
 // A TensorDataset is two tensors with the same number of rows: features [N, D] and targets. Every reader in
 // backprop/data (IDX, CSV) returns one, the DataLoader batches one, and fit() trains on one.
 //
+// Example:
 //   auto all = bp::data::read_csv("iris.csv", {.target = "species"});
 //   auto [train, valid] = bp::data::train_validation_split(all, 0.2, /*seed=*/7);
 //   std::cout << train.size() << " x " << train.num_features() << ", classes: " << train.num_classes << "\n";

@@ -11,6 +11,7 @@
 // as such. Every problem is a FileError naming the file, the byte offset (in the decompressed stream for
 // gzip) and what was expected.
 //
+// Example:
 //   namespace bpd = backprop::data;
 //   auto train = bpd::FashionMNIST::load(bpd::FashionMNIST::default_dir, bpd::Split::train);
 //   // train.features [60000, 784] f32 in [0, 1], train.targets [60000] in 0..9
@@ -59,7 +60,8 @@ struct FashionMNIST {
   static constexpr const char* default_dir = "/usr/share/datasets/fashion-mnist";
   /// The ten class names, index -> name.
   static const std::vector<std::string>& class_names();
-  /// load_idx_dir(dir, split, limit, class_names()).
+  /// load_idx_dir(dir, split, limit, class_names()); when a file is missing, the FileError also names the Debian
+  /// package that installs the data set (dataset-fashion-mnist) and scripts/install-deps.
   static TensorDataset load(const std::string& dir, Split split, std::int64_t limit = 0);
 };
 

@@ -3,6 +3,7 @@
 // Epoch e visits the rows in a permutation drawn from a Generator seeded from (seed, e) alone, so the order
 // of an epoch never depends on which epochs were visited before it (a resumed run sees the same batches).
 //
+// Example:
 //   bp::data::DataLoader loader(train, {.batch_size = 128, .shuffle = true, .seed = 42});
 //   for (std::int64_t epoch = 0; epoch < 10; ++epoch) {
 //     loader.set_epoch(epoch);

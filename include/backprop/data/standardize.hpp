@@ -3,6 +3,7 @@
 // Fit on the training split, then apply the same mean and std to validation, test and prediction inputs, so
 // no statistic of held-out data leaks into training.
 //
+// Example:
 //   auto st = bp::data::Standardizer::fit(train.features);   // mean, std: [D]
 //   train.features = st.transform(train.features);
 //   test.features = st.transform(test.features);             // training statistics, not the test set's

@@ -14,6 +14,7 @@
 //   "config"         the run configuration as TOML (backprop/config.hpp)
 // so `backprop eval`, `predict` and `info` need nothing but the file.
 //
+// Example:
 //   bp::io::ModelFile m{.architecture = {.inputs = 784, .hidden = {256, 128}, .outputs = 10}};
 //   bp::Generator gen(1);
 //   auto net = bp::io::build_network(m.architecture, gen);

@@ -7,8 +7,8 @@
 // test images and the run's config. A missing piece (no validation split, no gradient-flow records, no test
 // record, no config) becomes a short note in its place.
 //
+// Example:
 //   bp::io::write_report("runs/2024-05-01-fashion");        // -> runs/2024-05-01-fashion/report.html
-//
 //   bp::io::ReportData data = bp::io::read_report_data("runs/x/metrics.jsonl");   // or build it in memory
 //   std::string html = bp::io::render_report(data, "lr = 0.1\n", "my run");
 #pragma once

@@ -10,8 +10,9 @@
 //   Identity  y = x
 // They have no parameters and accept any shape and either dtype.
 //
-//   bp::nn::Sequential net{bp::nn::Linear(2, 8, gen), bp::nn::Tanh(), bp::nn::Linear(8, 1, gen),
-//   bp::nn::Sigmoid()};
+// Example:
+//   bp::nn::Sequential net{bp::nn::Linear(2, 8, gen), bp::nn::Tanh(),
+//                          bp::nn::Linear(8, 1, gen), bp::nn::Sigmoid()};
 #pragma once
 
 #include <backprop/nn/module.hpp>

@@ -11,6 +11,7 @@
 // second derivatives work. gamma ("weight") starts at 1, beta ("bias") at 0; buffers are running_mean (0),
 // running_var (1) and num_batches_tracked (a 0-d f64 counter).
 //
+// Example:
 //   bp::nn::Sequential net{bp::nn::Linear(784, 256, gen), bp::nn::BatchNorm1d(256), bp::nn::ReLU()};
 #pragma once
 

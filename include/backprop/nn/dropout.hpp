@@ -1,5 +1,4 @@
-// backprop/nn/dropout.hpp — random masks against overfitting: Dropout (on activations) and DropConnect (on
-// weights).
+// backprop/nn/dropout.hpp — random masks against overfitting: Dropout (activations), DropConnect (weights).
 //
 // Dropout (inverted): in training each element is kept with probability 1 - p and scaled by 1 / (1 - p),
 //   y = x * m / (1 - p),   m_i ~ Bernoulli(1 - p),   so E[y] = x,
@@ -10,14 +9,14 @@
 //   W~ = W * M / (1 - p),   M_ij ~ Bernoulli(1 - p),   u = x W~^T + b,   y = f(u)
 // (the bias is never masked; f is the optional activation). In eval mode:
 //   - DropConnectInference::mean      y = f(x W^T + b)  (E[W~] = W: the "mean network")
-//   - DropConnectInference::gaussian  moment matching: for each row and output unit, u is approximately
-//   normal
+//   - DropConnectInference::gaussian  moment matching: for each row and output unit, u is about normal
 //       with mean mu = x W^T + b and variance s^2 = p / (1 - p) * (x^2) (W^2)^T  (sums of independent scaled
 //       Bernoulli terms: Var[M/(1-p)] = p / (1-p)), and y = (1/S) sum_s f(mu + s * z_s) with z_s ~ N(0, 1),
 //       S = `samples` draws. With f = linear the average is exactly mu, so no samples are drawn.
 // Each module owns its own Generator, seeded from the one given at construction (gen.next()), so a run with
 // the same seed draws the same masks.
 //
+// Example:
 //   bp::Generator gen(7);
 //   bp::nn::Sequential net{bp::nn::Linear(784, 256, gen), bp::nn::ReLU(), bp::nn::Dropout(0.5, gen),
 //                          bp::nn::DropConnect(256, 10, 0.5, gen)};

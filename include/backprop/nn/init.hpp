@@ -7,6 +7,7 @@
 // function writes in place into the tensor it is given (a handle: the caller's tensor changes), under
 // NoGradGuard, drawing from the caller's Generator, and returns the same handle.
 //
+// Example:
 //   bp::Generator gen(0);
 //   bp::Tensor w = bp::empty({256, 784});                   // [out, in], like Linear's weight
 //   bp::nn::init::kaiming_normal(w, gen, {.nonlinearity = bp::nn::Nonlinearity::relu});   // std sqrt(2/784)

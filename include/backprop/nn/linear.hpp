@@ -4,6 +4,7 @@
 // gradients are the delta rule in matrix form: with delta = dC/dy [N, out],
 //   dC/dW = delta^T x  [out, in],   dC/db = sum over the batch of delta  [out],   dC/dx = delta W  [N, in].
 //
+// Example:
 //   bp::Generator gen(0);
 //   bp::nn::Linear fc(784, 256, gen);                                   // He-uniform weight, zero bias
 //   bp::nn::Linear out(256, 10, gen, {.bias = false, .init = bp::nn::Init::xavier_uniform});

@@ -6,9 +6,11 @@
 // optimisers, checkpoints and reports can rely on. Modules are held by std::shared_ptr<Module>; copying a
 // Module object is shallow (the copy shares its parameters' storage, like a Tensor handle does).
 //
+// Example:
 //   bp::Generator gen(1);
 //   auto net = std::make_shared<bp::nn::Sequential>(bp::nn::Linear(4, 3, gen), bp::nn::ReLU());
-//   for (const auto& [name, p] : net->named_parameters()) std::cout << name << " " << p.shape() << "\n";
+//   for (const auto& [name, p] : net->named_parameters())
+//     std::cout << name << " " << bp::to_string(p.shape()) << "\n";   // 0.weight [3, 4], 0.bias [3]
 //   auto saved = net->state_dict();          // name -> tensor (parameters and buffers)
 //   net->load_state_dict(saved);             // strict: every name must match, shapes and dtypes too
 //   net->eval();                             // dropout off, batch norm uses running statistics

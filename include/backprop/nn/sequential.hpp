@@ -4,6 +4,7 @@
 // pointers to modules (kept as given, so a layer can be shared). Children are named "0", "1", ..., so the
 // parameters of `Sequential{Linear, ReLU, Linear}` are "0.weight", "0.bias", "2.weight", "2.bias".
 //
+// Example:
 //   bp::Generator gen(0);
 //   bp::nn::Sequential net{bp::nn::Linear(784, 256, gen), bp::nn::ReLU(), bp::nn::Dropout(0.2, gen),
 //                          bp::nn::Linear(256, 10, gen)};

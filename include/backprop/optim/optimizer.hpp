@@ -6,8 +6,9 @@
 // data (no temporary tensors after the first step); a tensor whose grad() is undefined is skipped. state()
 // returns everything needed to resume bit-exactly; load_state() restores it.
 //
+// Example:
 //   bp::optim::SGD opt(net.parameters(), {.lr = 0.1, .momentum = 0.9});
-//   for (...) {
+//   for (int step = 0; step < 100; ++step) {
 //     opt.zero_grad();
 //     loss_fn(net(x), y).backward();
 //     bp::optim::clip_grad_norm(opt.params(), 5.0);

@@ -8,17 +8,20 @@
 //   Adam     g <- g + wd w (L2 folded into the gradient);  m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2;
 //            w <- w - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
 //   AdamW    w <- w (1 - lr wd) (decoupled weight decay), then Adam's update with wd = 0
-//   RMSprop  g <- g + wd w;  s <- alpha s + (1 - alpha) g^2;  (centered: c <- alpha c + (1 - alpha) g, s~ = s
-//   - c^2)
+//   RMSprop  g <- g + wd w;  s <- alpha s + (1 - alpha) g^2;  s~ = s
+//            (centered: c <- alpha c + (1 - alpha) g, s~ = s - c^2)
 //            d = sqrt(s~) + eps;  with momentum mu: b <- mu b + g / d, w <- w - lr b;  else w <- w - lr g / d
 //   Rprop    (iRprop-) per element step size s (starts at lr): if g g_prev > 0, s <- min(s eta+, step_max);
 //            if g g_prev < 0, s <- max(s eta-, step_min) and g <- 0;  w <- w - sign(g) s;  g_prev <- g
 // These are the update rules PyTorch documents for its optimisers of the same names (defaults included), so
 // results can be compared with it.
 //
-//   bp::optim::SGD sgd(net.parameters(), {.lr = 0.1, .momentum = 0.9, .nesterov = true, .weight_decay =
-//   5e-4}); bp::optim::Adam adam(net.parameters(), {.lr = 1e-3}); bp::optim::AdamW adamw(net.parameters(),
-//   {.lr = 1e-3, .weight_decay = 1e-2});
+// Example:
+//   bp::optim::SGD sgd(net.parameters(),
+//                      {.lr = 0.1, .momentum = 0.9, .nesterov = true, .weight_decay = 5e-4});
+//   bp::optim::Adam adam(net.parameters(), {.lr = 1e-3});
+//   bp::optim::AdamW adamw(net.parameters(), {.lr = 1e-3, .weight_decay = 1e-2});
+//   bp::optim::RMSprop rmsprop(net.parameters(), {.lr = 1e-3});  // momentum 0 unless given
 #pragma once
 
 #include <backprop/optim/optimizer.hpp>

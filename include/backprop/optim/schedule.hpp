@@ -8,9 +8,11 @@
 //
 //   StepLR             lr = base gamma^floor(t / step_size)
 //   ExponentialLR      lr = base gamma^t
-//   CosineAnnealingLR  lr = eta_min + (base - eta_min) (1 + cos(pi t / t_max)) / 2 for t <= t_max, eta_min
-//   after LinearWarmup       lr = base (f0 + (1 - f0) min(t, warmup_steps) / warmup_steps), f0 = start_factor
+//   CosineAnnealingLR  lr = eta_min + (base - eta_min) (1 + cos(pi t / t_max)) / 2 for t <= t_max,
+//                      eta_min after
+//   LinearWarmup       lr = base (f0 + (1 - f0) min(t, warmup_steps) / warmup_steps), f0 = start_factor
 //
+// Example:
 //   bp::optim::SGD opt(net.parameters(), {.lr = 0.1});
 //   bp::optim::CosineAnnealingLR sched(opt, 30);
 //   for (int epoch = 0; epoch < 30; ++epoch) { train_one_epoch(); sched.step(); }
