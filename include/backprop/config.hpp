@@ -142,7 +142,8 @@ struct DataShape {
 
 /// The choices fit_to_data made.
 struct FittedDefaults {
-  std::vector<std::string> choices;  // one phrase per key it set: "batch 16", "up to 200 epochs", ...
+  std::vector<std::string>
+      choices;  // one phrase per key it set: "batch 16", "200 epochs (2000 updates)", ...
   /// "defaults for 150 rows: batch 16, up to 200 epochs, ..." (for a log line); "" when nothing changed.
   std::string summary;
 };
@@ -151,10 +152,9 @@ struct FittedDefaults {
 /// keys the user did not give (`given`: the keys a configuration file or a flag set; those are left alone).
 /// With n = shape.rows:
 ///   train.batch_size      128, or the largest power of two <= n / 32 when smaller, but at least 16
-///   data.val_split        0 below 1,000 rows (a tenth of a small table is too few rows to judge by, and
+///   data.val_split        0 up to 2,000 rows (a tenth of a small table is too few rows to judge by, and
 ///                         too many to lose from training); else unchanged
 ///   train.epochs          enough for about 5,000 updates, between 30 and 200
-///   train.early_stopping  10 when the epochs were raised above 30 and there is a validation split
 /// From 4,096 rows the batch stays 128, and from 23,610 rows (with the 0.1 validation split) nothing changes:
 /// Fashion-MNIST trains exactly as configured. Writes the choices into `config`, so that to_toml() records
 /// them: a run started from that file, where every key is given, repeats the run. Throws ConfigError when

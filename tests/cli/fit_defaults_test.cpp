@@ -23,8 +23,7 @@ TEST(FitToData, FashionMnistSizeChangesNothing) {
   EXPECT_TRUE(cfg::fit_to_data(edge, {.rows = 23610, .features = 5, .classes = 2}, {}).choices.empty());
   cfg::Config below;
   EXPECT_THAT(cfg::fit_to_data(below, {.rows = 23609, .features = 5, .classes = 2}, {}).choices,
-              ElementsAre("up to 31 epochs (5146 updates)",
-                          "early stopping after 10 epochs without a better validation loss"));
+              ElementsAre("31 epochs (5146 updates)"));
 }
 
 TEST(FitToData, SmallTableTrainsOnEveryRowWithSmallBatchesForMoreEpochs) {
@@ -38,17 +37,22 @@ TEST(FitToData, SmallTableTrainsOnEveryRowWithSmallBatchesForMoreEpochs) {
             "defaults for 150 rows: batch 16, no validation split (all 150 rows train), 200 epochs (2000 "
             "updates)");
   EXPECT_NO_THROW(cfg::validate(c));
+  // 2,000 rows are still a small table; 2,001 keep the validation split.
+  cfg::Config small, more;
+  cfg::fit_to_data(small, {.rows = 2000, .features = 4, .classes = 3}, {});
+  cfg::fit_to_data(more, {.rows = 2001, .features = 4, .classes = 3}, {});
+  EXPECT_EQ(small.data.val_split, 0.0);
+  EXPECT_EQ(more.data.val_split, 0.1);
 }
 
-TEST(FitToData, MidSizeKeepsTheSplitAndStopsEarly) {
+TEST(FitToData, MidSizeKeepsTheSplit) {
   cfg::Config c;
-  const cfg::FittedDefaults f = cfg::fit_to_data(c, {.rows = 2000, .features = 10, .classes = 2}, {});
-  EXPECT_EQ(c.train.batch_size, 32);  // 2000 / 32 = 62 -> 32
+  const cfg::FittedDefaults f = cfg::fit_to_data(c, {.rows = 3000, .features = 10, .classes = 2}, {});
+  EXPECT_EQ(c.train.batch_size, 64);  // 3000 / 32 = 93 -> 64
   EXPECT_EQ(c.data.val_split, 0.1);
-  EXPECT_EQ(c.train.epochs, 88);  // 1,800 rows train: 57 batches; 5,000 / 57 -> 88
-  EXPECT_EQ(c.train.early_stopping, 10);
-  EXPECT_THAT(f.choices, ElementsAre("batch 32", "up to 88 epochs (5016 updates)",
-                                     "early stopping after 10 epochs without a better validation loss"));
+  EXPECT_EQ(c.train.epochs, 117);  // 2,700 rows train: 43 batches; 5,000 / 43 -> 117
+  EXPECT_EQ(c.train.early_stopping, 0);
+  EXPECT_THAT(f.choices, ElementsAre("batch 64", "117 epochs (5031 updates)"));
   EXPECT_NO_THROW(cfg::validate(c));
 }
 
@@ -62,7 +66,7 @@ TEST(FitToData, GivenKeysWin) {
   EXPECT_EQ(c.data.val_split, 0.0);
   EXPECT_THAT(f.summary, HasSubstr("200 epochs (200 updates)"));
 
-  // Given epochs: no early stopping is added; a given validation split stays.
+  // Given epochs and validation split stay; the batch is still fitted.
   cfg::Config d;
   d.train.epochs = 30;
   d.data.val_split = 0.2;
@@ -72,12 +76,15 @@ TEST(FitToData, GivenKeysWin) {
   EXPECT_EQ(d.train.early_stopping, 0);
   EXPECT_EQ(d.train.batch_size, 16);
 
-  // A given validation split on a small table: more epochs, so early stopping on it.
+  // Given early stopping: the epochs are a maximum.
   cfg::Config e;
   e.data.val_split = 0.2;
-  cfg::fit_to_data(e, {.rows = 500, .features = 3, .classes = 2}, {"data.val_split"});
-  EXPECT_EQ(e.train.epochs, 200);
-  EXPECT_EQ(e.train.early_stopping, 10);
+  e.train.early_stopping = 5;
+  const cfg::FittedDefaults fe = cfg::fit_to_data(e, {.rows = 500, .features = 3, .classes = 2},
+                                                  {"data.val_split", "train.early_stopping"});
+  EXPECT_EQ(e.train.epochs, 200);  // 400 rows train: 25 batches of 16
+  EXPECT_EQ(e.train.early_stopping, 5);
+  EXPECT_EQ(fe.summary, "defaults for 500 rows: batch 16, up to 200 epochs (5000 updates)");
 
   // Everything given (a run's own config.toml read back): nothing changes.
   std::vector<std::string> all;
