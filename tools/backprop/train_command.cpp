@@ -147,7 +147,8 @@ int run_train(const TrainArgs& args) {
 
   // ---- data, network, optimiser --------------------------------------------------------------------------
   TrainingData data = load_training_data(cfg);
-  if (!resuming) {  // the keys not given, fitted to the data's size; a new validation split reads it again
+  // A table's keys that were not given, fitted to its size; a new validation split reads it again.
+  if (!resuming && data.preprocessing.input == "table") {
     const double split = cfg.data.val_split;
     const bp::config::FittedDefaults fitted =
         bp::config::fit_to_data(eff.config,
