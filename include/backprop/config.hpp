@@ -152,7 +152,7 @@ struct FittedDefaults {
 /// keys the user did not give (`given`: the keys a configuration file or a flag set; those are left alone).
 /// With n = shape.rows:
 ///   train.batch_size      128, or the largest power of two <= n / 32 when smaller, but at least 16
-///   data.val_split        0 up to 2,000 rows (a tenth of a small table is too few rows to judge by, and
+///   data.val_split        0 up to 1,000 rows (a tenth of a small table is too few rows to judge by, and
 ///                         too many to lose from training); else unchanged
 ///   train.epochs          enough for about 5,000 updates, between 30 and 200
 /// From 4,096 rows the batch stays 128, and from 23,610 rows (with the 0.1 validation split) nothing changes:

@@ -13,7 +13,7 @@ namespace {
 constexpr std::int64_t kLargestBatch = 128;  // the default batch, kept for large data
 constexpr std::int64_t kSmallestBatch = 16;
 constexpr std::int64_t kRowsPerBatch = 32;    // at least this many batches per epoch below 4,096 rows
-constexpr std::int64_t kSmallTable = 2000;    // up to this: no validation split
+constexpr std::int64_t kSmallTable = 1000;    // up to this: no validation split
 constexpr std::int64_t kUpdateBudget = 5000;  // updates the epochs aim for
 constexpr std::int64_t kFewestEpochs = 30, kMostEpochs = 200;
 

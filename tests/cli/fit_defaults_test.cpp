@@ -37,10 +37,10 @@ TEST(FitToData, SmallTableTrainsOnEveryRowWithSmallBatchesForMoreEpochs) {
             "defaults for 150 rows: batch 16, no validation split (all 150 rows train), 200 epochs (2000 "
             "updates)");
   EXPECT_NO_THROW(cfg::validate(c));
-  // 2,000 rows are still a small table; 2,001 keep the validation split.
+  // 1,000 rows are still a small table; 1,001 keep the validation split.
   cfg::Config small, more;
-  cfg::fit_to_data(small, {.rows = 2000, .features = 4, .classes = 3}, {});
-  cfg::fit_to_data(more, {.rows = 2001, .features = 4, .classes = 3}, {});
+  cfg::fit_to_data(small, {.rows = 1000, .features = 4, .classes = 3}, {});
+  cfg::fit_to_data(more, {.rows = 1001, .features = 4, .classes = 3}, {});
   EXPECT_EQ(small.data.val_split, 0.0);
   EXPECT_EQ(more.data.val_split, 0.1);
 }
