@@ -133,7 +133,7 @@ std::string to_toml(const Config& config);
 /// the schedule's arguments, early stopping needs a validation split. Throws ConfigError naming the keys.
 void validate(const Config& config);
 
-/// What fit_to_data needs to know of the training data.
+/// What fit_to_data knows of the training data (its present rules read only `rows`).
 struct DataShape {
   std::int64_t rows = 0;      // training examples before the validation split
   std::int64_t features = 0;  // inputs per example
@@ -142,8 +142,8 @@ struct DataShape {
 
 /// The choices fit_to_data made.
 struct FittedDefaults {
-  std::vector<std::string>
-      choices;  // one phrase per key it set: "batch 16", "200 epochs (2000 updates)", ...
+  /// One phrase per key it set: "batch 16", "200 epochs (2000 updates)", ...
+  std::vector<std::string> choices;
   /// "defaults for 150 rows: batch 16, up to 200 epochs, ..." (for a log line); "" when nothing changed.
   std::string summary;
 };
@@ -158,7 +158,7 @@ struct FittedDefaults {
 /// From 4,096 rows the batch stays 128, and from 23,610 rows (with the 0.1 validation split) nothing changes:
 /// Fashion-MNIST trains exactly as configured. Writes the choices into `config`, so that to_toml() records
 /// them: a run started from that file, where every key is given, repeats the run. Throws ConfigError when
-/// rows < 1.
+/// rows < 1 or `given` holds an unknown key.
 FittedDefaults fit_to_data(Config& config, const DataShape& shape, const std::vector<std::string>& given);
 
 /// The parsed form of OptimizerConfig::schedule.

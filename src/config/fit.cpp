@@ -12,7 +12,7 @@ namespace {
 
 constexpr std::int64_t kLargestBatch = 128;  // the default batch, kept for large data
 constexpr std::int64_t kSmallestBatch = 16;
-constexpr std::int64_t kRowsPerBatch = 32;    // at least this many batches per epoch below 4,096 rows
+constexpr std::int64_t kRowsPerBatch = 32;    // the batch is at most rows / 32 (within the two bounds)
 constexpr std::int64_t kSmallTable = 1000;    // up to this: no validation split
 constexpr std::int64_t kUpdateBudget = 5000;  // updates the epochs aim for
 constexpr std::int64_t kFewestEpochs = 30, kMostEpochs = 200;
@@ -49,11 +49,12 @@ FittedDefaults fit_to_data(Config& config, const DataShape& shape, const std::ve
   if (!is_given(given, "data.val_split") && n <= kSmallTable) config.data.val_split = 0.0;
   note("data.val_split", "no validation split (all " + std::to_string(n) + " rows train)");
 
-  // The rows left for training after the split, counted as train_validation_split counts them.
-  const std::int64_t train_rows =
-      n - static_cast<std::int64_t>(std::llround(static_cast<double>(n) * config.data.val_split));
+  // The rows left for training after the split, counted as train_validation_split counts them (at least 1:
+  // a split that leaves none is the data loader's error to report).
+  const std::int64_t train_rows = std::max<std::int64_t>(
+      1, n - static_cast<std::int64_t>(std::llround(static_cast<double>(n) * config.data.val_split)));
   const std::int64_t batch = t.batch_size == 0 ? train_rows : std::min(t.batch_size, train_rows);
-  const std::int64_t updates_per_epoch = (std::max<std::int64_t>(train_rows, 1) + batch - 1) / batch;
+  const std::int64_t updates_per_epoch = (train_rows + batch - 1) / batch;
   // No early stopping is added: on the validation loss it stopped too soon on tables (docs/train.md).
   if (!is_given(given, "train.epochs")) {
     const std::int64_t epochs = (kUpdateBudget + updates_per_epoch - 1) / updates_per_epoch;

@@ -104,6 +104,11 @@ TEST(FitToData, FullBatchCountsOneUpdatePerEpoch) {
 
 TEST(FitToData, RejectsEmptyDataAndUnknownKeys) {
   cfg::Config c;
+  // One row and a given split that leaves none to train: counted as one batch, not a division by zero.
+  cfg::Config one;
+  one.data.val_split = 0.9;
+  cfg::fit_to_data(one, {.rows = 1, .features = 3, .classes = 2}, {"data.val_split"});
+  EXPECT_EQ(one.train.epochs, 200);
   EXPECT_THROW(cfg::fit_to_data(c, {.rows = 0, .features = 3, .classes = 2}, {}), bp::ConfigError);
   try {
     cfg::fit_to_data(c, {.rows = 10, .features = 3, .classes = 2}, {"train.epoch"});
