@@ -10,6 +10,7 @@
 //   bp::config::Config cfg = bp::config::load_toml("run.toml");          // defaults, then the file
 //   bp::config::set(cfg, "optimizer.lr", "0.01", "--lr");                 // a flag overrides the file
 //   bp::config::validate(cfg);                                            // cross-key checks
+//   bp::config::fit_to_data(cfg, {.rows = 150, .features = 4, .classes = 3}, {"optimizer.lr"});
 //   std::cout << bp::config::to_toml(cfg);                                // parses back to the same Config
 //
 // Example file:
@@ -117,14 +118,16 @@ void set(Config& config, const std::string& key, const std::string& text, const 
 /// The value of `key` as TOML text ("0.05", "[256, 128]", "\"relu\""). Throws ConfigError on an unknown key.
 std::string get(const Config& config, const std::string& key);
 
-/// Parses TOML text over the defaults. `source` names the text in messages (a file name). Throws ConfigError:
-/// "<source>:<line>:<column>: TOML syntax error: ..."; an unknown section or key, with a did-you-mean
-/// suggestion; a value of the wrong type or out of range, naming the key, the expected type or range and the
-/// value found.
-Config parse_toml(std::string_view text, const std::string& source = "config");
+/// Parses TOML text over the defaults. `source` names the text in messages (a file name). When `keys_set` is
+/// given, the keys the text sets ("train.epochs", ...) are appended to it (see fit_to_data). Throws
+/// ConfigError: "<source>:<line>:<column>: TOML syntax error: ..."; an unknown section or key, with a
+/// did-you-mean suggestion; a value of the wrong type or out of range, naming the key, the expected type or
+/// range and the value found.
+Config parse_toml(std::string_view text, const std::string& source = "config",
+                  std::vector<std::string>* keys_set = nullptr);
 
 /// Reads and parses a TOML file (FileError if it cannot be read, ConfigError as parse_toml).
-Config load_toml(const std::string& path);
+Config load_toml(const std::string& path, std::vector<std::string>* keys_set = nullptr);
 
 /// The whole configuration as TOML, one commented line per key, sections in the order of Config. Parsing the
 /// result gives back an equal Config.
@@ -133,6 +136,34 @@ std::string to_toml(const Config& config);
 /// Cross-key checks that single keys cannot make: the loss fits the task, nesterov needs momentum,
 /// the schedule's arguments, early stopping needs a validation split. Throws ConfigError naming the keys.
 void validate(const Config& config);
+
+/// What fit_to_data knows of the training data (its present rules read only `rows`).
+struct DataShape {
+  std::int64_t rows = 0;      // training examples before the validation split
+  std::int64_t features = 0;  // inputs per example
+  std::int64_t classes = 0;   // classification: the number of classes; regression: 0
+};
+
+/// The choices fit_to_data made.
+struct FittedDefaults {
+  /// One phrase per key it set: "batch 16", "200 epochs (2000 updates)", ...
+  std::vector<std::string> choices;
+  /// "defaults for 150 rows: batch 16, up to 200 epochs, ..." (for a log line); "" when nothing changed.
+  std::string summary;
+};
+
+/// Adapts the defaults that were written for Fashion-MNIST's 60,000 images to the size of the data, for the
+/// keys the user did not give (`given`: the keys a configuration file or a flag set; those are left alone).
+/// With n = shape.rows:
+///   train.batch_size      128, or the largest power of two <= n / 32 when smaller, but at least 16
+///   data.val_split        0 up to 1,000 rows (a tenth of a small table is too few rows to judge by, and
+///                         too many to lose from training); else unchanged
+///   train.epochs          enough for about 5,000 updates, between 30 and 200
+/// From 4,096 rows the batch stays 128, and from 23,610 rows (with the 0.1 validation split) nothing changes:
+/// Fashion-MNIST trains exactly as configured. Writes the choices into `config`, so that to_toml() records
+/// them: a run started from that file, where every key is given, repeats the run. Throws ConfigError when
+/// rows < 1 or `given` holds an unknown key.
+FittedDefaults fit_to_data(Config& config, const DataShape& shape, const std::vector<std::string>& given);
 
 /// The parsed form of OptimizerConfig::schedule.
 struct Schedule {

@@ -88,7 +88,7 @@ std::string unknown_key(const std::string& where, const std::string& key) {
 
 }  // namespace
 
-Config parse_toml(std::string_view text, const std::string& source) {
+Config parse_toml(std::string_view text, const std::string& source, std::vector<std::string>* keys_set) {
   detail::check_non_ascii_outside_strings(text, source);
   toml::table root;
   try {
@@ -114,13 +114,14 @@ Config parse_toml(std::string_view text, const std::string& source) {
       if (!def) throw ConfigError(unknown_key(key_where, full));
       detail::store(config, *def, from_node(*def, node, at(source, node.source())),
                     at(source, node.source()));
+      if (keys_set) keys_set->push_back(full);
     }
   }
   return config;
 }
 
-Config load_toml(const std::string& path) {
-  return parse_toml(io::read_file(path, 1 << 20), path);
+Config load_toml(const std::string& path, std::vector<std::string>* keys_set) {
+  return parse_toml(io::read_file(path, 1 << 20), path, keys_set);
 }
 
 std::string to_toml(const Config& config) {

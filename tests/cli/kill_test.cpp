@@ -57,10 +57,11 @@ double wait_for_first_checkpoint(pid_t pid, const std::string& out) {
 TEST(KillTest, FiftyKillsAtRandomMomentsLoseNothing) {
   Scratch s;
   clitest::write(s.path("blobs.csv"), clitest::blobs_csv(5, 40));  // 108 training rows: 9 batches of 12
-  const std::string args = "train --data " + s.path("blobs.csv") +
-                           " --layers 16 --dropout 0.3 --batch-size 12 --optimizer momentum --lr 0.05 "
-                           "--schedule step:2:0.8 --threads 1 --seed 4 --grad-flow 5 --epochs 8 "
-                           "--checkpoint-every 1 --quiet ";
+  const std::string args =
+      "train --data " + s.path("blobs.csv") +
+      " --layers 16 --dropout 0.3 --val-split 0.1 --batch-size 12 --optimizer momentum --lr 0.05 "
+      "--schedule step:2:0.8 --threads 1 --seed 4 --grad-flow 5 --epochs 8 "
+      "--checkpoint-every 1 --quiet ";
 
   // The uninterrupted run, timed with the same slow saves: when its first checkpoint appeared and when it
   // ended.

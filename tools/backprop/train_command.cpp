@@ -61,6 +61,7 @@ struct Effective {
   bp::config::Config config;
   std::string checkpoint;  // when resuming
   bp::io::Checkpoint saved;
+  std::vector<std::string> given;  // keys set by --config or a flag: fit_to_data leaves them alone
 };
 
 Effective effective_config(const TrainArgs& a) {
@@ -89,8 +90,11 @@ Effective effective_config(const TrainArgs& a) {
           "); only --epochs, --checkpoint-every, --threads, --grad-flow and --detect-anomaly may change");
     }
   } else {
-    e.config = a.config_file.empty() ? bp::config::Config{} : bp::config::load_toml(a.config_file);
-    for (const Override& o : a.overrides) bp::config::set(e.config, o.key, o.text, o.flag);
+    e.config = a.config_file.empty() ? bp::config::Config{} : bp::config::load_toml(a.config_file, &e.given);
+    for (const Override& o : a.overrides) {
+      bp::config::set(e.config, o.key, o.text, o.flag);
+      e.given.push_back(o.key);
+    }
   }
   bp::config::validate(e.config);
   return e;
@@ -120,7 +124,7 @@ int run_train(const TrainArgs& args) {
   const Parallel* mpi = Parallel::current();
   const bool distributed = mpi != nullptr && mpi->ranks() > 1;
   const bool root = mpi == nullptr || mpi->root();
-  const Effective eff = effective_config(args);  // every rank reads (and, resuming, validates) the checkpoint
+  Effective eff = effective_config(args);  // every rank reads (and, resuming, validates) the checkpoint
   const bp::config::Config& cfg = eff.config;
   if (args.print_config) {
     if (root) std::cout << bp::config::to_toml(cfg);
@@ -143,6 +147,18 @@ int run_train(const TrainArgs& args) {
 
   // ---- data, network, optimiser --------------------------------------------------------------------------
   TrainingData data = load_training_data(cfg);
+  // A table's keys that were not given, fitted to its size; a new validation split reads it again.
+  if (!resuming && data.preprocessing.input == "table") {
+    const double split = cfg.data.val_split;
+    const bp::config::FittedDefaults fitted =
+        bp::config::fit_to_data(eff.config,
+                                {.rows = data.train.size() + data.validation.size(),
+                                 .features = data.train.num_features(),
+                                 .classes = data.train.num_classes},
+                                eff.given);
+    if (cfg.data.val_split != split) data = load_training_data(cfg);
+    if (talk && !fitted.summary.empty()) std::fprintf(stderr, "%s\n", fitted.summary.c_str());
+  }
   const bool regression = data.train.task == bp::data::Task::regression;
   const std::int64_t outputs = regression ? data.train.targets.size(1) : data.train.num_classes;
   BP_CHECK(regression || outputs >= 2, FileError, data.name,
