@@ -79,7 +79,7 @@ OwnSgemm own_sgemm(const KernelConfig& config) {
   return nullptr;
 }
 
-bool own_sgemm_fits(DType dtype, bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k) {
+bool own_sgemm_fits(Isa isa, DType dtype, bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k) {
   // Measured side by side with OpenBLAS 0.3.21 on Zen 4 (bench_micro BM_Sgemm, docs/performance.md). With
   // op(B) = B (the backward products dX = dY W and dW = dY^T X) the own kernel is 6-22% faster from 8 rows
   // and 16 steps of k up, where OpenBLAS packs both operands for little work; it loses on a single row (m = 1
@@ -90,13 +90,18 @@ bool own_sgemm_fits(DType dtype, bool ta, bool tb, std::int64_t m, std::int64_t 
   // the thread count.
   if (dtype != f32 || !own_sgemm_supports(ta, tb) || k < 16 || m * n * k > (std::int64_t{1} << 27))
     return false;
-  return !(tb ? (m < 32 || n < 16) : m < 8);
+  if (tb ? (m < 32 || n < 16) : m < 8) return false;
+  // The AVX2 variant, against OpenBLAS's Haswell kernels on the same CPU (bench_micro BM_Sgemm with
+  // OPENBLAS_CORETYPE=Haswell, docs/performance.md), wins only on x W^T with few rows (the swapped form,
+  // 16-18% faster) and loses 2-70% on the other shapes.
+  return isa != Isa::avx2 || (tb && 2 * m <= n);
 }
 
 }  // namespace
 
 bool use_own_sgemm(DType dtype, bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k) {
-  return own_sgemm_fits(dtype, ta, tb, m, n, k) && own_sgemm(kernel_config()) != nullptr;
+  const KernelConfig config = kernel_config();
+  return own_sgemm_fits(config.isa, dtype, ta, tb, m, n, k) && own_sgemm(config) != nullptr;
 }
 
 void gemm_raw(DType dtype, const void* a, std::int64_t lda, bool ta, const void* b, std::int64_t ldb, bool tb,
@@ -117,7 +122,7 @@ void gemm_raw(DType dtype, const void* a, std::int64_t lda, bool ta, const void*
   // product's shape). Every element of C is then computed with the same summation order whatever the thread
   // count, so results are bit-identical with 1 or N threads.
   const KernelConfig config = kernel_config();
-  const OwnSgemm own = own_sgemm_fits(dtype, ta, tb, m, n, k) ? own_sgemm(config) : nullptr;
+  const OwnSgemm own = own_sgemm_fits(config.isa, dtype, ta, tb, m, n, k) ? own_sgemm(config) : nullptr;
   const std::size_t esize = dtype_size(dtype);
   auto rows_of_c = [&](std::int64_t r0, std::int64_t mi) {
     // Row r0 of op(A): row r0 of A, or column r0 of A when A is used transposed.

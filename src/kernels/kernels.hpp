@@ -79,7 +79,8 @@ void gemm_raw(DType dtype, const void* a, std::int64_t lda, bool transpose_a, co
               bool transpose_b, void* c, std::int64_t m, std::int64_t n, std::int64_t k, double alpha,
               double beta);
 /// Whether gemm_raw computes this product with backprop's own kernel (f32, op(B) = B, m >= 8, k >= 16,
-/// m n k <= 2^27, kernel_config() with Sgemm::own and the AVX2 or AVX-512 variant) rather than OpenBLAS. A
+/// m n k <= 2^27, kernel_config() with Sgemm::own and the AVX-512 variant; the AVX2 variant only for
+/// x W^T with 2 m <= n) rather than OpenBLAS. A
 /// function of the shape and the configuration only, so the same kernel serves a product whatever the thread
 /// count.
 bool use_own_sgemm(DType dtype, bool transpose_a, bool transpose_b, std::int64_t m, std::int64_t n,

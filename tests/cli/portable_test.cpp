@@ -135,7 +135,7 @@ TEST_F(Portable, TrainingLearnsOnOlderCpus) {
     const auto r =
         emulate(s, qemu, cpu.model, clitest::kCli,
                 "train --data " + quote(s.path("train.csv")) + " --test-data " + quote(s.path("test.csv")) +
-                    kTrainFlags + " --layers 32,32 --out " + quote(run));
+                    kTrainFlags + " --layers 64,64 --out " + quote(run));
     ASSERT_EQ(r.code, 0) << cpu.model << ": " << r.all();
     const auto summary = nlohmann::json::parse(r.out);
     EXPECT_GE(summary["test"]["accuracy"].get<double>(), 0.9) << cpu.model << ": " << r.out;

@@ -112,17 +112,18 @@ TEST(IsaVariants, OptimiserUpdatesAgreeWithTheBaseline) {
     }
 }
 
-// Three SGD steps of a 40-64-64-3 MLP at batch 64: products large enough for the own kernels (forward x W^T,
-// dX = dY W, dW = dY^T X), ReLU, softmax cross-entropy, momentum updates. The parameters after them.
+// Three SGD steps of a 40-128-64-3 MLP at batch 32: products large enough for the own kernels (forward
+// x W^T in the swapped form, which both own variants take; dX = dY W, dW = dY^T X), ReLU, softmax
+// cross-entropy, momentum updates. The parameters after them.
 std::vector<double> run_mlp() {
   bp::Generator gen(3);
-  bp::nn::Sequential net{bp::nn::Linear(40, 64, gen), bp::nn::ReLU(), bp::nn::Linear(64, 64, gen),
+  bp::nn::Sequential net{bp::nn::Linear(40, 128, gen), bp::nn::ReLU(), bp::nn::Linear(128, 64, gen),
                          bp::nn::ReLU(), bp::nn::Linear(64, 3, gen)};
   bp::optim::SGD opt(net.parameters(), {.lr = 0.1, .momentum = 0.9});
-  const bp::Tensor x = bp::randn({64, 40}, gen);
-  std::vector<double> labels(64);
+  const bp::Tensor x = bp::randn({32, 40}, gen);
+  std::vector<double> labels(32);
   for (std::size_t i = 0; i < labels.size(); ++i) labels[i] = static_cast<double>(i % 3);
-  const bp::Tensor y = bp::from_vector(labels, {64});  // class indices as numbers
+  const bp::Tensor y = bp::from_vector(labels, {32});  // class indices as numbers
   bp::loss::CrossEntropy ce;
   for (int step = 0; step < 3; ++step) {
     opt.zero_grad();

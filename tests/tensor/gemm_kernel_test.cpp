@@ -258,7 +258,7 @@ TEST(GemmKernel, DispatchIsByShapeOnly) {
   EXPECT_FALSE(bp::kernels::use_own_sgemm(bp::f32, false, false, 32, 128, 10));
   EXPECT_FALSE(bp::kernels::use_own_sgemm(bp::f32, false, false, 1024, 1024, 1024));
   EXPECT_FALSE(bp::kernels::use_own_sgemm(bp::f32, false, true, 8, 256, 784));
-  EXPECT_EQ(bp::kernels::use_own_sgemm(bp::f32, true, false, 256, 784, 32), !variants().empty());
+  EXPECT_EQ(bp::kernels::use_own_sgemm(bp::f32, false, true, 32, 256, 784), !variants().empty());
   const int saved = bp::get_num_threads();
   bp::set_num_threads(1);
   const bool one = bp::kernels::use_own_sgemm(bp::f32, false, false, 32, 256, 128);
@@ -267,8 +267,8 @@ TEST(GemmKernel, DispatchIsByShapeOnly) {
   bp::set_num_threads(saved);
 }
 
-// The kernel configuration chooses who computes a product: the own kernel of the configured variant, or
-// OpenBLAS for Sgemm::openblas and for the baseline variant.
+// The kernel configuration chooses who computes a product: the own kernel of the configured variant (AVX2:
+// only x W^T with few rows, where it measured faster), or OpenBLAS for Sgemm::openblas and the baseline.
 TEST(KernelConfig, ChoosesTheProductKernel) {
   ConfigGuard guard;
   EXPECT_EQ(guard.saved.isa, bp::best_isa());  // the default: the widest variant this CPU runs
@@ -279,8 +279,11 @@ TEST(KernelConfig, ChoosesTheProductKernel) {
     for (bp::Sgemm sgemm : {bp::Sgemm::own, bp::Sgemm::openblas}) {
       bp::set_kernel_config({.isa = isa, .sgemm = sgemm});
       EXPECT_EQ(bp::kernel_config().isa, isa);
-      EXPECT_EQ(bp::kernels::use_own_sgemm(bp::f32, true, false, 256, 784, 32),
-                sgemm == bp::Sgemm::own && isa != bp::Isa::baseline)
+      const bool own = sgemm == bp::Sgemm::own && isa != bp::Isa::baseline;
+      // x W^T at batch 32 (the swapped form) in both own variants; dW = dY^T X only in the AVX-512 one.
+      EXPECT_EQ(bp::kernels::use_own_sgemm(bp::f32, false, true, 32, 256, 784), own)
+          << bp::isa_name(isa) << " " << (sgemm == bp::Sgemm::own ? "own" : "openblas");
+      EXPECT_EQ(bp::kernels::use_own_sgemm(bp::f32, true, false, 256, 784, 32), own && isa == bp::Isa::avx512)
           << bp::isa_name(isa) << " " << (sgemm == bp::Sgemm::own ? "own" : "openblas");
     }
   }
