@@ -19,7 +19,8 @@ namespace fs = std::filesystem;
 using clitest::quote;
 using clitest::Scratch;
 
-// The emulated CPUs and the kernel variant each must get.
+// The emulated CPUs and the kernel variant each must get. (Not qemu64: it is an AMD K8, for which OpenBLAS
+// picks kernels with 3DNow! instructions, which qemu does not emulate.)
 struct Cpu {
   const char* model;
   const char* isa;
