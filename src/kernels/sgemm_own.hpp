@@ -1,6 +1,6 @@
 // Internal: backprop's own f32 GEMM micro-kernels, used by gemm_raw in place of OpenBLAS on the small, skinny
 // products of an MLP step, where OpenBLAS spends a large share of its time packing its operands. One generic
-// kernel (sgemm_tiles.inl) compiled twice, with target attributes: for AVX-512F (sgemm_avx512.cpp) and for
+// kernel (sgemm_tiles.inl) compiled twice, under #pragma GCC target: for AVX-512F (sgemm_avx512.cpp) and for
 // AVX2 + FMA (sgemm_avx2.cpp). gemm_raw calls the variant of kernel_config().isa (none for the baseline).
 //
 //   if (backprop::cpu_supports(backprop::Isa::avx512))
