@@ -14,9 +14,9 @@
 #include <backprop/backprop.hpp>
 #include <vector>
 
-#include "kernels/gemm_avx512.hpp"
 #include "kernels/kernels.hpp"
 #include "kernels/row_pool.hpp"
+#include "kernels/sgemm_own.hpp"
 
 namespace bp = backprop;
 
@@ -181,14 +181,17 @@ const SgemmShape kSgemmShapes[] = {
     {true, false, 1024, 1024, 512},
 };
 
-// range(0): index into kSgemmShapes; range(1): 0 = OpenBLAS, 1 = own kernel.
+// range(0): index into kSgemmShapes; range(1): 0 = OpenBLAS, 1 = own kernel for AVX-512, 2 = own kernel for
+// AVX2 + FMA.
 void BM_Sgemm(benchmark::State& state) {
   const SgemmShape s = kSgemmShapes[state.range(0)];
-  const bool own = state.range(1) == 1;
-  if (own && (!bp::kernels::avx512::available() || !bp::kernels::avx512::supports(s.ta, s.tb))) {
+  const bool own = state.range(1) != 0;
+  const bp::Isa isa = state.range(1) == 1 ? bp::Isa::avx512 : bp::Isa::avx2;
+  if (own && (!bp::cpu_supports(isa) || !bp::kernels::own_sgemm_supports(s.ta, s.tb))) {
     state.SkipWithError("own kernel not available for this CPU or transpose combination");
     return;
   }
+  const auto own_sgemm = isa == bp::Isa::avx512 ? &bp::kernels::avx512::sgemm : &bp::kernels::avx2::sgemm;
   const int lda = s.ta ? s.m : s.k, ldb = s.tb ? s.k : s.n;
   std::vector<float> a(static_cast<std::size_t>((s.ta ? s.k : s.m) * lda), 0.5f);
   std::vector<float> b(static_cast<std::size_t>((s.tb ? s.n : s.k) * ldb), 0.25f);
@@ -197,8 +200,7 @@ void BM_Sgemm(benchmark::State& state) {
   omp_set_num_threads(1);  // OpenBLAS's OpenMP build reads this on every call
   for (auto _ : state) {
     if (own)
-      bp::kernels::avx512::sgemm(s.ta, s.tb, s.m, s.n, s.k, 1.0f, a.data(), lda, b.data(), ldb, 0.0f,
-                                 c.data(), s.n);
+      own_sgemm(s.ta, s.tb, s.m, s.n, s.k, 1.0f, a.data(), lda, b.data(), ldb, 0.0f, c.data(), s.n);
     else
       cblas_sgemm(CblasRowMajor, s.ta ? CblasTrans : CblasNoTrans, s.tb ? CblasTrans : CblasNoTrans, s.m, s.n,
                   s.k, 1.0f, a.data(), lda, b.data(), ldb, 0.0f, c.data(), s.n);
@@ -207,11 +209,13 @@ void BM_Sgemm(benchmark::State& state) {
   omp_set_num_threads(saved);
   state.SetItemsProcessed(state.iterations() * 2 * std::int64_t{s.m} * s.n * s.k);
   state.SetLabel(std::string(s.ta ? "T" : "N") + (s.tb ? "T " : "N ") + std::to_string(s.m) + "x" +
-                 std::to_string(s.n) + "x" + std::to_string(s.k) + (own ? " own" : " openblas"));
+                 std::to_string(s.n) + "x" + std::to_string(s.k) +
+                 (own ? std::string(" own ") + bp::isa_name(isa) : std::string(" openblas")));
 }
-// OpenBLAS and own kernel side by side for each shape, so that drifting load hits both alike.
+// OpenBLAS and the own kernels side by side for each shape, so that drifting load hits them alike.
 BENCHMARK(BM_Sgemm)->ArgNames({"shape", "own"})->Apply([](benchmark::internal::Benchmark* b) {
-  for (int i = 0; i < static_cast<int>(std::size(kSgemmShapes)); ++i) b->Args({i, 0})->Args({i, 1});
+  for (int i = 0; i < static_cast<int>(std::size(kSgemmShapes)); ++i)
+    b->Args({i, 0})->Args({i, 1})->Args({i, 2});
 });
 
 // ---- fork-join: what one OpenMP parallel region costs (the reason for the parallel thresholds) ---

@@ -9,6 +9,7 @@
 //   bench_mlp --mode infer --hidden 256,128                 # single-example latency, batch-1024 throughput
 //   bench_mlp --mode checkpoint --depth 32 --width 512 --batch 256 --every 4
 //   bench_mlp --mode steps --steps 20 --batch 32 --hidden 64    # fixed random data, for callgrind
+//   bench_mlp --isa avx2 --sgemm openblas --split-macs 4194304  # kernel configuration (kernels.hpp)
 //
 // Output fields: epoch_s (median over epochs after the first), epoch_times, samples_per_s, test_accuracy,
 // peak_rss_mib, os_allocs_per_step (system allocations of tensor storage per step, after the first epoch),
@@ -51,7 +52,20 @@ struct Args {
   std::int64_t width = 512;
   int every = 4;
   int steps = 5;
+  bp::KernelConfig kernels = bp::kernel_config();
 };
+
+bp::Isa parse_isa(const std::string& s) {
+  for (bp::Isa isa : {bp::Isa::baseline, bp::Isa::avx2, bp::Isa::avx512})
+    if (s == bp::isa_name(isa)) return isa;
+  throw bp::ValueError("bench_mlp: --isa must be baseline, avx2 or avx512, got " + s);
+}
+
+bp::Sgemm parse_sgemm(const std::string& s) {
+  if (s == "own") return bp::Sgemm::own;
+  if (s == "openblas") return bp::Sgemm::openblas;
+  throw bp::ValueError("bench_mlp: --sgemm must be own or openblas, got " + s);
+}
 
 std::vector<std::int64_t> parse_list(const std::string& s) {
   std::vector<std::int64_t> out;
@@ -94,6 +108,12 @@ Args parse(int argc, char** argv) {
       a.every = std::stoi(next());
     else if (k == "--steps")
       a.steps = std::stoi(next());
+    else if (k == "--isa")
+      a.kernels.isa = parse_isa(next());
+    else if (k == "--sgemm")
+      a.kernels.sgemm = parse_sgemm(next());
+    else if (k == "--split-macs")
+      a.kernels.gemm_split_macs = std::stoll(next());
     else
       throw bp::ValueError("bench_mlp: unknown option " + k);
   }
@@ -240,7 +260,9 @@ int run_train(const Args& a) {
   std::vector<double> timed(epoch_times.begin() + (epoch_times.size() > 1 ? 1 : 0), epoch_times.end());
   const double epoch_s = median(timed);
   std::cout << "{\"impl\": \"backprop\", \"mode\": \"train\", \"batch\": " << a.batch
-            << ", \"threads\": " << a.threads << ", \"hidden\": \"" <<
+            << ", \"threads\": " << a.threads << ", \"isa\": \"" << bp::isa_name(bp::kernel_config().isa)
+            << "\", \"sgemm\": \"" << (bp::kernel_config().sgemm == bp::Sgemm::own ? "own" : "openblas")
+            << "\", \"hidden\": \"" <<
       [&] {
         std::string s;
         for (auto h : a.hidden) s += (s.empty() ? "" : ",") + std::to_string(h);
@@ -372,6 +394,7 @@ int main(int argc, char** argv) {
   try {
     const Args a = parse(argc, argv);
     bp::set_num_threads(a.threads);
+    bp::set_kernel_config(a.kernels);
     if (a.mode == "train") return run_train(a);
     if (a.mode == "infer") return run_infer(a);
     if (a.mode == "steps") return run_steps(a);

@@ -13,6 +13,7 @@
 #include <backprop/generator.hpp>
 #include <backprop/gradcheck.hpp>
 #include <backprop/io.hpp>
+#include <backprop/kernels.hpp>
 #include <backprop/loss.hpp>
 #include <backprop/memory.hpp>
 #include <backprop/nn.hpp>

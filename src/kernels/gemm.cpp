@@ -1,20 +1,17 @@
-// Matrix products: backprop's own AVX-512 kernels (gemm_avx512.cpp) on the small products where they measured
-// faster, CBLAS (OpenBLAS) for everything else. Transposes are passed as flags, never materialised.
+// Matrix products: backprop's own kernels (sgemm_own.hpp, the AVX-512 or AVX2 variant that kernel_config()
+// names) on the small products where they measured faster, CBLAS (OpenBLAS) for everything else. Transposes
+// are passed as flags, never materialised.
 #include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
-#include <backprop/error.hpp>
+#include <backprop/kernels.hpp>
 #include <backprop/threads.hpp>
-#include <cerrno>
-#include <cstdlib>
 #include <cstring>
-#include <string>
-#include <string_view>
 
-#include "kernels/gemm_avx512.hpp"
 #include "kernels/kernels.hpp"
 #include "kernels/row_pool.hpp"
+#include "kernels/sgemm_own.hpp"
 
 namespace backprop::kernels {
 
@@ -52,43 +49,37 @@ void blas_call(DType dtype, CBLAS_TRANSPOSE opa, CBLAS_TRANSPOSE opb, int m, int
 //   batch 32); under load such small blocks made batch 32 1.3-2.2x slower than one thread (a helper
 //   preempted inside its block holds the caller up), so there they pause.
 // With OpenMP's fork-join, splitting below 2^24 had made the small nets 5-20x slower on a busy machine.
-// BACKPROP_GEMM_SPLIT_MACS=N in the environment replaces both by N (a whole number >= 1; no adaptation).
+// KernelConfig::gemm_split_macs = N replaces both by N (no adaptation).
 struct SplitWork {
   std::int64_t always;           // blocks at least this large split whatever the load
   std::int64_t when_keeping_up;  // ... and at least this large while helpers_keep_up()
 };
 
-SplitWork parallel_gemm_work() {
-  static const SplitWork work = [] {
-    const char* v = std::getenv("BACKPROP_GEMM_SPLIT_MACS");
-    if (!v) return SplitWork{std::int64_t{1} << 22, std::int64_t{1} << 20};
-    char* end = nullptr;
-    errno = 0;
-    const long long n = std::strtoll(v, &end, 10);
-    if (end == v || *end != '\0' || errno == ERANGE || n < 1)
-      throw ValueError(
-          std::string("BACKPROP_GEMM_SPLIT_MACS: expected a whole number >= 1 (the multiply-adds a "
-                      "thread's row block needs before a product is split), got '") +
-          v + "'");
-    return SplitWork{static_cast<std::int64_t>(n), static_cast<std::int64_t>(n)};
-  }();
-  return work;
+SplitWork parallel_gemm_work(std::int64_t split_macs) {
+  if (split_macs > 0) return SplitWork{split_macs, split_macs};
+  return SplitWork{std::int64_t{1} << 22, std::int64_t{1} << 20};
 }
 // Row blocks are multiples of this, so every block starts on a whole register tile of the BLAS kernel.
 constexpr std::int64_t kRowAlign = 16;
 
-// BACKPROP_GEMM=blas in the environment turns the own kernels off (for side-by-side measurements).
-bool own_kernels_enabled() {
-  static const bool on = [] {
-    const char* v = std::getenv("BACKPROP_GEMM");
-    return !(v && std::string_view(v) == "blas");
-  }();
-  return on;
+using OwnSgemm = void (*)(bool, bool, std::int64_t, std::int64_t, std::int64_t, float, const float*,
+                          std::int64_t, const float*, std::int64_t, float, float*, std::int64_t);
+
+// The own kernel of the configured instruction set; null for the baseline or when OpenBLAS is asked for.
+OwnSgemm own_sgemm(const KernelConfig& config) {
+  if (config.sgemm != Sgemm::own) return nullptr;
+  switch (config.isa) {
+    case Isa::avx512:
+      return &avx512::sgemm;
+    case Isa::avx2:
+      return &avx2::sgemm;
+    case Isa::baseline:
+      return nullptr;
+  }
+  return nullptr;
 }
 
-}  // namespace
-
-bool use_own_sgemm(DType dtype, bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k) {
+bool own_sgemm_fits(Isa isa, DType dtype, bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k) {
   // Measured side by side with OpenBLAS 0.3.21 on Zen 4 (bench_micro BM_Sgemm, docs/performance.md). With
   // op(B) = B (the backward products dX = dY W and dW = dY^T X) the own kernel is 6-22% faster from 8 rows
   // and 16 steps of k up, where OpenBLAS packs both operands for little work; it loses on a single row (m = 1
@@ -97,10 +88,20 @@ bool use_own_sgemm(DType dtype, bool ta, bool tb, std::int64_t m, std::int64_t n
   // faster) but not for a few rows or for fewer than 16 columns. On large products (> 2^27 multiply-adds)
   // OpenBLAS's cache blocking wins or ties. The choice depends on the whole product's shape only, never on
   // the thread count.
-  if (dtype != f32 || !avx512::supports(ta, tb) || k < 16 || m * n * k > (std::int64_t{1} << 27))
+  if (dtype != f32 || !own_sgemm_supports(ta, tb) || k < 16 || m * n * k > (std::int64_t{1} << 27))
     return false;
   if (tb ? (m < 32 || n < 16) : m < 8) return false;
-  return own_kernels_enabled() && avx512::available();
+  // The AVX2 variant, against OpenBLAS's Haswell kernels on the same CPU (bench_micro BM_Sgemm with
+  // OPENBLAS_CORETYPE=Haswell, docs/performance.md), wins only on x W^T with few rows (the swapped form,
+  // 16-18% faster) and loses 2-70% on the other shapes.
+  return isa != Isa::avx2 || (tb && 2 * m <= n);
+}
+
+}  // namespace
+
+bool use_own_sgemm(DType dtype, bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k) {
+  const KernelConfig config = kernel_config();
+  return own_sgemm_fits(config.isa, dtype, ta, tb, m, n, k) && own_sgemm(config) != nullptr;
 }
 
 void gemm_raw(DType dtype, const void* a, std::int64_t lda, bool ta, const void* b, std::int64_t ldb, bool tb,
@@ -120,27 +121,27 @@ void gemm_raw(DType dtype, const void* a, std::int64_t lda, bool ta, const void*
   // into blocks, one single-threaded call each, by the same kernel for every block (chosen from the whole
   // product's shape). Every element of C is then computed with the same summation order whatever the thread
   // count, so results are bit-identical with 1 or N threads.
-  const bool own = use_own_sgemm(dtype, ta, tb, m, n, k);
+  const KernelConfig config = kernel_config();
+  const OwnSgemm own = own_sgemm_fits(config.isa, dtype, ta, tb, m, n, k) ? own_sgemm(config) : nullptr;
   const std::size_t esize = dtype_size(dtype);
   auto rows_of_c = [&](std::int64_t r0, std::int64_t mi) {
     // Row r0 of op(A): row r0 of A, or column r0 of A when A is used transposed.
     const auto* ai = static_cast<const char*>(a) + static_cast<std::size_t>(ta ? r0 : r0 * lda) * esize;
     auto* ci = static_cast<char*>(c) + static_cast<std::size_t>(r0 * n) * esize;
     if (own)
-      avx512::sgemm(ta, tb, mi, n, k, static_cast<float>(alpha), reinterpret_cast<const float*>(ai), lda,
-                    static_cast<const float*>(b), ldb, static_cast<float>(beta), reinterpret_cast<float*>(ci),
-                    n);
+      own(ta, tb, mi, n, k, static_cast<float>(alpha), reinterpret_cast<const float*>(ai), lda,
+          static_cast<const float*>(b), ldb, static_cast<float>(beta), reinterpret_cast<float*>(ci), n);
     else
       blas_call(dtype, opa, opb, static_cast<int>(mi), static_cast<int>(n), static_cast<int>(k), alpha, ai,
                 static_cast<int>(lda), b, static_cast<int>(ldb), beta, ci, static_cast<int>(n));
   };
-  // The own kernel's swapped form (x W^T with few rows, gemm_avx512.hpp) keeps whole 32-row panels of A when
+  // The own kernel's swapped form (x W^T with few rows, sgemm_own.hpp) keeps whole panels of A when
   // the columns of C are split instead (a block of columns is a block of rows of B, read in place).
   const bool split_columns = own && tb && !ta && 2 * m <= n;
   auto cols_of_c = [&](std::int64_t c0, std::int64_t ni) {
-    avx512::sgemm(false, true, m, ni, k, static_cast<float>(alpha), static_cast<const float*>(a), lda,
-                  static_cast<const float*>(b) + c0 * ldb, ldb, static_cast<float>(beta),
-                  static_cast<float*>(c) + c0, n);
+    own(false, true, m, ni, k, static_cast<float>(alpha), static_cast<const float*>(a), lda,
+        static_cast<const float*>(b) + c0 * ldb, ldb, static_cast<float>(beta), static_cast<float*>(c) + c0,
+        n);
   };
   const std::int64_t extent = split_columns ? n : m, other = split_columns ? m : n;
   // Blocks of a multiple of 16 rows (or columns), about two per thread (so a helper that joins late still
@@ -148,7 +149,7 @@ void gemm_raw(DType dtype, const void* a, std::int64_t lda, bool ta, const void*
   const std::int64_t threads = omp_in_parallel() ? 1 : get_num_threads();
   std::int64_t block = extent;
   if (threads > 1) {
-    const SplitWork work = parallel_gemm_work();
+    const SplitWork work = parallel_gemm_work(config.gemm_split_macs);
     bool asked = false, keeping_up = false;  // ask the pool once, and only for a small product
     for (std::int64_t pieces : {2 * threads, threads}) {
       const std::int64_t size = ((extent + pieces - 1) / pieces + kRowAlign - 1) / kRowAlign * kRowAlign;

@@ -71,16 +71,18 @@ Tensor sum_to(const Tensor& x, const Shape& shape);
 /// Materialised broadcast of x to `shape`.
 Tensor broadcast_to(const Tensor& x, const Shape& shape);
 
-/// C = alpha op(A) op(B) + beta C for 2-D row-major tensors (own AVX-512 kernel or CBLAS, see use_own_sgemm).
+/// C = alpha op(A) op(B) + beta C for 2-D row-major tensors (own kernel or CBLAS, see use_own_sgemm).
 void gemm(const Tensor& a, bool transpose_a, const Tensor& b, bool transpose_b, Tensor& c, double alpha = 1.0,
           double beta = 0.0);
 /// The same on raw row-major buffers: C[m, n] = alpha op(A) op(B) + beta C, with leading dimensions lda, ldb.
 void gemm_raw(DType dtype, const void* a, std::int64_t lda, bool transpose_a, const void* b, std::int64_t ldb,
               bool transpose_b, void* c, std::int64_t m, std::int64_t n, std::int64_t k, double alpha,
               double beta);
-/// Whether gemm_raw computes this product with backprop's own AVX-512 kernel (f32, op(B) = B, m >= 8, k >=
-/// 16, m n k <= 2^27, CPU with AVX-512F, BACKPROP_GEMM not set to "blas") rather than OpenBLAS. A function of
-/// the shape only, so the same kernel serves a product whatever the thread count.
+/// Whether gemm_raw computes this product with backprop's own kernel (f32, op(B) = B, m >= 8, k >= 16,
+/// m n k <= 2^27, kernel_config() with Sgemm::own and the AVX-512 variant; the AVX2 variant only for
+/// x W^T with 2 m <= n) rather than OpenBLAS. A
+/// function of the shape and the configuration only, so the same kernel serves a product whatever the thread
+/// count.
 bool use_own_sgemm(DType dtype, bool transpose_a, bool transpose_b, std::int64_t m, std::int64_t n,
                    std::int64_t k);
 /// x W^T + b in one GEMM (b's rows copied into the output first, beta = 1).

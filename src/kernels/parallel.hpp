@@ -5,6 +5,7 @@
 
 #include <backprop/threads.hpp>
 #include <cstdint>
+#include <functional>
 
 #include "kernels/row_pool.hpp"
 
@@ -27,5 +28,12 @@ void parallel_range(std::int64_t n, std::int64_t threshold, F&& f) {
     f(begin, begin + chunk < n ? begin + chunk : n);
   });
 }
+
+/// Calls f(begin, end) on chunks covering [0, n) for an element-wise pass over tensors the preceding kernels
+/// just wrote (an optimiser step over parameters, gradients and their state). Memory-bound, so it goes
+/// parallel only for large n, or for medium n when the products before it ran split (their results are
+/// spread over several cores' caches) and the helpers keep up (row_pool.hpp). Element-wise, so the result
+/// never depends on the split.
+void parallel_update(std::int64_t n, const std::function<void(std::int64_t, std::int64_t)>& f);
 
 }  // namespace backprop::kernels

@@ -8,35 +8,16 @@
 
 #include "kernels/kernels.hpp"
 #include "kernels/parallel.hpp"
-#include "kernels/row_pool.hpp"
 #include "optim/update_kernels.hpp"
 
 namespace backprop::optim {
 
 namespace {
-// An update streams each element of the parameter, its gradient and its state once: memory-bound, so a
-// split pays off only for large tensors. From 2^20 elements it always splits. From 2^17 (a 784x256 layer,
-// about 30 us of one core) it splits only when the products since the last update ran split (the pool's
-// helpers computed pieces, so the gradient is spread over both cores' caches) and the helpers keep up
-// (kernels::helpers_keep_up()): on 2 threads that took batch 32 from 0.32 to 0.28-0.30 s per epoch. Without
-// the first condition batch 1, whose products never split, became 1.1-1.4x slower than on 1 thread: the
-// gradient the caller had just written had to move to the helper's core first.
-constexpr std::int64_t kUpdateParallelThreshold = std::int64_t{1} << 20;
-constexpr std::int64_t kUpdateParallelWhenSpread = std::int64_t{1} << 17;
-
-// Pieces done by the pool's helpers when the last update on this thread finished.
-thread_local std::uint64_t helper_pieces_after_last_update = 0;
-
-// Runs f(offset, count) over contiguous chunks of [0, n), on several threads for large tensors.
+// Runs f(offset, count) over contiguous chunks of [0, n), on several threads for large tensors (the kernel
+// layer decides, kernels::parallel_update).
 template <class F>
 void for_chunks(std::int64_t n, F&& f) {
-  namespace kn = backprop::kernels;
-  const bool spread = kn::chunk_counts().by_helpers != helper_pieces_after_last_update;
-  const bool split =
-      n >= kUpdateParallelThreshold ||
-      (n >= kUpdateParallelWhenSpread && spread && backprop::get_num_threads() > 1 && kn::helpers_keep_up());
-  kn::parallel_range(n, split ? 1 : n + 1, [&](std::int64_t b, std::int64_t e) { f(b, e - b); });
-  helper_pieces_after_last_update = kn::chunk_counts().by_helpers;
+  backprop::kernels::parallel_update(n, [&](std::int64_t b, std::int64_t e) { f(b, e - b); });
 }
 
 void check_non_negative(const char* who, const char* name, double v) {
@@ -85,14 +66,10 @@ void SGD::step() {
                                     .weight_decay = static_cast<T>(o.weight_decay),
                                     .momentum = static_cast<T>(o.momentum),
                                     .one_minus_dampening = static_cast<T>(1.0 - o.dampening)};
+      const kernels::UpdateLoops<T>& loops = kernels::update_loops<T>();
       for_chunks(w.numel(), [&](std::int64_t at, std::int64_t n) {
-        if (!use_momentum) return kernels::sgd_plain(wp + at, gp + at, n, c);
-        if (first) {
-          if (o.nesterov) return kernels::sgd_momentum<T, true, true>(wp + at, gp + at, bp + at, n, c);
-          return kernels::sgd_momentum<T, true, false>(wp + at, gp + at, bp + at, n, c);
-        }
-        if (o.nesterov) return kernels::sgd_momentum<T, false, true>(wp + at, gp + at, bp + at, n, c);
-        return kernels::sgd_momentum<T, false, false>(wp + at, gp + at, bp + at, n, c);
+        if (!use_momentum) return loops.sgd_plain(wp + at, gp + at, n, c);
+        loops.sgd_momentum[first][o.nesterov](wp + at, gp + at, bp + at, n, c);
       });
     });
   }
@@ -157,8 +134,9 @@ void Adam::step() {
                                      .step_size = static_cast<T>(lr() / bc1),
                                      .bias2_sqrt = static_cast<T>(bc2_sqrt),
                                      .eps = static_cast<T>(o.eps)};
+      const kernels::UpdateLoops<T>& loops = kernels::update_loops<T>();
       for_chunks(w.numel(), [&](std::int64_t at, std::int64_t n) {
-        kernels::adam(wp + at, gp + at, mp + at, vp + at, n, c);
+        loops.adam(wp + at, gp + at, mp + at, vp + at, n, c);
       });
     });
   }
@@ -208,13 +186,11 @@ void RMSprop::step() {
                                         .eps = static_cast<T>(o.eps),
                                         .weight_decay = static_cast<T>(o.weight_decay),
                                         .momentum = static_cast<T>(o.momentum)};
+      const kernels::UpdateLoops<T>& loops = kernels::update_loops<T>();
       for_chunks(w.numel(), [&](std::int64_t at, std::int64_t n) {
         T* a = ap ? ap + at : nullptr;
         T* b = bp ? bp + at : nullptr;
-        if (a && b) return kernels::rmsprop<T, true, true>(wp + at, gp + at, sp + at, a, b, n, c);
-        if (a) return kernels::rmsprop<T, true, false>(wp + at, gp + at, sp + at, a, b, n, c);
-        if (b) return kernels::rmsprop<T, false, true>(wp + at, gp + at, sp + at, a, b, n, c);
-        return kernels::rmsprop<T, false, false>(wp + at, gp + at, sp + at, a, b, n, c);
+        loops.rmsprop[a != nullptr][b != nullptr](wp + at, gp + at, sp + at, a, b, n, c);
       });
     });
   }
@@ -263,8 +239,9 @@ void Rprop::step() {
                                       .eta_minus = static_cast<T>(o.eta_minus),
                                       .step_min = static_cast<T>(o.step_min),
                                       .step_max = static_cast<T>(o.step_max)};
+      const kernels::UpdateLoops<T>& loops = kernels::update_loops<T>();
       for_chunks(w.numel(), [&](std::int64_t at, std::int64_t n) {
-        kernels::rprop(wp + at, gp + at, pp + at, sp + at, n, c);
+        loops.rprop(wp + at, gp + at, pp + at, sp + at, n, c);
       });
     });
   }
