@@ -87,6 +87,9 @@ struct RunSection {
   /// Anomaly mode (backprop/anomaly.hpp): every op checks its output and every backward its gradients, so a
   /// divergence names the op that produced the first NaN/Inf. Costs one pass over every tensor.
   bool detect_anomaly = false;
+  /// Warm start: a model file whose weights the new run starts from (its network must be the one this run
+  /// builds). Unlike a resume, the run itself is new: epochs, optimiser state and schedule start at zero.
+  std::string init_from;
 };
 
 struct Config {

@@ -9,15 +9,19 @@
 // a sum, before backward, so the summed gradient is exactly the gradient one process computes on the B rows
 // (up to floating-point summation order: see docs/distributed.md for the measured difference).
 //
-//   int main(int argc, char** argv) {
-//     bp::dist::Session mpi(argc, argv);                       // MPI_Init ... MPI_Finalize
-//     bp::Generator gen(42);                                    // same seed on every rank
-//     bp::nn::Sequential net{bp::nn::Linear(784, 256, gen), bp::nn::ReLU(), bp::nn::Linear(256, 10, gen)};
-//     bp::optim::SGD opt(net.parameters(), {.lr = 0.1});
-//     bp::dist::fit(net, bp::loss::CrossEntropy{}, opt, train, {.epochs = 10, .batch_size = 128});
-//     if (bp::dist::is_root()) { /* save the model, write the report: rank 0 only */ }
-//   }
-//   // mpirun -np 4 ./my_training
+// Run with mpirun -np 4 ./my_training; in main():
+//
+// Example:
+//   bp::dist::Session mpi;                                     // MPI_Init ... MPI_Finalize
+//   bp::Generator gen(42);                                     // same seed on every rank
+//   bp::nn::Sequential net{bp::nn::Linear(784, 256, gen), bp::nn::ReLU(), bp::nn::Linear(256, 10, gen)};
+//   bp::optim::SGD opt(net.parameters(), {.lr = 0.1});
+//   bp::loss::CrossEntropy loss;
+//   bp::dist::fit(net, loss, opt, train, {.epochs = 10, .batch_size = 128});
+//   auto every_rank = std::make_shared<bp::dist::Collective>();  // or a Trainer over every rank
+//   bp::train::Trainer trainer(net, loss, opt, {.epochs = 20, .batch_size = 128}, every_rank);
+//   trainer.fit(train);
+//   if (bp::dist::is_root()) { /* save the model, write the report: rank 0 only */ }
 //
 // Errors: MPI failures are reported as DistError naming the MPI call and MPI's own message (the communicator
 // uses MPI_ERRORS_RETURN). A rank that dies ends the job through mpirun (it kills the others), so no rank is

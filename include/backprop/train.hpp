@@ -5,6 +5,12 @@
 // interruption). The batch size picks the mode: 1 is stochastic gradient descent, the dataset size (or
 // full_batch) is batch gradient descent, anything between is mini-batch. fit() is a Trainer used once.
 //
+// Interrupting and resuming (docs/train.md): point FitOptions::stop at an atomic flag (a signal handler may
+// set it); Trainer::fit() returns after the update during which it became true, with History::interrupted.
+// Trainer::state() is then everything needed to continue (weights, optimiser, generators, schedule, data
+// position, early stopping); a fresh Trainer over a model of the same shape continues bit for bit.
+//
+// Example:
 //   bp::Generator gen(42);
 //   bp::nn::Sequential net{bp::nn::Linear(784, 256, gen), bp::nn::ReLU(), bp::nn::Linear(256, 10, gen)};
 //   bp::optim::SGD opt(net.parameters(), {.lr = 0.1, .momentum = 0.9});
@@ -13,18 +19,13 @@
 //   bp::loss::CrossEntropy loss;
 //   bp::train::History history = bp::train::fit(net, loss, opt, train, {.epochs = 10, .batch_size = 128});
 //   bp::train::Evaluation result = bp::train::evaluate(net, loss, test);   // loss, accuracy, confusion
-//
-// Interrupting and resuming (docs/train.md): point FitOptions::stop at an atomic flag (a signal handler may
-// set it); Trainer::fit() returns after the update during which it became true, with History::interrupted.
-// Trainer::state() is then everything needed to continue (weights, optimiser, generators, schedule, data
-// position, early stopping); a fresh Trainer over a model of the same shape continues bit for bit:
-//
-//   bp::train::Trainer trainer(net, loss, opt, {.epochs = 10, .stop = &flag});
-//   trainer.fit(train);                                  // interrupted
-//   bp::train::TrainerState saved = trainer.state();     // io::write_checkpoint stores it
-//   bp::train::Trainer again(net2, loss, opt2, {.epochs = 10});
+//   std::atomic<bool> stop{false};                                         // a signal handler may set it
+//   bp::train::Trainer trainer(net, loss, opt, {.epochs = 10, .stop = &stop});
+//   trainer.fit(train);                                                    // interrupted, say
+//   bp::train::TrainerState saved = trainer.state();                       // io::write_checkpoint stores it
+//   bp::train::Trainer again(net, loss, opt, {.epochs = 10});
 //   again.load_state(saved);
-//   again.fit(train);                                    // the weights of an uninterrupted run
+//   again.fit(train);                                                      // as if never interrupted
 #pragma once
 
 #include <atomic>

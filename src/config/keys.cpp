@@ -204,6 +204,9 @@ std::vector<KeyDef> build() {
   t.push_back(boolean("run.detect_anomaly", "--detect-anomaly",
                       "anomaly mode: a NaN/Inf names the op that produced it (slower)",
                       [](Config& c) -> bool& { return c.run.detect_anomaly; }));
+  t.push_back(text("run.init_from", "--init-from",
+                   "start from the weights of a saved model (warm start; its network must match this run's)",
+                   [](Config& c) -> std::string& { return c.run.init_from; }));
   return t;
 }
 

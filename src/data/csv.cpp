@@ -321,6 +321,15 @@ TensorDataset read_csv(const std::string& path, const CsvOptions& options) {
   return out;
 }
 
+std::vector<std::string> read_csv_first_row(const std::string& path, char delimiter) {
+  Tokenizer tok(detail::read_text_file(path), delimiter, path);
+  std::vector<Cell> cells;
+  BP_CHECK(tok.next(cells), FileError, path, ": is empty; expected a CSV table");
+  std::vector<std::string> fields;
+  for (Cell& c : cells) fields.push_back(std::move(c.text));
+  return fields;
+}
+
 Tensor read_csv_features(const std::string& path, char delimiter, int header,
                          const std::string& drop_column) {
   Table t = read_table(path, delimiter, header, drop_column, Special::drop);

@@ -25,6 +25,12 @@ void Scheduler::set_steps(std::int64_t t) {
   apply_();
 }
 
+void Scheduler::rebase(double base_lr) {
+  BP_CHECK(base_lr > 0, ValueError, repr(), ": the base lr must be > 0, got ", base_lr);
+  base_lr_ = base_lr;
+  apply_();
+}
+
 StepLR::StepLR(Optimizer& optimizer, int step_size, double gamma)
     : Scheduler(optimizer), step_size_(step_size), gamma_(gamma) {
   BP_CHECK(step_size >= 1, ValueError, "StepLR: step_size must be >= 1, got ", step_size);
@@ -84,6 +90,7 @@ SequentialLR::SequentialLR(Optimizer& optimizer, std::unique_ptr<Scheduler> firs
     : Scheduler(optimizer), first_(std::move(first)), second_(std::move(second)), milestone_(milestone) {
   BP_CHECK(first_ && second_, ValueError, "SequentialLR: needs two schedules");
   BP_CHECK(milestone >= 1, ValueError, "SequentialLR: milestone must be >= 1, got ", milestone);
+  second_->rebase(first_->base_lr());
   apply_();
 }
 double SequentialLR::lr_at(std::int64_t t) const {

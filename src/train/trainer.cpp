@@ -135,8 +135,9 @@ History Trainer::fit(const data::TensorDataset& train) {
       const Tensor cost = loss_(output, batch.targets);
       const double local_cost = cost.item();
       // Global loss and correct count of this batch, from the ranks' sums.
-      double sums[2] = {local_cost * static_cast<double>(local_rows),
-                        classification ? static_cast<double>(kernels::count_argmax_matches(output, batch.targets)) : 0.0};
+      double sums[2] = {
+          local_cost * static_cast<double>(local_rows),
+          classification ? static_cast<double>(kernels::count_argmax_matches(output, batch.targets)) : 0.0};
       comm.sum(sums, 2);
       const double cost_value = comm.size() == 1 ? local_cost : sums[0] / static_cast<double>(rows);
       BP_CHECK(!o.check_finite || std::isfinite(cost_value), DivergedError, "training diverged: the loss is ",
@@ -315,7 +316,13 @@ void Trainer::load_state(const TrainerState& s) {
     optimizer_.load_state(optimizer_before);
     throw;
   }
-  if (options_.scheduler) options_.scheduler->set_steps(s.scheduler_steps);
+  // The schedule sets the lr for its step (a run extended to more epochs anneals over the new total); with a
+  // ReduceLROnPlateau the saved lr, which it may have lowered, stands.
+  if (options_.scheduler) {
+    const double saved_lr = optimizer_.lr();
+    options_.scheduler->set_steps(s.scheduler_steps);
+    if (options_.plateau) optimizer_.set_lr(saved_lr);
+  }
   if (options_.plateau) options_.plateau->load_state(s.plateau);
   epoch_ = s.epoch;
   step_ = s.step;

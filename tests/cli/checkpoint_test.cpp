@@ -6,6 +6,7 @@
 
 #include <backprop/backprop.hpp>
 #include <backprop/io/checkpoint.hpp>
+#include <backprop/io/metrics.hpp>
 #include <nlohmann/json.hpp>
 
 #include "cli_test_util.hpp"
@@ -162,4 +163,43 @@ TEST(MidEpochCheckpoint, EarlyStoppingAcrossAResumeRestoresTheBestEpochSavedBefo
   EXPECT_EQ(resumed["status"], "stopped_early");
   EXPECT_EQ(resumed["best_epoch"], best);
   EXPECT_TRUE(clitest::same_tensors(s.path("straight/model.safetensors"), s.path("split/model.safetensors")));
+}
+
+// A run folder written by the first checkpoint format (before the Trainer): tests/cli/data/checkpoint_v1 holds
+// the training table and the run after 2 of its epochs (dropout, early stopping, no schedule). Resumed to 6
+// epochs it must end where a straight 6-epoch run ends: to rounding, because the fixture was written by a build
+// with other instructions (-march=native); within one build a resume is bit-identical (Resume.*, KillTest).
+TEST(CheckpointCompat, ACheckpointOfTheFirstFormatResumesToTheStraightRun) {
+  clitest::Scratch s;
+  fs::copy(std::string(BACKPROP_SOURCE_DIR) + "/tests/cli/data/checkpoint_v1", s.dir(),
+           fs::copy_options::recursive);
+  // The run's config names its data as train.csv, relative to where it was started.
+  const auto in_scratch = [&](const std::string& args) {
+    const std::string cmd = "cd " + clitest::quote(s.dir().string()) + " && " +
+                            clitest::quote(clitest::kCli) + " " + args + " >/dev/null 2>" +
+                            clitest::quote(s.path("err.txt"));
+    const int status = std::system(cmd.c_str());
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  };
+  const bp::io::Checkpoint old = bp::io::load_checkpoint(s.path("run/checkpoints/epoch-0002.safetensors"));
+  EXPECT_EQ(old.trainer.epoch, 2);
+  EXPECT_EQ(old.trainer.generators.size(), 2u);  // two Dropout layers
+  ASSERT_EQ(in_scratch("train --quiet --resume run --epochs 6"), 0) << clitest::slurp(s.path("err.txt"));
+  ASSERT_EQ(
+      in_scratch("train --quiet --data train.csv --target species --layers 16,8 --dropout 0.2 "
+                 "--val-split 0.2 --early-stopping 3 --epochs 6 --batch-size 16 --seed 3 --schedule none "
+                 "--out straight"),
+      0)
+      << clitest::slurp(s.path("err.txt"));
+  const bp::io::ModelFile resumed_model = bp::io::load_model(s.path("run/model.safetensors"));
+  const bp::io::ModelFile straight_model = bp::io::load_model(s.path("straight/model.safetensors"));
+  ASSERT_EQ(resumed_model.state.size(), straight_model.state.size());
+  for (const auto& [name, t] : straight_model.state)
+    EXPECT_LT(bp::max_abs_diff(resumed_model.state.at(name), t), 1e-6) << name;
+  const bp::io::Metrics resumed = bp::io::read_metrics(s.path("run/metrics.jsonl"));
+  const bp::io::Metrics straight = bp::io::read_metrics(s.path("straight/metrics.jsonl"));
+  ASSERT_EQ(resumed.epochs.size(), 6u);
+  ASSERT_EQ(straight.epochs.size(), 6u);
+  for (std::size_t e = 0; e < resumed.epochs.size(); ++e)
+    EXPECT_NEAR(resumed.epochs[e].val_loss, straight.epochs[e].val_loss, 1e-6) << "epoch " << e + 1;
 }

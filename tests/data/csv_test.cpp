@@ -212,3 +212,13 @@ TEST(CsvFeatures, AllColumnsOrAllButOne) {
   EXPECT_EQ(bpd::read_csv_features(dir.file("n.csv")).shape(), (backprop::Shape{2, 2}));
   EXPECT_EQ(bpd::read_csv_features(dir.file("n.csv"), ',', -1, "0").to_vector(), (std::vector<double>{2, 4}));
 }
+
+TEST(Csv, FirstRowIsParsedAsTheReaderParsesIt) {
+  TempDir dir;
+  write_file(dir.file("t.csv"), std::string("\xef\xbb\xbf\r\n\"a, b\",\"say \"\"hi\"\"\", c \r\n1,2,3\r\n"));
+  EXPECT_EQ(bpd::read_csv_first_row(dir.file("t.csv")),
+            (std::vector<std::string>{"a, b", "say \"hi\"", "c"}));
+  write_file(dir.file("empty.csv"), "\n\n");
+  EXPECT_THAT(error_of<backprop::FileError>([&] { bpd::read_csv_first_row(dir.file("empty.csv")); }),
+              HasSubstr("is empty"));
+}

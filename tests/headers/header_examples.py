@@ -20,18 +20,19 @@ import pathlib
 import sys
 
 # Headers whose example is not compiled, each with the reason.
-SKIP = {
-    # Rewritten around train::Trainer; their examples are updated with them, then these entries go.
-    "train.hpp": "being rewritten (Trainer)",
-    "dist.hpp": "being rewritten (Trainer over MPI)",
-    "io/checkpoint.hpp": "being rewritten (checkpoints = Trainer state)",
-    "io/metrics.hpp": "being rewritten (metrics log callback)",
-}
+SKIP = {}
 
 # Declarations an example relies on without writing them, by header.
 NET = ("bp::Generator gen(0);\n"
        "bp::nn::Sequential net{bp::nn::Linear(784, 256, gen), bp::nn::ReLU(), bp::nn::Linear(256, 10, gen)};\n")
+TRAINING = (NET + "bp::optim::SGD opt(net.parameters(), {.lr = 0.1});\n" "bp::loss::CrossEntropy loss;\n"
+            "bp::data::TensorDataset train;\n")
 CONTEXT = {
+    "dist.hpp": "bp::data::TensorDataset train;\n",
+    "train/state.hpp": TRAINING,
+    "train/callbacks.hpp": TRAINING,
+    "io/checkpoint.hpp": TRAINING + "bp::train::Trainer trainer(net, loss, opt);\n"
+                         "bp::io::ModelFile description;\n",
     "anomaly.hpp": "bp::Tensor loss;\n",
     "data/standardize.hpp": "bp::data::TensorDataset train, test;\n",
     "data/loader.hpp": "bp::data::TensorDataset train;\n",

@@ -69,44 +69,6 @@ void check_features(const bp::data::TensorDataset& d, std::int64_t expected, con
            " features per example, ", "expected ", expected, " (as the training data / the model)");
 }
 
-// The fields of the first non-empty line of a CSV file (quotes honoured), to find its columns before the
-// library's reader parses every row.
-std::vector<std::string> first_row(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.find_first_not_of(" \t") != std::string::npos) break;
-  }
-  std::vector<std::string> fields(1);
-  bool quoted = false;
-  for (std::size_t i = 0; i < line.size(); ++i) {
-    const char c = line[i];
-    if (quoted) {
-      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
-        fields.back() += '"';
-        ++i;
-      } else if (c == '"') {
-        quoted = false;
-      } else {
-        fields.back() += c;
-      }
-    } else if (c == '"') {
-      quoted = true;
-    } else if (c == ',') {
-      fields.emplace_back();
-    } else {
-      fields.back() += c;
-    }
-  }
-  for (std::string& f : fields) {
-    const auto b = f.find_first_not_of(" \t"), e = f.find_last_not_of(" \t");
-    f = b == std::string::npos ? "" : f.substr(b, e - b + 1);
-  }
-  return fields;
-}
-
 bool is_number(const std::string& s) {
   if (s.empty()) return false;
   char* end = nullptr;
@@ -262,7 +224,7 @@ bp::Tensor load_predict_inputs(const bp::io::ModelFile& model, const std::string
     for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(a.data[i] * pre.pixel_scale);
     x = bp::from_vector(v, {a.dims[0], d});
   } else {
-    const std::vector<std::string> row = first_row(path);
+    const std::vector<std::string> row = reading(path, [&] { return bp::data::read_csv_first_row(path); });
     const bool header =
         std::any_of(row.begin(), row.end(), [](const std::string& f) { return !is_number(f); });
     std::string drop;

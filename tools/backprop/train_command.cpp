@@ -115,6 +115,30 @@ void check_same_data(const bp::io::ModelFile& saved, const bp::io::Architecture&
            ": the standardisation statistics of the training data changed since the checkpoint");
 }
 
+// --init-from: the weights of a saved model, checked to be those of the network this run builds.
+void warm_start(bp::nn::Module& net, const bp::io::Architecture& arch, const bp::io::Preprocessing& pre,
+                const std::string& path) {
+  bp::io::ModelFile saved;
+  try {
+    saved = bp::io::load_model(path);
+  } catch (const bp::FileError& e) {
+    throw bp::FileError(std::string("--init-from: ") + e.what());
+  }
+  const bp::io::Architecture& a = saved.architecture;
+  BP_CHECK(a.inputs == arch.inputs && a.hidden == arch.hidden && a.outputs == arch.outputs &&
+               a.batchnorm == arch.batchnorm,
+           ConfigError, "--init-from ", path, ": the model's network is ", layers_text(a),
+           a.batchnorm ? " with batchnorm" : "", " but this run builds ", layers_text(arch),
+           arch.batchnorm ? " with batchnorm" : "", " (set --layers and --batchnorm to match the model)");
+  BP_CHECK(pre.class_names.empty() || saved.preprocessing.class_names == pre.class_names, ConfigError,
+           "--init-from ", path, ": the model was trained on other classes than this run's data");
+  try {
+    net.load_state_dict(saved.state);
+  } catch (const bp::Error& e) {
+    throw bp::ConfigError(std::string("--init-from ") + path + ": " + e.what());
+  }
+}
+
 }  // namespace
 
 int run_train(const TrainArgs& args) {
@@ -189,6 +213,8 @@ int run_train(const TrainArgs& args) {
 
   bp::io::ModelFile model{.architecture = arch, .preprocessing = data.preprocessing};
   model.config_toml = bp::config::to_toml(cfg);
+
+  if (!cfg.run.init_from.empty() && !resuming) warm_start(*net, arch, data.preprocessing, cfg.run.init_from);
 
   // ---- the trainer and its callbacks ---------------------------------------------------------------------
   // SIGINT / SIGTERM from here on: fit() returns after the current update, and ModelCheckpoint saves that

@@ -54,6 +54,11 @@ TensorDataset read_csv(const std::string& path, const CsvOptions& options = {});
 Tensor read_csv_features(const std::string& path, char delimiter = ',', int header = -1,
                          const std::string& drop_column = "");
 
+/// The fields of the file's first non-blank record (its header, or its first row of data), parsed as read_csv
+/// parses (BOM, quotes, CRLF): to look at a table's columns before reading it. Throws FileError naming the file
+/// when it cannot be read or is empty.
+std::vector<std::string> read_csv_first_row(const std::string& path, char delimiter = ',');
+
 /// The header names read_csv_features would keep, or empty when the file has no header.
 std::vector<std::string> read_csv_feature_names(const std::string& path, char delimiter = ',',
                                                 int header = -1, const std::string& drop_column = "");

@@ -23,7 +23,8 @@
 // disk, so a crash at any moment leaves `latest` naming a complete checkpoint. Every file is written with
 // write_file_atomic's protocol (temporary file, fsync, rename, fsync of the directory).
 //
-//   bp::io::Checkpoint ck{.model = model_file, .trainer = trainer.state()};   // train::Trainer
+// Example:
+//   bp::io::Checkpoint ck{.model = description, .trainer = trainer.state()};  // train::Trainer
 //   bp::io::write_checkpoint("runs/demo/checkpoints", ck, /*keep=*/3);
 //   bp::io::Checkpoint back = bp::io::load_checkpoint(bp::io::resolve_checkpoint("runs/demo"));
 //   other_trainer.load_state(back.trainer);

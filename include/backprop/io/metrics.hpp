@@ -14,6 +14,7 @@
 // flushed as training goes, so the file can be followed live (tail -f); a reader skips a last line cut off by
 // a crash.
 //
+// Example:
 //   bp::io::MetricsWriter log("runs/demo/metrics.jsonl");
 //   log.epoch({.epoch = 1, .train_loss = 0.52, .lr = 0.05});
 //   bp::io::Metrics m = bp::io::read_metrics("runs/demo/metrics.jsonl");   // m.epochs[0].train_loss == 0.52

@@ -44,6 +44,9 @@ class Scheduler {
   /// Jumps to step t and sets the lr accordingly (to resume from a checkpoint). Throws ValueError when t < 0.
   void set_steps(std::int64_t t);
   double base_lr() const { return base_lr_; }
+  /// Sets the base lr and applies lr_at(steps()) with it (SequentialLR gives its second schedule the first's
+  /// base, which the first may have changed on the optimiser at construction). Throws ValueError unless > 0.
+  void rebase(double base_lr);
   virtual std::string repr() const = 0;
 
  protected:

@@ -1,10 +1,12 @@
 // backprop/train/callbacks.hpp — the library's training callbacks: a progress bar, the metrics log, model
 // checkpoints. `backprop train` uses exactly these.
 //
+// Example:
 //   bp::io::MetricsWriter log("runs/a/metrics.jsonl");
 //   bp::train::MetricsLog metrics(log);                            // epoch and gradient-flow records
-//   bp::train::ProgressBar progress(stderr);                       // a bar on a terminal, else a line per
-//   epoch bp::train::ModelCheckpoint checkpoints("runs/a/checkpoints", model_file, {.every = 5});
+//   bp::train::ProgressBar progress(stderr);                       // a bar on a terminal, else per epoch
+//   bp::io::ModelFile description{.architecture = {.inputs = 784, .hidden = {256}, .outputs = 10}};
+//   bp::train::ModelCheckpoint checkpoints("runs/a/checkpoints", description, {.every = 5});
 //   bp::train::fit(net, loss, opt, train, {.epochs = 30, .callbacks = {&metrics, &progress, &checkpoints}});
 //
 // Early stopping (with restoring the best weights) is FitOptions::early_stopping_patience / restore_best and

@@ -4,10 +4,12 @@
 // They are plain data, defined once: the training loop fills them (train::Trainer), the metrics log and the
 // checkpoint files store them (io/metrics.hpp, io/checkpoint.hpp), the report reads them back.
 //
-//   bp::train::TrainerState s = trainer.state();      // after an interrupted fit()
-//   s.epoch;                 // epochs completed
-//   s.partial.batches;       // batches of epoch s.epoch + 1 already trained (0 at an epoch boundary)
-//   other_trainer.load_state(s);                      // continues bit for bit
+// Example:
+//   bp::train::Trainer trainer(net, loss, opt, {.epochs = 5});
+//   trainer.fit(train);
+//   bp::train::TrainerState s = trainer.state();  // weights, optimiser, generators, position, early stopping
+//   std::cout << s.epoch << " epochs, " << s.step << " updates, " << s.partial.batches
+//             << " batches of the next epoch\n";
 #pragma once
 
 #include <backprop/generator.hpp>
