@@ -5,13 +5,14 @@
 // needs it, from what the CPU executes: AVX-512 where the CPU has AVX-512F, else AVX2 + FMA, else the
 // baseline (x86-64 SSE2; products then all go to OpenBLAS, which picks its own kernels for the CPU). The
 // variants give the same results up to rounding. The defaults are what measured fastest; tests and benchmarks
-// may change them from code:
+// may change them from code.
 //
+// Example:
 //   bp::KernelConfig k = bp::kernel_config();
 //   k.isa = bp::Isa::avx2;            // force a variant (ValueError if this CPU cannot run it)
 //   k.sgemm = bp::Sgemm::openblas;    // every matrix product through OpenBLAS
 //   bp::set_kernel_config(k);
-//   std::puts(bp::isa_name(bp::kernel_config().isa));   // "avx512", "avx2" or "baseline"
+//   std::cout << bp::isa_name(bp::kernel_config().isa) << "\n";  // "avx512", "avx2" or "baseline"
 #pragma once
 
 #include <cstdint>

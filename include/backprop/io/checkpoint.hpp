@@ -27,7 +27,7 @@
 //   bp::io::Checkpoint ck{.model = description, .trainer = trainer.state()};  // train::Trainer
 //   bp::io::write_checkpoint("runs/demo/checkpoints", ck, /*keep=*/3);
 //   bp::io::Checkpoint back = bp::io::load_checkpoint(bp::io::resolve_checkpoint("runs/demo"));
-//   other_trainer.load_state(back.trainer);
+//   trainer.load_state(back.trainer);                                         // continues where it stopped
 #pragma once
 
 #include <backprop/generator.hpp>
