@@ -202,3 +202,24 @@ TEST(Loss, UsableThroughTheBaseClass) {
   EXPECT_GT((*losses[1])(out, bp::tensor({1})).item(), 0.0);
   EXPECT_EQ(losses[0]->repr(), "MSE(reduction=mean)");
 }
+
+// SoftmaxMSE = MSE(softmax(z), one_hot(y)): values and gradient equal PyTorch's
+// mse_loss(softmax(z, 1), one_hot(y).double()) (values printed by torch 1.13), first and second derivatives
+// gradient-checked.
+TEST(SoftmaxMSE, EqualsPyTorchAndIsTwiceDifferentiable) {
+  const bp::Tensor z = bp::from_vector({0.5, -1.0, 2.0, 0.1, 0.2, -0.3}, {2, 3}, bp::f64).requires_grad_();
+  const bp::Tensor y = bp::from_vector({2.0, 0.0}, {2}, bp::f64);
+  const bp::loss::SoftmaxMSE mean_loss;
+  const bp::Tensor c = mean_loss(z, y);
+  EXPECT_NEAR(c.item(), 0.11738822527453767, 1e-15);
+  const auto g = bp::grad({c}, {z});
+  const double torch_grad[] = {0.018199128282330317, 0.0022853527687415735, -0.02048448105107189,
+                               -0.075194408629169,   0.05465659990227423,   0.020537808726894775};
+  for (std::int64_t i = 0; i < 6; ++i) EXPECT_NEAR(g[0].flat(i), torch_grad[i], 1e-15) << i;
+  EXPECT_NEAR(bp::loss::SoftmaxMSE({.reduction = bp::loss::Reduction::sum})(z, y).item(), 0.704329351647226,
+              1e-14);
+  EXPECT_TRUE(bp::gradcheck([&](const bp::Tensors& in) { return mean_loss(in[0], y); }, {z}).ok);
+  EXPECT_TRUE(bp::gradgradcheck([&](const bp::Tensors& in) { return mean_loss(in[0], y); }, {z}).ok);
+  EXPECT_THAT([&] { mean_loss(z, bp::from_vector({1.0, 0.0, 2.0}, {3}, bp::f64)); },
+              testing::ThrowsMessage<bp::ShapeError>(HasSubstr("SoftmaxMSE: expected logits [N, C]")));
+}
