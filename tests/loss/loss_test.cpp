@@ -220,6 +220,9 @@ TEST(SoftmaxMSE, EqualsPyTorchAndIsTwiceDifferentiable) {
               1e-14);
   EXPECT_TRUE(bp::gradcheck([&](const bp::Tensors& in) { return mean_loss(in[0], y); }, {z}).ok);
   EXPECT_TRUE(bp::gradgradcheck([&](const bp::Tensors& in) { return mean_loss(in[0], y); }, {z}).ok);
-  EXPECT_THAT([&] { mean_loss(z, bp::from_vector({1.0, 0.0, 2.0}, {3}, bp::f64)); },
-              testing::ThrowsMessage<bp::ShapeError>(HasSubstr("SoftmaxMSE: expected logits [N, C]")));
+  EXPECT_THAT(
+      [&] {
+        mean_loss(z, bp::from_vector({1.0, 0.0, 2.0}, {3}, bp::f64));
+      },
+      testing::ThrowsMessage<bp::ShapeError>(HasSubstr("SoftmaxMSE: expected logits [N, C]")));
 }
