@@ -209,7 +209,7 @@ class Trainer {
   Collective& collective() const { return *collective_; }
 
  private:
-  void check_data(const data::TensorDataset& train, std::int64_t batch_size, std::int64_t num_batches) const;
+  void check_data(const data::TensorDataset& train, std::int64_t num_batches) const;
   bool end_of_epoch(const EpochMetrics& m);
 
   nn::Module& model_;
@@ -226,7 +226,13 @@ class Trainer {
 /// Trains `model` on `train` and returns the per-epoch history: Trainer(model, loss, optimizer,
 /// options).fit(train). The loss's value is taken as the batch mean (use the losses' default
 /// Reduction::mean); grad_reduction = sum scales it by the batch size.
-/// Trains `model` on `train` and returns the per-epoch history. The loss's value is taken as the batch mean
+/// Throws ValueError when a training set of `rows` examples, in the global batches of `options`, would leave a
+/// rank of `ranks` without a row of some batch (the last one is the smallest). Trainer::fit() checks it; a
+/// program may check it before loading anything else.
+void check_batch_split(std::int64_t rows, const FitOptions& options, int ranks);
+
+/// Trainer(model, loss, optimizer, options).fit(train): trains `model` on `train` and returns the per-epoch
+/// history. The loss's value is taken as the batch mean
 /// (use the losses' default Reduction::mean); grad_reduction = sum scales it by the batch size.
 /// Throws ValueError on bad options, DivergedError (naming epoch and step) when the loss or a gradient
 /// becomes non-finite; the model then holds the last finite weights of the step before.

@@ -61,8 +61,7 @@ Trainer::Trainer(nn::Module& model, const loss::Loss& loss, optim::Optimizer& op
   check_options(options_);
 }
 
-void Trainer::check_data(const data::TensorDataset& train, std::int64_t batch_size,
-                         std::int64_t num_batches) const {
+void Trainer::check_data(const data::TensorDataset& train, std::int64_t num_batches) const {
   const FitOptions& o = options_;
   BP_CHECK(train.size() > 0, ValueError, "fit: the training set is empty");
   if (o.validation) {
@@ -74,16 +73,18 @@ void Trainer::check_data(const data::TensorDataset& train, std::int64_t batch_si
            " batches");
   BP_CHECK(partial_.batches == 0 || epoch_ < o.epochs, ValueError, "fit: the state resumes inside epoch ",
            epoch_ + 1, " but epochs is ", o.epochs);
-  const int ranks = collective_->size();
-  if (ranks > 1) {
-    // The smallest global batch is the last one; every rank needs at least one row of it.
-    const std::int64_t n = train.size();
-    const std::int64_t smallest = n % batch_size == 0 || o.drop_last ? batch_size : n % batch_size;
-    BP_CHECK(smallest >= ranks, ValueError, "fit: a global batch of ", smallest,
-             " rows cannot be split over ", ranks,
-             " ranks (each needs at least one row); use a batch size of at least ", ranks,
-             " and a dataset size whose remainder is 0 or at least ", ranks, " (or drop_last)");
-  }
+  check_batch_split(train.size(), o, collective_->size());
+}
+
+void check_batch_split(std::int64_t rows, const FitOptions& o, int ranks) {
+  if (ranks <= 1 || rows <= 0) return;
+  const std::int64_t batch_size = o.full_batch || o.batch_size >= rows ? rows : o.batch_size;
+  // The smallest global batch is the last one; every rank needs at least one row of it.
+  const std::int64_t smallest = rows % batch_size == 0 || o.drop_last ? batch_size : rows % batch_size;
+  BP_CHECK(smallest >= ranks, ValueError, "fit: a global batch of ", smallest, " rows cannot be split over ",
+           ranks, " ranks (", rows, " training examples in batches of ", batch_size,
+           "; each rank needs at least one row); use a batch size of at least ", ranks,
+           " whose remainder is 0 or at least ", ranks, " (or drop_last)");
 }
 
 History Trainer::fit(const data::TensorDataset& train) {
@@ -98,7 +99,7 @@ History Trainer::fit(const data::TensorDataset& train) {
                                   .drop_last = o.drop_last,
                                   .seed = o.seed});
   const std::int64_t num_batches = loader.num_batches();
-  check_data(train, batch_size, num_batches);
+  check_data(train, num_batches);
   const bool classification = train.task == data::Task::classification;
   comm.start(model_);
 

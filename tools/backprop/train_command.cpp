@@ -189,14 +189,15 @@ int run_train(const TrainArgs& args) {
            ": classification needs at least 2 classes, found ", outputs);
   const std::int64_t n = data.train.size(), batch = cfg.train.batch_size;
   if (distributed) {
-    const std::int64_t global = batch == 0 || batch >= n ? n : batch,
-                       last = n % global == 0 ? global : n % global;
-    BP_CHECK(last >= mpi->ranks(), ConfigError, "--batch-size ",
-             batch == 0 ? std::string("full") : std::to_string(batch), " is the global batch, split over ",
-             mpi->ranks(), " ranks; with ", n, " training examples a batch of ", last,
-             " rows leaves a rank without any; choose a batch size of at "
-             "least ",
-             mpi->ranks(), " whose remainder is 0 or at least ", mpi->ranks());
+    try {
+      bp::train::check_batch_split(
+          n, {.batch_size = std::max<std::int64_t>(batch, 1), .full_batch = batch == 0}, mpi->ranks());
+    } catch (const bp::ValueError& e) {
+      const std::string why = e.what();
+      throw bp::ConfigError("--batch-size " + (batch == 0 ? std::string("full") : std::to_string(batch)) +
+                            " is the global batch, split over " + std::to_string(mpi->ranks()) +
+                            " ranks: " + why.substr(why.rfind("fit: ", 0) == 0 ? 5 : 0));
+    }
   }
   BP_CHECK(!(cfg.model.batchnorm && ((batch > 0 && batch < n && n % batch == 1) || n == 1)), ConfigError,
            "--batchnorm: the last batch of each epoch would hold a single example (", n,
