@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.hpp"
+
 namespace bp = backprop;
 
 namespace {
@@ -29,48 +31,17 @@ struct Args {
   std::uint64_t seed = 1;
 };
 
-std::vector<std::int64_t> parse_list(const std::string& s) {
-  std::vector<std::int64_t> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ','))
-    if (!item.empty()) out.push_back(std::stoll(item));
-  return out;
-}
-
 Args parse(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    const std::string k = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) throw bp::ValueError("bench_fit: " + k + " needs a value");
-      return argv[++i];
-    };
-    if (k == "--data")
-      a.data = next();
-    else if (k == "--batch")
-      a.batch = std::stoll(next());
-    else if (k == "--epochs")
-      a.epochs = std::stoll(next());
-    else if (k == "--threads")
-      a.threads = std::stoi(next());
-    else if (k == "--hidden")
-      a.hidden = parse_list(next());
-    else if (k == "--limit")
-      a.limit = std::stoll(next());
-    else if (k == "--seed")
-      a.seed = std::stoull(next());
-    else
-      throw bp::ValueError("bench_fit: unknown option " + k);
-  }
+  bench::parse_options(argc, argv, "bench_fit",
+                       {{"--data", [&](const std::string& v) { a.data = v; }},
+                        {"--batch", [&](const std::string& v) { a.batch = std::stoll(v); }},
+                        {"--epochs", [&](const std::string& v) { a.epochs = std::stoll(v); }},
+                        {"--threads", [&](const std::string& v) { a.threads = std::stoi(v); }},
+                        {"--hidden", [&](const std::string& v) { a.hidden = bench::parse_list(v); }},
+                        {"--limit", [&](const std::string& v) { a.limit = std::stoll(v); }},
+                        {"--seed", [&](const std::string& v) { a.seed = std::stoull(v); }}});
   return a;
-}
-
-double median(std::vector<double> v) {
-  if (v.empty()) return 0.0;
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 }  // namespace
@@ -103,7 +74,7 @@ int main(int argc, char** argv) try {
   for (auto w : a.hidden) hidden += (hidden.empty() ? "" : ",") + std::to_string(w);
   std::cout << "{\"impl\": \"backprop-fit\", \"mode\": \"train\", \"batch\": " << a.batch
             << ", \"threads\": " << a.threads << ", \"hidden\": \"" << hidden
-            << "\", \"examples\": " << train.size() << ", \"epoch_s\": " << median(timed)
+            << "\", \"examples\": " << train.size() << ", \"epoch_s\": " << bench::median(timed)
             << ", \"epoch_times\": [" << list.str()
             << "], \"train_accuracy\": " << (h.epochs.empty() ? 0.0 : h.epochs.back().train_accuracy)
             << ", \"test_accuracy\": " << t.accuracy << "}\n";

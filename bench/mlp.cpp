@@ -30,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.hpp"
 #include "kernels/row_pool.hpp"  // helper participation (pieces of split work done by the pool's helpers)
 
 namespace bp = backprop;
@@ -67,15 +68,6 @@ bp::Sgemm parse_sgemm(const std::string& s) {
   throw bp::ValueError("bench_mlp: --sgemm must be own or openblas, got " + s);
 }
 
-std::vector<std::int64_t> parse_list(const std::string& s) {
-  std::vector<std::int64_t> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ','))
-    if (!item.empty()) out.push_back(std::stoll(item));
-  return out;
-}
-
 Args parse(int argc, char** argv) {
   Args a;
   for (int i = 1; i < argc; ++i) {
@@ -95,7 +87,7 @@ Args parse(int argc, char** argv) {
     else if (k == "--threads")
       a.threads = std::stoi(next());
     else if (k == "--hidden")
-      a.hidden = parse_list(next());
+      a.hidden = bench::parse_list(next());
     else if (k == "--limit")
       a.limit = std::stoll(next());
     else if (k == "--seed")
@@ -128,13 +120,6 @@ double peak_rss_mib() {
 
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-double median(std::vector<double> v) {
-  if (v.empty()) return 0.0;
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 std::string json_list(const std::vector<double>& v) {
@@ -258,7 +243,7 @@ int run_train(const Args& a) {
   }
   const auto pool = bp::kernels::chunk_counts();
   std::vector<double> timed(epoch_times.begin() + (epoch_times.size() > 1 ? 1 : 0), epoch_times.end());
-  const double epoch_s = median(timed);
+  const double epoch_s = bench::median(timed);
   std::cout << "{\"impl\": \"backprop\", \"mode\": \"train\", \"batch\": " << a.batch
             << ", \"threads\": " << a.threads << ", \"isa\": \"" << bp::isa_name(bp::kernel_config().isa)
             << "\", \"sgemm\": \"" << (bp::kernel_config().sgemm == bp::Sgemm::own ? "own" : "openblas")
@@ -326,7 +311,8 @@ int run_infer(const Args& a) {
     thr.push_back(5.0 * 1024.0 / seconds_since(t0));
   }
   std::cout << "{\"impl\": \"backprop\", \"mode\": \"infer\", \"threads\": " << a.threads
-            << ", \"latency_us\": " << median(lat) * 1e6 << ", \"batch1024_samples_per_s\": " << median(thr)
+            << ", \"latency_us\": " << bench::median(lat) * 1e6
+            << ", \"batch1024_samples_per_s\": " << bench::median(thr)
             << ", \"peak_rss_mib\": " << peak_rss_mib() << "}\n";
   return 0;
 }
@@ -381,8 +367,8 @@ int run_checkpoint(const Args& a) {
     const double peak_mib = static_cast<double>(bp::memory_stats().peak_bytes - before_bytes) / (1 << 20);
     const double saved_mib = static_cast<double>(forward_bytes - before_bytes) / (1 << 20);
     const char* tag = ckpt ? "checkpointed" : "plain";
-    o << ", \"" << tag << "_step_s\": " << median(times) << ", \"" << tag << "_activation_mib\": " << peak_mib
-      << ", \"" << tag << "_saved_mib\": " << saved_mib;
+    o << ", \"" << tag << "_step_s\": " << bench::median(times) << ", \"" << tag
+      << "_activation_mib\": " << peak_mib << ", \"" << tag << "_saved_mib\": " << saved_mib;
   }
   std::cout << o.str() << "}\n";
   return 0;

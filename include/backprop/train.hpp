@@ -126,7 +126,7 @@ struct FitOptions {
   optim::ReduceLROnPlateau* plateau = nullptr;
   std::int64_t grad_flow_every = 0;  // measure gradient flow every N updates (0 = off)
   bool check_finite = true;          // stop with DivergedError at the first NaN/Inf loss or gradient
-  std::vector<Callback*> callbacks;
+  std::vector<Callback*> callbacks = {};
   /// Polled after every update (after the on_batch_end callbacks); when true, fit() returns after that
   /// update with History::interrupted: no epoch end, validation or scheduler step, unless the update was the
   /// epoch's last, in which case the epoch is finished normally first.

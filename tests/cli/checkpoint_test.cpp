@@ -175,22 +175,18 @@ TEST(CheckpointCompat, ACheckpointOfTheFirstFormatResumesToTheStraightRun) {
            fs::copy_options::recursive);
   // The run's config names its data as train.csv, relative to where it was started.
   const auto in_scratch = [&](const std::string& args) {
-    const std::string cmd = "cd " + clitest::quote(s.dir().string()) + " && " +
-                            clitest::quote(clitest::kCli) + " " + args + " >/dev/null 2>" +
-                            clitest::quote(s.path("err.txt"));
-    const int status = std::system(cmd.c_str());
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return clitest::run_shell(
+        s, "cd " + clitest::quote(s.dir().string()) + " && " + clitest::quote(clitest::kCli) + " " + args);
   };
   const bp::io::Checkpoint old = bp::io::load_checkpoint(s.path("run/checkpoints/epoch-0002.safetensors"));
   EXPECT_EQ(old.trainer.epoch, 2);
   EXPECT_EQ(old.trainer.generators.size(), 2u);  // two Dropout layers
-  ASSERT_EQ(in_scratch("train --quiet --resume run --epochs 6"), 0) << clitest::slurp(s.path("err.txt"));
-  ASSERT_EQ(
-      in_scratch("train --quiet --data train.csv --target species --layers 16,8 --dropout 0.2 "
-                 "--val-split 0.2 --early-stopping 3 --epochs 6 --batch-size 16 --seed 3 --schedule none "
-                 "--out straight"),
-      0)
-      << clitest::slurp(s.path("err.txt"));
+  const auto resumed_run = in_scratch("train --quiet --resume run --epochs 6");
+  ASSERT_EQ(resumed_run.code, 0) << resumed_run.err;
+  const auto straight_run = in_scratch(
+      "train --quiet --data train.csv --target species --layers 16,8 --dropout 0.2 --val-split 0.2 "
+      "--early-stopping 3 --epochs 6 --batch-size 16 --seed 3 --schedule none --out straight");
+  ASSERT_EQ(straight_run.code, 0) << straight_run.err;
   const bp::io::ModelFile resumed_model = bp::io::load_model(s.path("run/model.safetensors"));
   const bp::io::ModelFile straight_model = bp::io::load_model(s.path("straight/model.safetensors"));
   ASSERT_EQ(resumed_model.state.size(), straight_model.state.size());

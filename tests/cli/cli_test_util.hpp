@@ -84,18 +84,23 @@ inline std::string quote(const std::string& s) {
   return q + "'";
 }
 
-/// Runs `backprop ARGS` (ARGS is shell text) with stdout and stderr captured in files next to `scratch`.
-inline Result run(const Scratch& scratch, const std::string& args) {
+/// Runs the shell text `command` with stdout and stderr captured in files next to `scratch`.
+inline Result run_shell(const Scratch& scratch, const std::string& command) {
   static int counter = 0;
   const std::string out = scratch.path("stdout." + std::to_string(counter));
   const std::string err = scratch.path("stderr." + std::to_string(counter++));
-  const std::string cmd = quote(kCli) + " " + args + " >" + quote(out) + " 2>" + quote(err) + " </dev/null";
+  const std::string cmd = "{ " + command + "; } >" + quote(out) + " 2>" + quote(err) + " </dev/null";
   const int status = std::system(cmd.c_str());
   Result r;
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
   r.out = slurp(out);
   r.err = slurp(err);
   return r;
+}
+
+/// Runs `backprop ARGS` (ARGS is shell text) with stdout and stderr captured in files next to `scratch`.
+inline Result run(const Scratch& scratch, const std::string& args) {
+  return run_shell(scratch, quote(kCli) + " " + args);
 }
 
 /// Starts `backprop ARGS...` without waiting, stdout and stderr into the files `out` and `err`, with the

@@ -33,18 +33,8 @@ const std::string kMpirun;
 
 // `mpirun -np K backprop ARGS`, captured like clitest::run. OMP_NUM_THREADS=1: two ranks share two cores.
 clitest::Result mpirun(const Scratch& s, int ranks, const std::string& args) {
-  static int counter = 0;
-  const std::string out = s.path("mpi.stdout." + std::to_string(counter));
-  const std::string err = s.path("mpi.stderr." + std::to_string(counter++));
-  const std::string cmd = "OMP_NUM_THREADS=1 " + kMpirun + std::to_string(ranks) + " " +
-                          clitest::quote(clitest::kCli) + " " + args + " >" + clitest::quote(out) + " 2>" +
-                          clitest::quote(err) + " </dev/null";
-  const int status = std::system(cmd.c_str());
-  clitest::Result r;
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-  r.out = clitest::slurp(out);
-  r.err = clitest::slurp(err);
-  return r;
+  return clitest::run_shell(s, "OMP_NUM_THREADS=1 " + kMpirun + std::to_string(ranks) + " " +
+                                   clitest::quote(clitest::kCli) + " " + args);
 }
 
 // Largest |a - b| / max(max |b|, 1) over the tensors of two model files (same names and shapes required).

@@ -44,17 +44,7 @@ std::string find_qemu() {
 // Runs `qemu-x86_64 -cpu MODEL PROGRAM ARGS` (ARGS is shell text), output captured.
 clitest::Result emulate(const Scratch& s, const std::string& qemu, const std::string& model,
                         const std::string& program, const std::string& args) {
-  static int counter = 0;
-  const std::string out = s.path("qemu_out." + std::to_string(counter));
-  const std::string err = s.path("qemu_err." + std::to_string(counter++));
-  const std::string cmd = quote(qemu) + " -cpu " + model + " " + quote(program) + " " + args + " >" +
-                          quote(out) + " 2>" + quote(err) + " </dev/null";
-  const int status = std::system(cmd.c_str());
-  clitest::Result r;
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-  r.out = clitest::slurp(out);
-  r.err = clitest::slurp(err);
-  return r;
+  return clitest::run_shell(s, quote(qemu) + " -cpu " + model + " " + quote(program) + " " + args);
 }
 
 // label = [x1 x2 > 0] on [-1, 1]^2 (XOR of the signs): no linear model gets far above 50%, a small MLP
