@@ -11,7 +11,9 @@ does not (a bare `//`, prose, or `#pragma once`). The example is the body of a f
 namespace aliases and `#include` lines of its own. Names an example uses without declaring them (a network, a
 batch, a dataset) are declared in CONTEXT below, so that the example reads as it does in the header.
 
-usage: header_examples.py INCLUDE_DIR OUT_DIR
+usage: header_examples.py INCLUDE_DIR OUT_DIR [HEADER...]
+HEADERs (paths below backprop/, e.g. dist.hpp) belong to libraries this build does not have; their examples
+are not compiled.
 Writes OUT_DIR/<path with '/' as '_'>.cpp for each INCLUDE_DIR/backprop/**/*.hpp (each defining one function)
 and OUT_DIR/main.cpp, which refers to all of them. Exits 1, naming the header, when a header that is not in
 SKIP has no example.
@@ -82,8 +84,10 @@ def example_of(lines):
 
 
 def main():
-    if len(sys.argv) != 3:
-        sys.exit("usage: header_examples.py INCLUDE_DIR OUT_DIR")
+    if len(sys.argv) < 3:
+        sys.exit("usage: header_examples.py INCLUDE_DIR OUT_DIR [HEADER...]")
+    for rel in sys.argv[3:]:
+        SKIP[rel] = "its library is not part of this build"
     root = pathlib.Path(sys.argv[1]) / "backprop"
     out = pathlib.Path(sys.argv[2])
     out.mkdir(parents=True, exist_ok=True)
