@@ -19,8 +19,12 @@ constexpr UpdateLoops<float> kF32 = make_loops<float>();
 constexpr UpdateLoops<double> kF64 = make_loops<double>();
 }  // namespace baseline
 
+#if defined(__clang__)  // clang does not take GCC's target pragma
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
+#endif
 namespace avx2 {
 namespace {
 #include "optim/update_loops.inl"
@@ -28,10 +32,18 @@ namespace {
 constexpr UpdateLoops<float> kF32 = make_loops<float>();
 constexpr UpdateLoops<double> kF64 = make_loops<double>();
 }  // namespace avx2
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 
+#if defined(__clang__)  // clang does not take GCC's target pragma
+#pragma clang attribute push(__attribute__((target("avx512f"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx512f")
+#endif
 namespace avx512 {
 namespace {
 #include "optim/update_loops.inl"
@@ -39,7 +51,11 @@ namespace {
 constexpr UpdateLoops<float> kF32 = make_loops<float>();
 constexpr UpdateLoops<double> kF64 = make_loops<double>();
 }  // namespace avx512
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 
 namespace {
 template <class T>
