@@ -247,7 +247,8 @@ TEST(GemmKernel, GemmRawIsBitIdenticalAcrossThreadCounts) {
       EXPECT_TRUE(testutil::on_two_threads([&] {
         EXPECT_EQ(one, product(2)) << bp::isa_name(isa) << " " << p.m << " x " << p.n << " x " << p.k;
         EXPECT_LT(worst_error(p, o, e), 1e-6) << bp::isa_name(isa);
-      })) << bp::isa_name(isa) << " " << p.m << " x " << p.n << " x " << p.k;
+      })) << bp::isa_name(isa)
+          << " " << p.m << " x " << p.n << " x " << p.k;
     }
   }
   bp::set_num_threads(saved);
