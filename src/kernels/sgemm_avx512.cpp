@@ -8,14 +8,10 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/isa_region.hpp"
 #include "kernels/sgemm_own.hpp"
 
-#if defined(__clang__)  // clang does not take GCC's target pragma
-#pragma clang attribute push(__attribute__((target("avx512f"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx512f")
-#endif
+BACKPROP_ISA_BEGIN("avx512f")
 
 namespace backprop::kernels::avx512 {
 
@@ -50,8 +46,4 @@ void sgemm(bool transpose_a, bool transpose_b, std::int64_t m, std::int64_t n, s
 
 }  // namespace backprop::kernels::avx512
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
+BACKPROP_ISA_END

@@ -9,6 +9,8 @@
 #include <cmath>
 #include <cstdint>
 
+#include "kernels/isa_region.hpp"
+
 namespace backprop::optim::kernels {
 
 namespace baseline {
@@ -19,12 +21,7 @@ constexpr UpdateLoops<float> kF32 = make_loops<float>();
 constexpr UpdateLoops<double> kF64 = make_loops<double>();
 }  // namespace baseline
 
-#if defined(__clang__)  // clang does not take GCC's target pragma
-#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-#endif
+BACKPROP_ISA_BEGIN("avx2,fma")
 namespace avx2 {
 namespace {
 #include "optim/update_loops.inl"
@@ -32,18 +29,9 @@ namespace {
 constexpr UpdateLoops<float> kF32 = make_loops<float>();
 constexpr UpdateLoops<double> kF64 = make_loops<double>();
 }  // namespace avx2
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
+BACKPROP_ISA_END
 
-#if defined(__clang__)  // clang does not take GCC's target pragma
-#pragma clang attribute push(__attribute__((target("avx512f"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx512f")
-#endif
+BACKPROP_ISA_BEGIN("avx512f")
 namespace avx512 {
 namespace {
 #include "optim/update_loops.inl"
@@ -51,11 +39,7 @@ namespace {
 constexpr UpdateLoops<float> kF32 = make_loops<float>();
 constexpr UpdateLoops<double> kF64 = make_loops<double>();
 }  // namespace avx512
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
+BACKPROP_ISA_END
 
 namespace {
 template <class T>
