@@ -107,17 +107,17 @@ void max_axis(const Tensor& x, std::int64_t axis, bool keepdim, Tensor& values, 
 }
 
 namespace {
-// Finite iff the exponent bits are not all ones: the largest |bits| of a block is below the bits of +Inf.
-// A max over unsigned integers vectorises; std::isfinite with an early return does not.
+// Finite iff the exponent bits are not all ones. The test is an AND, a compare and an OR per element, which
+// vectorises with the baseline instruction set (a max over unsigned integers needs SSE4.1, and
+// std::isfinite with an early return does not vectorise at all).
 template <class T, class U>
 bool finite_bits(const T* p, std::int64_t n) {
-  constexpr U abs_mask = std::numeric_limits<U>::max() >> 1;
-  constexpr U inf_bits = std::bit_cast<U>(std::numeric_limits<T>::infinity());
+  constexpr U exp_bits = std::bit_cast<U>(std::numeric_limits<T>::infinity());
   for (std::int64_t lo = 0; lo < n; lo += kBlock) {
     const std::int64_t hi = std::min(n, lo + kBlock);
-    U top = 0;
-    for (std::int64_t i = lo; i < hi; ++i) top = std::max<U>(top, std::bit_cast<U>(p[i]) & abs_mask);
-    if (top >= inf_bits) return false;
+    U bad = 0;
+    for (std::int64_t i = lo; i < hi; ++i) bad |= U((std::bit_cast<U>(p[i]) & exp_bits) == exp_bits);
+    if (bad != 0) return false;
   }
   return true;
 }
