@@ -50,7 +50,7 @@ const std::vector<Hostile>& cases() {
        "",
        "$BP train --data small.csv --target species --out small.csv",
        2,
-       "would overwrite its input",
+       "is also the input --data",
        {"small.csv"},
        {"small.csv=file"}},
       {"PredictOutputThatIsTheModelIsRefused",
