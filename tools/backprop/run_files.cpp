@@ -2,6 +2,7 @@
 #include "run_files.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -170,6 +171,14 @@ std::string staging_dir(const std::string& dir) {
   BP_CHECK(::access(parent.c_str(), W_OK | X_OK) == 0, FileError, "--out ", dir,
            ": --overwrite stages the new run beside the old one, but ", parent.string(),
            " is not writable: ", std::strerror(errno));
+  // The swap at the end renames within one file system: a run folder that is a mount point cannot take part.
+  struct stat folder {
+  }, above{};
+  BP_CHECK(::stat(target.c_str(), &folder) == 0 && ::stat(parent.c_str(), &above) == 0 &&
+               folder.st_dev == above.st_dev,
+           FileError, "--out ", dir, ": --overwrite stages the new run beside the old one in ",
+           parent.string(), ", but ", target.string(),
+           " is another file system (a mount point); choose another --out");
   const std::string base = target.filename().string() + ".new-" + std::to_string(::getpid());
   std::error_code ec;
   fs::path outer = target.parent_path() / base;
