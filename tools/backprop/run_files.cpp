@@ -1,4 +1,5 @@
-// The run folder: paths, clean-up before a run, summary.json and the report.
+// The run folder: paths, an earlier run in it (refused, or staged and replaced by --overwrite), clean-up
+// before a run, summary.json and the report.
 #include "run_files.hpp"
 
 #include <fcntl.h>
