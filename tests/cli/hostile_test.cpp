@@ -31,8 +31,8 @@ struct Hostile {
 };
 
 // What every case starts from: a 90-row, 3-class CSV (small.csv), the same without its header
-// (headerless.csv), a run folder trained on it (run/), a text file (notes.txt) and a Graphviz file
-// (graph.dot).
+// (headerless.csv), a run folder trained on it (run/), a 60-row regression CSV (linear.csv), a text file
+// (notes.txt) and a Graphviz file (graph.dot).
 const std::vector<Hostile>& cases() {
   static const std::vector<Hostile> rows = {
       // ---- inputs that are not regular files: refused at once, never opened for reading ----
@@ -66,6 +66,14 @@ const std::vector<Hostile>& cases() {
        "notes.txt",
        {"notes.txt"},
        {"notes.txt=file"}},
+      // ---- a run folder is never emptied before the new run has finished ----
+      {"TrainOntoAnEarlierRunIsRefused", "",
+       "$BP train --data small.csv --target species --layers 4 --epochs 1 --out run", 2, "--overwrite",
+       {"run/model.safetensors", "run/metrics.jsonl", "run/summary.json", "run/config.toml"}},
+      {"OverwriteThatDivergesKeepsTheEarlierRun", "",
+       "$BP train --data linear.csv --task regression --layers none --epochs 20 --lr 1000000 --optimizer sgd "
+       "--schedule none --out run --overwrite",
+       4, "unchanged", {"run/model.safetensors", "run/metrics.jsonl", "run/summary.json", "run/report.html"}},
       // ---- damaged and missing files ----
       {"MissingModelIsNamed", "", "$BP info nothere.safetensors", 3, "nothere.safetensors"},
       {"CutModelIsADataError",
@@ -129,6 +137,7 @@ const fs::path& prepared() {
     clitest::write((d / "small.csv").string(), clitest::blobs_csv(7, 30));
     const std::string body = clitest::blobs_csv(7, 30);
     clitest::write((d / "headerless.csv").string(), body.substr(body.find('\n') + 1));
+    clitest::write((d / "linear.csv").string(), clitest::linear_csv(3, 60));
     clitest::write((d / "notes.txt").string(), "the user's own notes\n");
     clitest::write((d / "graph.dot").string(), "digraph g { a -> b; }\n");
     const std::string train =
