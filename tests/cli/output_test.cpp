@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include <chrono>
 #include <thread>
@@ -23,6 +24,19 @@ mode_t kind_of(const std::string& path) {
   struct stat st {};
   EXPECT_EQ(::lstat(path.c_str(), &st), 0) << path;
   return st.st_mode & S_IFMT;
+}
+
+// A character device to write to: /dev/null itself only where a writer that wrongly replaced it would be
+// stopped by the permissions of /dev; as root, a node for the same device made in the test's own folder, so
+// that even a broken writer cannot replace the system's /dev/null. Empty if neither can be had.
+std::string null_device(const std::string& dir) {
+  if (::geteuid() != 0) return "/dev/null";
+  const std::string node = dir + "/null";
+  if (::mknod(node.c_str(), S_IFCHR | 0666, ::makedev(1, 3)) != 0) return "";
+  const int fd = ::open(node.c_str(), O_WRONLY);  // a file system mounted nodev refuses to open it
+  if (fd < 0) return "";
+  ::close(fd);
+  return node;
 }
 
 void make_fifo(const std::string& path) {
@@ -143,11 +157,16 @@ TEST_F(Outputs, PredictOutputWritesAFifoADeviceOrStandardOutputAsAStream) {
   EXPECT_EQ(reader.read_all(), predictions());
   EXPECT_EQ(kind_of(s.path("out.fifo")), S_IFIFO);
 
-  fs::create_symlink("/dev/null", s.dir() / "sink");
-  const auto null = run(s, predict_to(s.path("sink")));
-  EXPECT_EQ(null.code, 0) << null.err;
-  EXPECT_EQ(kind_of(s.path("sink")), S_IFLNK);
-  EXPECT_EQ(kind_of("/dev/null"), S_IFCHR);
+  const std::string device = null_device(s.dir().string());
+  if (!device.empty()) {
+    EXPECT_EQ(run(s, predict_to(device)).code, 0);
+    EXPECT_EQ(kind_of(device), S_IFCHR);
+    fs::create_symlink(device, s.dir() / "sink");
+    const auto null = run(s, predict_to(s.path("sink")));
+    EXPECT_EQ(null.code, 0) << null.err;
+    EXPECT_EQ(kind_of(s.path("sink")), S_IFLNK);
+    EXPECT_EQ(kind_of(device), S_IFCHR);
+  }
 
   const auto out = run(s, predict_to("-"));
   EXPECT_EQ(out.code, 0) << out.err;
@@ -206,10 +225,13 @@ TEST(ExplainGraph, FollowsALinkAndWritesAFifoADeviceOrStandardOutput) {
   EXPECT_EQ(kind_of(s.path("graph.fifo")), S_IFIFO);
   EXPECT_FALSE(fs::exists(s.path("graph.fifo.svg")));
 
-  fs::create_symlink("/dev/null", s.dir() / "sink");
-  EXPECT_EQ(run(s, "explain --graph " + s.path("sink")).code, 0);
-  EXPECT_EQ(kind_of(s.path("sink")), S_IFLNK);
-  EXPECT_EQ(kind_of("/dev/null"), S_IFCHR);
+  const std::string device = null_device(s.dir().string());
+  if (!device.empty()) {
+    fs::create_symlink(device, s.dir() / "sink");
+    EXPECT_EQ(run(s, "explain --graph " + s.path("sink")).code, 0);
+    EXPECT_EQ(kind_of(s.path("sink")), S_IFLNK);
+    EXPECT_EQ(kind_of(device), S_IFCHR);
+  }
 
   const auto out = run(s, "explain --json --graph -");
   EXPECT_EQ(out.code, 0) << out.err;
@@ -289,4 +311,31 @@ TEST_F(Outputs, EveryInputFlagReportsAFifoWithoutWaiting) {
     EXPECT_THAT(w.result.err, HasSubstr("is a FIFO, not a regular file")) << line;
   }
   EXPECT_EQ(kind_of(fifo), S_IFIFO);
+}
+
+TEST(ExplainGraph, TheSvgBesideTheGraphIsCheckedAndWrittenTheSameWay) {
+  // A stand-in for Graphviz's `dot` on the PATH: wraps the DOT text it reads in an <svg> element.
+  Scratch s;
+  fs::create_directories(s.dir() / "bin");
+  clitest::write(s.path("bin/dot"), "#!/bin/sh\necho '<svg>'; cat; echo '</svg>'\n");
+  fs::permissions(s.path("bin/dot"), fs::perms::owner_all);
+  const std::string with_dot =
+      "PATH=" + clitest::quote(s.path("bin")) + ":\"$PATH\" " + clitest::quote(clitest::kCli);
+  const auto r = clitest::run_shell(s, with_dot + " explain --graph " + s.path("step.dot"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string dot = clitest::slurp(s.path("step.dot"));
+  EXPECT_EQ(clitest::slurp(s.path("step.svg")), "<svg>\n" + dot + "</svg>\n");
+  EXPECT_THAT(r.out, HasSubstr("and " + s.path("step.svg")));
+
+  // An SVG path that holds something else: refused before either file is written, until --force.
+  clitest::write(s.path("other.svg"), std::string("\x1f\x8b\x08\0binary", 10));
+  const std::string before = clitest::slurp(s.path("other.svg"));
+  const auto refused = clitest::run_shell(s, with_dot + " explain --graph " + s.path("other.dot"));
+  EXPECT_EQ(refused.code, 2);
+  EXPECT_THAT(refused.err, HasSubstr("--graph " + s.path("other.svg") + ": the file holds binary data"));
+  EXPECT_FALSE(fs::exists(s.path("other.dot")));
+  EXPECT_EQ(clitest::slurp(s.path("other.svg")), before);
+  const auto forced = clitest::run_shell(s, with_dot + " explain --force --graph " + s.path("other.dot"));
+  EXPECT_EQ(forced.code, 0) << forced.err;
+  EXPECT_EQ(clitest::slurp(s.path("other.svg")), "<svg>\n" + dot + "</svg>\n");
 }
