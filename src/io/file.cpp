@@ -13,6 +13,8 @@
 #include "io/file.hpp"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -151,8 +153,38 @@ bool may_replace(FileKind held, FileKind written) {
   return held == FileKind::empty || held == (written == FileKind::empty ? FileKind::text : written);
 }
 
+// While alive, SIGPIPE is blocked for this thread, so writing to a pipe or FIFO whose reader went away is an
+// EPIPE error rather than a signal that ends the process; a SIGPIPE that such a write left pending is consumed.
+class SigpipeBlocked {
+ public:
+  SigpipeBlocked() {
+    sigemptyset(&pipe_);
+    sigaddset(&pipe_, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_, &old_);
+    sigset_t pending;
+    sigpending(&pending);
+    was_pending_ = sigismember(&pending, SIGPIPE) == 1;
+  }
+  ~SigpipeBlocked() {
+    sigset_t pending;
+    sigpending(&pending);
+    if (!was_pending_ && sigismember(&pending, SIGPIPE) == 1) {
+      const timespec now{};
+      sigtimedwait(&pipe_, nullptr, &now);
+    }
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+  SigpipeBlocked(const SigpipeBlocked&) = delete;
+  SigpipeBlocked& operator=(const SigpipeBlocked&) = delete;
+
+ private:
+  sigset_t pipe_{}, old_{};
+  bool was_pending_ = false;
+};
+
 // Writes to a FIFO, a character device or standard output, in place.
 void write_stream(const std::string& path, std::span<const std::string_view> parts, const char* who) {
+  const SigpipeBlocked no_sigpipe;
   Fd file;
   if (path == "-") {
     file.fd = ::dup(STDOUT_FILENO);

@@ -176,6 +176,25 @@ TEST(Writer, WritesACharacterDeviceAndStandardOutputAsStreams) {
   EXPECT_EQ(::testing::internal::GetCapturedStdout(), "to standard output\n");
 }
 
+TEST(Writer, AStreamWhoseReaderWentAwayIsAnErrorNotASignal) {
+  int ends[2];
+  ASSERT_EQ(::pipe(ends), 0);
+  ::close(ends[0]);  // nobody will read
+  const int saved_stdout = ::dup(STDOUT_FILENO);
+  ASSERT_GE(saved_stdout, 0);
+  ::dup2(ends[1], STDOUT_FILENO);
+  ::close(ends[1]);
+  std::string message;
+  try {
+    bp::io::write_file_atomic("-", "lost\n");
+  } catch (const bp::FileError& e) {
+    message = e.what();
+  }
+  ::dup2(saved_stdout, STDOUT_FILENO);
+  ::close(saved_stdout);
+  EXPECT_THAT(message, HasSubstr("cannot write to '-': Broken pipe"));  // and this process is still here
+}
+
 TEST(Writer, RefusesADirectoryOrASocket) {
   iotest::ScratchDir dir;
   fs::create_directories(dir.path() / "folder");
