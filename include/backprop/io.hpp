@@ -119,8 +119,8 @@ struct WriteOptions {
 
 /// Writes `bytes` to `path`, the one way backprop writes every file it produces:
 /// - a regular file or a new name is replaced crash-safely: PATH.tmp-<pid>-<n> is written in the same
-///   directory, fsynced, renamed over PATH, and the directory fsynced. A crash at any moment leaves either the
-///   old file or the new one. An existing file's permission bits are kept.
+///   directory, fsynced, renamed over PATH, and the directory fsynced. A crash at any moment leaves either
+///   the old file or the new one. An existing file's permission bits are kept.
 /// - a symbolic link is followed: its final target is replaced that way (the temporary file sits beside the
 ///   target) and the link stays a link.
 /// - "-" (standard output), a FIFO or a character device (/dev/null, a terminal) is written as a stream, in

@@ -5,11 +5,11 @@
 // content of its own kind, and anything else is refused. Every read first checks that its path is a regular
 // file (input_exists) without opening it, since opening a FIFO blocks until a writer appears.
 //
-// The write protocol for a regular file: the new content goes to a temporary file in the target's own directory (rename is only
-// atomic within one file system), is fsynced so its bytes are on disk before its name is, then is renamed
-// over the target, and finally the directory is fsynced so the rename itself survives a power cut. Until the
-// rename the old file is untouched; after it the new file is complete. Any failure removes the temporary
-// file.
+// The write protocol for a regular file: the new content goes to a temporary file in the target's own
+// directory (rename is only atomic within one file system), is fsynced so its bytes are on disk before its
+// name is, then is renamed over the target, and finally the directory is fsynced so the rename itself
+// survives a power cut. Until the rename the old file is untouched; after it the new file is complete. Any
+// failure removes the temporary file.
 #include "io/file.hpp"
 
 #include <fcntl.h>
@@ -153,8 +153,8 @@ bool may_replace(FileKind held, FileKind written) {
   return held == FileKind::empty || held == (written == FileKind::empty ? FileKind::text : written);
 }
 
-// While alive, SIGPIPE is blocked for this thread, so writing to a pipe or FIFO whose reader went away is an
-// EPIPE error rather than a signal that ends the process; a SIGPIPE that such a write left pending is consumed.
+// While alive, SIGPIPE is blocked for this thread, so writing to a pipe or FIFO whose reader went away is
+// an EPIPE error rather than a signal that ends the process; a SIGPIPE such a write left pending is consumed.
 class SigpipeBlocked {
  public:
   SigpipeBlocked() {
