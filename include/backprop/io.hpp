@@ -15,12 +15,15 @@
 //   bp::io::NamedTensors back = bp::io::load_safetensors("model.safetensors");
 //   bp::Tensor w2 = back.at("fc1.weight");                 // same shape, dtype and bits as w
 //   bp::io::write_file_atomic("metrics.json", R"({"loss": 0.31})");
+//   bp::io::write_file_atomic("-", "to standard output\n");          // "-", a FIFO or a device: a stream
+//   if (bp::io::input_exists("model.safetensors", "info")) { /* a regular file: safe to open */ }
 #pragma once
 
 #include <backprop/tensor.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -50,7 +53,8 @@ inline constexpr std::size_t kDefaultMaxReadBytes = std::size_t{1} << 30;
 /// verifies.
 inline constexpr const char* kChecksumKey = "backprop.checksum";
 
-/// Writes `data` to `path` in the safetensors format, crash-safely (see write_file_atomic).
+/// Writes `data` to `path` in the safetensors format, crash-safely, through write_file_atomic's rules
+/// (symbolic links followed, FIFOs and devices written as streams, an existing file of another kind refused).
 ///
 /// Layout: 8-byte little-endian header length N (a multiple of 8), then N bytes of UTF-8 JSON
 ///   {"__metadata__": {...}, "<name>": {"dtype": "F32"|"F64", "shape": [...], "data_offsets": [begin, end]},
@@ -81,15 +85,64 @@ void save_safetensors(const std::string& path, const NamedTensors& data);
 /// what was expected.
 NamedTensors load_safetensors(const std::string& path);
 
-/// Replaces `path` with `bytes`, crash-safely: writes PATH.tmp-<pid>-<n> in the same directory, fsyncs it,
-/// renames it over PATH, and fsyncs the directory. A crash at any moment leaves either the old file or the
-/// new one. An existing file's permission bits are kept. Throws FileError naming the path and the failed
-/// step; the temporary file is removed and the previous file is untouched. (If only the last step, the fsync
-/// of the directory, fails, the new file is already in place and the message says so.)
-void write_file_atomic(const std::string& path, std::string_view bytes);
+/// What a file holds, as far as a writer must know before it replaces it: judged by file_kind from the first
+/// bytes alone.
+enum class FileKind {
+  empty,        // no bytes
+  safetensors,  // an 8-byte little-endian header length, then '{'
+  dot,          // Graphviz DOT text: "digraph", "graph" or "strict" first
+  html,         // "<!DOCTYPE html" or "<html" first
+  text,         // any other text (CSV, TSV, JSON, JSONL, TOML, SVG, ...): no NUL or other control bytes
+  binary,       // anything else (IDX, gzip, images, executables)
+};
 
-/// The whole content of `path`. Throws FileError if it cannot be opened or read, or if it holds more than
-/// `max_bytes` bytes (the message gives both numbers).
+/// The kind of a file that starts with `head` (its first bytes; 64 are enough). Leading whitespace and a
+/// UTF-8 byte-order mark are skipped before the text kinds are recognised.
+FileKind file_kind(std::string_view head);
+/// The kind in words, for messages: "a safetensors model", "Graphviz DOT text", "an HTML page", "text", ...
+const char* describe(FileKind kind);
+
+/// What every writer does before it writes `path`, checked before anything is written. Follows symbolic
+/// links to their final target. Throws FileError naming the path and its kind when the target is neither a
+/// regular file, nor a FIFO or character device, nor missing (a directory, a socket, a block device, a link
+/// loop). Returns the kind an existing regular file holds when content of `kind` may not replace it (an
+/// empty file may be replaced by anything; otherwise the kinds must be the same, and empty content counts as
+/// text); std::nullopt when the write may go ahead. "-" (standard output), FIFOs and character devices are
+/// streams: nothing there is replaced, so they never conflict.
+std::optional<FileKind> replaced_kind(const std::string& path, FileKind kind);
+
+/// Options of write_file_atomic.
+struct WriteOptions {
+  /// Replace an existing file even when it holds another kind of content than what is written.
+  bool force = false;
+};
+
+/// Writes `bytes` to `path`, the one way backprop writes every file it produces:
+/// - a regular file or a new name is replaced crash-safely: PATH.tmp-<pid>-<n> is written in the same
+///   directory, fsynced, renamed over PATH, and the directory fsynced. A crash at any moment leaves either
+///   the old file or the new one. An existing file's permission bits are kept.
+/// - a symbolic link is followed: its final target is replaced that way (the temporary file sits beside the
+///   target) and the link stays a link.
+/// - "-" (standard output), a FIFO or a character device (/dev/null, a terminal) is written as a stream, in
+///   place: nothing is renamed over it. Opening a FIFO waits for its reader.
+/// - anything else (a directory, a socket, a block device) is refused with a FileError naming its kind.
+/// - an existing regular file whose kind (file_kind) differs from the kind of `bytes` is refused with a
+///   FileError naming both kinds, unless options.force (see replaced_kind for the rule).
+/// Throws FileError naming the path and the failed step; the temporary file is removed and the previous file
+/// is untouched. (If only the last step, the fsync of the directory, fails, the new file is already in place
+/// and the message says so.)
+void write_file_atomic(const std::string& path, std::string_view bytes, const WriteOptions& options = {});
+
+/// True when `path` (through symbolic links) is a regular file, false when nothing is there. Throws
+/// FileError "WHO: 'PATH' is a FIFO, not a regular file" (or a directory, a socket, a device, ...) for
+/// anything else. Every reader calls it before it opens a file: it only looks (stat), so a FIFO, whose
+/// opening would block until a writer appears, is reported instead of waited for. `who` starts the message
+/// (a flag or a function name; may be empty).
+bool input_exists(const std::string& path, const std::string& who);
+
+/// The whole content of `path`, which must be a regular file (input_exists). Throws FileError if it is
+/// missing, not a regular file, cannot be read, or holds more than `max_bytes` bytes (the message gives both
+/// numbers).
 std::string read_file(const std::string& path, std::size_t max_bytes = kDefaultMaxReadBytes);
 
 }  // namespace backprop::io

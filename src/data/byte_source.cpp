@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <backprop/error.hpp>
+#include <backprop/io.hpp>
 #include <cctype>
 #include <cstring>
 #include <filesystem>
@@ -25,10 +26,8 @@ constexpr std::uint64_t kDeflateSlack = 4096;
 }  // namespace
 
 ByteSource::ByteSource(const std::string& path) : path_(path), z_(std::make_unique<Inflater>()) {
+  BP_CHECK(io::input_exists(path, ""), FileError, path, ": cannot open: no such file");
   std::error_code ec;
-  const auto status = std::filesystem::status(path, ec);
-  BP_CHECK(!ec && std::filesystem::exists(status), FileError, path, ": cannot open: no such file");
-  BP_CHECK(std::filesystem::is_regular_file(status), FileError, path, ": cannot open: not a regular file");
   file_size_ = std::filesystem::file_size(path, ec);
   BP_CHECK(!ec, FileError, path, ": cannot read the file size: ", ec.message());
   file_ = std::fopen(path.c_str(), "rb");

@@ -1,6 +1,7 @@
 // IDX reader (raw or gzip) and MNIST-format directories.
 #include <array>
 #include <backprop/data/idx.hpp>
+#include <backprop/io.hpp>
 #include <cctype>
 #include <cstdio>
 #include <filesystem>
@@ -157,8 +158,7 @@ std::string find_idx_file(const std::string& dir, const std::string& prefix, con
   std::string tried;
   for (const auto& name : names) {
     const std::filesystem::path p = std::filesystem::path(dir) / name;
-    std::error_code ec;
-    if (std::filesystem::is_regular_file(p, ec)) return p.string();
+    if (io::input_exists(p.string(), "")) return p.string();
     tried += (tried.empty() ? "" : ", ") + name;
   }
   std::error_code ec;

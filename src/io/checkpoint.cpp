@@ -229,21 +229,21 @@ std::string write_checkpoint(const std::string& dir, const Checkpoint& checkpoin
 
 std::string resolve_checkpoint(const std::string& path) {
   std::error_code ec;
-  if (fs::is_regular_file(path, ec)) return path;
+  if (!fs::is_directory(path, ec) && input_exists(path, "")) return path;
   BP_CHECK(
       fs::is_directory(path, ec), FileError, path,
       ": no such checkpoint file or run directory (expected RUN_DIR, RUN_DIR/checkpoints or a .safetensors "
       "checkpoint)");
   for (const fs::path& dir : {fs::path(path), fs::path(path) / "checkpoints"}) {
     const fs::path latest = dir / "latest";
-    if (!fs::is_regular_file(latest, ec)) continue;
+    if (!input_exists(latest.string(), "")) continue;
     std::string name = read_file(latest.string(), 4096);
     while (!name.empty() && (name.back() == '\n' || name.back() == '\r' || name.back() == ' '))
       name.pop_back();
     BP_CHECK(!name.empty() && name.find('/') == std::string::npos, FileError, latest.string(),
              ": expected the file name of a checkpoint, got \"", name, "\"");
     const fs::path target = dir / name;
-    BP_CHECK(fs::is_regular_file(target, ec), FileError, latest.string(), " names ", name,
+    BP_CHECK(input_exists(target.string(), latest.string()), FileError, latest.string(), " names ", name,
              ", which does not exist in ", dir.string());
     return target.string();
   }

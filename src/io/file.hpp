@@ -2,6 +2,7 @@
 // crash-safe writer of several buffers as one file. Internal; the public API is backprop/io.hpp.
 #pragma once
 
+#include <backprop/io.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -35,9 +36,11 @@ class InputFile {
   std::uint64_t size_ = 0;
 };
 
-/// Writes the concatenation of `parts` to `path` with the protocol of write_file_atomic (temporary file,
-/// fsync, rename, fsync of the directory). `who` starts error messages.
-void write_parts_atomic(const std::string& path, std::span<const std::string_view> parts, const char* who);
+/// Writes the concatenation of `parts` to `path` the way write_file_atomic does (symbolic links followed,
+/// streams written in place, regular files replaced by temporary file, fsync, rename, fsync of the directory;
+/// the kind check unless `options.force`). `who` starts error messages.
+void write_parts_atomic(const std::string& path, std::span<const std::string_view> parts, const char* who,
+                        const WriteOptions& options = {});
 
 /// CRC-32 (zlib's polynomial) of `n` bytes, continuing from `crc` (start with 0).
 std::uint32_t crc32(std::uint32_t crc, const void* data, std::size_t n);

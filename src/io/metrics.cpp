@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 namespace backprop::io {
 
@@ -127,6 +128,13 @@ std::vector<Confusion> top_confusions(const std::vector<std::vector<std::int64_t
 }
 
 MetricsWriter::MetricsWriter(const std::string& path, bool truncate) : path_(path) {
+  // The same checks as every other write (write_file_atomic): links are followed; other non-regular files
+  // and a file holding something other than text are refused. A FIFO or device is refused too: the report
+  // reads the log back.
+  if (const std::optional<FileKind> held = replaced_kind(path, FileKind::text))
+    BP_CHECK(false, FileError, path, ": holds ", describe(*held),
+             "; refusing to use it as the metrics log (JSON lines text)");
+  input_exists(path, "the metrics log");
   file_ = std::fopen(path.c_str(), truncate ? "wb" : "ab");
   BP_CHECK(file_ != nullptr, FileError, path,
            ": cannot open the metrics log for writing: ", std::strerror(errno));

@@ -46,9 +46,9 @@ TEST(WriteFileAtomic, WritesAndReplacesContent) {
   const std::string path = dir.file("metrics.json");
   bp::io::write_file_atomic(path, "first version, longer than the second");
   EXPECT_EQ(bp::io::read_file(path), "first version, longer than the second");
-  bp::io::write_file_atomic(path, std::string("second\0binary", 13));
+  bp::io::write_file_atomic(path, std::string("second\0binary", 13), {.force = true});  // text -> binary
   EXPECT_EQ(bp::io::read_file(path), std::string("second\0binary", 13));
-  bp::io::write_file_atomic(path, "");
+  bp::io::write_file_atomic(path, "", {.force = true});  // binary -> empty
   EXPECT_EQ(bp::io::read_file(path), "");
   EXPECT_EQ(dir.entries(), std::vector<std::string>{"metrics.json"});
 }
@@ -109,8 +109,9 @@ TEST(WriteFileAtomic, FailedWriteMidwayLeavesThePreviousFileAndNoTemporary) {
         },
         {"save_safetensors: cannot write to temporary file", "File too large",
          "'" + path + "' is unchanged"});
-    iotest::expect_file_error([&] { bp::io::write_file_atomic(path, std::string(10000, 'x')); },
-                              {"write_file_atomic: cannot write", "is unchanged"});
+    iotest::expect_file_error(
+        [&] { bp::io::write_file_atomic(path, std::string(10000, 'x'), {.force = true}); },
+        {"write_file_atomic: cannot write", "is unchanged"});
   }
   EXPECT_EQ(iotest::read_bytes(path), before);
   EXPECT_EQ(dir.entries(), std::vector<std::string>{"model.safetensors"});
@@ -121,9 +122,9 @@ TEST(WriteFileAtomic, FailedRenameLeavesTheTargetAndNoTemporary) {
   iotest::ScratchDir dir;
   const std::string path = dir.file("taken");
   iotest::fs::create_directories(iotest::fs::path(path) /
-                                 "inside");  // a non-empty directory cannot be replaced
+                                 "inside");  // a directory is never written over (tests/io/writer_test.cpp)
   iotest::expect_file_error([&] { bp::io::write_file_atomic(path, "x"); },
-                            {"cannot rename", "'" + path + "' is unchanged"});
+                            {"'" + path + "' is a directory", "'" + path + "' is unchanged"});
   EXPECT_TRUE(iotest::fs::is_directory(iotest::fs::path(path) / "inside"));
   EXPECT_EQ(dir.entries(), std::vector<std::string>{"taken"});
 }
@@ -147,7 +148,7 @@ TEST(ReadFile, MissingFileAndDirectoryAreFileErrors) {
   iotest::expect_file_error([&] { (void)bp::io::read_file(dir.file("absent.txt")); },
                             {"read_file: cannot open", "absent.txt", "No such file or directory"});
   iotest::expect_file_error([&] { (void)bp::io::read_file(dir.path().string()); },
-                            {"is a directory, expected a file"});
+                            {"is a directory, not a regular file"});
 }
 
 TEST(ReadFile, ReadsFilesWithoutAKnownSize) {

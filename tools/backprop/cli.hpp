@@ -50,6 +50,7 @@ struct PredictArgs {
   std::string output;  // write predictions here instead of stdout
   std::int64_t limit = 0;
   bool json = false;
+  bool force = false;  // --force: --output may replace a file of another kind
 };
 
 struct InfoArgs {

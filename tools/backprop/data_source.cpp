@@ -210,8 +210,7 @@ bp::data::TensorDataset load_eval_data(const bp::io::ModelFile& model, const std
 bp::Tensor load_predict_inputs(const bp::io::ModelFile& model, const std::string& path, std::int64_t limit) {
   const bp::io::Preprocessing& pre = model.preprocessing;
   const std::int64_t inputs = model.architecture.inputs;
-  std::error_code ec;
-  BP_CHECK(fs::is_regular_file(path, ec), FileError, "--input ", path,
+  BP_CHECK(bp::io::input_exists(path, "--input"), FileError, "--input ", path,
            ": no such file (expected a .csv file or an IDX image file)");
   bp::Tensor x;
   if (looks_like_idx(path)) {

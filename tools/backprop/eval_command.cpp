@@ -10,6 +10,7 @@
 
 #include "cli.hpp"
 #include "data_source.hpp"
+#include "outputs.hpp"
 #include "run_files.hpp"
 #include "setup.hpp"
 
@@ -115,6 +116,8 @@ int run_predict(const PredictArgs& a) {
   for (const auto& [flag, path] : {std::pair{"--model", a.model}, std::pair{"--input", a.input}})
     BP_CHECK(!same_path(a.output, path), ConfigError, "--output ", a.output, ": is also the input ", flag,
              "; choose another --output");
+  if (!a.output.empty())
+    check_output("--output", a.output, bp::io::FileKind::text, "predictions (text)", a.force);
   const bp::io::ModelFile model = bp::io::load_model(a.model);
   const auto net = bp::io::load_network(model, a.model);
   const bp::Tensor x = load_predict_inputs(model, a.input, a.limit);
@@ -153,7 +156,7 @@ int run_predict(const PredictArgs& a) {
   if (a.output.empty()) {
     std::cout << out.str();
   } else {
-    bp::io::write_file_atomic(a.output, out.str());
+    bp::io::write_file_atomic(a.output, out.str(), {.force = a.force});
   }
   return kOk;
 }

@@ -8,11 +8,16 @@
 
 #include <backprop/error.hpp>
 #include <backprop/explain.hpp>
+#include <backprop/io.hpp>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "outputs.hpp"
 
 extern char** environ;
 
@@ -28,17 +33,35 @@ bool on_path(const std::string& program) {
   return false;
 }
 
-// Runs `dot -Tsvg in -o out` without a shell (file names are passed as they are). True on success.
-bool render_svg(const std::string& dot_path, const std::string& svg_path) {
-  std::vector<std::string> args = {"dot", "-Tsvg", dot_path, "-o", svg_path};
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  if (posix_spawnp(&pid, "dot", nullptr, nullptr, argv.data(), environ) != 0) return false;
-  int status = 0;
-  if (waitpid(pid, &status, 0) != pid) return false;
-  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+// Renders DOT text to SVG with Graphviz's `dot`, run without a shell, through temporary files (so the output
+// goes through the one writer like every other file). Empty when `dot` fails.
+std::string render_svg(const std::string& dot) {
+  std::FILE* in = std::tmpfile();
+  std::FILE* svg = std::tmpfile();
+  std::string image;
+  if (in != nullptr && svg != nullptr && std::fwrite(dot.data(), 1, dot.size(), in) == dot.size() &&
+      std::fflush(in) == 0 && ::lseek(fileno(in), 0, SEEK_SET) == 0) {
+    std::vector<std::string> args = {"dot", "-Tsvg"};
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, fileno(in), STDIN_FILENO);
+    posix_spawn_file_actions_adddup2(&actions, fileno(svg), STDOUT_FILENO);
+    pid_t pid = 0;
+    int status = 0;
+    const bool ran = posix_spawnp(&pid, "dot", &actions, nullptr, argv.data(), environ) == 0 &&
+                     waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    posix_spawn_file_actions_destroy(&actions);
+    if (ran && std::fseek(svg, 0, SEEK_SET) == 0) {
+      char buffer[1 << 16];
+      while (const std::size_t n = std::fread(buffer, 1, sizeof buffer, svg)) image.append(buffer, n);
+    }
+  }
+  if (in != nullptr) std::fclose(in);
+  if (svg != nullptr) std::fclose(svg);
+  return image;
 }
 
 std::string svg_path_for(const std::string& dot_path) {
@@ -48,20 +71,23 @@ std::string svg_path_for(const std::string& dot_path) {
   return dot_path + ".svg";
 }
 
-// Writes the DOT text; returns a line saying what was written (for the text output).
-std::string write_graph(const std::string& path, const std::string& dot) {
-  {
-    std::ofstream file(path, std::ios::binary | std::ios::trunc);
-    BP_CHECK(file.good(), FileError, "explain: --graph ", path, ": cannot open the file for writing");
-    file << dot;
-    file.close();
-    BP_CHECK(file.good(), FileError, "explain: --graph ", path, ": writing the file failed");
-  }
-  std::string line = "Graph: wrote " + path + " (forward graph and the backward graph create_graph records)";
-  if (!on_path("dot")) return line + "; install Graphviz to render it: dot -Tsvg " + path + " -o graph.svg";
+// Writes the DOT text (and its SVG rendering beside it, unless --graph is a stream); returns a line saying
+// what was written (for the text output). Both outputs are checked before either is written.
+std::string write_graph(const std::string& path, const std::string& dot, bool force) {
+  namespace io = backprop::io;
+  cli::check_output("--graph", path, io::FileKind::dot, "Graphviz DOT text", force);
+  const bool stream = cli::is_stream_output(path);
+  const bool render = !stream && on_path("dot");
   const std::string svg = svg_path_for(path);
-  if (render_svg(path, svg)) return line + " and " + svg;
-  return line + "; `dot` failed to render it to " + svg;
+  if (render) cli::check_output("--graph", svg, io::FileKind::text, "an SVG image (text)", force);
+  io::write_file_atomic(path, dot, {.force = force});
+  std::string line = "Graph: wrote " + path + " (forward graph and the backward graph create_graph records)";
+  if (stream) return line;
+  if (!render) return line + "; install Graphviz to render it: dot -Tsvg " + path + " -o graph.svg";
+  const std::string image = render_svg(dot);
+  if (image.empty()) return line + "; `dot` failed to render it to " + svg;
+  io::write_file_atomic(svg, image, {.force = force});
+  return line + " and " + svg;
 }
 
 int run(const ExplainArgs& args, std::ostream& out) {
@@ -74,8 +100,10 @@ int run(const ExplainArgs& args, std::ostream& out) {
     const ex::DynamicProgramming d = ex::dynamic_programming(args.repeated, args.seed);
     out << (args.json ? ex::to_json(d) + "\n" : ex::to_text(d));
     if (!args.graph.empty()) {
+      out.flush();  // before a --graph of "-" writes to standard output
       std::string line = write_graph(
-          args.graph, ex::worked_example_dot(ex::worked_example({.lr = args.lr, .seed = args.seed})));
+          args.graph, ex::worked_example_dot(ex::worked_example({.lr = args.lr, .seed = args.seed})),
+          args.force);
       if (!args.json) out << line << "\n";
     }
     return d.agree ? 0 : 1;
@@ -84,7 +112,7 @@ int run(const ExplainArgs& args, std::ostream& out) {
   const ex::WorkedExample e = ex::worked_example({.sizes = {2, 3, 2}, .lr = args.lr, .seed = args.seed});
   const ex::Verification v = ex::verify(e);
   std::string graph_line;
-  if (!args.graph.empty()) graph_line = write_graph(args.graph, ex::worked_example_dot(e));
+  if (!args.graph.empty()) graph_line = write_graph(args.graph, ex::worked_example_dot(e), args.force);
   if (args.json) {
     out << ex::to_json(e, v) << "\n";
   } else {

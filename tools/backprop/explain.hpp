@@ -22,11 +22,13 @@ struct ExplainArgs {
   int repeated = 0;   // > 0: show the dynamic-programming counts up to this N instead of the worked example
   double lr = 0.5;    // eta of the update
   std::uint64_t seed = 1;
-  bool json = false;  // one JSON object on `out` instead of text
+  bool json = false;   // one JSON object on `out` instead of text
+  bool force = false;  // --force: --graph (and its .svg) may replace a file of another kind
 };
 
 /// Runs `backprop explain` and returns its exit code: 0 success; 1 the hand computation and the engine
 /// disagreed (a bug); 2 a bad argument (repeated outside [0, 4096], lr not a finite positive number);
+/// 2 also when --graph would replace a file of another kind without --force (or is a directory);
 /// 3 the graph file could not be written. Errors are printed to std::cerr, naming the flag and what was
 /// expected.
 int run_explain(const ExplainArgs& args, std::ostream& out);

@@ -197,10 +197,15 @@ int main(int argc, char** argv) {
                    "a .csv file of features, or an IDX image file (raw or .gz)")
       ->required()
       ->type_name("FILE");
-  predict->add_option("--output", predict_args.output, "write the predictions to FILE instead of stdout")
+  predict
+      ->add_option(
+          "--output", predict_args.output,
+          "write the predictions to FILE instead of stdout (a link's target, a FIFO, a device, - for stdout)")
       ->type_name("FILE");
   predict->add_option("--limit", predict_args.limit, "only the first N rows (0: all)")->type_name("N");
   predict->add_flag("--json", predict_args.json, "one JSON object per line");
+  predict->add_flag("--force", predict_args.force,
+                    "let --output replace a file that holds something else (a model, a graph, ...)");
   predict->allow_extras();
   predict->footer(kFooter);
 
@@ -241,6 +246,8 @@ int main(int argc, char** argv) {
   explain->add_option("--seed", explain_args.seed, "seed of the example's weights (default 1)")
       ->type_name("N");
   explain->add_flag("--json", explain_args.json, "print one JSON object");
+  explain->add_flag("--force", explain_args.force,
+                    "let --graph replace a file that holds something else (a model, text, ...)");
   explain->allow_extras();
   explain->footer(kFooter);
 
