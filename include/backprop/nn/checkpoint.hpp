@@ -55,7 +55,8 @@ struct CheckpointPlan {
 
   /// Modules in checkpointed segments: those that run twice.
   std::size_t recomputed_modules() const;
-  /// "3 segments: [0, 9) checkpointed, [9, 10) plain, [10, 16) checkpointed; estimated peak 72.2 KiB of 80.0 KiB"
+  /// The segments and the estimate, as for the example above: "4 segments: [0, 5) checkpointed, [5, 6) plain,
+  /// [6, 9) checkpointed, [9, 16) plain; estimated peak 72.2 KiB of 80.0 KiB".
   std::string describe() const;
 };
 
