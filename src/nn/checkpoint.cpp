@@ -129,13 +129,23 @@ struct Model {
   /// Peak while the backward of checkpointed segment [a, b) runs, `kept` bytes being kept by everything up to
   /// and including its input: the recomputed graph, its output and that output's gradient, one transient.
   std::size_t checkpoint_phase(std::size_t kept, std::size_t a, std::size_t b) const {
-    std::size_t saved = 0, transient = 0;
-    for (std::size_t k = a; k < b; ++k) {
-      saved += layers[k].saved_bytes + (k > a ? input_kept(k, layers[k].keeps_input, true) : 0);
-      transient = std::max(transient, layers[k].transient_bytes);
-    }
-    return kept + saved + 2 * layers[b - 1].output_bytes + transient + output;
+    Recomputed r;
+    for (std::size_t k = a; k < b; ++k) r.add(*this, a, k);
+    return kept + r.phase(*this, b);
   }
+  /// What a checkpointed segment's recomputation holds, grown one module at a time (the search extends a
+  /// segment module by module without summing it again).
+  struct Recomputed {
+    std::size_t saved = 0, transient = 0;
+    void add(const Model& m, std::size_t a, std::size_t k) {
+      saved += m.layers[k].saved_bytes + (k > a ? m.input_kept(k, m.layers[k].keeps_input, true) : 0);
+      transient = std::max(transient, m.layers[k].transient_bytes);
+    }
+    /// The phase's bytes beyond those kept, for the segment ending before module b.
+    std::size_t phase(const Model& m, std::size_t b) const {
+      return saved + 2 * m.layers[b - 1].output_bytes + transient + m.output;
+    }
+  };
   /// Peak while plain module k's backward runs, `kept` bytes being kept by everything up to and including it.
   std::size_t plain_phase(std::size_t kept, std::size_t k) const {
     return kept + layers[k].transient_bytes + output;
@@ -199,9 +209,11 @@ struct Model {
         if (plain_phase(plain_kept, j) <= budget) states[j + 1].push_back({plain_kept, s.cost, true, j, si});
         const std::size_t kept = s.kept + input_kept(j, true, s.after_plain);
         double cost = s.cost;
+        Recomputed segment;
         for (std::size_t b = j + 1; b <= n; ++b) {
           cost += layers[b - 1].forward_cost;
-          if (checkpoint_phase(kept, j, b) <= budget) states[b].push_back({kept, cost, false, j, si});
+          segment.add(*this, j, b - 1);
+          if (kept + segment.phase(*this, b) <= budget) states[b].push_back({kept, cost, false, j, si});
         }
       }
     }
