@@ -182,7 +182,11 @@ BackwardStats last_backward_stats();
 /// them. Same gradients as calling fn directly (for inputs and for parameters used inside fn), less memory,
 /// one more forward. fn must be deterministic (draw no fresh random numbers). Works under backward() and
 /// grad() alike (parameters used inside fn get their gradients where the enclosing call delivers them).
-/// Gradients through a checkpoint cannot be differentiated again (create_graph throws AutogradError).
+/// Under create_graph the recomputation and its backward are recorded, so the gradients are differentiable
+/// again (Hessian-vector products, gradient penalties) like those of fn called directly; the recorded graph
+/// then lives as long as the gradients do. A tensor computed outside fn by recorded ops must be passed in
+/// `inputs`, not captured (leaves such as parameters may be captured). See nn/checkpoint.hpp for whole
+/// Sequential networks and for choosing the segments from a memory budget.
 Tensor checkpoint(const std::function<Tensor(const Tensors&)>& fn, const Tensors& inputs);
 
 }  // namespace backprop

@@ -1,5 +1,5 @@
 // backprop/nn.hpp — layers and networks: Module, Linear, Sequential, activations, BatchNorm1d, Dropout,
-// DropConnect and weight initialisation. See docs/nn.md for the equations.
+// DropConnect, weight initialisation and checkpoint_sequential. See docs/nn.md for the equations.
 //
 // Example:
 //   #include <backprop/nn.hpp>
@@ -12,6 +12,7 @@
 
 #include <backprop/nn/activation.hpp>
 #include <backprop/nn/batchnorm.hpp>
+#include <backprop/nn/checkpoint.hpp>
 #include <backprop/nn/dropout.hpp>
 #include <backprop/nn/init.hpp>
 #include <backprop/nn/linear.hpp>

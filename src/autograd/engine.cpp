@@ -132,8 +132,11 @@ class Engine {
     TensorImpl* leaf = nullptr;  // for a leaf input: capture the gradient arriving at the leaf
   };
 
+  /// With stop_at_targets, the walk ends at the target nodes: their incoming gradient is captured and they
+  /// are neither run nor looked through (a recorded checkpoint recomputation stops at its inputs).
   static Tensors run(const Tensors& outputs, const Tensors& grad_outputs, const std::vector<Target>& targets,
-                     bool accumulate_leaves, bool create_graph, bool retain_graph);
+                     bool accumulate_leaves, bool create_graph, bool retain_graph,
+                     bool stop_at_targets = false);
 
  private:
   /// One pass in progress on this thread. A checkpoint's backward starts a nested pass; gradients that reach
@@ -158,6 +161,9 @@ class Engine {
   static void accumulate_leaf(TensorImpl& leaf, Tensor g, bool create_graph);
   static void deliver_to_leaf(Run& run, TensorImpl& leaf, Tensor g);
   friend Tensor checkpoint(const std::function<Tensor(const Tensors&)>&, const Tensors&);
+  /// The backward of a checkpoint() node (see there).
+  static Tensors checkpoint_backward(const std::function<Tensor(const Tensors&)>& fn, const Tensors& inputs,
+                                     const Tensor& dy);
 };
 
 thread_local Engine::Run* Engine::current_ = nullptr;
@@ -213,7 +219,7 @@ void Engine::deliver_to_leaf(Run& run, TensorImpl& leaf, Tensor g) {
 }
 
 Tensors Engine::run(const Tensors& outputs, const Tensors& grad_outputs, const std::vector<Target>& targets,
-                    bool accumulate_leaves, bool create_graph, bool retain_graph) {
+                    bool accumulate_leaves, bool create_graph, bool retain_graph, bool stop_at_targets) {
   if (engine_depth == 0) stats = {};
   struct Depth {
     Depth() { ++engine_depth; }
@@ -265,6 +271,8 @@ Tensors Engine::run(const Tensors& outputs, const Tensors& grad_outputs, const s
     roots.push_back(y.grad_fn());
   }
 
+  auto is_stop = [&](const Node* n) { return stop_at_targets && run.target_of_node.count(n) > 0; };
+
   // Discover the graph: iterative DFS; `order` ends up in post-order (inputs before their consumers).
   std::unordered_map<const Node*, int> dependencies;
   std::vector<Node*> order;
@@ -275,7 +283,7 @@ Tensors Engine::run(const Tensors& outputs, const Tensors& grad_outputs, const s
       if (seen.insert(r.get()).second) stack.emplace_back(r.get(), 0);
     while (!stack.empty()) {
       auto& [node, child] = stack.back();
-      if (child < node->next_.size()) {
+      if (child < node->next_.size() && !is_stop(node)) {
         Node* c = node->next_[child++].node.get();
         if (c) {
           ++dependencies[c];
@@ -326,6 +334,7 @@ Tensors Engine::run(const Tensors& outputs, const Tensors& grad_outputs, const s
       keep->grad =
           keep->grad.defined() ? kernels::binary(kernels::Binary::add, keep->grad, g.detach()) : g.detach();
     }
+    if (is_stop(node)) continue;
 
     Tensors input_grads;
     if (g.defined() && (run.accumulate_leaves || needed[node])) {
@@ -423,10 +432,52 @@ Tensors grad(const Tensors& outputs, const Tensors& inputs, GradOptions options)
 }
 
 // The forward runs under no-grad, so the node keeps only fn and its inputs. Its backward runs fn again with
-// recording on, from detached copies of the inputs, and backpropagates through that fresh graph in a nested
-// pass: the inputs' gradients come back as this node's input gradients; parameters used inside fn receive
-// theirs directly from the nested pass, as the enclosing pass would have delivered them (into .grad() for
-// backward(), captured for grad()).
+// recording on and backpropagates through that fresh graph in a nested pass: the inputs' gradients come back as
+// this node's input gradients; parameters used inside fn receive theirs directly from the nested pass, as the
+// enclosing pass would have delivered them (into .grad() for backward(), captured for grad()).
+//
+// Without create_graph (grad mode off in the backward) fn reruns on detached copies of the inputs and the
+// nested pass records nothing. Under create_graph the rerun and the nested pass are recorded, so the gradients
+// it hands on are functions of the inputs, the parameters and dy, as PyTorch's non-reentrant checkpoint's are:
+// fn reruns on the inputs themselves, each behind an identity node at which the nested pass stops (the walk
+// on into the graph that produced the inputs belongs to the enclosing pass, with the gradients returned here).
+Tensors Engine::checkpoint_backward(const std::function<Tensor(const Tensors&)>& fn, const Tensors& inputs,
+                                    const Tensor& dy) {
+  const bool create_graph = GradMode::is_enabled();
+  Tensors rerun_inputs;
+  std::vector<Target> targets;
+  for (const Tensor& x : inputs) {
+    Tensor r;
+    if (x.defined() && x.requires_grad() && create_graph) {
+      r = record("checkpoint_input", x, {x}, [](const Tensor& g) { return Tensors{g}; },
+                 {.saves_inputs = false});
+      targets.push_back({.node = r.grad_fn().get(), .leaf = nullptr});
+    } else if (x.defined() && x.requires_grad()) {
+      r = x.detach().requires_grad_();
+      targets.push_back({.node = nullptr, .leaf = r.impl()});
+    } else {
+      r = x.defined() ? x.detach() : Tensor();
+    }
+    rerun_inputs.push_back(r);
+  }
+  Tensor y;
+  {
+    GradModeGuard recompute(true);
+    y = fn(rerun_inputs);
+  }
+  const bool accumulate = current_ == nullptr || current_->accumulate_leaves;
+  Tensors grads;
+  if (y.requires_grad())
+    grads = run({y}, {dy}, targets, accumulate, create_graph, /*retain_graph=*/create_graph,
+                /*stop_at_targets=*/create_graph);
+  Tensors result(inputs.size());
+  std::size_t k = 0;
+  for (std::size_t i = 0; i < inputs.size(); ++i)
+    if (inputs[i].defined() && inputs[i].requires_grad())
+      result[i] = k < grads.size() ? grads[k++] : Tensor();
+  return result;
+}
+
 Tensor checkpoint(const std::function<Tensor(const Tensors&)>& fn, const Tensors& inputs) {
   if (!GradMode::is_enabled()) return fn(inputs);
   Tensor out;
@@ -434,36 +485,9 @@ Tensor checkpoint(const std::function<Tensor(const Tensors&)>& fn, const Tensors
     NoGradGuard no_grad;  // nothing inside fn is kept
     out = fn(inputs);
   }
-  return record(
-      "checkpoint", out, inputs,
-      [fn, inputs](const Tensor& dy) {
-        BP_CHECK(!GradMode::is_enabled(), AutogradError,
-                 "checkpoint: gradients through checkpoint() cannot be differentiated again (create_graph)");
-        Tensors detached;
-        std::vector<Engine::Target> targets;
-        for (const Tensor& x : inputs) {
-          Tensor d = x.defined() ? x.detach() : Tensor();
-          if (x.defined() && x.requires_grad()) d.requires_grad_();
-          detached.push_back(d);
-        }
-        for (const Tensor& d : detached)
-          if (d.defined() && d.requires_grad()) targets.push_back({.node = nullptr, .leaf = d.impl()});
-        Tensor y;
-        {
-          GradModeGuard recompute(true);
-          y = fn(detached);
-        }
-        const bool accumulate = Engine::current_ == nullptr || Engine::current_->accumulate_leaves;
-        Tensors grads;
-        if (y.requires_grad()) grads = Engine::run({y}, {dy}, targets, accumulate, false, false);
-        Tensors result(inputs.size());
-        std::size_t k = 0;
-        for (std::size_t i = 0; i < inputs.size(); ++i)
-          if (detached[i].defined() && detached[i].requires_grad())
-            result[i] = k < grads.size() ? grads[k++] : Tensor();
-        return result;
-      },
-      {.saves_inputs = true, .force = true});
+  return record("checkpoint", out, inputs,
+                [fn, inputs](const Tensor& dy) { return Engine::checkpoint_backward(fn, inputs, dy); },
+                {.saves_inputs = true, .force = true});
 }
 
 }  // namespace backprop

@@ -255,3 +255,33 @@ TEST(Golden, SigmoidNetworkEndToEnd) {
   }
   EXPECT_LT(curve.back(), curve.front()) << "the reference itself trains";
 }
+
+TEST(Golden, SecondDerivativesThroughACheckpointedSegment) {
+  // make_golden.py's checkpoint_case: h = tanh(W0 x), y = checkpoint(tanh(W2 tanh(W1 h + b1) + b2)) with the
+  // weights captured, loss = sum(y * y) + mean(exp(y)); gradients and a Hessian-vector product over x and all
+  // weights, against PyTorch's non-reentrant checkpoint.
+  const json& c = golden().at("checkpoint");
+  const bp::Tensor x = decode(c.at("x"), bp::f64).requires_grad_();
+  bp::Tensors params;
+  for (const json& p : c.at("params")) params.push_back(decode(p, bp::f64).requires_grad_());
+  const bp::Tensor h = bp::tanh(bp::linear(x, params[0]));
+  const bp::Tensor y = bp::checkpoint(
+      [&params](const bp::Tensors& in) {
+        return bp::tanh(bp::linear(bp::tanh(bp::linear(in[0], params[1], params[2])), params[3], params[4]));
+      },
+      {h});
+  const bp::Tensor loss = bp::sum(y * y) + bp::mean(bp::exp(y));
+  EXPECT_NEAR(loss.item(), c.at("loss").get<double>(), 1e-13);
+
+  bp::Tensors wrt = {x};
+  wrt.insert(wrt.end(), params.begin(), params.end());
+  const bp::Tensors g = bp::grad({loss}, wrt, {.create_graph = true});
+  bp::Tensor gv = bp::scalar(0.0, bp::f64);
+  for (std::size_t i = 0; i < g.size(); ++i) {
+    expect_close(g[i], c.at("grads")[i], 1e-10, 1e-13, "gradient " + std::to_string(i));
+    gv = gv + bp::sum(g[i] * decode(c.at("direction")[i], bp::f64));
+  }
+  const bp::Tensors hv = bp::grad({gv}, wrt);
+  for (std::size_t i = 0; i < hv.size(); ++i)
+    expect_close(hv[i], c.at("hvp")[i], 1e-10, 1e-12, "Hessian-vector product " + std::to_string(i));
+}

@@ -5,7 +5,7 @@ For every op: fixed inputs, the output, the gradients of <v, op(inputs)> for a f
 term d/dx <u, d<v, op>/dx> (a Hessian-vector product) for a fixed u. The inputs, v and u are written into the
 file, so the C++ side needs no agreement on random numbers and no Python at test time. A small network adds an
 end-to-end case: logits, cross-entropy loss, every parameter gradient, a Hessian-vector product and a short
-loss curve of plain gradient descent.
+loss curve of plain gradient descent. A last case differentiates twice through torch.utils.checkpoint.
 
 Run it from anywhere with Debian's python3-torch installed:  /usr/bin/python3 tests/golden/make_golden.py [OUT]
 (OUT defaults to the committed ops_golden.json next to this script; regen_test.cpp writes elsewhere and compares.)
@@ -234,6 +234,46 @@ def mlp_case():
     }
 
 
+def checkpoint_case():
+    """Second derivatives through a checkpointed segment tanh(W2 tanh(W1 h + b1) + b2) whose weights are captured
+    by the checkpointed function, after a plain layer h = tanh(W0 x); the segment's output is used twice. PyTorch's
+    non-reentrant checkpoint must agree with the same function called plainly."""
+    from torch.utils.checkpoint import checkpoint
+
+    x = torch.tensor(rng.standard_normal((3, 4)), requires_grad=True)
+    shapes = ((4, 4), (5, 4), (5,), (4, 5), (4,))
+    params = [torch.tensor(rng.standard_normal(s) * 0.5, requires_grad=True) for s in shapes]
+    wrt = [x] + params
+    direction = [torch.tensor(rng.standard_normal(tuple(t.shape))) for t in wrt]
+
+    def segment(h):
+        return torch.tanh(F.linear(torch.tanh(F.linear(h, params[1], params[2])), params[3], params[4]))
+
+    def loss_of(use_checkpoint):
+        h = torch.tanh(F.linear(x, params[0]))
+        y = checkpoint(segment, h, use_reentrant=False) if use_checkpoint else segment(h)
+        return (y * y).sum() + torch.exp(y).mean()
+
+    results = []
+    for use_checkpoint in (True, False):
+        loss = loss_of(use_checkpoint)
+        grads = torch.autograd.grad(loss, wrt, create_graph=True)
+        gv = sum((g * d).sum() for g, d in zip(grads, direction))
+        hvp = torch.autograd.grad(gv, wrt)
+        results.append((loss, grads, hvp))
+    (loss, grads, hvp), (_, plain_grads, plain_hvp) = results
+    for a, b in zip(list(grads) + list(hvp), list(plain_grads) + list(plain_hvp)):
+        assert torch.allclose(a, b, rtol=0, atol=1e-12), "PyTorch's checkpoint disagrees with the plain function"
+    return {
+        "x": encode(x),
+        "params": [encode(p) for p in params],
+        "direction": [encode(d) for d in direction],
+        "loss": float(loss),
+        "grads": [encode(g) for g in grads],
+        "hvp": [encode(h) for h in hvp],
+    }
+
+
 def main():
     golden = {
         "about": "Reference values from PyTorch for golden_test.cpp; regenerate with tests/golden/make_golden.py",
@@ -241,12 +281,13 @@ def main():
         "seed": SEED,
         "cases": op_cases(),
         "mlp": mlp_case(),
+        "checkpoint": checkpoint_case(),
     }
     path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "ops_golden.json")
     with open(path, "w") as f:
         json.dump(golden, f, indent=None, separators=(",", ":"))
         f.write("\n")
-    print(f"wrote {len(golden['cases'])} op cases and the network case to {path}")
+    print(f"wrote {len(golden['cases'])} op cases, the network case and the checkpoint case to {path}")
 
 
 if __name__ == "__main__":
