@@ -499,7 +499,8 @@ TEST(Cli, DivergingRunExitsWithFour) {
                     std::string("Fashion-MNIST under ") + clitest::kFashionDir);
   Scratch s;
   const std::string out = s.path("run");
-  const auto r = run(s, "train " + kData + "--optimizer sgd --lr 1e8 --schedule none --out " + out);
+  const auto r =
+      run(s, "train " + kData + "--optimizer sgd --lr 1e6 --grad-reduction sum --schedule none --out " + out);
   EXPECT_EQ(r.code, 4) << r.err;
   EXPECT_THAT(r.err, HasSubstr("diverged"));
   const auto summary = nlohmann::json::parse(clitest::slurp(out + "/summary.json"));

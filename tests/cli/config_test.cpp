@@ -172,7 +172,8 @@ TEST(Config, SetFromFlagTextChecksTypeAndRange) {
   EXPECT_THAT(set_error("train.epochs", "3x", "--epochs"), HasSubstr("--epochs: expected an integer"));
   EXPECT_THAT(set_error("model.layers", "256,,128", "--layers"),
               HasSubstr("--layers: expected a comma-separated"));
-  EXPECT_THAT(set_error("train.batch_size", "0", "--batch-size"), HasSubstr("an integer >= 1 or \"full\""));
+  EXPECT_THAT(set_error("train.batch_size", "0", "--batch-size"),
+              HasSubstr("an integer >= 1 and at most 1000000000, or \"full\""));
   EXPECT_THAT(set_error("model.activation", "rleu", "--activation"), HasSubstr("did you mean 'relu'?"));
   EXPECT_THAT(set_error("model.layer", "3", "--x"),
               HasSubstr("unknown key 'model.layer'; did you mean 'model.layers'?"));
