@@ -289,3 +289,20 @@ TEST(Inputs, TrainRefusesDuplicateColumnNames) {
   EXPECT_THAT(r.err, HasSubstr("dup.csv:1: duplicate column names in the header: 'a' in columns 1 and 3"));
   EXPECT_FALSE(std::filesystem::exists(s.path("run/model.safetensors")));
 }
+
+// train's --test-data is read with the training file's columns too: in another order it scores the same.
+TEST(Inputs, TrainTestDataColumnsAreMatchedByName) {
+  Scratch s;
+  clitest::write(s.path("train.csv"), clitest::blobs_csv(1, 20));
+  const std::string test = clitest::blobs_csv(2, 5);
+  clitest::write(s.path("test.csv"), test);
+  clitest::write(s.path("reordered.csv"), reorder(test, {4, 2, 0, 3, 1}));
+  const std::string args = "train --json --threads 1 --layers 8 --epochs 3 --data " + s.path("train.csv");
+  const auto a = run(s, args + " --test-data " + s.path("test.csv") + " --out " + s.path("a"));
+  ASSERT_EQ(a.code, 0) << a.err;
+  const auto b = run(s, args + " --test-data " + s.path("reordered.csv") + " --out " + s.path("b"));
+  ASSERT_EQ(b.code, 0) << b.err;
+  const nlohmann::json ja = nlohmann::json::parse(a.out), jb = nlohmann::json::parse(b.out);
+  ASSERT_TRUE(ja.contains("test")) << a.out;
+  EXPECT_EQ(jb["test"], ja["test"]);
+}

@@ -167,7 +167,8 @@ TrainingData load_training_data(const bp::config::Config& cfg) {
     });
     if (dc.limit_train > 0) all = all.head(dc.limit_train);
     if (!dc.test.empty()) {
-      bp::data::CsvOptions opt{.target = dc.target, .task = all.task};
+      // The training file's feature columns, by name when both files have a header row.
+      bp::data::CsvOptions opt{.target = dc.target, .task = all.task, .features = all.feature_names};
       if (!regression) opt.class_names = all.class_names;
       out.test = reading(dc.test, [&] { return bp::data::read_csv(dc.test, opt); });
       if (dc.limit_test > 0) out.test = out.test.head(dc.limit_test);
