@@ -278,8 +278,10 @@ bool KeyDef::in_range(double x) const {
 bool KeyDef::allowed(const Value& v) const {
   // Exact for integers: 2^53 + 1 rounds to 2^53 as a double, but is above a bound of 2^53.
   auto in_range_int = [&](std::int64_t x) {
-    const auto top = static_cast<std::int64_t>(hi);
-    return in_range(static_cast<double>(x)) && (!has_hi || (hi_open ? x < top : x <= top));
+    if (!in_range(static_cast<double>(x))) return false;
+    if (!has_hi) return true;
+    const auto top = static_cast<std::int64_t>(hi);  // a whole number within int64 (at most 2^53)
+    return hi_open ? x < top : x <= top;
   };
   switch (kind) {
     case Kind::integer:
@@ -337,9 +339,12 @@ const std::vector<KeyDef>& command_table() {
     split.choices = {"train", "test"};
     c.push_back(split);
     c.push_back(entry("data.limit_test", "predict", "--limit", "only the first N rows (0: all)"));
-    KeyDef repeated = entry("train.epochs", "explain", "--repeated",
-                            "instead: the naive chain rule's work against the memoised engine's, up to N");
-    c.push_back(range(repeated, 0, 4096));  // the naive count grows as 2^N; 4096 keeps it printable
+    KeyDef repeated;  // no train key counts this: explain's own limit
+    repeated.key = "explain --repeated";
+    repeated.flag = "--repeated";
+    repeated.kind = Kind::integer;
+    repeated.help = "instead: the naive chain rule's work against the memoised engine's, up to N";
+    c.push_back(range(repeated, 0, 4096));
     c.push_back(entry("optimizer.lr", "explain", "--lr", "learning rate eta of the update (default 0.5)"));
     c.push_back(entry("run.seed", "explain", "--seed", "seed of the example's weights (default 1)"));
     return c;
