@@ -122,8 +122,9 @@ TEST(Inputs, EveryNumberOfEveryCommandIsRangeCheckedNamingTheFlagAndTheLimit) {
     EXPECT_THAT(r.err, HasSubstr(c.phrase)) << c.args;
   }
   // The limit is also in the help.
-  EXPECT_THAT(run(s, "eval --help").out, HasSubstr("(an integer >= 0 and at most 1000000000000)"));
-  EXPECT_THAT(run(s, "explain --help").out, HasSubstr("(an integer >= 0 and at most 4096)"));
+  EXPECT_THAT(run(s, "eval --help").out,
+              HasSubstr("only the first N examples (0: all); an integer >= 0 and at most 1000000000000"));
+  EXPECT_THAT(run(s, "explain --help").out, HasSubstr("up to N; an integer >= 0 and at most 4096"));
 }
 
 // docs/cli.md lists every number flag of every command with the range the table enforces, word for word.

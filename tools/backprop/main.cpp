@@ -105,10 +105,11 @@ struct CommandFlags {
     const bp::config::CommandFlag* info = nullptr;
     for (const bp::config::CommandFlag& f : bp::config::command_flags())
       if (f.command == command && f.flag == flag) info = &f;
-    if (info == nullptr) throw std::logic_error(command + " " + flag + " is not in the command flag table");
+    if (info == nullptr)  // a bug: every flag added here has a row in the table
+      throw std::logic_error(command + " " + flag + " is not in the command flag table");
     auto e = std::make_unique<Entry>();
     e->app = &app;
-    e->option = app.add_option(flag, e->text, info->help + " (" + info->expects + ")")->type_name(type_name);
+    e->option = app.add_option(flag, e->text, info->help + "; " + info->expects)->type_name(type_name);
     e->store = [command, flag, &target](const std::string& text) {
       if constexpr (std::is_same_v<T, std::string>)
         target = bp::config::flag_text(command, flag, text);
