@@ -7,6 +7,8 @@
 #include <map>
 #include <optional>
 #include <string_view>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "data/byte_source.hpp"
 
@@ -258,6 +260,10 @@ Table read_table(const std::string& path, char delim, int header, const std::str
     }
   }
 
+  // Hashed, so that matching names stays linear in the number of columns.
+  const std::unordered_set<std::string> selected(select.begin(), select.end());
+  BP_CHECK(selected.size() == select.size(), ValueError, path,
+           ": the feature columns to read repeat a name; each must be given once");
   bool has_header = header == 1 || named;
   if (header == -1 && !has_header) {
     // A data row's only text may be its label, in the target column (by default the last).
@@ -265,7 +271,7 @@ Table read_table(const std::string& path, char delim, int header, const std::str
     for (std::int64_t c = 0; c < ncols; ++c) {
       const Cell& cell = first[static_cast<std::size_t>(c)];
       if (c != label_col && !cell.text.empty() && !parse_number(cell.text)) has_header = true;
-      if (std::find(select.begin(), select.end(), cell.text) != select.end()) has_header = true;
+      if (selected.count(cell.text) != 0) has_header = true;
     }
   }
 
@@ -277,13 +283,15 @@ Table read_table(const std::string& path, char delim, int header, const std::str
   // The feature index of each column, or -1 (the special column, or a column not selected).
   std::vector<std::int64_t> slot(static_cast<std::size_t>(ncols), -1);
   if (!select.empty() && has_header) {
+    std::unordered_map<std::string, std::size_t> column;  // header names are unique (check_unique)
+    for (std::size_t c = 0; c < r.names.size(); ++c) column.emplace(r.names[c], c);
     std::vector<std::string> missing;
     for (std::size_t k = 0; k < select.size(); ++k) {
-      const auto it = std::find(r.names.begin(), r.names.end(), select[k]);
-      if (it == r.names.end())
+      const auto it = column.find(select[k]);
+      if (it == column.end())
         missing.push_back(select[k]);
       else
-        slot[static_cast<std::size_t>(it - r.names.begin())] = static_cast<std::int64_t>(k);
+        slot[it->second] = static_cast<std::int64_t>(k);
     }
     BP_CHECK(missing.empty(), FileError, path, ":", first_line, ": no column named ", quoted_list(missing),
              "; the feature columns are ", quoted_list(select), "; the header holds ", quoted_list(r.names));

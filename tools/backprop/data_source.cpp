@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <unordered_set>
 
 namespace cli {
 
@@ -124,18 +125,20 @@ std::string target_column(const std::vector<std::string>& header, const std::str
   const auto [end, ec] = std::from_chars(spec.data(), spec.data() + spec.size(), i);
   if (!spec.empty() && ec == std::errc() && end == spec.data() + spec.size())
     return i < header.size() ? header[i] : "";
+  const std::unordered_set<std::string> feature(features.begin(), features.end());
   for (auto it = header.rbegin(); it != header.rend(); ++it)
-    if (std::find(features.begin(), features.end(), *it) == features.end()) return *it;
+    if (feature.count(*it) == 0) return *it;
   return "";
 }
 
 // Prints the header columns a command does not read (the target for predict, ids, notes, ...) as a note.
 void note_ignored(const char* command, const std::string& path, const std::vector<std::string>& header,
                   const std::vector<std::string>& used, const std::string& target) {
+  const std::unordered_set<std::string> read(used.begin(), used.end());
   std::string list;
   std::size_t n = 0;
   for (const std::string& name : header) {
-    if (std::find(used.begin(), used.end(), name) != used.end()) continue;
+    if (read.count(name) != 0) continue;
     if (n++ < 10) list += (list.empty() ? "'" : ", '") + name + "'" + (name == target ? " (the target)" : "");
   }
   if (n == 0) return;
@@ -313,10 +316,10 @@ bp::Tensor load_predict_inputs(const bp::io::ModelFile& model, const std::string
     // file without a header: refused below for its column count, not read as a header of unknown names).
     const auto text_cells =
         std::count_if(row.begin(), row.end(), [](const std::string& f) { return !is_number(f); });
-    const bool header = text_cells >= (names.empty() ? 1 : 2) ||
-                        std::any_of(row.begin(), row.end(), [&](const std::string& f) {
-                          return std::find(names.begin(), names.end(), f) != names.end();
-                        });
+    const std::unordered_set<std::string> named(names.begin(), names.end());
+    const bool header =
+        text_cells >= (names.empty() ? 1 : 2) ||
+        std::any_of(row.begin(), row.end(), [&](const std::string& f) { return named.count(f) != 0; });
     if (!names.empty()) {
       // The model's columns: by name with a header row (every other column ignored), else exactly these
       // many columns in the training order.
