@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <backprop/error.hpp>
+#include <backprop/explain.hpp>
 #include <charconv>
 #include <cmath>
 #include <limits>
@@ -339,12 +340,12 @@ const std::vector<KeyDef>& command_table() {
     split.choices = {"train", "test"};
     c.push_back(split);
     c.push_back(entry("data.limit_test", "predict", "--limit", "only the first N rows (0: all)"));
-    KeyDef repeated;  // no train key counts this: explain's own limit
+    KeyDef repeated;  // no train key counts this: the limit of explain::dynamic_programming
     repeated.key = "explain --repeated";
     repeated.flag = "--repeated";
     repeated.kind = Kind::integer;
     repeated.help = "instead: the naive chain rule's work against the memoised engine's, up to N";
-    c.push_back(range(repeated, 0, 4096));
+    c.push_back(range(repeated, 0, explain::kMaxRepeated));
     c.push_back(entry("optimizer.lr", "explain", "--lr", "learning rate eta of the update (default 0.5)"));
     c.push_back(entry("run.seed", "explain", "--seed", "seed of the example's weights (default 1)"));
     return c;
