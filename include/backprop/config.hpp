@@ -113,6 +113,32 @@ struct KeyInfo {
 /// Every key, in the order of to_toml().
 const std::vector<KeyInfo>& keys();
 
+/// A value flag of a command other than `train` ("eval --limit", "explain --seed"). Its range sits in the same
+/// table as the keys' (the same range as train's key for the same thing: `eval --limit` as data.limit_test),
+/// so it is checked by the same rule and a mistake gets a message of the same form.
+struct CommandFlag {
+  std::string command;               // "eval"
+  std::string flag;                  // "--limit"
+  std::string type;                  // "integer", "number" or "string"
+  std::string expects;               // "an integer >= 0 and at most 1000000000000"
+  std::string help;                  // one line
+  std::vector<std::string> choices;  // the allowed values of a string flag
+};
+
+/// Every value flag of the commands other than `train`.
+const std::vector<CommandFlag>& command_flags();
+
+/// Reads the text given to `command`'s `flag` (an integer, number or string flag of command_flags()) and
+/// checks it as set() checks a key. Throws ConfigError "--limit: expected an integer >= 0 and at most
+/// 1000000000000, got '-1'"; ConfigError naming the flag when it is not in the table or not of that type.
+std::int64_t flag_integer(const std::string& command, const std::string& flag, const std::string& text);
+double flag_number(const std::string& command, const std::string& flag, const std::string& text);
+std::string flag_text(const std::string& command, const std::string& flag, const std::string& text);
+
+/// Checks a number already held (an argument struct filled by a program, not parsed from text) against
+/// `command`'s `flag`. Throws ConfigError "--lr: expected a number > 0 and at most 1000000, got inf".
+void check_flag(const std::string& command, const std::string& flag, double value);
+
 /// Sets `key` from text as typed on a command line ("0.01", "256,128", "full", "true"). Checks the type and
 /// range. Throws ConfigError "<origin>: expected <what>, got '<text>'" (origin is typically the flag), or
 /// naming the closest known key when `key` is unknown.

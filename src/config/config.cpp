@@ -4,6 +4,7 @@
 #include <backprop/error.hpp>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 
 #include "config/keys.hpp"
 
@@ -125,6 +126,31 @@ const std::vector<KeyInfo>& keys() {
   return info;
 }
 
+namespace {
+
+// Reads `text` for `def` and checks its range or choices: ConfigError "<origin>: expected ..., got '<text>'".
+Value checked(const detail::KeyDef& def, const std::string& text, const std::string& origin) {
+  const Value v = from_text(def, text, origin);
+  if (!def.allowed(v)) {
+    std::string msg = origin + ": expected " + def.expects() + ", got '" + text + "'";
+    if (def.kind == Kind::text && !def.choices.empty()) {
+      const std::string near = closest(text, def.choices);
+      if (!near.empty()) msg += "; did you mean '" + near + "'?";
+    }
+    throw ConfigError(msg);
+  }
+  return v;
+}
+
+const detail::KeyDef& command_flag(const std::string& command, const std::string& flag, Kind kind) {
+  const detail::KeyDef* def = detail::find_command_flag(command, flag);
+  BP_CHECK(def != nullptr && def->kind == kind, ConfigError, command, " ", flag,
+           ": not a flag of that type in the command flag table");
+  return *def;
+}
+
+}  // namespace
+
 void set(Config& config, const std::string& key, const std::string& text, const std::string& origin) {
   const detail::KeyDef* def = detail::find(key);
   if (!def) {
@@ -132,16 +158,45 @@ void set(Config& config, const std::string& key, const std::string& text, const 
     throw ConfigError(origin + ": unknown key '" + key + "'" +
                       (near.empty() ? "" : "; did you mean '" + near + "'?"));
   }
-  const Value v = from_text(*def, text, origin);
-  if (!def->allowed(v)) {
-    std::string msg = origin + ": expected " + def->expects() + ", got '" + text + "'";
-    if (def->kind == Kind::text && !def->choices.empty()) {
-      const std::string near = closest(text, def->choices);
-      if (!near.empty()) msg += "; did you mean '" + near + "'?";
+  def->put(config, checked(*def, text, origin));
+}
+
+const std::vector<CommandFlag>& command_flags() {
+  static const std::vector<CommandFlag> info = [] {
+    std::vector<CommandFlag> out;
+    for (const detail::KeyDef& d : detail::command_table()) {
+      const std::string type = d.kind == Kind::integer ? "integer"
+                               : d.kind == Kind::real  ? "number"
+                                                       : "string";
+      out.push_back({d.key.substr(0, d.key.find(' ')), d.flag, type, d.expects(), d.help, d.choices});
     }
-    throw ConfigError(msg);
-  }
-  def->put(config, v);
+    return out;
+  }();
+  return info;
+}
+
+std::int64_t flag_integer(const std::string& command, const std::string& flag, const std::string& text) {
+  return std::get<std::int64_t>(checked(command_flag(command, flag, Kind::integer), text, flag));
+}
+
+double flag_number(const std::string& command, const std::string& flag, const std::string& text) {
+  return std::get<double>(checked(command_flag(command, flag, Kind::real), text, flag));
+}
+
+std::string flag_text(const std::string& command, const std::string& flag, const std::string& text) {
+  return std::get<std::string>(checked(command_flag(command, flag, Kind::text), text, flag));
+}
+
+void check_flag(const std::string& command, const std::string& flag, double value) {
+  const detail::KeyDef* def = detail::find_command_flag(command, flag);
+  BP_CHECK(def != nullptr && (def->kind == Kind::integer || def->kind == Kind::real), ConfigError, command,
+           " ", flag, ": not a number flag in the command flag table");
+  const bool integer = def->kind == Kind::integer;
+  if ((!integer || value == std::floor(value)) && def->in_range(value)) return;
+  char text[64];
+  std::snprintf(text, sizeof text, "%.17g", value);
+  throw ConfigError(flag + ": expected " + def->expects() + ", got " +
+                    (integer && std::isfinite(value) ? std::string(text) : detail::format_real(value)));
 }
 
 std::string get(const Config& config, const std::string& key) {
@@ -177,8 +232,9 @@ Schedule parse_schedule(const std::string& text, const std::string& origin) {
   auto gamma_at = [&](std::size_t i, double fallback) {
     if (parts.size() <= i) return fallback;
     double v = 0;
-    if (!parse_real(parts[i], v) || !(v > 0) || !std::isfinite(v))
-      fail("GAMMA must be a number > 0, got '" + parts[i] + "'");
+    // A factor above 1 would grow the learning rate every epoch until training overflows.
+    if (!parse_real(parts[i], v) || !(v > 0) || !(v <= 1))
+      fail("GAMMA must be a number > 0 and at most 1 (the learning rate's factor), got '" + parts[i] + "'");
     return v;
   };
   if (s.kind == "none" || s.kind == "cosine") {

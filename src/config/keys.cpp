@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <backprop/error.hpp>
+#include <backprop/explain.hpp>
 #include <charconv>
 #include <cmath>
 #include <limits>
@@ -13,6 +14,14 @@ namespace backprop::config::detail {
 namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
+// The largest learning rate, penalty or norm the keys take: well beyond any useful value, and small enough
+// that the products training forms with it in float32 (lr * gradient, l2 * weight) stay finite.
+constexpr double kMaxFactor = 1e6;
+// The most examples a --limit flag takes; the largest seed (2^53: exact in a double, in JSON and in TOML).
+constexpr double kMaxLimit = 1e12;
+constexpr double kMaxSeed = 9007199254740992.0;
+// The widest hidden layer (--layers): a million units after 784 inputs is already 784 million weights.
+constexpr double kMaxWidth = 1e6;
 
 // A field of Config as a typed reference, for the table's get/put.
 template <class T>
@@ -93,10 +102,10 @@ std::vector<KeyDef> build() {
       [](Config& c) -> double& { return c.data.val_split; }, 0.0, 1.0, false, true));
   t.push_back(integer(
       "data.limit_train", "--limit-train", "use only the first N training examples (0: all)",
-      [](Config& c) -> std::int64_t& { return c.data.limit_train; }, 0, 1e12));
+      [](Config& c) -> std::int64_t& { return c.data.limit_train; }, 0, kMaxLimit));
   t.push_back(integer(
       "data.limit_test", "--limit-test", "use only the first N test examples (0: all)",
-      [](Config& c) -> std::int64_t& { return c.data.limit_test; }, 0, 1e12));
+      [](Config& c) -> std::int64_t& { return c.data.limit_test; }, 0, kMaxLimit));
   t.push_back(
       boolean("data.standardize", "--standardize",
               "CSV: standardise features with the training split's mean and std (--no-standardize: off)",
@@ -106,7 +115,7 @@ std::vector<KeyDef> build() {
       make<std::vector<std::int64_t>>("model.layers", "--layers", Kind::int_list,
                                       "hidden layer widths, e.g. 256,128 (none: a linear model)",
                                       [](Config& c) -> std::vector<std::int64_t>& { return c.model.layers; }),
-      1, 1e6));
+      1, kMaxWidth));
   t.push_back(text("model.activation", "--activation", "activation after each hidden layer",
                    [](Config& c) -> std::string& { return c.model.activation; },
                    {"sigmoid", "tanh", "relu", "leaky_relu"}));
@@ -146,13 +155,13 @@ std::vector<KeyDef> build() {
       [](Config& c) -> std::int64_t& { return c.train.early_stopping; }, 0, 1e6));
   t.push_back(real(
       "train.l1", "--l1", "L1 penalty l1 * sum |w| on weights",
-      [](Config& c) -> double& { return c.train.l1; }, 0.0, kInf));
+      [](Config& c) -> double& { return c.train.l1; }, 0.0, kMaxFactor));
   t.push_back(real(
       "train.l2", "--l2", "L2 penalty l2 * 1/2 sum w^2 on weights",
-      [](Config& c) -> double& { return c.train.l2; }, 0.0, kInf));
+      [](Config& c) -> double& { return c.train.l2; }, 0.0, kMaxFactor));
   t.push_back(real(
       "train.clip_grad_norm", "--clip-grad-norm", "clip the global gradient norm (0: off)",
-      [](Config& c) -> double& { return c.train.clip_grad_norm; }, 0.0, kInf));
+      [](Config& c) -> double& { return c.train.clip_grad_norm; }, 0.0, kMaxFactor));
   // [optimizer]
   KeyDef name = text("optimizer.name", "--optimizer", "the update rule",
                      [](Config& c) -> std::string& { return c.optimizer.name; },
@@ -164,7 +173,7 @@ std::vector<KeyDef> build() {
   t.push_back(name);
   t.push_back(real(
       "optimizer.lr", "--lr", "learning rate eta", [](Config& c) -> double& { return c.optimizer.lr; }, 0.0,
-      kInf, true));
+      kMaxFactor, true));
   KeyDef momentum = real(
       "optimizer.momentum", "--momentum", "momentum mu (momentum, nesterov, rmsprop; rmsprop's default is 0)",
       [](Config& c) -> double& { return c.optimizer.momentum; }, 0.0, 1.0, false, true);
@@ -176,7 +185,7 @@ std::vector<KeyDef> build() {
   t.push_back(real(
       "optimizer.weight_decay", "--weight-decay",
       "the optimiser's weight decay on every parameter (decoupled for adamw)",
-      [](Config& c) -> double& { return c.optimizer.weight_decay; }, 0.0, kInf));
+      [](Config& c) -> double& { return c.optimizer.weight_decay; }, 0.0, kMaxFactor));
   t.push_back(text("optimizer.schedule", "--schedule",
                    "learning-rate schedule: none, cosine, step[:EPOCHS[:GAMMA]], exponential[:GAMMA], "
                    "warmup[:EPOCHS]",
@@ -191,7 +200,7 @@ std::vector<KeyDef> build() {
   seed.put = [](Config& c, const Value& v) {
     c.run.seed = static_cast<std::uint64_t>(std::get<std::int64_t>(v));
   };
-  t.push_back(range(seed, 0, 9007199254740992.0));  // 2^53: exact in a double, in JSON and in TOML
+  t.push_back(range(seed, 0, kMaxSeed));
   t.push_back(integer(
       "run.threads", "--threads", "kernel and BLAS threads (0: the library default)",
       [](Config& c) -> std::int64_t& { return c.run.threads; }, 0, 1024));
@@ -211,7 +220,7 @@ std::vector<KeyDef> build() {
 }
 
 std::string number_text(double v) {
-  if (v == std::floor(v) && std::abs(v) < 1e15) return std::to_string(static_cast<std::int64_t>(v));
+  if (v == std::floor(v) && std::abs(v) <= kMaxSeed) return std::to_string(static_cast<std::int64_t>(v));
   return format_real(v);
 }
 
@@ -228,13 +237,11 @@ std::string format_real(double v) {
 }
 
 std::string KeyDef::expects() const {
-  auto bounds = [&](const char* what) {
-    std::string s = what;
-    if (has_lo && has_hi)
-      return s + " in " + (lo_open ? "(" : "[") + number_text(lo) + ", " + number_text(hi) +
-             (hi_open ? ")" : "]");
-    if (has_lo) return s + (lo_open ? " > " : " >= ") + number_text(lo);
-    if (has_hi) return s + (hi_open ? " < " : " <= ") + number_text(hi);
+  // "an integer >= 1 and at most 1000000", "a number > 0", "a number >= 0 and less than 1"
+  auto bounds = [&](std::string s) {
+    if (has_lo) s += (lo_open ? " > " : " >= ") + number_text(lo);
+    if (has_lo && has_hi) s += " and";
+    if (has_hi) s += (hi_open ? " less than " : " at most ") + number_text(hi);
     return s;
   };
   switch (kind) {
@@ -245,9 +252,9 @@ std::string KeyDef::expects() const {
     case Kind::boolean:
       return "true or false";
     case Kind::int_list:
-      return "a comma-separated list of integers >= 1 (or none)";
+      return bounds("a comma-separated list of integers") + " (or none)";
     case Kind::batch:
-      return "an integer >= 1 or \"full\"";
+      return bounds("an integer") + ", or \"full\"";
     case Kind::text:
       if (choices.empty()) return "a string";
       {
@@ -262,28 +269,36 @@ std::string KeyDef::expects() const {
   return "";
 }
 
+bool KeyDef::in_range(double x) const {
+  if (!std::isfinite(x)) return false;
+  if (has_lo && (lo_open ? x <= lo : x < lo)) return false;
+  if (has_hi && (hi_open ? x >= hi : x > hi)) return false;
+  return true;
+}
+
 bool KeyDef::allowed(const Value& v) const {
-  auto in_range = [&](double x) {
-    if (!std::isfinite(x)) return false;
-    if (has_lo && (lo_open ? x <= lo : x < lo)) return false;
-    if (has_hi && (hi_open ? x >= hi : x > hi)) return false;
-    return true;
+  // Exact for integers: 2^53 + 1 rounds to 2^53 as a double, but is above a bound of 2^53.
+  auto in_range_int = [&](std::int64_t x) {
+    if (!in_range(static_cast<double>(x))) return false;
+    if (!has_hi) return true;
+    const auto top = static_cast<std::int64_t>(hi);  // a whole number within int64 (at most 2^53)
+    return hi_open ? x < top : x <= top;
   };
   switch (kind) {
     case Kind::integer:
-      return in_range(static_cast<double>(std::get<std::int64_t>(v)));
+      return in_range_int(std::get<std::int64_t>(v));
     case Kind::real:
       return in_range(std::get<double>(v));
     case Kind::boolean:
       return true;
     case Kind::batch: {
       const std::int64_t b = std::get<std::int64_t>(v);
-      return b == 0 || in_range(static_cast<double>(b));
+      return b == 0 || in_range_int(b);
     }
     case Kind::int_list:
       return std::all_of(std::get<std::vector<std::int64_t>>(v).begin(),
                          std::get<std::vector<std::int64_t>>(v).end(),
-                         [&](std::int64_t x) { return in_range(static_cast<double>(x)); });
+                         [&](std::int64_t x) { return in_range_int(x); });
     case Kind::text:
       return choices.empty() ||
              std::find(choices.begin(), choices.end(), std::get<std::string>(v)) != choices.end();
@@ -299,6 +314,48 @@ const std::vector<KeyDef>& table() {
 const KeyDef* find(const std::string& key) {
   for (const KeyDef& d : table())
     if (d.key == key) return &d;
+  return nullptr;
+}
+
+const std::vector<KeyDef>& command_table() {
+  // Each flag's range is the one of train's key for the same thing, so `eval --limit -1` and
+  // `train --limit-test -1` are refused alike.
+  static const std::vector<KeyDef> t = [] {
+    auto entry = [](const std::string& key, std::string command, std::string flag, std::string help) {
+      KeyDef d = *find(key);
+      d.key = std::move(command) + " " + flag;
+      d.flag = std::move(flag);
+      d.help = std::move(help);
+      d.get = nullptr;
+      d.put = nullptr;
+      return d;
+    };
+    std::vector<KeyDef> c;
+    c.push_back(entry("data.limit_test", "eval", "--limit", "only the first N examples (0: all)"));
+    KeyDef split;
+    split.key = "eval --split";
+    split.flag = "--split";
+    split.kind = Kind::text;
+    split.help = "IDX data: which split to evaluate";
+    split.choices = {"train", "test"};
+    c.push_back(split);
+    c.push_back(entry("data.limit_test", "predict", "--limit", "only the first N rows (0: all)"));
+    KeyDef repeated;  // no train key counts this: the limit of explain::dynamic_programming
+    repeated.key = "explain --repeated";
+    repeated.flag = "--repeated";
+    repeated.kind = Kind::integer;
+    repeated.help = "instead: the naive chain rule's work against the memoised engine's, up to N";
+    c.push_back(range(repeated, 0, explain::kMaxRepeated));
+    c.push_back(entry("optimizer.lr", "explain", "--lr", "learning rate eta of the update (default 0.5)"));
+    c.push_back(entry("run.seed", "explain", "--seed", "seed of the example's weights (default 1)"));
+    return c;
+  }();
+  return t;
+}
+
+const KeyDef* find_command_flag(const std::string& command, const std::string& flag) {
+  for (const KeyDef& d : command_table())
+    if (d.key == command + " " + flag) return &d;
   return nullptr;
 }
 

@@ -29,15 +29,21 @@ struct KeyDef {
   std::function<Value(const Config&)> get;
   std::function<void(Config&, const Value&)> put;
 
-  /// "a number > 0", "an integer in [0, 1000000]", "one of: a, b", ...
+  /// "a number > 0", "an integer >= 0 and at most 1000000", "one of: a, b", ...
   std::string expects() const;
-  /// Empty when v is allowed, else a ConfigError-ready phrase of what was expected.
+  /// True when v is allowed (range, choices).
   bool allowed(const Value& v) const;
+  /// True when the number x is finite and within the range.
+  bool in_range(double x) const;
 };
 
 const std::vector<KeyDef>& table();
 /// The entry for `key`, or nullptr.
 const KeyDef* find(const std::string& key);
+/// The value flags of the other commands, keyed "<command> <flag>" ("eval --limit"); no get/put.
+const std::vector<KeyDef>& command_table();
+/// The command_table() entry for `command`'s `flag`, or nullptr.
+const KeyDef* find_command_flag(const std::string& command, const std::string& flag);
 /// Names of every key / every section ("data", "model", ...).
 std::vector<std::string> key_names();
 std::vector<std::string> section_names();

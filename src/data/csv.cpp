@@ -7,6 +7,8 @@
 #include <map>
 #include <optional>
 #include <string_view>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "data/byte_source.hpp"
 
@@ -178,8 +180,38 @@ struct Reader {
   }
 };
 
+// 'a', 'b', 'c' (the first `most` of them, then "and N more").
+std::string quoted_list(const std::vector<std::string>& names, std::size_t most = 20) {
+  std::string s;
+  for (std::size_t i = 0; i < names.size() && i < most; ++i) s += (i ? ", '" : "'") + names[i] + "'";
+  if (names.size() > most) s += " and " + std::to_string(names.size() - most) + " more";
+  return s;
+}
+
+// Throws FileError naming every header name that appears more than once, with its 1-based columns.
+void check_unique(const std::string& path, std::int64_t line, const std::vector<std::string>& names) {
+  std::map<std::string, std::vector<std::size_t>> columns;
+  std::vector<std::string> order;  // names in order of first appearance
+  for (std::size_t c = 0; c < names.size(); ++c) {
+    std::vector<std::size_t>& at = columns[names[c]];
+    if (at.empty()) order.push_back(names[c]);
+    at.push_back(c + 1);
+  }
+  std::string dups;
+  for (const std::string& name : order) {
+    const std::vector<std::size_t>& at = columns[name];
+    if (at.size() < 2) continue;
+    dups += (dups.empty() ? "'" : "; '") + name + "' in columns ";
+    for (std::size_t k = 0; k < at.size(); ++k)
+      dups += (k == 0 ? "" : k + 1 == at.size() ? " and " : ", ") + std::to_string(at[k]);
+  }
+  BP_CHECK(dups.empty(), FileError, path, ":", line, ": duplicate column names in the header: ", dups,
+           "; every column needs its own name");
+}
+
+// `select`: when not empty, the feature columns by header name, in this order (see CsvOptions::features).
 Table read_table(const std::string& path, char delim, int header, const std::string& special_spec,
-                 Special mode) {
+                 Special mode, const std::vector<std::string>& select = {}) {
   BP_CHECK(delim != '"' && delim != '\n' && delim != '\r' && delim != '\0', ValueError, path,
            ": the delimiter cannot be a quote, a line end or NUL");
   BP_CHECK(header >= -1 && header <= 1, ValueError, path,
@@ -220,40 +252,99 @@ Table read_table(const std::string& path, char delim, int header, const std::str
                *idx, " is out of range; the file has ", ncols, " columns (0 to ", ncols - 1, ")");
       t.special_col = *idx;
     } else {
-      std::string have;
-      for (const Cell& c : first) have += (have.empty() ? "'" : ", '") + c.text + "'";
+      std::vector<std::string> have;
+      for (const Cell& c : first) have.push_back(c.text);
       BP_CHECK(false, FileError, path, ": no column named '", special_spec, "'",
-               header == 0 ? " (reading without a header row)" : "", "; the first row holds ", have);
+               header == 0 ? " (reading without a header row)" : "", "; the first row holds ",
+               quoted_list(have));
     }
   }
-  if (t.special_col < 0 && needs_target) t.special_col = ncols - 1;
 
+  // Hashed, so that matching names stays linear in the number of columns.
+  const std::unordered_set<std::string> selected(select.begin(), select.end());
+  BP_CHECK(selected.size() == select.size(), ValueError, path,
+           ": the feature columns to read repeat a name; each must be given once");
   bool has_header = header == 1 || named;
-  if (header == -1 && !has_header)
+  if (header == -1 && !has_header) {
+    // A data row's only text may be its label, in the target column (by default the last).
+    const std::int64_t label_col = t.special_col >= 0 ? t.special_col : needs_target ? ncols - 1 : -1;
     for (std::int64_t c = 0; c < ncols; ++c) {
       const Cell& cell = first[static_cast<std::size_t>(c)];
-      if (c != t.special_col && !cell.text.empty() && !parse_number(cell.text)) has_header = true;
+      if (c != label_col && !cell.text.empty() && !parse_number(cell.text)) has_header = true;
+      if (selected.count(cell.text) != 0) has_header = true;
     }
+  }
 
   Reader r{path, {}};
   if (has_header) {
     for (const Cell& c : first) r.names.push_back(c.text);
-    for (std::int64_t c = 0; c < ncols; ++c)
-      if (c != t.special_col) t.feature_names.push_back(r.names[static_cast<std::size_t>(c)]);
+    check_unique(path, first_line, r.names);
   }
-  t.d = ncols - (t.special_col >= 0 ? 1 : 0);
+  // The feature index of each column, or -1 (the special column, or a column not selected).
+  std::vector<std::int64_t> slot(static_cast<std::size_t>(ncols), -1);
+  if (!select.empty() && has_header) {
+    std::unordered_map<std::string, std::size_t> column;  // header names are unique (check_unique)
+    for (std::size_t c = 0; c < r.names.size(); ++c) column.emplace(r.names[c], c);
+    std::vector<std::string> missing;
+    for (std::size_t k = 0; k < select.size(); ++k) {
+      const auto it = column.find(select[k]);
+      if (it == column.end())
+        missing.push_back(select[k]);
+      else
+        slot[it->second] = static_cast<std::int64_t>(k);
+    }
+    BP_CHECK(missing.empty(), FileError, path, ":", first_line, ": no column named ", quoted_list(missing),
+             "; the feature columns are ", quoted_list(select), "; the header holds ", quoted_list(r.names));
+    if (t.special_col < 0 && needs_target) {  // the target: the one column that is not a feature
+      std::vector<std::string> others;
+      for (std::int64_t c = 0; c < ncols; ++c)
+        if (slot[static_cast<std::size_t>(c)] < 0) {
+          others.push_back(r.names[static_cast<std::size_t>(c)]);
+          t.special_col = c;
+        }
+      BP_CHECK(!others.empty(), FileError, path, ":", first_line,
+               ": no target column: every column is a feature (", quoted_list(select),
+               "); add the target column");
+      BP_CHECK(others.size() == 1, FileError, path, ":", first_line,
+               ": besides the feature columns the header holds ", quoted_list(others),
+               "; name the target column (CsvOptions::target; --target on the command line)");
+    }
+    BP_CHECK(t.special_col < 0 || slot[static_cast<std::size_t>(t.special_col)] < 0, FileError, path, ":",
+             first_line, ": column '", r.names[static_cast<std::size_t>(t.special_col)],
+             "' is both the target and a feature column");
+    t.feature_names = select;
+  } else {
+    if (t.special_col < 0 && needs_target) t.special_col = ncols - 1;
+    const std::int64_t kept = ncols - (t.special_col >= 0 ? 1 : 0);
+    BP_CHECK(select.empty() || kept == static_cast<std::int64_t>(select.size()), FileError, path, ":",
+             first_line, ": has ", ncols, " columns and no header row; expected ", select.size(),
+             " feature columns (", quoted_list(select), ", in this order)",
+             t.special_col >= 0 ? " and the target column" : "", ", or a header row naming them");
+    std::int64_t k = 0;
+    for (std::int64_t c = 0; c < ncols; ++c)
+      if (c != t.special_col) {
+        slot[static_cast<std::size_t>(c)] = k++;
+        if (has_header) t.feature_names.push_back(r.names[static_cast<std::size_t>(c)]);
+      }
+  }
+  t.d = static_cast<std::int64_t>(
+      std::count_if(slot.begin(), slot.end(), [](std::int64_t k) { return k >= 0; }));
   BP_CHECK(t.d >= 1, FileError, path, ":", first_line, ": no feature columns left after removing column ",
            t.special_col + 1, "; expected at least one numeric column");
 
   std::vector<Cell> row;
+  std::vector<float> values(static_cast<std::size_t>(t.d));
   auto take = [&](const std::vector<Cell>& cells, std::int64_t line) {
     BP_CHECK(static_cast<std::int64_t>(cells.size()) == ncols, FileError, path, ":", line, ":",
              std::min<std::int64_t>(static_cast<std::int64_t>(cells.size()), ncols) + 1, ": row has ",
              cells.size(), " fields; expected ", ncols, " like line ", first_line, " (ragged rows)");
     for (std::int64_t c = 0; c < ncols; ++c) {
       const Cell& cell = cells[static_cast<std::size_t>(c)];
-      if (c != t.special_col) {
-        t.features.push_back(static_cast<float>(r.number(cell, c)));
+      const std::int64_t k = slot[static_cast<std::size_t>(c)];
+      if (k >= 0) {
+        values[static_cast<std::size_t>(k)] = static_cast<float>(r.number(cell, c));
+      } else if (c != t.special_col) {
+        continue;  // a column that is not selected: not read
       } else if (mode == Special::target_number) {
         t.values.push_back(static_cast<float>(r.number(cell, c)));
       } else if (mode == Special::target_label) {
@@ -263,6 +354,7 @@ Table read_table(const std::string& path, char delim, int header, const std::str
         t.label_lines.push_back(cell.line);
       }
     }
+    t.features.insert(t.features.end(), values.begin(), values.end());
     ++t.n;
   };
   if (!has_header) take(first, first_line);
@@ -276,7 +368,7 @@ Table read_table(const std::string& path, char delim, int header, const std::str
 TensorDataset read_csv(const std::string& path, const CsvOptions& options) {
   const bool classify = options.task == Task::classification;
   Table t = read_table(path, options.delimiter, options.header, options.target,
-                       classify ? Special::target_label : Special::target_number);
+                       classify ? Special::target_label : Special::target_number, options.features);
   TensorDataset out;
   out.task = options.task;
   out.feature_names = std::move(t.feature_names);
@@ -333,6 +425,13 @@ std::vector<std::string> read_csv_first_row(const std::string& path, char delimi
 Tensor read_csv_features(const std::string& path, char delimiter, int header,
                          const std::string& drop_column) {
   Table t = read_table(path, delimiter, header, drop_column, Special::drop);
+  return from_vector(t.features, {t.n, t.d});
+}
+
+Tensor read_csv_features(const std::string& path, const std::vector<std::string>& columns, char delimiter,
+                         int header) {
+  BP_CHECK(!columns.empty(), ValueError, path, ": read_csv_features needs at least one column name");
+  Table t = read_table(path, delimiter, header, "", Special::drop, columns);
   return from_vector(t.features, {t.n, t.d});
 }
 

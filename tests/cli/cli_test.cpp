@@ -165,10 +165,12 @@ TEST(Cli, BadValuesAreUsageErrorsNamingTheFlag) {
   Scratch s;
   auto r = run(s, "train --lr -1");
   EXPECT_EQ(r.code, 2);
-  EXPECT_THAT(r.err, HasSubstr("--lr: expected a number > 0, got '-1'"));
+  EXPECT_THAT(r.err, HasSubstr("--lr: expected a number > 0 and at most 1000000, got '-1'"));
   r = run(s, "train --batch-size half");
   EXPECT_EQ(r.code, 2);
-  EXPECT_THAT(r.err, HasSubstr("--batch-size: expected an integer >= 1 or \"full\", got 'half'"));
+  EXPECT_THAT(
+      r.err,
+      HasSubstr("--batch-size: expected an integer >= 1 and at most 1000000000, or \"full\", got 'half'"));
   r = run(s, "train --activation rleu");
   EXPECT_EQ(r.code, 2);
   EXPECT_THAT(r.err, HasSubstr("did you mean 'relu'?"));
@@ -487,8 +489,7 @@ TEST(Cli, ModelAndDataThatDoNotFitAreDataErrors) {
   clitest::write(s.path("two.csv"), "a,b\n1,2\n");
   const auto r = run(s, "predict --model " + out + "/model.safetensors --input " + s.path("two.csv"));
   EXPECT_EQ(r.code, 3);
-  EXPECT_THAT(r.err, HasSubstr("has 2 feature columns"));
-  EXPECT_THAT(r.err, HasSubstr("expects 4"));
+  EXPECT_THAT(r.err, HasSubstr("no column named 'sepal', 'petal', 'weight', 'height'"));
   const auto e = run(s, "eval --model " + out + "/model.safetensors --data fashion-mnist");
   EXPECT_EQ(e.code, 3);
 }
@@ -498,7 +499,8 @@ TEST(Cli, DivergingRunExitsWithFour) {
                     std::string("Fashion-MNIST under ") + clitest::kFashionDir);
   Scratch s;
   const std::string out = s.path("run");
-  const auto r = run(s, "train " + kData + "--optimizer sgd --lr 1e8 --schedule none --out " + out);
+  const auto r =
+      run(s, "train " + kData + "--optimizer sgd --lr 1e6 --grad-reduction sum --schedule none --out " + out);
   EXPECT_EQ(r.code, 4) << r.err;
   EXPECT_THAT(r.err, HasSubstr("diverged"));
   const auto summary = nlohmann::json::parse(clitest::slurp(out + "/summary.json"));

@@ -118,7 +118,7 @@ TEST(Config, WrongTypeNamesKeyExpectationAndValue) {
   EXPECT_THAT(e, HasSubstr("optimizer.lr must be a number > 0"));
   EXPECT_THAT(e, HasSubstr("got string \"fast\""));
   EXPECT_THAT(config_error("[train]\nepochs = 2.5\n"),
-              HasSubstr("train.epochs must be an integer in [1, 1000000], got float 2.5"));
+              HasSubstr("train.epochs must be an integer >= 1 and at most 1000000, got float 2.5"));
   EXPECT_THAT(config_error("[model]\nlayers = [64, \"x\"]\n"),
               HasSubstr("model.layers must be a comma-separated list"));
   EXPECT_THAT(config_error("[model]\nbatchnorm = 1\n"),
@@ -127,9 +127,9 @@ TEST(Config, WrongTypeNamesKeyExpectationAndValue) {
 
 TEST(Config, OutOfRangeNamesTheRange) {
   EXPECT_THAT(config_error("[model]\ndropout = 1.5\n"),
-              HasSubstr("model.dropout must be a number in [0, 1), got 1.5"));
+              HasSubstr("model.dropout must be a number >= 0 and less than 1, got 1.5"));
   EXPECT_THAT(config_error("[train]\nepochs = 0\n"),
-              HasSubstr("train.epochs must be an integer in [1, 1000000], got 0"));
+              HasSubstr("train.epochs must be an integer >= 1 and at most 1000000, got 0"));
   EXPECT_THAT(config_error("[model]\nlayers = [64, 0]\n"), HasSubstr("model.layers"));
   EXPECT_THAT(
       config_error("[optimizer]\nname = \"adan\"\n"),
@@ -164,13 +164,16 @@ TEST(Config, TopLevelValueIsUnknown) {
 }
 
 TEST(Config, SetFromFlagTextChecksTypeAndRange) {
-  EXPECT_THAT(set_error("optimizer.lr", "-1", "--lr"), HasSubstr("--lr: expected a number > 0, got '-1'"));
-  EXPECT_THAT(set_error("optimizer.lr", "abc", "--lr"), HasSubstr("--lr: expected a number > 0, got 'abc'"));
+  EXPECT_THAT(set_error("optimizer.lr", "-1", "--lr"),
+              HasSubstr("--lr: expected a number > 0 and at most 1000000, got '-1'"));
+  EXPECT_THAT(set_error("optimizer.lr", "abc", "--lr"),
+              HasSubstr("--lr: expected a number > 0 and at most 1000000, got 'abc'"));
   EXPECT_THAT(set_error("optimizer.lr", "nan", "--lr"), HasSubstr("--lr: expected a number > 0"));
   EXPECT_THAT(set_error("train.epochs", "3x", "--epochs"), HasSubstr("--epochs: expected an integer"));
   EXPECT_THAT(set_error("model.layers", "256,,128", "--layers"),
               HasSubstr("--layers: expected a comma-separated"));
-  EXPECT_THAT(set_error("train.batch_size", "0", "--batch-size"), HasSubstr("an integer >= 1 or \"full\""));
+  EXPECT_THAT(set_error("train.batch_size", "0", "--batch-size"),
+              HasSubstr("an integer >= 1 and at most 1000000000, or \"full\""));
   EXPECT_THAT(set_error("model.activation", "rleu", "--activation"), HasSubstr("did you mean 'relu'?"));
   EXPECT_THAT(set_error("model.layer", "3", "--x"),
               HasSubstr("unknown key 'model.layer'; did you mean 'model.layers'?"));

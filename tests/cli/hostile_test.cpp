@@ -177,6 +177,35 @@ const std::vector<Hostile>& cases() {
       {"UnknownFlagSuggestsTheClosest", "", "$BP train --lrr 0.1", 2, "--lr"},
       {"ZeroWidthLayerIsAUsageError", "", "$BP train --data small.csv --target species --layers 0 --out new",
        2, "--layers"},
+      // ---- numbers out of range, for every command (one flag table) ----
+      {"PredictNegativeLimitIsRefused", "",
+       "$BP predict --model run/model.safetensors --input small.csv --limit -1", 2,
+       "--limit: expected an integer >= 0 and at most 1000000000000, got '-1'"},
+      {"EvalNegativeLimitIsRefused", "", "$BP eval --model run/model.safetensors --data small.csv --limit -3",
+       2, "--limit: expected an integer >= 0"},
+      {"ExplainNegativeSeedIsRefused", "", "$BP explain --seed -5", 2,
+       "--seed: expected an integer >= 0 and at most 9007199254740992, got '-5'"},
+      {"HugeLearningRateIsRefusedNamingTheFlag", "",
+       "$BP train --data small.csv --target species --lr 1e308 --out new", 2,
+       "--lr: expected a number > 0 and at most 1000000, got '1e308'"},
+      {"HugeLayerNamesTheWidthLimit", "",
+       "$BP train --data small.csv --target species --layers 100000000 --out new", 2,
+       "integers >= 1 and at most 1000000"},
+      {"GrowingScheduleIsRefusedNamingTheFlag", "",
+       "$BP train --data small.csv --target species --schedule exponential:1e308 --out new", 2,
+       "(--schedule): GAMMA must be a number > 0 and at most 1"},
+      // ---- columns that do not fit the model ----
+      {"HeaderlessInputWithAColumnTooManyIsRefused", "",
+       "$BP predict --model run/model.safetensors --input headerless.csv", 3,
+       "has 5 columns and no header row; expected 4 feature columns"},
+      {"DuplicateColumnNamesAreNamed", "printf 'a,b,a,y\\n1,2,3,x\\n4,5,6,y\\n' > dup.csv",
+       "$BP train --data dup.csv --out new", 3,
+       "duplicate column names in the header: 'a' in columns 1 and 3"},
+      {"ImagesGivenToATableModelNameBothShapes",
+       "printf '\\0\\0\\10\\3\\0\\0\\0\\1\\0\\0\\0\\34\\0\\0\\0\\34' > img && head -c 784 /dev/zero >> img",
+       "$BP predict --model run/model.safetensors --input img", 3,
+       "the model takes 4 features (columns 'sepal', 'petal', 'weight', 'height'), the data has 784 (28x28 "
+       "images)"},
   };
   return rows;
 }

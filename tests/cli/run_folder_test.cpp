@@ -168,7 +168,7 @@ TEST(RunFolder, OverwriteThatDivergesLeavesTheOldRun) {
   const auto before = earlier_run(s, dir);
   const auto r = clitest::run(
       s,
-      recipe(s) + "--layers 8 --optimizer sgd --lr 1e30 --schedule none --epochs 3 --overwrite --out " + dir);
+      recipe(s) + "--layers 8 --optimizer sgd --lr 1e6 --schedule none --epochs 3 --overwrite --out " + dir);
   EXPECT_EQ(r.code, 4) << r.err;
   EXPECT_THAT(r.err, HasSubstr("training diverged"));
   EXPECT_EQ(snapshot(dir), before);

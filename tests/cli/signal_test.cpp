@@ -144,7 +144,7 @@ TEST(Signals, DetectAnomalyNamesTheOp) {
   Scratch s;
   clitest::write(s.path("blobs.csv"), clitest::blobs_csv(3, 20));
   const std::string args = "train --data " + s.path("blobs.csv") +
-                           " --layers 8 --dropout 0 --optimizer sgd --lr 1e30 --schedule none --threads 1 "
+                           " --layers 8 --dropout 0 --optimizer sgd --lr 1e6 --schedule none --threads 1 "
                            "--epochs 3 --quiet ";
   // Without anomaly mode the loss check reports the step; with it, the op that made the first NaN/Inf.
   const auto plain = clitest::run(s, args + "--out " + s.path("plain"));

@@ -5,9 +5,12 @@
 #include <backprop/error.hpp>
 #include <backprop/io.hpp>
 #include <backprop/ops.hpp>
+#include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <unordered_set>
 
 namespace cli {
 
@@ -69,6 +72,35 @@ void check_features(const bp::data::TensorDataset& d, std::int64_t expected, con
            " features per example, ", "expected ", expected, " (as the training data / the model)");
 }
 
+// 'a', 'b', 'c' (the first ten, then "and N more").
+std::string quoted(const std::vector<std::string>& names) {
+  std::string s;
+  for (std::size_t i = 0; i < names.size() && i < 10; ++i) s += (i ? ", '" : "'") + names[i] + "'";
+  if (names.size() > 10) s += " and " + std::to_string(names.size() - 10) + " more";
+  return s;
+}
+
+// Images of `values` pixels in words: "784 (28x28 images)".
+std::string images_text(std::int64_t values) {
+  const std::vector<std::int64_t> side = image_shape(values);
+  return std::to_string(values) + " (" + std::to_string(side[0]) + "x" + std::to_string(side[1]) + " images)";
+}
+
+// What the model takes, in words: "4 features (columns 'sepal', 'petal', ...)", "784 features (28x28 images)".
+std::string model_inputs(const bp::io::ModelFile& m) {
+  const bp::io::Preprocessing& p = m.preprocessing;
+  const std::string n = std::to_string(m.architecture.inputs) + " features";
+  if (p.input == "image" && p.image_shape.size() == 2)
+    return n + " (" + std::to_string(p.image_shape[0]) + "x" + std::to_string(p.image_shape[1]) + " images)";
+  if (!p.feature_names.empty()) return n + " (columns " + quoted(p.feature_names) + ")";
+  return n + " (columns of a table without a header row)";
+}
+
+// A model/data mismatch, naming both shapes: "the model takes 3 features (...), the data has 784 (28x28 images)".
+[[noreturn]] void mismatch(const std::string& where, const bp::io::ModelFile& m, const std::string& data) {
+  throw bp::FileError(where + ": the model takes " + model_inputs(m) + ", the data has " + data);
+}
+
 bool is_number(const std::string& s) {
   if (s.empty()) return false;
   char* end = nullptr;
@@ -82,6 +114,37 @@ bool looks_like_idx(const std::string& path) {
   in.read(reinterpret_cast<char*>(b), 3);
   if (in.gcount() < 3) return false;
   return (b[0] == 0x1f && b[1] == 0x8b) || (b[0] == 0 && b[1] == 0 && b[2] == 0x08);
+}
+
+// The target column's name in `header`, as read_csv picks it: `spec` as a name, or as a 0-based index, or
+// (empty) the column that is not a feature.
+std::string target_column(const std::vector<std::string>& header, const std::string& spec,
+                          const std::vector<std::string>& features) {
+  if (std::find(header.begin(), header.end(), spec) != header.end()) return spec;
+  std::size_t i = 0;
+  const auto [end, ec] = std::from_chars(spec.data(), spec.data() + spec.size(), i);
+  if (!spec.empty() && ec == std::errc() && end == spec.data() + spec.size())
+    return i < header.size() ? header[i] : "";
+  const std::unordered_set<std::string> feature(features.begin(), features.end());
+  for (auto it = header.rbegin(); it != header.rend(); ++it)
+    if (feature.count(*it) == 0) return *it;
+  return "";
+}
+
+// Prints the header columns a command does not read (the target for predict, ids, notes, ...) as a note.
+void note_ignored(const char* command, const std::string& path, const std::vector<std::string>& header,
+                  const std::vector<std::string>& used, const std::string& target) {
+  const std::unordered_set<std::string> read(used.begin(), used.end());
+  std::string list;
+  std::size_t n = 0;
+  for (const std::string& name : header) {
+    if (read.count(name) != 0) continue;
+    if (n++ < 10) list += (list.empty() ? "'" : ", '") + name + "'" + (name == target ? " (the target)" : "");
+  }
+  if (n == 0) return;
+  if (n > 10) list += " and " + std::to_string(n - 10) + " more";
+  std::fprintf(stderr, "backprop %s: note: %s: ignoring %s %s (not features of the model)\n", command,
+               path.c_str(), n == 1 ? "column" : "columns", list.c_str());
 }
 
 }  // namespace
@@ -107,7 +170,8 @@ TrainingData load_training_data(const bp::config::Config& cfg) {
     });
     if (dc.limit_train > 0) all = all.head(dc.limit_train);
     if (!dc.test.empty()) {
-      bp::data::CsvOptions opt{.target = dc.target, .task = all.task};
+      // The training file's feature columns, by name when both files have a header row.
+      bp::data::CsvOptions opt{.target = dc.target, .task = all.task, .features = all.feature_names};
       if (!regression) opt.class_names = all.class_names;
       out.test = reading(dc.test, [&] { return bp::data::read_csv(dc.test, opt); });
       if (dc.limit_test > 0) out.test = out.test.head(dc.limit_test);
@@ -172,14 +236,30 @@ bp::data::TensorDataset load_eval_data(const bp::io::ModelFile& model, const std
   const bp::io::Preprocessing& pre = model.preprocessing;
   const Kind kind = kind_of(source, "--data");
   const bool regression = pre.task == "regression";
+  const std::string where = "--data " + source;
   bp::data::TensorDataset d;
   if (kind == Kind::csv) {
-    bp::data::CsvOptions opt{
-        .target = target.empty() ? pre.target : target,
-        .task = regression ? bp::data::Task::regression : bp::data::Task::classification};
+    // The model's feature columns by name when the file has a header row (others ignored), else by position.
+    bp::data::CsvOptions opt{.target = target.empty() ? pre.target : target,
+                             .task = regression ? bp::data::Task::regression : bp::data::Task::classification,
+                             .features = pre.feature_names};
     if (!regression) opt.class_names = pre.class_names;
+    if (pre.feature_names.empty()) {  // by position: the shapes are compared before a label is mapped
+      const std::size_t columns =
+          reading(source, [&] { return bp::data::read_csv_first_row(source); }).size();
+      if (static_cast<std::int64_t>(columns) != model.architecture.inputs + 1)
+        mismatch(where, model, std::to_string(columns - 1) + " (CSV columns besides the target)");
+    }
     d = reading(source, [&] { return bp::data::read_csv(source, opt); });
     if (limit > 0) d = d.head(limit);
+    if (!d.feature_names.empty()) {
+      const std::vector<std::string> header = bp::data::read_csv_first_row(source);
+      std::vector<std::string> used = d.feature_names;
+      used.push_back(target_column(header, opt.target, d.feature_names));
+      note_ignored("eval", source, header, used, "");
+    }
+    if (d.num_features() != model.architecture.inputs)
+      mismatch(where, model, std::to_string(d.num_features()) + " (CSV columns besides the target)");
   } else {
     BP_CHECK(!regression, FileError, "--data ", source,
              ": the model does regression on a table; give a CSV file");
@@ -187,14 +267,21 @@ bp::data::TensorDataset load_eval_data(const bp::io::ModelFile& model, const std
              split, "'");
     const std::string dir = kind == Kind::fashion ? bp::data::FashionMNIST::default_dir : source;
     const bp::data::Split which = split == "train" ? bp::data::Split::train : bp::data::Split::test;
+    // Fashion-MNIST's own loader: a missing file's message says how to install it.
+    const bool fashion = kind == Kind::fashion &&
+                         (pre.input != "image" || pre.class_names == bp::data::FashionMNIST::class_names());
+    if (pre.input != "image") {  // a table model given images: both shapes, before a label meets its classes
+      const bp::data::TensorDataset one = reading(dir, [&] {
+        return fashion ? bp::data::FashionMNIST::load(dir, which, 1) : bp::data::load_idx_dir(dir, which, 1);
+      });
+      mismatch(where, model, images_text(one.num_features()));
+    }
     d = reading(dir, [&] {
-      // Fashion-MNIST's own loader: a missing file's message says how to install it.
-      if (kind == Kind::fashion && pre.class_names == bp::data::FashionMNIST::class_names())
-        return bp::data::FashionMNIST::load(dir, which, limit);
+      if (fashion) return bp::data::FashionMNIST::load(dir, which, limit);
       return bp::data::load_idx_dir(dir, which, limit, pre.class_names);
     });
+    if (d.num_features() != model.architecture.inputs) mismatch(where, model, images_text(d.num_features()));
   }
-  check_features(d, model.architecture.inputs, source);
   reading(source, [&] {
     d.validate(source);
     d.features = pre.apply(d.features);
@@ -210,6 +297,7 @@ bp::data::TensorDataset load_eval_data(const bp::io::ModelFile& model, const std
 bp::Tensor load_predict_inputs(const bp::io::ModelFile& model, const std::string& path, std::int64_t limit) {
   const bp::io::Preprocessing& pre = model.preprocessing;
   const std::int64_t inputs = model.architecture.inputs;
+  const std::string where = "--input " + path;
   BP_CHECK(bp::io::input_exists(path, "--input"), FileError, "--input ", path,
            ": no such file (expected a .csv file or an IDX image file)");
   bp::Tensor x;
@@ -217,34 +305,33 @@ bp::Tensor load_predict_inputs(const bp::io::ModelFile& model, const std::string
     const bp::data::IdxArray a = reading(path, [&] { return bp::data::read_idx(path, limit); });
     std::int64_t d = 1;
     for (std::size_t i = 1; i < a.dims.size(); ++i) d *= a.dims[i];
-    BP_CHECK(d == inputs, FileError, path, ": IDX examples have ", d, " values each, the model expects ",
-             inputs);
+    if (d != inputs) mismatch(where, model, images_text(d));
     std::vector<float> v(a.data.size());
     for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(a.data[i] * pre.pixel_scale);
     x = bp::from_vector(v, {a.dims[0], d});
   } else {
     const std::vector<std::string> row = reading(path, [&] { return bp::data::read_csv_first_row(path); });
+    const std::vector<std::string>& names = pre.feature_names;
+    // A header names a feature, or holds text; a data row's one text cell may be its label (a labelled
+    // file without a header: refused below for its column count, not read as a header of unknown names).
+    const auto text_cells =
+        std::count_if(row.begin(), row.end(), [](const std::string& f) { return !is_number(f); });
+    const std::unordered_set<std::string> named(names.begin(), names.end());
     const bool header =
-        std::any_of(row.begin(), row.end(), [](const std::string& f) { return !is_number(f); });
-    std::string drop;
-    const auto columns = static_cast<std::int64_t>(row.size());
-    if (header && !pre.target.empty() && std::find(row.begin(), row.end(), pre.target) != row.end())
-      drop = pre.target;
-    else if (columns == inputs + 1)
-      drop = pre.target.empty() ? std::to_string(columns - 1) : pre.target;
-    std::vector<std::string> names;
-    x = reading(path, [&] {
-      if (header) names = bp::data::read_csv_feature_names(path, ',', 1, drop);
-      return bp::data::read_csv_features(path, ',', header ? 1 : 0, drop);
-    });
-    if (header && !pre.feature_names.empty() && names.size() == pre.feature_names.size()) {
-      for (std::size_t i = 0; i < names.size(); ++i)
-        BP_CHECK(names[i] == pre.feature_names[i], FileError, path, ": feature column ", i + 1, " is '",
-                 names[i], "' but the model was trained with '", pre.feature_names[i], "' there");
+        text_cells >= (names.empty() ? 1 : 2) ||
+        std::any_of(row.begin(), row.end(), [&](const std::string& f) { return named.count(f) != 0; });
+    if (!names.empty()) {
+      // The model's columns: by name with a header row (every other column ignored), else exactly these
+      // many columns in the training order.
+      x = reading(path, [&] { return bp::data::read_csv_features(path, names, ',', header ? 1 : 0); });
+      if (header) note_ignored("predict", path, row, names, pre.target.empty() ? "" : pre.target);
+    } else {
+      // No column names (a model of images, or of a table without a header row): exactly `inputs` columns.
+      if (static_cast<std::int64_t>(row.size()) != inputs)
+        mismatch(where, model,
+                 std::to_string(row.size()) + (header ? " (CSV columns)" : " (CSV columns, no header row)"));
+      x = reading(path, [&] { return bp::data::read_csv_features(path, ',', header ? 1 : 0); });
     }
-    BP_CHECK(x.size(1) == inputs, FileError, path, " has ", x.size(1), " feature columns",
-             drop.empty() ? "" : " (after dropping the target column '" + drop + "')", ", the model expects ",
-             inputs);
     if (limit > 0 && x.size(0) > limit) x = bp::narrow(x, 0, limit).clone();
   }
   return reading(path, [&] { return pre.apply(x); });

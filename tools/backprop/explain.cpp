@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <backprop/config.hpp>
 #include <backprop/error.hpp>
 #include <backprop/explain.hpp>
 #include <backprop/io.hpp>
@@ -91,10 +92,10 @@ std::string write_graph(const std::string& path, const std::string& dot, bool fo
 }
 
 int run(const ExplainArgs& args, std::ostream& out) {
-  BP_CHECK(args.repeated >= 0 && args.repeated <= ex::kMaxRepeated, ConfigError, "explain: --repeated ",
-           args.repeated, " is outside [0, ", ex::kMaxRepeated, "]");
-  BP_CHECK(std::isfinite(args.lr) && args.lr > 0, ConfigError, "explain: --lr ", args.lr,
-           " must be a finite positive number");
+  // The ranges of the command flag table, also for a caller that fills ExplainArgs itself.
+  backprop::config::check_flag("explain", "--repeated", args.repeated);
+  backprop::config::check_flag("explain", "--lr", args.lr);
+  backprop::config::check_flag("explain", "--seed", static_cast<double>(args.seed));
 
   if (args.repeated > 0) {
     const ex::DynamicProgramming d = ex::dynamic_programming(args.repeated, args.seed);

@@ -27,7 +27,7 @@ struct ExplainArgs {
 };
 
 /// Runs `backprop explain` and returns its exit code: 0 success; 1 the hand computation and the engine
-/// disagreed (a bug); 2 a bad argument (repeated outside [0, 4096], lr not a finite positive number);
+/// disagreed (a bug); 2 a bad argument (repeated, lr or seed outside the ranges of config::command_flags());
 /// 2 also when --graph would replace a file of another kind without --force (or is a directory);
 /// 3 the graph file could not be written. Errors are printed to std::cerr, naming the flag and what was
 /// expected.

@@ -6,10 +6,13 @@
 #include <backprop/error.hpp>
 #include <backprop/version.hpp>
 #include <cstdio>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <memory>
 #include <new>
+#include <stdexcept>
+#include <type_traits>
 
 #include "cli.hpp"
 #include "explain.hpp"
@@ -82,6 +85,46 @@ struct ConfigFlags {
         out.push_back({e->key->key, e->key->type == "boolean" ? "true" : e->text, e->key->flag});
     }
     return out;
+  }
+};
+
+// The value flags of the other commands (eval --limit, explain --seed, ...): read as text, then checked by
+// the library's table (bp::config::command_flags) with the same rule and message form as train's keys.
+struct CommandFlags {
+  struct Entry {
+    const CLI::App* app;
+    CLI::Option* option;
+    std::string text;
+    std::function<void(const std::string&)> store;
+  };
+  std::vector<std::unique_ptr<Entry>> entries;
+
+  template <class T>
+  void add(CLI::App& app, const std::string& flag, T& target, const std::string& type_name) {
+    const std::string command = app.get_name();
+    const bp::config::CommandFlag* info = nullptr;
+    for (const bp::config::CommandFlag& f : bp::config::command_flags())
+      if (f.command == command && f.flag == flag) info = &f;
+    if (info == nullptr)  // a bug: every flag added here has a row in the table
+      throw std::logic_error(command + " " + flag + " is not in the command flag table");
+    auto e = std::make_unique<Entry>();
+    e->app = &app;
+    e->option = app.add_option(flag, e->text, info->help + "; " + info->expects)->type_name(type_name);
+    e->store = [command, flag, &target](const std::string& text) {
+      if constexpr (std::is_same_v<T, std::string>)
+        target = bp::config::flag_text(command, flag, text);
+      else if constexpr (std::is_floating_point_v<T>)
+        target = bp::config::flag_number(command, flag, text);
+      else  // the table's range fits T
+        target = static_cast<T>(bp::config::flag_integer(command, flag, text));
+    };
+    entries.push_back(std::move(e));
+  }
+
+  // Stores the flags given to `app`; throws ConfigError for a value out of range.
+  void apply(const CLI::App& app) const {
+    for (const auto& e : entries)
+      if (e->app == &app && e->option->count() > 0) e->store(e->text);
   }
 };
 
@@ -164,6 +207,8 @@ int main(int argc, char** argv) {
   train->allow_extras();
   train->footer(kFooter);
 
+  CommandFlags command_flags;  // the value flags of eval, predict and explain
+
   // eval
   cli::EvalArgs eval_args;
   CLI::App* eval =
@@ -177,9 +222,8 @@ int main(int argc, char** argv) {
   eval->add_option("--target", eval_args.target,
                    "CSV target column (default: the one the model was trained on)")
       ->type_name("COL");
-  eval->add_option("--split", eval_args.split, "IDX data: which split to evaluate (train or test)")
-      ->type_name("train|test");
-  eval->add_option("--limit", eval_args.limit, "only the first N examples (0: all)")->type_name("N");
+  command_flags.add(*eval, "--split", eval_args.split, "train|test");
+  command_flags.add(*eval, "--limit", eval_args.limit, "N");
   eval->add_flag("--json", eval_args.json, "print JSON");
   eval->allow_extras();
   eval->footer(kFooter);
@@ -202,7 +246,7 @@ int main(int argc, char** argv) {
           "--output", predict_args.output,
           "write the predictions to FILE instead of stdout (a link's target, a FIFO, a device, - for stdout)")
       ->type_name("FILE");
-  predict->add_option("--limit", predict_args.limit, "only the first N rows (0: all)")->type_name("N");
+  command_flags.add(*predict, "--limit", predict_args.limit, "N");
   predict->add_flag("--json", predict_args.json, "one JSON object per line");
   predict->add_flag("--force", predict_args.force,
                     "let --output replace a file that holds something else (a model, a graph, ...)");
@@ -237,14 +281,9 @@ int main(int argc, char** argv) {
       ->add_option("--graph", explain_args.graph,
                    "write the forward and backward graphs as Graphviz DOT (and SVG when `dot` is installed)")
       ->type_name("FILE");
-  explain
-      ->add_option("--repeated", explain_args.repeated,
-                   "instead: the naive chain rule's work against the memoised engine's, up to N")
-      ->type_name("N");
-  explain->add_option("--lr", explain_args.lr, "learning rate eta of the update (default 0.5)")
-      ->type_name("NUMBER");
-  explain->add_option("--seed", explain_args.seed, "seed of the example's weights (default 1)")
-      ->type_name("N");
+  command_flags.add(*explain, "--repeated", explain_args.repeated, "N");
+  command_flags.add(*explain, "--lr", explain_args.lr, "NUMBER");
+  command_flags.add(*explain, "--seed", explain_args.seed, "N");
   explain->add_flag("--json", explain_args.json, "print one JSON object");
   explain->add_flag("--force", explain_args.force,
                     "let --graph replace a file that holds something else (a model, text, ...)");
@@ -284,6 +323,7 @@ int main(int argc, char** argv) {
     CLI::App* sub = app.get_subcommands().front();
     command = sub->get_name();
     check_leftovers(*sub);
+    command_flags.apply(*sub);
     if (sub != train && !mpi->root()) return cli::kOk;  // under mpirun only `train` uses every rank
     if (sub == help) {
       if (help_topic.empty()) {  // not app.help(), which would describe the selected `help` subcommand
