@@ -83,7 +83,8 @@ MemoryEstimate estimate_memory(const io::Architecture& arch, std::int64_t batch,
   e.optimizer_name = optimizer;
   e.data = data_bytes;
   const auto rows = static_cast<std::uint64_t>(batch);
-  // Elements: parameters; per batch, what the forward keeps for backward; the widest layer's activations.
+  // Elements: parameters; per batch, the batch itself and what the forward keeps for backward; the widest
+  // layer's outputs (no gradient flows into the batch, so its width does not count there).
   std::uint64_t params = 0, saved = mul(rows, static_cast<std::uint64_t>(arch.inputs)), widest = 0;
   std::uint64_t in = static_cast<std::uint64_t>(arch.inputs);
   for (std::int64_t h : arch.hidden) {
@@ -95,13 +96,13 @@ MemoryEstimate estimate_memory(const io::Architecture& arch, std::int64_t batch,
     saved = add(saved, mul(mul(rows, w), per_row));
     if (arch.batchnorm) params = add(params, mul(4, w));  // gamma, beta, running mean and variance
     if (arch.dropconnect > 0) saved = add(saved, mul(2, mul(in, w)));
-    widest = std::max(widest, mul(rows, std::max(in, w)));
+    widest = std::max(widest, mul(rows, w));
     in = w;
   }
   const auto out = static_cast<std::uint64_t>(arch.outputs);
   params = add(params, add(mul(in, out), out));
   saved = add(saved, mul(mul(rows, out), 3));  // logits, their softmax and its gradient
-  widest = std::max(widest, mul(rows, std::max(in, out)));
+  widest = std::max(widest, mul(rows, out));
   e.parameters = mul(params, kFloat);
   e.gradients = e.parameters;
   e.optimizer = mul(e.parameters, static_cast<std::uint64_t>(optimizer_state_copies(optimizer, momentum)));

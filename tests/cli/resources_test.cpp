@@ -83,7 +83,7 @@ TEST(Resources, AllocationRefusedBySystemIsExit5NamingTheBytesAndShape) {
   clitest::write(path, head + header);
   fs::resize_file(path, 8 + header.size() + (std::uint64_t{4} << 30));
   clitest::write(s.path("rows.csv"), "1,2\n3,4\n");
-  for (const std::string command :
+  for (const std::string& command :
        {"info " + quote(path), "predict --input " + quote(s.path("rows.csv")) + " --model " + quote(path)}) {
     const auto r = run_limited(s, 2u << 20, command);
     EXPECT_EQ(r.code, 5) << command << ": " << r.err;
