@@ -265,10 +265,9 @@ Tensor empty_tensor(const Shape& shape, DType dtype) {
   return Tensor(std::move(impl));
 }
 
-// What the first bytes of a file that cannot be safetensors look like, or "" when they match nothing known.
-// Called only when the header length is impossible (a valid one is below 2^32, so its last four bytes are
-// zero), so no safetensors file is ever named something else. The kinds any data file can be mistaken for
-// (HTML, Git LFS pointers, archives) come from the data readers' describe_wrong_file.
+// What the first bytes of a file that is not safetensors look like, or "" when they match nothing known.
+// The kinds any data file can be mistaken for (HTML, Git LFS pointers, archives) come from the data readers'
+// describe_wrong_file.
 std::string lookalike(std::string_view head) {
   if (head.starts_with("\x1f\x8b")) return "a gzip-compressed file; decompress it first";
   if (head.starts_with("PK\x03\x04"))
@@ -296,19 +295,23 @@ std::string lookalike(std::string_view head) {
 NamedTensors load_safetensors(const std::string& path) {
   const detail::InputFile file(path, kWho);
   const std::uint64_t size = file.size();
-  // A file that cannot be safetensors says what it looks like before any number in it is quoted.
   std::string head(static_cast<std::size_t>(std::min<std::uint64_t>(size, 512)), '\0');
   file.read_at(0, head.data(), head.size());
-  if (head.size() < detail::kLengthBytes || head.find_first_not_of('\0', 4) < detail::kLengthBytes)
+  std::uint64_t header_bytes = 0;
+  for (std::size_t b = 0; b < detail::kLengthBytes && b < head.size(); ++b)
+    header_bytes |= std::uint64_t{static_cast<unsigned char>(head[b])} << (8 * b);
+  // A file that cannot be safetensors (too short, an impossible header length, or a header that does not open
+  // a JSON object) says what else it looks like before any number in it is quoted. A valid file never gets
+  // here, so it is never named something else.
+  const std::size_t opening = head.find_first_not_of(" \t\r\n", detail::kLengthBytes);
+  if (size < detail::kLengthBytes || header_bytes > kMaxHeaderBytes ||
+      header_bytes > size - detail::kLengthBytes || (opening != std::string::npos && head[opening] != '{'))
     if (const std::string kind = lookalike(head); !kind.empty())
       throw FileError(::backprop::detail::cat(kWho, ": '", path,
                                               "' is not a safetensors file (it looks like ", kind, ")"));
   if (size < detail::kLengthBytes)
     fail_at(path, 0, "the file is ", size, " bytes, expected at least 8 (the header length)");
 
-  std::uint64_t header_bytes = 0;
-  for (std::size_t b = 0; b < detail::kLengthBytes; ++b)
-    header_bytes |= std::uint64_t{static_cast<unsigned char>(head[b])} << (8 * b);
   if (header_bytes > kMaxHeaderBytes)
     fail_at(path, 0, "header length ", header_bytes, " exceeds the limit of ", kMaxHeaderBytes, " bytes");
   if (header_bytes > size - detail::kLengthBytes)
