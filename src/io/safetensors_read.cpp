@@ -75,7 +75,6 @@ struct HeaderChecks {
   };
   std::vector<Object> objects;  // the open objects, outermost first
   std::size_t open = 0;         // open objects and arrays
-  bool syntax_error = false;
 
   bool open_one() {
     // A valid header nests 3 deep (header, entry, shape). Deeper input is refused at once, so a header of a
@@ -112,10 +111,8 @@ struct HeaderChecks {
   bool number_float(json::number_float_t, const std::string&) { return true; }
   bool string(std::string&) { return true; }
   bool binary(json::binary_t&) { return true; }
-  bool parse_error(std::size_t, const std::string&, const json::exception&) {
-    syntax_error = true;  // the DOM parser below reports it, with its position
-    return false;
-  }
+  // A syntax error stops this pass; the DOM parser then reports it, with its position.
+  bool parse_error(std::size_t, const std::string&, const json::exception&) { return false; }
 };
 
 // Parses the header: the checks of HeaderChecks, then nlohmann's DOM parser (linear; it throws the typed
@@ -279,11 +276,11 @@ std::string lookalike(std::string_view head) {
   const std::string shared =
       data::detail::describe_wrong_file(reinterpret_cast<const unsigned char*>(head.data()), head.size());
   if (!shared.empty()) return shared;
-  const bool printable = !head.empty() && std::all_of(head.begin(), head.end(), [](char c) {
+  const bool is_text = !head.empty() && std::all_of(head.begin(), head.end(), [](char c) {
     const auto b = static_cast<unsigned char>(c);
     return b >= 0x20 || b == '\n' || b == '\r' || b == '\t';  // bytes >= 0x80: UTF-8 text
   });
-  if (!printable) return "";
+  if (!is_text) return "";
   std::string_view text = head;
   while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) text.remove_prefix(1);
   if (text.starts_with("{") || text.starts_with("[")) return "JSON text";
