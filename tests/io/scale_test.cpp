@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <backprop/backprop.hpp>
 #include <backprop/io.hpp>
+#include <backprop/io/metrics.hpp>
 #include <backprop/io/model_file.hpp>
 #include <chrono>
 #include <cstdio>
@@ -128,4 +129,25 @@ TEST(IoScale, ModelOf20000LayersSavesAndLoadsInTimeLinearInItsLayers) {
       << report("save", save_small, save_large, save_wide);
   EXPECT_LE(load_large / large_bytes, kVsOneTensor * load_wide / wide_bytes)
       << report("load", load_small, load_large, load_wide);
+}
+
+// metrics.jsonl: 100,000 epoch records (100x a long run's) read in time linear in their count.
+TEST(IoScale, MetricsLogOf100000RecordsReadsInTimeLinearInItsRecords) {
+  iotest::ScratchDir dir(iotest::fast_temp_directory());
+  const auto write_log = [&](const std::string& path, int records) {
+    bp::io::MetricsWriter writer(path, true);
+    for (int e = 1; e <= records; ++e)
+      writer.epoch({.epoch = e, .train_loss = 1.0 / e, .train_accuracy = 0.5, .lr = 0.01, .updates = 10});
+  };
+  const std::string small_path = dir.file("small.jsonl"), large_path = dir.file("large.jsonl");
+  write_log(small_path, 10'000);
+  write_log(large_path, 100'000);
+  bp::io::Metrics read;
+  const double small_s = best_of_three([&] { bp::io::read_metrics(small_path); });
+  const double large_s = best_of_three([&] { read = bp::io::read_metrics(large_path); });
+  ASSERT_EQ(read.epochs.size(), 100'000u);
+  EXPECT_EQ(read.epochs.back().epoch, 100'000);
+  std::printf("metrics.jsonl: 10,000 records %g s, 100,000 records %g s\n", small_s, large_s);
+  EXPECT_LE(large_s, kGrowth * small_s)
+      << "10,000 records read in " << small_s << " s, 100,000 in " << large_s << " s";
 }
