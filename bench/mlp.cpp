@@ -10,6 +10,7 @@
 //   bench_mlp --mode checkpoint --depth 32 --width 512 --batch 256 --every 4
 //   bench_mlp --mode steps --steps 20 --batch 32 --hidden 64    # fixed random data, for callgrind
 //   bench_mlp --isa avx2 --sgemm openblas --split-macs 4194304  # kernel configuration (kernels.hpp)
+//   bench_mlp --update-split 131072 --spin-us 0                 # ... the pool's mechanisms (scripts/ablate-pool)
 //
 // Output fields: epoch_s (median over epochs after the first), epoch_times, samples_per_s, test_accuracy,
 // peak_rss_mib, os_allocs_per_step (system allocations of tensor storage per step, after the first epoch),
@@ -106,6 +107,10 @@ Args parse(int argc, char** argv) {
       a.kernels.sgemm = parse_sgemm(next());
     else if (k == "--split-macs")
       a.kernels.gemm_split_macs = std::stoll(next());
+    else if (k == "--update-split")
+      a.kernels.update_split_elems = std::stoll(next());
+    else if (k == "--spin-us")
+      a.kernels.helper_spin_us = std::stoll(next());
     else
       throw bp::ValueError("bench_mlp: unknown option " + k);
   }

@@ -15,6 +15,7 @@
 //   std::string dot = ex::worked_example_dot(step);      // forward + symbol-to-symbol backward graph
 //   ex::ChainCount c = ex::count_chain(8);               // naive: 36 evaluations of f; engine: 8 + 8
 //   ex::LayeredCount p = ex::count_layered(3, 4);        // 81 paths x 4 multiplications vs 3 + 3 x 9
+//   std::cout << ex::to_text(step, check);               // the delta rule's steps, as `backprop explain`
 #pragma once
 
 #include <cstdint>
@@ -154,11 +155,30 @@ inline constexpr std::uint64_t kMaxPaths = std::uint64_t{1} << 24;
 /// count).
 LayeredCount count_layered(int width, int depth, std::uint64_t seed = 1);
 
-// ---- machine-readable output ------------------------------------------------------------------------------
+/// The largest n of dynamic_programming() (`backprop explain --repeated N`).
+inline constexpr int kMaxRepeated = 4096;
+
+/// The tables of `backprop explain --repeated N`: count_chain() for n = 1, 2, ..., 8, then doubling, then N;
+/// count_layered() for widths 2 and 3 and the same depths while the naive side enumerates at most 2^20 paths.
+struct DynamicProgramming {
+  std::vector<ChainCount> chain;
+  std::vector<LayeredCount> layered;
+  bool truncated = false;  // deeper layered rows were left out (too many paths)
+  bool agree = true;       // naive and memoised derivatives agree in every row (to 1e-12, relative)
+};
+/// Throws ValueError unless 1 <= n <= kMaxRepeated.
+DynamicProgramming dynamic_programming(int n, std::uint64_t seed = 1);
+
+// ---- text and machine-readable output ------------------------------------------------------------------------------
 
 /// JSON objects (one line each) with every field of the structs above, for `backprop explain --json`.
 std::string to_json(const WorkedExample& example, const Verification& verification);
 std::string to_json(const ChainCount& count);
 std::string to_json(const LayeredCount& count);
+std::string to_json(const DynamicProgramming& tables);
+/// What `backprop explain` prints: the delta rule's steps with every number, then the engine check.
+std::string to_text(const WorkedExample& example, const Verification& verification);
+/// The two dynamic-programming tables and their check.
+std::string to_text(const DynamicProgramming& tables);
 
 }  // namespace backprop::explain

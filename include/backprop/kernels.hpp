@@ -48,12 +48,20 @@ struct KernelConfig {
   /// 0 (default): adaptive, 2^22 always and 2^20 while the pool's helper threads keep up
   /// (docs/performance.md); N >= 1: that fixed N.
   std::int64_t gemm_split_macs = 0;
+  /// Elements an optimiser update (or another pass over freshly written tensors) needs before it is split
+  /// across threads. 0 (default): adaptive, 2^20 always and 2^17 when the products before it ran split and
+  /// the helpers keep up; N >= 1: that fixed N.
+  std::int64_t update_split_elems = 0;
+  /// How long the thread pool's helpers look for the next job after one before they sleep, in microseconds
+  /// (0 to 1,000,000). Spinning lets the next product of a step start on both cores at once; sleeping gives
+  /// the core back to other processes.
+  std::int64_t helper_spin_us = 200;
 };
 
 /// The configuration in use (the defaults until set_kernel_config is called).
 KernelConfig kernel_config();
 /// Replaces the configuration for the whole process. Throws ValueError, naming the field, when this CPU
-/// cannot run config.isa or gemm_split_macs < 0. Call it between computations, not while kernels run on other
+/// cannot run config.isa or a number is out of its range. Call it between computations, not while kernels run on other
 /// threads (a product already running finishes with the configuration it started with).
 void set_kernel_config(const KernelConfig& config);
 

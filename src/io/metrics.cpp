@@ -1,4 +1,5 @@
 // metrics.jsonl: writing records as JSON lines, reading them back tolerantly of a crash mid-line.
+#include <algorithm>
 #include <backprop/error.hpp>
 #include <backprop/io.hpp>
 #include <backprop/io/metrics.hpp>
@@ -90,10 +91,39 @@ std::string to_json(const TestRecord& r) {
     }
     wrong.push_back(e);
   }
-  json j = {{"type", "test"},           {"loss", number(r.loss)},       {"accuracy", number(r.accuracy)},
-            {"examples", r.examples},   {"class_names", r.class_names}, {"per_class_accuracy", per_class},
-            {"confusion", r.confusion}, {"misclassified", wrong}};
+  json j = {{"type", "test"},         {"loss", number(r.loss)},       {"accuracy", number(r.accuracy)},
+            {"examples", r.examples}, {"class_names", r.class_names}, {"per_class_accuracy", per_class}};
+  if (r.confusion.size() > kFullConfusionClasses || (r.confusion.empty() && !r.top_confusions.empty())) {
+    json top = json::array();
+    for (const Confusion& c : r.confusion.empty() ? r.top_confusions : top_confusions(r.confusion))
+      top.push_back({{"true", c.true_class}, {"predicted", c.predicted}, {"count", c.count}});
+    j["top_confusions"] = top;
+  } else {
+    j["confusion"] = r.confusion;
+  }
+  j["misclassified"] = wrong;
   return j.dump();
+}
+
+std::vector<Confusion> top_confusions(const std::vector<std::vector<std::int64_t>>& confusion,
+                                      std::size_t n) {
+  // The non-zero mistakes are at most the number of test examples: collect them, then sort the first n.
+  std::vector<Confusion> cells;
+  for (std::size_t t = 0; t < confusion.size(); ++t)
+    for (std::size_t p = 0; p < confusion[t].size(); ++p)
+      if (p != t && confusion[t][p] > 0)
+        cells.push_back({.true_class = static_cast<std::int64_t>(t),
+                         .predicted = static_cast<std::int64_t>(p),
+                         .count = confusion[t][p]});
+  const auto larger = [](const Confusion& a, const Confusion& b) {
+    return a.count != b.count             ? a.count > b.count
+           : a.true_class != b.true_class ? a.true_class < b.true_class
+                                          : a.predicted < b.predicted;
+  };
+  const std::size_t kept = std::min(n, cells.size());
+  std::partial_sort(cells.begin(), cells.begin() + static_cast<std::ptrdiff_t>(kept), cells.end(), larger);
+  cells.resize(kept);
+  return cells;
 }
 
 MetricsWriter::MetricsWriter(const std::string& path, bool truncate) : path_(path) {
@@ -178,6 +208,11 @@ Metrics read_metrics(const std::string& path) {
             r.per_class_accuracy.push_back(v.is_null() ? kMissing : v.get<double>());
         if (j.contains("confusion"))
           r.confusion = j.at("confusion").get<std::vector<std::vector<std::int64_t>>>();
+        if (j.contains("top_confusions"))
+          for (const json& e : j.at("top_confusions"))
+            r.top_confusions.push_back({.true_class = integer_of(e, "true"),
+                                        .predicted = integer_of(e, "predicted"),
+                                        .count = integer_of(e, "count")});
         if (j.contains("misclassified"))
           for (const json& e : j.at("misclassified")) {
             Misclassified w;

@@ -313,6 +313,57 @@ std::string confusion_table(const ReportTest& t) {
   return out.str();
 }
 
+// More than kFullConfusionClasses classes: the largest confusions and each class's accuracy, worst first,
+// instead of the matrix (whose size grows with the square of the class count).
+std::string top_confusions_table(const ReportTest& t) {
+  const std::vector<Confusion> top = t.confusion.empty() ? t.top_confusions : top_confusions(t.confusion);
+  std::vector<double> accuracy = t.per_class_accuracy;
+  if (accuracy.empty())
+    for (const std::vector<std::int64_t>& row : t.confusion) {
+      std::int64_t total = 0;
+      for (std::int64_t c : row) total += c;
+      const std::size_t r = accuracy.size();
+      accuracy.push_back(total > 0 ? static_cast<double>(row[r]) / static_cast<double>(total)
+                                   : std::numeric_limits<double>::quiet_NaN());
+    }
+  const auto name = [&](std::int64_t c) {
+    return c >= 0 && static_cast<std::size_t>(c) < t.class_names.size()
+               ? t.class_names[static_cast<std::size_t>(c)]
+               : std::to_string(c);
+  };
+  std::ostringstream out;
+  out << note(std::to_string(t.class_names.size()) + " classes, more than " +
+              std::to_string(kFullConfusionClasses) +
+              ": instead of the whole confusion matrix, its largest off-diagonal cells and each class's "
+              "accuracy.");
+  out << "<h3>Largest confusions</h3>\n";
+  if (top.empty()) {
+    out << note("No test example was misclassified.");
+  } else {
+    out << "<div class=\"scroll\"><table>\n<tr><th>true class</th><th>predicted</th><th>examples</th></tr>\n";
+    for (const Confusion& c : top)
+      out << "<tr><td>" << escape(name(c.true_class)) << "</td><td>" << escape(name(c.predicted))
+          << "</td><td>" << c.count << "</td></tr>\n";
+    out << "</table></div>\n";
+  }
+  if (!accuracy.empty()) {
+    std::vector<std::size_t> order(accuracy.size());
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+      return !std::isnan(accuracy[a]) && (std::isnan(accuracy[b]) || accuracy[a] < accuracy[b]);
+    });
+    out << "<h3>Accuracy per class, worst first</h3>\n<div class=\"scroll\"><table>\n"
+        << "<tr><th>class</th><th>accuracy</th></tr>\n";
+    for (std::size_t c : order)
+      out << "<tr><td>" << escape(name(static_cast<std::int64_t>(c))) << "</td><td>"
+          << (std::isnan(accuracy[c]) ? std::string("\xe2\x80\x93 (no test example)")
+                                      : format_percent(accuracy[c]))
+          << "</td></tr>\n";
+    out << "</table></div>\n";
+  }
+  return out.str();
+}
+
 std::string test_section(const ReportData& d) {
   std::ostringstream out;
   out << "<section id=\"test\">\n<h2>Test set: confusion matrix</h2>\n";
@@ -323,8 +374,11 @@ std::string test_section(const ReportData& d) {
   }
   const ReportTest& t = *d.test;
   out << "<p>Test loss " << format_number(t.loss) << ", accuracy " << format_percent(t.accuracy) << ".</p>\n";
-  out << (t.confusion.empty() ? note("The test record has no confusion matrix (a regression run has none).")
-                              : confusion_table(t));
+  if (t.confusion.size() > kFullConfusionClasses || (t.confusion.empty() && !t.top_confusions.empty()))
+    out << top_confusions_table(t);
+  else
+    out << (t.confusion.empty() ? note("The test record has no confusion matrix (a regression run has none).")
+                                : confusion_table(t));
   out << "</section>\n";
   return out.str();
 }

@@ -167,9 +167,36 @@ ReportTest parse_test(const json& obj, const Line& line) {
       line.fail(t.class_names.size(), " class_names for a ", t.confusion.size(), " x ", t.confusion.size(),
                 " confusion matrix");
   }
-  const std::int64_t classes = static_cast<std::int64_t>(std::max(t.confusion.size(), t.class_names.size()));
+  const std::size_t named = std::max(t.confusion.size(), t.class_names.size());
+  if (const json* accuracy = line.array_or_null(obj, "per_class_accuracy")) {
+    if (named > 0 && accuracy->size() != named)
+      line.fail("per_class_accuracy has ", accuracy->size(), " entries for ", named, " classes");
+    for (std::size_t i = 0; i < accuracy->size(); ++i) {
+      const json& a = (*accuracy)[i];
+      if (!a.is_null() && !a.is_number())
+        line.fail("per_class_accuracy[", i, "] should be a number or null, got ", type_name(a));
+      t.per_class_accuracy.push_back(a.is_null() ? std::numeric_limits<double>::quiet_NaN()
+                                                 : a.get<double>());
+    }
+  }
+  const auto classes = static_cast<std::int64_t>(std::max(named, t.per_class_accuracy.size()));
   for (std::size_t i = t.class_names.size(); i < static_cast<std::size_t>(classes); ++i)
     t.class_names.push_back(std::to_string(i));
+  if (const json* top = line.array_or_null(obj, "top_confusions"))
+    for (std::size_t i = 0; i < top->size(); ++i) {
+      const json& cell = (*top)[i];
+      if (!cell.is_object()) line.fail("top_confusions[", i, "] should be an object, got ", type_name(cell));
+      Confusion c{.true_class = line.integer(cell, "true", "a top confusion"),
+                  .predicted = line.integer(cell, "predicted", "a top confusion"),
+                  .count = line.integer(cell, "count", "a top confusion")};
+      if (c.true_class < 0 || c.true_class >= classes || c.predicted < 0 || c.predicted >= classes)
+        line.fail("top_confusions[", i, "] names class ",
+                  c.true_class < 0 || c.true_class >= classes ? c.true_class : c.predicted, " but there are ",
+                  classes, " classes");
+      if (c.count < 0)
+        line.fail("top_confusions[", i, "].count should be a count (an integer >= 0), got ", c.count);
+      t.top_confusions.push_back(c);
+    }
   if (const json* wrong = line.array_or_null(obj, "misclassified"))
     for (std::size_t i = 0; i < wrong->size(); ++i)
       t.misclassified.push_back(parse_misclassified((*wrong)[i], i, classes, line));

@@ -1,5 +1,5 @@
 // The kernel configuration (backprop/kernels.hpp): the CPU's features, read once, and the process-wide
-// choice of instruction set, matrix-product library and split size. Kernels read it on every call, so each
+// choice of instruction set, matrix-product library, split sizes and the pool's spin time. Kernels read it on every call, so each
 // field is an atomic (relaxed loads: a plain load on x86-64).
 #include <atomic>
 #include <backprop/error.hpp>
@@ -27,6 +27,8 @@ const Features& features() {
 std::atomic<int> config_isa{-1};  // -1: not chosen yet, best_isa() on first use
 std::atomic<int> config_sgemm{static_cast<int>(Sgemm::own)};
 std::atomic<std::int64_t> config_split{0};
+std::atomic<std::int64_t> config_update_split{0};
+std::atomic<std::int64_t> config_spin_us{KernelConfig{}.helper_spin_us};
 
 }  // namespace
 
@@ -67,6 +69,8 @@ KernelConfig kernel_config() {
   c.isa = isa < 0 ? best_isa() : static_cast<Isa>(isa);
   c.sgemm = static_cast<Sgemm>(config_sgemm.load(std::memory_order_relaxed));
   c.gemm_split_macs = config_split.load(std::memory_order_relaxed);
+  c.update_split_elems = config_update_split.load(std::memory_order_relaxed);
+  c.helper_spin_us = config_spin_us.load(std::memory_order_relaxed);
   return c;
 }
 
@@ -83,9 +87,18 @@ void set_kernel_config(const KernelConfig& config) {
            "set_kernel_config: gemm_split_macs must be >= 0 (0: adaptive; N: split products from N "
            "multiply-adds per thread's block), got ",
            config.gemm_split_macs);
+  BP_CHECK(config.update_split_elems >= 0, ValueError,
+           "set_kernel_config: update_split_elems must be >= 0 (0: adaptive; N: split updates from N "
+           "elements), got ",
+           config.update_split_elems);
+  BP_CHECK(config.helper_spin_us >= 0 && config.helper_spin_us <= 1'000'000, ValueError,
+           "set_kernel_config: helper_spin_us must be in [0, 1000000] microseconds, got ",
+           config.helper_spin_us);
   config_isa.store(static_cast<int>(config.isa), std::memory_order_relaxed);
   config_sgemm.store(static_cast<int>(config.sgemm), std::memory_order_relaxed);
   config_split.store(config.gemm_split_macs, std::memory_order_relaxed);
+  config_update_split.store(config.update_split_elems, std::memory_order_relaxed);
+  config_spin_us.store(config.helper_spin_us, std::memory_order_relaxed);
 }
 
 }  // namespace backprop

@@ -1,6 +1,8 @@
 // parallel_update (parallel.hpp): when an element-wise pass over freshly written tensors is worth splitting.
 #include "kernels/parallel.hpp"
 
+#include <backprop/kernels.hpp>
+
 namespace backprop::kernels {
 
 namespace {
@@ -18,9 +20,11 @@ thread_local std::uint64_t helper_pieces_after_last_pass = 0;
 }  // namespace
 
 void parallel_update(std::int64_t n, const std::function<void(std::int64_t, std::int64_t)>& f) {
+  const std::int64_t fixed = kernel_config().update_split_elems;  // KernelConfig: N >= 1 replaces both
   const bool spread = chunk_counts().by_helpers != helper_pieces_after_last_pass;
-  const bool split =
-      n >= kAlwaysSplit || (n >= kSplitWhenSpread && spread && get_num_threads() > 1 && helpers_keep_up());
+  const bool split = fixed > 0 ? n >= fixed
+                               : n >= kAlwaysSplit || (n >= kSplitWhenSpread && spread &&
+                                                       get_num_threads() > 1 && helpers_keep_up());
   parallel_range(n, split ? 1 : n + 1, f);
   helper_pieces_after_last_pass = chunk_counts().by_helpers;
 }

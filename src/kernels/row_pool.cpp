@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <backprop/kernels.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <memory>
@@ -23,11 +24,10 @@ namespace backprop::kernels {
 
 namespace {
 
-// How long a helper keeps looking for the next job before it goes to sleep. The products of one training step
-// follow each other within tens to hundreds of microseconds; waking a sleeping thread costs tens of
-// microseconds on a virtual machine. A helper spins at most this long after each job, so on a busy machine it
-// takes little from other processes.
-constexpr auto kSpin = std::chrono::microseconds(200);
+// How long a helper keeps looking for the next job before it goes to sleep: KernelConfig::helper_spin_us
+// (200 us by default). The products of one training step follow each other within tens to hundreds of
+// microseconds; waking a sleeping thread costs tens of microseconds on a virtual machine. A helper spins at
+// most this long after each job, so on a busy machine it takes little from other processes.
 
 struct Job {
   const std::function<void(std::int64_t)>* body = nullptr;  // valid while a claimed piece is unfinished
@@ -179,7 +179,7 @@ class Pool {
   void helper(std::uint64_t seen) {
     for (;;) {
       // Spin a little for the next job, then sleep until one is published.
-      const auto until = Clock::now() + kSpin;
+      const auto until = Clock::now() + std::chrono::microseconds(kernel_config().helper_spin_us);
       int polls = 0;
       spinning_.fetch_add(1, std::memory_order_relaxed);
       while (generation_.load(std::memory_order_acquire) == seen) {

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 namespace bp = backprop;
 namespace ex = backprop::explain;
@@ -274,4 +275,33 @@ TEST(ExplainJson, CarriesTheNumbers) {
   EXPECT_EQ(c["naive_f"].get<int>(), 10);
   const auto p = nlohmann::json::parse(ex::to_json(ex::count_layered(2, 2)));
   EXPECT_EQ(p["paths"].get<int>(), 4);
+}
+
+// The tables of `explain --repeated N`: rows n = 1..8, then doubling, then N; layered rows stop at 2^20 paths.
+TEST(DynamicProgramming, RowsGrowAndAgree) {
+  const ex::DynamicProgramming d = ex::dynamic_programming(20);
+  std::vector<int> ns;
+  for (const ex::ChainCount& c : d.chain) ns.push_back(c.n);
+  EXPECT_EQ(ns, (std::vector<int>{1, 2, 3, 4, 5, 6, 7, 8, 16, 20}));
+  EXPECT_TRUE(d.agree);
+  EXPECT_TRUE(d.truncated);  // 3^16 paths are over 2^20: the width-3 rows stop at depth 8
+  EXPECT_EQ(d.layered.back().width, 3);
+  EXPECT_EQ(d.layered.back().depth, 8);
+  const std::string text = ex::to_text(d);
+  EXPECT_THAT(text, HasSubstr("Why backpropagation is dynamic programming"));
+  EXPECT_THAT(text, HasSubstr("Check: the naive and memoised derivatives agree in every row"));
+  EXPECT_THAT(text, HasSubstr("deeper rows left out"));
+  const auto j = nlohmann::json::parse(ex::to_json(d));
+  EXPECT_EQ(j["chain"].size(), d.chain.size());
+  EXPECT_TRUE(j["agree"].get<bool>());
+  EXPECT_THROW(ex::dynamic_programming(0), bp::ValueError);
+  EXPECT_THROW(ex::dynamic_programming(ex::kMaxRepeated + 1), bp::ValueError);
+}
+
+TEST(WorkedExample, TextShowsEveryStepAndTheCheck) {
+  const ex::WorkedExample e = ex::worked_example();
+  const std::string text = ex::to_text(e, ex::verify(e));
+  for (const char* part : {"I. Forward pass", "II. Output error", "III. Gradients", "IV. Update",
+                           "Check: all 51 numbers agree with the autograd engine"})
+    EXPECT_THAT(text, HasSubstr(part));
 }

@@ -5,6 +5,7 @@
 
 #include <backprop/error.hpp>
 #include <backprop/generator.hpp>
+#include <backprop/io/metrics.hpp>
 #include <backprop/io/report.hpp>
 #include <filesystem>
 #include <fstream>
@@ -85,6 +86,67 @@ TEST(Report, ConfusionMatrixShowsTheCounts) {
     const int diagonal = test["confusion"][r][r].get<int>();
     EXPECT_THAT(confusion, HasSubstr("<b>" + std::to_string(diagonal) + "</b>")) << "class " << r;
   }
+}
+
+// A test record of k classes where class c is mistaken for class (c + 1) % k in c % 7 examples.
+bp::io::TestRecord many_classes(std::size_t k) {
+  bp::io::TestRecord t{.loss = 1, .accuracy = 0.5, .examples = 0};
+  t.confusion.assign(k, std::vector<std::int64_t>(k, 0));
+  for (std::size_t c = 0; c < k; ++c) {
+    t.class_names.push_back("class " + std::to_string(c));
+    t.confusion[c][c] = 10;
+    t.confusion[c][(c + 1) % k] = static_cast<std::int64_t>(c % 7);
+    t.per_class_accuracy.push_back(10.0 / (10.0 + static_cast<double>(c % 7)));
+  }
+  return t;
+}
+
+TEST(Report, ManyClassesGiveTheLargestConfusionsNotTheMatrix) {
+  // The record: the whole matrix up to kFullConfusionClasses classes, then the largest cells, largest first.
+  const std::string small = bp::io::to_json(many_classes(bp::io::kFullConfusionClasses));
+  EXPECT_THAT(small, HasSubstr("\"confusion\""));
+  EXPECT_THAT(small, Not(HasSubstr("top_confusions")));
+  const bp::io::TestRecord record = many_classes(300);
+  const std::string line = bp::io::to_json(record);
+  EXPECT_THAT(line, Not(HasSubstr("\"confusion\"")));
+  const std::vector<bp::io::Confusion> top = bp::io::top_confusions(record.confusion);
+  ASSERT_EQ(top.size(), bp::io::kTopConfusions);
+  EXPECT_EQ(top[0].true_class, 6);  // 6 mistakes, the most; ties in row order
+  EXPECT_EQ(top[0].predicted, 7);
+  EXPECT_EQ(top[0].count, 6);
+  EXPECT_EQ(top[1].true_class, 13);
+  for (std::size_t i = 1; i < top.size(); ++i) EXPECT_GE(top[i - 1].count, top[i].count);
+
+  // Read back, written again: the same line; the report parser reads it too.
+  const fs::path dir = fresh_dir("many_classes");
+  { std::ofstream(dir / "metrics.jsonl") << line << "\n"; }
+  const bp::io::Metrics read = bp::io::read_metrics((dir / "metrics.jsonl").string());
+  ASSERT_TRUE(read.test.has_value());
+  EXPECT_TRUE(read.test->confusion.empty());
+  EXPECT_EQ(read.test->top_confusions.size(), bp::io::kTopConfusions);
+  EXPECT_EQ(bp::io::to_json(*read.test), line);
+  bp::io::ReportData data = bp::io::read_report_data((dir / "metrics.jsonl").string());
+  const std::string html = bp::io::render_report(data, "", "t");
+  EXPECT_EQ(check_tags(html), "");
+  EXPECT_THAT(html, Not(HasSubstr("<table class=\"confusion\">")));
+  EXPECT_THAT(html, HasSubstr("300 classes, more than 50"));
+  EXPECT_THAT(html, HasSubstr("<tr><td>class 6</td><td>class 7</td><td>6</td></tr>"));
+  EXPECT_THAT(html, HasSubstr("<tr><td>class 0</td><td>100.0%</td></tr>"));
+
+  // A whole matrix of many classes (an older record, or one written by hand) renders the same way, and the
+  // page grows linearly with the class count, not with its square.
+  const auto page = [](std::size_t k) {
+    bp::io::TestRecord r = many_classes(k);
+    return bp::io::render_report(bp::io::parse_report_data(bp::io::to_json(r)), "", "t");
+  };
+  bp::io::ReportData whole;
+  whole.test = bp::io::ReportTest{
+      .loss = 1, .accuracy = 0.5, .confusion = record.confusion, .class_names = record.class_names};
+  const std::string from_matrix = bp::io::render_report(whole, "", "t");
+  EXPECT_THAT(from_matrix, HasSubstr("<tr><td>class 6</td><td>class 7</td><td>6</td></tr>"));
+  EXPECT_THAT(from_matrix, Not(HasSubstr("<table class=\"confusion\">")));
+  const double ratio = static_cast<double>(page(1200).size()) / static_cast<double>(page(600).size());
+  EXPECT_LT(ratio, 2.5) << "a page of twice the classes should be at most about twice the size";
 }
 
 TEST(Report, ThumbnailsCarryTheRecordPixels) {
@@ -203,6 +265,15 @@ TEST(Report, MalformedLinesNameTheLineNumber) {
        "5, "
        "\"predicted\": 1}]}",
        "misclassified[0] names class 5 but the confusion matrix has 2 classes"},
+      {"{\"type\": \"test\", \"class_names\": [\"a\", \"b\"], \"top_confusions\": [{\"true\": 0, "
+       "\"predicted\": "
+       "2, \"count\": 1}]}",
+       "top_confusions[0] names class 2 but there are 2 classes"},
+      {"{\"type\": \"test\", \"class_names\": [\"a\", \"b\"], \"top_confusions\": [{\"true\": 0, \"count\": "
+       "1}]}",
+       "a top confusion has no \"predicted\""},
+      {"{\"type\": \"test\", \"class_names\": [\"a\", \"b\"], \"per_class_accuracy\": [0.5]}",
+       "per_class_accuracy has 1 entries for 2 classes"},
       {"{\"type\": \"test\", \"misclassified\": [{\"index\": 0, \"true\": 0, \"predicted\": 1, \"pixels\": "
        "[0.5, 2]}]}",
        "misclassified[0].pixels[1] = 2 is outside [0, 1]"},

@@ -279,6 +279,8 @@ TEST(KernelConfig, ChoosesTheProductKernel) {
   EXPECT_EQ(guard.saved.isa, bp::best_isa());  // the default: the widest variant this CPU runs
   EXPECT_EQ(guard.saved.sgemm, bp::Sgemm::own);
   EXPECT_EQ(guard.saved.gemm_split_macs, 0);
+  EXPECT_EQ(guard.saved.update_split_elems, 0);
+  EXPECT_EQ(guard.saved.helper_spin_us, 200);
   for (bp::Isa isa : {bp::Isa::avx512, bp::Isa::avx2, bp::Isa::baseline}) {
     if (!bp::cpu_supports(isa)) continue;
     for (bp::Sgemm sgemm : {bp::Sgemm::own, bp::Sgemm::openblas}) {
@@ -305,6 +307,13 @@ TEST(KernelConfig, BadValuesAreNamed) {
     return "no error";
   };
   EXPECT_NE(message({.gemm_split_macs = -1}).find("gemm_split_macs must be >= 0"), std::string::npos);
+  const std::string update = message({.update_split_elems = -2});
+  EXPECT_NE(update.find("update_split_elems must be >= 0"), std::string::npos) << update;
+  EXPECT_NE(update.find("got -2"), std::string::npos) << update;
+  EXPECT_NE(
+      message({.helper_spin_us = -1}).find("helper_spin_us must be in [0, 1000000] microseconds, got -1"),
+      std::string::npos);
+  EXPECT_NE(message({.helper_spin_us = 1'000'001}).find("got 1000001"), std::string::npos);
   EXPECT_NE(message({.isa = static_cast<bp::Isa>(7)}).find("isa: unknown value 7"), std::string::npos);
   EXPECT_NE(message({.sgemm = static_cast<bp::Sgemm>(5)}).find("sgemm: unknown value 5"), std::string::npos);
   for (bp::Isa isa : {bp::Isa::avx512, bp::Isa::avx2}) {
@@ -314,6 +323,36 @@ TEST(KernelConfig, BadValuesAreNamed) {
   }
   EXPECT_EQ(bp::kernel_config().gemm_split_macs,
             guard.saved.gemm_split_macs);  // a rejected config changes nothing
+}
+
+// update_split_elems = N replaces the adaptive threshold of optimiser updates: with N = 1 an SGD step over
+// 4096 elements (under the default 2^17) is split, and the parameters are those of one thread.
+TEST(KernelConfig, UpdateSplitThresholdSplitsSmallUpdates) {
+  ConfigGuard guard;
+  const int saved = bp::get_num_threads();
+  auto train = [](int threads) {
+    bp::set_num_threads(threads);
+    bp::Generator gen(3);
+    bp::Tensor w = bp::randn({64, 64}, gen).requires_grad_(true);
+    bp::optim::SGD opt({w}, {.lr = 0.1, .momentum = 0.9});
+    for (int i = 0; i < 200; ++i) {
+      opt.zero_grad();
+      bp::sum(bp::mul(w, w)).backward();
+      opt.step();
+    }
+    return std::vector<float>(w.data<float>(), w.data<float>() + w.numel());
+  };
+  const std::vector<float> one = train(1);
+  bp::KernelConfig config = guard.saved;
+  config.update_split_elems = 1;
+  bp::set_kernel_config(config);
+  const auto before = bp::kernels::chunk_counts();
+  const std::vector<float> two = train(2);
+  const auto after = bp::kernels::chunk_counts();
+  EXPECT_EQ(one, two);
+  // 200 split updates of at least 2 pieces each (the element-wise ops of the tiny graph do not split).
+  EXPECT_GE((after.by_helpers + after.by_callers) - (before.by_helpers + before.by_callers), 300u);
+  bp::set_num_threads(saved);
 }
 
 // gemm_split_macs = N replaces the adaptive split threshold: with N = 1 a product of 2^18 multiply-adds, one

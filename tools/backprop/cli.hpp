@@ -31,6 +31,7 @@ struct TrainArgs {
   std::vector<Override> overrides;  // flags, in key-table order
   std::string out;                  // --out
   std::string resume;               // --resume
+  bool overwrite = false;           // --overwrite: replace the run in --out once the new one has finished
   bool print_config = false;
   bool quiet = false;
   bool json = false;

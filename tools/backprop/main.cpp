@@ -156,6 +156,9 @@ int main(int argc, char** argv) {
           "--resume", train_args.resume,
           "continue a run from its latest checkpoint (a run folder, its checkpoints/ or a checkpoint file)")
       ->type_name("RUN_DIR|CHECKPOINT");
+  train->add_flag("--overwrite", train_args.overwrite,
+                  "replace the run already in --out DIR, once the new run has finished (until then it writes "
+                  "to DIR.new-PID/ and DIR keeps the old run)");
   train->add_flag("-q,--quiet", train_args.quiet, "print nothing but errors");
   train->add_flag("--json", train_args.json, "print a JSON summary on stdout instead of text");
   config_flags.add_to(*train);

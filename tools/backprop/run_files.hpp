@@ -38,6 +38,24 @@ bool same_path(const std::string& a, const std::string& b);
 /// be overwritten), FileError for a folder that cannot be used.
 void check_run_folder(const std::string& flag, const std::string& dir, const std::vector<NamedInput>& inputs);
 
+/// The files and folders of a run that `dir` holds (model.safetensors, metrics.jsonl, config.toml,
+/// summary.json, report.html, checkpoints/); empty when it holds none or does not exist.
+std::vector<std::string> run_entries(const std::string& dir);
+
+/// Where a new run writes when its run folder `dir` holds an earlier run that --overwrite replaces: a staging
+/// folder DIR.new-PID/NAME beside it (NAME being dir's own name, so that the report keeps its title), not yet
+/// created. Checked at start-up: throws FileError naming the parent folder when the staging folder could not
+/// be created there.
+std::string staging_dir(const std::string& dir);
+
+/// The run in `staging` (from staging_dir) has finished: it takes the place of the run in `dir`, in one rename
+/// exchange where the file system has one (else the old run is renamed aside first, and put back if the new
+/// one cannot be moved in). Files and folders of `dir` that are not a run's (see run_entries; in checkpoints/
+/// all but epoch-*.safetensors and `latest`) are moved into the new run folder; then the old run and the
+/// staging folder are removed. Throws FileError (with `dir` unchanged) when the swap fails; a clean-up that
+/// fails only warns on stderr, naming what was left behind.
+void replace_run(const std::string& staging, const std::string& dir);
+
 class RunFiles {
  public:
   /// Creates the folder if needed. Throws FileError when it cannot. With writes = false (the ranks other than
@@ -49,8 +67,8 @@ class RunFiles {
   std::string summary() const;
   std::string checkpoints() const;
 
-  /// A new run in this folder: removes what an earlier run left here (its model, summary, report, metrics and
-  /// checkpoints; nothing else).
+  /// A new run in this folder, which holds no earlier run (run_entries is empty: the start-up refuses or
+  /// stages a folder that does): removes the temporaries of saves a kill cut short, nothing else.
   void prepare_fresh();
   /// Continuing after `epoch` complete epochs and `step` updates in all (a mid-epoch checkpoint: some of
   /// epoch `epoch + 1` too): keeps the metrics of epochs <= epoch and the gradient-flow records up to `step`,
@@ -58,7 +76,10 @@ class RunFiles {
   /// short.
   void prepare_resume(std::int64_t epoch, std::int64_t step);
   void write_summary(const std::string& json_text);
-  /// Writes report.html; a failure is reported on stderr (when `talk`) but does not fail the run.
+  /// Writes report.html. Throws FileError when it cannot be written completely.
+  void write_report();
+  /// Writes report.html for a run that already fails (diverged, interrupted): a failure is reported on stderr
+  /// (when `talk`) rather than replacing the run's own error and exit code.
   void try_report(bool talk);
 
  private:
@@ -80,6 +101,8 @@ class Summary {
   void test(const backprop::io::TestRecord& test, backprop::nn::Module& net,
             const backprop::data::TensorDataset& data);
   void finish(double seconds);
+  /// The folder the run ends up in, when not the one it was written to (a staged run, see replace_run).
+  void set_run_dir(const std::string& dir);
   std::string json_text() const;
   /// The part stored in the model file's "training" metadata (no confusion matrix).
   std::string training_json() const;

@@ -175,6 +175,32 @@ void check_memory(const bp::io::Architecture& arch, const bp::config::Config& cf
                         " [" + need.text() + "]");
 }
 
+// Where a run writes: its run folder, or while --overwrite keeps the earlier run there, a staging folder.
+struct Place {
+  std::string dir;      // the run folder
+  std::string staging;  // non-empty: written here, moved to `dir` once the run has finished
+  const std::string& written() const { return staging.empty() ? dir : staging; }
+};
+
+// A run folder that holds an earlier run is not a new run's to empty: refused, or with --overwrite staged.
+std::string stage_or_refuse(const TrainArgs& args, const std::string& run_dir, bool continues_here) {
+  if (continues_here) return {};
+  const std::vector<std::string> found = run_entries(run_dir);
+  if (found.empty()) return {};
+  if (!args.overwrite) {
+    std::string names;
+    for (const std::string& f : found) names += (names.empty() ? "" : ", ") + f;
+    throw bp::ConfigError("--out " + run_dir + ": the folder already holds a run (" + names +
+                          "), which a new run would replace. Continue it with --resume " + run_dir +
+                          ", choose another --out, or give --overwrite to replace it once the new run has "
+                          "finished");
+  }
+  return staging_dir(run_dir);
+}
+
+int train(const TrainArgs& args, Effective& eff, const Place& place,
+          std::chrono::steady_clock::time_point started);
+
 }  // namespace
 
 int run_train(const TrainArgs& args) {
@@ -182,7 +208,6 @@ int run_train(const TrainArgs& args) {
   // Under mpirun every rank runs all of this with the same configuration and data; rank 0 alone prints and
   // writes files (parallel.hpp). Without MPI, one process is rank 0 of 1.
   const Parallel* mpi = Parallel::current();
-  const bool distributed = mpi != nullptr && mpi->ranks() > 1;
   const bool root = mpi == nullptr || mpi->root();
   Effective eff = effective_config(args);  // every rank reads (and, resuming, validates) the checkpoint
   const bp::config::Config& cfg = eff.config;
@@ -196,12 +221,50 @@ int run_train(const TrainArgs& args) {
                                                 : timestamp_dir();
   // Before any data is read: a run folder that cannot be written, or whose files would overwrite an input, is
   // refused now rather than after the training.
-  if (root)
+  Place place{.dir = run_dir, .staging = {}};
+  if (root) {
     check_run_folder(
         "--out", run_dir,
         {{"--data", cfg.data.source == "fashion-mnist" ? std::string(bp::data::FashionMNIST::default_dir)
                                                        : cfg.data.source},
          {"--config", args.config_file}});
+    const fs::path checkpoint_dir = fs::path(eff.checkpoint).parent_path();
+    place.staging = stage_or_refuse(
+        args, run_dir,
+        resuming && checkpoint_dir.filename() == "checkpoints" &&
+            same_path(checkpoint_dir.parent_path().empty() ? "." : checkpoint_dir.parent_path().string(),
+                      run_dir));
+  }
+  if (place.staging.empty()) return train(args, eff, place, started);
+  // --overwrite: whatever ends the new run before it has finished, the earlier run stays as it was.
+  const auto kept = [&](const char* what) {
+    std::error_code ec;
+    std::fprintf(stderr, "note: --overwrite: %s still holds the earlier run, unchanged; %s\n",
+                 run_dir.c_str(),
+                 fs::exists(place.staging, ec) ? (std::string(what) + " in " + place.staging).c_str()
+                                               : "the new run wrote nothing");
+  };
+  try {
+    const int code = train(args, eff, place, started);
+    if (code != kOk) kept("the interrupted new run is");
+    return code;
+  } catch (...) {
+    kept("the new run's files are");
+    throw;
+  }
+}
+
+namespace {
+
+// The run, from its data to its files (rank 0's in place.written(), moved to place.dir when staged).
+int train(const TrainArgs& args, Effective& eff, const Place& place,
+          std::chrono::steady_clock::time_point started) {
+  const Parallel* mpi = Parallel::current();
+  const bool distributed = mpi != nullptr && mpi->ranks() > 1;
+  const bool root = mpi == nullptr || mpi->root();
+  const bp::config::Config& cfg = eff.config;
+  const bool resuming = !eff.checkpoint.empty();
+  const std::string& run_dir = place.written();
   const bool talk = root && !args.quiet && !args.json;
   if (cfg.run.threads > 0) bp::set_num_threads(static_cast<int>(cfg.run.threads));
 
@@ -323,7 +386,11 @@ int run_train(const TrainArgs& args) {
       std::fprintf(stderr, "data parallel over %d ranks: global batch %s%s\n", mpi->ranks(),
                    batch == 0 ? "full" : std::to_string(batch).c_str(),
                    cfg.model.sync_batchnorm ? ", synchronised batch norm" : "");
-    std::fprintf(stderr, "run folder %s\n", run_dir.c_str());
+    if (place.staging.empty())
+      std::fprintf(stderr, "run folder %s\n", run_dir.c_str());
+    else
+      std::fprintf(stderr, "run folder %s, written to %s until the run has finished (--overwrite)\n",
+                   place.dir.c_str(), run_dir.c_str());
   }
 
   // ---- fit ------------------------------------------------------------------------------------------------
@@ -392,10 +459,12 @@ int run_train(const TrainArgs& args) {
   }
   if (!root) return kOk;
   summary.finish(seconds_since(started));
+  summary.set_run_dir(place.dir);
   model.training_json = summary.training_json();
   bp::io::save_model(files.model(), model);
   files.write_summary(summary.json_text());
-  files.try_report(talk);
+  files.write_report();
+  if (!place.staging.empty()) replace_run(place.staging, place.dir);
 
   if (args.json) {
     std::cout << summary.json_text() << "\n";
@@ -404,5 +473,7 @@ int run_train(const TrainArgs& args) {
   }
   return kOk;
 }
+
+}  // namespace
 
 }  // namespace cli

@@ -10,6 +10,9 @@
 //    "misclassified": [{"index": 12, "true": 6, "predicted": 0, "pixels": [0..1 row-major], "shape": [28,
 //    28]},
 //    ...]}   (pixels and shape only for image data)
+// With more than kFullConfusionClasses classes a test record holds, instead of "confusion", its
+// kTopConfusions largest off-diagonal cells: "top_confusions": [{"true": 3, "predicted": 7, "count": 12}, ...]
+// (the full matrix grows with the square of the class count).
 // A value that does not exist (no validation set, accuracy in regression) is null. Lines are appended and
 // flushed as training goes, so the file can be followed live (tail -f); a reader skips a last line cut off by
 // a crash.
@@ -46,6 +49,23 @@ struct Misclassified {
   std::vector<std::int64_t> shape;  // [height, width] with pixels
 };
 
+/// A cell of a confusion matrix: how often an example of class `true_class` was predicted as `predicted`.
+struct Confusion {
+  std::int64_t true_class = 0;
+  std::int64_t predicted = 0;
+  std::int64_t count = 0;
+};
+
+/// Up to this many classes, test records, summaries and reports hold the whole confusion matrix; with more,
+/// only its kTopConfusions largest off-diagonal cells and the per-class accuracy.
+inline constexpr std::size_t kFullConfusionClasses = 50;
+inline constexpr std::size_t kTopConfusions = 100;
+
+/// The `n` largest off-diagonal cells of `confusion` ([true class][predicted class]), largest first (ties in
+/// row-major order); cells of 0 are left out.
+std::vector<Confusion> top_confusions(const std::vector<std::vector<std::int64_t>>& confusion,
+                                      std::size_t n = kTopConfusions);
+
 struct TestRecord {
   double loss = kMissing;
   double accuracy = kMissing;
@@ -54,6 +74,9 @@ struct TestRecord {
   std::vector<double> per_class_accuracy;
   std::vector<std::vector<std::int64_t>> confusion;  // [true class][predicted class]
   std::vector<Misclassified> misclassified;          // a sample of the errors
+  /// Read back from a record of more than kFullConfusionClasses classes, whose `confusion` is then empty.
+  /// When writing, a record with a `confusion` matrix of more classes gets its top_confusions() instead.
+  std::vector<Confusion> top_confusions;
 };
 
 struct Metrics {

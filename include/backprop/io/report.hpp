@@ -13,6 +13,7 @@
 //   std::string html = bp::io::render_report(data, "lr = 0.1\n", "my run");
 #pragma once
 
+#include <backprop/io/metrics.hpp>
 #include <cstdint>
 #include <limits>
 #include <optional>
@@ -66,6 +67,8 @@ struct ReportTest {
   std::vector<std::vector<std::int64_t>> confusion;  // [true class][predicted class], square
   std::vector<std::string> class_names;              // one per class ("0", "1", ... when the record has none)
   std::vector<ReportMisclassified> misclassified;
+  std::vector<double> per_class_accuracy;  // one per class (NaN: no example), or empty
+  std::vector<Confusion> top_confusions;   // a record of more than kFullConfusionClasses classes
 };
 
 /// Everything a report shows, as read from metrics.jsonl.
@@ -80,7 +83,8 @@ struct ReportData {
 /// its newline and is not valid JSON (a record still being written, or cut off by a crash) are skipped.
 /// Throws FileError naming the file and the 1-based line number when a line is not a JSON object, a field has
 /// the wrong type (e.g. "train_loss" a string), an epoch record lacks "epoch", a confusion matrix is not
-/// square or does not match class_names, a misclassified class is outside the matrix, or pixels are
+/// square or does not match class_names, a misclassified or top-confusion class is outside the classes, a
+/// per_class_accuracy list does not have one entry per class, or pixels are
 /// outside [0, 1] or not a square image (give "shape": [height, width] for non-square images). Throws
 /// FileError when the file cannot be read.
 ReportData read_report_data(const std::string& path);
@@ -89,7 +93,9 @@ ReportData read_report_data(const std::string& path);
 ReportData parse_report_data(const std::string& text, const std::string& source = "metrics.jsonl");
 
 /// The report page for `data`, with `config` (TOML text, shown verbatim and HTML-escaped; empty: a note) and
-/// `title` (escaped). Always a complete page, whatever is missing from `data`.
+/// `title` (escaped). Always a complete page, whatever is missing from `data`. Its size grows linearly with the
+/// class count: beyond kFullConfusionClasses classes the test section shows the kTopConfusions largest
+/// confusions and a per-class accuracy table instead of the whole matrix.
 std::string render_report(const ReportData& data, const std::string& config, const std::string& title);
 
 /// Reads RUN_DIR/metrics.jsonl and RUN_DIR/config.toml (optional) and writes RUN_DIR/report.html crash-safely

@@ -1,0 +1,196 @@
+// The hostile-input table: one row per case of bad input a careless or hostile user gives the tool, each run
+// against a fresh copy of a prepared folder (a small CSV, a trained run, a text file, ...). A row names the
+// shell that prepares the case (links, FIFOs, damaged copies), the command, the exit code, a phrase the
+// message must contain, the files that must keep their bytes, the kinds of file that must still be there
+// (a link stays a link, a FIFO a FIFO) and an optional shell check of what was written. Every command runs
+// under a watchdog: a command that blocks fails its row instead of hanging the suite.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "cli/cli_test_util.hpp"
+
+namespace {
+
+using clitest::Result;
+using clitest::Scratch;
+namespace fs = std::filesystem;
+
+struct Hostile {
+  const char* name;                         // the test's name
+  const char* prepare;                      // shell run in the case folder first ("" for nothing)
+  const char* command;                      // shell run in the case folder; $BP is the backprop binary
+  int exit;                                 // the exit code the command must end with
+  const char* phrase;                       // the message (stdout + stderr) must contain this
+  std::vector<std::string> unchanged = {};  // files that must keep their bytes
+  std::vector<std::string> kinds = {};      // "PATH=file|dir|link|fifo|chardev": what must still be there
+  const char* check = "";                   // shell that must succeed afterwards ("" for none)
+};
+
+// What every case starts from: a 90-row, 3-class CSV (small.csv), the same without its header
+// (headerless.csv), a run folder trained on it (run/), a 60-row regression CSV (linear.csv), a text file
+// (notes.txt) and a Graphviz file (graph.dot).
+const std::vector<Hostile>& cases() {
+  static const std::vector<Hostile> rows = {
+      // ---- inputs that are not regular files: refused at once, never opened for reading ----
+      {"DataFifoIsRefused",
+       "mkfifo fifo",
+       "$BP train --data fifo --out new",
+       3,
+       "not a regular file",
+       {},
+       {"fifo=fifo"}},
+      {"DataDirectoryWithoutIdxFilesIsRefused", "mkdir empty", "$BP train --data empty --out new", 3,
+       "empty"},
+      // ---- outputs that are inputs, folders that are files ----
+      {"TrainOutThatIsTheDataIsRefused",
+       "",
+       "$BP train --data small.csv --target species --out small.csv",
+       2,
+       "is also the input --data",
+       {"small.csv"},
+       {"small.csv=file"}},
+      {"PredictOutputThatIsTheModelIsRefused",
+       "",
+       "$BP predict --model run/model.safetensors --input small.csv --output run/model.safetensors",
+       2,
+       "--output",
+       {"run/model.safetensors"}},
+      {"TrainOutThatIsAFileIsRefused",
+       "",
+       "$BP train --data small.csv --target species --layers 4 --epochs 1 --out notes.txt",
+       3,
+       "notes.txt",
+       {"notes.txt"},
+       {"notes.txt=file"}},
+      // ---- a run folder is never emptied before the new run has finished ----
+      {"TrainOntoAnEarlierRunIsRefused", "",
+       "$BP train --data small.csv --target species --layers 4 --epochs 1 --out run", 2, "--overwrite",
+       {"run/model.safetensors", "run/metrics.jsonl", "run/summary.json", "run/config.toml"}},
+      {"OverwriteThatDivergesKeepsTheEarlierRun", "",
+       "$BP train --data linear.csv --task regression --layers none --epochs 20 --lr 1000000 --optimizer sgd "
+       "--schedule none --out run --overwrite",
+       4, "unchanged", {"run/model.safetensors", "run/metrics.jsonl", "run/summary.json", "run/report.html"}},
+      // ---- damaged and missing files ----
+      {"MissingModelIsNamed", "", "$BP info nothere.safetensors", 3, "nothere.safetensors"},
+      {"CutModelIsADataError",
+       "head -c 100 run/model.safetensors > cut.safetensors",
+       "$BP info cut.safetensors",
+       3,
+       "cut.safetensors",
+       {"cut.safetensors"}},
+      {"RaggedCsvNamesTheLine", "printf 'a,b,c\\n1,2,3\\n4,5\\n' > ragged.csv",
+       "$BP train --data ragged.csv --out new", 3, "ragged.csv:3"},
+      {"ConfigSyntaxErrorNamesTheLine", "printf '[train]\\nepochs = = 3\\n' > bad.toml",
+       "$BP train --config bad.toml --out new", 2, "bad.toml:2"},
+      // ---- flags ----
+      {"UnknownFlagSuggestsTheClosest", "", "$BP train --lrr 0.1", 2, "--lr"},
+      {"ZeroWidthLayerIsAUsageError", "", "$BP train --data small.csv --target species --layers 0 --out new",
+       2, "--layers"},
+  };
+  return rows;
+}
+
+void PrintTo(const Hostile& c, std::ostream* out) {
+  *out << c.command;
+}
+
+std::string kind_of(const fs::path& p) {
+  struct stat st {};
+  if (::lstat(p.c_str(), &st) != 0) return "missing";
+  if (S_ISLNK(st.st_mode)) return "link";
+  if (S_ISFIFO(st.st_mode)) return "fifo";
+  if (S_ISCHR(st.st_mode)) return "chardev";
+  if (S_ISDIR(st.st_mode)) return "dir";
+  if (S_ISREG(st.st_mode)) return "file";
+  return "other";
+}
+
+// FNV-1a of a file's bytes (the whole text is compared as well; the hash names it in messages).
+std::uint64_t fnv(const std::string& bytes) {
+  std::uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : bytes) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+fs::path prepared_dir;  // set once prepared() has made it; removed when the test process ends
+
+class RemovePrepared : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    std::error_code ec;
+    if (!prepared_dir.empty()) fs::remove_all(prepared_dir, ec);
+  }
+};
+const auto* const remove_prepared = ::testing::AddGlobalTestEnvironment(new RemovePrepared);
+
+// The prepared folder, made once per test process.
+const fs::path& prepared() {
+  static const fs::path dir = [] {
+    const fs::path d = fs::temp_directory_path() / ("backprop_hostile_" + std::to_string(::getpid()));
+    prepared_dir = d;
+    fs::remove_all(d);
+    fs::create_directories(d);
+    clitest::write((d / "small.csv").string(), clitest::blobs_csv(7, 30));
+    const std::string body = clitest::blobs_csv(7, 30);
+    clitest::write((d / "headerless.csv").string(), body.substr(body.find('\n') + 1));
+    clitest::write((d / "linear.csv").string(), clitest::linear_csv(3, 60));
+    clitest::write((d / "notes.txt").string(), "the user's own notes\n");
+    clitest::write((d / "graph.dot").string(), "digraph g { a -> b; }\n");
+    const std::string train =
+        "cd " + clitest::quote(d.string()) + " && " + clitest::quote(clitest::kCli) +
+        " train --data small.csv --target species --layers 8 --epochs 2 --quiet --out run"
+        " >/dev/null 2>&1";
+    if (std::system(train.c_str()) != 0) ADD_FAILURE() << "could not prepare the trained run: " << train;
+    return d;
+  }();
+  return dir;
+}
+
+class HostileInput : public ::testing::TestWithParam<Hostile> {};
+
+TEST_P(HostileInput, EndsAsTheTableSays) {
+  const Hostile& c = GetParam();
+  Scratch scratch;
+  const fs::path dir = scratch.dir() / "case";
+  fs::copy(prepared(), dir, fs::copy_options::recursive);
+  const std::string cd = "cd " + clitest::quote(dir.string()) + " && ";
+  if (*c.prepare) {
+    const Result p = clitest::run_shell(scratch, cd + c.prepare);
+    ASSERT_EQ(p.code, 0) << "prepare failed: " << c.prepare << "\n" << p.err;
+  }
+  std::vector<std::string> before;
+  for (const std::string& f : c.unchanged) before.push_back(clitest::slurp((dir / f).string()));
+
+  // The watchdog: 124 (or 137 after the kill) means the command did not end within 120 s.
+  const std::string command = cd + "export BP=" + clitest::quote(clitest::kCli) +
+                              "; timeout -k 5 120 sh -c " + clitest::quote(c.command);
+  const Result r = clitest::run_shell(scratch, command);
+  ASSERT_NE(r.code, 124) << c.command << ": did not end within 120 s (blocked?)";
+  ASSERT_NE(r.code, 137) << c.command << ": did not end within 120 s (blocked?)";
+  EXPECT_EQ(r.code, c.exit) << c.command << "\n" << r.all();
+  EXPECT_NE(r.all().find(c.phrase), std::string::npos) << c.command << ": no '" << c.phrase << "' in\n"
+                                                       << r.all();
+  for (std::size_t i = 0; i < c.unchanged.size(); ++i) {
+    const std::string now = clitest::slurp((dir / c.unchanged[i]).string());
+    EXPECT_TRUE(now == before[i]) << c.unchanged[i] << " changed: hash " << fnv(before[i]) << " -> "
+                                  << fnv(now) << " (" << before[i].size() << " -> " << now.size()
+                                  << " bytes)";
+  }
+  for (const std::string& k : c.kinds) {
+    const std::size_t eq = k.find('=');
+    EXPECT_EQ(kind_of(dir / k.substr(0, eq)), k.substr(eq + 1)) << k;
+  }
+  if (*c.check) {
+    const Result ok = clitest::run_shell(scratch, cd + c.check);
+    EXPECT_EQ(ok.code, 0) << "check failed: " << c.check << "\n" << ok.all();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Table, HostileInput, ::testing::ValuesIn(cases()),
+                         [](const ::testing::TestParamInfo<Hostile>& info) { return info.param.name; });
+
+}  // namespace
