@@ -9,6 +9,7 @@
 //   // matmul: cannot multiply [64, 1568] by [6272, 10] (1568 != 6272)
 #pragma once
 
+#include <cstddef>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -67,6 +68,20 @@ class ConfigError : public Error {
 class DivergedError : public Error {
  public:
   using Error::Error;
+};
+
+/// Memory the system would not give: thrown by the tensor allocator (and so by every op) when a tensor's storage
+/// cannot be allocated. The message names the bytes asked for and, when a Tensor was being built, its shape
+/// and dtype; bytes() gives the number. Not a subclass of the input errors: no retry with the same request
+/// can succeed.
+class OutOfMemoryError : public Error {
+ public:
+  OutOfMemoryError(const std::string& what, std::size_t bytes) : Error(what), bytes_(bytes) {}
+  /// The size of the allocation that failed.
+  std::size_t bytes() const { return bytes_; }
+
+ private:
+  std::size_t bytes_;
 };
 
 namespace detail {

@@ -1,7 +1,9 @@
 // backprop/memory.hpp — the caching allocator behind every tensor, and its counters.
 //
 // Tensor storage comes from a cache of freed blocks keyed by size, so a training loop that allocates the same
-// shapes every step stops asking the operating system for memory after its first step.
+// shapes every step stops asking the operating system for memory after its first step. When the system
+// refuses a block, the allocator throws OutOfMemoryError (backprop/error.hpp) naming the bytes (and, for a
+// Tensor, its shape).
 //
 // Example:
 //   bp::reset_peak_memory();
@@ -12,6 +14,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 namespace backprop {
 
@@ -28,6 +31,8 @@ MemoryStats memory_stats();
 void reset_peak_memory();
 /// Returns all cached blocks to the system.
 void empty_cache();
+/// `bytes` for people: "512 bytes", "3.4 KiB", "1.5 GiB" (binary units, one decimal).
+std::string format_bytes(std::uint64_t bytes);
 
 namespace detail {
 void* allocate(std::size_t nbytes);

@@ -222,6 +222,8 @@ std::shared_ptr<nn::Sequential> load_network(const ModelFile& model, const std::
   }
   try {
     net->load_state_dict(model.state);
+  } catch (const OutOfMemoryError&) {
+    throw;
   } catch (const Error& e) {
     throw FileError(origin + ": the tensors do not match the architecture in __metadata__: " + e.what());
   }

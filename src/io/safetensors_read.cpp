@@ -9,7 +9,9 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
+#include <string_view>
 
+#include "data/byte_source.hpp"
 #include "io/file.hpp"
 #include "io/safetensors_format.hpp"
 
@@ -61,41 +63,65 @@ std::string printable(const std::string& text) {
 constexpr int kMaxHeaderDepth = 8;
 struct TooDeep {};
 
-// Parses the header, rejecting repeated keys: JSON leaves them undefined and nlohmann keeps only one, so a
-// file could otherwise show one tensor to backprop and another to a different reader.
-json parse_header(const std::string& path, const std::string& text) {
-  std::vector<std::set<std::string>> keys_of_open_objects;
-  std::vector<std::string> last_key;  // last_key[d]: the key being read at depth d
-  const json::parser_callback_t callback = [&](int depth, json::parse_event_t event, json& parsed) {
-    // A valid header nests 3 deep (header, entry, shape). Deeper input is refused at once, so a header of a
-    // million '[' cannot make the parser build a million nested arrays.
-    if ((event == json::parse_event_t::object_start || event == json::parse_event_t::array_start) &&
-        depth >= kMaxHeaderDepth)
-      throw TooDeep{};
-    switch (event) {
-      case json::parse_event_t::object_start:
-        keys_of_open_objects.emplace_back();
-        last_key.emplace_back();
-        break;
-      case json::parse_event_t::object_end:
-        keys_of_open_objects.pop_back();
-        last_key.pop_back();
-        break;
-      case json::parse_event_t::key: {
-        std::string key = parsed.get<std::string>();
-        const std::size_t depth = keys_of_open_objects.size() - 1;
-        if (!keys_of_open_objects.back().insert(key).second)
-          throw DuplicateKey{std::move(key), depth > 0 ? last_key[depth - 1] : std::string(), depth};
-        last_key.back() = std::move(key);
-        break;
-      }
-      default:
-        break;
-    }
-    return true;
+// A first pass over the header that builds nothing: it refuses nesting deeper than kMaxHeaderDepth and
+// repeated keys. JSON leaves repeated keys undefined and nlohmann keeps only one, so a file could otherwise
+// show one tensor to backprop and another to a different reader. (nlohmann's parser callback would do the
+// same checks while building, but it scans the enclosing object at the end of every object it reads: quadratic
+// in the number of tensors.)
+struct HeaderChecks {
+  struct Object {
+    std::set<std::string> keys;
+    std::string last_key;
   };
+  std::vector<Object> objects;  // the open objects, outermost first
+  std::size_t open = 0;         // open objects and arrays
+
+  bool open_one() {
+    // A valid header nests 3 deep (header, entry, shape). Deeper input is refused at once, so a header of a
+    // million '[' costs nothing.
+    if (open >= static_cast<std::size_t>(kMaxHeaderDepth)) throw TooDeep{};
+    ++open;
+    return true;
+  }
+  bool start_object(std::size_t) {
+    objects.emplace_back();
+    return open_one();
+  }
+  bool end_object() {
+    objects.pop_back();
+    --open;
+    return true;
+  }
+  bool start_array(std::size_t) { return open_one(); }
+  bool end_array() {
+    --open;
+    return true;
+  }
+  bool key(std::string& key) {
+    const std::size_t depth = objects.size() - 1;
+    if (!objects.back().keys.insert(key).second)
+      throw DuplicateKey{key, depth > 0 ? objects[depth - 1].last_key : std::string(), depth};
+    objects.back().last_key = key;
+    return true;
+  }
+  bool null() { return true; }
+  bool boolean(bool) { return true; }
+  bool number_integer(json::number_integer_t) { return true; }
+  bool number_unsigned(json::number_unsigned_t) { return true; }
+  bool number_float(json::number_float_t, const std::string&) { return true; }
+  bool string(std::string&) { return true; }
+  bool binary(json::binary_t&) { return true; }
+  // A syntax error stops this pass; the DOM parser then reports it, with its position.
+  bool parse_error(std::size_t, const std::string&, const json::exception&) { return false; }
+};
+
+// Parses the header: the checks of HeaderChecks, then nlohmann's DOM parser (linear; it throws the typed
+// parse errors the handlers below turn into messages).
+json parse_header(const std::string& path, const std::string& text) {
   try {
-    return json::parse(text, callback);
+    HeaderChecks checks;
+    json::sax_parse(text, &checks);
+    return json::parse(text);
   } catch (const json::parse_error& e) {
     // e.byte counts the characters read, the offending one included.
     const std::uint64_t at = detail::kLengthBytes + (e.byte > 0 ? e.byte - 1 : 0);
@@ -236,18 +262,53 @@ Tensor empty_tensor(const Shape& shape, DType dtype) {
   return Tensor(std::move(impl));
 }
 
+// What the first bytes of a file that is not safetensors look like, or "" when they match nothing known.
+// The kinds any data file can be mistaken for (HTML, Git LFS pointers, archives) come from the data readers'
+// describe_wrong_file.
+std::string lookalike(std::string_view head) {
+  if (head.starts_with("\x1f\x8b")) return "a gzip-compressed file; decompress it first";
+  if (head.starts_with("PK\x03\x04"))
+    return "a zip archive, such as a PyTorch .pt/.pth file written by torch.save";
+  if (head.size() >= 2 && head[0] == '\x80' && head[1] >= 2 && head[1] <= 5)
+    return "a Python pickle, such as a PyTorch .pt/.pth file written by an old torch.save";
+  if (head.starts_with("\x93NUMPY")) return "a NumPy .npy array";
+  if (head.starts_with("\x89HDF\r\n")) return "an HDF5 file, such as a Keras .h5 model";
+  const std::string shared =
+      data::detail::describe_wrong_file(reinterpret_cast<const unsigned char*>(head.data()), head.size());
+  if (!shared.empty()) return shared;
+  const bool is_text = !head.empty() && std::all_of(head.begin(), head.end(), [](char c) {
+    const auto b = static_cast<unsigned char>(c);
+    return b >= 0x20 || b == '\n' || b == '\r' || b == '\t';  // bytes >= 0x80: UTF-8 text
+  });
+  if (!is_text) return "";
+  std::string_view text = head;
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) text.remove_prefix(1);
+  if (text.starts_with("{") || text.starts_with("[")) return "JSON text";
+  return "text";
+}
+
 }  // namespace
 
 NamedTensors load_safetensors(const std::string& path) {
   const detail::InputFile file(path, kWho);
   const std::uint64_t size = file.size();
+  std::string head(static_cast<std::size_t>(std::min<std::uint64_t>(size, 512)), '\0');
+  file.read_at(0, head.data(), head.size());
+  std::uint64_t header_bytes = 0;
+  for (std::size_t b = 0; b < detail::kLengthBytes && b < head.size(); ++b)
+    header_bytes |= std::uint64_t{static_cast<unsigned char>(head[b])} << (8 * b);
+  // A file that cannot be safetensors (too short, an impossible header length, or a header that does not open
+  // a JSON object) says what else it looks like before any number in it is quoted. A valid file never gets
+  // here, so it is never named something else.
+  const std::size_t opening = head.find_first_not_of(" \t\r\n", detail::kLengthBytes);
+  if (size < detail::kLengthBytes || header_bytes > kMaxHeaderBytes ||
+      header_bytes > size - detail::kLengthBytes || (opening != std::string::npos && head[opening] != '{'))
+    if (const std::string kind = lookalike(head); !kind.empty())
+      throw FileError(::backprop::detail::cat(kWho, ": '", path,
+                                              "' is not a safetensors file (it looks like ", kind, ")"));
   if (size < detail::kLengthBytes)
     fail_at(path, 0, "the file is ", size, " bytes, expected at least 8 (the header length)");
 
-  unsigned char length[detail::kLengthBytes];
-  file.read_at(0, length, sizeof length);
-  std::uint64_t header_bytes = 0;
-  for (std::size_t b = 0; b < detail::kLengthBytes; ++b) header_bytes |= std::uint64_t{length[b]} << (8 * b);
   if (header_bytes > kMaxHeaderBytes)
     fail_at(path, 0, "header length ", header_bytes, " exceeds the limit of ", kMaxHeaderBytes, " bytes");
   if (header_bytes > size - detail::kLengthBytes)

@@ -27,42 +27,58 @@ const Tensor& NamedTensors::at(const std::string& name) const {
                                            " tensors: ", present.empty() ? "none" : present, ")"));
 }
 
+namespace {
+
+// `text` as a JSON string literal; nlohmann::json::type_error if it is not valid UTF-8.
+std::string quoted(const std::string& text) {
+  return nlohmann::json(text).dump(-1, ' ', false, nlohmann::json::error_handler_t::strict);
+}
+
+}  // namespace
+
 void save_safetensors(const std::string& path, const NamedTensors& data) {
   constexpr const char* who = "save_safetensors";
-  using json = nlohmann::ordered_json;
   BP_CHECK(!data.metadata.contains(kChecksumKey), ValueError, who, ": metadata key '", kChecksumKey,
            "' is reserved: backprop computes and writes the checksum itself");
 
-  json header = json::object();
-  header[detail::kMetadataKey] = json::object();  // first, so a reader sees the metadata before the tensors
-  std::vector<std::string_view> parts(1);         // parts[0] becomes the length and the header
-  std::set<std::string_view> seen;
-  std::uint64_t offset = 0;
-  for (std::size_t i = 0; i < data.tensors.size(); ++i) {
-    const auto& [name, t] = data.tensors[i];
-    BP_CHECK(name != detail::kMetadataKey, ValueError, who, ": tensor ", i, " is named '",
-             detail::kMetadataKey, "', which the format reserves for metadata");
-    BP_CHECK(seen.insert(name).second, ValueError, who, ": two tensors are named '", name,
-             "'; names must be unique");
-    BP_CHECK(t.defined(), ValueError, who, ": tensor '", name, "' is undefined (default-constructed)");
-    const std::int64_t bad = detail::first_non_finite(t);
-    BP_CHECK(bad < 0, ValueError, who, ": tensor '", name, "' ", t.shape(), " element ", bad, " (index ",
-             detail::index_text(t.shape(), bad), ") is ", t.flat(bad), "; only finite values can be saved");
-    const std::uint64_t nbytes = t.nbytes();
-    header[name] = {{"dtype", detail::safetensors_dtype(t.dtype())},
-                    {"shape", t.shape()},
-                    {"data_offsets", {offset, offset + nbytes}}};
-    parts.emplace_back(static_cast<const char*>(t.raw_data()), nbytes);
-    offset += nbytes;
-  }
-  json& metadata = header[detail::kMetadataKey];
-  for (const auto& [key, value] : data.metadata) metadata[key] = value;
-  metadata[kChecksumKey] = detail::format_checksum(detail::content_checksum(data.tensors, data.metadata));
-
+  // The header is written as text, one entry after another, so its cost is linear in the number of tensors
+  // (a JSON object that keeps insertion order searches its keys on every insert). The bytes are those of
+  // nlohmann::ordered_json's compact dump: metadata first, so a reader sees it before the tensors.
   std::string head(detail::kLengthBytes, '\0');
+  std::vector<std::string_view> parts(1);  // parts[0] becomes the length and the header
+  std::set<std::string_view> seen;
   try {
-    head += header.dump(-1, ' ', false, json::error_handler_t::strict);
-  } catch (const json::type_error& e) {
+    std::string entries;  // ,"name":{...} for each tensor
+    std::uint64_t offset = 0;
+    for (std::size_t i = 0; i < data.tensors.size(); ++i) {
+      const auto& [name, t] = data.tensors[i];
+      BP_CHECK(name != detail::kMetadataKey, ValueError, who, ": tensor ", i, " is named '",
+               detail::kMetadataKey, "', which the format reserves for metadata");
+      BP_CHECK(seen.insert(name).second, ValueError, who, ": two tensors are named '", name,
+               "'; names must be unique");
+      BP_CHECK(t.defined(), ValueError, who, ": tensor '", name, "' is undefined (default-constructed)");
+      const std::int64_t bad = detail::first_non_finite(t);
+      BP_CHECK(bad < 0, ValueError, who, ": tensor '", name, "' ", t.shape(), " element ", bad, " (index ",
+               detail::index_text(t.shape(), bad), ") is ", t.flat(bad), "; only finite values can be saved");
+      const std::uint64_t nbytes = t.nbytes();
+      entries +=
+          "," + quoted(name) + ":{\"dtype\":\"" + detail::safetensors_dtype(t.dtype()) + "\",\"shape\":[";
+      for (std::size_t d = 0; d < t.shape().size(); ++d)
+        entries += (d ? "," : "") + std::to_string(t.shape()[d]);
+      entries +=
+          "],\"data_offsets\":[" + std::to_string(offset) + "," + std::to_string(offset + nbytes) + "]}";
+      parts.emplace_back(static_cast<const char*>(t.raw_data()), nbytes);
+      offset += nbytes;
+    }
+    head += "{\"";
+    head += detail::kMetadataKey;
+    head += "\":{";
+    for (const auto& [key, value] : data.metadata) head += quoted(key) + ":" + quoted(value) + ",";
+    head += quoted(kChecksumKey) + ":" +
+            quoted(detail::format_checksum(detail::content_checksum(data.tensors, data.metadata))) + "}";
+    head += entries;
+    head += "}";
+  } catch (const nlohmann::json::type_error& e) {
     throw ValueError(
         ::backprop::detail::cat(who, ": a tensor name or metadata text is not valid UTF-8 (", e.what(), ")"));
   }

@@ -8,19 +8,15 @@ namespace backprop::nn {
 void Module::check_new_name_(const std::string& name, const char* what) const {
   BP_CHECK(!name.empty() && name.find('.') == std::string::npos, ValueError, "Module: ", what, " name '",
            name, "' must be non-empty and contain no '.'");
-  auto taken = [&](const auto& list) {
-    for (const auto& [n, _] : list)
-      if (n == name) return true;
-    return false;
-  };
-  BP_CHECK(!taken(parameters_) && !taken(buffers_) && !taken(children_), ValueError,
-           "Module: cannot register ", what, " '", name, "': the name is already used in ", repr());
+  BP_CHECK(!names_.contains(name), ValueError, "Module: cannot register ", what, " '", name,
+           "': the name is already used in ", repr());
 }
 
 Tensor Module::register_parameter(std::string name, Tensor t) {
   check_new_name_(name, "parameter");
   BP_CHECK(t.defined(), ValueError, "Module: parameter '", name, "' is an undefined tensor");
   t.requires_grad_(true);
+  names_.insert(name);
   parameters_.emplace_back(std::move(name), t);
   return t;
 }
@@ -28,6 +24,7 @@ Tensor Module::register_parameter(std::string name, Tensor t) {
 Tensor Module::register_buffer(std::string name, Tensor t) {
   check_new_name_(name, "buffer");
   BP_CHECK(t.defined(), ValueError, "Module: buffer '", name, "' is an undefined tensor");
+  names_.insert(name);
   buffers_.emplace_back(std::move(name), t);
   return t;
 }
@@ -35,6 +32,7 @@ Tensor Module::register_buffer(std::string name, Tensor t) {
 ModulePtr Module::register_module(std::string name, ModulePtr m) {
   check_new_name_(name, "module");
   BP_CHECK(m != nullptr, ValueError, "Module: child module '", name, "' is a null pointer");
+  names_.insert(name);
   children_.emplace_back(std::move(name), m);
   return m;
 }

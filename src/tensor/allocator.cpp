@@ -1,9 +1,12 @@
 // A caching allocator: freed blocks are kept in per-size free lists and handed out again, so steady-state
 // training (same shapes every step) allocates nothing from the system.
+#include <backprop/error.hpp>
 #include <backprop/memory.hpp>
+#include <cstdio>
 #include <cstdlib>
 #include <mutex>
 #include <new>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -57,7 +60,11 @@ void* allocate(std::size_t nbytes) {
   void* p = std::aligned_alloc(kAlignment, size);
   if (p == nullptr) {
     c.stats.live_bytes -= size;
-    throw std::bad_alloc();
+    throw OutOfMemoryError(
+        detail::cat("out of memory: the system refused ", size, " bytes (", format_bytes(size),
+                    ") for a tensor, with ", c.stats.live_bytes, " bytes (", format_bytes(c.stats.live_bytes),
+                    ") of tensors alive and ", c.stats.cached_bytes, " cached"),
+        size);
   }
   return p;
 }
@@ -88,6 +95,20 @@ void reset_peak_memory() {
   Cache& c = cache();
   std::lock_guard lock(c.mutex);
   c.stats.peak_bytes = c.stats.live_bytes;
+}
+
+std::string format_bytes(std::uint64_t bytes) {
+  if (bytes < 1024) return std::to_string(bytes) + " bytes";
+  const char* units[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  double value = static_cast<double>(bytes) / 1024;
+  int unit = 0;
+  while (value >= 1024 && unit < 5) {
+    value /= 1024;
+    ++unit;
+  }
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f %s", value, units[unit]);
+  return text;
 }
 
 void empty_cache() {

@@ -21,7 +21,11 @@ Tensor::Tensor(const Shape& shape, DType dtype) : impl_(std::make_shared<TensorI
   impl_->numel = backprop::numel(shape);
   impl_->shape = shape;
   impl_->dtype = dtype;
-  impl_->storage = std::make_shared<Storage>(static_cast<std::size_t>(impl_->numel) * dtype_size(dtype));
+  try {
+    impl_->storage = std::make_shared<Storage>(static_cast<std::size_t>(impl_->numel) * dtype_size(dtype));
+  } catch (const OutOfMemoryError& e) {  // the allocator knows the bytes; add what they were for
+    throw OutOfMemoryError(detail::cat(e.what(), "; the tensor is ", shape, " ", dtype), e.bytes());
+  }
 }
 
 Tensor::Tensor(std::shared_ptr<Storage> storage, const Shape& shape, DType dtype)

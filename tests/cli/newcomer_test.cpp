@@ -76,7 +76,7 @@ TEST(Newcomer, HelpCommandPrintsTheSameAsHelpFlags) {
 }
 
 TEST(Newcomer, HelpReadmeAndCliDocListTheSameExitCodes) {
-  const std::set<int> all = {0, 1, 2, 3, 4, 130, 143};
+  const std::set<int> all = {0, 1, 2, 3, 4, 5, 130, 143};
   Scratch s;
   for (const char* args : {"--help", "train --help", "help eval"})
     EXPECT_EQ(codes_between(run(s, args).out, "Exit codes:", "Documentation:"), all) << args;

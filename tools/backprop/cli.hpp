@@ -1,10 +1,12 @@
 // The subcommands of the `backprop` tool, each a function from parsed arguments to an exit code. main.cpp
 // parses the command line (CLI11) into these structs; each command calls the library and prints.
 //
-// Exit codes: 0 success; 1 an internal error (a bug, or out of memory); 2 a usage or configuration error (a bad
-// flag, key or value); 3 a data or model file that cannot be read or does not fit; 4 training diverged (the
-// loss or a gradient became NaN or infinite); 130 / 143 training interrupted by SIGINT / SIGTERM (signals.hpp).
-// Commands signal errors by throwing: ConfigError / ValueError -> 2, FileError -> 3, DivergedError -> 4.
+// Exit codes: 0 success; 1 an internal error (a bug); 2 a usage or configuration error (a bad flag, key or
+// value, or a network estimated not to fit in memory); 3 a data or model file that cannot be read or does not
+// fit; 4 training diverged (the loss or a gradient became NaN or infinite); 5 out of memory (an allocation the
+// system refused, with its size); 130 / 143 training interrupted by SIGINT / SIGTERM (signals.hpp).
+// Commands signal errors by throwing: ConfigError / ValueError -> 2, FileError -> 3, DivergedError -> 4,
+// OutOfMemoryError / std::bad_alloc -> 5.
 #pragma once
 
 #include <backprop/config.hpp>
@@ -14,7 +16,7 @@
 
 namespace cli {
 
-enum Exit : int { kOk = 0, kInternal = 1, kUsage = 2, kData = 3, kDiverged = 4 };
+enum Exit : int { kOk = 0, kInternal = 1, kUsage = 2, kData = 3, kDiverged = 4, kOutOfMemory = 5 };
 
 /// A configuration key set on the command line: flags override the --config file (or the checkpoint's
 /// configuration when resuming).

@@ -43,6 +43,8 @@ auto reading(const std::string& what, F&& f) {
     return f();
   } catch (const bp::FileError&) {
     throw;
+  } catch (const bp::OutOfMemoryError&) {
+    throw;
   } catch (const bp::ConfigError&) {
     throw;
   } catch (const bp::Error& e) {

@@ -24,7 +24,8 @@ namespace bp = backprop;
 
 const char* const kFooter =
     "Exit codes: 0 success, 1 internal error, 2 usage or configuration error, 3 data or model file error,\n"
-    "4 training diverged, 130 / 143 interrupted by SIGINT / SIGTERM (a checkpoint is saved for --resume).\n"
+    "4 training diverged, 5 out of memory (the message names the bytes), 130 / 143 interrupted by SIGINT /\n"
+    "SIGTERM (a checkpoint is saved for --resume).\n"
     "Documentation: docs/cli.md";
 
 // Config keys as flags: each is read as text and checked by bp::config::set, so a flag and a TOML key give
@@ -352,6 +353,8 @@ int main(int argc, char** argv) {
     if (sub == report) return cli::run_report(report_dir, report_quiet);
     if (sub == explain) return run_explain(explain_args, std::cout);
     return cli::kUsage;
+  } catch (const bp::OutOfMemoryError& e) {
+    return fail(command, "error: ", e.what(), cli::kOutOfMemory);
   } catch (const bp::DivergedError& e) {
     return fail(command, "", e.what(), cli::kDiverged);
   } catch (const bp::ConfigError& e) {
@@ -366,8 +369,10 @@ int main(int argc, char** argv) {
     return fail(command, "error: ", e.what(), cli::kData);
   } catch (const bp::IndexError& e) {
     return fail(command, "error: ", e.what(), cli::kData);
-  } catch (const std::bad_alloc&) {
-    return fail(command, "error: ", "out of memory", cli::kInternal);
+  } catch (const std::bad_alloc&) {  // outside the tensor allocator, so the size is not known
+    return fail(command, "error: ",
+                "out of memory: the system refused an allocation outside tensor storage (size not known)",
+                cli::kOutOfMemory);
   } catch (const std::exception& e) {
     return fail(command, "internal error: ", e.what(), cli::kInternal);
   }

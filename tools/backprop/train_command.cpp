@@ -8,6 +8,7 @@
 #include <backprop/io/metrics.hpp>
 #include <backprop/threads.hpp>
 #include <backprop/train/callbacks.hpp>
+#include <backprop/train/memory_estimate.hpp>
 #include <chrono>
 #include <cmath>
 #include <ctime>
@@ -134,9 +135,44 @@ void warm_start(bp::nn::Module& net, const bp::io::Architecture& arch, const bp:
            "--init-from ", path, ": the model was trained on other classes than this run's data");
   try {
     net.load_state_dict(saved.state);
+  } catch (const bp::OutOfMemoryError&) {
+    throw;
   } catch (const bp::Error& e) {
     throw bp::ConfigError(std::string("--init-from ") + path + ": " + e.what());
   }
+}
+
+std::uint64_t bytes_of(const bp::data::TensorDataset& d) {
+  return (d.features.defined() ? d.features.nbytes() : 0) + (d.targets.defined() ? d.targets.nbytes() : 0);
+}
+
+// Before the network is built: a configuration whose estimated memory exceeds what the machine can give is a
+// usage error naming the flag that sets the larger part, not an allocation failure after an epoch.
+void check_memory(const bp::io::Architecture& arch, const bp::config::Config& cfg, std::int64_t rows,
+                  const TrainingData& data) {
+  const std::int64_t batch =
+      cfg.train.batch_size == 0 ? std::max<std::int64_t>(rows, 1) : cfg.train.batch_size;
+  const bp::train::MemoryEstimate need =
+      bp::train::estimate_memory(arch, batch, cfg.optimizer.name, cfg.optimizer.momentum,
+                                 bytes_of(data.train) + bytes_of(data.validation) + bytes_of(data.test));
+  const std::optional<bp::train::AvailableMemory> room = bp::train::available_memory();
+  const std::uint64_t more = need.total() - need.data;  // the data is already in memory
+  if (!room || more <= room->bytes) return;
+  const std::uint64_t model = need.parameters + need.gradients + need.optimizer;
+  std::string hidden;
+  for (const std::int64_t w : arch.hidden) hidden += (hidden.empty() ? "" : ",") + std::to_string(w);
+  const std::string layers = "--layers " + hidden + " (network " + layers_text(arch) +
+                             "; parameters, gradients and optimizer state: " + std::to_string(model) +
+                             " bytes)";
+  const std::string batches = "--batch-size " +
+                              (cfg.train.batch_size == 0 ? std::string("full") : std::to_string(batch)) +
+                              " (activations of one batch: " + std::to_string(need.activations) + " bytes)";
+  throw bp::ConfigError("training needs about " + std::to_string(more) + " bytes (" + bp::format_bytes(more) +
+                        ") more than the data already loaded, but " + room->source + " allows " +
+                        std::to_string(room->bytes) + " bytes (" + bp::format_bytes(room->bytes) +
+                        "); reduce " +
+                        (model >= need.activations ? layers + " or " + batches : batches + " or " + layers) +
+                        " [" + need.text() + "]");
 }
 
 // Where a run writes: its run folder, or while --overwrite keeps the earlier run there, a staging folder.
@@ -267,6 +303,7 @@ int train(const TrainArgs& args, Effective& eff, const Place& place,
            " training examples in batches of ", batch,
            "), which has no variance; choose another --batch-size or --val-split");
   const bp::io::Architecture arch = make_architecture(cfg, data.train.num_features(), outputs);
+  check_memory(arch, cfg, n, data);
   bp::Generator gen(cfg.run.seed);
   std::shared_ptr<bp::nn::Sequential> net = bp::io::build_network(arch, gen);
   // Global batch statistics need several ranks; in one process local statistics already are the global ones.
@@ -315,6 +352,8 @@ int train(const TrainArgs& args, Effective& eff, const Place& place,
     try {
       trainer.load_state(ck.trainer);
     } catch (const bp::FileError&) {
+      throw;
+    } catch (const bp::OutOfMemoryError&) {
       throw;
     } catch (const bp::Error& e) {
       throw bp::FileError(eff.checkpoint + ": does not fit the network it describes: " + e.what());
