@@ -94,7 +94,7 @@ bool beats(T a, T b, bool largest) {
 void extreme_axis(const Tensor& x, std::int64_t axis, bool keepdim, bool largest, const char* op,
                   Tensor& values, Tensor& indices) {
   const AxisSplit sp = split_axis(x.shape(), axis);
-  BP_CHECK(sp.n > 0, ShapeError, op, ": cannot reduce the empty dim ", axis, " of shape ", x.shape());
+  BP_CHECK(sp.n > 0, ShapeError, op, ": cannot reduce an empty axis ", axis, " of shape ", x.shape());
   const Shape shape = reduced_shape(x.shape(), axis, keepdim);
   values = Tensor(shape, x.dtype());
   indices = Tensor(shape, f64);
