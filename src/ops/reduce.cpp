@@ -101,9 +101,12 @@ Reduction plan(const Shape& shape, const Dims& dims, bool keepdim, const char* o
   const auto rank = static_cast<std::int64_t>(shape.size());
   Reduction r;
   r.reduced.assign(shape.size(), dims.empty());
+  // A 0-d tensor takes dim 0 or -1, as in PyTorch: reducing its one element over them is a copy.
+  const std::int64_t span = std::max<std::int64_t>(rank, 1);
   for (const std::int64_t d : dims) {
-    BP_CHECK(d >= -rank && d < rank, IndexError, op, ": dim ", d, " in dims ", dims,
-             " is out of range for shape ", shape, " (expected ", -rank, "..", rank - 1, ")");
+    BP_CHECK(d >= -span && d < span, IndexError, op, ": dim ", d, " in dims ", dims,
+             " is out of range for shape ", shape, " (expected ", -span, "..", span - 1, ")");
+    if (rank == 0) continue;
     const auto k = static_cast<std::size_t>(d < 0 ? d + rank : d);
     BP_CHECK(!r.reduced[k], ValueError, op, ": dim ", d, " appears twice in dims ", dims, " for shape ",
              shape);

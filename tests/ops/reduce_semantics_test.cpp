@@ -41,6 +41,9 @@ TEST(ReduceDims, ZeroDimensionalInputsReduceToThemselves) {
   EXPECT_EQ(bp::amax(s).item(), 2.5);
   EXPECT_EQ(bp::logsumexp(s).item(), 2.5);
   EXPECT_EQ(bp::norm(s).item(), 2.5);
+  EXPECT_EQ(bp::sum(s, bp::Dims{0}).item(), 2.5);  // dim 0 and -1 name the one element, as in PyTorch
+  EXPECT_EQ(bp::amin(s, {-1}, true).shape(), bp::Shape{});
+  EXPECT_THAT([&] { bp::sum(s, bp::Dims{1}); }, ThrowsMessage<bp::IndexError>(HasSubstr("expected -1..0")));
 }
 
 TEST(ReduceDims, AmaxAndAminShareTheGradientAmongTies) {
