@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <backprop/backprop.hpp>
+#include <cstring>
 #include <vector>
 
 #include "kernels/kernels.hpp"
@@ -240,6 +241,54 @@ void BM_PoolForkJoin(benchmark::State& state) {
   benchmark::DoNotOptimize(sink.load());
 }
 BENCHMARK(BM_PoolForkJoin)->UseRealTime();
+
+// Reductions of a contiguous [N, C] f32 tensor over the last axis and over axis 0, one thread, beside a
+// memcpy of the same bytes in the same run. Bytes/s counts the input once (a copy also writes it; softmax
+// writes an output of the same size).
+enum ReduceBench { kCopy, kSum, kAmax, kLogsumexp, kSoftmax };
+const char* const kReduceNames[] = {"memcpy", "sum", "amax", "logsumexp", "softmax"};
+
+void BM_Reduce(benchmark::State& state) {
+  bp::set_num_threads(1);
+  const auto op = static_cast<ReduceBench>(state.range(0));
+  const std::int64_t axis = state.range(1), rows = state.range(2), cols = state.range(3);
+  bp::Generator gen(1);
+  const bp::Tensor x = bp::randn({rows, cols}, gen);
+  bp::Tensor copy = bp::empty({rows, cols});
+  bp::NoGradGuard guard;
+  for (auto _ : state) {
+    bp::Tensor y;
+    switch (op) {
+      case kCopy:
+        std::memcpy(copy.raw_data(), x.raw_data(), x.nbytes());
+        y = copy;
+        break;
+      case kSum:
+        y = bp::sum(x, axis);
+        break;
+      case kAmax:
+        y = bp::amax(x, {axis});
+        break;
+      case kLogsumexp:
+        y = bp::logsumexp(x, {axis});
+        break;
+      case kSoftmax:
+        y = bp::softmax(x, axis);
+        break;
+    }
+    benchmark::DoNotOptimize(y.raw_data());
+    benchmark::ClobberMemory();
+  }
+  state.SetLabel(kReduceNames[op]);
+  state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(x.nbytes()));
+}
+BENCHMARK(BM_Reduce)->ArgNames({"op", "axis", "N", "C"})->Apply([](benchmark::internal::Benchmark* b) {
+  for (const auto& [rows, cols] : {std::pair<std::int64_t, std::int64_t>{4096, 1024}, {128, 10}}) {
+    b->Args({kCopy, 0, rows, cols});
+    for (const std::int64_t op : {kSum, kAmax, kLogsumexp, kSoftmax})
+      for (const std::int64_t axis : {1, 0}) b->Args({op, axis, rows, cols});
+  }
+});
 
 // One training step of the small MLP at batch 1 and 128 (forward, cross-entropy, backward, SGD).
 void BM_MlpStep(benchmark::State& state) {

@@ -13,6 +13,7 @@
 #include <backprop/autograd.hpp>
 #include <backprop/tensor.hpp>
 #include <cstdint>
+#include <vector>
 
 namespace backprop {
 
@@ -75,6 +76,55 @@ Tensor mean(const Tensor& x, std::int64_t axis, bool keepdim = false);
 Tensor max(const Tensor& x, std::int64_t axis, bool keepdim = false);
 /// Index of the largest value along `axis` (first on ties), as f64 indices; not differentiable.
 Tensor argmax(const Tensor& x, std::int64_t axis, bool keepdim = false);
+
+// ---- reductions over a set of dims (PyTorch's names and semantics) ---------------------------------------
+// `dims` may be negative (counting from the end) and must not repeat a dim; an empty list means every dim.
+// keepdim keeps each reduced dim as size 1. Write an empty list as Dims{}: a bare {} picks the one-axis
+// overload of sum and mean (axis 0). Indices are returned as f64 tensors of whole numbers, as argmax does,
+// until integer dtypes exist.
+using Dims = std::vector<std::int64_t>;
+
+/// Sum over `dims`.  d/dx = dy repeated over the reduced dims.
+Tensor sum(const Tensor& x, const Dims& dims, bool keepdim = false);
+/// Mean over `dims` (n = product of their sizes; an empty reduction is an error).  d/dx = dy / n, repeated.
+Tensor mean(const Tensor& x, const Dims& dims, bool keepdim = false);
+/// Largest value over `dims`. d/dx = dy / t at each of the t elements equal to the maximum (ties share
+/// evenly, as in PyTorch), 0 elsewhere.
+Tensor amax(const Tensor& x, const Dims& dims = {}, bool keepdim = false);
+/// Smallest value over `dims`; gradient as amax.
+Tensor amin(const Tensor& x, const Dims& dims = {}, bool keepdim = false);
+/// log(sum(exp(x))) over `dims`, computed as m + log(sum(exp(x - m))) with m the maximum (0 where it is not
+/// finite).  d/dx = softmax of x over `dims` times dy.
+Tensor logsumexp(const Tensor& x, const Dims& dims = {}, bool keepdim = false);
+/// sum((x - mean)^2) / (n - correction) over `dims` (correction 1: the unbiased estimate; 0: the population
+/// variance).  d/dx = 2 (x - mean) dy / (n - correction).
+Tensor var(const Tensor& x, const Dims& dims = {}, double correction = 1, bool keepdim = false);
+/// sqrt(var(x, dims, correction)).  d/dx = (x - mean) dy / ((n - correction) std), 0 where std is 0.
+Tensor std(const Tensor& x, const Dims& dims = {}, double correction = 1, bool keepdim = false);
+/// Vector p-norm over `dims` (all by default): p = 2 sqrt(sum x^2), p = 1 sum |x|, p = inf max |x|,
+/// p = -inf min |x|, other p > 0 (sum |x|^p)^(1/p).  d/dx for p = 2: x dy / norm (0 where the norm is 0);
+/// p = 1: sign(x) dy (0 at 0); p = +-inf: sign(x) dy shared among the elements reaching the extreme.
+Tensor norm(const Tensor& x, double p = 2, const Dims& dims = {}, bool keepdim = false);
+
+/// A value tensor and the f64 index tensor of where each value came from (max, min, topk).
+struct ValuesIndices {
+  Tensor values;
+  Tensor indices;
+};
+/// PyTorch's torch.max(x, dim, keepdim): the largest value along `dim` and its first index (a NaN counts as
+/// the largest). d/dvalues flows to that index only. (max(x, axis) above returns the values alone.)
+ValuesIndices max_with_indices(const Tensor& x, std::int64_t dim, bool keepdim = false);
+/// Smallest value along `dim`; the values alone. The gradient goes to the first minimal element.
+Tensor min(const Tensor& x, std::int64_t dim, bool keepdim = false);
+/// PyTorch's torch.min(x, dim, keepdim): the smallest value along `dim` and its first index.
+ValuesIndices min_with_indices(const Tensor& x, std::int64_t dim, bool keepdim = false);
+/// Index of the smallest value along `dim` (first on ties), as f64 indices; not differentiable.
+Tensor argmin(const Tensor& x, std::int64_t dim, bool keepdim = false);
+/// The k largest (or smallest) elements along `dim` and their indices, best first when `sorted` (ties in
+/// index order), else in index order. Values are differentiable: d/dx puts dy back at the indices.
+ValuesIndices topk(const Tensor& x, std::int64_t k, std::int64_t dim = -1, bool largest = true,
+                   bool sorted = true);
+
 /// Sums x down to `shape` (the reverse of broadcasting x from `shape`). Backward: broadcast_to.
 Tensor sum_to(const Tensor& x, const Shape& shape);
 /// Repeats x up to `shape` following the broadcasting rules. Backward: sum_to.

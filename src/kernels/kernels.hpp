@@ -64,6 +64,17 @@ Tensor sum_all(const Tensor& x);
 Tensor sum_axis(const Tensor& x, std::int64_t axis, bool keepdim);
 /// Max along one axis and the (first) argmax, as f64 indices.
 void max_axis(const Tensor& x, std::int64_t axis, bool keepdim, Tensor& values, Tensor& indices);
+/// Max (largest) or min along one axis and the first index reaching it (NaN counts as the extreme), as f64
+/// indices. `op` names the caller in the error for an empty axis.
+void extreme_axis(const Tensor& x, std::int64_t axis, bool keepdim, bool largest, const char* op,
+                  Tensor& values, Tensor& indices);
+/// out[o, j, i] = x[o, indices[o, j, i], i] along `axis` (indices: f64, same rank as x, in range).
+Tensor take_along_axis(const Tensor& x, const Tensor& indices, std::int64_t axis);
+/// The adjoint of take_along_axis: zeros of `shape` with out[o, indices[o, j, i], i] += src[o, j, i].
+Tensor put_along_axis(const Tensor& src, const Tensor& indices, std::int64_t axis, const Shape& shape);
+/// Indices (f64) of the k largest (or smallest) elements along `axis`, best first when `sorted`, else in
+/// index order; ties keep index order. 0 <= k <= size of the axis.
+Tensor topk_indices(const Tensor& x, std::int64_t axis, std::int64_t k, bool largest, bool sorted);
 /// 1 at the (first) maximal element along axis, 0 elsewhere (shape of x).
 Tensor argmax_mask(const Tensor& x, std::int64_t axis);
 /// Sum x down to `shape` (shape must broadcast to x's shape).

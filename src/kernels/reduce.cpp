@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <vector>
 
 #include "kernels/kernels.hpp"
 #include "kernels/parallel.hpp"
@@ -78,8 +79,22 @@ Tensor sum_axis(const Tensor& x, std::int64_t axis, bool keepdim) {
 }
 
 void max_axis(const Tensor& x, std::int64_t axis, bool keepdim, Tensor& values, Tensor& indices) {
+  extreme_axis(x, axis, keepdim, true, "max", values, indices);
+}
+
+namespace {
+// a beats b for max (largest) or min: NaN beats every number, as in PyTorch, so NaN propagates.
+template <class T>
+bool beats(T a, T b, bool largest) {
+  if (std::isnan(a)) return !std::isnan(b);
+  return largest ? a > b : a < b;
+}
+}  // namespace
+
+void extreme_axis(const Tensor& x, std::int64_t axis, bool keepdim, bool largest, const char* op,
+                  Tensor& values, Tensor& indices) {
   const AxisSplit sp = split_axis(x.shape(), axis);
-  BP_CHECK(sp.n > 0, ShapeError, "max: cannot reduce an empty axis ", axis, " of shape ", x.shape());
+  BP_CHECK(sp.n > 0, ShapeError, op, ": cannot reduce an empty axis ", axis, " of shape ", x.shape());
   const Shape shape = reduced_shape(x.shape(), axis, keepdim);
   values = Tensor(shape, x.dtype());
   indices = Tensor(shape, f64);
@@ -88,22 +103,95 @@ void max_axis(const Tensor& x, std::int64_t axis, bool keepdim, Tensor& values, 
     using T = decltype(tag);
     const T* px = x.data<T>();
     T* pv = values.data<T>();
+    for (std::int64_t o = 0; o < sp.outer; ++o) {
+      const T* src = px + o * sp.n * sp.inner;
+      T* best = pv + o * sp.inner;
+      double* arg = pi + o * sp.inner;
+      // Row by row, so the inner dimension is read contiguously (axis 0 of [N, C] is not a strided walk).
+      for (std::int64_t i = 0; i < sp.inner; ++i) {
+        best[i] = src[i];
+        arg[i] = 0;
+      }
+      for (std::int64_t k = 1; k < sp.n; ++k) {
+        const T* row = src + k * sp.inner;
+        for (std::int64_t i = 0; i < sp.inner; ++i)
+          if (beats(row[i], best[i], largest)) {
+            best[i] = row[i];
+            arg[i] = static_cast<double>(k);
+          }
+      }
+    }
+  });
+}
+
+Tensor take_along_axis(const Tensor& x, const Tensor& indices, std::int64_t axis) {
+  const AxisSplit sx = split_axis(x.shape(), axis);
+  const AxisSplit si = split_axis(indices.shape(), axis);
+  Tensor out(indices.shape(), x.dtype());
+  const double* pi = indices.data<double>();
+  dispatch(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* px = x.data<T>();
+    T* po = out.data<T>();
+    for (std::int64_t o = 0; o < si.outer; ++o)
+      for (std::int64_t j = 0; j < si.n; ++j)
+        for (std::int64_t i = 0; i < si.inner; ++i) {
+          const std::int64_t at = (o * si.n + j) * si.inner + i;
+          const auto k = static_cast<std::int64_t>(pi[at]);
+          po[at] = px[(o * sx.n + k) * sx.inner + i];
+        }
+  });
+  return out;
+}
+
+Tensor put_along_axis(const Tensor& src, const Tensor& indices, std::int64_t axis, const Shape& shape) {
+  const AxisSplit so = split_axis(shape, axis);
+  const AxisSplit si = split_axis(indices.shape(), axis);
+  Tensor out = zeros(shape, src.dtype());
+  const double* pi = indices.data<double>();
+  dispatch(src.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* ps = src.data<T>();
+    T* po = out.data<T>();
+    for (std::int64_t o = 0; o < si.outer; ++o)
+      for (std::int64_t j = 0; j < si.n; ++j)
+        for (std::int64_t i = 0; i < si.inner; ++i) {
+          const std::int64_t at = (o * si.n + j) * si.inner + i;
+          const auto k = static_cast<std::int64_t>(pi[at]);
+          po[(o * so.n + k) * so.inner + i] += ps[at];
+        }
+  });
+  return out;
+}
+
+Tensor topk_indices(const Tensor& x, std::int64_t axis, std::int64_t k, bool largest, bool sorted) {
+  const AxisSplit sp = split_axis(x.shape(), axis);
+  Shape shape = x.shape();
+  shape[static_cast<std::size_t>(axis)] = k;
+  Tensor indices(shape, f64);
+  double* pi = indices.data<double>();
+  dispatch(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* px = x.data<T>();
+    std::vector<std::int64_t> order(static_cast<std::size_t>(sp.n));
     for (std::int64_t o = 0; o < sp.outer; ++o)
       for (std::int64_t i = 0; i < sp.inner; ++i) {
         const T* src = px + o * sp.n * sp.inner + i;
-        T best = src[0];
-        std::int64_t arg = 0;
-        for (std::int64_t k = 1; k < sp.n; ++k) {
-          const T v = src[k * sp.inner];
-          if (v > best || (std::isnan(v) && !std::isnan(best))) {
-            best = v;
-            arg = k;
-          }
-        }
-        pv[o * sp.inner + i] = best;
-        pi[o * sp.inner + i] = static_cast<double>(arg);
+        for (std::int64_t j = 0; j < sp.n; ++j) order[static_cast<std::size_t>(j)] = j;
+        // Best first; equal values keep their index order, so the result is deterministic.
+        auto better = [&](std::int64_t a, std::int64_t b) {
+          const T va = src[a * sp.inner], vb = src[b * sp.inner];
+          if (beats(va, vb, largest)) return true;
+          if (beats(vb, va, largest)) return false;
+          return a < b;
+        };
+        std::partial_sort(order.begin(), order.begin() + k, order.end(), better);
+        if (!sorted) std::sort(order.begin(), order.begin() + k);
+        for (std::int64_t j = 0; j < k; ++j)
+          pi[(o * k + j) * sp.inner + i] = static_cast<double>(order[static_cast<std::size_t>(j)]);
       }
   });
+  return indices;
 }
 
 namespace {
@@ -177,6 +265,44 @@ Tensor argmax_mask(const Tensor& x, std::int64_t axis) {
   return mask;
 }
 
+namespace {
+// Softmax over a middle or leading axis: blocks of up to kLanes neighbouring inner positions are done
+// together, walking the axis row by row so every read is contiguous (not a stride of `inner` per element).
+// Per position the arithmetic is the same as the last-axis path's, so the results agree bit for bit.
+template <class T>
+void softmax_strided(const T* px, T* py, const AxisSplit& sp, bool log) {
+  constexpr std::int64_t kLanes = 256;
+  const std::int64_t blocks = (sp.inner + kLanes - 1) / kLanes;
+  parallel_range(sp.outer * blocks,
+                 std::max<std::int64_t>(1, kParallelThreshold / std::max<std::int64_t>(1, sp.n * kLanes)),
+                 [&](std::int64_t b, std::int64_t e) {
+                   T m[kLanes], s[kLanes];
+                   for (std::int64_t t = b; t < e; ++t) {
+                     const std::int64_t o = t / blocks, lo = (t % blocks) * kLanes;
+                     const std::int64_t w = std::min(kLanes, sp.inner - lo);
+                     const T* src = px + o * sp.n * sp.inner + lo;
+                     T* dst = py + o * sp.n * sp.inner + lo;
+                     for (std::int64_t i = 0; i < w; ++i) {
+                       m[i] = -std::numeric_limits<T>::infinity();
+                       s[i] = 0;
+                     }
+                     for (std::int64_t k = 0; k < sp.n; ++k)
+                       for (std::int64_t i = 0; i < w; ++i) m[i] = std::max(m[i], src[k * sp.inner + i]);
+                     for (std::int64_t i = 0; i < w; ++i)
+                       if (!std::isfinite(m[i])) m[i] = T(0);
+                     for (std::int64_t k = 0; k < sp.n; ++k)
+                       for (std::int64_t i = 0; i < w; ++i) s[i] += std::exp(src[k * sp.inner + i] - m[i]);
+                     for (std::int64_t i = 0; i < w; ++i) s[i] = log ? std::log(s[i]) : T(1) / s[i];
+                     for (std::int64_t k = 0; k < sp.n; ++k)
+                       for (std::int64_t i = 0; i < w; ++i) {
+                         const std::int64_t at = k * sp.inner + i;
+                         dst[at] = log ? (src[at] - m[i]) - s[i] : std::exp(src[at] - m[i]) * s[i];
+                       }
+                   }
+                 });
+}
+}  // namespace
+
 Tensor softmax(const Tensor& x, std::int64_t axis, bool log) {
   const AxisSplit sp = split_axis(x.shape(), axis);
   Tensor y(x.shape(), x.dtype());
@@ -184,28 +310,28 @@ Tensor softmax(const Tensor& x, std::int64_t axis, bool log) {
     using T = decltype(tag);
     const T* px = x.data<T>();
     T* py = y.data<T>();
-    parallel_range(sp.outer * sp.inner,
-                   std::max<std::int64_t>(1, kParallelThreshold / std::max<std::int64_t>(1, sp.n)),
+    if (sp.inner > 1) {
+      softmax_strided(px, py, sp, log);
+      return;
+    }
+    parallel_range(sp.outer, std::max<std::int64_t>(1, kParallelThreshold / std::max<std::int64_t>(1, sp.n)),
                    [&](std::int64_t b, std::int64_t e) {
-                     for (std::int64_t r = b; r < e; ++r) {
-                       const std::int64_t o = r / sp.inner, i = r % sp.inner;
-                       const T* src = px + o * sp.n * sp.inner + i;
-                       T* dst = py + o * sp.n * sp.inner + i;
-                       const std::int64_t st = sp.inner;
+                     for (std::int64_t o = b; o < e; ++o) {
+                       const T* src = px + o * sp.n;
+                       T* dst = py + o * sp.n;
                        T m = -std::numeric_limits<T>::infinity();
-                       for (std::int64_t k = 0; k < sp.n; ++k) m = std::max(m, src[k * st]);
+                       for (std::int64_t k = 0; k < sp.n; ++k) m = std::max(m, src[k]);
                        if (!std::isfinite(m)) m = T(0);
                        T s = 0;
-                       for (std::int64_t k = 0; k < sp.n; ++k) s += std::exp(src[k * st] - m);
+                       for (std::int64_t k = 0; k < sp.n; ++k) s += std::exp(src[k] - m);
                        if (log) {
                          // (x - m) - log(s), not x - (m + log(s)): with large logits m + log(s) would round
                          // log(s) away (in f32 at |x| ~ 1000 the spacing of floats is 6e-5).
                          const T log_s = std::log(s);
-                         for (std::int64_t k = 0; k < sp.n; ++k) dst[k * st] = (src[k * st] - m) - log_s;
+                         for (std::int64_t k = 0; k < sp.n; ++k) dst[k] = (src[k] - m) - log_s;
                        } else {
                          const T inv = T(1) / s;
-                         for (std::int64_t k = 0; k < sp.n; ++k)
-                           dst[k * st] = std::exp(src[k * st] - m) * inv;
+                         for (std::int64_t k = 0; k < sp.n; ++k) dst[k] = std::exp(src[k] - m) * inv;
                        }
                      }
                    });

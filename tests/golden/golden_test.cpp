@@ -107,6 +107,56 @@ const std::map<std::string, OpFn>& ops() {
                      const json& a) { return bp::softmax(x[0], a.at("axis").get<std::int64_t>()); }},
       {"log_softmax", [](const bp::Tensors& x,
                          const json& a) { return bp::log_softmax(x[0], a.at("axis").get<std::int64_t>()); }},
+      {"sum_dims",
+       [](const bp::Tensors& x, const json& a) {
+         return bp::sum(x[0], a.at("dims").get<bp::Dims>(), a.at("keepdim").get<bool>());
+       }},
+      {"mean_dims",
+       [](const bp::Tensors& x, const json& a) {
+         return bp::mean(x[0], a.at("dims").get<bp::Dims>(), a.at("keepdim").get<bool>());
+       }},
+      {"amax",
+       [](const bp::Tensors& x, const json& a) {
+         return bp::amax(x[0], a.at("dims").get<bp::Dims>(), a.at("keepdim").get<bool>());
+       }},
+      {"amin",
+       [](const bp::Tensors& x, const json& a) {
+         return bp::amin(x[0], a.at("dims").get<bp::Dims>(), a.at("keepdim").get<bool>());
+       }},
+      {"logsumexp",
+       [](const bp::Tensors& x, const json& a) {
+         return bp::logsumexp(x[0], a.at("dims").get<bp::Dims>(), a.at("keepdim").get<bool>());
+       }},
+      {"var",
+       [](const bp::Tensors& x, const json& a) {
+         return bp::var(x[0], a.at("dims").get<bp::Dims>(), a.at("correction").get<double>(),
+                        a.at("keepdim").get<bool>());
+       }},
+      {"std",
+       [](const bp::Tensors& x, const json& a) {
+         return bp::std(x[0], a.at("dims").get<bp::Dims>(), a.at("correction").get<double>(),
+                        a.at("keepdim").get<bool>());
+       }},
+      {"norm",
+       [](const bp::Tensors& x, const json& a) {
+         // JSON has no infinity: the script writes p = inf as the string "inf".
+         const double p = a.at("p").is_string() ? std::stod(a.at("p").get<std::string>()) : a.at("p").get<double>();
+         return bp::norm(x[0], p, a.at("dims").get<bp::Dims>(), a.at("keepdim").get<bool>());
+       }},
+      {"max_dim",
+       [](const bp::Tensors& x, const json& a) {
+         return bp::max_with_indices(x[0], a.at("dim").get<std::int64_t>(), a.at("keepdim").get<bool>()).values;
+       }},
+      {"min_dim",
+       [](const bp::Tensors& x, const json& a) {
+         return bp::min_with_indices(x[0], a.at("dim").get<std::int64_t>(), a.at("keepdim").get<bool>()).values;
+       }},
+      {"topk",
+       [](const bp::Tensors& x, const json& a) {
+         return bp::topk(x[0], a.at("k").get<std::int64_t>(), a.at("dim").get<std::int64_t>(),
+                         a.at("largest").get<bool>())
+             .values;
+       }},
   };
   return table;
 }

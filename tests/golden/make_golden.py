@@ -94,6 +94,17 @@ OPS = {
     "concat": lambda x, a: torch.cat(x, 0),
     "softmax": lambda x, a: torch.softmax(x[0], a["axis"]),
     "log_softmax": lambda x, a: torch.log_softmax(x[0], a["axis"]),
+    "sum_dims": lambda x, a: torch.sum(x[0], dim=a["dims"], keepdim=a["keepdim"]),
+    "mean_dims": lambda x, a: torch.mean(x[0], dim=a["dims"], keepdim=a["keepdim"]),
+    "amax": lambda x, a: torch.amax(x[0], dim=a["dims"], keepdim=a["keepdim"]),
+    "amin": lambda x, a: torch.amin(x[0], dim=a["dims"], keepdim=a["keepdim"]),
+    "logsumexp": lambda x, a: torch.logsumexp(x[0], dim=a["dims"], keepdim=a["keepdim"]),
+    "var": lambda x, a: torch.var(x[0], dim=a["dims"] or None, correction=a["correction"], keepdim=a["keepdim"]),
+    "std": lambda x, a: torch.std(x[0], dim=a["dims"] or None, correction=a["correction"], keepdim=a["keepdim"]),
+    "norm": lambda x, a: torch.linalg.vector_norm(x[0], ord=float(a["p"]), dim=a["dims"] or None, keepdim=a["keepdim"]),
+    "max_dim": lambda x, a: torch.max(x[0], dim=a["dim"], keepdim=a["keepdim"]).values,
+    "min_dim": lambda x, a: torch.min(x[0], dim=a["dim"], keepdim=a["keepdim"]).values,
+    "topk": lambda x, a: torch.topk(x[0], a["k"], dim=a["dim"], largest=a["largest"]).values,
 }
 
 
@@ -189,6 +200,28 @@ def op_cases():
     for op in ("softmax", "log_softmax"):
         for axis, shape in ((-1, (3, 4)), (0, (3, 4)), (1, (2, 3, 2))):
             c.append(case(op, [draw(shape, -2.0, 2.0)], {"axis": axis}))
+    # Reductions over a set of dims ([] is every dim), max/min/topk on any dim, softmax on any dim.
+    for dims, keepdim in (([0, 2], False), ([-1, 1], True), ([], False)):
+        c.append(case("sum_dims", [draw((2, 3, 4))], {"dims": dims, "keepdim": keepdim}))
+    c.append(case("mean_dims", [draw((2, 3, 4))], {"dims": [1, 2], "keepdim": False}))
+    for op in ("amax", "amin"):
+        for dims, keepdim in (([0, 2], False), ([1], True), ([], False)):
+            c.append(case(op, [draw((2, 3, 4))], {"dims": dims, "keepdim": keepdim}))
+    for dims, keepdim in (([1], False), ([0, 2], True)):
+        c.append(case("logsumexp", [draw((2, 3, 4), -2.0, 2.0)], {"dims": dims, "keepdim": keepdim}))
+    for op in ("var", "std"):
+        for dims, correction, keepdim in (([0], 1, False), ([], 0, False), ([1, 2], 1, True)):
+            c.append(case(op, [draw((2, 3, 4))], {"dims": dims, "correction": correction, "keepdim": keepdim}))
+    for p, dims in ((2.0, []), (2.0, [-1]), (1.0, [0]), ("inf", [0, 2]), (3.0, [1])):  # JSON has no inf
+        c.append(case("norm", [draw((2, 3, 4), kinks=(0.0,))], {"p": p, "dims": dims, "keepdim": False}))
+    for op in ("max_dim", "min_dim"):
+        for dim, keepdim in ((0, False), (1, True), (-1, False)):
+            c.append(case(op, [draw((2, 3, 4))], {"dim": dim, "keepdim": keepdim}))
+    for k, dim, largest in ((2, -1, True), (2, 0, False), (3, 1, True)):
+        c.append(case("topk", [draw((4, 5, 3))], {"k": k, "dim": dim, "largest": largest}))
+    for op in ("softmax", "log_softmax"):
+        c.append(case(op, [draw((3, 2, 2, 2), -2.0, 2.0)], {"axis": 0}))
+        c.append(case(op, [draw((2, 4, 3), -2.0, 2.0)], {"axis": -2}))
     return c
 
 

@@ -182,6 +182,58 @@ std::vector<OpCase> build() {
          return h * bp::exp(h) + h;  // h reaches the output along three paths
        },
        {in({2, 3})}});
+
+  // ---- reductions over a set of dims, max/min/topk on any dim, softmax on any dim -------------------------
+  add({"sum_dims_0_2", [](const Ts& x) { return bp::sum(x[0], bp::Dims{0, 2}); }, {in({2, 3, 4})}});
+  add({"sum_dims_neg_keepdim", [](const Ts& x) { return bp::sum(x[0], {-1, 1}, true); }, {in({2, 3, 4})}});
+  add({"sum_dims_all", [](const Ts& x) { return bp::sum(x[0], bp::Dims{}, true); }, {in({2, 3})}});
+  add({"mean_dims_1_2", [](const Ts& x) { return bp::mean(x[0], bp::Dims{1, 2}); }, {in({2, 3, 4})}});
+  add({"amax_dims_0_2", [](const Ts& x) { return bp::amax(x[0], {0, 2}); }, {in({2, 3, 4})}});
+  add({"amax_all", [](const Ts& x) { return bp::amax(x[0]); }, {in({3, 4})}});
+  add({"amin_dim1_keepdim", [](const Ts& x) { return bp::amin(x[0], {1}, true); }, {in({2, 3, 4})}});
+  add({"logsumexp_dim1", [](const Ts& x) { return bp::logsumexp(x[0], {1}); }, {in({3, 4}, -2.0, 2.0)}});
+  add({"logsumexp_dims_0_2_keepdim",
+       [](const Ts& x) {
+         return bp::logsumexp(x[0], {0, 2}, true);
+       },
+       {in({2, 3, 4}, -2.0, 2.0)}});
+  add({"var_dim0", [](const Ts& x) { return bp::var(x[0], {0}); }, {in({4, 3})}});
+  add({"var_all_population", [](const Ts& x) { return bp::var(x[0], {}, 0.0); }, {in({2, 3})}});
+  add({"std_dims_1_2_keepdim",
+       [](const Ts& x) {
+         return bp::std(x[0], {1, 2}, 1.0, true);
+       },
+       {in({2, 3, 4})}});
+  add({"norm_2_all", [](const Ts& x) { return bp::norm(x[0]); }, {in({3, 4})}});
+  add({"norm_2_dim1", [](const Ts& x) { return bp::norm(x[0], 2, {-1}); }, {in({3, 4})}});
+  add({"norm_1_dim0", [](const Ts& x) { return bp::norm(x[0], 1, {0}); }, {away_from({3, 4}, {0.0})}});
+  add({"norm_inf_dims_0_2",
+       [](const Ts& x) {
+         return bp::norm(x[0], INFINITY, {0, 2});
+       },
+       {away_from({2, 3, 4}, {0.0})}});
+  add({"norm_3_dim1", [](const Ts& x) { return bp::norm(x[0], 3, {1}); }, {away_from({3, 4}, {0.0})}});
+  add({"max_with_indices_dim0",
+       [](const Ts& x) { return bp::max_with_indices(x[0], 0).values; },
+       {in({3, 4})}});
+  add({"max_with_indices_middle_keepdim",
+       [](const Ts& x) { return bp::max_with_indices(x[0], 1, true).values; },
+       {in({2, 3, 4})}});
+  add({"min_dim_last", [](const Ts& x) { return bp::min(x[0], -1); }, {in({2, 3, 4})}});
+  add({"min_with_indices_dim0",
+       [](const Ts& x) { return bp::min_with_indices(x[0], 0).values; },
+       {in({3, 4})}});
+  add({"topk_last", [](const Ts& x) { return bp::topk(x[0], 2).values; }, {in({3, 5})}});
+  add({"topk_dim0_smallest", [](const Ts& x) { return bp::topk(x[0], 2, 0, false).values; }, {in({4, 3})}});
+  add({"topk_middle_unsorted",
+       [](const Ts& x) { return bp::topk(x[0], 3, 1, true, false).values; },
+       {in({2, 4, 3})}});
+  add({"softmax_first_of_4d",
+       [](const Ts& x) { return bp::softmax(x[0], 0); },
+       {in({3, 2, 2, 2}, -2.0, 2.0)}});
+  add({"log_softmax_middle_of_3d",
+       [](const Ts& x) { return bp::log_softmax(x[0], 1); },
+       {in({2, 4, 3}, -2.0, 2.0)}});
   return t;
 }
 
