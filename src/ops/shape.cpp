@@ -252,26 +252,57 @@ Tensor scatter_add_zeros(const Tensor& src, std::int64_t dim, const Tensor& inde
 
 /// out = x transposed by `dims` (output dim i is input dim dims[i]), as a contiguous copy.
 Tensor permute_kernel(const Tensor& x, const std::vector<std::int64_t>& dims) {
-  const Shape& in = x.shape();
-  const std::size_t r = in.size();
-  Shape out(r);
-  std::vector<std::int64_t> st(r);
-  const std::vector<std::int64_t> in_stride = contiguous_strides(in);
-  for (std::size_t i = 0; i < r; ++i) {
-    out[i] = in[static_cast<std::size_t>(dims[i])];
-    st[i] = in_stride[static_cast<std::size_t>(dims[i])];
-  }
-  Tensor y(out, x.dtype());
+  Shape full(dims.size());
+  for (std::size_t i = 0; i < dims.size(); ++i) full[i] = x.shape()[static_cast<std::size_t>(dims[i])];
+  Tensor y(full, x.dtype());
   if (y.numel() == 0) return y;
-  if (r == 0) {
+  // Merge runs of output dims that read consecutive input dims (and drop size-1 dims): [N, C, H, W] ->
+  // [N, H, W, C] becomes a batch of [C, H*W] transposes. Size-1 input dims between them do not break a run.
+  std::vector<std::int64_t> keep;
+  for (std::int64_t d : dims)
+    if (x.shape()[static_cast<std::size_t>(d)] != 1) keep.push_back(d);
+  std::vector<std::vector<std::int64_t>> groups;
+  for (std::int64_t d : keep) {
+    if (!groups.empty() && groups.back().back() < d) {
+      bool only_ones = true;
+      for (std::int64_t e = groups.back().back() + 1; e < d; ++e)
+        only_ones = only_ones && x.shape()[static_cast<std::size_t>(e)] == 1;
+      if (only_ones) {
+        groups.back().push_back(d);
+        continue;
+      }
+    }
+    groups.push_back({d});
+  }
+  // The collapsed input: groups in input order.
+  std::vector<std::size_t> order(groups.size());
+  for (std::size_t g = 0; g < groups.size(); ++g) order[g] = g;
+  std::sort(order.begin(), order.end(),
+            [&](std::size_t a, std::size_t b) { return groups[a][0] < groups[b][0]; });
+  const std::size_t r = groups.size();
+  Shape in(r), out(r);
+  std::vector<std::int64_t> pos(r);  // position of each output group in the collapsed input
+  for (std::size_t k = 0; k < r; ++k) {
+    std::int64_t n = 1;
+    for (std::int64_t d : groups[order[k]]) n *= x.shape()[static_cast<std::size_t>(d)];
+    in[k] = n;
+    pos[order[k]] = static_cast<std::int64_t>(k);
+  }
+  if (r <= 1) {
     std::memcpy(y.raw_data(), x.raw_data(), x.nbytes());
     return y;
+  }
+  const std::vector<std::int64_t> in_stride = contiguous_strides(in);
+  std::vector<std::int64_t> st(r);
+  for (std::size_t i = 0; i < r; ++i) {
+    out[i] = in[static_cast<std::size_t>(pos[i])];
+    st[i] = in_stride[static_cast<std::size_t>(pos[i])];
   }
   const std::vector<std::int64_t> out_stride = contiguous_strides(out);
   const std::size_t last = r - 1;
   // p: the output dim that reads the input's contiguous last dim.
   std::size_t p = 0;
-  while (static_cast<std::size_t>(dims[p]) != last) ++p;
+  while (static_cast<std::size_t>(pos[p]) != last) ++p;
   std::vector<std::size_t> rest;  // every other dim, outermost first
   for (std::size_t d = 0; d < r; ++d)
     if (d != p && d != last) rest.push_back(d);
@@ -295,7 +326,7 @@ Tensor permute_kernel(const Tensor& x, const std::vector<std::int64_t>& dims) {
         continue;
       }
       // A 2-D transpose of [out[p], out[last]] in tiles, so both sides stay in cache.
-      constexpr std::int64_t B = 16;
+      constexpr std::int64_t B = 32;
       const std::int64_t np = out[p], nl = out[last], sl = st[last], op = out_stride[p];
       for (std::int64_t i0 = 0; i0 < np; i0 += B)
         for (std::int64_t j0 = 0; j0 < nl; j0 += B) {
