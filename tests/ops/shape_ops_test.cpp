@@ -124,9 +124,13 @@ TEST(ShapeIndexOps, ErrorsNameTheOpArgumentShapeAndDim) {
               bp::index_select(x, 1, bp::tensor({0, 3}, bp::f64));
             }),
             "index_select: index 3 (position 1) is out of range for dim 1 of size 3 (shape [2, 3])");
-  EXPECT_EQ(error_of([&] { bp::gather(x, 0, bp::full({1, 1}, 0.5, bp::f64)); }),
+  EXPECT_EQ(error_of([&] {
+              bp::gather(x, 0, bp::full({1, 1}, 0.5, bp::f64));
+            }),
             "gather: index 0.5 (position 0) is not a whole number");
-  EXPECT_EQ(error_of([&] { bp::gather(x, 0, bp::full({1, 1}, 2, bp::f64)); }),
+  EXPECT_EQ(error_of([&] {
+              bp::gather(x, 0, bp::full({1, 1}, 2, bp::f64));
+            }),
             "gather: index 2 (position 0) is out of range for dim 0 of size 2 (shape [2, 3])");
   EXPECT_EQ(error_of([&] {
               bp::cat({x, iota({3, 3})}, 1);
