@@ -132,6 +132,37 @@ void BM_ReluThroughput(benchmark::State& state) {
 }
 BENCHMARK(BM_ReluThroughput)->Arg(1 << 12)->Arg(1 << 20);
 
+// permute of a 4-D tensor against a plain copy of the same bytes (clone), in one run: bytes/s counts each
+// element read once and written once. Arg 0: NCHW -> NHWC (the input's last dim moves inward: tiled
+// transposes); arg 1: [N, C, H, W] -> [C, N, H, W] (whole rows).
+void BM_Permute4d(benchmark::State& state) {
+  bp::set_num_threads(1);
+  bp::Generator gen(1);
+  const bp::Tensor x = bp::rand({32, 64, 28, 28}, gen);
+  const std::vector<std::int64_t> dims =
+      state.range(0) == 0 ? std::vector<std::int64_t>{0, 2, 3, 1} : std::vector<std::int64_t>{1, 0, 2, 3};
+  bp::NoGradGuard guard;
+  for (auto _ : state) {
+    bp::Tensor y = bp::permute(x, dims);
+    benchmark::DoNotOptimize(y.raw_data());
+  }
+  state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(x.nbytes()) * 2);
+}
+BENCHMARK(BM_Permute4d)->ArgName("rows")->Arg(0)->Arg(1)->UseRealTime();
+
+void BM_CopySameBytes(benchmark::State& state) {
+  bp::set_num_threads(1);
+  bp::Generator gen(1);
+  const bp::Tensor x = bp::rand({32, 64, 28, 28}, gen);
+  bp::NoGradGuard guard;
+  for (auto _ : state) {
+    bp::Tensor y = x.clone();
+    benchmark::DoNotOptimize(y.raw_data());
+  }
+  state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(x.nbytes()) * 2);
+}
+BENCHMARK(BM_CopySameBytes)->UseRealTime();
+
 // Matmul through the op (checks, allocation, row-block split, BLAS): items/s = FLOP/s.
 void BM_Matmul(benchmark::State& state) {
   bp::set_num_threads(static_cast<int>(state.range(1)));

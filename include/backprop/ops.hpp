@@ -140,16 +140,75 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = {});
 /// Transpose of a 2-D tensor (a copy).
 Tensor transpose(const Tensor& x);
 
-// ---- shape ------------------------------------------------------------------------------------------------
+// ---- shape ----------------------------------------------------------------------------------------------
+// Dims may be negative (counted from the end). Every result below is a contiguous tensor: reshape and the ops
+// built on it (squeeze, unsqueeze, flatten, unflatten) share x's storage, the others copy. Index arguments are
+// tensors of whole numbers (f32/f64 until integer tensors arrive) or lists; an index out of range is an
+// IndexError naming the index, its position, the dim and the dim's size.
 Tensor reshape(const Tensor& x, const Shape& shape);
 /// Converts to `dtype`; the gradient is converted back.
 Tensor to_dtype(const Tensor& x, DType dtype);
+/// x with its dims reordered: output dim i is input dim dims[i]. Backward: permute by the inverse.
+Tensor permute(const Tensor& x, const std::vector<std::int64_t>& dims);
+/// x with dims d0 and d1 swapped. Backward: transpose(dy, d0, d1).
+Tensor transpose(const Tensor& x, std::int64_t d0, std::int64_t d1);
+/// x without its size-1 dims; squeeze(x, dim) removes dim only if its size is 1.
+Tensor squeeze(const Tensor& x);
+Tensor squeeze(const Tensor& x, std::int64_t dim);
+/// x with a size-1 dim inserted at `dim` (in [-(rank + 1), rank]).
+Tensor unsqueeze(const Tensor& x, std::int64_t dim);
+/// Dims start_dim..end_dim merged into one.
+Tensor flatten(const Tensor& x, std::int64_t start_dim = 0, std::int64_t end_dim = -1);
+/// Dim `dim` split into `sizes` (one entry may be -1).
+Tensor unflatten(const Tensor& x, std::int64_t dim, const Shape& sizes);
 /// Rows [start, start + length) of the first dimension (a copy).
 Tensor narrow(const Tensor& x, std::int64_t start, std::int64_t length);
+/// Positions [start, start + length) of `dim`; a negative start counts from the end.
+/// Backward: dy placed at those positions of a zero tensor (itself an op whose backward is narrow).
+Tensor narrow(const Tensor& x, std::int64_t dim, std::int64_t start, std::int64_t length);
+/// Positions start, start + step, ... below end of `dim` (Python's x[start:end:step]; start and end are
+/// clamped to the dim, negatives count from the end; step > 0).
+Tensor slice(const Tensor& x, std::int64_t dim, std::int64_t start, std::int64_t end, std::int64_t step = 1);
+/// broadcast_to(x, shape) where an entry -1 keeps x's size.
+Tensor expand(const Tensor& x, const Shape& shape);
 /// Rows of x selected by `indices` along the first dimension (a copy); backward scatters-adds.
 Tensor index_select(const Tensor& x, const std::vector<std::int64_t>& indices);
-/// Joins tensors along the first dimension.
+/// Positions `index` (0-D or 1-D, repeats allowed) of `dim`. Backward: index_add into zeros.
+Tensor index_select(const Tensor& x, std::int64_t dim, const Tensor& index);
+Tensor index_select(const Tensor& x, std::int64_t dim, const std::vector<std::int64_t>& index);
+/// x with src's slices added at positions `index` of `dim` (repeats add up). src has x's shape with
+/// size(dim) = len(index). Backward: dy to x, index_select(dy, dim, index) to src.
+Tensor index_add(const Tensor& x, std::int64_t dim, const Tensor& index, const Tensor& src);
+Tensor index_add(const Tensor& x, std::int64_t dim, const std::vector<std::int64_t>& index,
+                 const Tensor& src);
+/// y[i][j][k] = x[index[i][j][k]][j][k] for dim 0 (and likewise for any dim); y has index's shape, which has
+/// x's rank and is no larger than x off `dim`. Backward: scatter_add into zeros.
+Tensor gather(const Tensor& x, std::int64_t dim, const Tensor& index);
+/// x with src[i][j][k] added at [index[i][j][k]][j][k] for dim 0 (likewise any dim); src has index's shape.
+/// Backward: dy to x, gather(dy, dim, index) to src.
+Tensor scatter_add(const Tensor& x, std::int64_t dim, const Tensor& index, const Tensor& src);
+/// Joins tensors along `dim` (all other sizes equal). Backward: narrow(dy, dim, offset, size) for each.
+Tensor cat(const Tensors& xs, std::int64_t dim = 0);
+/// Joins tensors along the first dimension: cat(xs, 0).
 Tensor concat(const Tensors& xs);
+/// Joins tensors of one shape along a new dim: cat of unsqueeze(x, dim).
+Tensor stack(const Tensors& xs, std::int64_t dim = 0);
+/// Pieces of `split_size` along `dim` (the last may be smaller), or pieces of the given sizes.
+Tensors split(const Tensor& x, std::int64_t split_size, std::int64_t dim = 0);
+Tensors split(const Tensor& x, const std::vector<std::int64_t>& sizes, std::int64_t dim = 0);
+/// `chunks` pieces of ceil(size / chunks) along `dim` (fewer when the size runs out first).
+Tensors chunk(const Tensor& x, std::int64_t chunks, std::int64_t dim = 0);
+/// The lower (tril) or upper (triu) triangle of the last two dims: entries with col - row <= k (tril) or
+/// >= k (triu) kept, the rest 0. Backward: the same triangle of dy.
+Tensor tril(const Tensor& x, std::int64_t k = 0);
+Tensor triu(const Tensor& x, std::int64_t k = 0);
+
+enum class PadMode { constant, reflect };
+/// Pads the last pads.size() / 2 dims, in F.pad's order: (last dim before, last dim after, the dim before it
+/// before, after, ...). constant fills with `value` (negative pads crop); reflect mirrors without repeating the
+/// edge (each pad below the dim's size). Backward: dy's entries added back where they were read from.
+Tensor pad(const Tensor& x, const std::vector<std::int64_t>& pads, PadMode mode = PadMode::constant,
+           double value = 0.0);
 
 // ---- neural-network functions -----------------------------------------------------------------------------
 /// exp(x) / sum(exp(x)) along `axis`, computed stably (max subtracted). d/dx = y (dy - sum(dy y)).

@@ -34,6 +34,26 @@ bp::Tensor decode(const json& j, bp::DType dtype) {
 
 using OpFn = std::function<bp::Tensor(const bp::Tensors&, const json&)>;
 
+std::int64_t dim(const json& a, const char* key) {
+  return a.at(key).get<std::int64_t>();
+}
+
+/// A nested JSON list of whole numbers as an index tensor in x's dtype.
+bp::Tensor index_tensor(const json& j, const bp::Tensor& like) {
+  bp::Shape shape;
+  for (const json* p = &j; p->is_array(); p = &p->at(0))
+    shape.push_back(static_cast<std::int64_t>(p->size()));
+  std::vector<double> flat;
+  std::function<void(const json&)> walk = [&](const json& e) {
+    if (e.is_array())
+      for (const json& c : e) walk(c);
+    else
+      flat.push_back(e.get<double>());
+  };
+  walk(j);
+  return bp::from_vector(flat, shape, like.dtype());
+}
+
 /// The C++ side of make_golden.py's OPS table: the same names, the same arguments.
 const std::map<std::string, OpFn>& ops() {
   static const std::map<std::string, OpFn> table = {
@@ -156,6 +176,69 @@ const std::map<std::string, OpFn>& ops() {
          return bp::topk(x[0], a.at("k").get<std::int64_t>(), a.at("dim").get<std::int64_t>(),
                          a.at("largest").get<bool>())
              .values;
+       }},
+      // ---- shape and indexing ops on any dim ----
+      {"permute", [](const bp::Tensors& x,
+                     const json& a) { return bp::permute(x[0], a.at("dims").get<std::vector<std::int64_t>>()); }},
+      {"transpose_dims",
+       [](const bp::Tensors& x, const json& a) { return bp::transpose(x[0], dim(a, "d0"), dim(a, "d1")); }},
+      {"squeeze",
+       [](const bp::Tensors& x, const json& a) {
+         return a.contains("dim") ? bp::squeeze(x[0], dim(a, "dim")) : bp::squeeze(x[0]);
+       }},
+      {"unsqueeze", [](const bp::Tensors& x, const json& a) { return bp::unsqueeze(x[0], dim(a, "dim")); }},
+      {"flatten",
+       [](const bp::Tensors& x, const json& a) { return bp::flatten(x[0], dim(a, "start"), dim(a, "end")); }},
+      {"unflatten",
+       [](const bp::Tensors& x, const json& a) {
+         return bp::unflatten(x[0], dim(a, "dim"), a.at("sizes").get<bp::Shape>());
+       }},
+      {"narrow_dim",
+       [](const bp::Tensors& x, const json& a) {
+         return bp::narrow(x[0], dim(a, "dim"), dim(a, "start"), dim(a, "length"));
+       }},
+      {"slice",
+       [](const bp::Tensors& x, const json& a) {
+         return bp::slice(x[0], dim(a, "dim"), dim(a, "start"), dim(a, "end"), dim(a, "step"));
+       }},
+      {"expand",
+       [](const bp::Tensors& x, const json& a) { return bp::expand(x[0], a.at("shape").get<bp::Shape>()); }},
+      {"cat", [](const bp::Tensors& x, const json& a) { return bp::cat(x, dim(a, "dim")); }},
+      {"stack", [](const bp::Tensors& x, const json& a) { return bp::stack(x, dim(a, "dim")); }},
+      {"split",
+       [](const bp::Tensors& x, const json& a) {
+         const json& size = a.at("size");
+         const bp::Tensors parts = size.is_array()
+                                       ? bp::split(x[0], size.get<std::vector<std::int64_t>>(), dim(a, "dim"))
+                                       : bp::split(x[0], size.get<std::int64_t>(), dim(a, "dim"));
+         return parts.at(a.at("piece").get<std::size_t>());
+       }},
+      {"chunk",
+       [](const bp::Tensors& x, const json& a) {
+         return bp::chunk(x[0], dim(a, "chunks"), dim(a, "dim")).at(a.at("piece").get<std::size_t>());
+       }},
+      {"index_select_dim",
+       [](const bp::Tensors& x, const json& a) {
+         return bp::index_select(x[0], dim(a, "dim"), index_tensor(a.at("index"), x[0]));
+       }},
+      {"index_add",
+       [](const bp::Tensors& x, const json& a) {
+         return bp::index_add(x[0], dim(a, "dim"), a.at("index").get<std::vector<std::int64_t>>(), x[1]);
+       }},
+      {"gather",
+       [](const bp::Tensors& x, const json& a) {
+         return bp::gather(x[0], dim(a, "dim"), index_tensor(a.at("index"), x[0]));
+       }},
+      {"scatter_add",
+       [](const bp::Tensors& x, const json& a) {
+         return bp::scatter_add(x[0], dim(a, "dim"), index_tensor(a.at("index"), x[0]), x[1]);
+       }},
+      {"tril", [](const bp::Tensors& x, const json& a) { return bp::tril(x[0], dim(a, "k")); }},
+      {"triu", [](const bp::Tensors& x, const json& a) { return bp::triu(x[0], dim(a, "k")); }},
+      {"pad",
+       [](const bp::Tensors& x, const json& a) {
+         const bp::PadMode mode = a.at("mode") == "reflect" ? bp::PadMode::reflect : bp::PadMode::constant;
+         return bp::pad(x[0], a.at("pads").get<std::vector<std::int64_t>>(), mode, a.at("value").get<double>());
        }},
   };
   return table;

@@ -225,6 +225,74 @@ def op_cases():
     return c
 
 
+SHAPE_OPS = {
+    "permute": lambda x, a: x[0].permute(a["dims"]),
+    "transpose_dims": lambda x, a: torch.transpose(x[0], a["d0"], a["d1"]),
+    "squeeze": lambda x, a: torch.squeeze(x[0], a["dim"]) if "dim" in a else torch.squeeze(x[0]),
+    "unsqueeze": lambda x, a: torch.unsqueeze(x[0], a["dim"]),
+    "flatten": lambda x, a: torch.flatten(x[0], a["start"], a["end"]),
+    "unflatten": lambda x, a: torch.unflatten(x[0], a["dim"], a["sizes"]),
+    "narrow_dim": lambda x, a: torch.narrow(x[0], a["dim"], a["start"], a["length"]),
+    "slice": lambda x, a: x[0][(slice(None),) * a["dim"] + (slice(a["start"], a["end"], a["step"]),)],
+    "expand": lambda x, a: x[0].expand(a["shape"]),
+    "cat": lambda x, a: torch.cat(x, a["dim"]),
+    "stack": lambda x, a: torch.stack(x, a["dim"]),
+    "split": lambda x, a: torch.split(x[0], a["size"], a["dim"])[a["piece"]],
+    "chunk": lambda x, a: torch.chunk(x[0], a["chunks"], a["dim"])[a["piece"]],
+    "index_select_dim": lambda x, a: torch.index_select(x[0], a["dim"], torch.tensor(a["index"])),
+    "index_add": lambda x, a: torch.index_add(x[0], a["dim"], torch.tensor(a["index"]), x[1]),
+    "gather": lambda x, a: torch.gather(x[0], a["dim"], torch.tensor(a["index"])),
+    "scatter_add": lambda x, a: torch.scatter_add(x[0], a["dim"], torch.tensor(a["index"]), x[1]),
+    "tril": lambda x, a: torch.tril(x[0], a["k"]),
+    "triu": lambda x, a: torch.triu(x[0], a["k"]),
+    "pad": lambda x, a: F.pad(x[0], a["pads"], mode=a["mode"], value=a["value"]) if a["mode"] == "constant"
+    else F.pad(x[0], a["pads"], mode=a["mode"]),
+}
+OPS.update(SHAPE_OPS)
+
+
+def shape_cases():
+    """Shape and indexing ops on any dim, drawn from their own generator so earlier cases keep their values."""
+    global rng
+    saved, rng = rng, np.random.RandomState(SEED + 15)
+    c = []
+    c.append(case("permute", [draw((2, 3, 2, 2))], {"dims": [2, 0, 3, 1]}))
+    c.append(case("permute", [draw((2, 3, 4))], {"dims": [-1, 0, 1]}))
+    c.append(case("transpose_dims", [draw((2, 3, 4))], {"d0": 0, "d1": -1}))
+    c.append(case("squeeze", [draw((2, 1, 3, 1))], {}))
+    c.append(case("squeeze", [draw((2, 1, 3))], {"dim": 1}))
+    c.append(case("unsqueeze", [draw((2, 3))], {"dim": -1}))
+    c.append(case("flatten", [draw((2, 3, 2, 2))], {"start": 1, "end": 2}))
+    c.append(case("unflatten", [draw((2, 6))], {"dim": 1, "sizes": [3, -1]}))
+    c.append(case("narrow_dim", [draw((2, 3, 4))], {"dim": -1, "start": 1, "length": 2}))
+    c.append(case("slice", [draw((2, 5, 2))], {"dim": 1, "start": 0, "end": 5, "step": 2}))
+    c.append(case("slice", [draw((3, 6))], {"dim": 1, "start": -4, "end": 100, "step": 3}))
+    c.append(case("expand", [draw((4, 1))], {"shape": [2, -1, 3]}))
+    c.append(case("cat", [draw((2, 1, 3)), draw((2, 2, 3))], {"dim": 1}))
+    c.append(case("cat", [draw((2, 3)), draw((2, 1))], {"dim": -1}))
+    c.append(case("stack", [draw((2, 3)), draw((2, 3)), draw((2, 3))], {"dim": -1}))
+    c.append(case("stack", [draw((2, 3)), draw((2, 3))], {"dim": 0}))
+    c.append(case("split", [draw((4, 5))], {"size": 2, "dim": 1, "piece": 2}))
+    c.append(case("split", [draw((2, 4))], {"size": [1, 3], "dim": -1, "piece": 1}))
+    c.append(case("chunk", [draw((5, 2))], {"chunks": 2, "dim": 0, "piece": 1}))
+    c.append(case("index_select_dim", [draw((2, 4, 2))], {"dim": 1, "index": [3, 0, 3]}))
+    c.append(case("index_select_dim", [draw((3, 2))], {"dim": 0, "index": [2, 2]}))
+    c.append(case("index_add", [draw((2, 4)), draw((2, 3))], {"dim": 1, "index": [2, 0, 2]}))
+    c.append(case("gather", [draw((2, 3))], {"dim": 1, "index": [[0, 2, 2], [1, 1, 0]]}))
+    c.append(case("gather", [draw((3, 2, 2))], {"dim": 0, "index": [[[2, 0]], [[1, 1]]]}))
+    c.append(case("scatter_add", [draw((2, 3)), draw((2, 2))], {"dim": 1, "index": [[0, 2], [2, 1]]}))
+    c.append(case("scatter_add", [draw((2, 3)), draw((1, 3))], {"dim": 0, "index": [[1, 0, 1]]}))
+    c.append(case("tril", [draw((2, 3, 4))], {"k": 0}))
+    c.append(case("tril", [draw((4, 3))], {"k": -1}))
+    c.append(case("triu", [draw((3, 4))], {"k": 1}))
+    c.append(case("pad", [draw((2, 2, 3))], {"pads": [1, 2, 0, 1], "mode": "constant", "value": 0.5}))
+    c.append(case("pad", [draw((2, 3))], {"pads": [-1, 1], "mode": "constant", "value": 0.0}))
+    c.append(case("pad", [draw((1, 2, 5))], {"pads": [2, 3], "mode": "reflect", "value": 0.0}))
+    c.append(case("pad", [draw((1, 2, 3, 4))], {"pads": [2, 1, 1, 2], "mode": "reflect", "value": 0.0}))
+    rng = saved
+    return c
+
+
 def mlp_case():
     """A 4-5-3 sigmoid network with a cross-entropy cost on 8 examples: the delta rule end to end."""
     x = torch.tensor(rng.standard_normal((8, 4)))
@@ -316,6 +384,7 @@ def main():
         "mlp": mlp_case(),
         "checkpoint": checkpoint_case(),
     }
+    golden["cases"] += shape_cases()
     path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "ops_golden.json")
     with open(path, "w") as f:
         json.dump(golden, f, indent=None, separators=(",", ":"))

@@ -234,6 +234,79 @@ std::vector<OpCase> build() {
   add({"log_softmax_middle_of_3d",
        [](const Ts& x) { return bp::log_softmax(x[0], 1); },
        {in({2, 4, 3}, -2.0, 2.0)}});
+  // ---- shape and indexing ops on any dim (index tensors hold whole numbers, built in the input's dtype) -------
+  const auto idx = [](std::vector<double> v, bp::Shape s, const T& like) {
+    return bp::from_vector(v, s, like.dtype());
+  };
+  add({"permute_4d", [](const Ts& x) { return bp::permute(x[0], {2, 0, 3, 1}); }, {in({2, 3, 2, 2})}});
+  add({"transpose_dims", [](const Ts& x) { return bp::transpose(x[0], 0, -1); }, {in({2, 3, 4})}});
+  add({"squeeze_unsqueeze",
+       [](const Ts& x) { return bp::unsqueeze(bp::squeeze(x[0]), -1) * bp::squeeze(x[0], 1).sum(); },
+       {in({2, 1, 3})}});
+  add({"flatten_unflatten",
+       [](const Ts& x) {
+         return bp::unflatten(bp::flatten(x[0], 1, 2), 1, {3, -1}) * x[0];
+       },
+       {in({2, 3, 2, 2})}});
+  add({"narrow_dim", [](const Ts& x) { return bp::narrow(x[0], -1, 1, 2); }, {in({2, 3, 4})}});
+  add({"slice_step", [](const Ts& x) { return bp::slice(x[0], 1, 0, 5, 2); }, {in({2, 5, 2})}});
+  add({"expand", [](const Ts& x) { return bp::expand(x[0], {2, -1, 3}); }, {in({4, 1})}});
+  add({"cat_dim1", [](const Ts& x) { return bp::cat({x[0], x[1]}, 1); }, {in({2, 1, 3}), in({2, 2, 3})}});
+  add({"stack_last",
+       [](const Ts& x) {
+         return bp::stack({x[0], x[1], x[0]}, -1);
+       },
+       {in({2, 3}), in({2, 3})}});
+  add({"split_chunk",
+       [](const Ts& x) {
+         const Ts a = bp::split(x[0], 2, 1), b = bp::chunk(x[0], 2, 0);
+         return bp::cat({a[1] * a[0], bp::cat({b[1], b[0]}, 0)}, 1);  // [4, 2] beside [4, 3]
+       },
+       {in({4, 3})}});
+  add({"split_sizes", [](const Ts& x) { return bp::split(x[0], {1, 3}, -1)[1] * 2.0; }, {in({2, 4})}});
+  add({"index_select_dim1",
+       [idx](const Ts& x) {
+         return bp::index_select(x[0], 1, idx({3, 0, 3}, {3}, x[0]));
+       },
+       {in({2, 4, 2})}});
+  add({"index_add_dim1",
+       [idx](const Ts& x) {
+         return bp::index_add(x[0], 1, idx({2, 0, 2}, {3}, x[0]), x[1]);
+       },
+       {in({2, 4}), in({2, 3})}});
+  add({"gather_dim1",
+       [idx](const Ts& x) {
+         return bp::gather(x[0], 1, idx({0, 2, 2, 1, 1, 0}, {2, 3}, x[0]));
+       },
+       {in({2, 3})}});
+  add({"gather_dim0_squared",
+       [idx](const Ts& x) {
+         return bp::pow(bp::gather(x[0], 0, idx({1, 0, 1, 1}, {2, 2}, x[0])), 2.0);
+       },
+       {in({2, 3})}});
+  add({"scatter_add_dim1",
+       [idx](const Ts& x) {
+         return bp::scatter_add(x[0], 1, idx({0, 2, 2, 1}, {2, 2}, x[0]), x[1]);
+       },
+       {in({2, 3}), in({2, 2})}});
+  add({"scatter_add_times_src",
+       [idx](const Ts& x) {
+         return bp::scatter_add(x[0], 0, idx({1, 0, 1}, {1, 3}, x[0]), x[1]) * x[0];
+       },
+       {in({2, 3}), in({1, 3})}});
+  add({"tril", [](const Ts& x) { return bp::tril(x[0], 0); }, {in({2, 3, 4})}});
+  add({"triu_k1", [](const Ts& x) { return bp::triu(x[0], 1); }, {in({3, 4})}});
+  add({"pad_constant",
+       [](const Ts& x) {
+         return bp::pad(x[0], {1, 2, 0, 1}, bp::PadMode::constant, 0.5);
+       },
+       {in({2, 2, 3})}});
+  add({"pad_reflect",
+       [](const Ts& x) {
+         return bp::pad(x[0], {2, 1, 1, 1}, bp::PadMode::reflect);
+       },
+       {in({1, 3, 4})}});
+  add({"pad_crop", [](const Ts& x) { return bp::pad(x[0], {-1, 1}); }, {in({2, 3})}});
   return t;
 }
 
