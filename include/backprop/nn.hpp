@@ -13,8 +13,11 @@
 #include <backprop/nn/activation.hpp>
 #include <backprop/nn/batchnorm.hpp>
 #include <backprop/nn/checkpoint.hpp>
+#include <backprop/nn/containers.hpp>
 #include <backprop/nn/dropout.hpp>
 #include <backprop/nn/init.hpp>
+#include <backprop/nn/layernorm.hpp>
 #include <backprop/nn/linear.hpp>
 #include <backprop/nn/module.hpp>
+#include <backprop/nn/reshape.hpp>
 #include <backprop/nn/sequential.hpp>

@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""PyTorch's side of tests/nn/layernorm_test.cpp and tests/nn/residual_test.cpp: the same computation on the
+same deterministic inputs (value k of a tensor filled with `seed` is sin(0.37 (k + 1) + seed)), printed one
+tensor a line as "name v0 v1 ..." with every digit of each double.
+usage: torch_layers.py layernorm | train
+"""
+import math
+import sys
+
+import torch
+
+torch.set_default_dtype(torch.float64)
+
+
+def filled(shape, seed, scale=1.0):
+    n = math.prod(shape)
+    return torch.tensor([scale * math.sin(0.37 * (k + 1) + seed) for k in range(n)]).reshape(shape)
+
+
+def emit(name, t):
+    print(name, " ".join(repr(float(v)) for v in t.detach().reshape(-1).tolist()))
+
+
+def layernorm():
+    for tag, shape, normalized in (("last", (5, 4), (4,)), ("two", (3, 2, 4), (2, 4))):
+        ln = torch.nn.LayerNorm(normalized, eps=1e-5)
+        with torch.no_grad():
+            ln.weight.copy_(filled(normalized, 1.0))
+            ln.bias.copy_(filled(normalized, 2.0))
+        x = filled(shape, 3.0).requires_grad_()
+        y = ln(x)
+        (y * filled(shape, 4.0)).sum().backward()
+        emit(tag + ".y", y)
+        emit(tag + ".dx", x.grad)
+        emit(tag + ".dweight", ln.weight.grad)
+        emit(tag + ".dbias", ln.bias.grad)
+
+
+class Residual(torch.nn.Module):
+    def __init__(self, block):
+        super().__init__()
+        self.block = block
+
+    def forward(self, x):
+        return x + self.block(x)
+
+
+def train():
+    nn = torch.nn
+    net = nn.Sequential(nn.Linear(4, 6), Residual(nn.Sequential(nn.LayerNorm(6), nn.Linear(6, 6), nn.Tanh())),
+                        nn.LayerNorm(6), nn.Linear(6, 2))
+    with torch.no_grad():
+        for j, (name, p) in enumerate(net.named_parameters()):
+            p.copy_(filled(p.shape, float(j), 0.5))
+    x, target = filled((8, 4), 10.0), filled((8, 2), 20.0)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    for step in range(5):
+        opt.zero_grad()
+        loss = ((net(x) - target) ** 2).mean()
+        loss.backward()
+        opt.step()
+        emit("loss%d" % step, loss)
+    for name, p in net.named_parameters():
+        emit(name, p)
+
+
+if __name__ == "__main__":
+    {"layernorm": layernorm, "train": train}[sys.argv[1]]()
