@@ -390,3 +390,22 @@ TEST(ModelFileV1, CommandLineModelsNowCarryTheirTree) {
   EXPECT_TRUE(same_bits(bp::io::load_module(dir.file("m.safetensors"))->forward(x), net->forward(x)));
   EXPECT_TRUE(same_bits(bp::io::load_network(back)->forward(x), net->forward(x)));
 }
+
+// The fuzz target's seed (fuzz/corpus/module_tree/full.json) loads against the target's tensors, so the
+// fuzzer starts from a tree that reaches every check.
+TEST(ModuleTree, FuzzSeedLoadsAgainstTheFuzzTargetsTensors) {
+  const std::map<std::string, bp::Tensor> state = {{"0.weight", bp::zeros({2, 3})},
+                                                   {"0.bias", bp::zeros({2})},
+                                                   {"2.0.weight", bp::zeros({2, 2})},
+                                                   {"2.0.bias", bp::zeros({2})},
+                                                   {"3.weight", bp::zeros({2})},
+                                                   {"3.bias", bp::zeros({2})},
+                                                   {"3.running_mean", bp::zeros({2})},
+                                                   {"3.running_var", bp::zeros({2})},
+                                                   {"3.num_batches_tracked", bp::zeros({}, bp::f64)}};
+  std::ifstream in(std::string(BACKPROP_SOURCE_DIR) + "/fuzz/corpus/module_tree/full.json");
+  std::stringstream text;
+  text << in.rdbuf();
+  const nn::ModulePtr net = bp::io::build_module_tree(text.str(), state, "full.json");
+  EXPECT_EQ(net->named_modules().size(), 5u);
+}
