@@ -136,6 +136,5 @@ TEST(InfoSummary, UnknownTypesAndMismatchedTensorsExit3NamingFileAndField) {
   bp::io::save_safetensors(s.path("short.safetensors"), file);
   const auto r = run(s, "info " + s.path("short.safetensors"));
   EXPECT_EQ(r.code, 3);
-  EXPECT_THAT(r.err,
-              HasSubstr("short.safetensors: tensor '0.bias' of the module tree ([8]) is missing"));
+  EXPECT_THAT(r.err, HasSubstr("short.safetensors: tensor '0.bias' of the module tree ([8]) is missing"));
 }
