@@ -321,6 +321,8 @@ class TreeReader {
       m = factory(o, built);
     } catch (const FileError&) {
       throw;
+    } catch (const OutOfMemoryError&) {
+      throw;
     } catch (const Error& e) {
       throw FileError(at + " (" + type + "): " + e.what());
     }

@@ -63,6 +63,8 @@ std::pair<bp::io::ModelFile, bp::nn::ModulePtr> load_for(const std::string& path
   try {
     y = net->forward(
         bp::zeros({1, model.architecture.inputs}, params.empty() ? bp::f32 : params.front().dtype()));
+  } catch (const bp::OutOfMemoryError&) {
+    throw;
   } catch (const bp::Error& e) {
     throw bp::FileError(path + ": one forward pass of a zero example of the input shape " +
                         bp::to_string(model.input_shape) + " failed: " + e.what());

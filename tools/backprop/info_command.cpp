@@ -88,6 +88,8 @@ std::vector<Row> summary_rows(const bp::io::ModelFile& m, const bp::nn::ModulePt
   bp::NoGradGuard guard;
   try {
     summarize(tree, net, "", 0, &x, rows);
+  } catch (const bp::OutOfMemoryError&) {
+    throw;
   } catch (const bp::Error& e) {
     throw bp::FileError(path + ": one forward pass of a zero example of the input shape " +
                         bp::to_string(m.input_shape) + " failed: " + e.what());
