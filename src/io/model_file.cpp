@@ -2,6 +2,7 @@
 // it.
 #include <backprop/error.hpp>
 #include <backprop/io/model_file.hpp>
+#include <backprop/io/module_tree.hpp>
 #include <backprop/ops.hpp>
 #include <nlohmann/json.hpp>
 
@@ -114,20 +115,33 @@ NamedTensors to_named(const ModelFile& model, const std::string& format) {
     out.tensors.emplace_back("preprocess.mean", p.mean.detach());
     out.tensors.emplace_back("preprocess.std", p.std.detach());
   }
+  // A network saved from code has a module tree and no architecture; the command line's MLP has both.
   const Architecture& a = model.architecture;
-  std::int64_t parameters = 0;
-  json modules = json::array();
-  {
+  const bool has_architecture = model.module_tree.empty() || a.inputs > 0;
+  std::string tree = model.module_tree;
+  if (has_architecture) {
+    std::int64_t parameters = 0;
+    json modules = json::array();
     Generator gen(0);
     auto net = build_network(a, gen);
     parameters = net->num_parameters();
     for (const auto& [name, m] : net->named_children()) modules.push_back(name + ": " + m->repr());
+    if (tree.empty()) tree = module_tree(*net);
+    json arch = {{"inputs", a.inputs},           {"hidden", a.hidden},
+                 {"outputs", a.outputs},         {"activation", a.activation},
+                 {"batchnorm", a.batchnorm},     {"dropout", a.dropout},
+                 {"dropconnect", a.dropconnect}, {"init", a.init},
+                 {"parameters", parameters},     {"modules", modules}};
+    out.metadata["architecture"] = arch.dump();
   }
-  json arch = {{"inputs", a.inputs},           {"hidden", a.hidden},
-               {"outputs", a.outputs},         {"activation", a.activation},
-               {"batchnorm", a.batchnorm},     {"dropout", a.dropout},
-               {"dropconnect", a.dropconnect}, {"init", a.init},
-               {"parameters", parameters},     {"modules", modules}};
+  out.metadata["module"] = tree;
+  std::vector<std::int64_t> input_shape = model.input_shape;
+  if (input_shape.empty() && has_architecture) input_shape = {a.inputs};
+  if (!input_shape.empty()) {
+    for (std::int64_t d : input_shape)
+      BP_CHECK(d > 0, ValueError, "save_model: input_shape ", to_string(input_shape), " must have sizes > 0");
+    out.metadata["input_shape"] = json(input_shape).dump();
+  }
   json pre = {{"task", p.task},
               {"input", p.input},
               {"pixel_scale", p.pixel_scale},
@@ -140,8 +154,7 @@ NamedTensors to_named(const ModelFile& model, const std::string& format) {
   BP_CHECK(!training.is_discarded() && training.is_object(), ValueError,
            "save_model: training_json must be a JSON object");
   out.metadata["format"] = format;
-  out.metadata["architecture"] = arch.dump();
-  out.metadata["preprocessing"] = pre.dump();
+  if (model.has_preprocessing) out.metadata["preprocessing"] = pre.dump();
   out.metadata["training"] = training.dump();
   if (!model.config_toml.empty()) out.metadata["config"] = model.config_toml;
   return out;
@@ -155,40 +168,66 @@ ModelFile from_named(const NamedTensors& file, const std::string& path, const st
            format == file.metadata.end() ? std::string("missing") : "'" + format->second + "'",
            ", expected '", kModelFormat, "' or '", kCheckpointFormat, "'");
   ModelFile m;
-  const json arch = metadata_json(file, path, "architecture");
-  m.architecture.inputs = field<std::int64_t>(arch, "inputs", path, "architecture");
-  m.architecture.hidden = field<std::vector<std::int64_t>>(arch, "hidden", path, "architecture");
-  m.architecture.outputs = field<std::int64_t>(arch, "outputs", path, "architecture");
-  m.architecture.activation = field<std::string>(arch, "activation", path, "architecture");
-  m.architecture.batchnorm = field<bool>(arch, "batchnorm", path, "architecture");
-  m.architecture.dropout = field<double>(arch, "dropout", path, "architecture");
-  m.architecture.dropconnect = field<double>(arch, "dropconnect", path, "architecture");
-  m.architecture.init = field<std::string>(arch, "init", path, "architecture");
-
-  const json pre = metadata_json(file, path, "preprocessing");
-  Preprocessing& p = m.preprocessing;
-  p.task = field<std::string>(pre, "task", path, "preprocessing");
-  BP_CHECK(p.task == "classification" || p.task == "regression", FileError, path,
-           ": __metadata__ 'preprocessing' task must be classification or regression, got '", p.task, "'");
-  p.input = field<std::string>(pre, "input", path, "preprocessing");
-  p.pixel_scale = field<double>(pre, "pixel_scale", path, "preprocessing");
-  p.image_shape = field<std::vector<std::int64_t>>(pre, "image_shape", path, "preprocessing");
-  p.class_names = field<std::vector<std::string>>(pre, "class_names", path, "preprocessing");
-  p.feature_names = field<std::vector<std::string>>(pre, "feature_names", path, "preprocessing");
-  p.target = field<std::string>(pre, "target", path, "preprocessing");
-  if (field<bool>(pre, "standardize", path, "preprocessing")) {
-    BP_CHECK(file.contains("preprocess.mean") && file.contains("preprocess.std"), FileError, path,
-             ": preprocessing says standardize but the tensors preprocess.mean / preprocess.std are missing");
-    p.mean = file.at("preprocess.mean");
-    p.std = file.at("preprocess.std");
-    BP_CHECK(p.mean.dim() == 1 && p.mean.numel() == m.architecture.inputs && p.std.shape() == p.mean.shape(),
-             FileError, path, ": preprocess.mean and preprocess.std must both be [", m.architecture.inputs,
-             "], got ", to_string(p.mean.shape()), " and ", to_string(p.std.shape()));
+  // Files written before module trees were stored have an architecture; networks saved from code only a tree.
+  auto tree = file.metadata.find("module");
+  if (tree != file.metadata.end()) m.module_tree = tree->second;
+  if (tree == file.metadata.end() || file.metadata.contains("architecture")) {
+    const json arch = metadata_json(file, path, "architecture");
+    m.architecture.inputs = field<std::int64_t>(arch, "inputs", path, "architecture");
+    m.architecture.hidden = field<std::vector<std::int64_t>>(arch, "hidden", path, "architecture");
+    m.architecture.outputs = field<std::int64_t>(arch, "outputs", path, "architecture");
+    m.architecture.activation = field<std::string>(arch, "activation", path, "architecture");
+    m.architecture.batchnorm = field<bool>(arch, "batchnorm", path, "architecture");
+    m.architecture.dropout = field<double>(arch, "dropout", path, "architecture");
+    m.architecture.dropconnect = field<double>(arch, "dropconnect", path, "architecture");
+    m.architecture.init = field<std::string>(arch, "init", path, "architecture");
   }
-  if (p.task == "classification")
-    BP_CHECK(
-        p.class_names.empty() || static_cast<std::int64_t>(p.class_names.size()) == m.architecture.outputs,
-        FileError, path, ": ", p.class_names.size(), " class names for ", m.architecture.outputs, " outputs");
+  auto shape = file.metadata.find("input_shape");
+  if (shape != file.metadata.end()) {
+    const json j = json::parse(shape->second, nullptr, false);
+    bool ok = !j.is_discarded() && j.is_array() && !j.empty() && j.size() <= 8;
+    for (std::size_t i = 0; ok && i < j.size(); ++i)
+      ok = j[i].is_number_integer() && j[i].get<std::int64_t>() > 0;
+    BP_CHECK(ok, FileError, path, ": __metadata__ 'input_shape' is '", shape->second.substr(0, 80),
+             "', expected a JSON list of 1 to 8 positive integers");
+    m.input_shape = j.get<std::vector<std::int64_t>>();
+  } else if (m.architecture.inputs > 0) {
+    m.input_shape = {m.architecture.inputs};
+  }
+  // The number of features standardisation expects: the architecture's inputs, or a 1-D input shape.
+  const std::int64_t features =
+      m.architecture.inputs > 0 ? m.architecture.inputs : (m.input_shape.size() == 1 ? m.input_shape[0] : -1);
+
+  m.has_preprocessing = tree == file.metadata.end() || file.metadata.contains("preprocessing");
+  if (m.has_preprocessing) {
+    const json pre = metadata_json(file, path, "preprocessing");
+    Preprocessing& p = m.preprocessing;
+    p.task = field<std::string>(pre, "task", path, "preprocessing");
+    BP_CHECK(p.task == "classification" || p.task == "regression", FileError, path,
+             ": __metadata__ 'preprocessing' task must be classification or regression, got '", p.task, "'");
+    p.input = field<std::string>(pre, "input", path, "preprocessing");
+    p.pixel_scale = field<double>(pre, "pixel_scale", path, "preprocessing");
+    p.image_shape = field<std::vector<std::int64_t>>(pre, "image_shape", path, "preprocessing");
+    p.class_names = field<std::vector<std::string>>(pre, "class_names", path, "preprocessing");
+    p.feature_names = field<std::vector<std::string>>(pre, "feature_names", path, "preprocessing");
+    p.target = field<std::string>(pre, "target", path, "preprocessing");
+    if (field<bool>(pre, "standardize", path, "preprocessing")) {
+      BP_CHECK(
+          file.contains("preprocess.mean") && file.contains("preprocess.std"), FileError, path,
+          ": preprocessing says standardize but the tensors preprocess.mean / preprocess.std are missing");
+      p.mean = file.at("preprocess.mean");
+      p.std = file.at("preprocess.std");
+      BP_CHECK(p.mean.dim() == 1 && (features < 0 || p.mean.numel() == features) &&
+                   p.std.shape() == p.mean.shape(),
+               FileError, path, ": preprocess.mean and preprocess.std must both be [", features, "], got ",
+               to_string(p.mean.shape()), " and ", to_string(p.std.shape()));
+    }
+    if (p.task == "classification" && m.architecture.outputs > 0)
+      BP_CHECK(
+          p.class_names.empty() || static_cast<std::int64_t>(p.class_names.size()) == m.architecture.outputs,
+          FileError, path, ": ", p.class_names.size(), " class names for ", m.architecture.outputs,
+          " outputs");
+  }
 
   auto training = file.metadata.find("training");
   if (training != file.metadata.end()) m.training_json = metadata_json(file, path, "training").dump();
@@ -206,6 +245,26 @@ ModelFile from_named(const NamedTensors& file, const std::string& path, const st
 
 void save_model(const std::string& path, const ModelFile& model) {
   save_safetensors(path, to_named(model));
+}
+
+void save_model(const std::string& path, const nn::Module& module, const SaveOptions& options) {
+  ModelFile m;
+  m.module_tree = module_tree(module);
+  m.state = module.state_dict();
+  m.input_shape = options.input_shape;
+  m.has_preprocessing = options.preprocessing.has_value();
+  if (options.preprocessing) m.preprocessing = *options.preprocessing;
+  m.training_json = options.training_json;
+  save_safetensors(path, to_named(m));
+}
+
+std::shared_ptr<nn::Module> load_module(const std::string& path) {
+  return build_module(load_model(path), path);
+}
+
+std::shared_ptr<nn::Module> build_module(const ModelFile& model, const std::string& origin) {
+  if (model.module_tree.empty()) return load_network(model, origin);
+  return build_module_tree(model.module_tree, model.state, origin);
 }
 
 ModelFile load_model(const std::string& path) {

@@ -41,11 +41,44 @@ std::string label(const bp::io::Preprocessing& p, std::int64_t c) {
              : std::to_string(c);
 }
 
+// The model file and its network. A network saved from code has no architecture: it works here when it
+// carries preprocessing and a 1-D input shape [D]; its number of outputs comes from one forward pass.
+std::pair<bp::io::ModelFile, bp::nn::ModulePtr> load_for(const std::string& path, const char* command) {
+  bp::io::ModelFile model = bp::io::load_model(path);
+  bp::nn::ModulePtr net = bp::io::build_module(model, path);
+  if (model.architecture.inputs > 0) return {std::move(model), std::move(net)};
+  BP_CHECK(
+      model.has_preprocessing, FileError, path,
+      ": the network was saved from code without preprocessing; `backprop ", command,
+      "` needs it (the task, the input kind, the class names): save it with io::save_model(path, module, "
+      "{.input_shape = {D}, .preprocessing = ...})");
+  BP_CHECK(model.input_shape.size() == 1, FileError, path, ": the input shape is ",
+           model.input_shape.empty() ? std::string("not saved") : bp::to_string(model.input_shape),
+           "; `backprop ", command,
+           "` reads rows of D features and needs the input shape [D] (SaveOptions::input_shape)");
+  model.architecture.inputs = model.input_shape.front();
+  bp::NoGradGuard guard;
+  const bp::Tensors params = net->parameters();
+  bp::Tensor y;
+  try {
+    y = net->forward(
+        bp::zeros({1, model.architecture.inputs}, params.empty() ? bp::f32 : params.front().dtype()));
+  } catch (const bp::OutOfMemoryError&) {
+    throw;
+  } catch (const bp::Error& e) {
+    throw bp::FileError(path + ": one forward pass of a zero example of the input shape " +
+                        bp::to_string(model.input_shape) + " failed: " + e.what());
+  }
+  BP_CHECK(y.dim() == 2, FileError, path, ": the network gives outputs of shape ", bp::to_string(y.shape()),
+           " for one example; `backprop ", command, "` needs [1, outputs]");
+  model.architecture.outputs = y.size(1);
+  return {std::move(model), std::move(net)};
+}
+
 }  // namespace
 
 int run_eval(const EvalArgs& a) {
-  const bp::io::ModelFile model = bp::io::load_model(a.model);
-  const auto net = bp::io::load_network(model, a.model);
+  const auto [model, net] = load_for(a.model, "eval");
   const bp::data::TensorDataset data = load_eval_data(model, a.data, a.target, a.split, a.limit);
   BP_CHECK(data.size() > 0, FileError, a.data, ": no examples to evaluate");
   const bool regression = model.preprocessing.task == "regression";
@@ -118,8 +151,7 @@ int run_predict(const PredictArgs& a) {
              "; choose another --output");
   if (!a.output.empty())
     check_output("--output", a.output, bp::io::FileKind::text, "predictions (text)", a.force);
-  const bp::io::ModelFile model = bp::io::load_model(a.model);
-  const auto net = bp::io::load_network(model, a.model);
+  const auto [model, net] = load_for(a.model, "predict");
   const bp::Tensor x = load_predict_inputs(model, a.input, a.limit);
   const bp::Tensor y = bp::train::predict(*net, x);
   const bool regression = model.preprocessing.task == "regression";

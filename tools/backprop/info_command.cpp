@@ -2,6 +2,7 @@
 #include <backprop/backprop.hpp>
 #include <backprop/io/checkpoint.hpp>
 #include <backprop/io/model_file.hpp>
+#include <backprop/io/module_tree.hpp>
 #if __has_include(<backprop/io/report.hpp>)
 #include <backprop/io/report.hpp>
 #define BACKPROP_CLI_HAS_REPORT 1
@@ -34,6 +35,68 @@ std::string list(const std::vector<std::string>& v, std::size_t max = 12) {
   return s;
 }
 
+// One row of the summary table: a module of the tree, its type, output shape and parameter count.
+struct Row {
+  std::string name, type, shape;
+  int depth = 0;
+  std::int64_t parameters = 0;
+};
+
+// Walks the module tree beside the built network. `input` is what the module receives, or null where it is
+// not known: a Sequential feeds its children in turn; the children of other containers get no shape.
+void summarize(const json& node, const bp::nn::ModulePtr& module, const std::string& name, int depth,
+               const bp::Tensor* input, std::vector<Row>& rows) {
+  Row row{name, node.value("type", ""), "-", depth, module->num_parameters()};
+  if (node.contains("same_as")) {
+    rows.push_back({name, "(same as " + node["same_as"].get<std::string>() + ")", "-", depth, 0});
+    return;
+  }
+  bp::Tensor out;
+  if (input) {
+    out = module->forward(*input);
+    row.shape = bp::to_string(out.shape());
+  }
+  rows.push_back(row);
+  const auto children = module->named_children();
+  const json& nodes = node["children"];
+  const bool chain = input && std::dynamic_pointer_cast<bp::nn::Sequential>(module) != nullptr;
+  bp::Tensor x = input ? *input : bp::Tensor();
+  for (std::size_t i = 0; i < children.size() && i < nodes.size(); ++i) {
+    const std::string child = name.empty() ? children[i].first : name + "." + children[i].first;
+    if (chain) {
+      summarize(nodes[i], children[i].second, child, depth + 1, &x, rows);
+      x = children[i].second->forward(x);
+    } else {
+      summarize(nodes[i], children[i].second, child, depth + 1, nullptr, rows);
+    }
+  }
+}
+
+// The summary of a network: one forward pass of a zero example of the model's input shape (when known).
+std::vector<Row> summary_rows(const bp::io::ModelFile& m, const bp::nn::ModulePtr& net,
+                              const std::string& path) {
+  const json tree = json::parse(m.module_tree.empty() ? bp::io::module_tree(*net) : m.module_tree);
+  std::vector<Row> rows;
+  if (m.input_shape.empty()) {
+    summarize(tree, net, "", 0, nullptr, rows);
+    return rows;
+  }
+  bp::Shape shape{1};
+  shape.insert(shape.end(), m.input_shape.begin(), m.input_shape.end());
+  const bp::Tensors params = net->parameters();
+  const bp::Tensor x = bp::zeros(shape, params.empty() ? bp::f32 : params.front().dtype());
+  bp::NoGradGuard guard;
+  try {
+    summarize(tree, net, "", 0, &x, rows);
+  } catch (const bp::OutOfMemoryError&) {
+    throw;
+  } catch (const bp::Error& e) {
+    throw bp::FileError(path + ": one forward pass of a zero example of the input shape " +
+                        bp::to_string(m.input_shape) + " failed: " + e.what());
+  }
+  return rows;
+}
+
 }  // namespace
 
 int run_info(const InfoArgs& a) {
@@ -41,8 +104,12 @@ int run_info(const InfoArgs& a) {
   const bp::io::ModelFile m = bp::io::from_named(file, a.file, "optimizer.");
   const bool is_checkpoint =
       file.metadata.count("format") && file.metadata.at("format") == bp::io::kCheckpointFormat;
-  const auto net = bp::io::load_network(m, a.file);
+  const auto net = bp::io::build_module(m, a.file);
   const bp::io::Architecture& arch = m.architecture;
+  const bool from_code = arch.inputs == 0;  // a network saved by io::save_model(path, module)
+  const std::vector<Row> rows = summary_rows(m, net, a.file);
+  std::int64_t buffers = 0;
+  for (const auto& [_, t] : net->named_buffers()) buffers += t.numel();
   const bp::io::Preprocessing& pre = m.preprocessing;
   const json training = json::parse(m.training_json, nullptr, false);
 
@@ -52,31 +119,36 @@ int run_info(const InfoArgs& a) {
         {{"name", name}, {"shape", t.shape()}, {"dtype", t.dtype() == bp::f64 ? "F64" : "F32"}});
   json modules = json::array();
   for (const auto& [name, mod] : net->named_children()) modules.push_back(name + ": " + mod->repr());
+  json summary = json::array();
+  for (const Row& r : rows)
+    summary.push_back(
+        {{"name", r.name}, {"type", r.type}, {"output_shape", r.shape}, {"parameters", r.parameters}});
   json out = {{"file", a.file},
               {"kind", is_checkpoint ? "checkpoint" : "model"},
-              {"network", layers_text(arch)},
-              {"architecture",
-               {{"inputs", arch.inputs},
-                {"hidden", arch.hidden},
-                {"outputs", arch.outputs},
-                {"activation", arch.activation},
-                {"batchnorm", arch.batchnorm},
-                {"dropout", arch.dropout},
-                {"dropconnect", arch.dropconnect},
-                {"init", arch.init}}},
+              {"network", from_code ? rows.front().type : layers_text(arch)},
               {"parameters", net->num_parameters()},
+              {"trainable_parameters", net->num_parameters()},
+              {"buffer_elements", buffers},
+              {"input_shape", m.input_shape},
+              {"summary", summary},
+              {"module", json::parse(m.module_tree.empty() ? bp::io::module_tree(*net) : m.module_tree)},
               {"modules", modules},
-              {"preprocessing",
-               {{"task", pre.task},
-                {"input", pre.input},
-                {"pixel_scale", pre.pixel_scale},
-                {"image_shape", pre.image_shape},
-                {"standardize", pre.mean.defined()},
-                {"class_names", pre.class_names},
-                {"feature_names", pre.feature_names},
-                {"target", pre.target}}},
               {"training", training.is_discarded() ? json::object() : training},
               {"tensors", tensors}};
+  if (!from_code)
+    out["architecture"] = {{"inputs", arch.inputs},           {"hidden", arch.hidden},
+                           {"outputs", arch.outputs},         {"activation", arch.activation},
+                           {"batchnorm", arch.batchnorm},     {"dropout", arch.dropout},
+                           {"dropconnect", arch.dropconnect}, {"init", arch.init}};
+  if (m.has_preprocessing)
+    out["preprocessing"] = {{"task", pre.task},
+                            {"input", pre.input},
+                            {"pixel_scale", pre.pixel_scale},
+                            {"image_shape", pre.image_shape},
+                            {"standardize", pre.mean.defined()},
+                            {"class_names", pre.class_names},
+                            {"feature_names", pre.feature_names},
+                            {"target", pre.target}};
   bp::io::Checkpoint ck;
   if (is_checkpoint) {
     ck = bp::io::load_checkpoint(a.file);
@@ -98,9 +170,29 @@ int run_info(const InfoArgs& a) {
   if (arch.batchnorm) extras += ", batchnorm";
   if (arch.dropout > 0) extras += ", dropout " + number_text(arch.dropout);
   if (arch.dropconnect > 0) extras += ", dropconnect " + number_text(arch.dropconnect);
-  std::printf("network     %s, %s%s, init %s\n", layers_text(arch).c_str(), arch.activation.c_str(),
-              extras.c_str(), arch.init.c_str());
+  if (from_code)
+    std::printf("network     %s (saved from code)\n", rows.front().type.c_str());
+  else
+    std::printf("network     %s, %s%s, init %s\n", layers_text(arch).c_str(), arch.activation.c_str(),
+                extras.c_str(), arch.init.c_str());
   std::printf("parameters  %s\n", with_commas(net->num_parameters()).c_str());
+  std::printf("summary     output shapes for one example of zeros, input %s\n",
+              m.input_shape.empty() ? "shape unknown (saved without input_shape)"
+                                    : ("[1, " + bp::to_string(m.input_shape).substr(1)).c_str());
+  std::size_t width = 6;
+  for (const Row& r : rows)
+    width = std::max(width, 2 * static_cast<std::size_t>(r.depth) + (r.name.empty() ? 7 : r.name.size()));
+  std::printf("  %-*s  %-14s %-16s %12s\n", static_cast<int>(width), "Layer", "Type", "Output shape",
+              "Params");
+  for (const Row& r : rows)
+    std::printf(
+        "  %-*s  %-14s %-16s %12s\n", static_cast<int>(width),
+        (std::string(2 * static_cast<std::size_t>(r.depth), ' ') + (r.name.empty() ? "(model)" : r.name))
+            .c_str(),
+        r.type.c_str(), r.shape.c_str(), with_commas(r.parameters).c_str());
+  std::printf("  total params %s, trainable %s, non-trainable %s (buffers: running statistics, counters)\n",
+              with_commas(net->num_parameters() + buffers).c_str(),
+              with_commas(net->num_parameters()).c_str(), with_commas(buffers).c_str());
   std::printf("layers\n");
   for (const auto& [name, mod] : net->named_children())
     std::printf("  (%s) %s\n", name.c_str(), mod->repr().c_str());
@@ -108,20 +200,23 @@ int run_info(const InfoArgs& a) {
   for (const auto& [name, t] : file.tensors)
     std::printf("  %-28s %-12s %s\n", name.c_str(), bp::to_string(t.shape()).c_str(),
                 t.dtype() == bp::f64 ? "F64" : "F32");
-  if (pre.input == "image")
+  if (!m.has_preprocessing)
+    std::printf("input       no preprocessing saved (eval and predict need it)\n");
+  else if (pre.input == "image")
     std::printf("input       images %s, pixel values x %.6g\n",
                 pre.image_shape.size() == 2
                     ? (std::to_string(pre.image_shape[0]) + "x" + std::to_string(pre.image_shape[1])).c_str()
                     : "",
                 pre.pixel_scale);
   else
-    std::printf("input       table of %lld features%s%s%s\n", static_cast<long long>(arch.inputs),
+    std::printf("input       table of %lld features%s%s%s\n",
+                static_cast<long long>(m.input_shape.empty() ? arch.inputs : m.input_shape.front()),
                 pre.mean.defined() ? ", standardised" : "", pre.feature_names.empty() ? "" : ": ",
                 list(pre.feature_names).c_str());
-  if (pre.task == "classification")
+  if (m.has_preprocessing && pre.task == "classification")
     std::printf("task        classification, %zu classes: %s\n", pre.class_names.size(),
                 list(pre.class_names).c_str());
-  else
+  else if (m.has_preprocessing)
     std::printf("task        regression%s%s\n", pre.target.empty() ? "" : " of ", pre.target.c_str());
   if (!training.is_discarded() && !training.empty()) {
     std::printf("training    %s", training.value("status", "unknown").c_str());

@@ -12,7 +12,13 @@
 //                    tensors "preprocess.mean" and "preprocess.std" [D]
 //   "training"       JSON: the training summary (epochs, metrics, test results, seed, ...)
 //   "config"         the run configuration as TOML (backprop/config.hpp)
+//   "module"         JSON: the module tree (module_tree.hpp): each module's type, options and named children
+//   "input_shape"    JSON: one example's shape, e.g. [784] (optional)
 // so `backprop eval`, `predict` and `info` need nothing but the file.
+//
+// Any network, not only the command line's MLP, is saved whole with save_model(path, module) and comes back
+// with load_module(path), without its code; such a file has "module" and no "architecture", and
+// "preprocessing" only when it was given.
 //
 // Example:
 //   bp::io::ModelFile m{.architecture = {.inputs = 784, .hidden = {256, 128}, .outputs = 10}};
@@ -23,6 +29,9 @@
 //   bp::io::ModelFile back = bp::io::load_model("model.safetensors");
 //   auto same = bp::io::load_network(back);                       // weights restored, eval mode
 //   bp::Tensor logits = same->forward(back.preprocessing.apply(x));
+//
+//   bp::io::save_model("any.safetensors", *net, {.input_shape = {784}});   // any registered module tree
+//   std::shared_ptr<bp::nn::Module> again = bp::io::load_module("any.safetensors");   // eval mode
 #pragma once
 
 #include <backprop/generator.hpp>
@@ -32,6 +41,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -76,9 +86,21 @@ struct Preprocessing {
 struct ModelFile {
   Architecture architecture;
   Preprocessing preprocessing;
-  std::map<std::string, Tensor> state;  // the network's state_dict(): parameters and buffers by name
-  std::string training_json = "{}";     // a JSON object: what training produced
-  std::string config_toml;              // the run configuration (TOML), empty if unknown
+  std::map<std::string, Tensor> state;    // the network's state_dict(): parameters and buffers by name
+  std::string training_json = "{}";       // a JSON object: what training produced
+  std::string config_toml;                // the run configuration (TOML), empty if unknown
+  std::string module_tree;                // the module tree as JSON (module_tree.hpp); empty in older files
+  std::vector<std::int64_t> input_shape;  // one example's shape; empty when unknown
+  bool has_preprocessing = true;          // false for a model saved from code without preprocessing
+};
+
+/// What a network saved from code may carry besides its module tree and tensors.
+struct SaveOptions {
+  std::vector<std::int64_t> input_shape;       // one example's shape, e.g. {784}: `backprop info` shows
+                                               // each layer's output shape for it
+  std::optional<Preprocessing> preprocessing;  // what `backprop eval` and `predict` need: the task, the
+                                               // input kind, class names, standardisation
+  std::string training_json = "{}";            // a JSON object
 };
 
 /// The metadata value of "format" in model files and in checkpoints.
@@ -92,8 +114,21 @@ inline constexpr const char* kBestStatePrefix = "best_state.";
 /// JSON object or a state name collides with "preprocess.*"; FileError when writing fails.
 void save_model(const std::string& path, const ModelFile& model);
 
-/// Reads a model file, or the model part of a checkpoint. Throws FileError naming the file and the metadata
-/// key when the file is not a backprop model (another tool's safetensors file), a metadata entry is not valid
+/// Saves any network whose module types are registered (module_tree.hpp): its module tree, its state_dict()
+/// and `options`. Throws ValueError naming the module when a type is not registered, or on a bad option;
+/// FileError when writing fails.
+void save_model(const std::string& path, const nn::Module& module, const SaveOptions& options = {});
+
+/// Reads any model file (one saved from code, or by `backprop train`, or a checkpoint) and gives back the
+/// network with its tensors loaded, in eval mode: build_module(load_model(path), path).
+std::shared_ptr<nn::Module> load_module(const std::string& path);
+
+/// The network of a model: built from its module tree, or, in a file written before trees were stored, from
+/// its architecture (load_network). Throws FileError naming `origin` and the field or tensor that does not fit.
+std::shared_ptr<nn::Module> build_module(const ModelFile& model, const std::string& origin = "model");
+
+/// Reads a model file, or the model part of a checkpoint (without building the network; see load_module).
+/// Throws FileError naming the file and the metadata key when the file is not a backprop model (another tool's safetensors file), a metadata entry is not valid
 /// JSON or lacks a field, or any load_safetensors check fails.
 ModelFile load_model(const std::string& path);
 

@@ -59,6 +59,7 @@ class Softmax : public Module {
   Tensor forward(const Tensor& x) override;
   /// "Softmax(axis=-1)"
   std::string repr() const override;
+  std::int64_t axis() const { return axis_; }
 
  private:
   std::int64_t axis_;
@@ -70,6 +71,7 @@ class LogSoftmax : public Module {
   Tensor forward(const Tensor& x) override;
   /// "LogSoftmax(axis=-1)"
   std::string repr() const override;
+  std::int64_t axis() const { return axis_; }
 
  private:
   std::int64_t axis_;

@@ -47,6 +47,7 @@ class BatchNorm1d : public Module {
   const Tensor& running_var() const { return running_var_; }
   std::int64_t num_batches_tracked() const;
   std::int64_t num_features() const { return features_; }
+  const BatchNormOptions& options() const { return options_; }
 
  private:
   std::int64_t features_;

@@ -76,6 +76,7 @@ class DropConnect : public Module {
   const Tensor& weight() const { return weight_; }
   const Tensor& bias() const { return bias_; }
   double p() const { return p_; }
+  const DropConnectOptions& options() const { return options_; }
   Generator& generator() { return gen_; }
 
  private:
