@@ -161,6 +161,12 @@ const std::vector<Hostile>& cases() {
        4,
        "unchanged",
        {"run/model.safetensors", "run/metrics.jsonl", "run/summary.json", "run/report.html"}},
+      // ---- standard output that cannot be written ----
+      {"InfoToAFullDiskIsAnError", "", "$BP info run/model.safetensors > /dev/full", 3,
+       "cannot write standard output"},
+      {"PredictToAFullDiskIsAnError", "",
+       "$BP predict --model run/model.safetensors --input small.csv > /dev/full", 3,
+       "cannot write standard output"},
       // ---- damaged and missing files ----
       {"MissingModelIsNamed", "", "$BP info nothere.safetensors", 3, "nothere.safetensors"},
       {"CutModelIsADataError",

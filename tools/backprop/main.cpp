@@ -5,7 +5,9 @@
 #include <backprop/config.hpp>
 #include <backprop/error.hpp>
 #include <backprop/version.hpp>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <iostream>
 #include <map>
@@ -150,6 +152,15 @@ void check_leftovers(const CLI::App& sub) {
   }
   throw bp::ConfigError("unexpected argument '" + rest.front() + "' (see backprop " + sub.get_name() +
                         " --help)");
+}
+
+// What a command printed must reach its reader: standard output that cannot be written (a full disk,
+// /dev/full) is an error (exit 3), never a cut-off result with exit 0.
+int written(int code) {
+  std::cout.flush();
+  const bool ok = std::cout.good() && std::fflush(stdout) == 0 && !std::ferror(stdout);
+  BP_CHECK(ok, FileError, "cannot write standard output: ", std::strerror(errno));
+  return code;
 }
 
 // Prints the error and returns its exit code; under mpirun with several ranks, ends the whole job instead
@@ -345,13 +356,13 @@ int main(int argc, char** argv) {
     }
     if (sub == train) {
       train_args.overrides = config_flags.given(*train);
-      return cli::run_train(train_args);
+      return written(cli::run_train(train_args));
     }
-    if (sub == eval) return cli::run_eval(eval_args);
-    if (sub == predict) return cli::run_predict(predict_args);
-    if (sub == info) return cli::run_info(info_args);
-    if (sub == report) return cli::run_report(report_dir, report_quiet);
-    if (sub == explain) return run_explain(explain_args, std::cout);
+    if (sub == eval) return written(cli::run_eval(eval_args));
+    if (sub == predict) return written(cli::run_predict(predict_args));
+    if (sub == info) return written(cli::run_info(info_args));
+    if (sub == report) return written(cli::run_report(report_dir, report_quiet));
+    if (sub == explain) return written(run_explain(explain_args, std::cout));
     return cli::kUsage;
   } catch (const bp::OutOfMemoryError& e) {
     return fail(command, "error: ", e.what(), cli::kOutOfMemory);
