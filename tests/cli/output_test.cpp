@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "cli_test_util.hpp"
+#include "util/special_files.hpp"
 
 namespace fs = std::filesystem;
 using clitest::run;
@@ -20,49 +21,10 @@ using ::testing::HasSubstr;
 
 namespace {
 
-mode_t kind_of(const std::string& path) {
-  struct stat st {};
-  EXPECT_EQ(::lstat(path.c_str(), &st), 0) << path;
-  return st.st_mode & S_IFMT;
-}
-
-// A character device to write to: /dev/null itself only where a writer that wrongly replaced it would be
-// stopped by the permissions of /dev; as root, a node for the same device made in the test's own folder, so
-// that even a broken writer cannot replace the system's /dev/null. Empty if neither can be had.
-std::string null_device(const std::string& dir) {
-  if (::geteuid() != 0) return "/dev/null";
-  const std::string node = dir + "/null";
-  if (::mknod(node.c_str(), S_IFCHR | 0666, ::makedev(1, 3)) != 0) return "";
-  const int fd = ::open(node.c_str(), O_WRONLY);  // a file system mounted nodev refuses to open it
-  if (fd < 0) return "";
-  ::close(fd);
-  return node;
-}
-
-void make_fifo(const std::string& path) {
-  ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0) << std::strerror(errno);
-}
-
-// The reading end of a FIFO, opened without waiting for a writer, before the command runs: the command's
-// open for writing then does not wait either, and read_all takes what it wrote (nothing, if it never
-// opened the FIFO).
-struct FifoReader {
-  int fd = -1;
-  explicit FifoReader(const std::string& path) : fd(::open(path.c_str(), O_RDONLY | O_NONBLOCK)) {}
-  ~FifoReader() {
-    if (fd >= 0) ::close(fd);
-  }
-  std::string read_all() const {
-    std::string out;
-    char buffer[4096];
-    for (;;) {
-      const ssize_t n = ::read(fd, buffer, sizeof buffer);
-      if (n <= 0) break;
-      out.append(buffer, static_cast<std::size_t>(n));
-    }
-    return out;
-  }
-};
+using testutil::FifoReader;
+using testutil::kind_of;
+using testutil::make_fifo;
+using testutil::null_device;
 
 struct Watched {
   clitest::Result result;
