@@ -68,10 +68,6 @@ void max_axis(const Tensor& x, std::int64_t axis, bool keepdim, Tensor& values, 
 /// indices. `op` names the caller in the error for an empty axis.
 void extreme_axis(const Tensor& x, std::int64_t axis, bool keepdim, bool largest, const char* op,
                   Tensor& values, Tensor& indices);
-/// out[o, j, i] = x[o, indices[o, j, i], i] along `axis` (indices: f64, same rank as x, in range).
-Tensor take_along_axis(const Tensor& x, const Tensor& indices, std::int64_t axis);
-/// The adjoint of take_along_axis: zeros of `shape` with out[o, indices[o, j, i], i] += src[o, j, i].
-Tensor put_along_axis(const Tensor& src, const Tensor& indices, std::int64_t axis, const Shape& shape);
 /// Indices (f64) of the k largest (or smallest) elements along `axis`, best first when `sorted`, else in
 /// index order; ties keep index order. 0 <= k <= size of the axis.
 Tensor topk_indices(const Tensor& x, std::int64_t axis, std::int64_t k, bool largest, bool sorted);

@@ -124,46 +124,6 @@ void extreme_axis(const Tensor& x, std::int64_t axis, bool keepdim, bool largest
   });
 }
 
-Tensor take_along_axis(const Tensor& x, const Tensor& indices, std::int64_t axis) {
-  const AxisSplit sx = split_axis(x.shape(), axis);
-  const AxisSplit si = split_axis(indices.shape(), axis);
-  Tensor out(indices.shape(), x.dtype());
-  const double* pi = indices.data<double>();
-  dispatch(x.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    const T* px = x.data<T>();
-    T* po = out.data<T>();
-    for (std::int64_t o = 0; o < si.outer; ++o)
-      for (std::int64_t j = 0; j < si.n; ++j)
-        for (std::int64_t i = 0; i < si.inner; ++i) {
-          const std::int64_t at = (o * si.n + j) * si.inner + i;
-          const auto k = static_cast<std::int64_t>(pi[at]);
-          po[at] = px[(o * sx.n + k) * sx.inner + i];
-        }
-  });
-  return out;
-}
-
-Tensor put_along_axis(const Tensor& src, const Tensor& indices, std::int64_t axis, const Shape& shape) {
-  const AxisSplit so = split_axis(shape, axis);
-  const AxisSplit si = split_axis(indices.shape(), axis);
-  Tensor out = zeros(shape, src.dtype());
-  const double* pi = indices.data<double>();
-  dispatch(src.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    const T* ps = src.data<T>();
-    T* po = out.data<T>();
-    for (std::int64_t o = 0; o < si.outer; ++o)
-      for (std::int64_t j = 0; j < si.n; ++j)
-        for (std::int64_t i = 0; i < si.inner; ++i) {
-          const std::int64_t at = (o * si.n + j) * si.inner + i;
-          const auto k = static_cast<std::int64_t>(pi[at]);
-          po[(o * so.n + k) * so.inner + i] += ps[at];
-        }
-  });
-  return out;
-}
-
 Tensor topk_indices(const Tensor& x, std::int64_t axis, std::int64_t k, bool largest, bool sorted) {
   const AxisSplit sp = split_axis(x.shape(), axis);
   Shape shape = x.shape();

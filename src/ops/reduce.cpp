@@ -194,32 +194,12 @@ Tensor sqrt_zero_subgradient(const Tensor& s, const char* op) {
                 {.save_output = true, .saves_inputs = false});
 }
 
-// Values of x at `indices` along `dim` and its adjoint: each is the other's backward, so topk, max and min
-// values are differentiable to any order.
-Tensor put_along(const Tensor& src, const Tensor& indices, std::int64_t dim, const Shape& shape);
-
-Tensor take_along(const Tensor& x, const Tensor& indices, std::int64_t dim) {
-  Tensor y = kernels::take_along_axis(x, indices, dim);
-  return record("take_along", y, {x},
-                [indices, dim, shape = x.shape()](const Tensor& dy) {
-                  return Tensors{put_along(dy, indices, dim, shape)};
-                },
-                {.saves_inputs = false});
-}
-
-Tensor put_along(const Tensor& src, const Tensor& indices, std::int64_t dim, const Shape& shape) {
-  Tensor y = kernels::put_along_axis(src, indices, dim, shape);
-  return record("put_along", y, {src},
-                [indices, dim](const Tensor& dy) { return Tensors{take_along(dy, indices, dim)}; },
-                {.saves_inputs = false});
-}
-
 ValuesIndices extreme_with_indices(const Tensor& x, std::int64_t dim, bool keepdim, bool largest,
                                    const char* op) {
   const std::int64_t ax = normalize_axis(dim, x.dim(), op);
   Tensor values, indices;
   kernels::extreme_axis(x, ax, true, largest, op, values, indices);
-  values = take_along(x, indices, ax);
+  values = gather(x, ax, indices);  // its backward is scatter_add, and scatter_add's is gather
   if (!keepdim) {
     Shape s = x.shape();
     s.erase(s.begin() + ax);
@@ -314,7 +294,7 @@ ValuesIndices topk(const Tensor& x, std::int64_t k, std::int64_t dim, bool large
   BP_CHECK(k >= 0 && k <= n, ValueError, "topk: k = ", k, " is out of range for dim ", dim, " of shape ",
            x.shape(), " (expected 0..", n, ")");
   const Tensor indices = kernels::topk_indices(x, ax, k, largest, sorted);
-  return {take_along(x, indices, ax), indices};
+  return {gather(x, ax, indices), indices};
 }
 
 }  // namespace backprop
