@@ -234,7 +234,10 @@ using ordered_json = nlohmann::ordered_json;
 
 ordered_json options_json(const ModuleOptions& o) {
   ordered_json out = ordered_json::object();
-  for (const auto& [name, value] : o.values()) std::visit([&](const auto& v) { out[name] = v; }, value);
+  for (const auto& entry : o.values()) {  // not a structured binding: clang 14 cannot capture one
+    const std::string& name = entry.first;
+    std::visit([&](const auto& v) { out[name] = v; }, entry.second);
+  }
   return out;
 }
 
