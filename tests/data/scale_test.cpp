@@ -12,20 +12,13 @@
 #include <string>
 
 #include "data/data_test_util.hpp"
+#include "util/best_of_three.hpp"
 
 namespace bp = backprop;
 
 namespace {
 
-double best_of_three(const std::function<void()>& f) {
-  double best = 1e300;
-  for (int i = 0; i < 3; ++i) {
-    const auto start = std::chrono::steady_clock::now();
-    f();
-    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  }
-  return best;
-}
+using testutil::best_of_three;
 
 }  // namespace
 

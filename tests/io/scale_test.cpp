@@ -19,21 +19,13 @@
 #include <functional>
 
 #include "io/io_test_util.hpp"
+#include "util/best_of_three.hpp"
 
 namespace bp = backprop;
 
 namespace {
 
-// The fastest of three runs of `f`, in seconds: the other two absorb a scheduler's hiccups.
-double best_of_three(const std::function<void()>& f) {
-  double best = 1e300;
-  for (int i = 0; i < 3; ++i) {
-    const auto start = std::chrono::steady_clock::now();
-    f();
-    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  }
-  return best;
-}
+using testutil::best_of_three;
 
 constexpr double kGrowth = 40;  // for 10x the input
 constexpr double kVsOneTensor = 5000;
