@@ -68,7 +68,4 @@ int run_info(const InfoArgs& args);
 /// `backprop report RUN_DIR`: rebuilds RUN_DIR/report.html.
 int run_report(const std::string& run_dir, bool quiet);
 
-/// Writes RUN_DIR/report.html (backprop/io/report.hpp). Returns the path written.
-std::string write_run_report(const std::string& run_dir);
-
 }  // namespace cli

@@ -147,8 +147,8 @@ int run_eval(const EvalArgs& a) {
 int run_predict(const PredictArgs& a) {
   // Refused before anything is read: predictions written over the model or the input would destroy them.
   for (const auto& [flag, path] : {std::pair{"--model", a.model}, std::pair{"--input", a.input}})
-    BP_CHECK(!same_path(a.output, path), ConfigError, "--output ", a.output, ": is also the input ", flag,
-             "; choose another --output");
+    BP_CHECK(!bp::io::same_path(a.output, path), ConfigError, "--output ", a.output, ": is also the input ",
+             flag, "; choose another --output");
   if (!a.output.empty())
     check_output("--output", a.output, bp::io::FileKind::text, "predictions (text)", a.force);
   const auto [model, net] = load_for(a.model, "predict");

@@ -3,10 +3,7 @@
 #include <backprop/io/checkpoint.hpp>
 #include <backprop/io/model_file.hpp>
 #include <backprop/io/module_tree.hpp>
-#if __has_include(<backprop/io/report.hpp>)
 #include <backprop/io/report.hpp>
-#define BACKPROP_CLI_HAS_REPORT 1
-#endif
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -236,21 +233,12 @@ int run_info(const InfoArgs& a) {
   return kOk;
 }
 
-std::string write_run_report(const std::string& run_dir) {
-#ifdef BACKPROP_CLI_HAS_REPORT
-  bp::io::write_report(run_dir);
-  return (std::filesystem::path(run_dir) / "report.html").string();
-#else
-  throw bp::FileError("report not available: this build has no report writer (backprop/io/report.hpp)");
-#endif
-}
-
 int run_report(const std::string& run_dir, bool quiet) {
   std::error_code ec;
   BP_CHECK(std::filesystem::is_directory(run_dir, ec), FileError, run_dir,
            ": not a run folder (no such directory)");
-  const std::string path = write_run_report(run_dir);
-  if (!quiet) std::printf("wrote %s\n", path.c_str());
+  bp::io::write_report(run_dir);
+  if (!quiet) std::printf("wrote %s\n", (std::filesystem::path(run_dir) / "report.html").c_str());
   return kOk;
 }
 

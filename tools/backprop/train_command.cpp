@@ -185,7 +185,7 @@ struct Place {
 // A run folder that holds an earlier run is not a new run's to empty: refused, or with --overwrite staged.
 std::string stage_or_refuse(const TrainArgs& args, const std::string& run_dir, bool continues_here) {
   if (continues_here) return {};
-  const std::vector<std::string> found = run_entries(run_dir);
+  const std::vector<std::string> found = bp::io::run_entries(run_dir);
   if (found.empty()) return {};
   if (!args.overwrite) {
     std::string names;
@@ -195,11 +195,17 @@ std::string stage_or_refuse(const TrainArgs& args, const std::string& run_dir, b
                           ", choose another --out, or give --overwrite to replace it once the new run has "
                           "finished");
   }
-  return staging_dir(run_dir);
+  return bp::io::staging_dir(run_dir, "--out");
 }
 
 int train(const TrainArgs& args, Effective& eff, const Place& place,
           std::chrono::steady_clock::time_point started);
+
+// The report of a run that already fails: one that cannot be written is a warning, not the run's error.
+void report_anyway(bp::io::RunFolder& files, bool talk) {
+  const std::string why = files.try_report();
+  if (talk && !why.empty()) std::fprintf(stderr, "warning: no report written: %s\n", why.c_str());
+}
 
 }  // namespace
 
@@ -223,17 +229,18 @@ int run_train(const TrainArgs& args) {
   // refused now rather than after the training.
   Place place{.dir = run_dir, .staging = {}};
   if (root) {
-    check_run_folder(
-        "--out", run_dir,
+    bp::io::check_run_folder(
+        run_dir,
         {{"--data", cfg.data.source == "fashion-mnist" ? std::string(bp::data::FashionMNIST::default_dir)
                                                        : cfg.data.source},
-         {"--config", args.config_file}});
+         {"--config", args.config_file}},
+        "--out");
     const fs::path checkpoint_dir = fs::path(eff.checkpoint).parent_path();
     place.staging = stage_or_refuse(
         args, run_dir,
         resuming && checkpoint_dir.filename() == "checkpoints" &&
-            same_path(checkpoint_dir.parent_path().empty() ? "." : checkpoint_dir.parent_path().string(),
-                      run_dir));
+            bp::io::same_path(
+                checkpoint_dir.parent_path().empty() ? "." : checkpoint_dir.parent_path().string(), run_dir));
   }
   if (place.staging.empty()) return train(args, eff, place, started);
   // --overwrite: whatever ends the new run before it has finished, the earlier run stays as it was.
@@ -342,7 +349,7 @@ int train(const TrainArgs& args, Effective& eff, const Place& place,
       mpi != nullptr ? mpi->collective() : nullptr);
 
   // ---- the run folder (checked at start-up) ---------------------------------------------------------------
-  RunFiles files(run_dir, root);
+  bp::io::RunFolder files(run_dir, root, "--out");
   if (resuming) {
     const bp::io::Checkpoint& ck = eff.saved;
     check_same_data(ck.model, arch, data.preprocessing, eff.checkpoint);
@@ -420,7 +427,7 @@ int train(const TrainArgs& args, Effective& eff, const Place& place,
   } catch (const bp::DivergedError& e) {
     summary.diverged(e.what(), seconds_since(started));
     files.write_summary(summary.json_text());
-    files.try_report(talk);
+    report_anyway(files, talk);
     throw;
   }
   anomaly.reset();  // the checks cover training; evaluation and saving run at full speed
@@ -434,7 +441,7 @@ int train(const TrainArgs& args, Effective& eff, const Place& place,
       const std::int64_t epoch = trainer.epoch() + (trainer.partial().batches > 0 ? 1 : 0);
       summary.interrupted(signals.name(), epoch, history.total_updates, saved, seconds_since(started));
       files.write_summary(summary.json_text());
-      files.try_report(talk);
+      report_anyway(files, talk);
       if (args.json) std::cout << summary.json_text() << "\n";
       std::fprintf(stderr,
                    "interrupted by %s at epoch %lld, step %lld; saved %s; continue with: backprop train "
@@ -463,8 +470,16 @@ int train(const TrainArgs& args, Effective& eff, const Place& place,
   model.training_json = summary.training_json();
   bp::io::save_model(files.model(), model);
   files.write_summary(summary.json_text());
-  files.write_report();
-  if (!place.staging.empty()) replace_run(place.staging, place.dir);
+  try {
+    files.write_report();
+  } catch (const bp::FileError& e) {
+    throw bp::FileError(std::string(e.what()) + "; the run's model and summary.json are saved in " + run_dir +
+                        "; write the report again with: backprop report " + run_dir);
+  }
+  if (!place.staging.empty()) {
+    const std::string warning = bp::io::replace_run(place.staging, place.dir, "--overwrite");
+    if (!warning.empty()) std::fprintf(stderr, "warning: %s\n", warning.c_str());
+  }
 
   if (args.json) {
     std::cout << summary.json_text() << "\n";
