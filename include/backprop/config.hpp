@@ -23,8 +23,10 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 namespace backprop::config {
@@ -41,8 +43,23 @@ struct DataConfig {
   bool standardize = true;               // CSV: standardise features with the training split's mean/std
 };
 
-/// The network: a stack of dense layers.
+/// One option of a layer table, as written: `out = 32`, `kernel = [3, 5]`, `padding = "same"`, `p = 0.3`.
+using LayerOption = std::variant<bool, std::int64_t, double, std::string, std::vector<std::int64_t>>;
+
+/// One layer of a network given as data: a `[[model.layer]]` table of a run config. layer_types() lists the
+/// types and their options; the network is built from the list by io::build_network (model_file.hpp).
+struct LayerSpec {
+  std::string type;                            // "conv2d", "dense", "relu", ...
+  std::map<std::string, LayerOption> options;  // checked against the type's table; absent options default
+  bool operator==(const LayerSpec&) const = default;
+};
+
+/// The network. `arch` = "mlp" (the default) is a stack of dense layers described by the keys below;
+/// "lenet5" and "cnn" are preset layer lists (preset_layers) for images; "custom" is the list of
+/// `[[model.layer]]` tables in `layer` (a file that has such tables gets "custom" when it does not say).
 struct ModelConfig {
+  std::string arch = "mlp";
+  std::vector<LayerSpec> layer;
   std::vector<std::int64_t> layers{256, 128};  // hidden layer widths; empty = a linear model
   std::string activation = "relu";             // sigmoid | tanh | relu | leaky_relu
   bool batchnorm = false;                      // BatchNorm1d after each hidden Linear, before the activation
@@ -161,6 +178,34 @@ Config load_toml(const std::string& path, std::vector<std::string>* keys_set = n
 /// The whole configuration as TOML, one commented line per key, sections in the order of Config. Parsing the
 /// result gives back an equal Config.
 std::string to_toml(const Config& config);
+
+/// What one option of a layer type accepts.
+struct LayerOptionInfo {
+  std::string name;      // "kernel"
+  std::string expects;   // "an integer >= 1 or a list of two"
+  std::string fallback;  // the default as TOML text, "" when the option is required, "-" when it follows
+                         // another option or the data (dense's `out` on the last layer: the outputs)
+};
+/// A layer type of `[[model.layer]]` tables and its options.
+struct LayerTypeInfo {
+  std::string type;  // "conv2d"
+  std::string help;  // one line
+  std::vector<LayerOptionInfo> options;
+};
+/// Every layer type, in the order docs/cli.md lists them.
+const std::vector<LayerTypeInfo>& layer_types();
+
+/// The layer list of a preset: "lenet5" or "cnn". Throws ConfigError for another name.
+std::vector<LayerSpec> preset_layers(const std::string& arch);
+
+/// The layer list `config` describes when its arch is not "mlp": the preset's or the `[[model.layer]]` tables.
+/// Empty for "mlp".
+std::vector<LayerSpec> network_layers(const ModelConfig& config);
+
+/// Checks one layer table: a known type, known options of the right kind and range. `where` starts the
+/// message ("run.toml:12:1: model.layer #3"). Throws ConfigError naming the type, the option, what it expects
+/// and what was found, with a did-you-mean for a misspelt type or option.
+void check_layer(const LayerSpec& layer, const std::string& where);
 
 /// Cross-key checks that single keys cannot make: the loss fits the task, nesterov needs momentum,
 /// the schedule's arguments, early stopping needs a validation split. Throws ConfigError naming the keys.

@@ -274,6 +274,13 @@ void validate(const Config& c) {
       "layers to synchronise");
   parse_schedule(c.optimizer.schedule, "optimizer.schedule (--schedule)");
   BP_CHECK(!c.data.source.empty(), ConfigError, "data.source (--data) must not be empty");
+  BP_CHECK(c.model.arch != "custom" || !c.model.layer.empty(), ConfigError,
+           "model.arch (--arch) = custom needs the network as [[model.layer]] tables in the --config file");
+  BP_CHECK(c.model.arch == "custom" || c.model.layer.empty(), ConfigError,
+           "model.arch (--arch) = ", c.model.arch,
+           " and [[model.layer]] tables both say what the network is; give one of them");
+  for (std::size_t i = 0; i < c.model.layer.size(); ++i)
+    check_layer(c.model.layer[i], "model.layer #" + std::to_string(i + 1));
 }
 
 }  // namespace backprop::config

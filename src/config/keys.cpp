@@ -111,6 +111,11 @@ std::vector<KeyDef> build() {
               "CSV: standardise features with the training split's mean and std (--no-standardize: off)",
               [](Config& c) -> bool& { return c.data.standardize; }));
   // [model]
+  t.push_back(
+      text("model.arch", "--arch",
+           "the network: mlp (dense layers, the keys below), the image presets lenet5 and cnn, or custom "
+           "([[model.layer]] tables)",
+           [](Config& c) -> std::string& { return c.model.arch; }, {"mlp", "lenet5", "cnn", "custom"}));
   t.push_back(range(
       make<std::vector<std::int64_t>>("model.layers", "--layers", Kind::int_list,
                                       "hidden layer widths, e.g. 256,128 (none: a linear model)",

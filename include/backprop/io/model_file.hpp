@@ -34,6 +34,7 @@
 //   std::shared_ptr<bp::nn::Module> again = bp::io::load_module("any.safetensors");   // eval mode
 #pragma once
 
+#include <backprop/config.hpp>
 #include <backprop/generator.hpp>
 #include <backprop/io.hpp>
 #include <backprop/nn.hpp>
@@ -66,6 +67,17 @@ struct Architecture {
 /// DropConnect layers seed their own generators from `gen`. Throws ConfigError naming the field on an unknown
 /// activation or init, a non-positive width, or a probability outside [0, 1).
 std::shared_ptr<nn::Sequential> build_network(const Architecture& architecture, Generator& gen);
+
+/// The Sequential a list of layer tables describes (`[[model.layer]]`, or a preset: config::network_layers),
+/// for examples of shape `input` ([784] for a table, [1, 28, 28] for images) and `outputs` outputs. Each
+/// layer's input size follows from the layer before; the last dense layer without `out` gets `outputs`.
+/// `init` ("auto" or a model.init value) initialises dense layers as build_network(Architecture) does, with
+/// the gain of the activation that follows; convolutions keep PyTorch's default. Throws ConfigError naming
+/// the layer (its number, from 1, and type) when a table does not fit the shape it gets (a dense layer on an
+/// image needs a flatten before it) or the last layer does not give `outputs` values.
+std::shared_ptr<nn::Sequential> build_network(const std::vector<config::LayerSpec>& layers,
+                                              const Shape& input, std::int64_t outputs, Generator& gen,
+                                              const std::string& init = "auto");
 
 /// What was learned from the training data besides the weights, applied to any input before the network.
 struct Preprocessing {
