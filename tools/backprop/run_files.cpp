@@ -56,7 +56,7 @@ std::string layers_text(const bp::io::Architecture& a) {
 // ---- Summary ----------------------------------------------------------------------------------------------
 
 Summary::Summary(const std::string& run_dir, const bp::config::Config& c, const TrainingData& data,
-                 const bp::io::Architecture& arch, std::int64_t parameters)
+                 const std::string& network, const std::string& activation, std::int64_t parameters)
     : run_dir_(run_dir) {
   j_ = {{"status", "running"},
         {"run_dir", run_dir},
@@ -66,8 +66,8 @@ Summary::Summary(const std::string& run_dir, const bp::config::Config& c, const 
           {"train_examples", data.train.size()},
           {"validation_examples", data.validation.size()},
           {"test_examples", data.test.size()}}},
-        {"network", layers_text(arch)},
-        {"activation", arch.activation},
+        {"network", network},
+        {"activation", activation},
         {"parameters", parameters},
         {"optimizer", c.optimizer.name},
         {"lr", c.optimizer.lr},

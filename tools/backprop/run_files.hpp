@@ -20,8 +20,10 @@ namespace cli {
 /// summary.json, built as the run goes.
 class Summary {
  public:
+  /// `network` describes it in a few words ("784-256-128-10", "cnn (13 layers)"); `activation` is the dense
+  /// layers' activation, "" for a layer list.
   Summary(const std::string& run_dir, const backprop::config::Config& config, const TrainingData& data,
-          const backprop::io::Architecture& arch, std::int64_t parameters);
+          const std::string& network, const std::string& activation, std::int64_t parameters);
   void diverged(const std::string& message, double seconds);
   /// Status, epochs and final metrics (the counts include what a resumed run had done before).
   void history(const backprop::train::History& history);

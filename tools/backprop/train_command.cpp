@@ -6,6 +6,7 @@
 #include <backprop/backprop.hpp>
 #include <backprop/io/checkpoint.hpp>
 #include <backprop/io/metrics.hpp>
+#include <backprop/io/module_tree.hpp>
 #include <backprop/threads.hpp>
 #include <backprop/train/callbacks.hpp>
 #include <backprop/train/memory_estimate.hpp>
@@ -102,11 +103,16 @@ Effective effective_config(const TrainArgs& a) {
 }
 
 // Checks that a resumed run rebuilt the same data preparation as the one it continues.
-void check_same_data(const bp::io::ModelFile& saved, const bp::io::Architecture& arch,
+void check_same_data(const bp::io::ModelFile& saved, const bp::io::ModelFile& now,
                      const bp::io::Preprocessing& pre, const std::string& path) {
+  const bp::io::Architecture& arch = now.architecture;
   BP_CHECK(saved.architecture.inputs == arch.inputs && saved.architecture.outputs == arch.outputs, FileError,
            path, ": the checkpoint's network is ", layers_text(saved.architecture),
            " but the data now gives ", layers_text(arch), "; the training data changed since the checkpoint");
+  BP_CHECK(saved.input_shape == now.input_shape && saved.module_tree == now.module_tree, FileError, path,
+           ": the checkpoint's network differs from the one the data now gives (input shape ",
+           bp::to_string(saved.input_shape), " against ", bp::to_string(now.input_shape),
+           "); the training data changed since the checkpoint");
   BP_CHECK(saved.preprocessing.class_names == pre.class_names, FileError, path,
            ": the class labels of the training data changed since the checkpoint");
   BP_CHECK(saved.preprocessing.mean.defined() == pre.mean.defined() &&
@@ -126,8 +132,11 @@ void warm_start(bp::nn::Module& net, const bp::io::Architecture& arch, const bp:
     throw bp::FileError(std::string("--init-from: ") + e.what());
   }
   const bp::io::Architecture& a = saved.architecture;
-  BP_CHECK(a.inputs == arch.inputs && a.hidden == arch.hidden && a.outputs == arch.outputs &&
-               a.batchnorm == arch.batchnorm,
+  BP_CHECK((a.inputs == 0) == (arch.inputs == 0), ConfigError, "--init-from ", path,
+           ": the model's network is ", a.inputs == 0 ? "a layer list" : "an MLP", " but this run builds ",
+           arch.inputs == 0 ? "a layer list (--arch)" : "an MLP (--arch mlp)");
+  BP_CHECK(a.inputs == 0 || (a.inputs == arch.inputs && a.hidden == arch.hidden &&
+                             a.outputs == arch.outputs && a.batchnorm == arch.batchnorm),
            ConfigError, "--init-from ", path, ": the model's network is ", layers_text(a),
            a.batchnorm ? " with batchnorm" : "", " but this run builds ", layers_text(arch),
            arch.batchnorm ? " with batchnorm" : "", " (set --layers and --batchnorm to match the model)");
@@ -309,10 +318,17 @@ int train(const TrainArgs& args, Effective& eff, const Place& place,
            "--batchnorm: the last batch of each epoch would hold a single example (", n,
            " training examples in batches of ", batch,
            "), which has no variance; choose another --batch-size or --val-split");
-  const bp::io::Architecture arch = make_architecture(cfg, data.train.num_features(), outputs);
-  check_memory(arch, cfg, n, data);
+  // --arch mlp: dense layers from --layers and its companions; else a preset's or the config's layer list.
+  const std::vector<bp::config::LayerSpec> layers = bp::config::network_layers(cfg.model);
+  const bool mlp = layers.empty();
+  if (!mlp) check_layer_list_flags(eff.given, cfg.model.arch);
+  const bp::io::Architecture arch =
+      mlp ? make_architecture(cfg, data.train.num_features(), outputs) : bp::io::Architecture{};
+  if (mlp) check_memory(arch, cfg, n, data);
   bp::Generator gen(cfg.run.seed);
-  std::shared_ptr<bp::nn::Sequential> net = bp::io::build_network(arch, gen);
+  std::shared_ptr<bp::nn::Sequential> net =
+      mlp ? bp::io::build_network(arch, gen)
+          : build_layers(layers, data.train.num_features(), data.preprocessing, outputs, gen, cfg.model.init);
   // Global batch statistics need several ranks; in one process local statistics already are the global ones.
   if (distributed && cfg.model.sync_batchnorm) net = mpi->sync_batchnorm(*net);
   const auto loss = make_loss(cfg.train.loss, regression);
@@ -321,6 +337,12 @@ int train(const TrainArgs& args, Effective& eff, const Place& place,
 
   bp::io::ModelFile model{.architecture = arch, .preprocessing = data.preprocessing};
   model.config_toml = bp::config::to_toml(cfg);
+  if (!mlp) {  // saved as its module tree: eval, predict and info rebuild it from the file
+    model.module_tree = bp::io::module_tree(*net);
+    model.input_shape = {data.train.num_features()};
+  }
+  const std::string network =
+      mlp ? layers_text(arch) : cfg.model.arch + " (" + std::to_string(layers.size()) + " layers)";
 
   if (!cfg.run.init_from.empty() && !resuming) warm_start(*net, arch, data.preprocessing, cfg.run.init_from);
 
@@ -352,7 +374,7 @@ int train(const TrainArgs& args, Effective& eff, const Place& place,
   bp::io::RunFolder files(run_dir, root, "--out");
   if (resuming) {
     const bp::io::Checkpoint& ck = eff.saved;
-    check_same_data(ck.model, arch, data.preprocessing, eff.checkpoint);
+    check_same_data(ck.model, model, data.preprocessing, eff.checkpoint);
     BP_CHECK(ck.trainer.partial.batches == 0 || cfg.train.epochs > ck.trainer.epoch, ConfigError, "--epochs ",
              cfg.train.epochs, ": the checkpoint ", eff.checkpoint, " stopped inside epoch ",
              ck.trainer.epoch + 1, "; a resumed run must train at least ", ck.trainer.epoch + 1, " epochs");
@@ -372,12 +394,14 @@ int train(const TrainArgs& args, Effective& eff, const Place& place,
   if (root) bp::io::write_file_atomic(files.config(), model.config_toml);
 
   if (talk) {
-    std::string extras = arch.batchnorm ? ", batchnorm" : "";
+    std::string extras = mlp ? arch.activation : "";
+    if (arch.batchnorm) extras += ", batchnorm";
     if (arch.dropout > 0) extras += ", dropout " + number_text(arch.dropout);
     if (arch.dropconnect > 0) extras += ", dropconnect " + number_text(arch.dropconnect);
-    std::fprintf(stderr, "%s %s (%s%s; %lld parameters) on %s: %lld train, %lld validation, %lld test\n",
-                 resuming ? "resuming" : "training", layers_text(arch).c_str(), arch.activation.c_str(),
-                 extras.c_str(), static_cast<long long>(net->num_parameters()), data.name.c_str(),
+    if (!extras.empty()) extras += "; ";
+    std::fprintf(stderr, "%s %s (%s%lld parameters) on %s: %lld train, %lld validation, %lld test\n",
+                 resuming ? "resuming" : "training", network.c_str(), extras.c_str(),
+                 static_cast<long long>(net->num_parameters()), data.name.c_str(),
                  static_cast<long long>(data.train.size()), static_cast<long long>(data.validation.size()),
                  static_cast<long long>(data.test.size()));
     const std::int64_t done = trainer.epoch(), batches = eff.saved.trainer.partial.batches;
@@ -417,7 +441,7 @@ int train(const TrainArgs& args, Effective& eff, const Place& place,
   if (talk) callbacks.push_back(&progress);
   trainer.set_callbacks(callbacks);
 
-  Summary summary(run_dir, cfg, data, arch, net->num_parameters());
+  Summary summary(run_dir, cfg, data, network, mlp ? arch.activation : "", net->num_parameters());
   bp::train::History history;
   // --detect-anomaly: every op checks what it produces, so a divergence names the op (backprop/anomaly.hpp).
   std::optional<bp::DetectAnomalyGuard> anomaly;
