@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <backprop/error.hpp>
 #include <backprop/io.hpp>
+#include <backprop/io/model_file.hpp>
 #include <backprop/io/report.hpp>
+#include <cctype>
 #include <cmath>
 #include <filesystem>
 #include <map>
@@ -59,6 +61,8 @@ table.confusion th { border: none; }
 .images { display: grid; grid-template-columns: repeat(auto-fill, minmax(100px, 1fr)); gap: 12px 10px; }
 .images figure { margin: 0; text-align: center; font-size: 11px; line-height: 1.3; }
 .images img { width: 84px; height: 84px; image-rendering: pixelated; border: 1px solid #d0d7de; }
+.filters { grid-template-columns: repeat(auto-fill, minmax(52px, 1fr)); }
+.filters img { width: 48px; height: 48px; }
 .images .pred { color: #b42318; }
 pre { background: #f6f8fa; border: 1px solid #dfe3e8; border-radius: 6px; padding: 10px 12px; margin: 0;
       overflow: auto; font: 12px/1.45 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
@@ -427,6 +431,39 @@ std::string misclassified_section(const ReportData& d) {
   return out.str();
 }
 
+// One small image per filter, its weights scaled from the filter's own minimum (black) to maximum (white); a
+// filter over several input channels shows their mean.
+std::string filters_section(const ReportData& d) {
+  if (!d.filters) return "";
+  const ReportFilters& f = *d.filters;
+  const std::int64_t out_ch = f.shape[0], in_ch = f.shape[1], kh = f.shape[2], kw = f.shape[3];
+  constexpr std::int64_t kMaxFilters = 256;
+  std::ostringstream out;
+  out << "<section id=\"filters\">\n<h2>First-layer filters</h2>\n<div class=\"images filters\">\n";
+  for (std::int64_t o = 0; o < std::min(out_ch, kMaxFilters); ++o) {
+    std::vector<double> mean(static_cast<std::size_t>(kh * kw), 0.0);
+    for (std::int64_t c = 0; c < in_ch; ++c)
+      for (std::int64_t k = 0; k < kh * kw; ++k)
+        mean[static_cast<std::size_t>(k)] +=
+            f.values[static_cast<std::size_t>((o * in_ch + c) * kh * kw + k)] / static_cast<double>(in_ch);
+    const auto [lo, hi] = std::minmax_element(mean.begin(), mean.end());
+    const double range = *hi - *lo;
+    std::vector<std::uint8_t> gray(mean.size());
+    for (std::size_t k = 0; k < mean.size(); ++k)
+      gray[k] = static_cast<std::uint8_t>(range > 0 ? std::lround((mean[k] - *lo) / range * 255.0) : 128);
+    const std::string caption = "filter " + std::to_string(o);
+    out << "<figure><img alt=\"" << caption << "\" title=\"" << caption << "\" src=\"data:image/png;base64,"
+        << base64(encode_png(gray, kw, kh)) << "\"><figcaption>" << o << "</figcaption></figure>\n";
+  }
+  out << "</div>\n"
+      << note("The " + std::to_string(std::min(out_ch, kMaxFilters)) + " filters of " + escape(f.name) +
+              " (" + std::to_string(kh) + "x" + std::to_string(kw) +
+              (in_ch > 1 ? ", the mean over " + std::to_string(in_ch) + " input channels" : std::string()) +
+              "), each scaled from its smallest weight (black) to its largest (white).")
+      << "</section>\n";
+  return out.str();
+}
+
 std::string epochs_section(const ReportData& d) {
   if (d.epochs.empty()) return "";
   std::ostringstream out;
@@ -455,6 +492,36 @@ std::string config_section(const std::string& config) {
 
 }  // namespace
 
+std::optional<ReportFilters> first_filters(const std::map<std::string, Tensor>& state) {
+  // Module names are dotted numbers or words; compare the numeric parts as numbers ("2" before "10").
+  const auto before = [](const std::string& a, const std::string& b) {
+    std::size_t i = 0, j = 0;
+    while (i < a.size() && j < b.size()) {
+      if (std::isdigit(static_cast<unsigned char>(a[i])) && std::isdigit(static_cast<unsigned char>(b[j]))) {
+        std::size_t ie = i, je = j;
+        while (ie < a.size() && std::isdigit(static_cast<unsigned char>(a[ie]))) ++ie;
+        while (je < b.size() && std::isdigit(static_cast<unsigned char>(b[je]))) ++je;
+        const std::string na = a.substr(i, ie - i), nb = b.substr(j, je - j);
+        if (na.size() != nb.size() || na != nb)
+          return na.size() != nb.size() ? na.size() < nb.size() : na < nb;
+        i = ie, j = je;
+      } else {
+        if (a[i] != b[j]) return a[i] < b[j];
+        ++i, ++j;
+      }
+    }
+    return a.size() - i < b.size() - j;
+  };
+  const std::pair<const std::string, Tensor>* first = nullptr;
+  for (const auto& entry : state)
+    if (entry.second.dim() == 4 && entry.first.ends_with("weight") &&
+        (!first || before(entry.first, first->first)))
+      first = &entry;
+  if (!first) return std::nullopt;
+  return ReportFilters{
+      .name = first->first, .shape = first->second.shape(), .values = first->second.to_vector()};
+}
+
 std::string render_report(const ReportData& data, const std::string& config, const std::string& title) {
   std::ostringstream page;
   page << "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
@@ -464,7 +531,8 @@ std::string render_report(const ReportData& data, const std::string& config, con
        << "</head>\n<body>\n<main>\n<header>\n<h1>Training report</h1>\n<p>" << escape(title)
        << "</p>\n</header>\n";
   page << summary_section(data) << curves_section(data) << gradients_section(data) << test_section(data)
-       << misclassified_section(data) << epochs_section(data) << config_section(config);
+       << misclassified_section(data) << filters_section(data) << epochs_section(data)
+       << config_section(config);
   page << "<footer>Written by backprop from metrics.jsonl and "
           "config.toml.</footer>\n</main>\n</body>\n</html>\n";
   return page.str();
@@ -476,7 +544,9 @@ void write_report(const std::string& run_dir) {
   BP_CHECK(fs::is_directory(run_dir, ec), FileError, "report: run folder '", run_dir,
            "' does not exist or is not a directory");
   const fs::path dir(run_dir);
-  const ReportData data = read_report_data((dir / "metrics.jsonl").string());
+  ReportData data = read_report_data((dir / "metrics.jsonl").string());
+  const fs::path model = dir / "model.safetensors";
+  if (fs::is_regular_file(model, ec)) data.filters = first_filters(load_model(model.string()).state);
   const fs::path config_path = dir / "config.toml";
   const std::string config = fs::exists(config_path, ec) ? read_file(config_path.string()) : std::string();
   std::string title = (dir.filename().empty() ? dir.parent_path() : dir).filename().string();

@@ -7,8 +7,10 @@
 #include <backprop/generator.hpp>
 #include <backprop/io/metrics.hpp>
 #include <backprop/io/report.hpp>
+#include <backprop/tensor.hpp>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "html_check.hpp"
@@ -357,4 +359,34 @@ TEST(HtmlCheck, CatchesUnbalancedAndStrayTags) {
   EXPECT_THAT(check_tags("<p><b>x</p>"), HasSubstr("closes <b>"));
   EXPECT_THAT(check_tags("<pre>a < b</pre>"), HasSubstr("does not start a tag"));
   EXPECT_THAT(check_tags("<div>"), HasSubstr("never closed"));
+}
+
+TEST(Report, FirstLayerFiltersAreDrawnFromTheFirstConvolution) {
+  // Two 4-D weights: "2.weight" comes first in the network (numeric order, not the text order of "10" < "2").
+  std::map<std::string, bp::Tensor> state;
+  state["10.weight"] = bp::zeros({4, 3, 3, 3});
+  state["2.weight"] = bp::arange(0, 2 * 2 * 3 * 2).reshape({2, 2, 3, 2});  // 2 filters over 2 channels, 3x2
+  state["0.weight"] = bp::zeros({5, 4});                                   // a dense layer: not a filter
+  const auto f = bp::io::first_filters(state);
+  ASSERT_TRUE(f.has_value());
+  EXPECT_EQ(f->name, "2.weight");
+  EXPECT_EQ(f->shape, (std::vector<std::int64_t>{2, 2, 3, 2}));
+  EXPECT_FALSE(bp::io::first_filters({{"0.weight", bp::zeros({5, 4})}}).has_value());
+
+  bp::io::ReportData data;
+  data.filters = f;
+  const std::string html = bp::io::render_report(data, "", "t");
+  EXPECT_EQ(check_tags(html), "");
+  EXPECT_THAT(html, HasSubstr("First-layer filters"));
+  EXPECT_THAT(html, HasSubstr("the mean over 2 input channels"));
+  // Filter 0 is the mean of 0..5 and 6..11: 3..8, rising in row-major order, drawn black to white.
+  const std::size_t at = html.find("data:image/png;base64,", html.find("id=\"filters\"")) + 22;
+  const Image img = decode_png(base64_decode(html.substr(at, html.find('"', at) - at)));
+  ASSERT_EQ(img.width, 2);
+  ASSERT_EQ(img.height, 3);
+  EXPECT_EQ(img.pixels.front(), 0);
+  EXPECT_EQ(img.pixels.back(), 255);
+  EXPECT_EQ(img.pixels[1], 51);  // (4 - 3) / 5 of the way
+  // Without filters the section is absent, not an empty heading.
+  EXPECT_THAT(bp::io::render_report({}, "", "t"), Not(HasSubstr("First-layer filters")));
 }

@@ -109,7 +109,9 @@ void check_same_data(const bp::io::ModelFile& saved, const bp::io::ModelFile& no
   BP_CHECK(saved.architecture.inputs == arch.inputs && saved.architecture.outputs == arch.outputs, FileError,
            path, ": the checkpoint's network is ", layers_text(saved.architecture),
            " but the data now gives ", layers_text(arch), "; the training data changed since the checkpoint");
-  BP_CHECK(saved.input_shape == now.input_shape && saved.module_tree == now.module_tree, FileError, path,
+  BP_CHECK(now.module_tree.empty() ||
+               (saved.input_shape == now.input_shape && saved.module_tree == now.module_tree),
+           FileError, path,
            ": the checkpoint's network differs from the one the data now gives (input shape ",
            bp::to_string(saved.input_shape), " against ", bp::to_string(now.input_shape),
            "); the training data changed since the checkpoint");

@@ -14,8 +14,10 @@
 #pragma once
 
 #include <backprop/io/metrics.hpp>
+#include <backprop/tensor.hpp>
 #include <cstdint>
 #include <limits>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -71,12 +73,24 @@ struct ReportTest {
   std::vector<Confusion> top_confusions;   // a record of more than kFullConfusionClasses classes
 };
 
-/// Everything a report shows, as read from metrics.jsonl.
+/// The filters of a network's first convolution, drawn as small images: weight [out, in, kh, kw].
+struct ReportFilters {
+  std::string name;                 // the tensor's name, e.g. "1.weight"
+  std::vector<std::int64_t> shape;  // [out, in, kh, kw]
+  std::vector<double> values;       // row-major, numel(shape) values
+};
+
+/// Everything a report shows, as read from metrics.jsonl (and, for the filters, the run's model file).
 struct ReportData {
   std::vector<ReportEpoch> epochs;
   std::vector<ReportGradFlow> grad_flow;
-  std::optional<ReportTest> test;  // the last test record, if any
+  std::optional<ReportTest> test;        // the last test record, if any
+  std::optional<ReportFilters> filters;  // a convolutional network's first-layer filters, if any
 };
+
+/// The first 4-D weight of a model's state (a convolution's [out, in, kh, kw]) in the order of the module's
+/// parameters ("0.weight" before "3.weight", numerically), or nothing for a network without convolutions.
+std::optional<ReportFilters> first_filters(const std::map<std::string, Tensor>& state);
 
 /// Parses a metrics.jsonl file for the report (the record format of backprop/io/metrics.hpp, plus the test
 /// record's "misclassified" examples). Blank lines, records of an unknown "type", and a last line that lacks
@@ -98,7 +112,8 @@ ReportData parse_report_data(const std::string& text, const std::string& source 
 /// confusions and a per-class accuracy table instead of the whole matrix.
 std::string render_report(const ReportData& data, const std::string& config, const std::string& title);
 
-/// Reads RUN_DIR/metrics.jsonl and RUN_DIR/config.toml (optional) and writes RUN_DIR/report.html crash-safely
+/// Reads RUN_DIR/metrics.jsonl, RUN_DIR/config.toml (optional) and the first-layer filters of
+/// RUN_DIR/model.safetensors (when the run has finished and its network has convolutions) and writes RUN_DIR/report.html crash-safely
 /// (temporary file, fsync, rename). Throws FileError when RUN_DIR or metrics.jsonl is missing or malformed
 /// (see read_report_data) or the page cannot be written.
 void write_report(const std::string& run_dir);
