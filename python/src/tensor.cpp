@@ -1,5 +1,6 @@
 // backprop.Tensor with NumPy interchange, the ops and operators, and autograd (grad, no_grad).
 #include <bit>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -165,7 +166,7 @@ bp::DType to_dtype(const py::handle& obj) {
 }
 
 void bind_tensor(py::module_& m) {
-  py::enum_<bp::DType>(m, "dtype", "Element type of a tensor: float32 (the default) or float64.")
+  py::enum_<bp::DType>(m, "DType", "Element type of a tensor: float32 (the default) or float64.")
       .value("float32", bp::f32)
       .value("float64", bp::f64);
   m.attr("float32") = bp::f32;
@@ -383,8 +384,12 @@ dtypes.)doc");
   m.def("div", py::overload_cast<const bp::Tensor&, const bp::Tensor&>(&bp::div));
   m.def("maximum", &bp::maximum);
   m.def("matmul", &bp::matmul, "Matrix product [M, K] @ [K, N] (3-D operands are batched).");
-  m.def("linear", &bp::linear, py::arg("x"), py::arg("weight"), py::arg("bias") = bp::Tensor(),
-        "x @ weight.T + bias.");
+  m.def(
+      "linear",
+      [](const bp::Tensor& x, const bp::Tensor& w, const std::optional<bp::Tensor>& b) {
+        return bp::linear(x, w, b.value_or(bp::Tensor()));
+      },
+      py::arg("x"), py::arg("weight"), py::arg("bias") = py::none(), "x @ weight.T + bias.");
   m.def("neg", &bp::neg);
   m.def("exp", &bp::exp);
   m.def("log", &bp::log);
