@@ -141,16 +141,18 @@ register parameters and children with register_parameter / register_module, and 
           [](nn::Module& mod, const std::string& name, const nn::ModulePtr& child) {
             return python_module(mod, "register_module").register_module(name, child);
           },
-          py::arg("name"), py::arg("module"));
+          py::arg("name"), py::arg("module"), py::keep_alive<1, 3>());
 
   Class<nn::Sequential>(m, "Sequential", "Applies its modules in order.")
       .def(py::init([](const py::args& mods) {
         auto s = std::make_shared<nn::Sequential>();
         for (const py::handle h : mods) s->push_back(h.cast<nn::ModulePtr>());
         return s;
-      }))
+      }),
+           py::keep_alive<1, 2>())  // a module written in Python lives as long as its container
       .def(
-          "append", [](nn::Sequential& s, const nn::ModulePtr& mod) { s.push_back(mod); }, py::arg("module"))
+          "append", [](nn::Sequential& s, const nn::ModulePtr& mod) { s.push_back(mod); }, py::arg("module"),
+          py::keep_alive<1, 2>())
       .def("__len__", &nn::Sequential::size)
       .def(
           "__getitem__",
@@ -228,7 +230,7 @@ register parameters and children with register_parameter / register_module, and 
 
   Class<nn::Residual>(m, "Residual", "x + block(x).")
       .def(py::init([](const nn::ModulePtr& block) { return std::make_shared<nn::Residual>(block); }),
-           py::arg("block"))
+           py::arg("block"), py::keep_alive<1, 2>())
       .def_property_readonly("block", &nn::Residual::block);
 
   // ---- losses ----
