@@ -1,9 +1,9 @@
 // backprop._backprop: the extension module behind the Python package `backprop` (python/backprop/__init__.py
 // re-exports it). This file: the module itself and the exceptions; tensor.cpp, nn.cpp and train.cpp bind the
 // rest.
-#include "bindings.hpp"
-
 #include <Python.h>
+
+#include "bindings.hpp"
 
 namespace pybp {
 
@@ -46,8 +46,9 @@ void bind_errors(py::module_& m) {
                            "Misuse of the autograd engine (a RuntimeError).");
   file = new_exception(m, "FileError", py::make_tuple(error),
                        "A file that cannot be read or written, or whose content is not as expected.");
-  config = new_exception(m, "ConfigError", py::make_tuple(error, builtins_value),
-                         "A configuration value that is missing, unknown or out of range (also a ValueError).");
+  config =
+      new_exception(m, "ConfigError", py::make_tuple(error, builtins_value),
+                    "A configuration value that is missing, unknown or out of range (also a ValueError).");
   diverged = new_exception(m, "DivergedError", py::make_tuple(error),
                            "Training whose loss or gradients became NaN or infinite.");
   oom = new_exception(m, "OutOfMemoryError", py::make_tuple(error, builtins_memory),

@@ -56,7 +56,8 @@ bp::Dims to_dims(const py::handle& dim) {
 
 // x[key] for ints and slices (step > 0), one per leading dim, as in NumPy; `...` and None are not supported.
 bp::Tensor getitem(const bp::Tensor& t, const py::object& key) {
-  py::tuple keys = py::isinstance<py::tuple>(key) ? py::reinterpret_borrow<py::tuple>(key) : py::make_tuple(key);
+  py::tuple keys =
+      py::isinstance<py::tuple>(key) ? py::reinterpret_borrow<py::tuple>(key) : py::make_tuple(key);
   BP_CHECK(static_cast<std::int64_t>(keys.size()) <= t.dim(), IndexError, "Tensor[...]: ", keys.size(),
            " indices for a tensor of shape ", t.shape());
   bp::Tensor x = t;
@@ -72,13 +73,12 @@ bp::Tensor getitem(const bp::Tensor& t, const py::object& key) {
     } else if (py::isinstance<py::slice>(k)) {
       std::size_t start = 0, stop = 0, step = 0, length = 0;
       if (!py::reinterpret_borrow<py::slice>(k).compute(static_cast<std::size_t>(size), &start, &stop, &step,
-                                                         &length))
+                                                        &length))
         throw py::error_already_set();
       const auto s = static_cast<std::int64_t>(step);
       BP_CHECK(s > 0, ValueError, "Tensor[...]: slice steps must be positive, got ", s);
-      x = bp::slice(x, dim, static_cast<std::int64_t>(start), static_cast<std::int64_t>(start) +
-                                                                   static_cast<std::int64_t>(length) * s,
-                    s);
+      x = bp::slice(x, dim, static_cast<std::int64_t>(start),
+                    static_cast<std::int64_t>(start) + static_cast<std::int64_t>(length) * s, s);
       ++dim;
     } else {
       throw bp::IndexError("Tensor[...]: indices are ints and slices, got " +
@@ -172,9 +172,11 @@ void bind_tensor(py::module_& m) {
   m.attr("float32") = bp::f32;
   m.attr("float64") = bp::f64;
 
-  py::class_<bp::Generator>(m, "Generator", "A seeded random stream (layers' initialisation, randn, dropout).")
+  py::class_<bp::Generator>(m, "Generator",
+                            "A seeded random stream (layers' initialisation, randn, dropout).")
       .def(py::init<std::uint64_t>(), py::arg("seed") = 0)
-      .def("manual_seed", &bp::Generator::seed_, py::arg("seed"), "Restarts the stream as if new with `seed`.")
+      .def("manual_seed", &bp::Generator::seed_, py::arg("seed"),
+           "Restarts the stream as if new with `seed`.")
       .def("seed", &bp::Generator::seed, "The seed the stream started from.");
   m.def(
       "manual_seed", [](std::uint64_t seed) { default_generator().seed_(seed); }, py::arg("seed"),
@@ -192,7 +194,8 @@ shares a C-contiguous float32/float64 array's memory (other arrays are copied).)
           return x;
         }),
         py::arg("data"), py::arg("requires_grad") = false,
-        "A tensor of `data` (a NumPy array, shared as from_numpy does, or a number or list, copied to float32).")
+        "A tensor of `data` (a NumPy array, shared as from_numpy does, or a number or list, copied to "
+        "float32).")
       .def_buffer([](bp::Tensor& x) {
         BP_CHECK(x.defined(), ValueError, "buffer: the tensor is undefined");
         std::vector<py::ssize_t> shape(x.shape().begin(), x.shape().end()), strides(shape.size());
@@ -212,7 +215,8 @@ shares a C-contiguous float32/float64 array's memory (other arrays are copied).)
       .def_property_readonly("dtype", &bp::Tensor::dtype)
       .def_property_readonly("ndim", &bp::Tensor::dim)
       .def("dim", &bp::Tensor::dim)
-      .def("size", &bp::Tensor::size, py::arg("dim"), "Size of dimension `dim` (negative counts from the end).")
+      .def("size", &bp::Tensor::size, py::arg("dim"),
+           "Size of dimension `dim` (negative counts from the end).")
       .def("numel", &bp::Tensor::numel)
       .def("item", &bp::Tensor::item, "The value of a one-element tensor.")
       .def("tolist", [](const bp::Tensor& x) { return to_numpy(x).attr("tolist")(); })
@@ -243,8 +247,9 @@ shares a C-contiguous float32/float64 array's memory (other arrays are copied).)
            })
       .def("flatten", py::overload_cast<const bp::Tensor&, std::int64_t, std::int64_t>(&bp::flatten),
            py::arg("start_dim") = 0, py::arg("end_dim") = -1)
-      .def("to", [](const bp::Tensor& x, const py::object& dtype) { return x.to(to_dtype(dtype)); },
-           py::arg("dtype"))
+      .def(
+          "to", [](const bp::Tensor& x, const py::object& dtype) { return x.to(to_dtype(dtype)); },
+          py::arg("dtype"))
       .def("clone", &bp::Tensor::clone)
       .def("detach", &bp::Tensor::detach)
       .def("t", &bp::Tensor::t)
@@ -268,12 +273,13 @@ shares a C-contiguous float32/float64 array's memory (other arrays are copied).)
       .def("tanh", [](const bp::Tensor& x) { return bp::tanh(x); })
       .def("abs", [](const bp::Tensor& x) { return bp::abs(x); })
       .def("sqrt", [](const bp::Tensor& x) { return bp::sqrt(x); })
-      .def("argmax", [](const bp::Tensor& x, std::int64_t dim, bool keepdim) { return bp::argmax(x, dim, keepdim); },
-           py::arg("dim") = -1, py::arg("keepdim") = false)
+      .def(
+          "argmax",
+          [](const bp::Tensor& x, std::int64_t dim, bool keepdim) { return bp::argmax(x, dim, keepdim); },
+          py::arg("dim") = -1, py::arg("keepdim") = false)
       // autograd
-      .def_property(
-          "requires_grad", &bp::Tensor::requires_grad,
-          [](bp::Tensor& x, bool on) { x.requires_grad_(on); })
+      .def_property("requires_grad", &bp::Tensor::requires_grad,
+                    [](bp::Tensor& x, bool on) { x.requires_grad_(on); })
       .def(
           "requires_grad_", [](bp::Tensor& x, bool on) -> bp::Tensor& { return x.requires_grad_(on); },
           py::arg("requires_grad") = true, py::return_value_policy::reference_internal)
@@ -298,7 +304,8 @@ shares a C-contiguous float32/float64 array's memory (other arrays are copied).)
       .def(
           "backward",
           [](const bp::Tensor& x, const py::object& grad, bool retain_graph, bool create_graph) {
-            x.backward(grad.is_none() ? bp::Tensor() : to_tensor(grad, "backward"), retain_graph, create_graph);
+            x.backward(grad.is_none() ? bp::Tensor() : to_tensor(grad, "backward"), retain_graph,
+                       create_graph);
           },
           py::arg("gradient") = py::none(), py::arg("retain_graph") = false, py::arg("create_graph") = false,
           "Backpropagates from this tensor, accumulating into the leaves' .grad.")
@@ -307,27 +314,44 @@ shares a C-contiguous float32/float64 array's memory (other arrays are copied).)
           "fill_", [](bp::Tensor& x, double v) -> bp::Tensor& { return x.fill_(v); }, py::arg("value"),
           py::return_value_policy::reference_internal)
       .def(
-          "zero_", [](bp::Tensor& x) -> bp::Tensor& { return x.zero_(); }, py::return_value_policy::reference_internal)
+          "zero_", [](bp::Tensor& x) -> bp::Tensor& { return x.zero_(); },
+          py::return_value_policy::reference_internal)
       .def(
           "copy_",
-          [](bp::Tensor& x, const py::object& src) -> bp::Tensor& { return x.copy_(to_tensor(src, "copy_")); },
+          [](bp::Tensor& x, const py::object& src) -> bp::Tensor& {
+            return x.copy_(to_tensor(src, "copy_"));
+          },
           py::arg("src"), py::return_value_policy::reference_internal)
       // operators: Tensor (or NumPy array) and Python numbers on either side
-      .def("__add__", [](const bp::Tensor& a, const bp::Tensor& b) { return a + b; }, py::is_operator())
-      .def("__add__", [](const bp::Tensor& a, double b) { return a + b; }, py::is_operator())
-      .def("__radd__", [](const bp::Tensor& a, double b) { return b + a; }, py::is_operator())
-      .def("__sub__", [](const bp::Tensor& a, const bp::Tensor& b) { return a - b; }, py::is_operator())
-      .def("__sub__", [](const bp::Tensor& a, double b) { return a - b; }, py::is_operator())
-      .def("__rsub__", [](const bp::Tensor& a, double b) { return b - a; }, py::is_operator())
-      .def("__mul__", [](const bp::Tensor& a, const bp::Tensor& b) { return a * b; }, py::is_operator())
-      .def("__mul__", [](const bp::Tensor& a, double b) { return a * b; }, py::is_operator())
-      .def("__rmul__", [](const bp::Tensor& a, double b) { return b * a; }, py::is_operator())
-      .def("__truediv__", [](const bp::Tensor& a, const bp::Tensor& b) { return a / b; }, py::is_operator())
-      .def("__truediv__", [](const bp::Tensor& a, double b) { return a / b; }, py::is_operator())
-      .def("__rtruediv__", [](const bp::Tensor& a, double b) { return b / a; }, py::is_operator())
-      .def("__matmul__", [](const bp::Tensor& a, const bp::Tensor& b) { return bp::matmul(a, b); },
-           py::is_operator())
-      .def("__pow__", [](const bp::Tensor& a, double p) { return bp::pow(a, p); }, py::is_operator())
+      .def(
+          "__add__", [](const bp::Tensor& a, const bp::Tensor& b) { return a + b; }, py::is_operator())
+      .def(
+          "__add__", [](const bp::Tensor& a, double b) { return a + b; }, py::is_operator())
+      .def(
+          "__radd__", [](const bp::Tensor& a, double b) { return b + a; }, py::is_operator())
+      .def(
+          "__sub__", [](const bp::Tensor& a, const bp::Tensor& b) { return a - b; }, py::is_operator())
+      .def(
+          "__sub__", [](const bp::Tensor& a, double b) { return a - b; }, py::is_operator())
+      .def(
+          "__rsub__", [](const bp::Tensor& a, double b) { return b - a; }, py::is_operator())
+      .def(
+          "__mul__", [](const bp::Tensor& a, const bp::Tensor& b) { return a * b; }, py::is_operator())
+      .def(
+          "__mul__", [](const bp::Tensor& a, double b) { return a * b; }, py::is_operator())
+      .def(
+          "__rmul__", [](const bp::Tensor& a, double b) { return b * a; }, py::is_operator())
+      .def(
+          "__truediv__", [](const bp::Tensor& a, const bp::Tensor& b) { return a / b; }, py::is_operator())
+      .def(
+          "__truediv__", [](const bp::Tensor& a, double b) { return a / b; }, py::is_operator())
+      .def(
+          "__rtruediv__", [](const bp::Tensor& a, double b) { return b / a; }, py::is_operator())
+      .def(
+          "__matmul__", [](const bp::Tensor& a, const bp::Tensor& b) { return bp::matmul(a, b); },
+          py::is_operator())
+      .def(
+          "__pow__", [](const bp::Tensor& a, double p) { return bp::pow(a, p); }, py::is_operator())
       .def("__neg__", [](const bp::Tensor& a) { return -a; });
   py::implicitly_convertible<py::array, bp::Tensor>();
 
@@ -346,17 +370,21 @@ dtypes.)doc");
         return x;
       },
       py::arg("data"), py::arg("dtype") = py::none(), py::arg("requires_grad") = false,
-      "A new tensor holding a copy of `data` (numbers, lists or arrays; float32 unless `dtype` or a float64 array "
+      "A new tensor holding a copy of `data` (numbers, lists or arrays; float32 unless `dtype` or a float64 "
+      "array "
       "says otherwise).");
 
   // ---- factories ----
   auto dtype_arg = py::arg("dtype") = bp::f32;
-  m.def("zeros", [](const bp::Shape& s, const py::object& d) { return bp::zeros(s, to_dtype(d)); }, py::arg("shape"),
-        dtype_arg);
-  m.def("ones", [](const bp::Shape& s, const py::object& d) { return bp::ones(s, to_dtype(d)); }, py::arg("shape"),
-        dtype_arg);
-  m.def("full", [](const bp::Shape& s, double v, const py::object& d) { return bp::full(s, v, to_dtype(d)); },
-        py::arg("shape"), py::arg("value"), dtype_arg);
+  m.def(
+      "zeros", [](const bp::Shape& s, const py::object& d) { return bp::zeros(s, to_dtype(d)); },
+      py::arg("shape"), dtype_arg);
+  m.def(
+      "ones", [](const bp::Shape& s, const py::object& d) { return bp::ones(s, to_dtype(d)); },
+      py::arg("shape"), dtype_arg);
+  m.def(
+      "full", [](const bp::Shape& s, double v, const py::object& d) { return bp::full(s, v, to_dtype(d)); },
+      py::arg("shape"), py::arg("value"), dtype_arg);
   m.def(
       "arange",
       [](double start, const py::object& end, double step, const py::object& d) {
@@ -417,40 +445,46 @@ dtypes.)doc");
       },
       py::arg("x"), py::arg("dim") = py::none(), py::arg("keepdim") = false);
   m.def(
-      "amax", [](const bp::Tensor& x, const py::object& dim, bool keepdim) {
+      "amax",
+      [](const bp::Tensor& x, const py::object& dim, bool keepdim) {
         return bp::amax(x, dim.is_none() ? bp::Dims{} : to_dims(dim), keepdim);
       },
       py::arg("x"), py::arg("dim") = py::none(), py::arg("keepdim") = false);
   m.def(
-      "amin", [](const bp::Tensor& x, const py::object& dim, bool keepdim) {
+      "amin",
+      [](const bp::Tensor& x, const py::object& dim, bool keepdim) {
         return bp::amin(x, dim.is_none() ? bp::Dims{} : to_dims(dim), keepdim);
       },
       py::arg("x"), py::arg("dim") = py::none(), py::arg("keepdim") = false);
   m.def(
-      "logsumexp", [](const bp::Tensor& x, const py::object& dim, bool keepdim) {
+      "logsumexp",
+      [](const bp::Tensor& x, const py::object& dim, bool keepdim) {
         return bp::logsumexp(x, dim.is_none() ? bp::Dims{} : to_dims(dim), keepdim);
       },
       py::arg("x"), py::arg("dim") = py::none(), py::arg("keepdim") = false);
   m.def(
-      "var", [](const bp::Tensor& x, const py::object& dim, double correction, bool keepdim) {
+      "var",
+      [](const bp::Tensor& x, const py::object& dim, double correction, bool keepdim) {
         return bp::var(x, dim.is_none() ? bp::Dims{} : to_dims(dim), correction, keepdim);
       },
       py::arg("x"), py::arg("dim") = py::none(), py::arg("correction") = 1.0, py::arg("keepdim") = false);
   m.def(
-      "std", [](const bp::Tensor& x, const py::object& dim, double correction, bool keepdim) {
+      "std",
+      [](const bp::Tensor& x, const py::object& dim, double correction, bool keepdim) {
         return bp::std(x, dim.is_none() ? bp::Dims{} : to_dims(dim), correction, keepdim);
       },
       py::arg("x"), py::arg("dim") = py::none(), py::arg("correction") = 1.0, py::arg("keepdim") = false);
   m.def(
-      "norm", [](const bp::Tensor& x, double p, const py::object& dim, bool keepdim) {
+      "norm",
+      [](const bp::Tensor& x, double p, const py::object& dim, bool keepdim) {
         return bp::norm(x, p, dim.is_none() ? bp::Dims{} : to_dims(dim), keepdim);
       },
       py::arg("x"), py::arg("p") = 2.0, py::arg("dim") = py::none(), py::arg("keepdim") = false);
   m.def("argmax", &bp::argmax, py::arg("x"), py::arg("dim"), py::arg("keepdim") = false);
   m.def("argmin", &bp::argmin, py::arg("x"), py::arg("dim"), py::arg("keepdim") = false);
   m.def("reshape", &bp::reshape, py::arg("x"), py::arg("shape"));
-  m.def("transpose", py::overload_cast<const bp::Tensor&, std::int64_t, std::int64_t>(&bp::transpose), py::arg("x"),
-        py::arg("dim0"), py::arg("dim1"));
+  m.def("transpose", py::overload_cast<const bp::Tensor&, std::int64_t, std::int64_t>(&bp::transpose),
+        py::arg("x"), py::arg("dim0"), py::arg("dim1"));
   m.def("permute", &bp::permute, py::arg("x"), py::arg("dims"));
   m.def(
       "squeeze",
@@ -459,8 +493,8 @@ dtypes.)doc");
       },
       py::arg("x"), py::arg("dim") = py::none());
   m.def("unsqueeze", &bp::unsqueeze, py::arg("x"), py::arg("dim"));
-  m.def("flatten", py::overload_cast<const bp::Tensor&, std::int64_t, std::int64_t>(&bp::flatten), py::arg("x"),
-        py::arg("start_dim") = 0, py::arg("end_dim") = -1);
+  m.def("flatten", py::overload_cast<const bp::Tensor&, std::int64_t, std::int64_t>(&bp::flatten),
+        py::arg("x"), py::arg("start_dim") = 0, py::arg("end_dim") = -1);
   m.def("narrow", py::overload_cast<const bp::Tensor&, std::int64_t, std::int64_t, std::int64_t>(&bp::narrow),
         py::arg("x"), py::arg("dim"), py::arg("start"), py::arg("length"));
   m.def("cat", &bp::cat, py::arg("tensors"), py::arg("dim") = 0);
@@ -474,14 +508,16 @@ dtypes.)doc");
         return bp::one_hot(labels, classes, to_dtype(d));
       },
       py::arg("labels"), py::arg("num_classes"), dtype_arg);
-  m.def("allclose", &bp::allclose, py::arg("a"), py::arg("b"), py::arg("rtol") = 1e-5, py::arg("atol") = 1e-8);
+  m.def("allclose", &bp::allclose, py::arg("a"), py::arg("b"), py::arg("rtol") = 1e-5,
+        py::arg("atol") = 1e-8);
 
   // ---- autograd ----
   m.def(
       "grad",
       [](const py::object& outputs, const py::object& inputs, const py::object& grad_outputs,
          std::optional<bool> retain_graph, bool create_graph, bool allow_unused) {
-        bp::GradOptions o{.retain_graph = retain_graph, .create_graph = create_graph, .allow_unused = allow_unused};
+        bp::GradOptions o{
+            .retain_graph = retain_graph, .create_graph = create_graph, .allow_unused = allow_unused};
         if (!grad_outputs.is_none()) o.grad_outputs = to_tensors(grad_outputs, "grad_outputs");
         const bp::Tensors gs = bp::grad(to_tensors(outputs, "outputs"), to_tensors(inputs, "inputs"), o);
         py::list out;
@@ -498,7 +534,8 @@ unused input with allow_unused). With create_graph=True the gradients are themse
   struct NoGrad {
     bool previous = true;
   };
-  py::class_<NoGrad>(m, "no_grad", "Context manager: nothing is recorded for autograd inside `with no_grad():`.")
+  py::class_<NoGrad>(m, "no_grad",
+                     "Context manager: nothing is recorded for autograd inside `with no_grad():`.")
       .def(py::init<>())
       .def("__enter__",
            [](NoGrad& g) {
