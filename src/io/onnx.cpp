@@ -115,8 +115,6 @@ void set_int(pb::NodeProto& n, const char* name, std::int64_t value) {
   a->set_i(value);
 }
 
-class Exporter;
-
 // What a converter is given: the module, its path in the tree ("" for the root), the name of its input in
 // the graph and its traced input (a batch of kTraceBatch examples).
 struct Step {
@@ -126,39 +124,38 @@ struct Step {
   Tensor sample;
 };
 
-// A converter adds the module's nodes and returns the name of its output. It may call back into the exporter
-// for children (containers).
-using Converter = std::function<std::string(Exporter&, Graph&, const Step&)>;
+// A converter adds the module's nodes and returns the name of its output; a container calls convert() for
+// its children.
+using Converter = std::function<std::string(Graph&, const Step&)>;
 
 // The table: one row per module type that has an ONNX form.
 const std::map<std::type_index, std::pair<std::string, Converter>>& converters();
 
-class Exporter {
- public:
-  // Converts `module` (at `path`) reading `input`, whose traced value is `sample`; returns the output's name
-  // and sets `sample` to the module's traced output.
-  std::string convert(Graph& g, nn::Module& module, const std::string& path, const std::string& input,
-                      Tensor& sample) {
-    const auto& table = converters();
-    auto it = table.find(std::type_index(typeid(module)));
-    if (it == table.end()) {
-      std::string known;
-      for (const auto& [_, row] : table) known += (known.empty() ? "" : ", ") + row.first;
-      throw ValueError("export_onnx: the module at '" + (path.empty() ? std::string("(root)") : path) +
-                       "' (" + module_text(module) + ") has no ONNX form; exportable modules: " + known +
-                       " (docs/export.md)");
-    }
-    const Step step{module, path, input, sample};
-    Tensor out = module.forward(sample);
-    BP_CHECK(out.dim() >= 1 && out.size(0) == kTraceBatch, ValueError, "export_onnx: the module at '",
-             path.empty() ? std::string("(root)") : path, "' (", module_text(module), ") turns a batch of ",
-             kTraceBatch, " examples ", to_string(sample.shape()), " into ", to_string(out.shape()),
-             ": its first dimension is not the batch, so it cannot be exported with a dynamic batch");
-    const std::string name = it->second.second(*this, g, step);
-    sample = out;
-    return name;
+// Converts `module` (at `path`) reading `input`, whose traced value is `sample`, by its row of the table;
+// returns the output's name and sets `sample` to the module's traced output.
+std::string convert(Graph& g, nn::Module& module, const std::string& path, const std::string& input,
+                    Tensor& sample) {
+  const auto& table = converters();
+  auto it = table.find(std::type_index(typeid(module)));
+  if (it == table.end()) {
+    std::set<std::string> names;
+    for (const auto& [_, row] : table) names.insert(row.first);
+    std::string known;
+    for (const std::string& n : names) known += (known.empty() ? "" : ", ") + n;
+    throw ValueError("export_onnx: the module at '" + (path.empty() ? std::string("(root)") : path) + "' (" +
+                     module_text(module) + ") has no ONNX form; exportable modules: " + known +
+                     " (docs/export.md)");
   }
-};
+  const Step step{module, path, input, sample};
+  Tensor out = module.forward(sample);
+  BP_CHECK(out.dim() >= 1 && out.size(0) == kTraceBatch, ValueError, "export_onnx: the module at '",
+           path.empty() ? std::string("(root)") : path, "' (", module_text(module), ") turns a batch of ",
+           kTraceBatch, " examples ", to_string(sample.shape()), " into ", to_string(out.shape()),
+           ": its first dimension is not the batch, so it cannot be exported with a dynamic batch");
+  const std::string name = it->second.second(g, step);
+  sample = out;
+  return name;
+}
 
 std::string child_path(const std::string& path, const std::string& name) {
   return path.empty() ? name : path + "." + name;
@@ -199,27 +196,27 @@ std::string activation(Graph& g, const std::string& hint, const std::string& x, 
   throw ValueError("export_onnx: unknown activation");
 }
 
-std::string convert_sequential(Exporter& ex, Graph& g, const Step& s) {
+std::string convert_sequential(Graph& g, const Step& s) {
   std::string x = s.input;
   Tensor sample = s.sample;
   for (const auto& [name, child] : s.module.named_children())
-    x = ex.convert(g, *child, child_path(s.path, name), x, sample);
+    x = convert(g, *child, child_path(s.path, name), x, sample);
   return x;
 }
 
-std::string convert_residual(Exporter& ex, Graph& g, const Step& s) {
+std::string convert_residual(Graph& g, const Step& s) {
   const nn::Residual& r = as<nn::Residual>(s);
   Tensor sample = s.sample;
-  const std::string y = ex.convert(g, *r.block(), child_path(s.path, "block"), s.input, sample);
+  const std::string y = convert(g, *r.block(), child_path(s.path, "block"), s.input, sample);
   return g.node("Add", hint_of(s, "Residual"), {s.input, y});
 }
 
-std::string convert_linear(Exporter&, Graph& g, const Step& s) {
+std::string convert_linear(Graph& g, const Step& s) {
   const nn::Linear& m = as<nn::Linear>(s);
   return gemm(g, hint_of(s, "Linear"), s.input, m.weight(), m.bias());
 }
 
-std::string convert_dropconnect(Exporter&, Graph& g, const Step& s) {
+std::string convert_dropconnect(Graph& g, const Step& s) {
   const nn::DropConnect& m = as<nn::DropConnect>(s);
   const nn::DropConnectOptions& o = m.options();
   // Gaussian inference averages the activation over random draws; only without an activation is that
@@ -234,7 +231,7 @@ std::string convert_dropconnect(Exporter&, Graph& g, const Step& s) {
   return activation(g, hint, gemm(g, hint, s.input, m.weight(), m.bias()), o.activation, o.slope);
 }
 
-std::string convert_batchnorm(Exporter&, Graph& g, const Step& s) {
+std::string convert_batchnorm(Graph& g, const Step& s) {
   const nn::BatchNorm1d& m = as<nn::BatchNorm1d>(s);
   const std::string hint = hint_of(s, "BatchNorm1d");
   const std::int64_t c = m.num_features();
@@ -249,7 +246,7 @@ std::string convert_batchnorm(Exporter&, Graph& g, const Step& s) {
       [eps](pb::NodeProto& n) { set_float(n, "epsilon", eps); });
 }
 
-std::string convert_layernorm(Exporter&, Graph& g, const Step& s) {
+std::string convert_layernorm(Graph& g, const Step& s) {
   const nn::LayerNorm& m = as<nn::LayerNorm>(s);
   const std::string hint = hint_of(s, "LayerNorm");
   const Shape& shape = m.normalized_shape();
@@ -266,7 +263,7 @@ std::string convert_layernorm(Exporter&, Graph& g, const Step& s) {
 }
 
 // Flatten and Unflatten only change the shape: the traced output shape, with the batch left free.
-std::string convert_reshape(Exporter&, Graph& g, const Step& s) {
+std::string convert_reshape(Graph& g, const Step& s) {
   const std::string hint = hint_of(s, "Reshape");
   const Shape out = s.module.forward(s.sample).shape();
   if (out.size() == 2 && s.sample.dim() >= 2)  // everything after the batch into one: ONNX's own Flatten
@@ -276,27 +273,27 @@ std::string convert_reshape(Exporter&, Graph& g, const Step& s) {
   return g.node("Reshape", hint, {s.input, g.integers(hint + ".shape", target)});
 }
 
-std::string pass_through(Exporter&, Graph&, const Step& s) {
+std::string pass_through(Graph&, const Step& s) {
   return s.input;
 }
 
 template <nn::Nonlinearity F>
-std::string convert_activation(Exporter&, Graph& g, const Step& s) {
+std::string convert_activation(Graph& g, const Step& s) {
   return activation(g, hint_of(s, "Activation"), s.input, F, 0.0);
 }
 
-std::string convert_leaky_relu(Exporter&, Graph& g, const Step& s) {
+std::string convert_leaky_relu(Graph& g, const Step& s) {
   return activation(g, hint_of(s, "LeakyReLU"), s.input, nn::Nonlinearity::leaky_relu,
                     as<nn::LeakyReLU>(s).slope());
 }
 
-std::string convert_softmax(Exporter&, Graph& g, const Step& s) {
+std::string convert_softmax(Graph& g, const Step& s) {
   const std::int64_t axis = as<nn::Softmax>(s).axis();
   return g.node("Softmax", hint_of(s, "Softmax"), {s.input},
                 [axis](pb::NodeProto& n) { set_int(n, "axis", axis); });
 }
 
-std::string convert_log_softmax(Exporter&, Graph& g, const Step& s) {
+std::string convert_log_softmax(Graph& g, const Step& s) {
   const std::int64_t axis = as<nn::LogSoftmax>(s).axis();
   return g.node("LogSoftmax", hint_of(s, "LogSoftmax"), {s.input},
                 [axis](pb::NodeProto& n) { set_int(n, "axis", axis); });
@@ -409,8 +406,7 @@ std::string to_onnx(nn::Module& module, const std::vector<std::int64_t>& input_s
   for (const auto& [key, value] : options.metadata) add_metadata(model, key, value);
 
   Tensor sample = zeros(traced, dtype);
-  Exporter exporter;
-  std::string y = exporter.convert(g, module, "", x, sample);
+  std::string y = convert(g, module, "", x, sample);
 
   // The graph's output is the last node's output, renamed; a network that computes nothing gets an Identity.
   if (y == options.input_name) y = g.node("Identity", "output", {y});

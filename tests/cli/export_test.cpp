@@ -84,7 +84,7 @@ TEST(Export, FashionModelPredictsTheSameInOnnxRuntime) {
 TEST(Export, CheckpointIsRefused) {
   Scratch s;
   const std::string out = train_table_model(s);
-  const auto r = run(s, "export " + out + "/checkpoints/latest --onnx " + s.path("m.onnx"));
+  const auto r = run(s, "export " + out + "/checkpoints/epoch-0002.safetensors --onnx " + s.path("m.onnx"));
   EXPECT_EQ(r.code, 2) << r.err;
   EXPECT_THAT(r.err, HasSubstr("is a checkpoint (training state), not a model"));
   EXPECT_FALSE(clitest::fs::exists(s.path("m.onnx")));
