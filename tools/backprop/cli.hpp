@@ -55,6 +55,13 @@ struct PredictArgs {
   bool force = false;  // --force: --output may replace a file of another kind
 };
 
+struct ExportArgs {
+  std::string model;
+  std::string onnx;    // --onnx OUT.onnx
+  bool force = false;  // --force: --onnx may replace a file of another kind
+  bool quiet = false;
+};
+
 struct InfoArgs {
   std::string file;
   bool json = false;
@@ -65,6 +72,8 @@ int run_train(const TrainArgs& args);
 int run_eval(const EvalArgs& args);
 int run_predict(const PredictArgs& args);
 int run_info(const InfoArgs& args);
+/// `backprop export MODEL --onnx OUT.onnx` (backprop/io/onnx.hpp).
+int run_export(const ExportArgs& args);
 /// `backprop report RUN_DIR`: rebuilds RUN_DIR/report.html.
 int run_report(const std::string& run_dir, bool quiet);
 

@@ -274,6 +274,22 @@ int main(int argc, char** argv) {
   info->allow_extras();
   info->footer(kFooter);
 
+  // export
+  cli::ExportArgs export_args;
+  CLI::App* export_ = app.add_subcommand(
+      "export",
+      "Write a model as an ONNX model (opset 17) for ONNX Runtime and other runtimes: the same raw input as "
+      "predict, logits out, class names in its metadata (docs/export.md).");
+  export_->add_option("MODEL", export_args.model, "a model file (model.safetensors)")->required();
+  export_->add_option("--onnx", export_args.onnx, "the ONNX file to write")
+      ->required()
+      ->type_name("OUT.onnx");
+  export_->add_flag("--force", export_args.force,
+                    "let --onnx replace a file that holds something else (a model, text, ...)");
+  export_->add_flag("-q,--quiet", export_args.quiet, "print nothing but errors");
+  export_->allow_extras();
+  export_->footer(kFooter);
+
   // report
   std::string report_dir;
   bool report_quiet = false;
@@ -317,7 +333,7 @@ int main(int argc, char** argv) {
       const std::string near = bp::config::closest(word, names);
       return fail("", "error: ",
                   ("unknown command '" + word + "'" + (near.empty() ? "" : "; did you mean '" + near + "'?") +
-                   " (commands: train, eval, predict, info, report, explain, help)")
+                   " (commands: train, eval, predict, info, export, report, explain, help)")
                       .c_str(),
                   cli::kUsage);
     }
@@ -352,7 +368,7 @@ int main(int argc, char** argv) {
       const std::string near = bp::config::closest(help_topic, names);
       throw bp::ConfigError("unknown command '" + help_topic + "'" +
                             (near.empty() ? "" : "; did you mean '" + near + "'?") +
-                            " (commands: train, eval, predict, info, report, explain, help)");
+                            " (commands: train, eval, predict, info, export, report, explain, help)");
     }
     if (sub == train) {
       train_args.overrides = config_flags.given(*train);
@@ -361,6 +377,7 @@ int main(int argc, char** argv) {
     if (sub == eval) return written(cli::run_eval(eval_args));
     if (sub == predict) return written(cli::run_predict(predict_args));
     if (sub == info) return written(cli::run_info(info_args));
+    if (sub == export_) return written(cli::run_export(export_args));
     if (sub == report) return written(cli::run_report(report_dir, report_quiet));
     if (sub == explain) return written(run_explain(explain_args, std::cout));
     return cli::kUsage;
