@@ -66,4 +66,67 @@ std::string BatchNorm1d::repr() const {
                      ", affine=", options_.affine ? "true" : "false", ")");
 }
 
+// ---- BatchNorm2d: the same normalisation with the statistics over N, H and W of each channel ---------------
+
+BatchNorm2d::BatchNorm2d(std::int64_t features, BatchNormOptions options)
+    : features_(features), options_(options) {
+  BP_CHECK(features > 0, ValueError, "BatchNorm2d: features must be positive, got ", features);
+  BP_CHECK(options.eps >= 0, ValueError, "BatchNorm2d: eps must be >= 0, got ", options.eps);
+  BP_CHECK(options.momentum >= 0 && options.momentum <= 1, ValueError,
+           "BatchNorm2d: momentum must be in [0, 1], got ", options.momentum);
+  if (options.affine) {
+    weight_ = register_parameter("weight", ones({features}, options.dtype));
+    bias_ = register_parameter("bias", zeros({features}, options.dtype));
+  }
+  running_mean_ = register_buffer("running_mean", zeros({features}, options.dtype));
+  running_var_ = register_buffer("running_var", ones({features}, options.dtype));
+  num_batches_tracked_ = register_buffer("num_batches_tracked", scalar(0.0, f64));
+}
+
+std::int64_t BatchNorm2d::num_batches_tracked() const {
+  return static_cast<std::int64_t>(num_batches_tracked_.item());
+}
+
+Tensor BatchNorm2d::forward(const Tensor& x) {
+  BP_CHECK(x.dim() == 4 && x.size(1) == features_, ShapeError, "BatchNorm2d(", features_,
+           "): expected input [N, ", features_, ", H, W], got ", x.shape());
+  BP_CHECK(x.dtype() == running_mean_.dtype(), DTypeError, "BatchNorm2d(", features_, "): input is ",
+           x.dtype(), " but the layer is ", running_mean_.dtype());
+  const std::int64_t n = x.size(0) * x.size(2) * x.size(3);
+  const Shape channel{1, features_, 1, 1};
+  const double eps = options_.eps;
+  Tensor y;
+  if (is_training()) {
+    BP_CHECK(n > 1, ValueError, "BatchNorm2d(", features_,
+             "): training needs more than one value per channel to estimate a variance, got input ",
+             x.shape());
+    const Dims dims{0, 2, 3};
+    const Tensor mu = mean(x, dims, true);
+    const Tensor xc = sub(x, mu);
+    const Tensor var = mean(mul(xc, xc), dims, true);
+    y = mul(xc, rdiv(sqrt(add(var, eps)), 1.0));
+
+    NoGradGuard guard;
+    const double m = options_.momentum;
+    const double unbiased = static_cast<double>(n) / static_cast<double>(n - 1);
+    running_mean_.mul_(1.0 - m).add_(mu.detach().reshape({features_}), m);
+    running_var_.mul_(1.0 - m).add_(var.detach().reshape({features_}), m * unbiased);
+    num_batches_tracked_.fill_(num_batches_tracked_.item() + 1.0);
+  } else {
+    Tensor inv;
+    {
+      NoGradGuard guard;
+      inv = rdiv(sqrt(add(running_var_, eps)), 1.0).reshape(channel);
+    }
+    y = mul(sub(x, running_mean_.reshape(channel)), inv);
+  }
+  if (options_.affine) y = add(mul(y, reshape(weight_, channel)), reshape(bias_, channel));
+  return y;
+}
+
+std::string BatchNorm2d::repr() const {
+  return detail::cat("BatchNorm2d(", features_, ", eps=", options_.eps, ", momentum=", options_.momentum,
+                     ", affine=", options_.affine ? "True" : "False", ", track_running_stats=True)");
+}
+
 }  // namespace backprop::nn
