@@ -44,12 +44,20 @@ nn::Sequential small_cnn(bp::Generator& gen, bp::DType dtype) {
                         nn::AdaptiveAvgPool2d({2, 3})};
 }
 
+/// torch_conv.py's output, computed once for the tests that compare with it.
+const std::map<std::string, std::vector<double>>& torch_reference(std::string& err) {
+  static std::string error;
+  static const auto ref = torchcmp::run_torch("cnn", error, "torch_conv.py");
+  err = error;
+  return ref;
+}
+
 }  // namespace
 
 TEST(ConvLayers, SmallCnnEqualsPyTorch) {
   REQUIRE_INSTALLED(torchcmp::have_torch(), "python3-torch", "/usr/bin/python3 with torch");
   std::string err;
-  const auto ref = torchcmp::run_torch("cnn", err, "torch_conv.py");
+  const auto& ref = torch_reference(err);
   ASSERT_FALSE(ref.empty()) << err;
 
   bp::Generator gen(0);
@@ -90,7 +98,7 @@ TEST(ConvLayers, SmallCnnEqualsPyTorch) {
 TEST(ConvLayers, Conv1dEqualsPyTorch) {
   REQUIRE_INSTALLED(torchcmp::have_torch(), "python3-torch", "/usr/bin/python3 with torch");
   std::string err;
-  const auto ref = torchcmp::run_torch("cnn", err, "torch_conv.py");
+  const auto& ref = torch_reference(err);
   ASSERT_FALSE(ref.empty()) << err;
   bp::Generator gen(0);
   nn::Conv1d conv(3, 4, 3, gen, {.stride = 2, .padding = 1, .dtype = bp::f64});
