@@ -225,9 +225,31 @@ void max_pool2d(const Tensor& x, const PoolGeom& g, const Shape& out, Tensor& va
     const T* px = x.data<T>();
     T* pv = values.data<T>();
     double* pi = indices.data<double>();
+    // The common 2x2 window with stride 2 and no padding: four loads, no bounds, in the general loop's order.
+    const bool two_by_two =
+        g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0 && g.dh == 1 && g.dw == 1;
     for_planes(g.planes, hw + ohw, [&](std::int64_t p0, std::int64_t p1) {
       for (std::int64_t p = p0; p < p1; ++p) {
         const T* xp = px + p * hw;
+        if (two_by_two) {
+          for (std::int64_t oy = 0; oy < g.oh; ++oy)
+            for (std::int64_t ox = 0; ox < g.ow; ++ox) {
+              const std::int64_t at0 = 2 * oy * g.w + 2 * ox;
+              const std::int64_t at[4] = {at0, at0 + 1, at0 + g.w, at0 + g.w + 1};
+              T best = xp[at0];
+              std::int64_t best_at = at0;
+              for (int k = 1; k < 4; ++k) {
+                const T v = xp[at[k]];
+                if (v > best || v != v) {
+                  best = v;
+                  best_at = at[k];
+                }
+              }
+              pv[p * ohw + oy * g.ow + ox] = best;
+              pi[p * ohw + oy * g.ow + ox] = static_cast<double>(best_at);
+            }
+          continue;
+        }
         for (std::int64_t oy = 0; oy < g.oh; ++oy) {
           std::int64_t y0 = oy * g.sh - g.ph;
           const std::int64_t y1 = std::min(y0 + (g.kh - 1) * g.dh + 1, g.h);

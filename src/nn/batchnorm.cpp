@@ -104,7 +104,10 @@ Tensor BatchNorm2d::forward(const Tensor& x) {
     const Tensor mu = mean(x, dims, true);
     const Tensor xc = sub(x, mu);
     const Tensor var = mean(mul(xc, xc), dims, true);
-    y = mul(xc, rdiv(sqrt(add(var, eps)), 1.0));
+    // The per-channel factors are combined first ([1, C, 1, 1]), so the image-sized tensor is scaled once.
+    Tensor scale = rdiv(sqrt(add(var, eps)), 1.0);
+    if (options_.affine) scale = mul(scale, reshape(weight_, channel));
+    y = mul(xc, scale);
 
     NoGradGuard guard;
     const double m = options_.momentum;
@@ -118,10 +121,10 @@ Tensor BatchNorm2d::forward(const Tensor& x) {
       NoGradGuard guard;
       inv = rdiv(sqrt(add(running_var_, eps)), 1.0).reshape(channel);
     }
-    y = mul(sub(x, running_mean_.reshape(channel)), inv);
+    y = mul(sub(x, running_mean_.reshape(channel)),
+            options_.affine ? mul(inv, reshape(weight_, channel)) : inv);
   }
-  if (options_.affine) y = add(mul(y, reshape(weight_, channel)), reshape(bias_, channel));
-  return y;
+  return options_.affine ? add(y, reshape(bias_, channel)) : y;
 }
 
 std::string BatchNorm2d::repr() const {
