@@ -8,6 +8,7 @@
 #include "kernels/conv.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <limits>
 
@@ -238,12 +239,11 @@ void max_pool2d(const Tensor& x, const PoolGeom& g, const Shape& out, Tensor& va
               const std::int64_t at[4] = {at0, at0 + 1, at0 + g.w, at0 + g.w + 1};
               T best = xp[at0];
               std::int64_t best_at = at0;
-              for (int k = 1; k < 4; ++k) {
+              for (int k = 1; k < 4; ++k) {  // selects, not branches: random data mispredicts half of them
                 const T v = xp[at[k]];
-                if (v > best || v != v) {
-                  best = v;
-                  best_at = at[k];
-                }
+                const bool take = v > best || v != v;
+                best = take ? v : best;
+                best_at = take ? at[k] : best_at;
               }
               pv[p * ohw + oy * g.ow + ox] = best;
               pi[p * ohw + oy * g.ow + ox] = static_cast<double>(best_at);
@@ -263,10 +263,9 @@ void max_pool2d(const Tensor& x, const PoolGeom& g, const Shape& out, Tensor& va
             for (std::int64_t iy = y0; iy < y1; iy += g.dh)
               for (std::int64_t ix = x0; ix < x1; ix += g.dw) {
                 const T v = xp[iy * g.w + ix];
-                if (v > best || v != v) {
-                  best = v;
-                  best_at = iy * g.w + ix;
-                }
+                const bool take = v > best || v != v;
+                best = take ? v : best;
+                best_at = take ? iy * g.w + ix : best_at;
               }
             pv[p * ohw + oy * g.ow + ox] = best;
             pi[p * ohw + oy * g.ow + ox] = static_cast<double>(best_at);
@@ -373,6 +372,104 @@ Tensor avg_pool2d_adjoint(const Tensor& dy, const AvgGeom& g) {
     });
   });
   return dx;
+}
+
+// ---- batch normalisation over N, H, W -----------------------------------------------------------------------
+
+// One channel per task (independent, so the split never changes a result); the sums run in f64.
+Tensor batch_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps, Tensor& mean,
+                          Tensor& var, Tensor& invstd) {
+  const std::int64_t n = x.size(0), c = x.size(1), hw = x.numel() / std::max<std::int64_t>(n * c, 1);
+  const double count = static_cast<double>(n * hw);
+  Tensor y(x.shape(), x.dtype());
+  mean = Tensor({c}, f64);
+  var = Tensor({c}, f64);
+  invstd = Tensor({c}, f64);
+  dispatch(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* px = x.data<T>();
+    const T* pg = gamma.defined() ? gamma.data<T>() : nullptr;
+    const T* pb = beta.defined() ? beta.data<T>() : nullptr;
+    T* py = y.data<T>();
+    double *pm = mean.data<double>(), *pv = var.data<double>(), *pi = invstd.data<double>();
+    parallel_range(c, std::max<std::int64_t>(1, kParallelThreshold / std::max<std::int64_t>(n * hw, 1)),
+                   [&](std::int64_t c0, std::int64_t c1) {
+                     for (std::int64_t ch = c0; ch < c1; ++ch) {
+                       double s = 0;
+                       for (std::int64_t i = 0; i < n; ++i) {
+                         const T* p = px + (i * c + ch) * hw;
+                         for (std::int64_t j = 0; j < hw; ++j) s += static_cast<double>(p[j]);
+                       }
+                       const double mu = s / count;
+                       double ss = 0;
+                       for (std::int64_t i = 0; i < n; ++i) {
+                         const T* p = px + (i * c + ch) * hw;
+                         for (std::int64_t j = 0; j < hw; ++j) {
+                           const double d = static_cast<double>(p[j]) - mu;
+                           ss += d * d;
+                         }
+                       }
+                       const double v = ss / count, inv = 1.0 / std::sqrt(v + eps);
+                       pm[ch] = mu;
+                       pv[ch] = v;
+                       pi[ch] = inv;
+                       const T scale = static_cast<T>(inv * (pg ? static_cast<double>(pg[ch]) : 1.0));
+                       const T shift = pb ? pb[ch] : T(0);
+                       const T m = static_cast<T>(mu);
+                       for (std::int64_t i = 0; i < n; ++i) {
+                         const T* p = px + (i * c + ch) * hw;
+                         T* q = py + (i * c + ch) * hw;
+                         for (std::int64_t j = 0; j < hw; ++j) q[j] = (p[j] - m) * scale + shift;
+                       }
+                     }
+                   });
+  });
+  return y;
+}
+
+void batch_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& mean,
+                         const Tensor& invstd, Tensor& dx, Tensor& dgamma, Tensor& dbeta) {
+  const std::int64_t n = x.size(0), c = x.size(1), hw = x.numel() / std::max<std::int64_t>(n * c, 1);
+  const double count = static_cast<double>(n * hw);
+  dx = Tensor(x.shape(), x.dtype());
+  dgamma = Tensor({c}, x.dtype());
+  dbeta = Tensor({c}, x.dtype());
+  dispatch(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* px = x.data<T>();
+    const T* pdy = dy.data<T>();
+    const T* pg = gamma.defined() ? gamma.data<T>() : nullptr;
+    const double *pm = mean.data<double>(), *pi = invstd.data<double>();
+    T* pdx = dx.data<T>();
+    T *pdg = dgamma.data<T>(), *pdb = dbeta.data<T>();
+    parallel_range(c, std::max<std::int64_t>(1, kParallelThreshold / std::max<std::int64_t>(n * hw, 1)),
+                   [&](std::int64_t c0, std::int64_t c1) {
+                     for (std::int64_t ch = c0; ch < c1; ++ch) {
+                       const double mu = pm[ch], inv = pi[ch];
+                       double sdy = 0, sdyx = 0;
+                       for (std::int64_t i = 0; i < n; ++i) {
+                         const T* p = px + (i * c + ch) * hw;
+                         const T* d = pdy + (i * c + ch) * hw;
+                         for (std::int64_t j = 0; j < hw; ++j) {
+                           sdy += static_cast<double>(d[j]);
+                           sdyx += static_cast<double>(d[j]) * (static_cast<double>(p[j]) - mu);
+                         }
+                       }
+                       sdyx *= inv;  // sum(dy xhat)
+                       pdg[ch] = static_cast<T>(sdyx);
+                       pdb[ch] = static_cast<T>(sdy);
+                       const double k = inv * (pg ? static_cast<double>(pg[ch]) : 1.0);
+                       const T a = static_cast<T>(sdy / count), b = static_cast<T>(sdyx / count);
+                       const T kk = static_cast<T>(k), m = static_cast<T>(mu), iv = static_cast<T>(inv);
+                       for (std::int64_t i = 0; i < n; ++i) {
+                         const T* p = px + (i * c + ch) * hw;
+                         const T* d = pdy + (i * c + ch) * hw;
+                         T* q = pdx + (i * c + ch) * hw;
+                         for (std::int64_t j = 0; j < hw; ++j) q[j] = kk * (d[j] - a - (p[j] - m) * iv * b);
+                       }
+                     }
+                   });
+  });
 }
 
 }  // namespace backprop::kernels

@@ -56,4 +56,14 @@ Tensor avg_pool2d(const Tensor& x, const AvgGeom& geom);
 /// The adjoint: dx [planes..., h, w] with dy / divisor added over each window.
 Tensor avg_pool2d_adjoint(const Tensor& dy, const AvgGeom& geom);
 
+/// Training-mode batch normalisation of x [N, C, H, W] with the statistics of each channel over N, H and W:
+/// y = (x - mean) invstd gamma + beta (gamma and beta may be undefined: 1 and 0). mean, var (biased) and
+/// invstd = 1 / sqrt(var + eps) come back as f64 [C], summed in f64 whatever x's dtype.
+Tensor batch_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps, Tensor& mean,
+                          Tensor& var, Tensor& invstd);
+/// Its gradients in two passes: dx = gamma invstd (dy - mean(dy) - xhat mean(dy xhat)), dgamma = sum(dy xhat),
+/// dbeta = sum(dy) (sums and means per channel over N, H, W; xhat = (x - mean) invstd).
+void batch_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& mean,
+                         const Tensor& invstd, Tensor& dx, Tensor& dgamma, Tensor& dbeta);
+
 }  // namespace backprop::kernels

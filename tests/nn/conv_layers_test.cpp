@@ -178,6 +178,21 @@ TEST(ConvLayers, ErrorsNameTheLayerAndTheShapes) {
   EXPECT_THROW(nn::BatchNorm2d(4)(bp::zeros({2, 3, 2, 2})), bp::ShapeError);
 }
 
+TEST(ConvLayers, BatchNorm2dGradcheckAndGradgradcheckThroughBatchStatistics) {
+  bp::Generator gen(23);
+  bp::Tensor x = bp::randn({3, 2, 2, 3}, gen, bp::f64).requires_grad_();
+  nn::BatchNorm2d bn(2, {.dtype = bp::f64});
+  {
+    bp::NoGradGuard guard;
+    bp::Tensor(bn.weight()).copy_(bp::randn({2}, gen, bp::f64, 1.0, 0.2));
+    bp::Tensor(bn.bias()).copy_(bp::randn({2}, gen, bp::f64));
+  }
+  // The layer's own gamma and beta are inputs of the check (perturbed in place), x the third.
+  auto fn = [&](const bp::Tensors& in) { return bp::pow(bn(in[0]), 2.0); };
+  bp::gradcheck(fn, {x, bn.weight(), bn.bias()});
+  bp::gradgradcheck(fn, {x, bn.weight(), bn.bias()});
+}
+
 TEST(ConvLayers, Dropout2dDropsWholeChannels) {
   bp::Generator gen(5);
   nn::Dropout2d drop(0.5, gen);
