@@ -14,10 +14,12 @@
 #include <backprop/nn/batchnorm.hpp>
 #include <backprop/nn/checkpoint.hpp>
 #include <backprop/nn/containers.hpp>
+#include <backprop/nn/conv.hpp>
 #include <backprop/nn/dropout.hpp>
 #include <backprop/nn/init.hpp>
 #include <backprop/nn/layernorm.hpp>
 #include <backprop/nn/linear.hpp>
 #include <backprop/nn/module.hpp>
+#include <backprop/nn/pooling.hpp>
 #include <backprop/nn/reshape.hpp>
 #include <backprop/nn/sequential.hpp>

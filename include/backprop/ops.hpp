@@ -12,7 +12,9 @@
 
 #include <backprop/autograd.hpp>
 #include <backprop/tensor.hpp>
+#include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace backprop {
@@ -217,6 +219,67 @@ Tensor softmax(const Tensor& x, std::int64_t axis = -1);
 Tensor log_softmax(const Tensor& x, std::int64_t axis = -1);
 /// One-hot encoding of integer class labels (given as a tensor of whole numbers) into [N, classes].
 Tensor one_hot(const Tensor& labels, std::int64_t classes, DType dtype = f32);
+
+// ---- convolution and pooling (NCHW) -----------------------------------------------------------------------
+// Images are [N, C, H, W] (a 3-D [C, H, W] input is taken as a batch of one and returned without the batch
+// dim), sequences for conv1d [N, C, L]. Sizes given as one number apply to both spatial dims. The output size
+// along a dim of size H is floor((H + 2 padding - dilation (kernel - 1) - 1) / stride) + 1 (ceil for pooling
+// with ceil_mode, where the last window must start inside the input or its left padding). Every backward is
+// written in ops: the input gradient of a convolution is a transposed convolution of dy with the same weight,
+// the weight gradient a correlation of the input with dy, so second derivatives work (docs/ops.md).
+
+/// A spatial size or step: one number for both dims, or {h, w}.
+struct Size2 {
+  std::int64_t h = 0, w = 0;
+  Size2(std::int64_t both) : h(both), w(both) {}  // NOLINT(google-explicit-constructor): PyTorch's int args
+  Size2(std::int64_t h_, std::int64_t w_) : h(h_), w(w_) {}
+};
+
+/// A convolution's padding: a number, {h, w}, "valid" (0) or "same" (the output keeps the input's size,
+/// stride 1 only; an odd total pad puts the extra row or column at the bottom or right, as PyTorch does).
+struct ConvPadding {
+  Size2 size = 0;
+  bool same = false;
+  ConvPadding(std::int64_t both) : size(both) {}  // NOLINT(google-explicit-constructor)
+  ConvPadding(std::int64_t h, std::int64_t w) : size(h, w) {}
+  ConvPadding(Size2 s) : size(s) {}  // NOLINT(google-explicit-constructor)
+  template <std::size_t N>
+  ConvPadding(const char (&mode)[N]) : ConvPadding(std::string(mode)) {}  // NOLINT: "same" or "valid"
+  explicit ConvPadding(const std::string& mode);
+};
+
+/// 2-D cross-correlation: input [N, C, H, W], weight [O, C / groups, kh, kw], bias [O] (or undefined) ->
+/// [N, O, OH, OW]; y[n, o] = b[o] + sum over the c of o's group and the window of w[o, c] x[n, c] (shifted by
+/// stride, spread by dilation, zero outside the padded input). groups = C gives a depthwise convolution.
+/// d/dx = conv_transpose2d(dy, w), d/dw = the correlation of x with dy, d/db = sum of dy over N, H, W.
+Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias = {}, Size2 stride = 1,
+              ConvPadding padding = 0, Size2 dilation = 1, std::int64_t groups = 1);
+/// 1-D cross-correlation: input [N, C, L], weight [O, C / groups, k] -> [N, O, OL]; conv2d with H = 1.
+Tensor conv1d(const Tensor& input, const Tensor& weight, const Tensor& bias = {}, std::int64_t stride = 1,
+              ConvPadding padding = 0, std::int64_t dilation = 1, std::int64_t groups = 1);
+/// The adjoint of conv2d in its input ("deconvolution"): input [N, C, H, W], weight [C, O / groups, kh, kw]
+/// -> [N, O, (H - 1) stride - 2 padding + dilation (k - 1) + output_padding + 1, ...] (output_padding <
+/// stride or dilation picks among the sizes that conv2d maps back to H). d/dx = conv2d(dy, w), d/dw = the
+/// correlation of dy with x, d/db = sum of dy over N, H, W.
+Tensor conv_transpose2d(const Tensor& input, const Tensor& weight, const Tensor& bias = {}, Size2 stride = 1,
+                        Size2 padding = 0, Size2 output_padding = 0, std::int64_t groups = 1,
+                        Size2 dilation = 1);
+/// Largest value of each window (stride 0 means stride = kernel_size; padding <= kernel_size / 2 is filled
+/// with -inf; a NaN counts as the largest) and its flat position h * W + w in the input plane, as f64
+/// indices. d/dx puts dy at those positions (adding where windows overlap), an op whose backward gathers.
+ValuesIndices max_pool2d_with_indices(const Tensor& input, Size2 kernel_size, Size2 stride = 0,
+                                      Size2 padding = 0, Size2 dilation = 1, bool ceil_mode = false);
+/// The values of max_pool2d_with_indices.
+Tensor max_pool2d(const Tensor& input, Size2 kernel_size, Size2 stride = 0, Size2 padding = 0,
+                  Size2 dilation = 1, bool ceil_mode = false);
+/// Mean of each window. With count_include_pad (PyTorch's default) the divisor counts the padded positions
+/// inside the window (not those a ceil_mode window adds past the padding); without, only the input's.
+/// d/dx spreads dy / divisor over each window: the adjoint pooling, an op whose backward is avg_pool2d.
+Tensor avg_pool2d(const Tensor& input, Size2 kernel_size, Size2 stride = 0, Size2 padding = 0,
+                  bool ceil_mode = false, bool count_include_pad = true);
+/// Mean over output_size windows: output row i averages input rows [floor(i H / OH), ceil((i + 1) H / OH)),
+/// likewise for columns. Backward as avg_pool2d's.
+Tensor adaptive_avg_pool2d(const Tensor& input, Size2 output_size);
 
 // ---- comparisons (not differentiable; return 0/1 masks of the inputs' dtype) ------------------------------
 Tensor greater(const Tensor& a, double b);

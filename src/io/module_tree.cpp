@@ -43,6 +43,70 @@ nn::Nonlinearity nonlinearity_option(const ModuleOptions& o, const std::string& 
                    "'");
 }
 
+// Convolution and pooling options: sizes as [h, w] lists (the 1-D Conv1d keeps plain numbers).
+Size2 pair_option(const ModuleOptions& o, const std::string& name) {
+  const std::vector<std::int64_t> v = o.integers(name);
+  BP_CHECK(v.size() == 2, ValueError, "option \"", name, "\" must be a list of 2 integers [h, w], got ",
+           v.size(), " values");
+  return Size2(v[0], v[1]);
+}
+
+std::vector<std::int64_t> pair_value(Size2 s) {
+  return {s.h, s.w};
+}
+
+template <class M>
+ModuleOptions conv2d_options(const M& m, const nn::ConvOptions& c, bool transposed) {
+  ModuleOptions o;
+  o.set("in_channels", m.in_channels())
+      .set("out_channels", m.out_channels())
+      .set("kernel_size", pair_value(m.kernel_size()))
+      .set("stride", pair_value(c.stride))
+      .set("padding", pair_value(c.padding.size))
+      .set("dilation", pair_value(c.dilation))
+      .set("groups", c.groups)
+      .set("bias", m.bias().defined())
+      .set("dtype", dtype_name(m.weight().dtype()));
+  if (transposed)
+    o.set("output_padding", pair_value(c.output_padding));
+  else
+    o.set("padding_same", c.padding.same);
+  return o;
+}
+
+nn::ConvOptions conv2d_config(const ModuleOptions& o, bool transposed) {
+  nn::ConvOptions c{.stride = pair_option(o, "stride"),
+                    .padding = pair_option(o, "padding"),
+                    .dilation = pair_option(o, "dilation"),
+                    .groups = o.integer("groups"),
+                    .bias = o.boolean("bias"),
+                    .dtype = dtype_option(o)};
+  if (transposed)
+    c.output_padding = pair_option(o, "output_padding");
+  else if (o.boolean("padding_same"))
+    c.padding = ConvPadding("same");
+  BP_CHECK(c.groups > 0, ValueError, "option \"groups\" must be positive, got ", c.groups);
+  return c;
+}
+
+ModuleOptions pool_options(Size2 kernel, const nn::PoolOptions& p) {
+  return ModuleOptions()
+      .set("kernel_size", pair_value(kernel))
+      .set("stride", pair_value(p.stride))
+      .set("padding", pair_value(p.padding))
+      .set("dilation", pair_value(p.dilation))
+      .set("ceil_mode", p.ceil_mode)
+      .set("count_include_pad", p.count_include_pad);
+}
+
+nn::PoolOptions pool_config(const ModuleOptions& o) {
+  return nn::PoolOptions{.stride = pair_option(o, "stride"),
+                         .padding = pair_option(o, "padding"),
+                         .dilation = pair_option(o, "dilation"),
+                         .ceil_mode = o.boolean("ceil_mode"),
+                         .count_include_pad = o.boolean("count_include_pad")};
+}
+
 // No options and no children: the factory just makes one.
 template <class M>
 ModuleFactory plain() {
@@ -209,6 +273,105 @@ class Registry {
     reg<nn::Tanh>("Tanh", plain<nn::Tanh>());
     reg<nn::ReLU>("ReLU", plain<nn::ReLU>());
     reg<nn::Identity>("Identity", plain<nn::Identity>());
+    reg<nn::Conv1d>(
+        "Conv1d",
+        [](const nn::Conv1d& m) {
+          const nn::ConvOptions& c = m.options();
+          return ModuleOptions()
+              .set("in_channels", m.in_channels())
+              .set("out_channels", m.out_channels())
+              .set("kernel_size", m.kernel_size())
+              .set("stride", c.stride.w)
+              .set("padding", c.padding.size.w)
+              .set("padding_same", c.padding.same)
+              .set("dilation", c.dilation.w)
+              .set("groups", c.groups)
+              .set("bias", m.bias().defined())
+              .set("dtype", dtype_name(m.weight().dtype()));
+        },
+        [](const ModuleOptions& o, const ModuleChildren&) -> ModulePtr {
+          const std::int64_t in = o.integer("in_channels"), out = o.integer("out_channels");
+          const std::int64_t k = o.integer("kernel_size"), groups = o.integer("groups");
+          nn::ConvOptions c{.stride = o.integer("stride"),
+                            .padding = o.integer("padding"),
+                            .dilation = o.integer("dilation"),
+                            .groups = groups,
+                            .bias = o.boolean("bias"),
+                            .dtype = dtype_option(o)};
+          if (o.boolean("padding_same")) c.padding = ConvPadding("same");
+          BP_CHECK(groups > 0, ValueError, "option \"groups\" must be positive, got ", groups);
+          o.claim({out, in / groups, k});
+          if (c.bias) o.claim({out});
+          Generator gen(0);
+          return std::make_shared<nn::Conv1d>(in, out, k, gen, c);
+        });
+    reg<nn::Conv2d>(
+        "Conv2d", [](const nn::Conv2d& m) { return conv2d_options(m, m.options(), false); },
+        [](const ModuleOptions& o, const ModuleChildren&) -> ModulePtr {
+          const std::int64_t in = o.integer("in_channels"), out = o.integer("out_channels");
+          const nn::ConvOptions c = conv2d_config(o, false);
+          const Size2 k = pair_option(o, "kernel_size");
+          o.claim({out, in / c.groups, k.h, k.w});
+          if (c.bias) o.claim({out});
+          Generator gen(0);
+          return std::make_shared<nn::Conv2d>(in, out, k, gen, c);
+        });
+    reg<nn::ConvTranspose2d>(
+        "ConvTranspose2d", [](const nn::ConvTranspose2d& m) { return conv2d_options(m, m.options(), true); },
+        [](const ModuleOptions& o, const ModuleChildren&) -> ModulePtr {
+          const std::int64_t in = o.integer("in_channels"), out = o.integer("out_channels");
+          const nn::ConvOptions c = conv2d_config(o, true);
+          const Size2 k = pair_option(o, "kernel_size");
+          o.claim({in, out / c.groups, k.h, k.w});
+          if (c.bias) o.claim({out});
+          Generator gen(0);
+          return std::make_shared<nn::ConvTranspose2d>(in, out, k, gen, c);
+        });
+    reg<nn::MaxPool2d>(
+        "MaxPool2d", [](const nn::MaxPool2d& m) { return pool_options(m.kernel_size(), m.options()); },
+        [](const ModuleOptions& o, const ModuleChildren&) -> ModulePtr {
+          return std::make_shared<nn::MaxPool2d>(pair_option(o, "kernel_size"), pool_config(o));
+        });
+    reg<nn::AvgPool2d>(
+        "AvgPool2d", [](const nn::AvgPool2d& m) { return pool_options(m.kernel_size(), m.options()); },
+        [](const ModuleOptions& o, const ModuleChildren&) -> ModulePtr {
+          return std::make_shared<nn::AvgPool2d>(pair_option(o, "kernel_size"), pool_config(o));
+        });
+    reg<nn::AdaptiveAvgPool2d>(
+        "AdaptiveAvgPool2d",
+        [](const nn::AdaptiveAvgPool2d& m) {
+          return ModuleOptions().set("output_size",
+                                     std::vector<std::int64_t>{m.output_size().h, m.output_size().w});
+        },
+        [](const ModuleOptions& o, const ModuleChildren&) -> ModulePtr {
+          return std::make_shared<nn::AdaptiveAvgPool2d>(pair_option(o, "output_size"));
+        });
+    reg<nn::BatchNorm2d>(
+        "BatchNorm2d",
+        [](const nn::BatchNorm2d& m) {
+          const nn::BatchNormOptions& b = m.options();
+          return ModuleOptions()
+              .set("num_features", m.num_features())
+              .set("eps", b.eps)
+              .set("momentum", b.momentum)
+              .set("affine", b.affine)
+              .set("dtype", dtype_name(b.dtype));
+        },
+        [](const ModuleOptions& o, const ModuleChildren&) -> ModulePtr {
+          const std::int64_t features = o.integer("num_features");
+          o.claim({o.boolean("affine") ? 4 : 2, features});
+          return std::make_shared<nn::BatchNorm2d>(features,
+                                                   nn::BatchNormOptions{.eps = o.number("eps"),
+                                                                        .momentum = o.number("momentum"),
+                                                                        .affine = o.boolean("affine"),
+                                                                        .dtype = dtype_option(o)});
+        });
+    reg<nn::Dropout2d>(
+        "Dropout2d", [](const nn::Dropout2d& m) { return ModuleOptions().set("p", m.p()); },
+        [](const ModuleOptions& o, const ModuleChildren&) -> ModulePtr {
+          Generator gen(0);
+          return std::make_shared<nn::Dropout2d>(o.number("p"), gen);
+        });
   }
 
   mutable std::mutex mutex_;

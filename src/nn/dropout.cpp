@@ -129,4 +129,27 @@ std::string DropConnect::repr() const {
       options_.activation == Nonlinearity::linear ? "" : nn::to_string(options_.activation), ")");
 }
 
+// ---- Dropout2d ----------------------------------------------------------------------------------------------
+
+Dropout2d::Dropout2d(double p, Generator& gen) : p_(p), gen_(gen.next()) {
+  check_p(p, "Dropout2d");
+}
+
+Tensor Dropout2d::forward(const Tensor& x) {
+  BP_CHECK(x.dim() == 3 || x.dim() == 4, ShapeError, "Dropout2d(p=", p_,
+           "): expected input [N, C, H, W] or [C, H, W], got ", x.shape());
+  if (!is_training() || p_ == 0.0) return x;
+  const double keep = 1.0 - p_;
+  Shape mask_shape = x.shape();
+  mask_shape[mask_shape.size() - 1] = 1;
+  mask_shape[mask_shape.size() - 2] = 1;
+  Tensor mask = bernoulli_mask(mask_shape, x.dtype(), keep, gen_);
+  mask.mul_(1.0 / keep);
+  return mul(x, mask);  // the mask is a constant: d/dx = mask, broadcast over H and W
+}
+
+std::string Dropout2d::repr() const {
+  return detail::cat("Dropout2d(p=", p_, ")");
+}
+
 }  // namespace backprop::nn

@@ -38,6 +38,12 @@ std::int64_t dim(const json& a, const char* key) {
   return a.at(key).get<std::int64_t>();
 }
 
+/// A [h, w] list of the args as a spatial size.
+bp::Size2 pair(const json& a, const char* key) {
+  const auto v = a.at(key).get<std::vector<std::int64_t>>();
+  return bp::Size2(v.at(0), v.at(1));
+}
+
 /// A nested JSON list of whole numbers as an index tensor in x's dtype.
 bp::Tensor index_tensor(const json& j, const bp::Tensor& like) {
   bp::Shape shape;
@@ -240,6 +246,40 @@ const std::map<std::string, OpFn>& ops() {
          const bp::PadMode mode = a.at("mode") == "reflect" ? bp::PadMode::reflect : bp::PadMode::constant;
          return bp::pad(x[0], a.at("pads").get<std::vector<std::int64_t>>(), mode, a.at("value").get<double>());
        }},
+      {"conv2d",
+       [](const bp::Tensors& x, const json& a) {
+         const bp::ConvPadding padding = a.at("padding").is_string()
+                                             ? bp::ConvPadding(a.at("padding").get<std::string>())
+                                             : bp::ConvPadding(pair(a, "padding"));
+         return bp::conv2d(x[0], x[1], x.size() > 2 ? x[2] : bp::Tensor(), pair(a, "stride"), padding,
+                           pair(a, "dilation"), dim(a, "groups"));
+       }},
+      {"conv1d",
+       [](const bp::Tensors& x, const json& a) {
+         const bp::ConvPadding padding = a.at("padding").is_string()
+                                             ? bp::ConvPadding(a.at("padding").get<std::string>())
+                                             : bp::ConvPadding(dim(a, "padding"));
+         return bp::conv1d(x[0], x[1], x.size() > 2 ? x[2] : bp::Tensor(), dim(a, "stride"), padding,
+                           dim(a, "dilation"), dim(a, "groups"));
+       }},
+      {"conv_transpose2d",
+       [](const bp::Tensors& x, const json& a) {
+         return bp::conv_transpose2d(x[0], x[1], x.size() > 2 ? x[2] : bp::Tensor(), pair(a, "stride"),
+                                     pair(a, "padding"), pair(a, "output_padding"), dim(a, "groups"),
+                                     pair(a, "dilation"));
+       }},
+      {"max_pool2d",
+       [](const bp::Tensors& x, const json& a) {
+         return bp::max_pool2d(x[0], pair(a, "kernel"), pair(a, "stride"), pair(a, "padding"), pair(a, "dilation"),
+                               a.at("ceil_mode").get<bool>());
+       }},
+      {"avg_pool2d",
+       [](const bp::Tensors& x, const json& a) {
+         return bp::avg_pool2d(x[0], pair(a, "kernel"), pair(a, "stride"), pair(a, "padding"),
+                               a.at("ceil_mode").get<bool>(), a.at("count_include_pad").get<bool>());
+       }},
+      {"adaptive_avg_pool2d",
+       [](const bp::Tensors& x, const json& a) { return bp::adaptive_avg_pool2d(x[0], pair(a, "output_size")); }},
   };
   return table;
 }

@@ -375,6 +375,64 @@ def checkpoint_case():
     }
 
 
+CONV_OPS = {
+    "conv2d": lambda x, a: F.conv2d(x[0], x[1], x[2] if len(x) > 2 else None, a["stride"], a["padding"],
+                                    a["dilation"], a["groups"]),
+    "conv1d": lambda x, a: F.conv1d(x[0], x[1], x[2] if len(x) > 2 else None, a["stride"], a["padding"],
+                                    a["dilation"], a["groups"]),
+    "conv_transpose2d": lambda x, a: F.conv_transpose2d(x[0], x[1], x[2] if len(x) > 2 else None, a["stride"],
+                                                        a["padding"], a["output_padding"], a["groups"],
+                                                        a["dilation"]),
+    "max_pool2d": lambda x, a: F.max_pool2d(x[0], a["kernel"], a["stride"], a["padding"], a["dilation"],
+                                            a["ceil_mode"]),
+    "avg_pool2d": lambda x, a: F.avg_pool2d(x[0], a["kernel"], a["stride"], a["padding"], a["ceil_mode"],
+                                            a["count_include_pad"]),
+    "adaptive_avg_pool2d": lambda x, a: F.adaptive_avg_pool2d(x[0], a["output_size"]),
+}
+OPS.update(CONV_OPS)
+
+
+def conv_cases():
+    """Convolution and pooling with every option, from their own generator so earlier cases keep their values."""
+    global rng
+    saved, rng = rng, np.random.RandomState(SEED + 16)
+    c = []
+
+    def conv(x, w, b=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
+        ins = [draw(x), draw(w)] + ([draw(b)] if b else [])
+        return case("conv2d", ins, {"stride": list(stride), "padding": padding if isinstance(padding, str)
+                                    else list(padding), "dilation": list(dilation), "groups": groups})
+
+    c.append(conv((2, 3, 5, 5), (4, 3, 3, 3), (4,)))
+    c.append(conv((1, 2, 6, 5), (3, 2, 3, 2), (3,), stride=(2, 1), padding=(1, 2)))
+    c.append(conv((1, 2, 7, 7), (2, 2, 3, 3), dilation=(2, 2), padding=(2, 1)))
+    c.append(conv((2, 4, 5, 4), (6, 2, 3, 3), (6,), groups=2, stride=(2, 2), padding=(1, 1)))
+    c.append(conv((1, 3, 5, 5), (3, 1, 3, 3), (3,), groups=3, padding=(1, 1)))  # depthwise
+    c.append(conv((1, 2, 5, 6), (3, 2, 4, 3), (3,), padding="same"))  # even kernel: extra pad at the end
+    c.append(conv((2, 3, 4, 4), (2, 3, 1, 1), (2,)))  # pointwise
+    c.append(case("conv1d", [draw((2, 3, 7)), draw((4, 3, 3)), draw((4,))],
+                  {"stride": 2, "padding": 1, "dilation": 1, "groups": 1}))
+    c.append(case("conv1d", [draw((1, 4, 6)), draw((4, 2, 2))],
+                  {"stride": 1, "padding": "same", "dilation": 2, "groups": 2}))
+    c.append(case("conv_transpose2d", [draw((2, 3, 3, 3)), draw((3, 2, 3, 3)), draw((2,))],
+                  {"stride": [2, 2], "padding": [1, 1], "output_padding": [1, 0], "groups": 1, "dilation": [1, 1]}))
+    c.append(case("conv_transpose2d", [draw((1, 4, 3, 2)), draw((4, 1, 2, 3))],
+                  {"stride": [1, 2], "padding": [0, 1], "output_padding": [0, 1], "groups": 2, "dilation": [2, 1]}))
+    pool = {"stride": [2, 2], "padding": [0, 0], "dilation": [1, 1], "ceil_mode": False}
+    c.append(case("max_pool2d", [draw((2, 2, 4, 4))], dict(pool, kernel=[2, 2])))
+    c.append(case("max_pool2d", [draw((1, 2, 5, 5))], dict(pool, kernel=[3, 3], padding=[1, 1], ceil_mode=True)))
+    c.append(case("max_pool2d", [draw((1, 1, 7, 6))], dict(pool, kernel=[2, 3], stride=[1, 2], dilation=[2, 1])))
+    avg = {"stride": [2, 2], "padding": [0, 0], "ceil_mode": False, "count_include_pad": True}
+    c.append(case("avg_pool2d", [draw((2, 2, 4, 4))], dict(avg, kernel=[2, 2])))
+    c.append(case("avg_pool2d", [draw((1, 2, 5, 5))], dict(avg, kernel=[3, 3], padding=[1, 1], ceil_mode=True)))
+    c.append(case("avg_pool2d", [draw((1, 1, 5, 6))], dict(avg, kernel=[3, 2], stride=[1, 2], padding=[1, 1],
+                                                           count_include_pad=False)))
+    c.append(case("adaptive_avg_pool2d", [draw((2, 2, 5, 7))], {"output_size": [3, 2]}))
+    c.append(case("adaptive_avg_pool2d", [draw((1, 3, 4, 4))], {"output_size": [1, 1]}))
+    rng = saved
+    return c
+
+
 def main():
     golden = {
         "about": "Reference values from PyTorch for golden_test.cpp; regenerate with tests/golden/make_golden.py",
@@ -385,6 +443,7 @@ def main():
         "checkpoint": checkpoint_case(),
     }
     golden["cases"] += shape_cases()
+    golden["cases"] += conv_cases()
     path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "ops_golden.json")
     with open(path, "w") as f:
         json.dump(golden, f, indent=None, separators=(",", ":"))

@@ -29,12 +29,13 @@ inline backprop::Tensor filled(const backprop::Shape& shape, double seed, double
   return backprop::from_vector(v, shape, backprop::f64);
 }
 
-/// The script's output for `mode`: name -> values. Empty (and `err` set) when the script failed.
-inline std::map<std::string, std::vector<double>> run_torch(const std::string& mode, std::string& err) {
+/// The output of tests/nn/`script` for `mode`: name -> values. Empty (and `err` set) when the script failed.
+inline std::map<std::string, std::vector<double>> run_torch(const std::string& mode, std::string& err,
+                                                            const std::string& script = "torch_layers.py") {
   const auto out = std::filesystem::temp_directory_path() /
                    ("bp_torch_layers_" + mode + "_" + std::to_string(::getpid()) + ".txt");
-  const std::string cmd = "/usr/bin/python3 " + std::string(BACKPROP_SOURCE_DIR) +
-                          "/tests/nn/torch_layers.py " + mode + " >" + out.string() + " 2>&1";
+  const std::string cmd = "/usr/bin/python3 " + std::string(BACKPROP_SOURCE_DIR) + "/tests/nn/" + script +
+                          " " + mode + " >" + out.string() + " 2>&1";
   std::map<std::string, std::vector<double>> result;
   const int rc = std::system(cmd.c_str());
   std::ifstream in(out);

@@ -307,6 +307,68 @@ std::vector<OpCase> build() {
        },
        {in({1, 3, 4})}});
   add({"pad_crop", [](const Ts& x) { return bp::pad(x[0], {-1, 1}); }, {in({2, 3})}});
+  // Convolution and pooling: every option on small shapes (gradgradcheck covers the transposed convolution
+  // and the weight correlation that the first backward records).
+  add({"conv2d_bias",
+       [](const Ts& x) { return bp::conv2d(x[0], x[1], x[2]); },
+       {in({2, 2, 4, 4}), in({3, 2, 3, 3}), in({3})}});
+  add({"conv2d_stride2_pad1",
+       [](const Ts& x) { return bp::conv2d(x[0], x[1], x[2], 2, 1); },
+       {in({1, 2, 5, 4}), in({2, 2, 3, 3}), in({2})}});
+  add({"conv2d_dilation2_asym",
+       [](const Ts& x) {
+         return bp::conv2d(x[0], x[1], {}, {1, 2}, {2, 1}, 2);
+       },
+       {in({1, 1, 6, 6}), in({2, 1, 2, 3})}});
+  add({"conv2d_groups2",
+       [](const Ts& x) { return bp::conv2d(x[0], x[1], x[2], 1, 1, 1, 2); },
+       {in({1, 4, 3, 3}), in({4, 2, 3, 3}), in({4})}});
+  add({"conv2d_depthwise",
+       [](const Ts& x) { return bp::conv2d(x[0], x[1], {}, 2, 1, 1, 3); },
+       {in({2, 3, 4, 4}), in({3, 1, 3, 3})}});
+  add({"conv2d_same_even_kernel",
+       [](const Ts& x) { return bp::conv2d(x[0], x[1], {}, 1, "same"); },
+       {in({1, 2, 4, 3}), in({2, 2, 2, 2})}});
+  add({"conv2d_pointwise",
+       [](const Ts& x) { return bp::conv2d(x[0], x[1], x[2]); },
+       {in({2, 3, 2, 3}), in({2, 3, 1, 1}), in({2})}});
+  add({"conv2d_squared",
+       [](const Ts& x) { return bp::pow(bp::conv2d(x[0], x[1], {}, 1, 1), 2.0); },
+       {in({1, 2, 3, 3}), in({2, 2, 3, 3})}});
+  add({"conv1d_stride2_pad1",
+       [](const Ts& x) { return bp::conv1d(x[0], x[1], x[2], 2, 1); },
+       {in({2, 2, 6}), in({3, 2, 3}), in({3})}});
+  add({"conv_transpose2d_stride2",
+       [](const Ts& x) { return bp::conv_transpose2d(x[0], x[1], x[2], 2, 1, 1); },
+       {in({1, 2, 3, 3}), in({2, 3, 3, 3}), in({3})}});
+  add({"conv_transpose2d_groups_dilation",
+       [](const Ts& x) {
+         return bp::conv_transpose2d(x[0], x[1], {}, {1, 2}, {0, 1}, {0, 1}, 2, {2, 1});
+       },
+       {in({1, 4, 3, 2}), in({4, 1, 2, 3})}});
+  add({"max_pool2d_2x2", [](const Ts& x) { return bp::max_pool2d(x[0], 2); }, {in({2, 2, 4, 4})}});
+  add({"max_pool2d_pad_ceil_squared",
+       [](const Ts& x) { return bp::pow(bp::max_pool2d(x[0], 3, 2, 1, 1, true), 2.0); },
+       {in({1, 2, 5, 5})}});
+  add({"max_pool2d_dilation",
+       [](const Ts& x) {
+         return bp::max_pool2d(x[0], {2, 3}, {1, 2}, 0, {2, 1});
+       },
+       {in({1, 1, 6, 6})}});
+  add({"avg_pool2d_2x2", [](const Ts& x) { return bp::avg_pool2d(x[0], 2); }, {in({2, 2, 4, 4})}});
+  add({"avg_pool2d_pad_ceil_squared",
+       [](const Ts& x) { return bp::pow(bp::avg_pool2d(x[0], 3, 2, 1, true), 2.0); },
+       {in({1, 2, 5, 5})}});
+  add({"avg_pool2d_exclude_pad",
+       [](const Ts& x) {
+         return bp::avg_pool2d(x[0], {3, 2}, {1, 2}, 1, false, false);
+       },
+       {in({1, 1, 5, 6})}});
+  add({"adaptive_avg_pool2d_3x2",
+       [](const Ts& x) {
+         return bp::pow(bp::adaptive_avg_pool2d(x[0], {3, 2}), 2.0);
+       },
+       {in({2, 2, 5, 7})}});
   return t;
 }
 

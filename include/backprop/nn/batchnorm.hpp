@@ -55,4 +55,32 @@ class BatchNorm1d : public Module {
   Tensor weight_, bias_, running_mean_, running_var_, num_batches_tracked_;
 };
 
+/// Batch normalisation of images [N, C, H, W]: the statistics of channel c are taken over N, H and W (n =
+/// N H W values, running_var moves with var * n / (n - 1)); otherwise as BatchNorm1d, with the same options,
+/// parameters and buffers. Example: bp::nn::BatchNorm2d bn(32);  // after a Conv2d with 32 output channels
+class BatchNorm2d : public Module {
+ public:
+  /// Throws ValueError when features <= 0, eps < 0 or momentum is outside [0, 1].
+  explicit BatchNorm2d(std::int64_t features, BatchNormOptions options = {});
+
+  /// x [N, C, H, W] -> the same shape. Throws ShapeError unless x is 4-D with C = features; ValueError when
+  /// training with N H W < 2; DTypeError when x's dtype differs from the layer's.
+  Tensor forward(const Tensor& x) override;
+  /// "BatchNorm2d(32, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)", as PyTorch prints it.
+  std::string repr() const override;
+
+  const Tensor& weight() const { return weight_; }
+  const Tensor& bias() const { return bias_; }
+  const Tensor& running_mean() const { return running_mean_; }
+  const Tensor& running_var() const { return running_var_; }
+  std::int64_t num_batches_tracked() const;
+  std::int64_t num_features() const { return features_; }
+  const BatchNormOptions& options() const { return options_; }
+
+ private:
+  std::int64_t features_;
+  BatchNormOptions options_;
+  Tensor weight_, bias_, running_mean_, running_var_, num_batches_tracked_;
+};
+
 }  // namespace backprop::nn

@@ -87,4 +87,25 @@ class DropConnect : public Module {
   Tensor weight_, bias_;
 };
 
+/// Dropout of whole channels: in training each channel of each sample of [N, C, H, W] (or [C, H, W]) is kept
+/// with probability 1 - p and scaled by 1 / (1 - p), else zeroed (one draw per (n, c), in row-major order).
+/// Neighbouring pixels of a feature map are strongly correlated, so dropping single pixels barely
+/// regularises a convolution; dropping its channels does. Identity in eval mode. Example:
+/// bp::nn::Dropout2d drop(0.2, gen);
+class Dropout2d : public Module {
+ public:
+  /// Throws ValueError naming p unless 0 <= p < 1.
+  Dropout2d(double p, Generator& gen);
+  /// x [N, C, H, W] or [C, H, W]; ShapeError for other ranks.
+  Tensor forward(const Tensor& x) override;
+  /// "Dropout2d(p=0.5)"
+  std::string repr() const override;
+  double p() const { return p_; }
+  Generator& generator() { return gen_; }
+
+ private:
+  double p_;
+  Generator gen_;
+};
+
 }  // namespace backprop::nn

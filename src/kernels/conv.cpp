@@ -1,0 +1,475 @@
+// Convolution through the project's GEMM: each sample's windows are unrolled into a column matrix (im2col,
+// [C/groups * kh * kw, OH * OW]) and multiplied by the weight; the input gradient multiplies the transposed
+// weight by dy and folds the columns back (col2im). A 1x1 convolution with stride 1 and no padding uses the
+// input itself as the column matrix. Samples are split into blocks, one column buffer each (from the caching
+// allocator, so a fixed shape allocates nothing from the system after its first step); the weight gradient
+// sums the blocks' partial products in block order, and the blocks do not depend on the thread count, so every
+// result is the same on 1 or N threads. docs/performance.md has the measurements behind the choices.
+#include "kernels/conv.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "kernels/kernels.hpp"
+#include "kernels/parallel.hpp"
+
+namespace backprop::kernels {
+
+namespace {
+
+// Sample blocks of the weight gradient (each a partial sum of the weight's size): fixed, so the summation
+// order never depends on the thread count; 8 keeps two threads busy with a little slack for a late helper.
+constexpr std::int64_t kSampleBlocks = 8;
+// Convolutions below this many multiply-adds run on the calling thread (a fork would cost more than it saves).
+constexpr std::int64_t kParallelMacs = std::int64_t{1} << 21;
+
+std::int64_t ceil_div(std::int64_t a, std::int64_t b) {
+  return (a + b - 1) / b;
+}
+
+bool is_pointwise(const ConvGeom& g) {
+  return g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0 && g.oh == g.h &&
+         g.ow == g.w;
+}
+
+/// The output columns [lo, hi) whose input column ox * sw + off lies inside [0, w).
+void column_range(const ConvGeom& g, std::int64_t off, std::int64_t& lo, std::int64_t& hi) {
+  lo = off >= 0 ? 0 : ceil_div(-off, g.sw);
+  hi = g.w - off <= 0 ? 0 : std::min(g.ow, ceil_div(g.w - off, g.sw));
+  lo = std::min(lo, hi);
+}
+
+/// col [cg * kh * kw, oh * ow] from the cg channels at x (each h x w), zero where a window leaves the input.
+template <class T>
+void im2col(const T* x, std::int64_t cg, const ConvGeom& g, T* col) {
+  const std::int64_t ohw = g.oh * g.ow;
+  for (std::int64_t c = 0; c < cg; ++c)
+    for (std::int64_t i = 0; i < g.kh; ++i)
+      for (std::int64_t j = 0; j < g.kw; ++j) {
+        T* row = col + ((c * g.kh + i) * g.kw + j) * ohw;
+        const std::int64_t off = j * g.dw - g.pw;
+        std::int64_t lo, hi;
+        column_range(g, off, lo, hi);
+        for (std::int64_t oy = 0; oy < g.oh; ++oy) {
+          T* r = row + oy * g.ow;
+          const std::int64_t iy = oy * g.sh - g.ph + i * g.dh;
+          if (iy < 0 || iy >= g.h) {
+            std::fill(r, r + g.ow, T(0));
+            continue;
+          }
+          const T* xr = x + (c * g.h + iy) * g.w + off;
+          std::fill(r, r + lo, T(0));
+          if (g.sw == 1)
+            std::memcpy(r + lo, xr + lo, static_cast<std::size_t>(hi - lo) * sizeof(T));
+          else
+            for (std::int64_t ox = lo; ox < hi; ++ox) r[ox] = xr[ox * g.sw];
+          std::fill(r + hi, r + g.ow, T(0));
+        }
+      }
+}
+
+/// The adjoint of im2col: adds each column entry back to the input position it was read from.
+template <class T>
+void col2im(const T* col, std::int64_t cg, const ConvGeom& g, T* x) {
+  const std::int64_t ohw = g.oh * g.ow;
+  for (std::int64_t c = 0; c < cg; ++c)
+    for (std::int64_t i = 0; i < g.kh; ++i)
+      for (std::int64_t j = 0; j < g.kw; ++j) {
+        const T* row = col + ((c * g.kh + i) * g.kw + j) * ohw;
+        const std::int64_t off = j * g.dw - g.pw;
+        std::int64_t lo, hi;
+        column_range(g, off, lo, hi);
+        for (std::int64_t oy = 0; oy < g.oh; ++oy) {
+          const std::int64_t iy = oy * g.sh - g.ph + i * g.dh;
+          if (iy < 0 || iy >= g.h) continue;
+          const T* r = row + oy * g.ow;
+          T* xr = x + (c * g.h + iy) * g.w + off;
+          for (std::int64_t ox = lo; ox < hi; ++ox) xr[ox * g.sw] += r[ox];
+        }
+      }
+}
+
+/// Runs body(block, first sample, end sample) over blocks of `per` consecutive samples of the n, on several
+/// threads when the convolution has at least kParallelMacs multiply-adds.
+template <class F>
+void for_sample_blocks(std::int64_t n, std::int64_t per, std::int64_t macs, F&& body) {
+  if (n <= 0) return;
+  const int threads = macs >= kParallelMacs ? get_num_threads() : 1;
+  parallel_chunks(ceil_div(n, per), threads,
+                  [&](std::int64_t b) { body(b, b * per, std::min(n, (b + 1) * per)); });
+}
+
+std::int64_t macs_of(const ConvGeom& g) {
+  return g.n * g.o * (g.c / g.groups) * g.kh * g.kw * g.oh * g.ow;
+}
+
+/// Samples per block of the per-sample products (independent, so any split gives the same result): about two
+/// blocks per thread.
+std::int64_t samples_per_block(const ConvGeom& g) {
+  const std::int64_t blocks = macs_of(g) >= kParallelMacs ? 2 * get_num_threads() : 1;
+  return std::max<std::int64_t>(1, ceil_div(g.n, blocks));
+}
+
+}  // namespace
+
+Tensor conv2d_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, const ConvGeom& g) {
+  Tensor y(g.output_shape(), x.dtype());
+  const std::int64_t cg = g.c / g.groups, og = g.o / g.groups, k = cg * g.kh * g.kw, ohw = g.oh * g.ow;
+  const bool pointwise = is_pointwise(g);
+  const std::int64_t per = samples_per_block(g), blocks = std::max<std::int64_t>(1, ceil_div(g.n, per));
+  Tensor cols = pointwise ? Tensor() : Tensor({blocks, k * ohw}, x.dtype());
+  dispatch(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* px = x.data<T>();
+    const T* pw = weight.data<T>();
+    const T* pb = bias.defined() ? bias.data<T>() : nullptr;
+    T* py = y.data<T>();
+    for_sample_blocks(g.n, per, macs_of(g), [&](std::int64_t b, std::int64_t s0, std::int64_t s1) {
+      T* col = pointwise ? nullptr : cols.data<T>() + b * k * ohw;
+      for (std::int64_t s = s0; s < s1; ++s)
+        for (std::int64_t gi = 0; gi < g.groups; ++gi) {
+          const T* xg = px + (s * g.c + gi * cg) * g.h * g.w;
+          T* yg = py + (s * g.o + gi * og) * ohw;
+          if (pb)
+            for (std::int64_t oc = 0; oc < og; ++oc)
+              std::fill(yg + oc * ohw, yg + (oc + 1) * ohw, pb[gi * og + oc]);
+          if (!pointwise) im2col(xg, cg, g, col);
+          gemm_raw(x.dtype(), pw + gi * og * k, k, false, pointwise ? xg : col, ohw, false, yg, og, ohw, k,
+                   1.0, pb ? 1.0 : 0.0);
+        }
+    });
+  });
+  return y;
+}
+
+Tensor conv2d_input_grad(const Tensor& dy, const Tensor& weight, const ConvGeom& g) {
+  const bool pointwise = is_pointwise(g);
+  Tensor dx = pointwise ? Tensor(g.input_shape(), dy.dtype()) : zeros(g.input_shape(), dy.dtype());
+  const std::int64_t cg = g.c / g.groups, og = g.o / g.groups, k = cg * g.kh * g.kw, ohw = g.oh * g.ow;
+  const std::int64_t per = samples_per_block(g), blocks = std::max<std::int64_t>(1, ceil_div(g.n, per));
+  Tensor cols = pointwise ? Tensor() : Tensor({blocks, k * ohw}, dy.dtype());
+  dispatch(dy.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* pdy = dy.data<T>();
+    const T* pw = weight.data<T>();
+    T* pdx = dx.data<T>();
+    for_sample_blocks(g.n, per, macs_of(g), [&](std::int64_t b, std::int64_t s0, std::int64_t s1) {
+      T* col = pointwise ? nullptr : cols.data<T>() + b * k * ohw;
+      for (std::int64_t s = s0; s < s1; ++s)
+        for (std::int64_t gi = 0; gi < g.groups; ++gi) {
+          const T* dyg = pdy + (s * g.o + gi * og) * ohw;
+          T* dxg = pdx + (s * g.c + gi * cg) * g.h * g.w;
+          gemm_raw(dy.dtype(), pw + gi * og * k, k, true, dyg, ohw, false, pointwise ? dxg : col, k, ohw, og,
+                   1.0, 0.0);
+          if (!pointwise) col2im(col, cg, g, dxg);
+        }
+    });
+  });
+  return dx;
+}
+
+Tensor conv2d_weight_grad(const Tensor& x, const Tensor& dy, const ConvGeom& g) {
+  const std::int64_t cg = g.c / g.groups, og = g.o / g.groups, k = cg * g.kh * g.kw, ohw = g.oh * g.ow;
+  const bool pointwise = is_pointwise(g);
+  const std::int64_t per = ceil_div(std::max<std::int64_t>(g.n, 1), kSampleBlocks);
+  const std::int64_t used = ceil_div(std::max<std::int64_t>(g.n, 1), per);
+  const std::int64_t wn = g.o * k;
+  Tensor partial({used, wn}, x.dtype());
+  Tensor cols = pointwise ? Tensor() : Tensor({used, k * ohw}, x.dtype());
+  Tensor dw(g.weight_shape(), x.dtype());
+  dispatch(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* px = x.data<T>();
+    const T* pdy = dy.data<T>();
+    T* pp = partial.data<T>();
+    std::fill(pp, pp + used * wn, T(0));
+    for_sample_blocks(g.n, per, macs_of(g), [&](std::int64_t b, std::int64_t s0, std::int64_t s1) {
+      T* col = pointwise ? nullptr : cols.data<T>() + b * k * ohw;
+      T* acc = pp + b * wn;
+      for (std::int64_t s = s0; s < s1; ++s)
+        for (std::int64_t gi = 0; gi < g.groups; ++gi) {
+          const T* xg = px + (s * g.c + gi * cg) * g.h * g.w;
+          const T* dyg = pdy + (s * g.o + gi * og) * ohw;
+          if (!pointwise) im2col(xg, cg, g, col);
+          gemm_raw(x.dtype(), dyg, ohw, false, pointwise ? xg : col, ohw, true, acc + gi * og * k, og, k, ohw,
+                   1.0, 1.0);
+        }
+    });
+    T* pdw = dw.data<T>();
+    std::copy(pp, pp + wn, pdw);
+    for (std::int64_t b = 1; b < used; ++b)
+      for (std::int64_t i = 0; i < wn; ++i) pdw[i] += pp[b * wn + i];
+  });
+  return dw;
+}
+
+// ---- pooling ----------------------------------------------------------------------------------------------
+
+namespace {
+/// Planes per thread chunk: pooling is memory-bound, so it splits only past kParallelThreshold elements.
+template <class F>
+void for_planes(std::int64_t planes, std::int64_t plane_elems, F&& f) {
+  parallel_range(planes,
+                 std::max<std::int64_t>(1, kParallelThreshold / std::max<std::int64_t>(plane_elems, 1)),
+                 std::forward<F>(f));
+}
+}  // namespace
+
+void max_pool2d(const Tensor& x, const PoolGeom& g, const Shape& out, Tensor& values, Tensor& indices) {
+  values = Tensor(out, x.dtype());
+  indices = Tensor(out, f64);
+  const std::int64_t hw = g.h * g.w, ohw = g.oh * g.ow;
+  dispatch(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* px = x.data<T>();
+    T* pv = values.data<T>();
+    double* pi = indices.data<double>();
+    // The common 2x2 window with stride 2 and no padding: four loads, no bounds, in the general loop's order.
+    const bool two_by_two =
+        g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0 && g.dh == 1 && g.dw == 1;
+    for_planes(g.planes, hw + ohw, [&](std::int64_t p0, std::int64_t p1) {
+      for (std::int64_t p = p0; p < p1; ++p) {
+        const T* xp = px + p * hw;
+        if (two_by_two) {
+          for (std::int64_t oy = 0; oy < g.oh; ++oy)
+            for (std::int64_t ox = 0; ox < g.ow; ++ox) {
+              const std::int64_t at0 = 2 * oy * g.w + 2 * ox;
+              const std::int64_t at[4] = {at0, at0 + 1, at0 + g.w, at0 + g.w + 1};
+              T best = xp[at0];
+              std::int64_t best_at = at0;
+              for (int k = 1; k < 4; ++k) {  // selects, not branches: random data mispredicts half of them
+                const T v = xp[at[k]];
+                const bool take = v > best || v != v;
+                best = take ? v : best;
+                best_at = take ? at[k] : best_at;
+              }
+              pv[p * ohw + oy * g.ow + ox] = best;
+              pi[p * ohw + oy * g.ow + ox] = static_cast<double>(best_at);
+            }
+          continue;
+        }
+        for (std::int64_t oy = 0; oy < g.oh; ++oy) {
+          std::int64_t y0 = oy * g.sh - g.ph;
+          const std::int64_t y1 = std::min(y0 + (g.kh - 1) * g.dh + 1, g.h);
+          while (y0 < 0) y0 += g.dh;
+          for (std::int64_t ox = 0; ox < g.ow; ++ox) {
+            std::int64_t x0 = ox * g.sw - g.pw;
+            const std::int64_t x1 = std::min(x0 + (g.kw - 1) * g.dw + 1, g.w);
+            while (x0 < 0) x0 += g.dw;
+            std::int64_t best_at = y0 * g.w + x0;
+            T best = -std::numeric_limits<T>::infinity();
+            for (std::int64_t iy = y0; iy < y1; iy += g.dh)
+              for (std::int64_t ix = x0; ix < x1; ix += g.dw) {
+                const T v = xp[iy * g.w + ix];
+                const bool take = v > best || v != v;
+                best = take ? v : best;
+                best_at = take ? iy * g.w + ix : best_at;
+              }
+            pv[p * ohw + oy * g.ow + ox] = best;
+            pi[p * ohw + oy * g.ow + ox] = static_cast<double>(best_at);
+          }
+        }
+      }
+    });
+  });
+}
+
+Tensor pool_scatter(const Tensor& dy, const Tensor& indices, const Shape& in_shape) {
+  Tensor dx = zeros(in_shape, dy.dtype());
+  const std::int64_t h = in_shape[in_shape.size() - 2], w = in_shape.back();
+  const std::int64_t hw = h * w, ohw = dy.size(dy.dim() - 2) * dy.size(dy.dim() - 1);
+  const std::int64_t planes = dy.numel() / std::max<std::int64_t>(ohw, 1);
+  dispatch(dy.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* pdy = dy.data<T>();
+    const double* pi = indices.data<double>();
+    T* pdx = dx.data<T>();
+    for_planes(planes, hw + ohw, [&](std::int64_t p0, std::int64_t p1) {
+      for (std::int64_t p = p0; p < p1; ++p)
+        for (std::int64_t i = 0; i < ohw; ++i)
+          pdx[p * hw + static_cast<std::int64_t>(pi[p * ohw + i])] += pdy[p * ohw + i];
+    });
+  });
+  return dx;
+}
+
+Tensor pool_gather(const Tensor& x, const Tensor& indices) {
+  Tensor y(indices.shape(), x.dtype());
+  const std::int64_t hw = x.size(x.dim() - 2) * x.size(x.dim() - 1);
+  const std::int64_t ohw = indices.size(indices.dim() - 2) * indices.size(indices.dim() - 1);
+  const std::int64_t planes = indices.numel() / std::max<std::int64_t>(ohw, 1);
+  dispatch(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* px = x.data<T>();
+    const double* pi = indices.data<double>();
+    T* py = y.data<T>();
+    for_planes(planes, hw + ohw, [&](std::int64_t p0, std::int64_t p1) {
+      for (std::int64_t p = p0; p < p1; ++p)
+        for (std::int64_t i = 0; i < ohw; ++i)
+          py[p * ohw + i] = px[p * hw + static_cast<std::int64_t>(pi[p * ohw + i])];
+    });
+  });
+  return y;
+}
+
+namespace {
+Shape with_plane(const Shape& s, std::int64_t h, std::int64_t w) {
+  Shape out = s;
+  out[out.size() - 2] = h;
+  out[out.size() - 1] = w;
+  return out;
+}
+}  // namespace
+
+Tensor avg_pool2d(const Tensor& x, const AvgGeom& g) {
+  const std::int64_t oh = static_cast<std::int64_t>(g.rows.size()),
+                     ow = static_cast<std::int64_t>(g.cols.size());
+  Tensor y(with_plane(x.shape(), oh, ow), x.dtype());
+  const std::int64_t hw = g.h * g.w, ohw = oh * ow, planes = x.numel() / std::max<std::int64_t>(hw, 1);
+  dispatch(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* px = x.data<T>();
+    T* py = y.data<T>();
+    for_planes(planes, hw + ohw, [&](std::int64_t p0, std::int64_t p1) {
+      for (std::int64_t p = p0; p < p1; ++p)
+        for (std::int64_t i = 0; i < oh; ++i) {
+          const Window& r = g.rows[static_cast<std::size_t>(i)];
+          for (std::int64_t j = 0; j < ow; ++j) {
+            const Window& c = g.cols[static_cast<std::size_t>(j)];
+            T s = 0;
+            for (std::int64_t iy = r.begin; iy < r.end; ++iy)
+              for (std::int64_t ix = c.begin; ix < c.end; ++ix) s += px[p * hw + iy * g.w + ix];
+            py[p * ohw + i * ow + j] = s / static_cast<T>(r.count * c.count);
+          }
+        }
+    });
+  });
+  return y;
+}
+
+Tensor avg_pool2d_adjoint(const Tensor& dy, const AvgGeom& g) {
+  const std::int64_t oh = static_cast<std::int64_t>(g.rows.size()),
+                     ow = static_cast<std::int64_t>(g.cols.size());
+  Tensor dx = zeros(with_plane(dy.shape(), g.h, g.w), dy.dtype());
+  const std::int64_t hw = g.h * g.w, ohw = oh * ow, planes = dy.numel() / std::max<std::int64_t>(ohw, 1);
+  dispatch(dy.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* pdy = dy.data<T>();
+    T* pdx = dx.data<T>();
+    for_planes(planes, hw + ohw, [&](std::int64_t p0, std::int64_t p1) {
+      for (std::int64_t p = p0; p < p1; ++p)
+        for (std::int64_t i = 0; i < oh; ++i) {
+          const Window& r = g.rows[static_cast<std::size_t>(i)];
+          for (std::int64_t j = 0; j < ow; ++j) {
+            const Window& c = g.cols[static_cast<std::size_t>(j)];
+            const T v = pdy[p * ohw + i * ow + j] / static_cast<T>(r.count * c.count);
+            for (std::int64_t iy = r.begin; iy < r.end; ++iy)
+              for (std::int64_t ix = c.begin; ix < c.end; ++ix) pdx[p * hw + iy * g.w + ix] += v;
+          }
+        }
+    });
+  });
+  return dx;
+}
+
+// ---- batch normalisation over N, H, W -----------------------------------------------------------------------
+
+// One channel per task (independent, so the split never changes a result); the sums run in f64.
+Tensor batch_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps, Tensor& mean,
+                          Tensor& var, Tensor& invstd) {
+  const std::int64_t n = x.size(0), c = x.size(1), hw = x.numel() / std::max<std::int64_t>(n * c, 1);
+  const double count = static_cast<double>(n * hw);
+  Tensor y(x.shape(), x.dtype());
+  mean = Tensor({c}, f64);
+  var = Tensor({c}, f64);
+  invstd = Tensor({c}, f64);
+  dispatch(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* px = x.data<T>();
+    const T* pg = gamma.defined() ? gamma.data<T>() : nullptr;
+    const T* pb = beta.defined() ? beta.data<T>() : nullptr;
+    T* py = y.data<T>();
+    double *pm = mean.data<double>(), *pv = var.data<double>(), *pi = invstd.data<double>();
+    parallel_range(c, std::max<std::int64_t>(1, kParallelThreshold / std::max<std::int64_t>(n * hw, 1)),
+                   [&](std::int64_t c0, std::int64_t c1) {
+                     for (std::int64_t ch = c0; ch < c1; ++ch) {
+                       double s = 0;
+                       for (std::int64_t i = 0; i < n; ++i) {
+                         const T* p = px + (i * c + ch) * hw;
+                         for (std::int64_t j = 0; j < hw; ++j) s += static_cast<double>(p[j]);
+                       }
+                       const double mu = s / count;
+                       double ss = 0;
+                       for (std::int64_t i = 0; i < n; ++i) {
+                         const T* p = px + (i * c + ch) * hw;
+                         for (std::int64_t j = 0; j < hw; ++j) {
+                           const double d = static_cast<double>(p[j]) - mu;
+                           ss += d * d;
+                         }
+                       }
+                       const double v = ss / count, inv = 1.0 / std::sqrt(v + eps);
+                       pm[ch] = mu;
+                       pv[ch] = v;
+                       pi[ch] = inv;
+                       const T scale = static_cast<T>(inv * (pg ? static_cast<double>(pg[ch]) : 1.0));
+                       const T shift = pb ? pb[ch] : T(0);
+                       const T m = static_cast<T>(mu);
+                       for (std::int64_t i = 0; i < n; ++i) {
+                         const T* p = px + (i * c + ch) * hw;
+                         T* q = py + (i * c + ch) * hw;
+                         for (std::int64_t j = 0; j < hw; ++j) q[j] = (p[j] - m) * scale + shift;
+                       }
+                     }
+                   });
+  });
+  return y;
+}
+
+void batch_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& mean,
+                         const Tensor& invstd, Tensor& dx, Tensor& dgamma, Tensor& dbeta) {
+  const std::int64_t n = x.size(0), c = x.size(1), hw = x.numel() / std::max<std::int64_t>(n * c, 1);
+  const double count = static_cast<double>(n * hw);
+  dx = Tensor(x.shape(), x.dtype());
+  dgamma = Tensor({c}, x.dtype());
+  dbeta = Tensor({c}, x.dtype());
+  dispatch(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* px = x.data<T>();
+    const T* pdy = dy.data<T>();
+    const T* pg = gamma.defined() ? gamma.data<T>() : nullptr;
+    const double *pm = mean.data<double>(), *pi = invstd.data<double>();
+    T* pdx = dx.data<T>();
+    T *pdg = dgamma.data<T>(), *pdb = dbeta.data<T>();
+    parallel_range(c, std::max<std::int64_t>(1, kParallelThreshold / std::max<std::int64_t>(n * hw, 1)),
+                   [&](std::int64_t c0, std::int64_t c1) {
+                     for (std::int64_t ch = c0; ch < c1; ++ch) {
+                       const double mu = pm[ch], inv = pi[ch];
+                       double sdy = 0, sdyx = 0;
+                       for (std::int64_t i = 0; i < n; ++i) {
+                         const T* p = px + (i * c + ch) * hw;
+                         const T* d = pdy + (i * c + ch) * hw;
+                         for (std::int64_t j = 0; j < hw; ++j) {
+                           sdy += static_cast<double>(d[j]);
+                           sdyx += static_cast<double>(d[j]) * (static_cast<double>(p[j]) - mu);
+                         }
+                       }
+                       sdyx *= inv;  // sum(dy xhat)
+                       pdg[ch] = static_cast<T>(sdyx);
+                       pdb[ch] = static_cast<T>(sdy);
+                       const double k = inv * (pg ? static_cast<double>(pg[ch]) : 1.0);
+                       const T a = static_cast<T>(sdy / count), b = static_cast<T>(sdyx / count);
+                       const T kk = static_cast<T>(k), m = static_cast<T>(mu), iv = static_cast<T>(inv);
+                       for (std::int64_t i = 0; i < n; ++i) {
+                         const T* p = px + (i * c + ch) * hw;
+                         const T* d = pdy + (i * c + ch) * hw;
+                         T* q = pdx + (i * c + ch) * hw;
+                         for (std::int64_t j = 0; j < hw; ++j) q[j] = kk * (d[j] - a - (p[j] - m) * iv * b);
+                       }
+                     }
+                   });
+  });
+}
+
+}  // namespace backprop::kernels
