@@ -105,8 +105,8 @@ Tensor ternary(Ternary op, const Tensor& a, const Tensor& b, const Tensor& c);
 Tensor nonzero_mask(const Tensor& cond, DType dtype);
 
 /// C[i] = op(A[i]) op(B[i]) for i < batch, matrices stored `stride_a`, `stride_b`, `stride_c` elements apart
-/// (stride 0 reuses one matrix), each with gemm_raw's leading dimensions. Small products run a batch entry per
-/// thread; large ones run one after another, each split by gemm_raw. Bit-identical for any thread count.
+/// (stride 0 reuses one matrix), each with gemm_raw's leading dimensions. Products too small for a row split go
+/// to the threads a group of entries at a time; larger ones run in turn, each split by gemm_raw. Bit-identical for any thread count.
 void gemm_batched(DType dtype, std::int64_t batch, const void* a, std::int64_t stride_a, std::int64_t lda,
                   bool transpose_a, const void* b, std::int64_t stride_b, std::int64_t ldb, bool transpose_b,
                   void* c, std::int64_t stride_c, std::int64_t m, std::int64_t n, std::int64_t k);

@@ -63,7 +63,8 @@ Tensor bmm(const Tensor& a, const Tensor& b) {
 // rank >= 3 operand the dims before the last two are batch dims and broadcast. Everything is built from
 // reshape, broadcast_to and mm, so the backward (sum_to over broadcast batch dims included) comes from theirs.
 Tensor matmul(const Tensor& a, const Tensor& b) {
-  if (a.dim() == 2 && b.dim() == 2) return mm(a, b, false, false);
+  const bool same_batch = a.dim() == 3 && b.dim() == 3 && a.size(0) == b.size(0);
+  if ((a.dim() == 2 && b.dim() == 2) || same_batch) return mm(a, b, false, false);  // no reshapes recorded
   BP_CHECK(a.dim() >= 1 && b.dim() >= 1, ShapeError, "matmul: both operands need at least 1 dim, got ",
            a.shape(), " and ", b.shape());
   const std::int64_t ka = a.size(-1), kb = b.dim() == 1 ? b.size(0) : b.size(-2);
