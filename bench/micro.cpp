@@ -183,6 +183,31 @@ BENCHMARK(BM_Matmul)
     ->Args({512, 1})
     ->Args({512, 2});
 
+// Attention's batched product next to one 2-D product of the same FLOPs, through the ops: bmm of
+// [64, 64, 64] x [64, 64, 64] (B * H = 64 heads of 64 x 64 scores) against matmul [256, 256] x [256, 256]
+// (both 2^24 multiply-adds), f32. Items/s = FLOP/s; range(1) = threads.
+void BM_BmmAttention(benchmark::State& state) {
+  bp::set_num_threads(static_cast<int>(state.range(1)));
+  bp::Generator gen(1);
+  const bool batched = state.range(0) == 1;
+  const bp::Shape s = batched ? bp::Shape{64, 64, 64} : bp::Shape{256, 256};
+  const bp::Tensor a = bp::rand(s, gen), b = bp::rand(s, gen);
+  bp::NoGradGuard guard;
+  for (auto _ : state) {
+    bp::Tensor y = batched ? bp::bmm(a, b) : bp::matmul(a, b);
+    benchmark::DoNotOptimize(y.raw_data());
+  }
+  state.SetItemsProcessed(state.iterations() * 2 * (std::int64_t{1} << 24));
+  state.SetLabel(batched ? "bmm 64 x [64x64]x[64x64]" : "matmul [256x256]x[256x256]");
+}
+BENCHMARK(BM_BmmAttention)
+    ->ArgNames({"bmm", "threads"})
+    ->Args({1, 1})
+    ->Args({0, 1})
+    ->Args({1, 2})
+    ->Args({0, 2})
+    ->UseRealTime();
+
 // ---- sgemm side by side: OpenBLAS (cblas_sgemm, one thread) vs backprop's own AVX-512 kernels ---------
 // The products of a linear layer at the MLPs' shapes: forward x W^T (NT), dX = dY W (NN), dW = dY^T X (TN).
 // Items/s = FLOP/s. gemm_raw's dispatch (kernels::use_own_sgemm) follows what these measure.

@@ -55,6 +55,21 @@ Tensor abs(const Tensor& x);
 Tensor sign(const Tensor& x);
 /// min(max(x, lo), hi); the gradient passes where lo <= x <= hi.
 Tensor clamp(const Tensor& x, double lo, double hi);
+/// torch.clamp with tensor bounds: min(max(x, min), max), broadcasting x, min and max; either bound may be
+/// undefined (Tensor()) for none. d/dx = dy where min <= x <= max; d/dmin = dy where x < min < max;
+/// d/dmax = dy where x > max or max < min (the result is then max); each summed to its operand's shape.
+Tensor clamp(const Tensor& x, const Tensor& min, const Tensor& max);
+
+// ---- selection by a condition -----------------------------------------------------------------------------
+/// cond ? a : b element by element, broadcasting all three. cond may have any dtype: non-zero (NaN included)
+/// counts as true. d/da = where(cond, dy, 0), d/db = where(cond, 0, dy), summed to each operand's shape; cond
+/// takes no gradient.
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
+/// x with `value` where mask is non-zero; mask broadcasts to x's shape. Attention's masking step:
+/// masked_fill(scores, causal_mask, -inf). d/dx = where(mask, 0, dy); a 0-dim tensor value gets the sum of dy
+/// over the masked positions.
+Tensor masked_fill(const Tensor& x, const Tensor& mask, double value);
+Tensor masked_fill(const Tensor& x, const Tensor& mask, const Tensor& value);
 /// 1 / (1 + exp(-x)); d/dx = y (1 - y).
 Tensor sigmoid(const Tensor& x);
 /// tanh(x); d/dx = 1 - y^2.
@@ -133,8 +148,21 @@ Tensor sum_to(const Tensor& x, const Shape& shape);
 Tensor broadcast_to(const Tensor& x, const Shape& shape);
 
 // ---- linear algebra ---------------------------------------------------------------------------------------
-/// Matrix product of 2-D tensors [M, K] x [K, N] -> [M, N]; 3-D operands [B, M, K] x [B, K, N] are batched.
+/// torch.matmul. 2-D x 2-D: [M, K] x [K, N] -> [M, N]. 1-D x 1-D: the dot product (0-d). A 1-D left operand
+/// is a row [1, K] and a 1-D right operand a column [K, 1], whose dim is dropped from the result. With an
+/// operand of rank >= 3 the dims before the last two are batch dims that broadcast: [2, 1, M, K] x [3, K, N]
+/// -> [2, 3, M, N]; [..., M, K] x [K, N] is one product over all rows. Backward: mm's, summed over broadcast
+/// batch dims. Throws ShapeError naming both shapes when K differs or the batch dims do not broadcast.
 Tensor matmul(const Tensor& a, const Tensor& b);
+/// Batched product [B, n, k] x [B, k, m] -> [B, n, m] (no broadcasting). d/da = dy b^T, d/db = a^T dy, each
+/// again a bmm.
+Tensor bmm(const Tensor& a, const Tensor& b);
+/// torch.einsum: "bhqd,bhkd->bhqk", "bi,ij,bj->b", "ij->ji", "...ij,...jk->...ik", or an implicit output
+/// ("ij,jk": the subscripts used once, in ASCII order, after the "..." dims). Operands are contracted left to
+/// right, each pair as one matmul (batch dims first) after sum, expand, permute and reshape, so the backward
+/// is theirs. Size-1 dims broadcast. A subscript repeated within one operand (a diagonal, "ii->i") is not
+/// supported; it and any malformed equation throw ValueError naming the equation.
+Tensor einsum(const std::string& equation, const Tensors& operands);
 /// op(a) op(b), where op transposes when the flag is set; the transpose is handed to BLAS, never copied.
 Tensor mm(const Tensor& a, const Tensor& b, bool transpose_a = false, bool transpose_b = false);
 /// x W^T + b for x [N, in], W [out, in], b [out] (b may be undefined): a dense layer in one fused GEMM.

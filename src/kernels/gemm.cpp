@@ -179,6 +179,43 @@ void gemm_raw(DType dtype, const void* a, std::int64_t lda, bool ta, const void*
   });
 }
 
+// A batch of products, e.g. attention's [B*H, q, d] x [B*H, d, k]. Each entry is one gemm_raw call, so every
+// entry gets the kernel its own shape picks and the same results as alone. Products too small for gemm_raw
+// to split its rows (attention's 64 x 64 x 64 is 2^18 multiply-adds) are instead spread over the threads a
+// group of entries at a time, under the same work thresholds as a row split; larger ones run in turn, each
+// split by gemm_raw, so the pool is never entered from inside one of its own pieces.
+void gemm_batched(DType dtype, std::int64_t batch, const void* a, std::int64_t stride_a, std::int64_t lda,
+                  bool ta, const void* b, std::int64_t stride_b, std::int64_t ldb, bool tb, void* c,
+                  std::int64_t stride_c, std::int64_t m, std::int64_t n, std::int64_t k) {
+  const std::size_t esize = dtype_size(dtype);
+  auto entries = [&](std::int64_t first, std::int64_t count) {
+    for (std::int64_t i = first; i < first + count; ++i)
+      gemm_raw(dtype, static_cast<const char*>(a) + static_cast<std::size_t>(i * stride_a) * esize, lda, ta,
+               static_cast<const char*>(b) + static_cast<std::size_t>(i * stride_b) * esize, ldb, tb,
+               static_cast<char*>(c) + static_cast<std::size_t>(i * stride_c) * esize, m, n, k, 1.0, 0.0);
+  };
+  const std::int64_t threads = omp_in_parallel() ? 1 : get_num_threads();
+  const std::int64_t macs = m * n * k;
+  const SplitWork work = parallel_gemm_work(kernel_config().gemm_split_macs);
+  std::int64_t per = batch;  // entries per piece
+  if (threads > 1 && macs < work.when_keeping_up) {
+    for (std::int64_t pieces : {2 * threads, threads}) {
+      const std::int64_t size = (batch + pieces - 1) / pieces;
+      if (size >= batch || size * macs < work.when_keeping_up) continue;
+      if (size * macs >= work.always || helpers_keep_up()) {
+        per = size;
+        break;
+      }
+    }
+  }
+  if (per >= batch) {
+    entries(0, batch);
+    return;
+  }
+  parallel_chunks((batch + per - 1) / per, static_cast<int>(threads),
+                  [&](std::int64_t i) { entries(i * per, std::min(per, batch - i * per)); });
+}
+
 void gemm(const Tensor& a, bool ta, const Tensor& b, bool tb, Tensor& c, double alpha, double beta) {
   const std::int64_t m = ta ? a.size(1) : a.size(0);
   const std::int64_t k = ta ? a.size(0) : a.size(1);

@@ -92,6 +92,24 @@ void gemm_raw(DType dtype, const void* a, std::int64_t lda, bool transpose_a, co
 /// count.
 bool use_own_sgemm(DType dtype, bool transpose_a, bool transpose_b, std::int64_t m, std::int64_t n,
                    std::int64_t k);
+/// Element-wise ops of three broadcasting inputs of one dtype (the output has their broadcast shape).
+enum class Ternary {
+  where,        // a != 0 ? b : c (a is a 0/1 or any-valued condition)
+  clamp,        // min(max(a, b), c)
+  clamp_pass,   // 1 where b <= a <= c: the clamp's gradient to x
+  clamp_below,  // 1 where a < b and b < c: its gradient to the lower bound
+  clamp_above,  // 1 where a > c or c < b: its gradient to the upper bound
+};
+Tensor ternary(Ternary op, const Tensor& a, const Tensor& b, const Tensor& c);
+/// 1 where cond is non-zero (NaN included), 0 elsewhere, in `dtype`; cond may have any dtype.
+Tensor nonzero_mask(const Tensor& cond, DType dtype);
+
+/// C[i] = op(A[i]) op(B[i]) for i < batch, matrices stored `stride_a`, `stride_b`, `stride_c` elements apart
+/// (stride 0 reuses one matrix), each with gemm_raw's leading dimensions. Products too small for a row split go
+/// to the threads a group of entries at a time; larger ones run in turn, each split by gemm_raw. Bit-identical for any thread count.
+void gemm_batched(DType dtype, std::int64_t batch, const void* a, std::int64_t stride_a, std::int64_t lda,
+                  bool transpose_a, const void* b, std::int64_t stride_b, std::int64_t ldb, bool transpose_b,
+                  void* c, std::int64_t stride_c, std::int64_t m, std::int64_t n, std::int64_t k);
 /// x W^T + b in one GEMM (b's rows copied into the output first, beta = 1).
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias);
 Tensor transpose2d(const Tensor& x);

@@ -1,5 +1,6 @@
 // Matrix products. The backward of op(A) op(B) is again a product of the same kind with other transpose
 // flags, so no transposed copy is ever made and second derivatives come for free.
+#include <algorithm>
 #include <backprop/ops.hpp>
 
 #include "kernels/kernels.hpp"
@@ -30,14 +31,8 @@ Tensor mm_forward(const Tensor& a, const Tensor& b, bool ta, bool tb) {
   }
   const std::int64_t batch = a.size(0);
   Tensor c({batch, m, n}, a.dtype());
-  const std::size_t ea = static_cast<std::size_t>(a.size(1) * a.size(2)) * dtype_size(a.dtype());
-  const std::size_t eb = static_cast<std::size_t>(b.size(1) * b.size(2)) * dtype_size(a.dtype());
-  const std::size_t ec = static_cast<std::size_t>(m * n) * dtype_size(a.dtype());
-  for (std::int64_t i = 0; i < batch; ++i) {
-    kernels::gemm_raw(a.dtype(), static_cast<const char*>(a.raw_data()) + i * ea, a.size(2), ta,
-                      static_cast<const char*>(b.raw_data()) + i * eb, b.size(2), tb,
-                      static_cast<char*>(c.raw_data()) + i * ec, m, n, ka, 1.0, 0.0);
-  }
+  kernels::gemm_batched(a.dtype(), batch, a.raw_data(), a.size(1) * a.size(2), a.size(2), ta, b.raw_data(),
+                        b.size(1) * b.size(2), b.size(2), tb, c.raw_data(), m * n, m, n, ka);
   return c;
 }
 }  // namespace
@@ -54,8 +49,61 @@ Tensor mm(const Tensor& a, const Tensor& b, bool ta, bool tb) {
   });
 }
 
-Tensor matmul(const Tensor& a, const Tensor& b) {
+Tensor bmm(const Tensor& a, const Tensor& b) {
+  BP_CHECK(a.dim() == 3 && b.dim() == 3, ShapeError,
+           "bmm: expected two 3-D tensors [B, n, k] and [B, k, m], got ", a.shape(), " and ", b.shape());
+  BP_CHECK(a.size(0) == b.size(0), ShapeError, "bmm: batch sizes differ: ", a.shape(), " and ", b.shape(),
+           " (", a.size(0), " != ", b.size(0), ")");
+  BP_CHECK(a.size(2) == b.size(1), ShapeError, "bmm: cannot multiply ", a.shape(), " by ", b.shape(), " (",
+           a.size(2), " != ", b.size(1), ")");
   return mm(a, b, false, false);
+}
+
+// torch.matmul: a 1-D operand becomes a row (left) or a column (right) and that dim is dropped again; with a
+// rank >= 3 operand the dims before the last two are batch dims and broadcast. Everything is built from
+// reshape, broadcast_to and mm, so the backward (sum_to over broadcast batch dims included) comes from theirs.
+Tensor matmul(const Tensor& a, const Tensor& b) {
+  const bool same_batch = a.dim() == 3 && b.dim() == 3 && a.size(0) == b.size(0);
+  if ((a.dim() == 2 && b.dim() == 2) || same_batch) return mm(a, b, false, false);  // no reshapes recorded
+  BP_CHECK(a.dim() >= 1 && b.dim() >= 1, ShapeError, "matmul: both operands need at least 1 dim, got ",
+           a.shape(), " and ", b.shape());
+  const std::int64_t ka = a.size(-1), kb = b.dim() == 1 ? b.size(0) : b.size(-2);
+  BP_CHECK(ka == kb, ShapeError, "matmul: cannot multiply ", a.shape(), " by ", b.shape(), " (", ka,
+           " != ", kb, ")");
+  BP_CHECK(a.dtype() == b.dtype(), DTypeError, "matmul: dtypes differ (", a.dtype(), " ", a.shape(), " vs ",
+           b.dtype(), " ", b.shape(), ")");
+  const Tensor a2 = a.dim() == 1 ? reshape(a, {1, ka}) : a;  // [..., n, k]
+  const Tensor b2 = b.dim() == 1 ? reshape(b, {kb, 1}) : b;  // [..., k, m]
+  const std::int64_t n = a2.size(-2), m = b2.size(-1);
+  const Shape ba(a2.shape().begin(), a2.shape().end() - 2), bb(b2.shape().begin(), b2.shape().end() - 2);
+  Shape out;  // the result's shape before the dims of 1-D operands are dropped
+  Tensor c;
+  if (bb.empty()) {
+    // [..., n, k] x [k, m]: the batch folds into the rows of one product.
+    c = mm(reshape(a2, {numel(ba) * n, ka}), b2, false, false);
+    out = ba;
+  } else {
+    Shape batch(std::max(ba.size(), bb.size()), 1);  // NumPy broadcasting, right-aligned
+    for (std::size_t i = 1; i <= batch.size(); ++i) {
+      const std::int64_t x = i <= ba.size() ? ba[ba.size() - i] : 1,
+                         y = i <= bb.size() ? bb[bb.size() - i] : 1;
+      BP_CHECK(x == y || x == 1 || y == 1, ShapeError, "matmul: batch dims ", ba, " of ", a.shape(), " and ",
+               bb, " of ", b.shape(), " do not broadcast (", x, " vs ", y, ")");
+      batch[batch.size() - i] = x == 1 ? y : x;
+    }
+    const std::int64_t count = numel(batch);
+    auto batched = [&](const Tensor& x, const Shape& xb, std::int64_t r, std::int64_t c2) {
+      Shape full = batch;
+      full.push_back(r);
+      full.push_back(c2);
+      return reshape(xb == batch ? x : broadcast_to(x, full), {count, r, c2});
+    };
+    c = mm(batched(a2, ba, n, ka), batched(b2, bb, ka, m), false, false);
+    out = batch;
+  }
+  if (a.dim() > 1) out.push_back(n);
+  if (b.dim() > 1) out.push_back(m);
+  return reshape(c, out);
 }
 
 // y = x W^T + b: dL/dx = dy W, dL/dW = dy^T x, dL/db = sum of dy over the batch. The delta rule in matrix

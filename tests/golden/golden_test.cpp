@@ -280,6 +280,21 @@ const std::map<std::string, OpFn>& ops() {
        }},
       {"adaptive_avg_pool2d",
        [](const bp::Tensors& x, const json& a) { return bp::adaptive_avg_pool2d(x[0], pair(a, "output_size")); }},
+      // ---- where, masked_fill, clamp with tensor bounds, matmul, bmm, einsum ----
+      {"where", [](const bp::Tensors& x, const json&) { return bp::where(x[0], x[1], x[2]); }},
+      {"masked_fill",
+       [](const bp::Tensors& x, const json& a) { return bp::masked_fill(x[0], x[1], a.at("value").get<double>()); }},
+      {"clamp_tensor",
+       [](const bp::Tensors& x, const json& a) {
+         std::size_t next = 1;
+         const bp::Tensor lo = a.at("min").get<bool>() ? x.at(next++) : bp::Tensor();
+         const bp::Tensor hi = a.at("max").get<bool>() ? x.at(next++) : bp::Tensor();
+         return bp::clamp(x[0], lo, hi);
+       }},
+      {"matmul", [](const bp::Tensors& x, const json&) { return bp::matmul(x[0], x[1]); }},
+      {"bmm", [](const bp::Tensors& x, const json&) { return bp::bmm(x[0], x[1]); }},
+      {"einsum",
+       [](const bp::Tensors& x, const json& a) { return bp::einsum(a.at("equation").get<std::string>(), x); }},
   };
   return table;
 }

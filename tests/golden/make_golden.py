@@ -293,6 +293,62 @@ def shape_cases():
     return c
 
 
+def clamp_tensor(x, a):
+    """torch.clamp with tensor bounds: the inputs are x, then min if a["min"], then max if a["max"]."""
+    rest = list(x[1:])
+    lo = rest.pop(0) if a["min"] else None
+    hi = rest.pop(0) if a["max"] else None
+    return torch.clamp(x[0], min=lo, max=hi)
+
+
+OPS2 = {
+    "where": lambda x, a: torch.where(x[0] != 0, x[1], x[2]),
+    "masked_fill": lambda x, a: x[0].masked_fill(x[1] != 0, a["value"]),
+    "clamp_tensor": clamp_tensor,
+    "matmul": lambda x, a: torch.matmul(x[0], x[1]),
+    "bmm": lambda x, a: torch.bmm(x[0], x[1]),
+    "einsum": lambda x, a: torch.einsum(a["equation"], *x),
+}
+OPS.update(OPS2)
+
+
+def ops2_cases():
+    """where, masked_fill, clamp with tensor bounds, broadcasting matmul, bmm and einsum, from their own generator."""
+    global rng
+    saved, rng = rng, np.random.RandomState(SEED + 23)
+    c = []
+    cond = lambda shape: rng.choice([0.0, 1.0, -2.5], size=shape)  # any non-zero value counts as true
+    c.append(case("where", [cond((3, 1)), draw((3, 4)), draw((4,))], constant=(0,)))
+    c.append(case("where", [cond((2, 3)), draw((2, 3)), draw(())], constant=(0,)))
+    c.append(case("masked_fill", [draw((3, 4)), cond((1, 4))], {"value": -2.0}, constant=(1,)))
+    c.append(case("masked_fill", [draw((2, 2, 3)), cond((2, 1, 3))], {"value": 0.5}, constant=(1,)))
+    bounds = (-0.3, -0.25, -0.2, 0.2, 0.25, 0.3)
+    c.append(case("clamp_tensor", [draw((3, 4), kinks=bounds), draw((4,), -0.3, -0.2), draw((3, 1), 0.2, 0.3)],
+                  {"min": True, "max": True}))
+    c.append(case("clamp_tensor", [draw((2, 3), kinks=bounds), draw((3,), -0.3, -0.2)], {"min": True, "max": False}))
+    c.append(case("clamp_tensor", [draw((2, 3), kinks=bounds), draw((2, 1), 0.2, 0.3)], {"min": False, "max": True}))
+    c.append(case("clamp_tensor", [draw((2, 3)), draw((3,), 0.5, 0.7), draw((), -0.2, 0.0)],
+                  {"min": True, "max": True}))
+    for sa, sb in (((2, 1, 3, 4), (3, 4, 2)), ((2, 3, 4), (4, 2)), ((3, 4), (2, 4, 2)), ((4,), (4,)), ((4,), (4, 3)),
+                   ((3, 4), (4,)), ((4,), (2, 4, 3)), ((2, 1, 3, 4), (4,)), ((3, 4), (4, 2))):
+        c.append(case("matmul", [draw(sa), draw(sb)]))
+    c.append(case("bmm", [draw((2, 3, 4)), draw((2, 4, 2))]))
+    for eq, shapes in (("bij,bjk->bik", ((2, 3, 4), (2, 4, 2))),
+                       ("bhqd,bhkd->bhqk", ((2, 2, 3, 4), (2, 2, 2, 4))),
+                       ("bhqk,bhkd->bhqd", ((2, 2, 3, 2), (2, 2, 2, 4))),
+                       ("bi,ij,bj->b", ((3, 4), (4, 2), (3, 2))),
+                       ("ij->ji", ((2, 3),)),
+                       ("ij->i", ((3, 4),)),
+                       ("...ij,...jk->...ik", ((2, 1, 3, 4), (3, 4, 2))),
+                       ("ij,jk", ((3, 4), (4, 2))),
+                       ("i,j->ij", ((3,), (2,))),
+                       ("i,i->", ((3,), (3,))),
+                       ("bqd,kd->bkq", ((2, 3, 4), (2, 4)))):
+        c.append(case("einsum", [draw(s) for s in shapes], {"equation": eq}))
+    rng = saved
+    return c
+
+
 def mlp_case():
     """A 4-5-3 sigmoid network with a cross-entropy cost on 8 examples: the delta rule end to end."""
     x = torch.tensor(rng.standard_normal((8, 4)))
@@ -444,6 +500,7 @@ def main():
     }
     golden["cases"] += shape_cases()
     golden["cases"] += conv_cases()
+    golden["cases"] += ops2_cases()
     path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "ops_golden.json")
     with open(path, "w") as f:
         json.dump(golden, f, indent=None, separators=(",", ":"))

@@ -369,6 +369,94 @@ std::vector<OpCase> build() {
          return bp::pow(bp::adaptive_avg_pool2d(x[0], {3, 2}), 2.0);
        },
        {in({2, 2, 5, 7})}});
+
+  // ---- where, masked_fill, clamp with tensor bounds, broadcasting matmul, bmm, einsum ---------------------
+  // A fixed condition in the inputs' dtype; 0/1 values and one other non-zero value (which counts as true).
+  const auto cond = [](bp::Shape s, const T& like) {
+    std::vector<double> v(static_cast<std::size_t>(bp::numel(s)));
+    for (std::size_t i = 0; i < v.size(); ++i) v[i] = i % 3 == 0 ? 0.0 : (i % 3 == 1 ? 1.0 : -2.5);
+    return bp::from_vector(v, s, like.dtype());
+  };
+  const std::vector<double> bounds = {-0.3, -0.25, -0.2, 0.2, 0.25, 0.3};  // the bounds' ranges below
+  add({"where_bcast",
+       [cond](const Ts& x) {
+         return bp::where(cond({3, 1}, x[0]), x[0], x[1]) * x[0];
+       },
+       {in({3, 4}), in({4})}});
+  add({"where_cond_full",
+       [cond](const Ts& x) {
+         return bp::where(cond({2, 3}, x[0]), x[0], x[1]);
+       },
+       {in({2, 3}), in({})}});
+  add({"masked_fill",
+       [cond](const Ts& x) {
+         return bp::masked_fill(x[0], cond({1, 4}, x[0]), -2.0) * x[0];
+       },
+       {in({3, 4})}});
+  add({"masked_fill_tensor_value",
+       [cond](const Ts& x) {
+         return bp::masked_fill(x[0], cond({2, 1, 3}, x[0]), x[1]);
+       },
+       {in({2, 2, 3}), in({})}});
+  add({"clamp_tensor_bounds",
+       [](const Ts& x) { return bp::clamp(x[0], x[1], x[2]); },
+       {away_from({3, 4}, bounds), in({4}, -0.3, -0.2), in({3, 1}, 0.2, 0.3)}});
+  add({"clamp_tensor_min_only",
+       [](const Ts& x) { return bp::clamp(x[0], x[1], T()) * x[0]; },
+       {away_from({2, 3}, bounds), in({3}, -0.3, -0.2)}});
+  add({"clamp_tensor_max_only",
+       [](const Ts& x) { return bp::clamp(x[0], T(), x[1]); },
+       {away_from({2, 3}, bounds), in({2, 1}, 0.2, 0.3)}});
+  add({"clamp_tensor_min_above_max",
+       [](const Ts& x) { return bp::clamp(x[0], x[1], x[2]); },
+       {in({2, 3}), in({3}, 0.5, 0.7), in({}, -0.2, 0.0)}});
+  add({"matmul_bcast_batch",
+       [](const Ts& x) { return bp::matmul(x[0], x[1]); },
+       {in({2, 1, 3, 4}), in({3, 4, 2})}});
+  add({"matmul_3d_2d", [](const Ts& x) { return bp::matmul(x[0], x[1]); }, {in({2, 3, 4}), in({4, 2})}});
+  add({"matmul_2d_3d", [](const Ts& x) { return bp::matmul(x[0], x[1]); }, {in({3, 4}), in({2, 4, 2})}});
+  add({"matmul_1d_1d", [](const Ts& x) { return bp::matmul(x[0], x[1]); }, {in({4}), in({4})}});
+  add({"matmul_1d_2d", [](const Ts& x) { return bp::matmul(x[0], x[1]); }, {in({4}), in({4, 3})}});
+  add({"matmul_2d_1d", [](const Ts& x) { return bp::matmul(x[0], x[1]); }, {in({3, 4}), in({4})}});
+  add({"matmul_1d_3d", [](const Ts& x) { return bp::matmul(x[0], x[1]); }, {in({4}), in({2, 4, 3})}});
+  add({"matmul_4d_1d", [](const Ts& x) { return bp::matmul(x[0], x[1]); }, {in({2, 1, 3, 4}), in({4})}});
+  add({"bmm", [](const Ts& x) { return bp::bmm(x[0], x[1]); }, {in({2, 3, 4}), in({2, 4, 2})}});
+  add({"einsum_bmm",
+       [](const Ts& x) {
+         return bp::einsum("bij,bjk->bik", {x[0], x[1]});
+       },
+       {in({2, 3, 4}), in({2, 4, 2})}});
+  add({"einsum_attention_scores",
+       [](const Ts& x) {
+         return bp::einsum("bhqd,bhkd->bhqk", {x[0], x[1]});
+       },
+       {in({2, 2, 3, 4}), in({2, 2, 2, 4})}});
+  add({"einsum_attention_values",
+       [](const Ts& x) {
+         return bp::einsum("bhqk,bhkd->bhqd", {x[0], x[1]});
+       },
+       {in({2, 2, 3, 2}), in({2, 2, 2, 4})}});
+  add({"einsum_bilinear",
+       [](const Ts& x) {
+         return bp::einsum("bi,ij,bj->b", {x[0], x[1], x[2]});
+       },
+       {in({3, 4}), in({4, 2}), in({3, 2})}});
+  add({"einsum_transpose", [](const Ts& x) { return bp::einsum("ij->ji", {x[0]}) * 2.0; }, {in({2, 3})}});
+  add({"einsum_ellipsis_bcast",
+       [](const Ts& x) {
+         return bp::einsum("...ij,...jk->...ik", {x[0], x[1]});
+       },
+       {in({2, 1, 3, 4}), in({3, 4, 2})}});
+  add({"einsum_implicit_and_sum",
+       [](const Ts& x) {
+         return bp::einsum("ij,jk", {x[0], x[1]}) * bp::einsum("ij->i", {x[0]}).sum();
+       },
+       {in({3, 4}), in({4, 2})}});
+  add({"einsum_outer_times_dot",
+       [](const Ts& x) {
+         return bp::einsum("i,j->ij", {x[0], x[1]}) * bp::einsum("i,i->", {x[0], x[0]});
+       },
+       {in({3}), in({2})}});
   return t;
 }
 

@@ -332,10 +332,16 @@ TEST(Gemm, MismatchNamesBothShapes) {
       [] {
         bp::matmul(bp::ones({2, 3, 4}), bp::ones({3, 4, 5}));
       },
+      ThrowsMessage<bp::ShapeError>(
+          HasSubstr("batch dims [2] of [2, 3, 4] and [3] of [3, 4, 5] do not broadcast")));
+  EXPECT_THAT(
+      [] {
+        bp::mm(bp::ones({2, 3, 4}), bp::ones({3, 4, 5}));
+      },
       ThrowsMessage<bp::ShapeError>(HasSubstr("batch sizes differ")));
   EXPECT_THAT(
       [] {
-        bp::matmul(bp::ones({3}), bp::ones({3, 2}));
+        bp::mm(bp::ones({3}), bp::ones({3, 2}));
       },
       ThrowsMessage<bp::ShapeError>(HasSubstr("expected two 2-D or two 3-D")));
 }
