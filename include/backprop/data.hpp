@@ -11,6 +11,7 @@
 // See docs/data.md for the file formats, the validation rules and the loader's determinism.
 #pragma once
 
+#include <backprop/data/augment.hpp>
 #include <backprop/data/csv.hpp>
 #include <backprop/data/dataset.hpp>
 #include <backprop/data/idx.hpp>

@@ -1,6 +1,7 @@
 // Setting keys from command-line text, cross-key validation, schedules and "did you mean".
 #include <algorithm>
 #include <backprop/config.hpp>
+#include <backprop/data/augment.hpp>
 #include <backprop/error.hpp>
 #include <charconv>
 #include <cmath>
@@ -274,6 +275,11 @@ void validate(const Config& c) {
       "layers to synchronise");
   parse_schedule(c.optimizer.schedule, "optimizer.schedule (--schedule)");
   BP_CHECK(!c.data.source.empty(), ConfigError, "data.source (--data) must not be empty");
+  try {
+    data::Augmentation::parse(c.data.augment);
+  } catch (const ValueError& e) {
+    throw ConfigError(std::string("data.augment (--augment): ") + e.what());
+  }
 }
 
 }  // namespace backprop::config
