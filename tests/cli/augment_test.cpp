@@ -32,7 +32,8 @@ TEST(CliAugment, TrainsDeterministicallyAndChangesOnlyTraining) {
   EXPECT_THAT(clitest::slurp(s.path("a/config.toml")), HasSubstr("augment = \"crop,flip,erase\""));
   // Evaluation is never augmented: `eval` of the saved model on the test images gives the run's test figures.
   const auto summary = nlohmann::json::parse(clitest::slurp(s.path("a/summary.json")));
-  const auto e = run(s, "eval --model " + s.path("a/model.safetensors") + " --limit 200 --json");
+  const auto e =
+      run(s, "eval --model " + s.path("a/model.safetensors") + " --data fashion-mnist --limit 200 --json");
   ASSERT_EQ(e.code, 0) << e.all();
   const auto eval = nlohmann::json::parse(e.out);
   EXPECT_DOUBLE_EQ(eval["accuracy"].get<double>(), summary["test"]["accuracy"].get<double>());
