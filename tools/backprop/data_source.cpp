@@ -202,6 +202,9 @@ TrainingData load_training_data(const bp::config::Config& cfg) {
     check_features(out.test, all.num_features(), test_dir);
     // The command line's networks are dense: images [N, 1, H, W] become rows [N, H*W] (shared, not copied).
     if (all.features.dim() >= 3) out.image = bp::data::image_shape_of(all.features);
+    BP_CHECK(dc.augment.empty() || out.image.height > 0, ConfigError, "--augment ", dc.augment,
+             " needs image data; the IDX files in ", dir, " hold rows ", all.features.shape(),
+             ", not images");
     all = all.flattened();
     out.test = out.test.flattened();
     pre.input = "image";
