@@ -3,7 +3,7 @@
 //   784 - hidden... - 10, ReLU between layers, softmax cross-entropy (mean), SGD lr 0.1 momentum 0.9,
 //   shuffled mini-batches (the last one may be short), no validation, no gradient-flow records.
 //
-//   bench_fit --batch 128 --epochs 4 --threads 2 --hidden 256,128
+//   bench_fit --batch 128 --epochs 4 --threads 2 --hidden 256,128 [--prefetch 0]
 //
 // Output fields: epoch_s (median over epochs after the first, from History's per-epoch seconds),
 // epoch_times, train_accuracy (last epoch), test_accuracy.
@@ -29,6 +29,7 @@ struct Args {
   std::vector<std::int64_t> hidden = {256, 128};
   std::int64_t limit = 0;  // training examples used (0: all 60000)
   std::uint64_t seed = 1;
+  bool prefetch = true;  // --prefetch 0: batches prepared on the training thread (for the comparison)
 };
 
 Args parse(int argc, char** argv) {
@@ -40,7 +41,8 @@ Args parse(int argc, char** argv) {
                         {"--threads", [&](const std::string& v) { a.threads = std::stoi(v); }},
                         {"--hidden", [&](const std::string& v) { a.hidden = bench::parse_list(v); }},
                         {"--limit", [&](const std::string& v) { a.limit = std::stoll(v); }},
-                        {"--seed", [&](const std::string& v) { a.seed = std::stoull(v); }}});
+                        {"--seed", [&](const std::string& v) { a.seed = std::stoull(v); }},
+                        {"--prefetch", [&](const std::string& v) { a.prefetch = v != "0"; }}});
   return a;
 }
 
@@ -63,7 +65,8 @@ int main(int argc, char** argv) try {
   bp::optim::SGD opt(net.parameters(), {.lr = 0.1, .momentum = 0.9});
   const bp::loss::CrossEntropy ce;
   const bp::train::History h =
-      bp::train::fit(net, ce, opt, train, {.epochs = a.epochs, .batch_size = a.batch, .seed = a.seed});
+      bp::train::fit(net, ce, opt, train,
+                     {.epochs = a.epochs, .batch_size = a.batch, .seed = a.seed, .prefetch = a.prefetch});
   std::vector<double> times;
   for (const auto& e : h.epochs) times.push_back(e.seconds);
   const std::vector<double> timed(times.begin() + (times.size() > 1 ? 1 : 0), times.end());
@@ -73,8 +76,8 @@ int main(int argc, char** argv) try {
   std::string hidden;
   for (auto w : a.hidden) hidden += (hidden.empty() ? "" : ",") + std::to_string(w);
   std::cout << "{\"impl\": \"backprop-fit\", \"mode\": \"train\", \"batch\": " << a.batch
-            << ", \"threads\": " << a.threads << ", \"hidden\": \"" << hidden
-            << "\", \"examples\": " << train.size() << ", \"epoch_s\": " << bench::median(timed)
+            << ", \"threads\": " << a.threads << ", \"prefetch\": " << a.prefetch << ", \"hidden\": \""
+            << hidden << "\", \"examples\": " << train.size() << ", \"epoch_s\": " << bench::median(timed)
             << ", \"epoch_times\": [" << list.str()
             << "], \"train_accuracy\": " << (h.epochs.empty() ? 0.0 : h.epochs.back().train_accuracy)
             << ", \"test_accuracy\": " << t.accuracy << "}\n";

@@ -41,6 +41,7 @@ struct DataConfig {
   std::int64_t limit_train = 0;          // use only the first N training examples (0 = all)
   std::int64_t limit_test = 0;           // use only the first N test examples (0 = all)
   bool standardize = true;               // CSV: standardise features with the training split's mean/std
+  std::string augment;  // image data: training-batch augmentation, e.g. "crop,flip"; "" = none
 };
 
 /// One option of a layer table, as written: `out = 32`, `kernel = [3, 5]`, `padding = "same"`, `p = 0.3`.

@@ -6,11 +6,12 @@
 //   auto all = bpd::FashionMNIST::load(bpd::FashionMNIST::default_dir, bpd::Split::train);
 //   auto [train, valid] = bpd::train_validation_split(all, 0.1, /*seed=*/1);
 //   bpd::DataLoader loader(train, {.batch_size = 128, .seed = 1});
-//   for (const bpd::Batch& b : loader) { /* b.features [128, 784], b.targets [128] */ }
+//   for (const bpd::Batch& b : loader) { /* b.features [128, 1, 28, 28], b.targets [128] */ }
 //
 // See docs/data.md for the file formats, the validation rules and the loader's determinism.
 #pragma once
 
+#include <backprop/data/augment.hpp>
 #include <backprop/data/csv.hpp>
 #include <backprop/data/dataset.hpp>
 #include <backprop/data/idx.hpp>

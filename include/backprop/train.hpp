@@ -111,6 +111,12 @@ struct FitOptions {
   bool shuffle = true;
   std::uint64_t seed = 0;  // data order: epoch e's order depends only on (seed, e)
   bool drop_last = false;  // drop the last incomplete batch of each epoch
+  /// Image augmentation of every training batch (never of validation or evaluation data); null: none.
+  std::shared_ptr<const data::Augmentation> augment = nullptr;
+  /// The image shape of a training row, for augmenting flat rows [N, C*H*W]; height 0: from the features.
+  data::ImageShape image_shape = {1, 0, 0};
+  /// A loader thread prepares the next batch while this one trains (data::LoaderOptions::prefetch).
+  bool prefetch = true;
   const data::TensorDataset* validation = nullptr;
   /// Stop when the validation loss has not improved for this many epochs (0 = never), then restore the best
   /// weights (restore_best).
@@ -243,8 +249,13 @@ History fit(nn::Module& model, const loss::Loss& loss, optim::Optimizer& optimiz
 Evaluation evaluate(nn::Module& model, const loss::Loss& loss, const data::TensorDataset& data,
                     std::int64_t batch_size = 1000);
 
-/// The model's outputs for `features` [N, D], in eval mode, batch by batch, without recording a graph.
+/// The model's outputs for `features` [N, D] (or images, see model_input()), in eval mode, batch by batch, without recording a graph.
 Tensor predict(nn::Module& model, const Tensor& features, std::int64_t batch_size = 1000);
+
+/// `x` as `model` takes it: images [N, C, H, W] become rows [N, C*H*W] (a view) when the model's first layer is
+/// a Linear or DropConnect (a dense network, as a Sequential or alone); anything else is passed unchanged.
+/// fit(), evaluate() and predict() feed every batch through it, so a dense network trains on image data.
+Tensor model_input(const nn::Module& model, const Tensor& x);
 
 /// The weight matrices that FitOptions::l1 / l2 penalise: parameters named "...weight" with at least two
 /// dimensions (not biases, not batch-norm scales).

@@ -1,6 +1,7 @@
 // Setting keys from command-line text, cross-key validation, schedules and "did you mean".
 #include <algorithm>
 #include <backprop/config.hpp>
+#include <backprop/data/augment.hpp>
 #include <backprop/error.hpp>
 #include <charconv>
 #include <cmath>
@@ -281,6 +282,11 @@ void validate(const Config& c) {
            " and [[model.layer]] tables both say what the network is; give one of them");
   for (std::size_t i = 0; i < c.model.layer.size(); ++i)
     check_layer(c.model.layer[i], "model.layer #" + std::to_string(i + 1));
+  try {
+    data::Augmentation::parse(c.data.augment);
+  } catch (const ValueError& e) {
+    throw ConfigError(std::string("data.augment (--augment): ") + e.what());
+  }
 }
 
 }  // namespace backprop::config

@@ -110,6 +110,10 @@ std::vector<KeyDef> build() {
       boolean("data.standardize", "--standardize",
               "CSV: standardise features with the training split's mean and std (--no-standardize: off)",
               [](Config& c) -> bool& { return c.data.standardize; }));
+  t.push_back(text("data.augment", "--augment",
+                   "image augmentation of the training batches: a comma-separated list of crop, flip, erase "
+                   "(empty: none)",
+                   [](Config& c) -> std::string& { return c.data.augment; }));
   // [model]
   t.push_back(
       text("model.arch", "--arch",

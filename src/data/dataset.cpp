@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "data/gather.hpp"
+
 namespace backprop::data {
 
 const char* task_name(Task task) {
@@ -22,17 +24,12 @@ std::int64_t TensorDataset::num_features() const {
   return d;
 }
 
-Tensor gather_rows(const Tensor& source, const std::vector<std::int64_t>& indices) {
-  BP_CHECK(source.defined() && source.dim() >= 1, ShapeError,
-           "gather_rows: expected a tensor with at least one dimension (rows first), got ",
-           source.defined() ? to_string(source.shape()) : std::string("an undefined tensor"));
+void detail::gather_rows_into(const Tensor& source, const std::int64_t* indices, std::size_t count,
+                              void* dst_) {
   const std::int64_t n = source.size(0);
-  Shape shape = source.shape();
-  shape[0] = static_cast<std::int64_t>(indices.size());
-  Tensor out(shape, source.dtype());
   const std::size_t row_bytes = n == 0 ? 0 : source.nbytes() / static_cast<std::size_t>(n);
   const auto* src = static_cast<const unsigned char*>(source.raw_data());
-  auto* dst = static_cast<unsigned char*>(out.raw_data());
+  auto* dst = static_cast<unsigned char*>(dst_);
   // Shuffled rows are scattered over the data set: ask for a row a few rows before it is copied.
   constexpr std::size_t kAhead = 4;
   auto prefetch = [&](std::size_t k) {
@@ -41,14 +38,24 @@ Tensor gather_rows(const Tensor& source, const std::vector<std::int64_t>& indice
     const unsigned char* row = src + static_cast<std::size_t>(i) * row_bytes;
     for (std::size_t b = 0; b < row_bytes; b += 64) __builtin_prefetch(row + b);
   };
-  for (std::size_t k = 0; k < std::min(kAhead, indices.size()); ++k) prefetch(k);
-  for (std::size_t k = 0; k < indices.size(); ++k) {
+  for (std::size_t k = 0; k < std::min(kAhead, count); ++k) prefetch(k);
+  for (std::size_t k = 0; k < count; ++k) {
     const std::int64_t i = indices[k];
     BP_CHECK(i >= 0 && i < n, IndexError, "gather_rows: index ", i, " (entry ", k, ") is outside [0, ", n,
              ") for a tensor of shape ", source.shape());
-    if (k + kAhead < indices.size()) prefetch(k + kAhead);
+    if (k + kAhead < count) prefetch(k + kAhead);
     std::memcpy(dst + k * row_bytes, src + static_cast<std::size_t>(i) * row_bytes, row_bytes);
   }
+}
+
+Tensor gather_rows(const Tensor& source, const std::vector<std::int64_t>& indices) {
+  BP_CHECK(source.defined() && source.dim() >= 1, ShapeError,
+           "gather_rows: expected a tensor with at least one dimension (rows first), got ",
+           source.defined() ? to_string(source.shape()) : std::string("an undefined tensor"));
+  Shape shape = source.shape();
+  shape[0] = static_cast<std::int64_t>(indices.size());
+  Tensor out(shape, source.dtype());
+  detail::gather_rows_into(source, indices.data(), indices.size(), out.raw_data());
   return out;
 }
 
@@ -84,6 +91,12 @@ TensorDataset TensorDataset::head(std::int64_t n) const {
   std::vector<std::int64_t> rows(static_cast<std::size_t>(std::min(n, size())));
   for (std::size_t i = 0; i < rows.size(); ++i) rows[i] = static_cast<std::int64_t>(i);
   return subset(rows);
+}
+
+TensorDataset TensorDataset::flattened() const {
+  TensorDataset out = *this;
+  if (features.defined() && features.dim() > 2) out.features = features.reshape({size(), num_features()});
+  return out;
 }
 
 void TensorDataset::validate(const std::string& what) const {

@@ -214,7 +214,11 @@ TensorDataset load_idx_files(const std::string& dir, Split split, std::int64_t l
   // each.
   std::array<float, 256> scale{};
   for (int v = 0; v < 256; ++v) scale[v] = static_cast<float>(v) / 255.0f;
-  out.features = Tensor({n, d}, f32);
+  // Images keep their shape: [N, rows, cols] files give [N, 1, rows, cols] (one channel), 4-D files their own.
+  Shape shape = {n, d};
+  if (images.dims.size() == 3) shape = {n, 1, images.dims[1], images.dims[2]};
+  if (images.dims.size() == 4) shape = {n, images.dims[1], images.dims[2], images.dims[3]};
+  out.features = Tensor(shape, f32);
   float* x = out.features.data<float>();
   const std::uint8_t* px = images.data.data();
   for (std::size_t k = 0; k < images.data.size(); ++k) x[k] = scale[px[k]];

@@ -26,6 +26,18 @@ double accuracy(const Tensor& outputs, const Tensor& targets) {
   return static_cast<double>(correct) / static_cast<double>(outputs.size(0));
 }
 
+Tensor model_input(const nn::Module& model, const Tensor& x) {
+  if (!x.defined() || x.dim() <= 2) return x;
+  const nn::Module* first = &model;
+  while (const auto* seq = dynamic_cast<const nn::Sequential*>(first)) {
+    if (seq->size() == 0) return x;
+    first = (*seq)[0].get();
+  }
+  const bool dense = dynamic_cast<const nn::Linear*>(first) != nullptr ||
+                     dynamic_cast<const nn::DropConnect*>(first) != nullptr;
+  return dense ? x.reshape({x.size(0), -1}) : x;
+}
+
 Evaluation evaluate(nn::Module& model, const loss::Loss& loss, const data::TensorDataset& data,
                     std::int64_t batch_size) {
   BP_CHECK(batch_size >= 1, ValueError, "evaluate: batch_size must be >= 1, got ", batch_size);
@@ -40,7 +52,7 @@ Evaluation evaluate(nn::Module& model, const loss::Loss& loss, const data::Tenso
   std::int64_t correct = 0;
   for (std::int64_t start = 0; start < data.size(); start += batch_size) {
     const std::int64_t rows = std::min(batch_size, data.size() - start);
-    const Tensor x = narrow(data.features, start, rows);
+    const Tensor x = model_input(model, narrow(data.features, start, rows));
     const Tensor y = narrow(data.targets, start, rows);
     const Tensor out = model(x);
     loss_sum += loss(out, y).item() * static_cast<double>(rows);
@@ -72,13 +84,15 @@ Evaluation evaluate(nn::Module& model, const loss::Loss& loss, const data::Tenso
 
 Tensor predict(nn::Module& model, const Tensor& features, std::int64_t batch_size) {
   BP_CHECK(batch_size >= 1, ValueError, "predict: batch_size must be >= 1, got ", batch_size);
-  BP_CHECK(features.dim() == 2, ShapeError, "predict: expected features [N, D], got ", features.shape());
+  BP_CHECK(features.dim() >= 2, ShapeError, "predict: expected features [N, D] or images [N, C, H, W], got ",
+           features.shape());
   const bool was_training = model.is_training();
   model.eval();
   NoGradGuard no_grad;
   Tensors parts;
   for (std::int64_t start = 0; start < features.size(0); start += batch_size)
-    parts.push_back(model(narrow(features, start, std::min(batch_size, features.size(0) - start))));
+    parts.push_back(
+        model(model_input(model, narrow(features, start, std::min(batch_size, features.size(0) - start)))));
   model.train(was_training);
   BP_CHECK(!parts.empty(), ValueError, "predict: no rows to predict");
   return parts.size() == 1 ? parts[0] : concat(parts);

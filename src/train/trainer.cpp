@@ -97,7 +97,10 @@ History Trainer::fit(const data::TensorDataset& train) {
   data::DataLoader loader(train, {.batch_size = batch_size,
                                   .shuffle = o.shuffle && batch_size < n,
                                   .drop_last = o.drop_last,
-                                  .seed = o.seed});
+                                  .seed = o.seed,
+                                  .augment = o.augment,
+                                  .image_shape = o.image_shape,
+                                  .prefetch = o.prefetch});
   const std::int64_t num_batches = loader.num_batches();
   check_data(train, num_batches);
   const bool classification = train.task == data::Task::classification;
@@ -127,7 +130,8 @@ History Trainer::fit(const data::TensorDataset& train) {
     bool stop_requested = false;
 
     for (std::int64_t b = partial_.batches; b < num_batches; ++b) {
-      const data::Batch global = loader.batch(b);
+      data::Batch global = loader.batch(b);
+      global.features = model_input(model_, global.features);
       const std::int64_t rows = global.features.size(0);
       const data::Batch batch = comm.shard(global);
       const std::int64_t local_rows = batch.features.size(0);

@@ -60,7 +60,7 @@ std::vector<Prediction> predict_by_hand(const std::string& model_path, std::int6
   std::sort(layers.begin(), layers.end());
   EXPECT_EQ(layers.size(), arch["hidden"].size() + 1);
   const bp::data::TensorDataset images =
-      bp::data::FashionMNIST::load(clitest::kFashionDir, bp::data::Split::test, n);
+      bp::data::FashionMNIST::load(clitest::kFashionDir, bp::data::Split::test, n).flattened();
   std::vector<Prediction> out;
   for (std::int64_t i = 0; i < n; ++i) {
     std::vector<double> a(784);

@@ -40,15 +40,17 @@ TEST(IdxDir, LoadsFeaturesScaledAndLabels) {
   write_small_dir(dir, "train", 12, true);
   write_small_dir(dir, "t10k", 5, false);
   const bpd::TensorDataset train = bpd::load_idx_dir(dir.path().string(), bpd::Split::train);
-  ASSERT_EQ(train.features.shape(), (backprop::Shape{12, 6}));
+  // Images [N, rows, cols] keep their shape, with one channel.
+  ASSERT_EQ(train.features.shape(), (backprop::Shape{12, 1, 3, 2}));
   ASSERT_EQ(train.targets.shape(), (backprop::Shape{12}));
+  EXPECT_EQ(train.num_features(), 6);
   EXPECT_EQ(train.num_classes, 10);
   EXPECT_EQ(train.class_names.front(), "0");
   EXPECT_EQ(train.task, bpd::Task::classification);
   for (std::int64_t i = 0; i < 12; ++i) {
     EXPECT_EQ(train.targets.at({i}), static_cast<double>(i % 10));
     for (std::int64_t j = 0; j < 6; ++j)
-      EXPECT_FLOAT_EQ(static_cast<float>(train.features.at({i, j})),
+      EXPECT_FLOAT_EQ(static_cast<float>(train.features.at({i, 0, j / 2, j % 2})),
                       static_cast<float>((7 * i + j) % 256) / 255.0f);
   }
   EXPECT_EQ(bpd::load_idx_dir(dir.path().string(), bpd::Split::test).size(), 5);
@@ -57,6 +59,21 @@ TEST(IdxDir, LoadsFeaturesScaledAndLabels) {
   EXPECT_EQ(few.size(), 3);
   EXPECT_EQ(few.class_names[2], "c");
   EXPECT_TRUE(backprop::allclose(few.features, train.head(3).features));
+}
+
+TEST(IdxDir, ImageShapeFollowsTheFilesDimensions) {
+  // [N, A, B, C] files keep their shape; [N, D] files stay rows.
+  for (const std::vector<std::uint32_t>& dims :
+       {std::vector<std::uint32_t>{4, 2, 3, 2}, std::vector<std::uint32_t>{4, 12}}) {
+    TempDir dir;
+    write_file(dir.file("train-images-idx3-ubyte"), idx_bytes(dims, Bytes(48, 7)));
+    write_file(dir.file("train-labels-idx1-ubyte"), idx_bytes({4}, Bytes{0, 1, 2, 3}));
+    const bpd::TensorDataset d = bpd::load_idx_dir(dir.path().string(), bpd::Split::train);
+    backprop::Shape expected(dims.begin(), dims.end());
+    EXPECT_EQ(d.features.shape(), expected);
+    EXPECT_EQ(d.num_features(), 12);
+    EXPECT_EQ(d.flattened().features.shape(), (backprop::Shape{4, 12}));
+  }
 }
 
 TEST(IdxDir, MissingDirectoryAndFiles) {
@@ -124,7 +141,7 @@ TEST(FashionMNIST, FullTestSet) {
   REQUIRE_INSTALLED(have_fashion(), "dataset-fashion-mnist",
                     std::string("Fashion-MNIST under ") + bpd::FashionMNIST::default_dir);
   const bpd::TensorDataset test = bpd::FashionMNIST::load(bpd::FashionMNIST::default_dir, bpd::Split::test);
-  ASSERT_EQ(test.features.shape(), (backprop::Shape{10000, 784}));
+  ASSERT_EQ(test.features.shape(), (backprop::Shape{10000, 1, 28, 28}));
   ASSERT_EQ(test.targets.shape(), (backprop::Shape{10000}));
   EXPECT_EQ(test.features.dtype(), backprop::f32);
   EXPECT_EQ(test.num_classes, 10);
@@ -153,7 +170,12 @@ TEST(FashionMNIST, FirstThousandTrainingExamples) {
   REQUIRE_INSTALLED(have_fashion(), "dataset-fashion-mnist",
                     std::string("Fashion-MNIST under ") + bpd::FashionMNIST::default_dir);
   const auto train = bpd::FashionMNIST::load(bpd::FashionMNIST::default_dir, bpd::Split::train, 1000);
-  ASSERT_EQ(train.features.shape(), (backprop::Shape{1000, 784}));
+  ASSERT_EQ(train.features.shape(), (backprop::Shape{1000, 1, 28, 28}));
+  // The MLP path's rows: the same elements, flattened (shared, not copied).
+  const bpd::TensorDataset rows = train.flattened();
+  ASSERT_EQ(rows.features.shape(), (backprop::Shape{1000, 784}));
+  EXPECT_EQ(rows.features.raw_data(), train.features.raw_data());
+  EXPECT_EQ(rows.class_names, train.class_names);
   ASSERT_EQ(train.targets.shape(), (backprop::Shape{1000}));
   std::vector<int> per_class(10, 0);
   for (std::int64_t i = 0; i < train.size(); ++i) ++per_class[static_cast<int>(train.targets.at({i}))];

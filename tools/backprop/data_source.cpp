@@ -164,6 +164,8 @@ TrainingData load_training_data(const bp::config::Config& cfg) {
   bp::data::TensorDataset all;
   bp::io::Preprocessing& pre = out.preprocessing;
   if (kind == Kind::csv) {
+    BP_CHECK(dc.augment.empty(), ConfigError, "--augment ", dc.augment,
+             " needs image data (IDX files); --data ", dc.source, " is a table");
     const bool regression = dc.task == "regression";
     all = reading(dc.source, [&] {
       return bp::data::read_csv(
@@ -198,6 +200,13 @@ TrainingData load_training_data(const bp::config::Config& cfg) {
       return bp::data::load_idx_dir(test_dir, bp::data::Split::test, dc.limit_test, all.class_names);
     });
     check_features(out.test, all.num_features(), test_dir);
+    // The command line's networks are dense: images [N, 1, H, W] become rows [N, H*W] (shared, not copied).
+    if (all.features.dim() >= 3) out.image = bp::data::image_shape_of(all.features);
+    BP_CHECK(dc.augment.empty() || out.image.height > 0, ConfigError, "--augment ", dc.augment,
+             " needs image data; the IDX files in ", dir, " hold rows ", all.features.shape(),
+             ", not images");
+    all = all.flattened();
+    out.test = out.test.flattened();
     pre.input = "image";
     pre.pixel_scale = 1.0 / 255.0;
     pre.image_shape = image_shape(all.num_features());
@@ -283,6 +292,7 @@ bp::data::TensorDataset load_eval_data(const bp::io::ModelFile& model, const std
       return bp::data::load_idx_dir(dir, which, limit, pre.class_names);
     });
     if (d.num_features() != model.architecture.inputs) mismatch(where, model, images_text(d.num_features()));
+    d = d.flattened();  // the model file's networks are dense: rows [N, H*W]
   }
   reading(source, [&] {
     d.validate(source);

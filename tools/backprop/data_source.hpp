@@ -15,7 +15,8 @@ struct TrainingData {
   backprop::data::TensorDataset validation;  // size 0 when val_split is 0
   backprop::data::TensorDataset test;        // size 0 when there is no test data
   backprop::io::Preprocessing preprocessing;
-  std::string name;  // "fashion-mnist", the directory or the file
+  backprop::data::ImageShape image = {1, 0, 0};  // the shape of a training image (height 0: a table)
+  std::string name;                              // "fashion-mnist", the directory or the file
 };
 
 /// Loads and prepares the data a config names. Throws FileError (exit 3) for data that cannot be read or is

@@ -361,6 +361,10 @@ int train(const TrainArgs& args, Effective& eff, const Place& place,
            cfg.train.grad_reduction == "sum" ? bp::train::GradReduction::sum : bp::train::GradReduction::mean,
        .shuffle = true,
        .seed = cfg.run.seed,
+       .augment = cfg.data.augment.empty() ? nullptr
+                                           : std::make_shared<const bp::data::Augmentation>(
+                                                 bp::data::Augmentation::parse(cfg.data.augment)),
+       .image_shape = data.image,
        .validation = data.validation.size() > 0 ? &data.validation : nullptr,
        .early_stopping_patience = cfg.train.early_stopping,
        .l1 = cfg.train.l1,

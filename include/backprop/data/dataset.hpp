@@ -29,7 +29,7 @@ const char* task_name(Task task);
 
 /// A labelled example set held in memory.
 ///
-/// features: [N, D] (f32 unless a reader was asked otherwise).
+/// features: [N, D] rows (CSV), or images [N, C, H, W] (IDX); f32 unless a reader was asked otherwise.
 /// targets:  classification: [N] f32 holding whole numbers 0 .. num_classes-1 (class indices);
 ///           regression: [N] or [N, K] f32.
 /// The tensors are handles (see tensor.hpp): copying a TensorDataset shares their elements.
@@ -51,6 +51,9 @@ struct TensorDataset {
   TensorDataset subset(const std::vector<std::int64_t>& indices) const;
   /// The first min(n, size()) rows, copied. Throws ValueError for n < 0.
   TensorDataset head(std::int64_t n) const;
+  /// The same dataset with features as rows [N, num_features()] (images [N, C, H, W] flattened; the elements
+  /// are shared, not copied). Rows [N, D] come back as they are.
+  TensorDataset flattened() const;
   /// Checks that features and targets are defined, have the same number of rows, and (classification) that
   /// every target is a whole number in [0, num_classes). Throws ShapeError / ValueError naming `what` and the
   /// first offending row.
