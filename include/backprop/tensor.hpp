@@ -19,10 +19,10 @@
 //   bp::Tensor dense = xt.contiguous();                      // a row-major copy: strides {2, 1}
 #pragma once
 
+#include <array>
 #include <backprop/dtype.hpp>
 #include <backprop/error.hpp>
 #include <backprop/generator.hpp>
-#include <array>
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
@@ -182,9 +182,9 @@ struct TensorImpl {
   Shape shape;
   std::int64_t numel = 0;
   DType dtype = DType::f32;
-  std::int64_t offset = 0;                        // first element, in elements from storage->data
-  std::array<std::int64_t, kMaxRank> strides{};   // elements per index step, shape.size() of them used
-  bool contiguous = true;                         // cached is_contiguous()
+  std::int64_t offset = 0;                       // first element, in elements from storage->data
+  std::array<std::int64_t, kMaxRank> strides{};  // elements per index step, shape.size() of them used
+  bool contiguous = true;                        // cached is_contiguous()
   bool requires_grad = false;  // set on leaves by requires_grad_(), on recorded outputs by the engine
   Tensor grad;
   std::shared_ptr<Node> grad_fn;

@@ -42,8 +42,9 @@ void save_safetensors(const std::string& path, const NamedTensors& given) {
   constexpr const char* who = "save_safetensors";
   // The file holds each tensor's elements row-major: views (non-contiguous) are written from a dense copy.
   NamedTensors dense_copy;
-  const bool all_dense = std::all_of(given.tensors.begin(), given.tensors.end(),
-                                     [](const auto& e) { return !e.second.defined() || e.second.is_contiguous(); });
+  const bool all_dense = std::all_of(given.tensors.begin(), given.tensors.end(), [](const auto& e) {
+    return !e.second.defined() || e.second.is_contiguous();
+  });
   if (!all_dense) {
     dense_copy = given;
     for (auto& e : dense_copy.tensors) e.second = kernels::dense(e.second);

@@ -82,11 +82,12 @@ char* base(const Tensor& t) {
          static_cast<std::size_t>(t.storage_offset()) * dtype_size(t.dtype());
 }
 
-void copy_bytes(void* dst, const std::int64_t* ds, const void* src, const std::int64_t* ss, const Shape& shape,
-                std::size_t elem) {
+void copy_bytes(void* dst, const std::int64_t* ds, const void* src, const std::int64_t* ss,
+                const Shape& shape, std::size_t elem) {
   switch (elem) {
     case 1:
-      return copy_strided(static_cast<std::uint8_t*>(dst), ds, static_cast<const std::uint8_t*>(src), ss, shape);
+      return copy_strided(static_cast<std::uint8_t*>(dst), ds, static_cast<const std::uint8_t*>(src), ss,
+                          shape);
     case 2:
       return copy_strided(static_cast<std::uint16_t*>(dst), ds, static_cast<const std::uint16_t*>(src), ss,
                           shape);

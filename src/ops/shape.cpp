@@ -347,8 +347,9 @@ Tensor reshape(const Tensor& x, const Shape& shape) {
 Tensor view(const Tensor& x, const Shape& shape) {
   const Shape s = resolve_shape(x, shape);
   const std::optional<Shape> strides = view_strides(x, s);
-  BP_CHECK(strides.has_value(), ShapeError, "view: cannot view shape ", x.shape(), " with strides ", x.strides(),
-           " as ", s, " without a copy (the dims to merge are not contiguous); use reshape(), which copies");
+  BP_CHECK(strides.has_value(), ShapeError, "view: cannot view shape ", x.shape(), " with strides ",
+           x.strides(), " as ", s,
+           " without a copy (the dims to merge are not contiguous); use reshape(), which copies");
   Tensor y = view_of(x, s, *strides, x.storage_offset());
   return record("view", y, {x}, [xs = x.shape()](const Tensor& dy) { return Tensors{reshape(dy, xs)}; },
                 {.saves_inputs = false});

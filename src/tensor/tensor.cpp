@@ -51,7 +51,6 @@ Tensor::Tensor(const Shape& shape, DType dtype) : impl_(std::make_shared<TensorI
   set_row_major(*impl_);
 }
 
-
 Tensor::Tensor(std::shared_ptr<Storage> storage, const Shape& shape, DType dtype, std::int64_t offset)
     : impl_(std::make_shared<TensorImpl>()) {
   impl_->numel = backprop::numel(shape);
@@ -66,20 +65,22 @@ Tensor::Tensor(std::shared_ptr<Storage> storage, const Shape& shape, DType dtype
   set_row_major(*impl_);
 }
 
-Tensor::Tensor(std::shared_ptr<Storage> storage, const Shape& shape, const Shape& strides, std::int64_t offset,
-               DType dtype)
+Tensor::Tensor(std::shared_ptr<Storage> storage, const Shape& shape, const Shape& strides,
+               std::int64_t offset, DType dtype)
     : impl_(std::make_shared<TensorImpl>()) {
   impl_->numel = backprop::numel(shape);
   BP_CHECK(strides.size() == shape.size(), ShapeError, "strides ", strides, " do not match shape ", shape);
   std::int64_t last = offset;  // the furthest element reached
   for (std::size_t d = 0; d < shape.size(); ++d) {
-    BP_CHECK(strides[d] >= 0, ShapeError, "negative stride ", strides[d], " in ", strides, " for shape ", shape);
+    BP_CHECK(strides[d] >= 0, ShapeError, "negative stride ", strides[d], " in ", strides, " for shape ",
+             shape);
     if (shape[d] > 0) last += (shape[d] - 1) * strides[d];
   }
-  BP_CHECK(storage && offset >= 0 &&
-               (impl_->numel == 0 || storage->nbytes >= static_cast<std::size_t>(last + 1) * dtype_size(dtype)),
-           ShapeError, "storage of ", storage ? storage->nbytes : 0, " bytes is too small for ", shape, " ", dtype,
-           " with strides ", strides, " at element offset ", offset);
+  BP_CHECK(
+      storage && offset >= 0 &&
+          (impl_->numel == 0 || storage->nbytes >= static_cast<std::size_t>(last + 1) * dtype_size(dtype)),
+      ShapeError, "storage of ", storage ? storage->nbytes : 0, " bytes is too small for ", shape, " ", dtype,
+      " with strides ", strides, " at element offset ", offset);
   impl_->shape = shape;
   impl_->dtype = dtype;
   impl_->offset = offset;
@@ -161,7 +162,8 @@ T* element(const TensorImpl& t, std::int64_t storage_idx) {
 double Tensor::flat(std::int64_t i) const {
   BP_CHECK(i >= 0 && i < numel(), IndexError, "flat index ", i, " is out of range for shape ", shape());
   const std::int64_t at = storage_index(*impl_, i);
-  return dispatch(dtype(), [&](auto tag) { return static_cast<double>(*element<decltype(tag)>(*impl_, at)); });
+  return dispatch(dtype(),
+                  [&](auto tag) { return static_cast<double>(*element<decltype(tag)>(*impl_, at)); });
 }
 
 namespace {
@@ -183,13 +185,15 @@ std::int64_t storage_index(const Tensor& t, std::span<const std::int64_t> index)
 
 double Tensor::at(std::span<const std::int64_t> index) const {
   const std::int64_t off = storage_index(*this, index);
-  return dispatch(dtype(), [&](auto tag) { return static_cast<double>(*element<decltype(tag)>(*impl_, off)); });
+  return dispatch(dtype(),
+                  [&](auto tag) { return static_cast<double>(*element<decltype(tag)>(*impl_, off)); });
 }
 
 void Tensor::set(std::span<const std::int64_t> index, double value) {
   const std::int64_t off = storage_index(*this, index);
   check_inplace_("set");
-  dispatch(dtype(), [&](auto tag) { *element<decltype(tag)>(*impl_, off) = static_cast<decltype(tag)>(value); });
+  dispatch(dtype(),
+           [&](auto tag) { *element<decltype(tag)>(*impl_, off) = static_cast<decltype(tag)>(value); });
 }
 
 std::vector<double> Tensor::to_vector() const {
@@ -297,8 +301,9 @@ void Tensor::check_inplace_(const char* op) const {
            ": in-place change of a tensor that requires grad (shape ", shape(),
            ") would corrupt the graph; do it under NoGradGuard or on a detach()ed tensor");
   for (std::size_t d = 0; d < shape().size(); ++d)
-    BP_CHECK(impl_->strides[d] != 0 || shape()[d] <= 1, ValueError, op, ": in-place write to an expanded tensor (shape ",
-             shape(), ", strides ", strides(), ") where several elements share one memory location; write to a "
+    BP_CHECK(impl_->strides[d] != 0 || shape()[d] <= 1, ValueError, op,
+             ": in-place write to an expanded tensor (shape ", shape(), ", strides ", strides(),
+             ") where several elements share one memory location; write to a "
              "contiguous() copy instead");
   ++storage()->version;
 }

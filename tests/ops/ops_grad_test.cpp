@@ -208,7 +208,8 @@ TEST_P(OpTable, StridedInputsMatchContiguous) {
     if (!dense.grads[i].defined()) continue;
     ASSERT_TRUE(views.grads[i].defined()) << c.name << " input " << i;
     for (std::int64_t k = 0; k < dense.grads[i].numel(); ++k)
-      ASSERT_NEAR(views.grads[i].flat(k), dense.grads[i].flat(k), 1e-12 * (1 + std::abs(dense.grads[i].flat(k))))
+      ASSERT_NEAR(views.grads[i].flat(k), dense.grads[i].flat(k),
+                  1e-12 * (1 + std::abs(dense.grads[i].flat(k))))
           << c.name << " gradient of input " << i << " at " << k;
   }
 }

@@ -36,8 +36,9 @@ void for_each_index(const bp::Shape& shape, const std::function<void(const std::
 }
 
 /// y.contiguous() holds, at each index of y, the base element `source(index)` names (an independent loop).
-void expect_elements(const bp::Tensor& y, const bp::Shape& base,
-                     const std::function<std::vector<std::int64_t>(const std::vector<std::int64_t>&)>& source) {
+void expect_elements(
+    const bp::Tensor& y, const bp::Shape& base,
+    const std::function<std::vector<std::int64_t>(const std::vector<std::int64_t>&)>& source) {
   const bp::Tensor c = y.contiguous();
   EXPECT_TRUE(c.is_contiguous());
   std::int64_t k = 0;
@@ -56,16 +57,11 @@ void expect_elements(const bp::Tensor& y, const bp::Shape& base,
 TEST(Views, ShareStorageBothWays) {
   bp::Tensor x = bp::zeros({2, 3, 4}, bp::f64);
   const std::vector<std::pair<const char*, bp::Tensor>> views = {
-      {"permute", bp::permute(x, {2, 0, 1})},
-      {"transpose", bp::transpose(x, 0, 2)},
-      {"narrow", bp::narrow(x, 1, 1, 2)},
-      {"slice", bp::slice(x, 2, 1, 4, 2)},
-      {"unsqueeze", bp::unsqueeze(x, 1)},
-      {"squeeze", bp::squeeze(bp::narrow(x, 1, 2, 1), 1)},
-      {"flatten", bp::flatten(x, 1)},
-      {"unflatten", bp::unflatten(x, 2, {2, 2})},
-      {"reshape", bp::reshape(x, {6, 4})},
-      {"view", x.view({4, 6})},
+      {"permute", bp::permute(x, {2, 0, 1})}, {"transpose", bp::transpose(x, 0, 2)},
+      {"narrow", bp::narrow(x, 1, 1, 2)},     {"slice", bp::slice(x, 2, 1, 4, 2)},
+      {"unsqueeze", bp::unsqueeze(x, 1)},     {"squeeze", bp::squeeze(bp::narrow(x, 1, 2, 1), 1)},
+      {"flatten", bp::flatten(x, 1)},         {"unflatten", bp::unflatten(x, 2, {2, 2})},
+      {"reshape", bp::reshape(x, {6, 4})},    {"view", x.view({4, 6})},
       {"t", bp::flatten(x, 0, 1).t()},
   };
   for (const auto& [name, v] : views) {
@@ -79,7 +75,7 @@ TEST(Views, ShareStorageBothWays) {
     if (std::string(name) == "slice") base_index = {0, 0, 1};
     if (std::string(name) == "squeeze") base_index = {0, 2, 0};
     EXPECT_EQ(x.at(std::span(base_index.data(), 3)), 7.0);  // ... seen in the base
-    x.set(std::span(base_index.data(), 3), -1.0);             // and back
+    x.set(std::span(base_index.data(), 3), -1.0);           // and back
     EXPECT_EQ(v.at(std::span(first.data(), first.size())), -1.0);
     x.zero_();
   }
@@ -125,18 +121,23 @@ TEST(Views, ContiguousOfEachViewKindMatchesTheCopy) {
   expect_elements(bp::permute(x, {2, 0, 1}), b, [](const auto& i) { return std::vector{i[1], i[2], i[0]}; });
   expect_elements(bp::transpose(x, 0, 2), b, [](const auto& i) { return std::vector{i[2], i[1], i[0]}; });
   expect_elements(bp::narrow(x, 1, 1, 2), b, [](const auto& i) { return std::vector{i[0], i[1] + 1, i[2]}; });
-  expect_elements(bp::slice(x, 2, 1, 4, 2), b,
-                  [](const auto& i) { return std::vector{i[0], i[1], 1 + 2 * i[2]}; });
-  expect_elements(bp::expand(bp::narrow(x, 1, 2, 1), {2, 2, 3, 4}), b,
-                  [](const auto& i) { return std::vector{i[1], std::int64_t{2}, i[3]}; });
-  expect_elements(bp::unsqueeze(bp::transpose(x, 1, 2), 0), b,
-                  [](const auto& i) { return std::vector{i[1], i[3], i[2]}; });
-  expect_elements(bp::squeeze(bp::narrow(bp::permute(x, {1, 0, 2}), 0, 1, 1), 0), b,
-                  [](const auto& i) { return std::vector{i[0], std::int64_t{1}, i[1]}; });
+  expect_elements(bp::slice(x, 2, 1, 4, 2), b, [](const auto& i) {
+    return std::vector{i[0], i[1], 1 + 2 * i[2]};
+  });
+  expect_elements(bp::expand(bp::narrow(x, 1, 2, 1), {2, 2, 3, 4}), b, [](const auto& i) {
+    return std::vector{i[1], std::int64_t{2}, i[3]};
+  });
+  expect_elements(bp::unsqueeze(bp::transpose(x, 1, 2), 0), b, [](const auto& i) {
+    return std::vector{i[1], i[3], i[2]};
+  });
+  expect_elements(bp::squeeze(bp::narrow(bp::permute(x, {1, 0, 2}), 0, 1, 1), 0), b, [](const auto& i) {
+    return std::vector{i[0], std::int64_t{1}, i[1]};
+  });
   // A 4-D permute whose innermost dim moves: the tiled transpose path of the copy.
   const bp::Shape b4 = {3, 37, 5, 41};
-  expect_elements(bp::permute(iota(b4), {0, 3, 2, 1}), b4,
-                  [](const auto& i) { return std::vector{i[0], i[3], i[2], i[1]}; });
+  expect_elements(bp::permute(iota(b4), {0, 3, 2, 1}), b4, [](const auto& i) {
+    return std::vector{i[0], i[3], i[2], i[1]};
+  });
   // contiguous() of a contiguous tensor is the tensor itself.
   EXPECT_TRUE(x.contiguous().is_same(x));
 }
