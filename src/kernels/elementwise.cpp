@@ -378,7 +378,10 @@ void fill(Tensor& dst, double value) {
 void copy(Tensor& dst, const Tensor& src) {
   BP_CHECK(dst.numel() == src.numel(), ShapeError, "copy_: shapes ", dst.shape(), " and ", src.shape(),
            " differ");
-  const Tensor converted = dense(src.dtype() == dst.dtype() ? src : convert(src, dst.dtype()));
+  // A source sharing dst's storage is copied out first, so no element is read after it was overwritten.
+  const bool same_storage = src.storage() == dst.storage();
+  const Tensor converted =
+      dense(src.dtype() == dst.dtype() && !same_storage ? src : convert(src, dst.dtype()));
   if (dst.is_contiguous()) {
     std::memcpy(dst.raw_data(), converted.raw_data(), dst.nbytes());
     return;

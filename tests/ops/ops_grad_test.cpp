@@ -163,11 +163,12 @@ TEST_P(OpTable, F32AgreesWithF64) {
 
 namespace {
 /// x's values in a non-contiguous layout: transposed storage for rank >= 2, every other element of a buffer for
-/// rank 1 (rank 0 stays as it is). A leaf again when x requires grad.
+/// rank 1 (rank 0: a plain copy). A separate leaf when x requires grad.
 bp::Tensor strided_copy(const bp::Tensor& x) {
-  if (x.dim() == 0) return x;
   bp::Tensor view;
-  if (x.dim() >= 2) {
+  if (x.dim() == 0) {
+    view = bp::zeros({}, x.dtype());
+  } else if (x.dim() >= 2) {
     bp::Shape reversed(x.shape().rbegin(), x.shape().rend());
     std::vector<std::int64_t> dims;
     for (std::int64_t d = x.dim() - 1; d >= 0; --d) dims.push_back(d);
@@ -196,10 +197,17 @@ TEST_P(OpTable, StridedInputsMatchContiguous) {
     strided.push_back(strided_copy(x));
     any = any || !strided.back().is_contiguous();
   }
-  if (!any) GTEST_SKIP() << c.name << " has only scalar inputs";
+  if (!any) GTEST_SKIP() << c.name << ": no input of this row has a non-contiguous layout";
   const bp::Tensor v = projection_for(c, bp::f64);
   const Projected dense = project_and_backward(c, xs, v);
-  const Projected views = project_and_backward(c, strided, v);
+  Projected views;
+  try {
+    views = project_and_backward(c, strided, v);
+  } catch (const bp::ShapeError& e) {
+    // view() refuses a layout it cannot view without a copy (as PyTorch's view); every other op must accept it.
+    if (std::string(e.what()).rfind("view:", 0) != 0) throw;
+    GTEST_SKIP() << c.name << " calls view(), which refuses this layout: " << e.what();
+  }
   ASSERT_EQ(views.output.shape(), dense.output.shape()) << c.name;
   for (std::int64_t k = 0; k < dense.output.numel(); ++k)
     ASSERT_NEAR(views.output.flat(k), dense.output.flat(k), 1e-12 * (1 + std::abs(dense.output.flat(k))))

@@ -87,6 +87,13 @@ TEST(Views, ShareStorageBothWays) {
     const double want = i[2] == 1 ? static_cast<double>(i[0] * 3 + i[1]) : 0.0;
     EXPECT_EQ(x.at(std::span(i.data(), 3)), want);
   });
+  // A source that shares the destination's storage is read before anything is overwritten.
+  bp::Tensor sq = iota({3, 3});
+  sq.copy_(sq.t());
+  EXPECT_EQ(sq.to_vector(), (std::vector<double>{0, 3, 6, 1, 4, 7, 2, 5, 8}));
+  bp::Tensor sq2 = iota({3, 3});
+  sq2.t().copy_(sq2);
+  EXPECT_EQ(sq2.to_vector(), (std::vector<double>{0, 3, 6, 1, 4, 7, 2, 5, 8}));
   bp::slice(x, 1, 0, 3, 2).fill_(5.0);
   EXPECT_EQ(x.at({1, 2, 3}), 5.0);
   EXPECT_EQ(x.at({1, 1, 3}), 0.0);
