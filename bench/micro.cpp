@@ -132,9 +132,10 @@ void BM_ReluThroughput(benchmark::State& state) {
 }
 BENCHMARK(BM_ReluThroughput)->Arg(1 << 12)->Arg(1 << 20);
 
-// permute of a 4-D tensor against a plain copy of the same bytes (clone), in one run: bytes/s counts each
-// element read once and written once. Arg 0: NCHW -> NHWC (the input's last dim moves inward: tiled
-// transposes); arg 1: [N, C, H, W] -> [C, N, H, W] (whole rows).
+// permute(...).contiguous() of a 4-D tensor (permute is a view; contiguous() makes the copy) against a plain
+// copy of the same bytes (clone), in one run: bytes/s counts each element read once and written once. Arg 0:
+// NCHW -> NHWC (the input's last dim moves inward: tiled transposes); arg 1: [N, C, H, W] -> [C, N, H, W]
+// (whole rows).
 void BM_Permute4d(benchmark::State& state) {
   bp::set_num_threads(1);
   bp::Generator gen(1);
@@ -143,12 +144,58 @@ void BM_Permute4d(benchmark::State& state) {
       state.range(0) == 0 ? std::vector<std::int64_t>{0, 2, 3, 1} : std::vector<std::int64_t>{1, 0, 2, 3};
   bp::NoGradGuard guard;
   for (auto _ : state) {
-    bp::Tensor y = bp::permute(x, dims);
+    bp::Tensor y = bp::permute(x, dims).contiguous();
     benchmark::DoNotOptimize(y.raw_data());
   }
   state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(x.nbytes()) * 2);
 }
 BENCHMARK(BM_Permute4d)->ArgName("rows")->Arg(0)->Arg(1)->UseRealTime();
+
+// An element-wise op on a transposed view (arg 1; the op reads a contiguous copy) against the same op on a
+// contiguous tensor (arg 0): the ratio is the price of copying instead of a strided kernel.
+void BM_UnaryOnView(benchmark::State& state) {
+  bp::set_num_threads(1);
+  bp::Generator gen(1);
+  const bp::Tensor x = bp::rand({1024, 1024}, gen, bp::f32, -1.0, 1.0);
+  const bp::Tensor in = state.range(0) == 0 ? x : x.t();
+  bp::NoGradGuard guard;
+  for (auto _ : state) {
+    bp::Tensor y = bp::exp(in);
+    benchmark::DoNotOptimize(y.raw_data());
+  }
+  state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(x.nbytes()) * 2);
+}
+BENCHMARK(BM_UnaryOnView)->ArgName("transposed")->Arg(0)->Arg(1)->UseRealTime();
+
+void BM_BinaryOnView(benchmark::State& state) {
+  bp::set_num_threads(1);
+  bp::Generator gen(1);
+  const bp::Tensor a = bp::rand({1024, 1024}, gen), b = bp::rand({1024, 1024}, gen);
+  const bp::Tensor in = state.range(0) == 0 ? a : a.t();
+  bp::NoGradGuard guard;
+  for (auto _ : state) {
+    bp::Tensor y = bp::add(in, b);
+    benchmark::DoNotOptimize(y.raw_data());
+  }
+  state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(a.nbytes()) * 3);
+}
+BENCHMARK(BM_BinaryOnView)->ArgName("transposed")->Arg(0)->Arg(1)->UseRealTime();
+
+// The same reduction, sum over C of [N, C, H, W], on the contiguous tensor (arg 0) and as sum over dim 0 of
+// its [C, N, H, W] permuted view (arg 1, reduced from a contiguous copy).
+void BM_SumDimOfPermuted(benchmark::State& state) {
+  bp::set_num_threads(1);
+  bp::Generator gen(1);
+  const bp::Tensor x = bp::rand({32, 64, 28, 28}, gen);
+  const bp::Tensor p = bp::permute(x, {1, 0, 2, 3});
+  bp::NoGradGuard guard;
+  for (auto _ : state) {
+    bp::Tensor y = state.range(0) == 0 ? bp::sum(x, bp::Dims{1}) : bp::sum(p, bp::Dims{0});
+    benchmark::DoNotOptimize(y.raw_data());
+  }
+  state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(x.nbytes()));
+}
+BENCHMARK(BM_SumDimOfPermuted)->ArgName("permuted")->Arg(0)->Arg(1)->UseRealTime();
 
 void BM_CopySameBytes(benchmark::State& state) {
   bp::set_num_threads(1);

@@ -144,7 +144,8 @@ ValuesIndices topk(const Tensor& x, std::int64_t k, std::int64_t dim = -1, bool 
 
 /// Sums x down to `shape` (the reverse of broadcasting x from `shape`). Backward: broadcast_to.
 Tensor sum_to(const Tensor& x, const Shape& shape);
-/// Repeats x up to `shape` following the broadcasting rules. Backward: sum_to.
+/// Repeats x up to `shape` following the broadcasting rules: a view (repeated dims have stride 0; write to a
+/// contiguous() copy). Backward: sum_to.
 Tensor broadcast_to(const Tensor& x, const Shape& shape);
 
 // ---- linear algebra ---------------------------------------------------------------------------------------
@@ -167,15 +168,19 @@ Tensor einsum(const std::string& equation, const Tensors& operands);
 Tensor mm(const Tensor& a, const Tensor& b, bool transpose_a = false, bool transpose_b = false);
 /// x W^T + b for x [N, in], W [out, in], b [out] (b may be undefined): a dense layer in one fused GEMM.
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = {});
-/// Transpose of a 2-D tensor (a copy).
+/// Transpose of a 2-D tensor (a view; matmul reads it as a transposed operand without a copy).
 Tensor transpose(const Tensor& x);
 
 // ---- shape ----------------------------------------------------------------------------------------------
-// Dims may be negative (counted from the end). Every result below is a contiguous tensor: reshape and the ops
-// built on it (squeeze, unsqueeze, flatten, unflatten) share x's storage, the others copy. Index arguments are
+// Dims may be negative (counted from the end). permute, transpose, narrow, slice, expand, squeeze and unsqueeze
+// return views sharing x's storage (and its version counter); reshape, flatten and unflatten too when x's
+// strides allow, else a contiguous copy. index_select, gather, cat, pad, ... copy. Index arguments are
 // tensors of whole numbers (f32/f64 until integer tensors arrive) or lists; an index out of range is an
 // IndexError naming the index, its position, the dim and the dim's size.
 Tensor reshape(const Tensor& x, const Shape& shape);
+/// reshape that never copies: throws ShapeError naming the shape and strides when x's layout has no view of
+/// that shape (as PyTorch's view). Backward: reshape back.
+Tensor view(const Tensor& x, const Shape& shape);
 /// Converts to `dtype`; the gradient is converted back.
 Tensor to_dtype(const Tensor& x, DType dtype);
 /// x with its dims reordered: output dim i is input dim dims[i]. Backward: permute by the inverse.
@@ -191,7 +196,7 @@ Tensor unsqueeze(const Tensor& x, std::int64_t dim);
 Tensor flatten(const Tensor& x, std::int64_t start_dim = 0, std::int64_t end_dim = -1);
 /// Dim `dim` split into `sizes` (one entry may be -1).
 Tensor unflatten(const Tensor& x, std::int64_t dim, const Shape& sizes);
-/// Rows [start, start + length) of the first dimension (a copy).
+/// Rows [start, start + length) of the first dimension (a view).
 Tensor narrow(const Tensor& x, std::int64_t start, std::int64_t length);
 /// Positions [start, start + length) of `dim`; a negative start counts from the end.
 /// Backward: dy placed at those positions of a zero tensor (itself an op whose backward is narrow).

@@ -1,9 +1,12 @@
 // backprop/tensor.hpp — the one Tensor type.
 //
 // A Tensor is a cheap, value-semantic *handle*: copying a Tensor copies a pointer, and both copies see the
-// same elements (like std::shared_ptr). Use clone() for a deep copy. Storage is contiguous, row-major and
-// 64-byte aligned; dtype is f32 (default) or f64. A tensor that requires_grad records the operations that
-// produce it so that backward() can compute gradients (see backprop/autograd.hpp).
+// same elements (like std::shared_ptr). Use clone() for a deep copy. Storage is 64-byte aligned; a tensor reads it
+// at a storage offset through one stride per dim (in elements), so permute, transpose, expand, narrow, slice,
+// squeeze, unsqueeze and (where the strides allow) reshape are views that share storage. Kernels need
+// contiguous row-major memory: data<T>() throws on a non-contiguous tensor, contiguous() makes one. dtype is f32
+// (default) or f64. A tensor that requires_grad records the operations that produce it so that backward() can
+// compute gradients (see backprop/autograd.hpp).
 //
 // Example:
 //   bp::Generator gen(42);
@@ -12,8 +15,11 @@
 //   bp::Tensor y = bp::matmul(x.to(bp::f64), w).sum();
 //   y.backward();                                            // w.grad() == column sums of x
 //   std::cout << w.grad() << "\n";
+//   bp::Tensor xt = x.t();                                   // a view: strides {1, 3}, same storage
+//   bp::Tensor dense = xt.contiguous();                      // a row-major copy: strides {2, 1}
 #pragma once
 
+#include <array>
 #include <backprop/dtype.hpp>
 #include <backprop/error.hpp>
 #include <backprop/generator.hpp>
@@ -51,8 +57,12 @@ class Tensor {
   Tensor() = default;
   /// An uninitialised tensor of the given shape (contents are unspecified; prefer zeros()).
   Tensor(const Shape& shape, DType dtype);
-  /// Wraps existing storage (used by views and the engine).
-  Tensor(std::shared_ptr<Storage> storage, const Shape& shape, DType dtype);
+  /// Wraps existing storage, row-major from element `offset` (used by views and the engine).
+  Tensor(std::shared_ptr<Storage> storage, const Shape& shape, DType dtype, std::int64_t offset = 0);
+  /// Wraps existing storage with explicit strides (elements, one per dim; 0 repeats an element). Throws
+  /// ShapeError when an element it reaches lies outside the storage or a stride is negative.
+  Tensor(std::shared_ptr<Storage> storage, const Shape& shape, const Shape& strides, std::int64_t offset,
+         DType dtype);
 
   bool defined() const { return impl_ != nullptr; }
   const Shape& shape() const;
@@ -62,8 +72,17 @@ class Tensor {
   std::int64_t numel() const;
   DType dtype() const;
   std::size_t nbytes() const { return static_cast<std::size_t>(numel()) * dtype_size(dtype()); }
+  /// Elements to step in storage per index of each dim (row-major tensors: {C*H*W, H*W, W, 1}).
+  Shape strides() const;
+  /// Stride of dimension d (negative d counts from the end).
+  std::int64_t stride(std::int64_t d) const;
+  /// Index in the storage (in elements) of the first element.
+  std::int64_t storage_offset() const;
+  /// True when the elements lie row-major and without gaps (size-1 dims may have any stride).
+  bool is_contiguous() const;
 
-  /// Typed pointer to the first element; throws DTypeError if T does not match dtype().
+  /// Typed pointer to the first element; throws DTypeError if T does not match dtype() and ValueError if the
+  /// tensor is not contiguous (a kernel would read the wrong elements: call contiguous() first).
   template <class T>
   T* data() {
     check_dtype_(dtype_of<T>);
@@ -74,6 +93,7 @@ class Tensor {
     check_dtype_(dtype_of<T>);
     return static_cast<const T*>(raw_data());
   }
+  /// The first element's address; same contiguity check as data<T>().
   void* raw_data() const;
   const std::shared_ptr<Storage>& storage() const;
 
@@ -95,15 +115,19 @@ class Tensor {
   std::vector<double> to_vector() const;
 
   // ---- differentiable views and conversions (recorded by autograd) ----------------------------------------
-  /// Same elements, new shape (one entry may be -1). Shares storage. Throws ShapeError on a size mismatch.
+  /// Same elements, new shape (one entry may be -1). A view when the strides allow it, else a contiguous copy.
+  /// Throws ShapeError on a size mismatch.
   Tensor reshape(const Shape& shape) const;
-  Tensor view(const Shape& shape) const { return reshape(shape); }
+  /// Like reshape, but always a view: throws ShapeError when the strides do not allow one.
+  Tensor view(const Shape& shape) const;
   Tensor flatten() const { return reshape({numel()}); }
+  /// *this when contiguous, else a row-major copy (recorded by autograd).
+  Tensor contiguous() const;
   /// Converts to another dtype (returns *this if it already has it).
   Tensor to(DType dtype) const;
   /// A deep copy, recorded by autograd (its gradient flows back to this tensor).
   Tensor clone() const;
-  /// Transpose of a 2-D tensor.
+  /// Transpose of a 2-D tensor (a view).
   Tensor t() const;
   Tensor sum() const;
   Tensor mean() const;
@@ -136,7 +160,8 @@ class Tensor {
   /// this += alpha * other (same shape and dtype).
   Tensor& add_(const Tensor& other, double alpha = 1.0);
   Tensor& mul_(double factor);
-  /// Copies other's elements into this tensor (same shape; dtype converted).
+  /// Copies other's elements into this tensor (same shape; dtype converted). Through a view, this writes into
+  /// the viewed storage.
   Tensor& copy_(const Tensor& other);
 
   /// True if both handles share the same TensorImpl.
@@ -157,6 +182,9 @@ struct TensorImpl {
   Shape shape;
   std::int64_t numel = 0;
   DType dtype = DType::f32;
+  std::int64_t offset = 0;                       // first element, in elements from storage->data
+  std::array<std::int64_t, kMaxRank> strides{};  // elements per index step, shape.size() of them used
+  bool contiguous = true;                        // cached is_contiguous()
   bool requires_grad = false;  // set on leaves by requires_grad_(), on recorded outputs by the engine
   Tensor grad;
   std::shared_ptr<Node> grad_fn;

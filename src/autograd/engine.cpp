@@ -31,7 +31,8 @@ std::atomic<std::uint64_t> next_sequence_nr{0};
 namespace {
 thread_local bool anomaly_mode_enabled = false;
 
-bool has_non_finite(const Tensor& t) {
+bool has_non_finite(const Tensor& view) {
+  const Tensor t = kernels::dense(view);
   return dispatch(t.dtype(), [&](auto tag) {
     const auto* p = t.data<decltype(tag)>();
     for (std::int64_t i = 0; i < t.numel(); ++i)
@@ -96,7 +97,7 @@ Tensor record(const char* name, Tensor output, const Tensors& inputs, BackwardFn
     node->next_.push_back(std::move(edge));
   }
   // The output may be a view sharing storage with an input; give it its own handle so the node is not shared.
-  Tensor out(output.storage(), output.shape(), output.dtype());
+  Tensor out = output.detach();
   if (options.save_output) {
     node->saved_output_ = out.storage();
     node->saved_versions_.emplace_back(out.storage(), out.storage()->version);
@@ -182,7 +183,7 @@ void Engine::accumulate(Tensor& slot, const Tensor& g, bool create_graph) {
     slot = g;
   } else if (create_graph) {
     slot = add(slot, g);
-  } else if (exclusive(slot) && !slot.requires_grad()) {
+  } else if (exclusive(slot) && slot.is_contiguous() && !slot.requires_grad()) {
     kernels::axpy(slot, g, 1.0);  // the buffer is ours alone: add in place
   } else {
     slot = kernels::binary(kernels::Binary::add, slot, g);
@@ -199,10 +200,10 @@ void Engine::accumulate_leaf(TensorImpl& leaf, Tensor g, bool create_graph) {
   if (!leaf.grad.defined()) {
     // Take the gradient over when nothing else sees it (the caller moved its handle in); otherwise keep a
     // private copy, so a later in-place accumulation cannot change a tensor someone else holds.
-    leaf.grad = exclusive(g) ? g.detach() : kernels::convert(g, g.dtype());
+    leaf.grad = exclusive(g) && g.is_contiguous() ? g.detach() : kernels::convert(g, g.dtype());
     return;
   }
-  if (leaf.grad.requires_grad() || !exclusive(leaf.grad)) {
+  if (leaf.grad.requires_grad() || !exclusive(leaf.grad) || !leaf.grad.is_contiguous()) {
     leaf.grad = kernels::binary(kernels::Binary::add, leaf.grad.detach(), g);
     return;
   }

@@ -6,6 +6,7 @@
 
 #include "io/file.hpp"
 #include "io/safetensors_format.hpp"
+#include "kernels/kernels.hpp"
 
 namespace backprop::io::detail {
 namespace {
@@ -41,7 +42,8 @@ std::uint32_t content_checksum(const std::vector<std::pair<std::string, Tensor>>
     crc.text(safetensors_dtype(t.dtype()));
     crc.u64(t.shape().size());
     for (const std::int64_t d : t.shape()) crc.u64(static_cast<std::uint64_t>(d));
-    crc.bytes(t.raw_data(), t.nbytes());
+    const Tensor bytes = kernels::dense(t);  // a view's elements, row-major
+    crc.bytes(bytes.raw_data(), bytes.nbytes());
   }
   const std::size_t entries = metadata.size() - metadata.count(kChecksumKey);
   crc.u64(entries);

@@ -1,4 +1,5 @@
 // Writing the safetensors format, and the NamedTensors look-ups.
+#include <algorithm>
 #include <backprop/io.hpp>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -6,6 +7,7 @@
 
 #include "io/file.hpp"
 #include "io/safetensors_format.hpp"
+#include "kernels/kernels.hpp"
 
 namespace backprop::io {
 
@@ -36,8 +38,18 @@ std::string quoted(const std::string& text) {
 
 }  // namespace
 
-void save_safetensors(const std::string& path, const NamedTensors& data) {
+void save_safetensors(const std::string& path, const NamedTensors& given) {
   constexpr const char* who = "save_safetensors";
+  // The file holds each tensor's elements row-major: views (non-contiguous) are written from a dense copy.
+  NamedTensors dense_copy;
+  const bool all_dense = std::all_of(given.tensors.begin(), given.tensors.end(), [](const auto& e) {
+    return !e.second.defined() || e.second.is_contiguous();
+  });
+  if (!all_dense) {
+    dense_copy = given;
+    for (auto& e : dense_copy.tensors) e.second = kernels::dense(e.second);
+  }
+  const NamedTensors& data = all_dense ? given : dense_copy;
   BP_CHECK(!data.metadata.contains(kChecksumKey), ValueError, who, ": metadata key '", kChecksumKey,
            "' is reserved: backprop computes and writes the checksum itself");
 

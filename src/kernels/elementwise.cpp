@@ -159,7 +159,8 @@ void check_same_dtype(const Tensor& a, const Tensor& b, const char* op) {
 
 }  // namespace
 
-Tensor unary(Unary op, const Tensor& x, double alpha, double beta) {
+Tensor unary(Unary op, const Tensor& x_in, double alpha, double beta) {
+  const Tensor x = dense(x_in);
   Tensor y(x.shape(), x.dtype());
   dispatch(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -168,7 +169,9 @@ Tensor unary(Unary op, const Tensor& x, double alpha, double beta) {
   return y;
 }
 
-Tensor binary(Binary op, const Tensor& a, const Tensor& b) {
+Tensor binary(Binary op, const Tensor& a_in, const Tensor& b_in) {
+  const Tensor a = dense(a_in);
+  const Tensor b = dense(b_in);
   check_same_dtype(a, b, "binary op");
   const Shape shape = a.shape() == b.shape() ? a.shape() : broadcast_shapes(a.shape(), b.shape());
   Tensor out(shape, a.dtype());
@@ -194,7 +197,9 @@ Tensor binary(Binary op, const Tensor& a, const Tensor& b) {
   return out;
 }
 
-Tensor masked_scale(const Tensor& x, const Tensor& mask, double scale) {
+Tensor masked_scale(const Tensor& x_in, const Tensor& mask_in, double scale) {
+  const Tensor x = dense(x_in);
+  const Tensor mask = dense(mask_in);
   Tensor y(x.shape(), x.dtype());
   dispatch(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -209,7 +214,9 @@ Tensor masked_scale(const Tensor& x, const Tensor& mask, double scale) {
   return y;
 }
 
-Tensor activation_backward(ActivationGrad kind, const Tensor& dy, const Tensor& y) {
+Tensor activation_backward(ActivationGrad kind, const Tensor& dy_in, const Tensor& y_in) {
+  const Tensor dy = dense(dy_in);
+  const Tensor y = dense(y_in);
   Tensor dx(dy.shape(), dy.dtype());
   dispatch(dy.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -237,7 +244,8 @@ Tensor activation_backward(ActivationGrad kind, const Tensor& dy, const Tensor& 
   return dx;
 }
 
-Tensor broadcast_to(const Tensor& x, const Shape& shape) {
+Tensor broadcast_to(const Tensor& x_in, const Shape& shape) {
+  const Tensor x = dense(x_in);
   Tensor out(shape, x.dtype());
   dispatch(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -261,8 +269,9 @@ Tensor broadcast_to(const Tensor& x, const Shape& shape) {
   return out;
 }
 
-Tensor sum_to(const Tensor& x, const Shape& shape) {
-  if (x.shape() == shape) return x;
+Tensor sum_to(const Tensor& x_in, const Shape& shape) {
+  if (x_in.shape() == shape) return x_in;
+  const Tensor x = dense(x_in);
   Tensor out = zeros(shape, x.dtype());
   if (x.numel() == 0) return out;
   dispatch(x.dtype(), [&](auto tag) {
@@ -300,7 +309,8 @@ Tensor sum_to(const Tensor& x, const Shape& shape) {
   return out;
 }
 
-Tensor convert(const Tensor& x, DType dtype) {
+Tensor convert(const Tensor& x_in, DType dtype) {
+  const Tensor x = dense(x_in);
   Tensor y(x.shape(), dtype);
   dispatch(x.dtype(), [&](auto from_tag) {
     using From = decltype(from_tag);
@@ -314,7 +324,13 @@ Tensor convert(const Tensor& x, DType dtype) {
   return y;
 }
 
-void axpy(Tensor& dst, const Tensor& src, double alpha) {
+void axpy(Tensor& dst, const Tensor& src_in, double alpha) {
+  const Tensor src = dense(src_in);
+  if (!dst.is_contiguous()) {  // through a view: update a dense copy, then write it back
+    Tensor tmp = dense(dst);
+    axpy(tmp, src, alpha);
+    return copy_elements(dst, tmp);
+  }
   BP_CHECK(dst.numel() == src.numel(), ShapeError, "add_: shapes ", dst.shape(), " and ", src.shape(),
            " differ");
   check_same_dtype(dst, src, "add_");
@@ -334,6 +350,11 @@ void axpy(Tensor& dst, const Tensor& src, double alpha) {
 }
 
 void scale(Tensor& dst, double factor) {
+  if (!dst.is_contiguous()) {
+    Tensor tmp = dense(dst);
+    scale(tmp, factor);
+    return copy_elements(dst, tmp);
+  }
   dispatch(dst.dtype(), [&](auto tag) {
     using T = decltype(tag);
     T* p = dst.data<T>();
@@ -343,6 +364,11 @@ void scale(Tensor& dst, double factor) {
 }
 
 void fill(Tensor& dst, double value) {
+  if (!dst.is_contiguous()) {
+    Tensor tmp = dense(dst);
+    fill(tmp, value);
+    return copy_elements(dst, tmp);
+  }
   dispatch(dst.dtype(), [&](auto tag) {
     using T = decltype(tag);
     std::fill(dst.data<T>(), dst.data<T>() + dst.numel(), static_cast<T>(value));
@@ -352,12 +378,16 @@ void fill(Tensor& dst, double value) {
 void copy(Tensor& dst, const Tensor& src) {
   BP_CHECK(dst.numel() == src.numel(), ShapeError, "copy_: shapes ", dst.shape(), " and ", src.shape(),
            " differ");
-  if (dst.dtype() == src.dtype()) {
-    std::memcpy(dst.raw_data(), src.raw_data(), dst.nbytes());
+  // A source sharing dst's storage is copied out first, so no element is read after it was overwritten.
+  const bool same_storage = src.storage() == dst.storage();
+  const Tensor converted =
+      dense(src.dtype() == dst.dtype() && !same_storage ? src : convert(src, dst.dtype()));
+  if (dst.is_contiguous()) {
+    std::memcpy(dst.raw_data(), converted.raw_data(), dst.nbytes());
     return;
   }
-  Tensor converted = convert(src, dst.dtype());
-  std::memcpy(dst.raw_data(), converted.raw_data(), dst.nbytes());
+  // Into a view: the source's elements in row-major order, laid over dst's shape.
+  copy_elements(dst, Tensor(converted.storage(), dst.shape(), dst.dtype(), converted.storage_offset()));
 }
 
 AxisSplit split_axis(const Shape& shape, std::int64_t axis) {

@@ -216,7 +216,9 @@ void gemm_batched(DType dtype, std::int64_t batch, const void* a, std::int64_t s
                   [&](std::int64_t i) { entries(i * per, std::min(per, batch - i * per)); });
 }
 
-void gemm(const Tensor& a, bool ta, const Tensor& b, bool tb, Tensor& c, double alpha, double beta) {
+void gemm(const Tensor& a_in, bool ta, const Tensor& b_in, bool tb, Tensor& c, double alpha, double beta) {
+  const Tensor a = dense(a_in);
+  const Tensor b = dense(b_in);
   const std::int64_t m = ta ? a.size(1) : a.size(0);
   const std::int64_t k = ta ? a.size(0) : a.size(1);
   const std::int64_t n = tb ? b.size(0) : b.size(1);
@@ -224,7 +226,10 @@ void gemm(const Tensor& a, bool ta, const Tensor& b, bool tb, Tensor& c, double 
            beta);
 }
 
-Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+Tensor linear(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in) {
+  const Tensor x = dense(x_in);
+  const Tensor weight = dense(weight_in);
+  const Tensor bias = dense(bias_in);
   const std::int64_t rows = x.size(0), out_features = weight.size(0);
   Tensor y({rows, out_features}, x.dtype());
   if (bias.defined()) {
@@ -236,7 +241,8 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   return y;
 }
 
-Tensor transpose2d(const Tensor& x) {
+Tensor transpose2d(const Tensor& x_in) {
+  const Tensor x = dense(x_in);
   const std::int64_t r = x.size(0), c = x.size(1);
   Tensor y({c, r}, x.dtype());
   dispatch(x.dtype(), [&](auto tag) {

@@ -133,6 +133,13 @@ void scale(Tensor& dst, double factor);
 void fill(Tensor& dst, double value);
 void copy(Tensor& dst, const Tensor& src);
 
+/// x itself when contiguous, else a row-major copy of its elements (not recorded). Every kernel that reads
+/// memory directly takes its inputs through this.
+Tensor dense(const Tensor& x);
+/// dst[i] = src[i] for every index, each through its own strides (same shape and dtype; dst must not overlap
+/// itself or src).
+void copy_elements(Tensor& dst, const Tensor& src);
+
 /// Splits a shape around `axis` into outer * n * inner.
 struct AxisSplit {
   std::int64_t outer = 1, n = 1, inner = 1;

@@ -26,7 +26,8 @@ Shape reduced_shape(const Shape& shape, std::int64_t axis, bool keepdim) {
 }
 }  // namespace
 
-Tensor sum_all(const Tensor& x) {
+Tensor sum_all(const Tensor& x_in) {
+  const Tensor x = dense(x_in);
   Tensor out({}, x.dtype());
   dispatch(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -50,7 +51,8 @@ Tensor sum_all(const Tensor& x) {
   return out;
 }
 
-Tensor sum_axis(const Tensor& x, std::int64_t axis, bool keepdim) {
+Tensor sum_axis(const Tensor& x_in, std::int64_t axis, bool keepdim) {
+  const Tensor x = dense(x_in);
   const AxisSplit sp = split_axis(x.shape(), axis);
   Tensor out = zeros(reduced_shape(x.shape(), axis, keepdim), x.dtype());
   dispatch(x.dtype(), [&](auto tag) {
@@ -91,8 +93,9 @@ bool beats(T a, T b, bool largest) {
 }
 }  // namespace
 
-void extreme_axis(const Tensor& x, std::int64_t axis, bool keepdim, bool largest, const char* op,
+void extreme_axis(const Tensor& x_in, std::int64_t axis, bool keepdim, bool largest, const char* op,
                   Tensor& values, Tensor& indices) {
+  const Tensor x = dense(x_in);
   const AxisSplit sp = split_axis(x.shape(), axis);
   BP_CHECK(sp.n > 0, ShapeError, op, ": cannot reduce an empty axis ", axis, " of shape ", x.shape());
   const Shape shape = reduced_shape(x.shape(), axis, keepdim);
@@ -124,7 +127,8 @@ void extreme_axis(const Tensor& x, std::int64_t axis, bool keepdim, bool largest
   });
 }
 
-Tensor topk_indices(const Tensor& x, std::int64_t axis, std::int64_t k, bool largest, bool sorted) {
+Tensor topk_indices(const Tensor& x_in, std::int64_t axis, std::int64_t k, bool largest, bool sorted) {
+  const Tensor x = dense(x_in);
   const AxisSplit sp = split_axis(x.shape(), axis);
   Shape shape = x.shape();
   shape[static_cast<std::size_t>(axis)] = k;
@@ -171,12 +175,15 @@ bool finite_bits(const T* p, std::int64_t n) {
 }
 }  // namespace
 
-bool all_finite(const Tensor& x) {
+bool all_finite(const Tensor& x_in) {
+  const Tensor x = dense(x_in);
   if (x.dtype() == f32) return finite_bits<float, std::uint32_t>(x.data<float>(), x.numel());
   return finite_bits<double, std::uint64_t>(x.data<double>(), x.numel());
 }
 
-std::int64_t count_argmax_matches(const Tensor& outputs, const Tensor& targets) {
+std::int64_t count_argmax_matches(const Tensor& outputs_in, const Tensor& targets_in) {
+  const Tensor outputs = dense(outputs_in);
+  const Tensor targets = dense(targets_in);
   BP_CHECK(outputs.dim() == 2 && targets.numel() == outputs.size(0), ShapeError,
            "accuracy: expected outputs [N, C] and N targets, got ", outputs.shape(), " and ",
            targets.shape());
@@ -263,7 +270,8 @@ void softmax_strided(const T* px, T* py, const AxisSplit& sp, bool log) {
 }
 }  // namespace
 
-Tensor softmax(const Tensor& x, std::int64_t axis, bool log) {
+Tensor softmax(const Tensor& x_in, std::int64_t axis, bool log) {
+  const Tensor x = dense(x_in);
   const AxisSplit sp = split_axis(x.shape(), axis);
   Tensor y(x.shape(), x.dtype());
   dispatch(x.dtype(), [&](auto tag) {

@@ -4,6 +4,8 @@
 #include <backprop/ops.hpp>
 #include <cmath>
 
+#include "kernels/kernels.hpp"
+
 namespace backprop::loss {
 
 namespace {
@@ -68,7 +70,7 @@ Tensor CrossEntropy::operator()(const Tensor& logits, const Tensor& target) cons
   const double scale = reduction_scale(reduction, n);
   const double value = dispatch(logits.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    return fused_cross_entropy(logits.data<T>(), q.data<T>(), n, c);
+    return fused_cross_entropy(kernels::dense(logits).data<T>(), q.data<T>(), n, c);
   });
   Tensor out = scalar(value * scale, logits.dtype());
   return record("cross_entropy", out, {logits}, [logits, q, scale](const Tensor& dy) {

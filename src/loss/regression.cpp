@@ -4,6 +4,8 @@
 #include <backprop/ops.hpp>
 #include <cmath>
 
+#include "kernels/kernels.hpp"
+
 namespace backprop::loss {
 
 namespace {
@@ -49,8 +51,9 @@ Tensor BCEWithLogits::operator()(const Tensor& logits, const Tensor& target) con
   const double scale = reduction == Reduction::mean ? 1.0 / static_cast<double>(n) : 1.0;
   const double value = dispatch(logits.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    const T* x = logits.data<T>();
-    const T* t = y.data<T>();
+    const Tensor xd = kernels::dense(logits), yd = kernels::dense(y);  // views are read row-major
+    const T* x = xd.data<T>();
+    const T* t = yd.data<T>();
     double total = 0.0;
     for (std::int64_t i = 0; i < n; ++i) {
       const double xi = x[i], ti = t[i];

@@ -132,7 +132,9 @@ void Module::load_state_dict(const std::map<std::string, Tensor>& state) {
   NoGradGuard guard;
   for (const auto& [name, t] : mine) {
     const Tensor& src = state.at(name);
-    if (src.raw_data() != t.raw_data()) Tensor(t).copy_(src);  // loading a model's own state_dict is a no-op
+    const bool same = src.storage() == t.storage() && src.storage_offset() == t.storage_offset() &&
+                      src.strides() == t.strides();
+    if (!same) Tensor(t).copy_(src);  // loading a model's own state_dict is a no-op
   }
 }
 

@@ -8,7 +8,24 @@
 namespace backprop {
 
 namespace {
-Tensor mm_forward(const Tensor& a, const Tensor& b, bool ta, bool tb) {
+/// A GEMM operand: t itself when contiguous; the row-major matrix underneath when t is its transposed view
+/// (the flag flips, BLAS reads it transposed, nothing is copied); else a contiguous copy.
+Tensor gemm_operand(const Tensor& t, bool& transposed) {
+  if (t.is_contiguous() || t.dim() < 2) return kernels::dense(t);
+  const std::int64_t r = t.size(-2), c = t.size(-1);
+  const bool batch_ok = t.dim() == 2 || (t.dim() == 3 && (t.size(0) == 1 || t.stride(0) == r * c));
+  if (batch_ok && t.stride(-2) == 1 && t.stride(-1) == r) {
+    transposed = !transposed;
+    Shape s = t.shape();
+    std::swap(s[s.size() - 1], s[s.size() - 2]);
+    return Tensor(t.storage(), s, t.dtype(), t.storage_offset());
+  }
+  return kernels::dense(t);
+}
+
+Tensor mm_forward(const Tensor& a_in, const Tensor& b_in, bool ta, bool tb) {
+  const Tensor a = gemm_operand(a_in, ta);
+  const Tensor b = gemm_operand(b_in, tb);
   BP_CHECK(a.dtype() == b.dtype(), DTypeError, "matmul: dtypes differ (", a.dtype(), " ", a.shape(), " vs ",
            b.dtype(), " ", b.shape(), ")");
   BP_CHECK((a.dim() == 2 && b.dim() == 2) || (a.dim() == 3 && b.dim() == 3), ShapeError,
@@ -133,9 +150,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
 
 Tensor transpose(const Tensor& x) {
   BP_CHECK(x.dim() == 2, ShapeError, "transpose: expected a 2-D tensor, got ", x.shape());
-  Tensor y = kernels::transpose2d(x);
-  return record("transpose", y, {x}, [](const Tensor& dy) { return Tensors{transpose(dy)}; },
-                {.saves_inputs = false});
+  return transpose(x, 0, 1);
 }
 
 }  // namespace backprop

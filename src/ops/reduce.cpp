@@ -80,7 +80,12 @@ Tensor broadcast_to(const Tensor& x, const Shape& shape) {
   if (x.shape() == shape) return x;
   BP_CHECK(broadcast_shapes(x.shape(), shape, "broadcast_to") == shape, ShapeError,
            "broadcast_to: cannot broadcast ", x.shape(), " to ", shape);
-  Tensor y = kernels::broadcast_to(x, shape);
+  // A view: a repeated (new or size-1) dim has stride 0.
+  Shape strides(shape.size(), 0);
+  const std::size_t lead = shape.size() - x.shape().size();
+  for (std::size_t d = lead; d < shape.size(); ++d)
+    if (x.shape()[d - lead] == shape[d]) strides[d] = x.stride(static_cast<std::int64_t>(d - lead));
+  Tensor y(x.storage(), shape, strides, x.storage_offset(), x.dtype());
   return record("broadcast_to", y, {x},
                 [xs = x.shape()](const Tensor& dy) { return Tensors{sum_to(dy, xs)}; },
                 {.saves_inputs = false});
@@ -136,7 +141,8 @@ Tensor reduce_value(const Tensor& x, const Reduction& r, Kind kind, const char* 
       merged_reduced.push_back(r.reduced[k]);
     }
   }
-  Tensor y(x.storage(), merged, x.dtype());
+  const Tensor xd = kernels::dense(x);  // a view is reduced from a contiguous copy (docs/tensor.md)
+  Tensor y(xd.storage(), merged, x.dtype(), xd.storage_offset());
   for (auto k = static_cast<std::int64_t>(merged.size()) - 1; k >= 0; --k) {
     if (!merged_reduced[static_cast<std::size_t>(k)]) continue;
     if (kind == Kind::sum) {
@@ -148,7 +154,7 @@ Tensor reduce_value(const Tensor& x, const Reduction& r, Kind kind, const char* 
     }
   }
   if (merged.empty()) y = y.clone();  // a 0-d input: the reduction of one element is a copy of it
-  return Tensor(y.storage(), r.out, x.dtype());
+  return Tensor(y.storage(), r.out, x.dtype(), y.storage_offset());
 }
 
 // dy (of the result's shape) repeated over the reduced dims, back to x's shape: differentiable.

@@ -1,11 +1,12 @@
-// Shape and indexing ops on any dim. Every result is a fresh contiguous tensor (reshape and the ops built on it
-// share storage); each op's interface is independent of its kernel, so a strided view can replace a copy later.
-// Each backward is the op's adjoint, itself a recorded op, so every derivative can be differentiated again.
+// Shape and indexing ops on any dim. permute, transpose, narrow, slice, expand and (where the strides allow)
+// reshape and the ops built on it return views that share x's storage; the others copy. Each backward is the
+// op's adjoint, itself a recorded op, so every derivative can be differentiated again.
 #include <algorithm>
 #include <backprop/ops.hpp>
 #include <cmath>
 #include <cstring>
 #include <memory>
+#include <optional>
 
 #include "kernels/kernels.hpp"
 
@@ -114,9 +115,10 @@ Tensor put_add(const Tensor& dy, const Shape& in_shape, std::shared_ptr<const Ma
 Tensor take(const Tensor& x, const Shape& out_shape, std::shared_ptr<const Maps> maps, double fill,
             const char* name) {
   Tensor y(out_shape, x.dtype());
+  const Tensor xd = kernels::dense(x);
   dispatch(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    const T* src = x.data<T>();
+    const T* src = xd.data<T>();
     T* dst = y.data<T>();
     for_each_block(out_shape, x.shape(), *maps, [&](std::int64_t o, std::int64_t i, std::int64_t n) {
       if (i < 0)
@@ -133,9 +135,10 @@ Tensor take(const Tensor& x, const Shape& out_shape, std::shared_ptr<const Maps>
 /// The adjoint of take(): a zero tensor of `in_shape` with dy added at the positions take() read from.
 Tensor put_add(const Tensor& dy, const Shape& in_shape, std::shared_ptr<const Maps> maps) {
   Tensor y = zeros(in_shape, dy.dtype());
+  const Tensor dyd = kernels::dense(dy);
   dispatch(dy.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    const T* src = dy.data<T>();
+    const T* src = dyd.data<T>();
     T* dst = y.data<T>();
     for_each_block(dy.shape(), in_shape, *maps, [&](std::int64_t o, std::int64_t i, std::int64_t n) {
       if (i >= 0)
@@ -220,9 +223,10 @@ Tensor scatter_add_zeros(const Tensor& src, std::int64_t dim, const Tensor& inde
 Tensor gather_impl(const Tensor& x, std::int64_t dim, const Tensor& index) {
   const std::vector<std::int64_t> idx = index_values("gather", index, dim, x.shape());
   Tensor y(index.shape(), x.dtype());
+  const Tensor xd = kernels::dense(x);
   dispatch(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    const T* src = x.data<T>();
+    const T* src = xd.data<T>();
     T* dst = y.data<T>();
     for_each_scatter(index.shape(), idx, x.shape(), dim,
                      [&](std::int64_t k, std::int64_t off) { dst[k] = src[off]; });
@@ -238,9 +242,10 @@ Tensor gather_impl(const Tensor& x, std::int64_t dim, const Tensor& index) {
 Tensor scatter_add_zeros(const Tensor& src, std::int64_t dim, const Tensor& index, const Shape& shape) {
   const std::vector<std::int64_t> idx = index_values("scatter_add", index, dim, shape);
   Tensor y = zeros(shape, src.dtype());
+  const Tensor srcd = kernels::dense(src);
   dispatch(src.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    const T* s = src.data<T>();
+    const T* s = srcd.data<T>();
     T* dst = y.data<T>();
     for_each_scatter(index.shape(), idx, shape, dim,
                      [&](std::int64_t k, std::int64_t off) { dst[off] += s[k]; });
@@ -250,93 +255,62 @@ Tensor scatter_add_zeros(const Tensor& src, std::int64_t dim, const Tensor& inde
                 {.saves_inputs = false});
 }
 
-/// out = x transposed by `dims` (output dim i is input dim dims[i]), as a contiguous copy.
-Tensor permute_kernel(const Tensor& x, const std::vector<std::int64_t>& dims) {
-  Shape full(dims.size());
-  for (std::size_t i = 0; i < dims.size(); ++i) full[i] = x.shape()[static_cast<std::size_t>(dims[i])];
-  Tensor y(full, x.dtype());
-  if (y.numel() == 0) return y;
-  // Merge runs of output dims that read consecutive input dims (and drop size-1 dims): [N, C, H, W] ->
-  // [N, H, W, C] becomes a batch of [C, H*W] transposes. Size-1 input dims between them do not break a run.
-  std::vector<std::int64_t> keep;
-  for (std::int64_t d : dims)
-    if (x.shape()[static_cast<std::size_t>(d)] != 1) keep.push_back(d);
-  std::vector<std::vector<std::int64_t>> groups;
-  for (std::int64_t d : keep) {
-    if (!groups.empty() && groups.back().back() < d) {
-      bool only_ones = true;
-      for (std::int64_t e = groups.back().back() + 1; e < d; ++e)
-        only_ones = only_ones && x.shape()[static_cast<std::size_t>(e)] == 1;
-      if (only_ones) {
-        groups.back().push_back(d);
-        continue;
+/// Strides under which `x`'s elements read as `shape` (same count), or empty when none exist: the rule of
+/// PyTorch's view. Dims are matched in chunks that are contiguous in x.
+std::optional<Shape> view_strides(const Tensor& x, const Shape& shape) {
+  if (x.is_contiguous() || x.numel() == 0) return contiguous_strides(shape);
+  const Shape& old = x.shape();
+  const Shape st = x.strides();
+  Shape out(shape.size(), 0);
+  auto view_d = static_cast<std::int64_t>(shape.size()) - 1;
+  std::int64_t chunk_base = st.back(), tensor_numel = 1, view_numel = 1;
+  for (auto d = static_cast<std::int64_t>(old.size()) - 1; d >= 0; --d) {
+    const auto du = static_cast<std::size_t>(d);
+    tensor_numel *= old[du];
+    if (d == 0 || (old[du - 1] != 1 && st[du - 1] != tensor_numel * chunk_base)) {
+      while (view_d >= 0 && (view_numel < tensor_numel || shape[static_cast<std::size_t>(view_d)] == 1)) {
+        out[static_cast<std::size_t>(view_d)] = view_numel * chunk_base;
+        view_numel *= shape[static_cast<std::size_t>(view_d)];
+        --view_d;
+      }
+      if (view_numel != tensor_numel) return std::nullopt;
+      if (d > 0) {
+        chunk_base = st[du - 1];
+        tensor_numel = view_numel = 1;
       }
     }
-    groups.push_back({d});
   }
-  // The collapsed input: groups in input order.
-  std::vector<std::size_t> order(groups.size());
-  for (std::size_t g = 0; g < groups.size(); ++g) order[g] = g;
-  std::sort(order.begin(), order.end(),
-            [&](std::size_t a, std::size_t b) { return groups[a][0] < groups[b][0]; });
-  const std::size_t r = groups.size();
-  Shape in(r), out(r);
-  std::vector<std::int64_t> pos(r);  // position of each output group in the collapsed input
-  for (std::size_t k = 0; k < r; ++k) {
-    std::int64_t n = 1;
-    for (std::int64_t d : groups[order[k]]) n *= x.shape()[static_cast<std::size_t>(d)];
-    in[k] = n;
-    pos[order[k]] = static_cast<std::int64_t>(k);
-  }
-  if (r <= 1) {
-    std::memcpy(y.raw_data(), x.raw_data(), x.nbytes());
-    return y;
-  }
-  const std::vector<std::int64_t> in_stride = contiguous_strides(in);
-  std::vector<std::int64_t> st(r);
-  for (std::size_t i = 0; i < r; ++i) {
-    out[i] = in[static_cast<std::size_t>(pos[i])];
-    st[i] = in_stride[static_cast<std::size_t>(pos[i])];
-  }
-  const std::vector<std::int64_t> out_stride = contiguous_strides(out);
-  const std::size_t last = r - 1;
-  // p: the output dim that reads the input's contiguous last dim.
-  std::size_t p = 0;
-  while (static_cast<std::size_t>(pos[p]) != last) ++p;
-  std::vector<std::size_t> rest;  // every other dim, outermost first
-  for (std::size_t d = 0; d < r; ++d)
-    if (d != p && d != last) rest.push_back(d);
-  std::int64_t outer = 1;
-  for (std::size_t d : rest) outer *= out[d];
-  dispatch(x.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    const T* src = x.data<T>();
-    T* dst = y.data<T>();
-    for (std::int64_t o = 0; o < outer; ++o) {
-      std::int64_t io = 0, oo = 0, rem = o;
-      for (std::size_t k = rest.size(); k-- > 0;) {
-        const std::size_t d = rest[k];
-        const std::int64_t c = rem % out[d];
-        rem /= out[d];
-        io += c * st[d];
-        oo += c * out_stride[d];
-      }
-      if (p == last) {  // the last dim stays last: whole rows
-        std::memcpy(dst + oo, src + io, static_cast<std::size_t>(out[last]) * sizeof(T));
-        continue;
-      }
-      // A 2-D transpose of [out[p], out[last]] in tiles, so both sides stay in cache.
-      constexpr std::int64_t B = 32;
-      const std::int64_t np = out[p], nl = out[last], sl = st[last], op = out_stride[p];
-      for (std::int64_t i0 = 0; i0 < np; i0 += B)
-        for (std::int64_t j0 = 0; j0 < nl; j0 += B) {
-          const std::int64_t i1 = std::min(i0 + B, np), j1 = std::min(j0 + B, nl);
-          for (std::int64_t i = i0; i < i1; ++i)
-            for (std::int64_t j = j0; j < j1; ++j) dst[oo + i * op + j] = src[io + i + j * sl];
-        }
-    }
-  });
-  return y;
+  if (view_d != -1) return std::nullopt;
+  return out;
+}
+
+Tensor view_of(const Tensor& x, const Shape& shape, const Shape& strides, std::int64_t offset) {
+  return Tensor(x.storage(), shape, strides, offset, x.dtype());
+}
+
+/// The map of positions a narrow or slice reads along its dim: start, start + step, ...
+std::shared_ptr<const Maps> dim_map(const Tensor& x, std::int64_t dim, std::int64_t start, std::int64_t n,
+                                    std::int64_t step) {
+  auto maps = std::make_shared<Maps>(x.shape().size());
+  auto& m = (*maps)[static_cast<std::size_t>(dim)];
+  for (std::int64_t i = 0; i < n; ++i) m.push_back(start + i * step);
+  return maps;
+}
+
+/// x[start : start + n * step : step] along dim, as a view; its backward places dy in zeros (put_add).
+Tensor strided_slice(const Tensor& x, std::int64_t dim, std::int64_t start, std::int64_t n, std::int64_t step,
+                     const char* name) {
+  Shape shape = x.shape(), strides = x.strides();
+  const auto du = static_cast<std::size_t>(dim);
+  const std::int64_t offset = x.storage_offset() + (n > 0 ? start * strides[du] : 0);
+  shape[du] = n;
+  strides[du] *= step;
+  Tensor y = view_of(x, shape, strides, offset);
+  return record(name, y, {x},
+                [in = x.shape(), maps = dim_map(x, dim, start, n, step)](const Tensor& g) {
+                  return Tensors{put_add(g, in, maps)};
+                },
+                {.saves_inputs = false});
 }
 
 std::vector<std::int64_t> check_permutation(const char* op, const Tensor& x,
@@ -355,11 +329,29 @@ std::vector<std::int64_t> check_permutation(const char* op, const Tensor& x,
 }
 }  // namespace
 
-// A view: same storage, new shape. The gradient is reshaped back.
+// A view when the strides allow one, else a contiguous copy. The gradient is reshaped back.
 Tensor reshape(const Tensor& x, const Shape& shape) {
   const Shape s = resolve_shape(x, shape);
-  Tensor y(x.storage(), s, x.dtype());
+  const std::optional<Shape> strides = view_strides(x, s);
+  Tensor y;
+  if (strides) {
+    y = view_of(x, s, *strides, x.storage_offset());
+  } else {
+    const Tensor copy = kernels::dense(x);
+    y = Tensor(copy.storage(), s, x.dtype(), copy.storage_offset());
+  }
   return record("reshape", y, {x}, [xs = x.shape()](const Tensor& dy) { return Tensors{reshape(dy, xs)}; },
+                {.saves_inputs = false});
+}
+
+Tensor view(const Tensor& x, const Shape& shape) {
+  const Shape s = resolve_shape(x, shape);
+  const std::optional<Shape> strides = view_strides(x, s);
+  BP_CHECK(strides.has_value(), ShapeError, "view: cannot view shape ", x.shape(), " with strides ",
+           x.strides(), " as ", s,
+           " without a copy (the dims to merge are not contiguous); use reshape(), which copies");
+  Tensor y = view_of(x, s, *strides, x.storage_offset());
+  return record("view", y, {x}, [xs = x.shape()](const Tensor& dy) { return Tensors{reshape(dy, xs)}; },
                 {.saves_inputs = false});
 }
 
@@ -376,7 +368,12 @@ Tensor permute(const Tensor& x, const std::vector<std::int64_t>& dims) {
   std::vector<std::int64_t> inverse(d.size());
   for (std::size_t i = 0; i < d.size(); ++i)
     inverse[static_cast<std::size_t>(d[i])] = static_cast<std::int64_t>(i);
-  Tensor y = permute_kernel(x, d);
+  Shape shape(d.size()), strides(d.size());
+  for (std::size_t i = 0; i < d.size(); ++i) {
+    shape[i] = x.shape()[static_cast<std::size_t>(d[i])];
+    strides[i] = x.stride(d[i]);
+  }
+  Tensor y = view_of(x, shape, strides, x.storage_offset());
   return record("permute", y, {x}, [inverse](const Tensor& g) { return Tensors{permute(g, inverse)}; },
                 {.saves_inputs = false});
 }
@@ -466,9 +463,7 @@ Tensor narrow(const Tensor& x, std::int64_t dim, std::int64_t start, std::int64_
   const std::int64_t s = start < 0 && start >= -n ? start + n : start;
   BP_CHECK(s >= 0 && length >= 0 && s + length <= n, IndexError, "narrow: [", start, ", ", start + length,
            ") is out of range for dim ", dim, " of size ", n, " (shape ", x.shape(), ")");
-  std::vector<std::int64_t> map(static_cast<std::size_t>(length));
-  for (std::int64_t i = 0; i < length; ++i) map[static_cast<std::size_t>(i)] = s + i;
-  return take_dim(x, d, std::move(map), 0.0, "narrow");
+  return strided_slice(x, d, s, length, 1, "narrow");
 }
 
 Tensor slice(const Tensor& x, std::int64_t dim, std::int64_t start, std::int64_t end, std::int64_t step) {
@@ -478,9 +473,7 @@ Tensor slice(const Tensor& x, std::int64_t dim, std::int64_t start, std::int64_t
   const std::int64_t n = x.size(d);
   auto clampi = [n](std::int64_t v) { return std::clamp<std::int64_t>(v < 0 ? v + n : v, 0, n); };
   const std::int64_t a = clampi(start), b = std::max(clampi(end), a);
-  std::vector<std::int64_t> map;
-  for (std::int64_t i = a; i < b; i += step) map.push_back(i);
-  return take_dim(x, d, std::move(map), 0.0, "slice");
+  return strided_slice(x, d, a, (b - a + step - 1) / step, step, "slice");
 }
 
 Tensor expand(const Tensor& x, const Shape& shape) {
@@ -573,7 +566,8 @@ Tensor cat(const Tensors& xs, std::int64_t dim) {
   const std::size_t es = dtype_size(y.dtype());
   std::vector<std::int64_t> starts, lengths;
   std::int64_t off = 0;
-  for (const Tensor& x : xs) {
+  for (const Tensor& x_in : xs) {
+    const Tensor x = kernels::dense(x_in);
     starts.push_back(off);
     lengths.push_back(x.size(d));
     const std::size_t block = static_cast<std::size_t>(x.size(d) * inner) * es;

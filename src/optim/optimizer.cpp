@@ -5,6 +5,8 @@
 #include <set>
 #include <sstream>
 
+#include "kernels/kernels.hpp"
+
 namespace backprop::optim {
 
 Optimizer::Optimizer(Tensors params) : Optimizer(std::move(params), 0.0, {}) {}
@@ -131,7 +133,8 @@ double clip_grad_norm(const Tensors& params, double max_norm) {
   for (const auto& g : grads) {
     dispatch(g.dtype(), [&](auto tag) {
       using T = decltype(tag);
-      const T* d = g.data<T>();
+      const Tensor dense = kernels::dense(g);
+      const T* d = dense.data<T>();
       double s = 0.0;
       for (std::int64_t j = 0; j < g.numel(); ++j) s += static_cast<double>(d[j]) * static_cast<double>(d[j]);
       total += s;

@@ -17,6 +17,28 @@ Storage::~Storage() {
   detail::deallocate(data, nbytes);
 }
 
+namespace {
+void set_row_major(TensorImpl& impl) {
+  std::int64_t s = 1;
+  for (std::size_t d = impl.shape.size(); d-- > 0;) {
+    impl.strides[d] = s;
+    s *= impl.shape[d];
+  }
+  impl.contiguous = true;
+}
+
+bool row_major(const Shape& shape, std::span<const std::int64_t> strides, std::int64_t numel) {
+  if (numel == 0) return true;
+  std::int64_t expect = 1;
+  for (std::size_t d = shape.size(); d-- > 0;) {
+    if (shape[d] == 1) continue;
+    if (strides[d] != expect) return false;
+    expect *= shape[d];
+  }
+  return true;
+}
+}  // namespace
+
 Tensor::Tensor(const Shape& shape, DType dtype) : impl_(std::make_shared<TensorImpl>()) {
   impl_->numel = backprop::numel(shape);
   impl_->shape = shape;
@@ -26,17 +48,45 @@ Tensor::Tensor(const Shape& shape, DType dtype) : impl_(std::make_shared<TensorI
   } catch (const OutOfMemoryError& e) {  // the allocator knows the bytes; add what they were for
     throw OutOfMemoryError(detail::cat(e.what(), "; the tensor is ", shape, " ", dtype), e.bytes());
   }
+  set_row_major(*impl_);
 }
 
-Tensor::Tensor(std::shared_ptr<Storage> storage, const Shape& shape, DType dtype)
+Tensor::Tensor(std::shared_ptr<Storage> storage, const Shape& shape, DType dtype, std::int64_t offset)
     : impl_(std::make_shared<TensorImpl>()) {
   impl_->numel = backprop::numel(shape);
-  BP_CHECK(storage && storage->nbytes >= static_cast<std::size_t>(impl_->numel) * dtype_size(dtype),
+  BP_CHECK(storage && offset >= 0 &&
+               storage->nbytes >= static_cast<std::size_t>(offset + impl_->numel) * dtype_size(dtype),
            ShapeError, "storage of ", storage ? storage->nbytes : 0, " bytes is too small for ", shape, " ",
-           dtype);
+           dtype, " at element offset ", offset);
   impl_->shape = shape;
   impl_->dtype = dtype;
+  impl_->offset = offset;
   impl_->storage = std::move(storage);
+  set_row_major(*impl_);
+}
+
+Tensor::Tensor(std::shared_ptr<Storage> storage, const Shape& shape, const Shape& strides,
+               std::int64_t offset, DType dtype)
+    : impl_(std::make_shared<TensorImpl>()) {
+  impl_->numel = backprop::numel(shape);
+  BP_CHECK(strides.size() == shape.size(), ShapeError, "strides ", strides, " do not match shape ", shape);
+  std::int64_t last = offset;  // the furthest element reached
+  for (std::size_t d = 0; d < shape.size(); ++d) {
+    BP_CHECK(strides[d] >= 0, ShapeError, "negative stride ", strides[d], " in ", strides, " for shape ",
+             shape);
+    if (shape[d] > 0) last += (shape[d] - 1) * strides[d];
+  }
+  BP_CHECK(
+      storage && offset >= 0 &&
+          (impl_->numel == 0 || storage->nbytes >= static_cast<std::size_t>(last + 1) * dtype_size(dtype)),
+      ShapeError, "storage of ", storage ? storage->nbytes : 0, " bytes is too small for ", shape, " ", dtype,
+      " with strides ", strides, " at element offset ", offset);
+  impl_->shape = shape;
+  impl_->dtype = dtype;
+  impl_->offset = offset;
+  impl_->storage = std::move(storage);
+  std::copy(strides.begin(), strides.end(), impl_->strides.begin());
+  impl_->contiguous = row_major(shape, strides, impl_->numel);
 }
 
 namespace {
@@ -56,7 +106,23 @@ DType Tensor::dtype() const {
   return checked(impl_).dtype;
 }
 void* Tensor::raw_data() const {
-  return checked(impl_).storage->data;
+  const TensorImpl& t = checked(impl_);
+  BP_CHECK(t.contiguous, ValueError, "data access to a non-contiguous tensor of shape ", t.shape,
+           " with strides ", strides(), ": kernels read row-major memory; call contiguous() first");
+  return static_cast<char*>(t.storage->data) + static_cast<std::size_t>(t.offset) * dtype_size(t.dtype);
+}
+Shape Tensor::strides() const {
+  const TensorImpl& t = checked(impl_);
+  return Shape(t.strides.begin(), t.strides.begin() + static_cast<std::ptrdiff_t>(t.shape.size()));
+}
+std::int64_t Tensor::stride(std::int64_t d) const {
+  return checked(impl_).strides[static_cast<std::size_t>(normalize_axis(d, dim(), "stride"))];
+}
+std::int64_t Tensor::storage_offset() const {
+  return checked(impl_).offset;
+}
+bool Tensor::is_contiguous() const {
+  return checked(impl_).contiguous;
 }
 const std::shared_ptr<Storage>& Tensor::storage() const {
   return checked(impl_).storage;
@@ -75,42 +141,66 @@ double Tensor::item() const {
   return flat(0);
 }
 
+namespace {
+/// Storage index (elements) of the element at row-major position i.
+std::int64_t storage_index(const TensorImpl& t, std::int64_t i) {
+  if (t.contiguous) return t.offset + i;
+  std::int64_t off = t.offset;
+  for (std::size_t d = t.shape.size(); d-- > 0;) {
+    off += (i % t.shape[d]) * t.strides[d];
+    i /= t.shape[d];
+  }
+  return off;
+}
+
+template <class T>
+T* element(const TensorImpl& t, std::int64_t storage_idx) {
+  return static_cast<T*>(t.storage->data) + storage_idx;
+}
+}  // namespace
+
 double Tensor::flat(std::int64_t i) const {
   BP_CHECK(i >= 0 && i < numel(), IndexError, "flat index ", i, " is out of range for shape ", shape());
-  return dispatch(dtype(), [&](auto tag) { return static_cast<double>(data<decltype(tag)>()[i]); });
+  const std::int64_t at = storage_index(*impl_, i);
+  return dispatch(dtype(),
+                  [&](auto tag) { return static_cast<double>(*element<decltype(tag)>(*impl_, at)); });
 }
 
 namespace {
-std::int64_t flat_index(const Tensor& t, std::span<const std::int64_t> index) {
+std::int64_t storage_index(const Tensor& t, std::span<const std::int64_t> index) {
   BP_CHECK(static_cast<std::int64_t>(index.size()) == t.dim(), IndexError, "index with ", index.size(),
            " entries for a tensor of shape ", t.shape());
-  std::int64_t off = 0;
+  std::int64_t off = t.storage_offset();
   for (std::size_t d = 0; d < index.size(); ++d) {
     const std::int64_t n = t.shape()[d];
     std::int64_t i = index[d];
     BP_CHECK(i >= -n && i < n, IndexError, "index ", i, " is out of range for dimension ", d, " of size ", n,
              " (shape ", t.shape(), ")");
     if (i < 0) i += n;
-    off = off * n + i;
+    off += i * t.impl()->strides[d];
   }
   return off;
 }
 }  // namespace
 
 double Tensor::at(std::span<const std::int64_t> index) const {
-  return flat(flat_index(*this, index));
+  const std::int64_t off = storage_index(*this, index);
+  return dispatch(dtype(),
+                  [&](auto tag) { return static_cast<double>(*element<decltype(tag)>(*impl_, off)); });
 }
 
 void Tensor::set(std::span<const std::int64_t> index, double value) {
-  const std::int64_t off = flat_index(*this, index);
+  const std::int64_t off = storage_index(*this, index);
   check_inplace_("set");
-  dispatch(dtype(), [&](auto tag) { data<decltype(tag)>()[off] = static_cast<decltype(tag)>(value); });
+  dispatch(dtype(),
+           [&](auto tag) { *element<decltype(tag)>(*impl_, off) = static_cast<decltype(tag)>(value); });
 }
 
 std::vector<double> Tensor::to_vector() const {
+  const Tensor dense = kernels::dense(*this);
   std::vector<double> v(static_cast<std::size_t>(numel()));
   dispatch(dtype(), [&](auto tag) {
-    const auto* p = data<decltype(tag)>();
+    const auto* p = dense.data<decltype(tag)>();
     for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<double>(p[i]);
   });
   return v;
@@ -118,6 +208,14 @@ std::vector<double> Tensor::to_vector() const {
 
 Tensor Tensor::reshape(const Shape& shape) const {
   return backprop::reshape(*this, shape);
+}
+Tensor Tensor::view(const Shape& shape) const {
+  return backprop::view(*this, shape);
+}
+Tensor Tensor::contiguous() const {
+  if (is_contiguous()) return *this;
+  return record("contiguous", kernels::dense(*this), {*this}, [](const Tensor& dy) { return Tensors{dy}; },
+                {.saves_inputs = false});
 }
 Tensor Tensor::to(DType dt) const {
   return backprop::to_dtype(*this, dt);
@@ -133,8 +231,8 @@ Tensor Tensor::mean() const {
 }
 
 Tensor Tensor::clone() const {
-  Tensor copy(shape(), dtype());
-  std::memcpy(copy.raw_data(), raw_data(), nbytes());
+  Tensor copy = is_contiguous() ? Tensor(shape(), dtype()) : kernels::dense(*this);
+  if (is_contiguous()) std::memcpy(copy.raw_data(), raw_data(), nbytes());
   return record("clone", copy, {*this}, [](const Tensor& dy) { return Tensors{dy}; },
                 {.saves_inputs = false});
 }
@@ -181,7 +279,16 @@ void Tensor::retain_grad() {
 }
 
 Tensor Tensor::detach() const {
-  return Tensor(storage(), shape(), dtype());
+  const TensorImpl& t = checked(impl_);
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = t.storage;
+  impl->shape = t.shape;
+  impl->numel = t.numel;
+  impl->dtype = t.dtype;
+  impl->offset = t.offset;
+  impl->strides = t.strides;
+  impl->contiguous = t.contiguous;
+  return Tensor(std::move(impl));
 }
 
 void Tensor::backward(const Tensor& g, bool retain_graph, bool create_graph) const {
@@ -193,6 +300,11 @@ void Tensor::check_inplace_(const char* op) const {
   BP_CHECK(!(GradMode::is_enabled() && requires_grad()), AutogradError, op,
            ": in-place change of a tensor that requires grad (shape ", shape(),
            ") would corrupt the graph; do it under NoGradGuard or on a detach()ed tensor");
+  for (std::size_t d = 0; d < shape().size(); ++d)
+    BP_CHECK(impl_->strides[d] != 0 || shape()[d] <= 1, ValueError, op,
+             ": in-place write to an expanded tensor (shape ", shape(), ", strides ", strides(),
+             ") where several elements share one memory location; write to a "
+             "contiguous() copy instead");
   ++storage()->version;
 }
 

@@ -457,6 +457,41 @@ std::vector<OpCase> build() {
          return bp::einsum("i,j->ij", {x[0], x[1]}) * bp::einsum("i,i->", {x[0], x[0]});
        },
        {in({3}), in({2})}});
+  // ---- views: chains of them, and ops reading a view --------------------------------------------------------
+  add({"view_transpose_narrow_expand",
+       [](const Ts& x) {
+         return bp::expand(bp::narrow(bp::transpose(x[0], 0, 1), 0, 1, 2), {3, 2, 2});
+       },
+       {in({2, 4})}});
+  add({"view_slice_permute_reshape",  // reshape of a non-contiguous view: a copy
+       [](const Ts& x) {
+         return bp::reshape(bp::permute(bp::slice(x[0], 2, 0, 4, 2), {2, 0, 1}), {4, -1});
+       },
+       {in({2, 3, 4})}});
+  add({"view_of_permuted_split_dim",  // view merging dims that stay contiguous under the permute
+       [](const Ts& x) {
+         return bp::view(bp::permute(x[0], {2, 0, 1}), {2, 2, 6}) * 2.0;
+       },
+       {in({2, 3, 4})}});
+  add({"contiguous_of_transpose",
+       [](const Ts& x) { return x[0].t().contiguous() * x[0].t(); },
+       {in({3, 2})}});
+  add({"matmul_transposed_views",
+       [](const Ts& x) { return bp::matmul(x[0].t(), x[1].t()); },
+       {in({3, 2}), in({4, 3})}});
+  add({"unary_binary_on_views",
+       [](const Ts& x) { return bp::exp(bp::transpose(x[0], 0, 1)) * bp::slice(x[1], 0, 0, 4, 2); },
+       {in({3, 2}), in({4, 3})}});
+  add({"sum_dim_of_permuted",
+       [](const Ts& x) {
+         return bp::sum(bp::permute(x[0], {1, 2, 0}), {0, 2});
+       },
+       {in({2, 3, 4})}});
+  add({"squeeze_unsqueeze_of_expand",
+       [](const Ts& x) {
+         return bp::unsqueeze(bp::squeeze(bp::expand(x[0], {3, 1, 4}), 1), 0) * 1.5;
+       },
+       {in({1, 1, 4})}});
   return t;
 }
 

@@ -161,6 +161,67 @@ TEST_P(OpTable, F32AgreesWithF64) {
   }
 }
 
+namespace {
+/// x's values in a non-contiguous layout: transposed storage for rank >= 2, every other element of a buffer for
+/// rank 1 (rank 0: a plain copy). A separate leaf when x requires grad.
+bp::Tensor strided_copy(const bp::Tensor& x) {
+  bp::Tensor view;
+  if (x.dim() == 0) {
+    view = bp::zeros({}, x.dtype());
+  } else if (x.dim() >= 2) {
+    bp::Shape reversed(x.shape().rbegin(), x.shape().rend());
+    std::vector<std::int64_t> dims;
+    for (std::int64_t d = x.dim() - 1; d >= 0; --d) dims.push_back(d);
+    view = bp::permute(bp::zeros(reversed, x.dtype()), dims);
+  } else {
+    view = bp::slice(bp::zeros({2 * x.numel()}, x.dtype()), 0, 0, 2 * x.numel(), 2);
+  }
+  {
+    bp::NoGradGuard guard;
+    view.copy_(x);
+  }
+  view = view.detach();
+  if (x.requires_grad()) view.requires_grad_();
+  return view;
+}
+}  // namespace
+
+// Every op reads non-contiguous inputs (views) as if they were contiguous: same values, same gradients.
+TEST_P(OpTable, StridedInputsMatchContiguous) {
+  const OpCase& c = GetParam();
+  bp::Generator gen(kSeed);
+  const bp::Tensors xs = optest::make_inputs(c, bp::f64, gen);
+  bp::Tensors strided;
+  bool any = false;
+  for (const bp::Tensor& x : xs) {
+    strided.push_back(strided_copy(x));
+    any = any || !strided.back().is_contiguous();
+  }
+  if (!any) GTEST_SKIP() << c.name << ": no input of this row has a non-contiguous layout";
+  const bp::Tensor v = projection_for(c, bp::f64);
+  const Projected dense = project_and_backward(c, xs, v);
+  Projected views;
+  try {
+    views = project_and_backward(c, strided, v);
+  } catch (const bp::ShapeError& e) {
+    // view() refuses a layout it cannot view without a copy (as PyTorch's view); every other op must accept it.
+    if (std::string(e.what()).rfind("view:", 0) != 0) throw;
+    GTEST_SKIP() << c.name << " calls view(), which refuses this layout: " << e.what();
+  }
+  ASSERT_EQ(views.output.shape(), dense.output.shape()) << c.name;
+  for (std::int64_t k = 0; k < dense.output.numel(); ++k)
+    ASSERT_NEAR(views.output.flat(k), dense.output.flat(k), 1e-12 * (1 + std::abs(dense.output.flat(k))))
+        << c.name << " output element " << k;
+  for (std::size_t i = 0; i < xs.size(); ++i) {
+    if (!dense.grads[i].defined()) continue;
+    ASSERT_TRUE(views.grads[i].defined()) << c.name << " input " << i;
+    for (std::int64_t k = 0; k < dense.grads[i].numel(); ++k)
+      ASSERT_NEAR(views.grads[i].flat(k), dense.grads[i].flat(k),
+                  1e-12 * (1 + std::abs(dense.grads[i].flat(k))))
+          << c.name << " gradient of input " << i << " at " << k;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Ops, OpTable, ::testing::ValuesIn(optest::op_table()), row_name);
 
 // A guard on the table itself: names must be unique (gtest would refuse duplicates at run time).

@@ -20,7 +20,9 @@ TEST(ShapeOps, NarrowIndexSelectConcatCopyTheRightRows) {
   EXPECT_EQ(c.shape(), (bp::Shape{3, 3}));
   EXPECT_EQ(c.to_vector(), (std::vector<double>{6, 7, 8, 9, 10, 11, 0, 1, 2}));
   const bp::Tensor narrowed = bp::narrow(x, 0, 1);
-  EXPECT_NE(narrowed.storage(), x.storage()) << "narrow copies";
+  EXPECT_EQ(narrowed.storage(), x.storage()) << "narrow is a view";
+  EXPECT_EQ(narrowed.storage_offset(), 0);
+  EXPECT_EQ(bp::narrow(x, 2, 1).storage_offset(), 6);
 }
 
 TEST(ShapeOps, IndexSelectScattersGradientsOfRepeatedRows) {

@@ -86,8 +86,9 @@ TEST(ShapeIndexOps, ViewsShareStorageAndCopiesDoNot) {
   EXPECT_EQ(bp::unsqueeze(x, 0).storage(), x.storage());
   EXPECT_EQ(bp::flatten(x).storage(), x.storage());
   EXPECT_EQ(bp::unflatten(x, -1, {3, 1}).shape(), (bp::Shape{2, 1, 3, 1}));
-  EXPECT_EQ(bp::squeeze(x, 0).shape(), x.shape());  // size 2: left alone, as in PyTorch
-  EXPECT_NE(bp::permute(x, {2, 1, 0}).storage(), x.storage());
+  EXPECT_EQ(bp::squeeze(x, 0).shape(), x.shape());              // size 2: left alone, as in PyTorch
+  EXPECT_EQ(bp::permute(x, {2, 1, 0}).storage(), x.storage());  // a view with permuted strides
+  EXPECT_NE(bp::index_select(x, 2, {0, 2}).storage(), x.storage());
 }
 
 TEST(ShapeIndexOps, GatherScatterAddAndIndexAddValues) {
