@@ -159,7 +159,19 @@ void check_same_dtype(const Tensor& a, const Tensor& b, const char* op) {
 
 }  // namespace
 
+namespace {
+/// The op's name in errors (the public op that runs the kernel).
+const char* unary_name(Unary op) {
+  static constexpr const char* kNames[] = {
+      "neg",  "exp",        "log", "sqrt", "abs", "sign", "sigmoid", "tanh",  "relu",  "leaky_relu",
+      "relu", "leaky_relu", "pow", "add",  "mul", "rsub", "rdiv",    "clamp", "clamp", "greater"};
+  static_assert(std::size(kNames) == static_cast<std::size_t>(Unary::greater_scalar) + 1);
+  return kNames[static_cast<std::size_t>(op)];
+}
+}  // namespace
+
 Tensor unary(Unary op, const Tensor& x, double alpha, double beta) {
+  check_floating(x, unary_name(op), "x");
   Tensor y(x.shape(), x.dtype());
   dispatch(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -239,7 +251,7 @@ Tensor activation_backward(ActivationGrad kind, const Tensor& dy, const Tensor& 
 
 Tensor broadcast_to(const Tensor& x, const Shape& shape) {
   Tensor out(shape, x.dtype());
-  dispatch(x.dtype(), [&](auto tag) {
+  dispatch_all(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const T* px = x.data<T>();
     T* po = out.data<T>();
@@ -302,13 +314,13 @@ Tensor sum_to(const Tensor& x, const Shape& shape) {
 
 Tensor convert(const Tensor& x, DType dtype) {
   Tensor y(x.shape(), dtype);
-  dispatch(x.dtype(), [&](auto from_tag) {
+  dispatch_all(x.dtype(), [&](auto from_tag) {
     using From = decltype(from_tag);
-    dispatch(dtype, [&](auto to_tag) {
+    dispatch_all(dtype, [&](auto to_tag) {
       using To = decltype(to_tag);
       const From* px = x.data<From>();
       To* py = y.data<To>();
-      for (std::int64_t i = 0; i < x.numel(); ++i) py[i] = static_cast<To>(px[i]);
+      for (std::int64_t i = 0; i < x.numel(); ++i) py[i] = convert_value<To>(px[i]);
     });
   });
   return y;
@@ -343,9 +355,9 @@ void scale(Tensor& dst, double factor) {
 }
 
 void fill(Tensor& dst, double value) {
-  dispatch(dst.dtype(), [&](auto tag) {
+  dispatch_all(dst.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    std::fill(dst.data<T>(), dst.data<T>() + dst.numel(), static_cast<T>(value));
+    std::fill(dst.data<T>(), dst.data<T>() + dst.numel(), convert_value<T>(value));
   });
 }
 

@@ -8,6 +8,8 @@ namespace backprop {
 
 namespace {
 Tensor mm_forward(const Tensor& a, const Tensor& b, bool ta, bool tb) {
+  check_floating(a, "matmul", "a");
+  check_floating(b, "matmul", "b");
   BP_CHECK(a.dtype() == b.dtype(), DTypeError, "matmul: dtypes differ (", a.dtype(), " ", a.shape(), " vs ",
            b.dtype(), " ", b.shape(), ")");
   BP_CHECK((a.dim() == 2 && b.dim() == 2) || (a.dim() == 3 && b.dim() == 3), ShapeError,
@@ -61,6 +63,8 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
 // y = x W^T + b: dL/dx = dy W, dL/dW = dy^T x, dL/db = sum of dy over the batch. The delta rule in matrix
 // form.
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  check_floating(x, "linear", "input");
+  check_floating(weight, "linear", "weight");
   BP_CHECK(x.dim() == 2 && weight.dim() == 2, ShapeError,
            "linear: expected input [N, in] and weight [out, in], got ", x.shape(), " and ", weight.shape());
   BP_CHECK(x.size(1) == weight.size(1), ShapeError, "linear: input has ", x.size(1), " features but weight ",
@@ -84,6 +88,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
 }
 
 Tensor transpose(const Tensor& x) {
+  check_floating(x, "transpose", "x");
   BP_CHECK(x.dim() == 2, ShapeError, "transpose: expected a 2-D tensor, got ", x.shape());
   Tensor y = kernels::transpose2d(x);
   return record("transpose", y, {x}, [](const Tensor& dy) { return Tensors{transpose(dy)}; },

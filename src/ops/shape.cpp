@@ -114,7 +114,7 @@ Tensor put_add(const Tensor& dy, const Shape& in_shape, std::shared_ptr<const Ma
 Tensor take(const Tensor& x, const Shape& out_shape, std::shared_ptr<const Maps> maps, double fill,
             const char* name) {
   Tensor y(out_shape, x.dtype());
-  dispatch(x.dtype(), [&](auto tag) {
+  dispatch_all(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const T* src = x.data<T>();
     T* dst = y.data<T>();
@@ -133,7 +133,7 @@ Tensor take(const Tensor& x, const Shape& out_shape, std::shared_ptr<const Maps>
 /// The adjoint of take(): a zero tensor of `in_shape` with dy added at the positions take() read from.
 Tensor put_add(const Tensor& dy, const Shape& in_shape, std::shared_ptr<const Maps> maps) {
   Tensor y = zeros(in_shape, dy.dtype());
-  dispatch(dy.dtype(), [&](auto tag) {
+  dispatch(dy.dtype(), "put_add", [&](auto tag) {
     using T = decltype(tag);
     const T* src = dy.data<T>();
     T* dst = y.data<T>();
@@ -158,12 +158,17 @@ Tensor take_dim(const Tensor& x, std::int64_t dim, std::vector<std::int64_t> map
   return take(x, out, std::move(maps), fill, name);
 }
 
-/// The values of an index tensor (whole numbers in f32/f64) or list, each checked against [0, size).
+/// The values of an index tensor (i64, or whole numbers in f32/f64) or list, each checked against [0, size).
 std::vector<std::int64_t> index_values(const char* op, const Tensor& index, std::int64_t dim,
                                        const Shape& shape) {
   BP_CHECK(index.defined(), ValueError, op, ": index is undefined");
+  BP_CHECK(index.dtype() != bool_, DTypeError, op, ": index is a bool tensor ", index.shape(),
+           "; expected i64 indices (or whole numbers in f32/f64)");
   std::vector<std::int64_t> out(static_cast<std::size_t>(index.numel()));
-  const std::vector<double> v = index.to_vector();
+  if (index.dtype() == i64) {
+    std::copy(index.data<std::int64_t>(), index.data<std::int64_t>() + index.numel(), out.begin());
+  }
+  const std::vector<double> v = index.dtype() == i64 ? std::vector<double>() : index.to_vector();
   for (std::size_t i = 0; i < v.size(); ++i) {
     BP_CHECK(std::isfinite(v[i]) && v[i] == std::floor(v[i]), ValueError, op, ": index ", v[i], " (position ",
              i, ") is not a whole number");
@@ -220,7 +225,7 @@ Tensor scatter_add_zeros(const Tensor& src, std::int64_t dim, const Tensor& inde
 Tensor gather_impl(const Tensor& x, std::int64_t dim, const Tensor& index) {
   const std::vector<std::int64_t> idx = index_values("gather", index, dim, x.shape());
   Tensor y(index.shape(), x.dtype());
-  dispatch(x.dtype(), [&](auto tag) {
+  dispatch_all(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const T* src = x.data<T>();
     T* dst = y.data<T>();
@@ -238,7 +243,7 @@ Tensor gather_impl(const Tensor& x, std::int64_t dim, const Tensor& index) {
 Tensor scatter_add_zeros(const Tensor& src, std::int64_t dim, const Tensor& index, const Shape& shape) {
   const std::vector<std::int64_t> idx = index_values("scatter_add", index, dim, shape);
   Tensor y = zeros(shape, src.dtype());
-  dispatch(src.dtype(), [&](auto tag) {
+  dispatch(src.dtype(), "scatter_add", [&](auto tag) {
     using T = decltype(tag);
     const T* s = src.data<T>();
     T* dst = y.data<T>();
@@ -308,7 +313,7 @@ Tensor permute_kernel(const Tensor& x, const std::vector<std::int64_t>& dims) {
     if (d != p && d != last) rest.push_back(d);
   std::int64_t outer = 1;
   for (std::size_t d : rest) outer *= out[d];
-  dispatch(x.dtype(), [&](auto tag) {
+  dispatch_all(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const T* src = x.data<T>();
     T* dst = y.data<T>();
@@ -366,6 +371,7 @@ Tensor reshape(const Tensor& x, const Shape& shape) {
 Tensor to_dtype(const Tensor& x, DType dtype) {
   if (x.dtype() == dtype) return x;
   Tensor y = kernels::convert(x, dtype);
+  if (!is_floating(dtype)) return y;  // an i64 or bool result has no gradient: the graph ends here
   return record("to_dtype", y, {x},
                 [from = x.dtype()](const Tensor& dy) { return Tensors{to_dtype(dy, from)}; },
                 {.saves_inputs = false});
