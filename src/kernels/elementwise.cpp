@@ -157,9 +157,6 @@ void check_same_dtype(const Tensor& a, const Tensor& b, const char* op) {
            b.dtype(), " ", b.shape(), "); convert one with .to()");
 }
 
-}  // namespace
-
-namespace {
 /// The op's name in errors (the public op that runs the kernel).
 const char* unary_name(Unary op) {
   static constexpr const char* kNames[] = {
