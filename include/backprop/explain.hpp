@@ -16,6 +16,8 @@
 //   ex::ChainCount c = ex::count_chain(8);               // naive: 36 evaluations of f; engine: 8 + 8
 //   ex::LayeredCount p = ex::count_layered(3, 4);        // 81 paths x 4 multiplications vs 3 + 3 x 9
 //   std::cout << ex::to_text(step, check);               // the delta rule's steps, as `backprop explain`
+//   ex::ConvExample conv = ex::conv_example({.size = 4, .filters = 2, .kernel = 3});
+//   std::cout << ex::to_text(conv, ex::verify(conv));   // `backprop explain --conv`
 #pragma once
 
 #include <cstdint>
@@ -103,6 +105,44 @@ Verification verify(const WorkedExample& example, double tolerance = 1e-12);
 /// grad(C, {W^l, b^l}, {.create_graph = true}) records (the symbol-to-symbol backward pass), with the
 /// parameters and gradients labelled. See backprop/graphviz.hpp for the drawing conventions.
 std::string worked_example_dot(const WorkedExample& example);
+
+// ---- a convolution layer ----------------------------------------------------------------------------------
+
+struct ConvExampleOptions {
+  std::int64_t channels = 1;  // input channels, 1 to 4
+  std::int64_t size = 4;      // the input image is size x size, kernel to 12
+  std::int64_t filters = 2;   // output channels, 1 to 4
+  std::int64_t kernel = 3;    // each filter is kernel x kernel
+  std::int64_t stride = 1;
+  std::int64_t padding = 0;   // zeros around the input, < kernel
+  double lr = 0.5;
+  std::uint64_t seed = 1;     // draws x and y in [0, 1), weights in [-1, 1), biases in [-0.5, 0.5), two decimals
+};
+
+/// One step of gradient descent through one convolution layer with sigmoid outputs and the quadratic cost, on
+/// one image: every number by hand in plain loops. Arrays are row-major: x [channels, size, size], weight
+/// [filters, channels, kernel, kernel], z, a, y, delta [filters, out, out].
+struct ConvExample {
+  ConvExampleOptions options;
+  std::int64_t out = 0;  // output size: (size + 2 padding - kernel) / stride + 1
+  std::vector<double> x, weight, bias, y;
+  std::vector<double> z, a;
+  std::vector<double> delta;        // dC/dz = (a - y) (.) sigma'(z), one per output position
+  std::vector<double> grad_weight;  // dC/dW: the input correlated with the deltas
+  std::vector<double> grad_bias;    // dC/db: the sum of each filter's deltas
+  std::vector<double> grad_input;   // dC/dx: the transposed convolution of the deltas with the filters
+  std::vector<double> new_weight, new_bias;
+  double cost = 0.0, cost_after = 0.0;
+};
+
+/// Throws ValueError naming the option when one is out of its range (see ConvExampleOptions).
+ConvExample conv_example(const ConvExampleOptions& options = {});
+/// Rebuilds the step from ops in float64 (conv2d, sigmoid, the cost), asks the engine for dC/dz, dC/dW, dC/db
+/// and dC/dx and compares every number with the hand values, and C after the update.
+Verification verify(const ConvExample& example, double tolerance = 1e-12);
+/// What `backprop explain --conv` prints: the planes of every step, then the engine check.
+std::string to_text(const ConvExample& example, const Verification& verification);
+std::string to_json(const ConvExample& example, const Verification& verification);
 
 // ---- dynamic programming ----------------------------------------------------------------------------------
 

@@ -3,6 +3,9 @@
 // Each op checks its arguments, runs a CPU kernel and records a backward written with these same ops, so
 // every gradient is itself differentiable (create_graph). Binary element-wise ops broadcast like NumPy; their
 // backward sums the gradient over the broadcast dimensions. Both operands must have the same dtype.
+// Arithmetic, reductions, linear algebra and nn functions take f32/f64 only: an i64 or bool_ operand is a
+// DTypeError naming the op and the argument (no implicit promotion; convert with .to(bp::f32)). Shape and
+// index ops, to_dtype, one_hot and the comparisons below work on every dtype.
 //
 // Example:
 //   bp::Tensor h = bp::relu(bp::linear(x, w1, b1));          // x [N, 784], w1 [256, 784], b1 [256]
@@ -91,14 +94,13 @@ Tensor mean(const Tensor& x);
 Tensor mean(const Tensor& x, std::int64_t axis, bool keepdim = false);
 /// Largest value along `axis`; the gradient goes to the first maximal element.
 Tensor max(const Tensor& x, std::int64_t axis, bool keepdim = false);
-/// Index of the largest value along `axis` (first on ties), as f64 indices; not differentiable.
+/// Index of the largest value along `axis` (first on ties), as i64 indices; not differentiable.
 Tensor argmax(const Tensor& x, std::int64_t axis, bool keepdim = false);
 
 // ---- reductions over a set of dims (PyTorch's names and semantics) ---------------------------------------
 // `dims` may be negative (counting from the end) and must not repeat a dim; an empty list means every dim.
 // keepdim keeps each reduced dim as size 1. Write an empty list as Dims{}: a bare {} picks the one-axis
-// overload of sum and mean (axis 0). Indices are returned as f64 tensors of whole numbers, as argmax does,
-// until integer dtypes exist.
+// overload of sum and mean (axis 0). Indices are returned as i64 tensors, as argmax does.
 using Dims = std::vector<std::int64_t>;
 
 /// Sum over `dims`.  d/dx = dy repeated over the reduced dims.
@@ -123,7 +125,7 @@ Tensor std(const Tensor& x, const Dims& dims = {}, double correction = 1, bool k
 /// p = 1: sign(x) dy (0 at 0); p = +-inf: sign(x) dy shared among the elements reaching the extreme.
 Tensor norm(const Tensor& x, double p = 2, const Dims& dims = {}, bool keepdim = false);
 
-/// A value tensor and the f64 index tensor of where each value came from (max, min, topk).
+/// A value tensor and the i64 index tensor of where each value came from (max, min, topk).
 struct ValuesIndices {
   Tensor values;
   Tensor indices;
@@ -135,7 +137,7 @@ ValuesIndices max_with_indices(const Tensor& x, std::int64_t dim, bool keepdim =
 Tensor min(const Tensor& x, std::int64_t dim, bool keepdim = false);
 /// PyTorch's torch.min(x, dim, keepdim): the smallest value along `dim` and its first index.
 ValuesIndices min_with_indices(const Tensor& x, std::int64_t dim, bool keepdim = false);
-/// Index of the smallest value along `dim` (first on ties), as f64 indices; not differentiable.
+/// Index of the smallest value along `dim` (first on ties), as i64 indices; not differentiable.
 Tensor argmin(const Tensor& x, std::int64_t dim, bool keepdim = false);
 /// The k largest (or smallest) elements along `dim` and their indices, best first when `sorted` (ties in
 /// index order), else in index order. Values are differentiable: d/dx puts dy back at the indices.
@@ -174,14 +176,15 @@ Tensor transpose(const Tensor& x);
 // ---- shape ----------------------------------------------------------------------------------------------
 // Dims may be negative (counted from the end). permute, transpose, narrow, slice, expand, squeeze and unsqueeze
 // return views sharing x's storage (and its version counter); reshape, flatten and unflatten too when x's
-// strides allow, else a contiguous copy. index_select, gather, cat, pad, ... copy. Index arguments are
-// tensors of whole numbers (f32/f64 until integer tensors arrive) or lists; an index out of range is an
-// IndexError naming the index, its position, the dim and the dim's size.
+// strides allow, else a contiguous copy. index_select, gather, cat, pad, ... copy. These ops work on every
+// dtype. Index arguments are i64 tensors (whole numbers in f32/f64 are accepted too) or lists; an index out of
+// range is an IndexError naming the index, its position, the dim and the dim's size.
 Tensor reshape(const Tensor& x, const Shape& shape);
 /// reshape that never copies: throws ShapeError naming the shape and strides when x's layout has no view of
 /// that shape (as PyTorch's view). Backward: reshape back.
 Tensor view(const Tensor& x, const Shape& shape);
-/// Converts to `dtype`; the gradient is converted back.
+/// Converts to `dtype` (the rules are Tensor::to's); the gradient is converted back. A result of dtype i64 or
+/// bool_ is not recorded (it has no gradient).
 Tensor to_dtype(const Tensor& x, DType dtype);
 /// x with its dims reordered: output dim i is input dim dims[i]. Backward: permute by the inverse.
 Tensor permute(const Tensor& x, const std::vector<std::int64_t>& dims);
@@ -317,6 +320,28 @@ Tensor adaptive_avg_pool2d(const Tensor& input, Size2 output_size);
 // ---- comparisons (not differentiable; return 0/1 masks of the inputs' dtype) ------------------------------
 Tensor greater(const Tensor& a, double b);
 Tensor equal(const Tensor& a, const Tensor& b);
+
+// ---- comparisons and logic on any dtype (not differentiable; return bool_ tensors) -----------------------
+// Tensor operands broadcast; operands of different dtypes are compared in f64 (i64 when neither is a float).
+// A scalar is compared with each element converted to double. NaN compares unequal to everything.
+Tensor eq(const Tensor& a, const Tensor& b);
+Tensor ne(const Tensor& a, const Tensor& b);
+Tensor lt(const Tensor& a, const Tensor& b);
+Tensor le(const Tensor& a, const Tensor& b);
+Tensor gt(const Tensor& a, const Tensor& b);
+Tensor ge(const Tensor& a, const Tensor& b);
+Tensor eq(const Tensor& a, double b);
+Tensor ne(const Tensor& a, double b);
+Tensor lt(const Tensor& a, double b);
+Tensor le(const Tensor& a, double b);
+Tensor gt(const Tensor& a, double b);
+Tensor ge(const Tensor& a, double b);
+/// Element-wise logic; any dtype, read as x != 0 (as PyTorch's logical_* do).
+Tensor logical_not(const Tensor& x);
+Tensor logical_and(const Tensor& a, const Tensor& b);
+Tensor logical_or(const Tensor& a, const Tensor& b);
+/// Number of elements that are not 0 (true for bool_).
+std::int64_t count_nonzero(const Tensor& x);
 
 // ---- operators --------------------------------------------------------------------------------------------
 inline Tensor operator+(const Tensor& a, const Tensor& b) {

@@ -5,7 +5,8 @@
 // at a storage offset through one stride per dim (in elements), so permute, transpose, expand, narrow, slice,
 // squeeze, unsqueeze and (where the strides allow) reshape are views that share storage. Kernels need
 // contiguous row-major memory: data<T>() throws on a non-contiguous tensor, contiguous() makes one. dtype is f32
-// (default) or f64. A tensor that requires_grad records the operations that produce it so that backward() can
+// (default), f64, i64 (indices, class labels) or bool_ (masks); only f32/f64 tensors do arithmetic and take
+// gradients. A tensor that requires_grad records the operations that produce it so that backward() can
 // compute gradients (see backprop/autograd.hpp).
 //
 // Example:
@@ -17,6 +18,8 @@
 //   std::cout << w.grad() << "\n";
 //   bp::Tensor xt = x.t();                                   // a view: strides {1, 3}, same storage
 //   bp::Tensor dense = xt.contiguous();                      // a row-major copy: strides {2, 1}
+//   bp::Tensor labels = bp::tensor({2, 0}, bp::i64);         // class labels of x's two rows
+//   bp::Tensor hit = bp::eq(bp::argmax(x, 1), labels);       // bool_ [2]: argmax is i64
 #pragma once
 
 #include <array>
@@ -97,7 +100,7 @@ class Tensor {
   void* raw_data() const;
   const std::shared_ptr<Storage>& storage() const;
 
-  /// The value of a one-element tensor, as double. Throws ValueError otherwise.
+  /// The value of a one-element tensor, as double (bool_: 0 or 1). Throws ValueError otherwise.
   double item() const;
   /// Element at a full index (one entry per dimension, negatives count from the end). Throws IndexError.
   double at(std::span<const std::int64_t> index) const;
@@ -123,7 +126,9 @@ class Tensor {
   Tensor flatten() const { return reshape({numel()}); }
   /// *this when contiguous, else a row-major copy (recorded by autograd).
   Tensor contiguous() const;
-  /// Converts to another dtype (returns *this if it already has it).
+  /// Converts to another dtype (returns *this if it already has it). Float to i64 truncates toward zero (NaN,
+  /// +-inf and values outside i64 give INT64_MIN, as PyTorch on x86); anything to bool_ is x != 0 (NaN is
+  /// true); i64 to f32/f64 rounds to nearest.
   Tensor to(DType dtype) const;
   /// A deep copy, recorded by autograd (its gradient flows back to this tensor).
   Tensor clone() const;
@@ -135,7 +140,8 @@ class Tensor {
   // ---- autograd -------------------------------------------------------------------------------------------
   /// True for leaves that requested gradients and for every tensor computed from them while grad mode was on.
   bool requires_grad() const;
-  /// Marks a leaf tensor as a variable to differentiate with respect to. Throws AutogradError on a non-leaf.
+  /// Marks a leaf tensor as a variable to differentiate with respect to. Throws AutogradError on a non-leaf
+  /// and on an i64 or bool_ tensor (only floating tensors have gradients).
   Tensor& requires_grad_(bool required = true);
   /// A leaf has no grad_fn: it was created by the user, not by a recorded op.
   bool is_leaf() const;
@@ -199,7 +205,7 @@ Tensor zeros_like(const Tensor& t);
 Tensor ones_like(const Tensor& t);
 /// 0-d tensor holding `value`.
 Tensor scalar(double value, DType dtype = f32);
-/// [start, start + step, ...) up to but excluding `end`.
+/// [start, start + step, ...) up to but excluding `end`. arange(n, bp::i64) gives the indices 0..n-1.
 Tensor arange(double start, double end, double step = 1.0, DType dtype = f32);
 Tensor arange(std::int64_t end, DType dtype = f32);
 /// Copies `values` into a tensor of the given shape (numel must match; empty shape means 1-D).
@@ -214,9 +220,13 @@ Tensor rand(const Shape& shape, Generator& gen, DType dtype = f32, double lo = 0
 Tensor randn(const Shape& shape, Generator& gen, DType dtype = f32, double mean = 0.0, double stddev = 1.0);
 
 /// |a - b| <= atol + rtol * |b| elementwise, with broadcasting of equal shapes only. NaNs are never close.
+/// Two i64 (or bool_) tensors compare exactly as integers, whatever rtol and atol.
 bool allclose(const Tensor& a, const Tensor& b, double rtol = 1e-5, double atol = 1e-8);
 /// Largest |a - b| over all elements (shapes must match).
 double max_abs_diff(const Tensor& a, const Tensor& b);
+
+/// Throws DTypeError naming `op` and its argument `arg` unless t is f32 or f64 (t must be defined).
+void check_floating(const Tensor& t, const char* op, const char* arg);
 
 /// Prints shape, dtype and the values (large tensors are summarised with "...").
 std::ostream& operator<<(std::ostream& out, const Tensor& t);

@@ -395,7 +395,8 @@ TensorDataset read_csv(const std::string& path, const CsvOptions& options) {
   }
   std::map<std::string, std::int64_t> index;
   for (std::size_t k = 0; k < names.size(); ++k) index.emplace(names[k], static_cast<std::int64_t>(k));
-  std::vector<float> y(static_cast<std::size_t>(t.n));
+  out.targets = Tensor({t.n}, i64);
+  std::int64_t* y = out.targets.data<std::int64_t>();
   for (std::size_t i = 0; i < t.labels.size(); ++i) {
     const auto it = index.find(t.labels[i]);
     if (it == index.end()) {
@@ -405,9 +406,8 @@ TensorDataset read_csv(const std::string& path, const CsvOptions& options) {
       BP_CHECK(false, FileError, path, ":", t.label_lines[i], ":", t.special_col + 1, ": label '",
                t.labels[i], "' is not one of the ", names.size(), " known classes (", known, ")");
     }
-    y[i] = static_cast<float>(it->second);
+    y[i] = it->second;
   }
-  out.targets = from_vector(y, {t.n});
   out.num_classes = static_cast<std::int64_t>(names.size());
   out.class_names = std::move(names);
   return out;

@@ -200,15 +200,15 @@ TensorDataset load_idx_files(const std::string& dir, Split split, std::int64_t l
   out.task = Task::classification;
   out.num_classes = num_classes;
   out.class_names = std::move(class_names);
-  out.targets = Tensor({n}, f32);
-  float* y = out.targets.data<float>();
+  out.targets = Tensor({n}, i64);
+  std::int64_t* y = out.targets.data<std::int64_t>();
   const bool gz = ByteSource(labels_path).gzip();
   for (std::int64_t i = 0; i < n; ++i) {
     const int label = labels.data[static_cast<std::size_t>(i)];
     BP_CHECK(label < num_classes, FileError, labels_path, ": label ", label, " of example ", i,
              " at byte offset ", 8 + i, gz ? " of the decompressed data" : "",
              " is not a class index; expected 0 to ", num_classes - 1);
-    y[i] = static_cast<float>(label);
+    y[i] = label;
   }
   // Pixels 0..255 to [0, 1]; a 256-entry table gives the same float as pixel / 255.0f, without a division
   // each.

@@ -27,16 +27,67 @@ inline constexpr const char* kMetadataKey = "__metadata__";
 /// The value of kChecksumKey starts with this, then 8 lowercase hex digits.
 inline constexpr const char* kChecksumPrefix = "crc32:";
 
-/// "F32" / "F64": the format's names of backprop's dtypes.
+/// "F32", "F64", "I64", "BOOL": the format's names of backprop's dtypes (what a tensor is written as).
 inline const char* safetensors_dtype(DType dt) {
-  return dt == DType::f32 ? "F32" : "F64";
+  switch (dt) {
+    case DType::f32:
+      return "F32";
+    case DType::f64:
+      return "F64";
+    case DType::i64:
+      return "I64";
+    case DType::bool_:
+      break;
+  }
+  return "BOOL";
+}
+
+/// An element type a file may hold, and the dtype it becomes in memory: F16 and BF16 widen to f32, I32 and
+/// U8 to i64 (every value exactly); the others load as they are.
+struct StoredDType {
+  const char* name;
+  std::size_t bytes;
+  DType loads_as;
+};
+inline constexpr StoredDType kStoredDTypes[] = {
+    {"F32", 4, DType::f32}, {"F64", 8, DType::f64},  {"I64", 8, DType::i64}, {"BOOL", 1, DType::bool_},
+    {"F16", 2, DType::f32}, {"BF16", 2, DType::f32}, {"I32", 4, DType::i64}, {"U8", 1, DType::i64}};
+
+/// IEEE half precision (1 sign, 5 exponent, 10 fraction bits) to float, exactly: subnormals, signed zeros,
+/// infinities and NaN (payload kept in the high fraction bits) included.
+inline float f16_to_f32(std::uint16_t h) {
+  const std::uint32_t sign = std::uint32_t{h & 0x8000u} << 16;
+  const std::uint32_t exponent = (h >> 10) & 0x1fu;
+  std::uint32_t fraction = h & 0x3ffu;
+  std::uint32_t bits = 0;
+  if (exponent == 0x1f) {
+    bits = sign | 0x7f800000u | (fraction << 13);  // inf or NaN
+  } else if (exponent != 0) {
+    bits = sign | ((exponent + 112) << 23) | (fraction << 13);  // normal: rebias 15 -> 127
+  } else if (fraction != 0) {
+    // Subnormal: fraction * 2^-24; normalise it (shift until the implicit bit appears).
+    int e = -1;
+    do {
+      ++e;
+      fraction <<= 1;
+    } while ((fraction & 0x400u) == 0);
+    bits = sign | (static_cast<std::uint32_t>(112 - e) << 23) | ((fraction & 0x3ffu) << 13);
+  } else {
+    bits = sign;  // +-0
+  }
+  return std::bit_cast<float>(bits);
+}
+
+/// bfloat16 (the top half of a float's bits) to float: exact by construction.
+inline float bf16_to_f32(std::uint16_t b) {
+  return std::bit_cast<float>(std::uint32_t{b} << 16);
 }
 
 /// The checksum backprop records under kChecksumKey: CRC-32 over a canonical byte stream of everything the
 /// file means, independent of how the header is formatted or in which order the data lies (so a file
 /// rewritten by another tool that keeps the metadata still verifies). All integers are u64 little-endian,
 /// strings are their byte length then their bytes:
-///   number of tensors; for each tensor in byte-wise order of names: name, dtype ("F32"/"F64"), rank, each
+///   number of tensors; for each tensor in byte-wise order of names: name, dtype (safetensors_dtype), rank, each
 ///   dimension, the raw elements;
 ///   number of metadata entries (kChecksumKey excluded); for each in byte-wise order of keys: key, value.
 /// `tensors` must be defined, with unique names.
@@ -51,6 +102,7 @@ inline std::string format_checksum(std::uint32_t crc) {
 
 /// Flat index of the first NaN or infinite element of `t`, or -1 if every element is finite.
 inline std::int64_t first_non_finite(const Tensor& t) {
+  if (!is_floating(t.dtype())) return -1;  // integers and bools are always finite
   const std::int64_t n = t.numel();
   return dispatch(t.dtype(), [&](auto tag) -> std::int64_t {
     using T = decltype(tag);

@@ -5,6 +5,7 @@
 #include <backprop/io.hpp>
 #include <cctype>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -165,19 +166,57 @@ bool as_u64(const json& v, std::uint64_t& out) {
 
 struct Entry {
   std::string name;
-  DType dtype = f32;
+  const detail::StoredDType* stored = nullptr;  // as in the file
+  DType dtype = f32;                            // as loaded
   Shape shape;
   std::uint64_t elements = 0;
   std::uint64_t begin = 0;
   std::uint64_t end = 0;
 };
 
-DType parse_dtype(const std::string& path, const std::string& name, const json& v) {
+const detail::StoredDType* parse_dtype(const std::string& path, const std::string& name, const json& v) {
   if (!v.is_string()) fail_tensor(path, name, "\"dtype\" is a JSON ", json_kind(v), ", expected a string");
   const auto& s = v.get_ref<const std::string&>();
-  if (s == "F32") return f32;
-  if (s == "F64") return f64;
-  fail_tensor(path, name, "unsupported dtype '", s, "' (supported: F32, F64)");
+  for (const detail::StoredDType& d : detail::kStoredDTypes)
+    if (s == d.name) return &d;
+  fail_tensor(path, name, "unsupported dtype '", s, "' (supported: F32, F64, F16, BF16, I64, I32, U8, BOOL)");
+}
+
+// Reads the elements of `e` (which start at file offset `at`) into t, widening F16/BF16/I32/U8. BOOL bytes
+// must be 0 or 1.
+void read_elements(const detail::InputFile& file, const std::string& path, const Entry& e, std::uint64_t at,
+                   Tensor& t) {
+  const std::string stored = e.stored->name;
+  const auto n = static_cast<std::size_t>(e.elements);
+  if (e.stored->bytes == dtype_size(e.dtype)) {  // F32, F64, I64, BOOL: the bytes as they are
+    file.read_at(at, t.raw_data(), e.end - e.begin);
+    if (e.dtype != bool_) return;
+    const auto* b = static_cast<const unsigned char*>(t.raw_data());
+    for (std::size_t i = 0; i < n; ++i)
+      if (b[i] > 1)
+        fail_tensor(path, e.name, "BOOL element ", i, " (file byte ", at + i, ") is ", int{b[i]},
+                    "; expected 0 or 1");
+    return;
+  }
+  std::vector<unsigned char> raw(static_cast<std::size_t>(e.end - e.begin));
+  file.read_at(at, raw.data(), raw.size());
+  auto load = [&](auto tag) {
+    using U = decltype(tag);
+    std::vector<U> v(n);
+    std::memcpy(v.data(), raw.data(), raw.size());
+    return v;
+  };
+  if (stored == "F16" || stored == "BF16") {
+    const std::vector<std::uint16_t> v = load(std::uint16_t{});
+    float* p = t.data<float>();
+    for (std::size_t i = 0; i < n; ++i)
+      p[i] = stored == "F16" ? detail::f16_to_f32(v[i]) : detail::bf16_to_f32(v[i]);
+  } else if (stored == "I32") {
+    const std::vector<std::int32_t> v = load(std::int32_t{});
+    std::copy(v.begin(), v.end(), t.data<std::int64_t>());
+  } else {  // U8
+    std::copy(raw.begin(), raw.end(), t.data<std::int64_t>());
+  }
 }
 
 // Reads "shape" and counts its elements. The count is 0 as soon as one dimension is 0, whatever the order of
@@ -217,7 +256,8 @@ Entry parse_entry(const std::string& path, const std::string& name, const json& 
   for (const char* key : {"dtype", "shape", "data_offsets"})
     if (!v.contains(key))
       fail_tensor(path, name, "missing field '", key, "' (expected dtype, shape, data_offsets)");
-  e.dtype = parse_dtype(path, name, v["dtype"]);
+  e.stored = parse_dtype(path, name, v["dtype"]);
+  e.dtype = e.stored->loads_as;
   parse_shape(path, e, v["shape"]);
 
   const json& offsets = v["data_offsets"];
@@ -227,13 +267,13 @@ Entry parse_entry(const std::string& path, const std::string& name, const json& 
                 ", expected [begin, end] (two non-negative integers)");
   if (e.begin > e.end) fail_tensor(path, name, "data_offsets [", e.begin, ", ", e.end, "] has begin > end");
   std::uint64_t expected_bytes = 0;
-  if (__builtin_mul_overflow(e.elements, dtype_size(e.dtype), &expected_bytes))
-    fail_tensor(path, name, "shape ", e.shape, " of ", detail::safetensors_dtype(e.dtype),
+  if (__builtin_mul_overflow(e.elements, e.stored->bytes, &expected_bytes))
+    fail_tensor(path, name, "shape ", e.shape, " of ", e.stored->name,
                 " holds more bytes than fit in 64 bits");
   if (e.end - e.begin != expected_bytes)
-    fail_tensor(path, name, "shape ", e.shape, " of ", detail::safetensors_dtype(e.dtype), " needs ",
-                e.elements, " x ", dtype_size(e.dtype), " = ", expected_bytes, " bytes, but data_offsets [",
-                e.begin, ", ", e.end, "] span ", e.end - e.begin);
+    fail_tensor(path, name, "shape ", e.shape, " of ", e.stored->name, " needs ", e.elements, " x ",
+                e.stored->bytes, " = ", expected_bytes, " bytes, but data_offsets [", e.begin, ", ", e.end,
+                "] span ", e.end - e.begin);
   if (e.end > data_bytes)
     fail_tensor(path, name, "data_offsets [", e.begin, ", ", e.end,
                 "] run past the end of the data section (", data_bytes, " bytes)");
@@ -370,7 +410,7 @@ NamedTensors load_safetensors(const std::string& path) {
   // Only now, with every size proven to fit in the file, are tensors allocated and read.
   for (const Entry& e : entries) {
     Tensor t = e.elements == 0 ? empty_tensor(e.shape, e.dtype) : Tensor(e.shape, e.dtype);
-    file.read_at(data_start + e.begin, t.raw_data(), e.end - e.begin);
+    read_elements(file, path, e, data_start + e.begin, t);
     out.tensors.emplace_back(e.name, std::move(t));
   }
   if (checksum) {
@@ -387,7 +427,7 @@ NamedTensors load_safetensors(const std::string& path) {
     if (bad >= 0)
       fail_tensor(path, entries[i].name, "element ", bad, " (index ", detail::index_text(t.shape(), bad),
                   ", file byte ",
-                  data_start + entries[i].begin + static_cast<std::uint64_t>(bad) * dtype_size(t.dtype()),
+                  data_start + entries[i].begin + static_cast<std::uint64_t>(bad) * entries[i].stored->bytes,
                   ") is ", t.flat(bad), "; expected finite values");
   }
   return out;

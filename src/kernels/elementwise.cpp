@@ -157,9 +157,18 @@ void check_same_dtype(const Tensor& a, const Tensor& b, const char* op) {
            b.dtype(), " ", b.shape(), "); convert one with .to()");
 }
 
+/// The op's name in errors (the public op that runs the kernel).
+const char* unary_name(Unary op) {
+  static constexpr const char* kNames[] = {
+      "neg",  "exp",        "log", "sqrt", "abs", "sign", "sigmoid", "tanh",  "relu",  "leaky_relu",
+      "relu", "leaky_relu", "pow", "add",  "mul", "rsub", "rdiv",    "clamp", "clamp", "greater"};
+  static_assert(std::size(kNames) == static_cast<std::size_t>(Unary::greater_scalar) + 1);
+  return kNames[static_cast<std::size_t>(op)];
+}
 }  // namespace
 
 Tensor unary(Unary op, const Tensor& x_in, double alpha, double beta) {
+  check_floating(x_in, unary_name(op), "x");
   const Tensor x = dense(x_in);
   Tensor y(x.shape(), x.dtype());
   dispatch(x.dtype(), [&](auto tag) {
@@ -247,7 +256,7 @@ Tensor activation_backward(ActivationGrad kind, const Tensor& dy_in, const Tenso
 Tensor broadcast_to(const Tensor& x_in, const Shape& shape) {
   const Tensor x = dense(x_in);
   Tensor out(shape, x.dtype());
-  dispatch(x.dtype(), [&](auto tag) {
+  dispatch_all(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const T* px = x.data<T>();
     T* po = out.data<T>();
@@ -312,13 +321,13 @@ Tensor sum_to(const Tensor& x_in, const Shape& shape) {
 Tensor convert(const Tensor& x_in, DType dtype) {
   const Tensor x = dense(x_in);
   Tensor y(x.shape(), dtype);
-  dispatch(x.dtype(), [&](auto from_tag) {
+  dispatch_all(x.dtype(), [&](auto from_tag) {
     using From = decltype(from_tag);
-    dispatch(dtype, [&](auto to_tag) {
+    dispatch_all(dtype, [&](auto to_tag) {
       using To = decltype(to_tag);
       const From* px = x.data<From>();
       To* py = y.data<To>();
-      for (std::int64_t i = 0; i < x.numel(); ++i) py[i] = static_cast<To>(px[i]);
+      for (std::int64_t i = 0; i < x.numel(); ++i) py[i] = convert_value<To>(px[i]);
     });
   });
   return y;
@@ -369,9 +378,9 @@ void fill(Tensor& dst, double value) {
     fill(tmp, value);
     return copy_elements(dst, tmp);
   }
-  dispatch(dst.dtype(), [&](auto tag) {
+  dispatch_all(dst.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    std::fill(dst.data<T>(), dst.data<T>() + dst.numel(), static_cast<T>(value));
+    std::fill(dst.data<T>(), dst.data<T>() + dst.numel(), convert_value<T>(value));
   });
 }
 

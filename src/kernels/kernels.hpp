@@ -62,13 +62,13 @@ Tensor activation_backward(ActivationGrad kind, const Tensor& dy, const Tensor& 
 Tensor sum_all(const Tensor& x);
 /// Sum along one axis.
 Tensor sum_axis(const Tensor& x, std::int64_t axis, bool keepdim);
-/// Max along one axis and the (first) argmax, as f64 indices.
+/// Max along one axis and the (first) argmax, as i64 indices.
 void max_axis(const Tensor& x, std::int64_t axis, bool keepdim, Tensor& values, Tensor& indices);
-/// Max (largest) or min along one axis and the first index reaching it (NaN counts as the extreme), as f64
+/// Max (largest) or min along one axis and the first index reaching it (NaN counts as the extreme), as i64
 /// indices. `op` names the caller in the error for an empty axis.
 void extreme_axis(const Tensor& x, std::int64_t axis, bool keepdim, bool largest, const char* op,
                   Tensor& values, Tensor& indices);
-/// Indices (f64) of the k largest (or smallest) elements along `axis`, best first when `sorted`, else in
+/// Indices (i64) of the k largest (or smallest) elements along `axis`, best first when `sorted`, else in
 /// index order; ties keep index order. 0 <= k <= size of the axis.
 Tensor topk_indices(const Tensor& x, std::int64_t axis, std::int64_t k, bool largest, bool sorted);
 /// 1 at the (first) maximal element along axis, 0 elsewhere (shape of x).

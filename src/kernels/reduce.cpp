@@ -100,8 +100,8 @@ void extreme_axis(const Tensor& x_in, std::int64_t axis, bool keepdim, bool larg
   BP_CHECK(sp.n > 0, ShapeError, op, ": cannot reduce an empty axis ", axis, " of shape ", x.shape());
   const Shape shape = reduced_shape(x.shape(), axis, keepdim);
   values = Tensor(shape, x.dtype());
-  indices = Tensor(shape, f64);
-  double* pi = indices.data<double>();
+  indices = Tensor(shape, i64);
+  std::int64_t* pi = indices.data<std::int64_t>();
   dispatch(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const T* px = x.data<T>();
@@ -109,7 +109,7 @@ void extreme_axis(const Tensor& x_in, std::int64_t axis, bool keepdim, bool larg
     for (std::int64_t o = 0; o < sp.outer; ++o) {
       const T* src = px + o * sp.n * sp.inner;
       T* best = pv + o * sp.inner;
-      double* arg = pi + o * sp.inner;
+      std::int64_t* arg = pi + o * sp.inner;
       // Row by row, so the inner dimension is read contiguously (axis 0 of [N, C] is not a strided walk).
       for (std::int64_t i = 0; i < sp.inner; ++i) {
         best[i] = src[i];
@@ -120,7 +120,7 @@ void extreme_axis(const Tensor& x_in, std::int64_t axis, bool keepdim, bool larg
         for (std::int64_t i = 0; i < sp.inner; ++i)
           if (beats(row[i], best[i], largest)) {
             best[i] = row[i];
-            arg[i] = static_cast<double>(k);
+            arg[i] = k;
           }
       }
     }
@@ -132,8 +132,8 @@ Tensor topk_indices(const Tensor& x_in, std::int64_t axis, std::int64_t k, bool 
   const AxisSplit sp = split_axis(x.shape(), axis);
   Shape shape = x.shape();
   shape[static_cast<std::size_t>(axis)] = k;
-  Tensor indices(shape, f64);
-  double* pi = indices.data<double>();
+  Tensor indices(shape, i64);
+  std::int64_t* pi = indices.data<std::int64_t>();
   dispatch(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const T* px = x.data<T>();
@@ -152,7 +152,7 @@ Tensor topk_indices(const Tensor& x_in, std::int64_t axis, std::int64_t k, bool 
         std::partial_sort(order.begin(), order.begin() + k, order.end(), better);
         if (!sorted) std::sort(order.begin(), order.begin() + k);
         for (std::int64_t j = 0; j < k; ++j)
-          pi[(o * k + j) * sp.inner + i] = static_cast<double>(order[static_cast<std::size_t>(j)]);
+          pi[(o * k + j) * sp.inner + i] = order[static_cast<std::size_t>(j)];
       }
   });
   return indices;
@@ -176,6 +176,7 @@ bool finite_bits(const T* p, std::int64_t n) {
 }  // namespace
 
 bool all_finite(const Tensor& x_in) {
+  if (!is_floating(x_in.dtype())) return true;
   const Tensor x = dense(x_in);
   if (x.dtype() == f32) return finite_bits<float, std::uint32_t>(x.data<float>(), x.numel());
   return finite_bits<double, std::uint64_t>(x.data<double>(), x.numel());
@@ -192,7 +193,7 @@ std::int64_t count_argmax_matches(const Tensor& outputs_in, const Tensor& target
   std::int64_t matches = 0;
   dispatch(outputs.dtype(), [&](auto out_tag) {
     using T = decltype(out_tag);
-    dispatch(targets.dtype(), [&](auto target_tag) {
+    dispatch_all(targets.dtype(), [&](auto target_tag) {
       using L = decltype(target_tag);
       const T* po = outputs.data<T>();
       const L* pt = targets.data<L>();
@@ -219,13 +220,13 @@ Tensor argmax_mask(const Tensor& x, std::int64_t axis) {
   max_axis(x, axis, true, values, indices);
   const AxisSplit sp = split_axis(x.shape(), axis);
   Tensor mask = zeros(x.shape(), x.dtype());
-  const double* pi = indices.data<double>();
+  const std::int64_t* pi = indices.data<std::int64_t>();
   dispatch(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     T* pm = mask.data<T>();
     for (std::int64_t o = 0; o < sp.outer; ++o)
       for (std::int64_t i = 0; i < sp.inner; ++i) {
-        const auto k = static_cast<std::int64_t>(pi[o * sp.inner + i]);
+        const std::int64_t k = pi[o * sp.inner + i];
         pm[(o * sp.n + k) * sp.inner + i] = T(1);
       }
   });

@@ -16,6 +16,10 @@ double reduction_scale(Reduction r, std::int64_t n) {
 // Checks logits [N, C] against class indices [N] (whole numbers in [0, C)) and returns the target
 // distribution q = (1 - eps) one_hot(y) + eps / C as a constant [N, C] tensor of the logits' dtype.
 Tensor class_targets(const char* who, const Tensor& scores, const Tensor& target, double eps) {
+  check_floating(scores, who, "scores");
+  BP_CHECK(target.defined() && target.dtype() != bool_, DTypeError, who,
+           ": target must be i64 class indices (or whole numbers in f32/f64), got ",
+           target.defined() ? dtype_name(target.dtype()) : "an undefined tensor");
   BP_CHECK(scores.dim() == 2, ShapeError, who, ": expected scores [N, C], got ", scores.shape());
   const std::int64_t n = scores.size(0), c = scores.size(1);
   BP_CHECK(n > 0 && c > 0, ShapeError, who, ": empty scores ", scores.shape());

@@ -15,6 +15,8 @@ void check_same_dtype(const char* op, const Tensor& a, const Tensor& b) {
            b.dtype(), " ", b.shape(), "); convert one with .to()");
 }
 Tensor binary_forward(const char* op, Binary kind, const Tensor& a, const Tensor& b) {
+  check_floating(a, op, "a");
+  check_floating(b, op, "b");
   check_same_dtype(op, a, b);
   if (a.shape() != b.shape()) broadcast_shapes(a.shape(), b.shape(), op);  // throws naming the op
   return kernels::binary(kind, a, b);
@@ -206,6 +208,7 @@ Tensor leaky_relu(const Tensor& x, double slope) {
 Tensor masked_scale(const Tensor& x, const Tensor& mask, double scale) {
   BP_CHECK(x.shape() == mask.shape(), ShapeError, "masked_scale: mask shape ", mask.shape(),
            " does not match ", x.shape());
+  check_floating(x, "masked_scale", "x");
   check_same_dtype("masked_scale", x, mask);
   Tensor y = kernels::masked_scale(x, mask, scale);
   return record("masked_scale", y, {x},

@@ -24,6 +24,8 @@ Tensor gemm_operand(const Tensor& t, bool& transposed) {
 }
 
 Tensor mm_forward(const Tensor& a_in, const Tensor& b_in, bool ta, bool tb) {
+  check_floating(a_in, "matmul", "a");
+  check_floating(b_in, "matmul", "b");
   const Tensor a = gemm_operand(a_in, ta);
   const Tensor b = gemm_operand(b_in, tb);
   BP_CHECK(a.dtype() == b.dtype(), DTypeError, "matmul: dtypes differ (", a.dtype(), " ", a.shape(), " vs ",
@@ -126,6 +128,8 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
 // y = x W^T + b: dL/dx = dy W, dL/dW = dy^T x, dL/db = sum of dy over the batch. The delta rule in matrix
 // form.
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  check_floating(x, "linear", "input");
+  check_floating(weight, "linear", "weight");
   BP_CHECK(x.dim() == 2 && weight.dim() == 2, ShapeError,
            "linear: expected input [N, in] and weight [out, in], got ", x.shape(), " and ", weight.shape());
   BP_CHECK(x.size(1) == weight.size(1), ShapeError, "linear: input has ", x.size(1), " features but weight ",
@@ -149,6 +153,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
 }
 
 Tensor transpose(const Tensor& x) {
+  check_floating(x, "transpose", "x");
   BP_CHECK(x.dim() == 2, ShapeError, "transpose: expected a 2-D tensor, got ", x.shape());
   return transpose(x, 0, 1);
 }

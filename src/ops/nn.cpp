@@ -8,6 +8,7 @@ namespace backprop {
 
 // y_i = exp(x_i) / sum_j exp(x_j): dL/dx = y (dy - sum(dy y)), written with the kept output y.
 Tensor softmax(const Tensor& x, std::int64_t axis) {
+  check_floating(x, "softmax", "x");
   const std::int64_t ax = normalize_axis(axis, x.dim(), "softmax");
   Tensor y = kernels::softmax(x, ax, false);
   return record("softmax", y, {x},
@@ -19,6 +20,7 @@ Tensor softmax(const Tensor& x, std::int64_t axis) {
 
 // y = x - logsumexp(x): dL/dx = dy - softmax(x) sum(dy) = dy - exp(y) sum(dy).
 Tensor log_softmax(const Tensor& x, std::int64_t axis) {
+  check_floating(x, "log_softmax", "x");
   const std::int64_t ax = normalize_axis(axis, x.dim(), "log_softmax");
   Tensor y = kernels::softmax(x, ax, true);
   return record("log_softmax", y, {x},
@@ -32,7 +34,7 @@ Tensor one_hot(const Tensor& labels, std::int64_t classes, DType dtype) {
   BP_CHECK(classes > 0, ValueError, "one_hot: number of classes must be positive, got ", classes);
   const std::int64_t n = labels.numel();
   Tensor y = zeros({n, classes}, dtype);
-  dispatch(dtype, [&](auto tag) {
+  dispatch_all(dtype, [&](auto tag) {
     using T = decltype(tag);
     T* p = y.data<T>();
     for (std::int64_t i = 0; i < n; ++i) {

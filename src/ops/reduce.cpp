@@ -18,6 +18,7 @@ Shape keepdim_shape(const Shape& shape, std::int64_t axis) {
 
 // y = sum of all x: dL/dx = dy repeated over x's shape.
 Tensor sum(const Tensor& x) {
+  check_floating(x, "sum", "x");
   Tensor y = kernels::sum_all(x);
   return record("sum", y, {x},
                 [shape = x.shape()](const Tensor& dy) { return Tensors{broadcast_to(dy, shape)}; },
@@ -25,6 +26,7 @@ Tensor sum(const Tensor& x) {
 }
 
 Tensor sum(const Tensor& x, std::int64_t axis, bool keepdim) {
+  check_floating(x, "sum", "x");
   const std::int64_t ax = normalize_axis(axis, x.dim(), "sum");
   Tensor y = kernels::sum_axis(x, ax, keepdim);
   return record("sum_axis", y, {x},
@@ -35,11 +37,13 @@ Tensor sum(const Tensor& x, std::int64_t axis, bool keepdim) {
 }
 
 Tensor mean(const Tensor& x) {
+  check_floating(x, "mean", "x");
   BP_CHECK(x.numel() > 0, ValueError, "mean: empty tensor of shape ", x.shape());
   return mul(sum(x), 1.0 / static_cast<double>(x.numel()));
 }
 
 Tensor mean(const Tensor& x, std::int64_t axis, bool keepdim) {
+  check_floating(x, "mean", "x");
   const std::int64_t ax = normalize_axis(axis, x.dim(), "mean");
   const std::int64_t n = x.shape()[static_cast<std::size_t>(ax)];
   BP_CHECK(n > 0, ValueError, "mean: axis ", axis, " of shape ", x.shape(), " is empty");
@@ -48,6 +52,7 @@ Tensor mean(const Tensor& x, std::int64_t axis, bool keepdim) {
 
 // y = max along axis: the gradient flows to the first maximal element of each slice (a constant mask).
 Tensor max(const Tensor& x, std::int64_t axis, bool keepdim) {
+  check_floating(x, "max", "x");
   const std::int64_t ax = normalize_axis(axis, x.dim(), "max");
   Tensor values, indices;
   kernels::max_axis(x, ax, keepdim, values, indices);
@@ -58,6 +63,7 @@ Tensor max(const Tensor& x, std::int64_t axis, bool keepdim) {
 }
 
 Tensor argmax(const Tensor& x, std::int64_t axis, bool keepdim) {
+  check_floating(x, "argmax", "x");
   const std::int64_t ax = normalize_axis(axis, x.dim(), "argmax");
   Tensor values, indices;
   kernels::max_axis(x, ax, keepdim, values, indices);
@@ -66,6 +72,7 @@ Tensor argmax(const Tensor& x, std::int64_t axis, bool keepdim) {
 
 // sum_to reduces x to `shape`; its derivative repeats the gradient back up: broadcast_to.
 Tensor sum_to(const Tensor& x, const Shape& shape) {
+  check_floating(x, "sum_to", "x");
   if (x.shape() == shape) return x;
   BP_CHECK(broadcast_shapes(shape, x.shape(), "sum_to") == x.shape(), ShapeError, "sum_to: cannot reduce ",
            x.shape(), " to ", shape);
@@ -164,6 +171,7 @@ Tensor expand_back(const Tensor& dy, const Reduction& r, const Shape& shape) {
 
 // amax / amin: the gradient is shared evenly among the elements equal to the extreme (a constant weight).
 Tensor extreme(const Tensor& x, const Dims& dims, bool keepdim, Kind kind, const char* op) {
+  check_floating(x, op, "x");
   const Reduction r = plan(x.shape(), dims, keepdim, op);
   Tensor y = reduce_value(x, r, kind, op);
   return record(
@@ -202,6 +210,7 @@ Tensor sqrt_zero_subgradient(const Tensor& s, const char* op) {
 
 ValuesIndices extreme_with_indices(const Tensor& x, std::int64_t dim, bool keepdim, bool largest,
                                    const char* op) {
+  check_floating(x, op, "x");
   const std::int64_t ax = normalize_axis(dim, x.dim(), op);
   Tensor values, indices;
   kernels::extreme_axis(x, ax, true, largest, op, values, indices);
@@ -218,6 +227,7 @@ ValuesIndices extreme_with_indices(const Tensor& x, std::int64_t dim, bool keepd
 }  // namespace
 
 Tensor sum(const Tensor& x, const Dims& dims, bool keepdim) {
+  check_floating(x, "sum", "x");
   const Reduction r = plan(x.shape(), dims, keepdim, "sum");
   Tensor y = reduce_value(x, r, Kind::sum, "sum");
   return record("sum_dims", y, {x},
@@ -226,6 +236,7 @@ Tensor sum(const Tensor& x, const Dims& dims, bool keepdim) {
 }
 
 Tensor mean(const Tensor& x, const Dims& dims, bool keepdim) {
+  check_floating(x, "mean", "x");
   const Reduction r = plan(x.shape(), dims, keepdim, "mean");
   BP_CHECK(r.count > 0, ValueError, "mean: dims ", dims, " of shape ", x.shape(), " hold no elements");
   return mul(sum(x, dims, keepdim), 1.0 / static_cast<double>(r.count));
@@ -241,6 +252,7 @@ Tensor amin(const Tensor& x, const Dims& dims, bool keepdim) {
 
 // m + log(sum(exp(x - m))) with m a constant: its derivative is exp(x - m) / sum(exp(x - m)) = softmax.
 Tensor logsumexp(const Tensor& x, const Dims& dims, bool keepdim) {
+  check_floating(x, "logsumexp", "x");
   const Reduction r = plan(x.shape(), dims, keepdim, "logsumexp");
   Tensor m = reduce_value(x, plan(x.shape(), dims, true, "logsumexp"), Kind::max, "logsumexp");
   dispatch(m.dtype(), [&](auto tag) {
@@ -254,6 +266,7 @@ Tensor logsumexp(const Tensor& x, const Dims& dims, bool keepdim) {
 }
 
 Tensor var(const Tensor& x, const Dims& dims, double correction, bool keepdim) {
+  check_floating(x, "var", "x");
   const Reduction r = plan(x.shape(), dims, keepdim, "var");
   BP_CHECK(r.count > 0, ValueError, "var: dims ", dims, " of shape ", x.shape(), " hold no elements");
   const Tensor d = sub(x, mean(x, dims, true));
@@ -266,6 +279,7 @@ Tensor std(const Tensor& x, const Dims& dims, double correction, bool keepdim) {
 }
 
 Tensor norm(const Tensor& x, double p, const Dims& dims, bool keepdim) {
+  check_floating(x, "norm", "x");
   plan(x.shape(), dims, keepdim, "norm");  // checks dims
   if (p == 2) return sqrt_zero_subgradient(sum(mul(x, x), dims, keepdim), "norm");
   if (p == 1) return sum(abs(x), dims, keepdim);
@@ -288,6 +302,7 @@ ValuesIndices min_with_indices(const Tensor& x, std::int64_t dim, bool keepdim) 
 }
 
 Tensor argmin(const Tensor& x, std::int64_t dim, bool keepdim) {
+  check_floating(x, "argmin", "x");
   const std::int64_t ax = normalize_axis(dim, x.dim(), "argmin");
   Tensor values, indices;
   kernels::extreme_axis(x, ax, keepdim, false, "argmin", values, indices);
@@ -295,6 +310,7 @@ Tensor argmin(const Tensor& x, std::int64_t dim, bool keepdim) {
 }
 
 ValuesIndices topk(const Tensor& x, std::int64_t k, std::int64_t dim, bool largest, bool sorted) {
+  check_floating(x, "topk", "x");
   const std::int64_t ax = normalize_axis(dim, x.dim(), "topk");
   const std::int64_t n = x.shape()[static_cast<std::size_t>(ax)];
   BP_CHECK(k >= 0 && k <= n, ValueError, "topk: k = ", k, " is out of range for dim ", dim, " of shape ",

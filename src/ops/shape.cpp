@@ -116,7 +116,7 @@ Tensor take(const Tensor& x, const Shape& out_shape, std::shared_ptr<const Maps>
             const char* name) {
   Tensor y(out_shape, x.dtype());
   const Tensor xd = kernels::dense(x);
-  dispatch(x.dtype(), [&](auto tag) {
+  dispatch_all(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const T* src = xd.data<T>();
     T* dst = y.data<T>();
@@ -136,7 +136,7 @@ Tensor take(const Tensor& x, const Shape& out_shape, std::shared_ptr<const Maps>
 Tensor put_add(const Tensor& dy, const Shape& in_shape, std::shared_ptr<const Maps> maps) {
   Tensor y = zeros(in_shape, dy.dtype());
   const Tensor dyd = kernels::dense(dy);
-  dispatch(dy.dtype(), [&](auto tag) {
+  dispatch(dy.dtype(), "put_add", [&](auto tag) {
     using T = decltype(tag);
     const T* src = dyd.data<T>();
     T* dst = y.data<T>();
@@ -161,12 +161,17 @@ Tensor take_dim(const Tensor& x, std::int64_t dim, std::vector<std::int64_t> map
   return take(x, out, std::move(maps), fill, name);
 }
 
-/// The values of an index tensor (whole numbers in f32/f64) or list, each checked against [0, size).
+/// The values of an index tensor (i64, or whole numbers in f32/f64) or list, each checked against [0, size).
 std::vector<std::int64_t> index_values(const char* op, const Tensor& index, std::int64_t dim,
                                        const Shape& shape) {
   BP_CHECK(index.defined(), ValueError, op, ": index is undefined");
+  BP_CHECK(index.dtype() != bool_, DTypeError, op, ": index is a bool tensor ", index.shape(),
+           "; expected i64 indices (or whole numbers in f32/f64)");
   std::vector<std::int64_t> out(static_cast<std::size_t>(index.numel()));
-  const std::vector<double> v = index.to_vector();
+  if (index.dtype() == i64) {
+    std::copy(index.data<std::int64_t>(), index.data<std::int64_t>() + index.numel(), out.begin());
+  }
+  const std::vector<double> v = index.dtype() == i64 ? std::vector<double>() : index.to_vector();
   for (std::size_t i = 0; i < v.size(); ++i) {
     BP_CHECK(std::isfinite(v[i]) && v[i] == std::floor(v[i]), ValueError, op, ": index ", v[i], " (position ",
              i, ") is not a whole number");
@@ -224,7 +229,7 @@ Tensor gather_impl(const Tensor& x, std::int64_t dim, const Tensor& index) {
   const std::vector<std::int64_t> idx = index_values("gather", index, dim, x.shape());
   Tensor y(index.shape(), x.dtype());
   const Tensor xd = kernels::dense(x);
-  dispatch(x.dtype(), [&](auto tag) {
+  dispatch_all(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const T* src = xd.data<T>();
     T* dst = y.data<T>();
@@ -243,7 +248,7 @@ Tensor scatter_add_zeros(const Tensor& src, std::int64_t dim, const Tensor& inde
   const std::vector<std::int64_t> idx = index_values("scatter_add", index, dim, shape);
   Tensor y = zeros(shape, src.dtype());
   const Tensor srcd = kernels::dense(src);
-  dispatch(src.dtype(), [&](auto tag) {
+  dispatch(src.dtype(), "scatter_add", [&](auto tag) {
     using T = decltype(tag);
     const T* s = srcd.data<T>();
     T* dst = y.data<T>();
@@ -358,6 +363,7 @@ Tensor view(const Tensor& x, const Shape& shape) {
 Tensor to_dtype(const Tensor& x, DType dtype) {
   if (x.dtype() == dtype) return x;
   Tensor y = kernels::convert(x, dtype);
+  if (!is_floating(dtype)) return y;  // an i64 or bool result has no gradient: the graph ends here
   return record("to_dtype", y, {x},
                 [from = x.dtype()](const Tensor& dy) { return Tensors{to_dtype(dy, from)}; },
                 {.saves_inputs = false});

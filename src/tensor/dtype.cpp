@@ -5,7 +5,22 @@
 namespace backprop {
 
 const char* dtype_name(DType dt) {
-  return dt == DType::f32 ? "f32" : "f64";
+  switch (dt) {
+    case DType::f32:
+      return "f32";
+    case DType::f64:
+      return "f64";
+    case DType::i64:
+      return "i64";
+    case DType::bool_:
+      break;
+  }
+  return "bool";
+}
+
+void detail::throw_not_floating(DType dt, const char* op) {
+  throw DTypeError(
+      detail::cat(op, ": needs a floating tensor (f32 or f64), got ", dt, "; convert it with .to(bp::f32)"));
 }
 
 std::ostream& operator<<(std::ostream& out, DType dt) {

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <backprop/autograd.hpp>
 #include <backprop/memory.hpp>
 #include <backprop/ops.hpp>
@@ -162,8 +163,8 @@ T* element(const TensorImpl& t, std::int64_t storage_idx) {
 double Tensor::flat(std::int64_t i) const {
   BP_CHECK(i >= 0 && i < numel(), IndexError, "flat index ", i, " is out of range for shape ", shape());
   const std::int64_t at = storage_index(*impl_, i);
-  return dispatch(dtype(),
-                  [&](auto tag) { return static_cast<double>(*element<decltype(tag)>(*impl_, at)); });
+  return dispatch_all(dtype(),
+                      [&](auto tag) { return static_cast<double>(*element<decltype(tag)>(*impl_, at)); });
 }
 
 namespace {
@@ -185,21 +186,23 @@ std::int64_t storage_index(const Tensor& t, std::span<const std::int64_t> index)
 
 double Tensor::at(std::span<const std::int64_t> index) const {
   const std::int64_t off = storage_index(*this, index);
-  return dispatch(dtype(),
+  return dispatch_all(dtype(),
                   [&](auto tag) { return static_cast<double>(*element<decltype(tag)>(*impl_, off)); });
 }
 
 void Tensor::set(std::span<const std::int64_t> index, double value) {
   const std::int64_t off = storage_index(*this, index);
   check_inplace_("set");
-  dispatch(dtype(),
-           [&](auto tag) { *element<decltype(tag)>(*impl_, off) = static_cast<decltype(tag)>(value); });
+  // Through convert_value, so set() stores what to(dtype) would make of the double.
+  dispatch_all(dtype(), [&](auto tag) {
+    *element<decltype(tag)>(*impl_, off) = convert_value<decltype(tag)>(value);
+  });
 }
 
 std::vector<double> Tensor::to_vector() const {
   const Tensor dense = kernels::dense(*this);
   std::vector<double> v(static_cast<std::size_t>(numel()));
-  dispatch(dtype(), [&](auto tag) {
+  dispatch_all(dtype(), [&](auto tag) {
     const auto* p = dense.data<decltype(tag)>();
     for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<double>(p[i]);
   });
@@ -242,6 +245,8 @@ bool Tensor::requires_grad() const {
 }
 
 Tensor& Tensor::requires_grad_(bool required) {
+  BP_CHECK(!required || is_floating(dtype()), AutogradError, "requires_grad_: a ", dtype(), " tensor ",
+           shape(), " cannot require gradients; only f32 and f64 tensors can (convert it with .to(bp::f32))");
   BP_CHECK(is_leaf(), AutogradError,
            "requires_grad_: only leaf tensors can be marked; this tensor was produced by '",
            impl_->grad_fn->name(), "' (use detach() to make a leaf)");
@@ -366,10 +371,10 @@ Tensor arange(double start, double end, double step, DType dtype) {
   const double count = std::ceil((end - start) / step);
   const auto n = static_cast<std::int64_t>(count > 0 ? count : 0);
   Tensor t({n}, dtype);
-  dispatch(dtype, [&](auto tag) {
+  dispatch_all(dtype, [&](auto tag) {
     auto* p = t.data<decltype(tag)>();
     for (std::int64_t i = 0; i < n; ++i)
-      p[i] = static_cast<decltype(tag)>(start + static_cast<double>(i) * step);
+      p[i] = convert_value<decltype(tag)>(start + static_cast<double>(i) * step);
   });
   return t;
 }
@@ -382,9 +387,9 @@ Tensor from_vector(const std::vector<double>& values, const Shape& shape, DType 
   BP_CHECK(numel(s) == static_cast<std::int64_t>(values.size()), ShapeError, "from_vector: ", values.size(),
            " values do not fill shape ", s, " (", numel(s), " elements)");
   Tensor t(s, dtype);
-  dispatch(dtype, [&](auto tag) {
+  dispatch_all(dtype, [&](auto tag) {
     auto* p = t.data<decltype(tag)>();
-    for (std::size_t i = 0; i < values.size(); ++i) p[i] = static_cast<decltype(tag)>(values[i]);
+    for (std::size_t i = 0; i < values.size(); ++i) p[i] = convert_value<decltype(tag)>(values[i]);
   });
   return t;
 }
@@ -416,7 +421,7 @@ Tensor tensor(std::initializer_list<std::initializer_list<double>> rows, DType d
 
 Tensor rand(const Shape& shape, Generator& gen, DType dtype, double lo, double hi) {
   Tensor t(shape, dtype);
-  dispatch(dtype, [&](auto tag) {
+  dispatch(dtype, "rand", [&](auto tag) {
     auto* p = t.data<decltype(tag)>();
     for (std::int64_t i = 0; i < t.numel(); ++i) p[i] = static_cast<decltype(tag)>(gen.uniform(lo, hi));
   });
@@ -425,7 +430,7 @@ Tensor rand(const Shape& shape, Generator& gen, DType dtype, double lo, double h
 
 Tensor randn(const Shape& shape, Generator& gen, DType dtype, double mean, double stddev) {
   Tensor t(shape, dtype);
-  dispatch(dtype, [&](auto tag) {
+  dispatch(dtype, "randn", [&](auto tag) {
     auto* p = t.data<decltype(tag)>();
     for (std::int64_t i = 0; i < t.numel(); ++i)
       p[i] = static_cast<decltype(tag)>(mean + stddev * gen.normal());
@@ -435,11 +440,20 @@ Tensor randn(const Shape& shape, Generator& gen, DType dtype, double mean, doubl
 
 bool allclose(const Tensor& a, const Tensor& b, double rtol, double atol) {
   BP_CHECK(a.shape() == b.shape(), ShapeError, "allclose: shapes ", a.shape(), " and ", b.shape(), " differ");
+  if (!is_floating(a.dtype()) && !is_floating(b.dtype())) {  // exact, without a trip through double
+    const Tensor x = a.to(i64), y = b.to(i64);
+    return std::equal(x.data<std::int64_t>(), x.data<std::int64_t>() + x.numel(), y.data<std::int64_t>());
+  }
   for (std::int64_t i = 0; i < a.numel(); ++i) {
     const double x = a.flat(i), y = b.flat(i);
     if (!(std::abs(x - y) <= atol + rtol * std::abs(y))) return false;
   }
   return true;
+}
+
+void check_floating(const Tensor& t, const char* op, const char* arg) {
+  BP_CHECK(is_floating(t.dtype()), DTypeError, op, ": ", arg, " is a ", t.dtype(), " tensor ", t.shape(),
+           "; this operation needs f32 or f64 (convert it with .to(bp::f32))");
 }
 
 double max_abs_diff(const Tensor& a, const Tensor& b) {
@@ -461,12 +475,12 @@ class Printer {
     // Whole numbers print as integers; everything else with 5 significant digits, aligned to the widest.
     integral_ = true;
     walk(0, 0, 0, nullptr);
-    walk(0, 0, 0, [this](double v) { width_ = std::max(width_, format(v).size()); });
+    walk(0, 0, 0, [this](std::int64_t i) { width_ = std::max(width_, format(i).size()); });
   }
   void print() {
     printing_ = true;
-    walk(0, 0, 0, [this](double v) {
-      const std::string s = format(v);
+    walk(0, 0, 0, [this](std::int64_t i) {
+      const std::string s = format(i);
       out_ << std::string(width_ - s.size(), ' ') << s;
     });
   }
@@ -475,7 +489,11 @@ class Printer {
   static constexpr std::int64_t kEdge = 3;
   static constexpr std::int64_t kSummariseAbove = 1000;
 
-  std::string format(double v) const {
+  // Element i of the flattened tensor: i64 exactly, bool as true/false, floats as decided by the scan.
+  std::string format(std::int64_t i) const {
+    if (t_.dtype() == i64) return std::to_string(t_.data<std::int64_t>()[i]);
+    if (t_.dtype() == bool_) return t_.data<bool>()[i] ? "true" : "false";
+    const double v = t_.flat(i);
     std::ostringstream s;
     if (integral_)
       s << std::fixed << std::setprecision(0) << v;
@@ -485,7 +503,7 @@ class Printer {
   }
 
   // emit == nullptr: the scan that decides the number format (no output).
-  void walk(std::size_t d, std::int64_t off, int indent, const std::function<void(double)>& emit) {
+  void walk(std::size_t d, std::int64_t off, int indent, const std::function<void(std::int64_t)>& emit) {
     const Shape& shape = t_.shape();
     const std::int64_t n = shape[d];
     std::int64_t stride = 1;
@@ -501,11 +519,12 @@ class Printer {
         continue;
       }
       if (last_dim) {
-        const double v = t_.flat(off + i);
-        if (!emit)
+        if (!emit) {
+          const double v = t_.flat(off + i);
           integral_ = integral_ && std::isfinite(v) && v == std::floor(v) && std::abs(v) < 1e15;
-        else
-          emit(v);
+        } else {
+          emit(off + i);
+        }
       } else {
         walk(d + 1, off + i * stride, indent + 1, emit);
       }
@@ -530,11 +549,14 @@ std::ostream& operator<<(std::ostream& out, const Tensor& t) {
   if (t.requires_grad()) out << ", requires_grad";
   out << ")\n";
   if (t.numel() == 0) return out << "[]";
-  if (t.dim() == 0) {
+  if (t.dim() == 0 && is_floating(t.dtype())) {
     std::ostringstream s;
     s << std::setprecision(5) << t.item();
     return out << s.str();
   }
+  if (t.dim() == 0)
+    return out << (t.dtype() == i64 ? std::to_string(t.data<std::int64_t>()[0])
+                                    : std::string(t.data<bool>()[0] ? "true" : "false"));
   Printer(t, out).print();
   return out;
 }

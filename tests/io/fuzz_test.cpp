@@ -27,7 +27,9 @@ class Fuzz : public ::testing::Test {
     original = {.tensors = {{"w", bp::randn({3, 4}, gen)},
                             {"b", bp::randn({5}, gen, bp::f64)},
                             {"s", bp::scalar(0.5)},
-                            {"e", bp::zeros({0, 2})}},
+                            {"e", bp::zeros({0, 2})},
+                            {"i", bp::tensor({7, -2}, bp::i64)},
+                            {"m", bp::tensor({1, 0, 1}, bp::bool_)}},
                 .metadata = {{"epoch", "3"}}};
     bp::io::save_safetensors(path, original);
     valid = iotest::read_bytes(path);

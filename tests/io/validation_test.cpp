@@ -132,10 +132,11 @@ TEST_F(Validation, EntryFields) {
                   {"tensor 'w'", "unknown field 'strides'"});
 }
 
-TEST_F(Validation, DtypeMustBeF32OrF64) {
-  for (const std::string& dt : std::vector<std::string>{"F16", "BF16", "I64", "U8", "BOOL", "f32"}) {
+TEST_F(Validation, DtypeMustBeOneTheReaderKnows) {
+  for (const std::string& dt : std::vector<std::string>{"F8_E4M3", "I8", "U16", "C64", "f32"}) {
     expect_rejected(raw_file(R"({"w":{"dtype":")" + dt + R"(","shape":[0],"data_offsets":[0,0]}})"),
-                    {"tensor 'w'", "unsupported dtype '" + dt + "' (supported: F32, F64)"});
+                    {"tensor 'w'",
+                     "unsupported dtype '" + dt + "' (supported: F32, F64, F16, BF16, I64, I32, U8, BOOL)"});
   }
   expect_rejected(raw_file(R"({"w":{"dtype":32,"shape":[0],"data_offsets":[0,0]}})"),
                   {"\"dtype\" is a JSON number, expected a string"});

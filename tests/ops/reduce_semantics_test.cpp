@@ -64,7 +64,7 @@ TEST(ReduceDims, MaxMinArgminAndTheirIndices) {
   const bp::ValuesIndices mx = bp::max_with_indices(x, 0);
   EXPECT_EQ(values(mx.values), (std::vector<double>{4, 9, 7}));
   EXPECT_EQ(values(mx.indices), (std::vector<double>{0, 1, 0}));
-  EXPECT_EQ(mx.indices.dtype(), bp::f64);
+  EXPECT_EQ(mx.indices.dtype(), bp::i64);
   const bp::ValuesIndices mn = bp::min_with_indices(x, -1, true);
   EXPECT_EQ(mn.values.shape(), (bp::Shape{2, 1}));
   EXPECT_EQ(values(mn.values), (std::vector<double>{1, 0}));

@@ -33,7 +33,8 @@ struct CsvOptions {
   std::vector<std::string> features;
 };
 
-/// Reads a labelled table. features [N, D] f32 (D = columns - 1), targets [N] f32.
+/// Reads a labelled table. features [N, D] f32 (D = columns - 1); targets [N]: i64 class indices
+/// (classification) or f32 values (regression).
 ///
 /// Target column: `target` is matched against the header names first, then read as a 0-based index;
 /// empty means the last column.

@@ -30,7 +30,8 @@ const char* task_name(Task task);
 /// A labelled example set held in memory.
 ///
 /// features: [N, D] rows (CSV), or images [N, C, H, W] (IDX); f32 unless a reader was asked otherwise.
-/// targets:  classification: [N] f32 holding whole numbers 0 .. num_classes-1 (class indices);
+/// targets:  classification: [N] i64 class indices 0 .. num_classes-1 (every reader makes i64; f32/f64
+///           whole numbers are accepted too);
 ///           regression: [N] or [N, K] f32.
 /// The tensors are handles (see tensor.hpp): copying a TensorDataset shares their elements.
 struct TensorDataset {

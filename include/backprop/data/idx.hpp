@@ -14,7 +14,7 @@
 // Example:
 //   namespace bpd = backprop::data;
 //   auto train = bpd::FashionMNIST::load(bpd::FashionMNIST::default_dir, bpd::Split::train);
-//   // train.features [60000, 1, 28, 28] f32 in [0, 1], train.targets [60000] in 0..9
+//   // train.features [60000, 1, 28, 28] f32 in [0, 1], train.targets [60000] i64 in 0..9
 //   auto rows = train.flattened();                                      // features [60000, 784], shared
 //   auto quick = bpd::FashionMNIST::load(bpd::FashionMNIST::default_dir, bpd::Split::test, 1000);
 //   bpd::IdxArray raw = bpd::read_idx("t10k-labels-idx1-ubyte.gz");   // dims {10000}, 10000 bytes
@@ -48,7 +48,7 @@ std::vector<std::int64_t> read_idx_dims(const std::string& path);
 /// An MNIST-format directory: {train,t10k}-images-idx3-ubyte and {train,t10k}-labels-idx1-ubyte, each either
 /// raw or with ".gz" (names with a '.' before "idx", as some mirrors use, are found too).
 /// features [N, 1, R, C] f32 = pixel / 255 in [0, 1] (a 4-D file [N, A, B, C] keeps its shape, a 2-D one is
-/// [N, D]; TensorDataset::flattened() gives rows [N, R*C]); targets [N] f32 class indices; task classification.
+/// [N, D]; TensorDataset::flattened() gives rows [N, R*C]); targets [N] i64 class indices; task classification.
 /// class_names: index -> name; empty means the ten digits "0".."9". num_classes = class_names.size().
 /// `limit` > 0 keeps only the first `limit` examples (and reads only those).
 /// Throws FileError: a file missing (naming the names tried); image and label counts differ; a label
