@@ -48,6 +48,7 @@ class LayerNorm : public Module {
   const Tensor& weight() const { return weight_; }
   const Tensor& bias() const { return bias_; }
   const Shape& normalized_shape() const { return shape_; }
+  const LayerNormOptions& options() const { return options_; }
 
  private:
   Shape shape_;
