@@ -8,9 +8,9 @@
 // Example:
 //   bp::Generator gen(0);
 //   bp::nn::Embedding emb(100, 16, gen, {.padding_idx = 0});           // 100 tokens, 16 features, 0 = pad
-//   bp::Tensor ids = bp::from_vector({5.0, 7.0, 0.0, 3.0, 3.0, 9.0}, {2, 3});
+//   bp::Tensor ids = bp::from_vector(std::vector<double>{5, 7, 0, 3, 3, 9}, {2, 3});
 //   bp::Tensor vecs = emb(ids);                                        // [2, 3, 16]
-//   bp::Tensor doc = bp::mean(vecs, {1});                              // [2, 16]: mean over the tokens
+//   bp::Tensor doc = bp::mean(vecs, 1);                                // [2, 16]: mean over the tokens
 //   bp::nn::Linear head(16, 100, gen, {.bias = false});
 //   head.share_parameter("weight", emb.weight());                      // tied weights: one tensor
 #pragma once
