@@ -154,7 +154,7 @@ TEST(InfoSummary, ResidualTiedAndAttentionNetworksFromCode) {
   auto r = run(s, "info " + s.path("mlp.safetensors"));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.out, ::testing::ContainsRegex(R"( 1 +Residual +\[1, 8\] +88)"));
-  EXPECT_THAT(r.out, ::testing::ContainsRegex(R"( 1\.block\.0 +LayerNorm +\[1, 8\] +16)"));
+  EXPECT_THAT(r.out, ::testing::ContainsRegex(R"( 1\.block\.0 +LayerNorm +- +16)"));
   clitest::write(s.path("data.csv"), clitest::blobs_csv(5, 4));
   r = run(s, "eval --json --model " + s.path("mlp.safetensors") + " --data " + s.path("data.csv"));
   ASSERT_EQ(r.code, 0) << r.err;
@@ -178,5 +178,5 @@ TEST(InfoSummary, ResidualTiedAndAttentionNetworksFromCode) {
   bp::io::save_model(s.path("attn.safetensors"), block, {.input_shape = {5, 8}});
   r = run(s, "info " + s.path("attn.safetensors"));
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_THAT(r.out, ::testing::ContainsRegex(R"( 0\.block +MultiheadAttention +\[1, 5, 8\] +288)"));
+  EXPECT_THAT(r.out, ::testing::ContainsRegex(R"( 0\.block +MultiheadAttention +- +288)"));
 }
