@@ -11,11 +11,13 @@
 #pragma once
 
 #include <backprop/nn/activation.hpp>
+#include <backprop/nn/attention.hpp>
 #include <backprop/nn/batchnorm.hpp>
 #include <backprop/nn/checkpoint.hpp>
 #include <backprop/nn/containers.hpp>
 #include <backprop/nn/conv.hpp>
 #include <backprop/nn/dropout.hpp>
+#include <backprop/nn/embedding.hpp>
 #include <backprop/nn/init.hpp>
 #include <backprop/nn/layernorm.hpp>
 #include <backprop/nn/linear.hpp>

@@ -17,6 +17,7 @@
 #include <backprop/tensor.hpp>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -253,6 +254,11 @@ Tensor pad(const Tensor& x, const std::vector<std::int64_t>& pads, PadMode mode 
 Tensor softmax(const Tensor& x, std::int64_t axis = -1);
 /// x - logsumexp(x) along `axis`, computed stably. d/dx = dy - softmax(x) sum(dy).
 Tensor log_softmax(const Tensor& x, std::int64_t axis = -1);
+/// Rows of `weight` [V, D] looked up by `indices` (whole numbers in [0, V), any shape; read through one
+/// helper, so integer index tensors work the same): the result has shape indices.shape() + [D]. Rows at
+/// `padding_idx` (negative counts from V) get no gradient. d/dweight = index_add of dy's rows into zeros
+/// [V, D] (itself an op, so create_graph works); indices get no gradient.
+Tensor embedding(const Tensor& indices, const Tensor& weight, std::optional<std::int64_t> padding_idx = {});
 /// One-hot encoding of integer class labels (given as a tensor of whole numbers) into [N, classes].
 Tensor one_hot(const Tensor& labels, std::int64_t classes, DType dtype = f32);
 

@@ -372,6 +372,107 @@ class Registry {
           Generator gen(0);
           return std::make_shared<nn::Dropout2d>(o.number("p"), gen);
         });
+    reg<nn::LayerNorm>(
+        "LayerNorm",
+        [](const nn::LayerNorm& m) {
+          return ModuleOptions()
+              .set("normalized_shape", m.normalized_shape())
+              .set("eps", m.options().eps)
+              .set("elementwise_affine", m.options().elementwise_affine)
+              .set("dtype", dtype_name(m.options().dtype));
+        },
+        [](const ModuleOptions& o, const ModuleChildren&) -> ModulePtr {
+          const std::vector<std::int64_t> shape = o.integers("normalized_shape");
+          const bool affine = o.boolean("elementwise_affine");
+          std::int64_t n = 1;
+          for (std::int64_t d : shape) {
+            BP_CHECK(d > 0 && n <= INT64_MAX / d, ValueError,
+                     "option \"normalized_shape\" needs positive sizes whose product fits, got ",
+                     to_string(shape));
+            n *= d;
+          }
+          if (affine) o.claim({2, n});
+          return std::make_shared<nn::LayerNorm>(
+              shape, nn::LayerNormOptions{
+                         .eps = o.number("eps"), .elementwise_affine = affine, .dtype = dtype_option(o)});
+        });
+    reg<nn::Flatten>(
+        "Flatten",
+        [](const nn::Flatten& m) {
+          return ModuleOptions().set("start_dim", m.start_dim()).set("end_dim", m.end_dim());
+        },
+        [](const ModuleOptions& o, const ModuleChildren&) -> ModulePtr {
+          return std::make_shared<nn::Flatten>(o.integer("start_dim"), o.integer("end_dim"));
+        });
+    reg<nn::Unflatten>(
+        "Unflatten",
+        [](const nn::Unflatten& m) { return ModuleOptions().set("dim", m.dim()).set("sizes", m.sizes()); },
+        [](const ModuleOptions& o, const ModuleChildren&) -> ModulePtr {
+          return std::make_shared<nn::Unflatten>(o.integer("dim"), o.integers("sizes"));
+        });
+    reg<nn::ModuleList>("ModuleList", [](const ModuleOptions&, const ModuleChildren& children) -> ModulePtr {
+      auto list = std::make_shared<nn::ModuleList>();
+      for (const auto& [_, child] : children) list->push_back(child);
+      return list;
+    });
+    reg<nn::ModuleDict>("ModuleDict", [](const ModuleOptions&, const ModuleChildren& children) -> ModulePtr {
+      auto dict = std::make_shared<nn::ModuleDict>();
+      for (const auto& [key, child] : children) dict->insert(key, child);
+      return dict;
+    });
+    reg<nn::Residual>("Residual", [](const ModuleOptions&, const ModuleChildren& children) -> ModulePtr {
+      BP_CHECK(children.size() == 1, ValueError, "a Residual has one child (\"block\"), the tree lists ",
+               children.size());
+      return std::make_shared<nn::Residual>(children[0].second);
+    });
+    reg<nn::Embedding>(
+        "Embedding",
+        [](const nn::Embedding& m) {
+          ModuleOptions o;
+          o.set("num_embeddings", m.num_embeddings())
+              .set("embedding_dim", m.embedding_dim())
+              .set("dtype", dtype_name(m.weight().dtype()));
+          if (m.padding_idx()) o.set("padding_idx", *m.padding_idx());
+          return o;
+        },
+        [](const ModuleOptions& o, const ModuleChildren&) -> ModulePtr {
+          const std::int64_t rows = o.integer("num_embeddings"), dim = o.integer("embedding_dim");
+          o.claim({rows, dim});
+          Generator gen(0);
+          return std::make_shared<nn::Embedding>(
+              rows, dim, gen,
+              nn::EmbeddingOptions{.padding_idx = o.contains("padding_idx")
+                                                      ? std::optional<std::int64_t>(o.integer("padding_idx"))
+                                                      : std::nullopt,
+                                   .dtype = dtype_option(o)});
+        });
+    reg<nn::MultiheadAttention>(
+        "MultiheadAttention",
+        [](const nn::MultiheadAttention& m) {
+          return ModuleOptions()
+              .set("embed_dim", m.embed_dim())
+              .set("num_heads", m.num_heads())
+              .set("bias", m.options().bias)
+              .set("batch_first", m.options().batch_first)
+              .set("dtype", dtype_name(m.options().dtype));
+        },
+        [](const ModuleOptions& o, const ModuleChildren& children) -> ModulePtr {
+          const std::int64_t embed = o.integer("embed_dim");
+          const bool bias = o.boolean("bias");
+          o.claim({3 * std::min<std::int64_t>(embed, INT64_MAX / 4), embed});
+          if (bias) o.claim({3 * std::min<std::int64_t>(embed, INT64_MAX / 4)});
+          BP_CHECK(children.size() == 1, ValueError,
+                   "a MultiheadAttention has one child (\"out_proj\"), the tree lists ", children.size());
+          auto out_proj = std::dynamic_pointer_cast<nn::Linear>(children[0].second);
+          BP_CHECK(out_proj != nullptr, ValueError, "child \"out_proj\" must be a Linear, got ",
+                   children[0].second->repr());
+          Generator gen(0);
+          return std::make_shared<nn::MultiheadAttention>(
+              embed, o.integer("num_heads"), gen,
+              nn::MultiheadAttentionOptions{
+                  .bias = bias, .batch_first = o.boolean("batch_first"), .dtype = dtype_option(o)},
+              out_proj);
+        });
   }
 
   mutable std::mutex mutex_;
@@ -448,7 +549,8 @@ class TreeReader {
     const json& options = field(node, "options", at, json::value_t::object, "an object");
     const json& children = field(node, "children", at, json::value_t::array, "an array");
     for (const auto& [key, _] : node.items())
-      BP_CHECK(key == "type" || key == "options" || key == "children" || (key == "name" && !path.empty()),
+      BP_CHECK(key == "type" || key == "options" || key == "children" || (key == "name" && !path.empty()) ||
+                   (key == "tied" && path.empty()),
                FileError, at, ": unexpected field \"", key, "\"");
     const ModuleFactory factory = registry().find(type);
     BP_CHECK(factory != nullptr, FileError, at, ": unknown module type '", type,
@@ -506,6 +608,38 @@ class TreeReader {
     }
     built_.emplace(path, m);
     return m;
+  }
+
+  // Shares each tied parameter with the tensor it names (the root's "tied" list, written by module_tree).
+  void tie(const json& root, nn::Module& net) {
+    if (!root.contains("tied")) return;
+    const std::string at = where("") + ", field \"tied\"";
+    const json& tied = root.at("tied");
+    BP_CHECK(tied.is_array(), FileError, at, ": expected an array, got ", kind(tied));
+    std::map<std::string, Tensor> params;
+    for (auto& [name, t] : net.named_parameters()) params.emplace(name, t);
+    std::set<std::string> done;
+    for (std::size_t i = 0; i < tied.size(); ++i) {
+      const json& e = tied[i];
+      const std::string entry_at = at + ", entry " + std::to_string(i);
+      BP_CHECK(e.is_object() && e.size() == 2, FileError, entry_at,
+               ": expected an object {\"tensor\", \"same_as\"}, got ", e.dump().substr(0, 80));
+      const std::string& name = string_field(e, "tensor", entry_at);
+      const std::string& target = string_field(e, "same_as", entry_at);
+      auto t = params.find(target);
+      BP_CHECK(t != params.end() && !done.contains(target), FileError, entry_at, ": \"same_as\" names '",
+               target, "', which is not an untied parameter of the tree");
+      BP_CHECK(params.contains(name) && done.insert(name).second && name != target, FileError, entry_at,
+               ": \"tensor\" names '", name, "', which is not a parameter of the tree (or is tied twice)");
+      const std::size_t dot = name.rfind('.');
+      auto owner = built_.find(dot == std::string::npos ? std::string() : name.substr(0, dot));
+      BP_CHECK(owner != built_.end(), FileError, entry_at, ": no module owns the parameter '", name, "'");
+      try {
+        owner->second->share_parameter(dot == std::string::npos ? name : name.substr(dot + 1), t->second);
+      } catch (const Error& e2) {
+        throw FileError(entry_at + ": " + e2.what());
+      }
+    }
   }
 
   std::string where(const std::string& path) const {
@@ -682,7 +816,23 @@ std::vector<std::string> registered_module_types() {
 
 std::string module_tree(const nn::Module& module) {
   std::map<const nn::Module*, std::string> seen{{&module, ""}};
-  return node_json(module, "", "", seen).dump();
+  ordered_json root = node_json(module, "", "", seen);
+  // Tied weights: a parameter tensor that a second module (not a second place of the same module) registers
+  // is listed under its first name only; "tied" names the others, so loading shares the tensor again.
+  std::vector<std::pair<std::string, const nn::Module*>> modules{{"", &module}};
+  std::set<const nn::Module*> visited{&module};
+  for (const auto& [path, child] : module.named_modules())
+    if (visited.insert(child.get()).second) modules.emplace_back(path, child.get());
+  std::map<const TensorImpl*, std::string> first;
+  ordered_json tied = ordered_json::array();
+  for (const auto& [path, m] : modules)
+    for (const auto& [name, t] : m->own_parameters()) {
+      const std::string full = path.empty() ? name : path + "." + name;
+      auto [it, fresh] = first.emplace(t.impl(), full);
+      if (!fresh) tied.push_back({{"tensor", full}, {"same_as", it->second}});
+    }
+  if (!tied.empty()) root["tied"] = std::move(tied);
+  return root.dump();
 }
 
 nn::ModulePtr build_module_tree(const std::string& tree_json, const std::map<std::string, Tensor>& state,
@@ -695,6 +845,7 @@ nn::ModulePtr build_module_tree(const std::string& tree_json, const std::map<std
   TreeReader reader(origin, budget);
   const json tree = parse_tree(tree_json, origin);
   nn::ModulePtr net = reader.build(tree, "", 0);
+  reader.tie(tree, *net);
 
   // Every tensor the network has must be in the file, with its shape and dtype, and nothing else.
   const std::map<std::string, Tensor> mine = net->state_dict();

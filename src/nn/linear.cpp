@@ -14,15 +14,30 @@ Linear::Linear(std::int64_t in, std::int64_t out, Generator& gen, LinearOptions 
 }
 
 Tensor Linear::forward(const Tensor& x) {
-  BP_CHECK(x.dim() == 2 && x.size(1) == in_, ShapeError, "Linear(in=", in_, ", out=", out_,
-           "): expected input [N, ", in_, "], got ", x.shape());
+  BP_CHECK(x.dim() >= 2 && x.size(-1) == in_, ShapeError, "Linear(in=", in_, ", out=", out_,
+           "): expected input [N, ", in_, "], got ", x.shape(), " (leading dims [..., N, ", in_,
+           "] also work)");
   BP_CHECK(x.dtype() == weight_.dtype(), DTypeError, "Linear(in=", in_, ", out=", out_, "): input is ",
            x.dtype(), " but the layer is ", weight_.dtype(), "; convert with .to()");
-  return linear(x, weight_, bias_);
+  if (x.dim() == 2) return linear(x, weight_, bias_);
+  // [..., in]: the leading dims as one batch, as PyTorch's Linear does.
+  Shape out = x.shape();
+  out.back() = out_;
+  return reshape(linear(reshape(x, {-1, in_}), weight_, bias_), out);
 }
 
 std::string Linear::repr() const {
   return detail::cat("Linear(in=", in_, ", out=", out_, ", bias=", bias_.defined() ? "true" : "false", ")");
+}
+
+bool Linear::on_parameter_shared(const std::string& name, const Tensor& t) {
+  if (name == "weight")
+    weight_ = t;
+  else if (name == "bias")
+    bias_ = t;
+  else
+    return false;
+  return true;
 }
 
 }  // namespace backprop::nn

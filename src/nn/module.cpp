@@ -149,6 +149,29 @@ void Module::zero_grad() {
   for (auto& t : parameters()) t.zero_grad();
 }
 
+Tensors Module::forward(const Tensors& inputs) {
+  BP_CHECK(inputs.size() == 1, ValueError, repr().substr(0, repr().find('\n')), " takes one input, got ",
+           inputs.size(), "; call it as module(x)");
+  return {forward(inputs[0])};
+}
+
+void Module::share_parameter(const std::string& name, const Tensor& t) {
+  auto it = parameters_.begin();
+  while (it != parameters_.end() && it->first != name) ++it;
+  BP_CHECK(it != parameters_.end(), ValueError, "share_parameter: ", repr().substr(0, repr().find('\n')),
+           " has no parameter '", name, "' of its own");
+  BP_CHECK(t.defined() && t.shape() == it->second.shape(), ShapeError, "share_parameter: parameter '", name,
+           "' is ", it->second.shape(), " but the shared tensor is ", t.defined() ? t.shape() : Shape{});
+  BP_CHECK(t.dtype() == it->second.dtype(), DTypeError, "share_parameter: parameter '", name, "' is ",
+           it->second.dtype(), " but the shared tensor is ", t.dtype());
+  Tensor shared = t;
+  shared.requires_grad_(true);
+  BP_CHECK(on_parameter_shared(name, shared), ValueError,
+           "share_parameter: ", repr().substr(0, repr().find('\n')), " cannot share its parameter '", name,
+           "'");
+  it->second = shared;
+}
+
 std::int64_t Module::num_parameters() const {
   std::int64_t n = 0;
   for (const auto& t : parameters()) n += t.numel();

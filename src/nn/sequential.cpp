@@ -22,6 +22,12 @@ Tensor Sequential::forward(const Tensor& x) {
   return h;
 }
 
+Tensors Sequential::forward(const Tensors& inputs) {
+  Tensors h = inputs;
+  for (auto& layer : layers_) h = layer->forward(h);
+  return h;
+}
+
 Tensors Sequential::forward_all(const Tensor& x) {
   Tensors outs;
   outs.reserve(layers_.size());

@@ -138,3 +138,45 @@ TEST(InfoSummary, UnknownTypesAndMismatchedTensorsExit3NamingFileAndField) {
   EXPECT_EQ(r.code, 3);
   EXPECT_THAT(r.err, HasSubstr("short.safetensors: tensor '0.bias' of the module tree ([8]) is missing"));
 }
+
+// The newer layers through the command line: a residual MLP with LayerNorm (info, eval, predict), a network
+// with an output layer tied to its embedding and an attention block (info).
+TEST(InfoSummary, ResidualTiedAndAttentionNetworksFromCode) {
+  Scratch s;
+  bp::Generator gen(21);
+  auto mlp = std::make_shared<nn::Sequential>(
+      nn::Linear(4, 8, gen),
+      nn::Residual(nn::Sequential{nn::LayerNorm(8), nn::Linear(8, 8, gen), nn::ReLU()}), nn::LayerNorm(8),
+      nn::Linear(8, 3, gen));
+  mlp->eval();
+  bp::io::save_model(s.path("mlp.safetensors"), *mlp,
+                     {.input_shape = {4}, .preprocessing = blobs_preprocessing()});
+  auto r = run(s, "info " + s.path("mlp.safetensors"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, ::testing::ContainsRegex(R"( 1 +Residual +\[1, 8\] +88)"));
+  EXPECT_THAT(r.out, ::testing::ContainsRegex(R"( 1\.block\.0 +LayerNorm +- +16)"));
+  clitest::write(s.path("data.csv"), clitest::blobs_csv(5, 4));
+  r = run(s, "eval --json --model " + s.path("mlp.safetensors") + " --data " + s.path("data.csv"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["examples"], 12);
+  r = run(s, "predict --json --model " + s.path("mlp.safetensors") + " --input " + s.path("data.csv"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(clitest::words(r.out).size(), 12u);
+
+  auto emb = std::make_shared<nn::Embedding>(11, 6, gen);
+  auto head = std::make_shared<nn::Linear>(6, 11, gen);
+  head->share_parameter("weight", emb->weight());
+  nn::Sequential tied{emb, head};
+  bp::io::save_model(s.path("tied.safetensors"), tied, {.input_shape = {5}});
+  r = run(s, "info " + s.path("tied.safetensors"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, ::testing::ContainsRegex(R"( 0 +Embedding +\[1, 5, 6\] +66)"));
+  EXPECT_THAT(r.out, ::testing::ContainsRegex(R"( 1 +Linear +\[1, 5, 11\])"));
+  EXPECT_THAT(r.out, HasSubstr("total params 77"));  // the tied weight counted once
+
+  nn::Sequential block{nn::Residual(nn::MultiheadAttention(8, 2, gen)), nn::LayerNorm(8)};
+  bp::io::save_model(s.path("attn.safetensors"), block, {.input_shape = {5, 8}});
+  r = run(s, "info " + s.path("attn.safetensors"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, ::testing::ContainsRegex(R"( 0\.block +MultiheadAttention +- +288)"));
+}

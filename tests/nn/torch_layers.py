@@ -2,7 +2,7 @@
 """PyTorch's side of tests/nn/layernorm_test.cpp and tests/nn/residual_test.cpp: the same computation on the
 same deterministic inputs (value k of a tensor filled with `seed` is sin(0.37 (k + 1) + seed)), printed one
 tensor a line as "name v0 v1 ..." with every digit of each double.
-usage: torch_layers.py layernorm | train
+usage: torch_layers.py layernorm | train | attention
 """
 import math
 import sys
@@ -64,5 +64,47 @@ def train():
         emit(name, p)
 
 
+class AttentionBlock(torch.nn.Module):
+    """y = LayerNorm(x + MHA(x, x, x)); out = head(mean over the sequence of y)."""
+
+    def __init__(self, dtype):
+        super().__init__()
+        nn = torch.nn
+        self.mha = nn.MultiheadAttention(8, 2, batch_first=True, dtype=dtype)
+        self.norm = nn.LayerNorm(8, dtype=dtype)
+        self.head = nn.Linear(8, 3, dtype=dtype)
+
+    def forward(self, x, attn_mask=None, key_padding_mask=None):
+        a, w = self.mha(x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask)
+        return self.head(self.norm(x + a).mean(1)), w
+
+
+def attention():
+    """Four SGD steps of an attention block with a causal mask, in f64 and f32; parameter j of the sorted
+    names is filled with seed j, scale 0.5."""
+    L = 5
+    causal = torch.triu(torch.full((L, L), float("-inf")), diagonal=1)
+    for tag, dtype in (("f64", torch.float64), ("f32", torch.float32)):
+        net = AttentionBlock(dtype)
+        params = dict(net.named_parameters())
+        with torch.no_grad():
+            for j, name in enumerate(sorted(params)):
+                params[name].copy_(filled(params[name].shape, float(j), 0.5))
+        x, target = filled((2, L, 8), 10.0).to(dtype), filled((2, 3), 20.0).to(dtype)
+        pad = torch.tensor([[False, False, False, True, True], [False] * L])
+        out, w = net(x, key_padding_mask=pad)
+        emit(tag + ".padded", out)
+        emit(tag + ".padded_weights", w)
+        opt = torch.optim.SGD(net.parameters(), lr=0.1)
+        for step in range(4):
+            opt.zero_grad()
+            loss = ((net(x, attn_mask=causal.to(dtype))[0] - target) ** 2).mean()
+            loss.backward()
+            opt.step()
+            emit("%s.loss%d" % (tag, step), loss)
+        for name, p in net.named_parameters():
+            emit(tag + "." + name, p)
+
+
 if __name__ == "__main__":
-    {"layernorm": layernorm, "train": train}[sys.argv[1]]()
+    {"layernorm": layernorm, "train": train, "attention": attention}[sys.argv[1]]()

@@ -36,8 +36,8 @@ class Linear : public Module {
   /// A layer mapping `in` features to `out`. Throws ValueError when in or out is not positive.
   Linear(std::int64_t in, std::int64_t out, Generator& gen, LinearOptions options = {});
 
-  /// x [N, in] -> [N, out]. Throws ShapeError naming both shapes when x is not [N, in], DTypeError when its
-  /// dtype differs from the layer's.
+  /// x [N, in] -> [N, out]; x [..., in] -> [..., out] (leading dims as one batch). Throws ShapeError naming
+  /// both shapes when x is not [..., in], DTypeError when its dtype differs from the layer's.
   Tensor forward(const Tensor& x) override;
   /// "Linear(in=784, out=256, bias=true)".
   std::string repr() const override;
@@ -48,6 +48,10 @@ class Linear : public Module {
   const Tensor& bias() const { return bias_; }
   std::int64_t in_features() const { return in_; }
   std::int64_t out_features() const { return out_; }
+
+ protected:
+  /// "weight" and "bias" can be shared (Module::share_parameter), e.g. an output layer tied to an Embedding.
+  bool on_parameter_shared(const std::string& name, const Tensor& t) override;
 
  private:
   std::int64_t in_ = 0, out_ = 0;

@@ -18,11 +18,13 @@
 
 #include <backprop/autograd.hpp>
 #include <backprop/tensor.hpp>
+#include <concepts>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <set>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -42,7 +44,19 @@ class Module {
 
   /// The layer's function. Shapes and dtypes are documented by each module.
   virtual Tensor forward(const Tensor& x) = 0;
+  /// Several inputs and outputs, for modules that take more than one tensor (a gate, attention's query, key
+  /// and value) or give more than one. The default takes exactly one input and returns {forward(x)}, so a
+  /// one-tensor module works here too; a multi-input module overrides this (and gives its single-tensor
+  /// forward a meaning of its own, or throws). Throws ValueError naming the module and the count otherwise.
+  virtual Tensors forward(const Tensors& inputs);
   Tensor operator()(const Tensor& x) { return forward(x); }
+  /// module(a, b, ...): forward({a, b, ...}), returning every output.
+  template <class... Rest>
+  requires(sizeof...(Rest) > 0 && (std::same_as<std::remove_cvref_t<Rest>, Tensor> && ...)) Tensors
+  operator()(const Tensor& first, Rest&&... rest) {
+    return forward(Tensors{first, std::forward<Rest>(rest)...});
+  }
+  Tensors operator()(const Tensors& inputs) { return forward(inputs); }
   /// One line describing the module and its options, e.g. "Linear(in=784, out=256, bias=true)". Containers
   /// print their children indented on the following lines.
   virtual std::string repr() const = 0;
@@ -82,6 +96,14 @@ class Module {
   /// Total number of scalar parameters (sum of numel over parameters()).
   std::int64_t num_parameters() const;
 
+  /// This module's own parameters (not its children's), in registration order.
+  const std::vector<std::pair<std::string, Tensor>>& own_parameters() const { return parameters_; }
+  /// Ties weights: makes this module's own parameter `name` the tensor `t` itself (not a copy), as PyTorch's
+  /// `head.weight = emb.weight` does, so a write through either module is seen by both, and the tensor is
+  /// listed, saved, counted and updated once. Throws ValueError when there is no such parameter or the module
+  /// cannot share it, ShapeError or DTypeError when `t` differs from the parameter in shape or dtype.
+  void share_parameter(const std::string& name, const Tensor& t);
+
  protected:
   /// Registers a trainable tensor under `name` (no dots; unique within this module) and marks it
   /// requires_grad_(). Returns the same handle. Throws ValueError on a bad or repeated name or an undefined
@@ -93,6 +115,9 @@ class Module {
   ModulePtr register_module(std::string name, ModulePtr m);
   /// Called by train() after the mode of this module changed; subclasses override to react.
   virtual void on_train_mode(bool /*on*/) {}
+  /// Called by share_parameter() after parameter `name` became `t`: a module that keeps its own handle to
+  /// the parameter (weight_) updates it and returns true. The default returns false (sharing is refused).
+  virtual bool on_parameter_shared(const std::string& /*name*/, const Tensor& /*t*/) { return false; }
 
  private:
   void check_new_name_(const std::string& name, const char* what) const;

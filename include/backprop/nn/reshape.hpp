@@ -28,6 +28,8 @@ class Flatten : public Module {
   Tensor forward(const Tensor& x) override;
   /// "Flatten(start_dim=1, end_dim=-1)"
   std::string repr() const override;
+  std::int64_t start_dim() const { return start_; }
+  std::int64_t end_dim() const { return end_; }
 
  private:
   std::int64_t start_, end_;
@@ -42,6 +44,8 @@ class Unflatten : public Module {
   Tensor forward(const Tensor& x) override;
   /// "Unflatten(dim=1, sizes=[1, 28, 28])"
   std::string repr() const override;
+  std::int64_t dim() const { return dim_; }
+  const Shape& sizes() const { return sizes_; }
 
  private:
   std::int64_t dim_;

@@ -74,6 +74,9 @@ class Sequential : public Module {
 
   /// Applies each module in order; an empty Sequential returns x.
   Tensor forward(const Tensor& x) override;
+  /// Several tensors through the chain: each module's outputs are the next one's inputs (Module::forward(
+  /// const Tensors&)), so a two-input module may come first and one-tensor modules after it.
+  Tensors forward(const Tensors& inputs) override;
   /// The output of every module, in order: result[i] = module i applied to result[i - 1] (result[-1] = x), so
   /// result.back() is forward(x). For diagnostics (activation statistics, the delta rule step by step).
   Tensors forward_all(const Tensor& x);
