@@ -114,9 +114,9 @@ struct ConvExampleOptions {
   std::int64_t filters = 2;   // output channels, 1 to 4
   std::int64_t kernel = 3;    // each filter is kernel x kernel
   std::int64_t stride = 1;
-  std::int64_t padding = 0;   // zeros around the input, < kernel
+  std::int64_t padding = 0;  // zeros around the input, < kernel
   double lr = 0.5;
-  std::uint64_t seed = 1;     // draws x and y in [0, 1), weights in [-1, 1), biases in [-0.5, 0.5), two decimals
+  std::uint64_t seed = 1;  // draws x and y in [0, 1), weights in [-1, 1), biases in [-0.5, 0.5), two decimals
 };
 
 /// One step of gradient descent through one convolution layer with sigmoid outputs and the quadratic cost, on

@@ -88,7 +88,7 @@ from backprop._backprop import unsqueeze
 from backprop._backprop import var
 from backprop._backprop import zeros
 from . import _backprop
-__all__: list = ['AutogradError', 'ConfigError', 'DType', 'DTypeError', 'DivergedError', 'EpochMetrics', 'Error', 'Evaluation', 'FASHION_MNIST_CLASSES', 'FileError', 'Generator', 'History', 'Model', 'OutOfMemoryError', 'ShapeError', 'StepInfo', 'Tensor', 'abs', 'add', 'allclose', 'amax', 'amin', 'arange', 'argmax', 'argmin', 'callbacks', 'cat', 'chunk', 'clamp', 'div', 'evaluate', 'exp', 'explain', 'explain_repeated', 'fit', 'flatten', 'float32', 'float64', 'from_numpy', 'full', 'grad', 'is_grad_enabled', 'leaky_relu', 'linear', 'load_fashion_mnist', 'load_model', 'load_module', 'log', 'log_softmax', 'logsumexp', 'loss', 'manual_seed', 'matmul', 'maximum', 'mean', 'mul', 'narrow', 'neg', 'nn', 'no_grad', 'norm', 'one_hot', 'ones', 'optim', 'permute', 'pow', 'predict', 'rand', 'randn', 'read_idx', 'relu', 'reshape', 'save_model', 'set_grad_enabled', 'sigmoid', 'sign', 'softmax', 'split', 'sqrt', 'squeeze', 'stack', 'std', 'sub', 'sum', 'tanh', 'tensor', 'transpose', 'unsqueeze', 'var', 'zeros']
+__all__: list = ['AutogradError', 'ConfigError', 'DType', 'DTypeError', 'DivergedError', 'EpochMetrics', 'Error', 'Evaluation', 'FASHION_MNIST_CLASSES', 'FileError', 'Generator', 'History', 'Model', 'OutOfMemoryError', 'ShapeError', 'StepInfo', 'Tensor', 'abs', 'add', 'allclose', 'amax', 'amin', 'arange', 'argmax', 'argmin', 'callbacks', 'cat', 'chunk', 'clamp', 'div', 'evaluate', 'exp', 'explain', 'explain_repeated', 'fit', 'flatten', 'float32', 'float64', 'from_numpy', 'full', 'grad', 'int64', 'is_grad_enabled', 'leaky_relu', 'linear', 'load_fashion_mnist', 'load_model', 'load_module', 'log', 'log_softmax', 'logsumexp', 'loss', 'manual_seed', 'matmul', 'maximum', 'mean', 'mul', 'narrow', 'neg', 'nn', 'no_grad', 'norm', 'one_hot', 'ones', 'optim', 'permute', 'pow', 'predict', 'rand', 'randn', 'read_idx', 'relu', 'reshape', 'save_model', 'set_grad_enabled', 'sigmoid', 'sign', 'softmax', 'split', 'sqrt', 'squeeze', 'stack', 'std', 'sub', 'sum', 'tanh', 'tensor', 'transpose', 'unsqueeze', 'var', 'zeros']
 class Error(RuntimeError):
     """
     Base of every error the library raises (a RuntimeError).
@@ -133,3 +133,4 @@ FASHION_MNIST_CLASSES: list = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'C
 __version__: str = '0.1.0'
 float32: _backprop.DType
 float64: _backprop.DType
+int64: _backprop.DType

@@ -104,7 +104,7 @@ void bind_nn(py::module_& top) {
 Base of every layer and network. Subclass it in Python to write a network: call super().__init__(),
 register parameters and children with register_parameter / register_module, and define forward(x).)doc")
       .def(py::init<>())
-      .def("forward", &nn::Module::forward, py::arg("x"))
+      .def("forward", py::overload_cast<const bp::Tensor&>(&nn::Module::forward), py::arg("x"))
       .def(
           "__call__", [](nn::Module& mod, const bp::Tensor& x) { return mod.forward(x); }, py::arg("x"))
       .def("__repr__", &nn::Module::repr)

@@ -143,18 +143,45 @@ bp::Tensor to_tensor(const py::handle& obj, const char* what) {
   return from_numpy(a);
 }
 
+// The tensor's layout in NumPy's terms: its first element, and shape and strides in bytes (a view's too).
+struct Layout {
+  void* data;
+  std::vector<py::ssize_t> shape, strides;
+  py::dtype dtype;
+  std::string format;
+};
+
+Layout layout_of(const bp::Tensor& t) {
+  const auto item = static_cast<py::ssize_t>(bp::dtype_size(t.dtype()));
+  Layout l{static_cast<char*>(t.storage()->data) + t.storage_offset() * item,
+           {},
+           {},
+           py::dtype::of<float>(),
+           py::format_descriptor<float>::format()};
+  for (std::int64_t d = 0; d < t.dim(); ++d) {
+    l.shape.push_back(static_cast<py::ssize_t>(t.size(d)));
+    l.strides.push_back(static_cast<py::ssize_t>(t.stride(d)) * item);
+  }
+  switch (t.dtype()) {
+    case bp::DType::f32:
+      break;
+    case bp::DType::f64:
+      l.dtype = py::dtype::of<double>(), l.format = py::format_descriptor<double>::format();
+      break;
+    case bp::DType::i64:
+      l.dtype = py::dtype::of<std::int64_t>(), l.format = py::format_descriptor<std::int64_t>::format();
+      break;
+    case bp::DType::bool_:
+      l.dtype = py::dtype::of<bool>(), l.format = py::format_descriptor<bool>::format();
+      break;
+  }
+  return l;
+}
+
 py::array to_numpy(const bp::Tensor& t) {
   BP_CHECK(t.defined(), ValueError, "numpy(): the tensor is undefined");
-  std::vector<py::ssize_t> shape(t.shape().begin(), t.shape().end());
-  const auto item = static_cast<py::ssize_t>(bp::dtype_size(t.dtype()));
-  std::vector<py::ssize_t> strides(shape.size());
-  py::ssize_t stride = item;
-  for (std::size_t i = shape.size(); i-- > 0;) {
-    strides[i] = stride;
-    stride *= shape[i];
-  }
-  const py::dtype dt = t.dtype() == bp::f32 ? py::dtype::of<float>() : py::dtype::of<double>();
-  return py::array(dt, shape, strides, t.raw_data(), py::cast(t));
+  const Layout l = layout_of(t);
+  return py::array(l.dtype, l.shape, l.strides, l.data, py::cast(t));
 }
 
 bp::DType to_dtype(const py::handle& obj) {
@@ -162,15 +189,22 @@ bp::DType to_dtype(const py::handle& obj) {
   const py::dtype dt = py::dtype::from_args(py::reinterpret_borrow<py::object>(obj));
   if (dt.kind() == 'f' && dt.itemsize() == 4) return bp::f32;
   if (dt.kind() == 'f' && dt.itemsize() == 8) return bp::f64;
-  throw bp::DTypeError("dtype: tensors hold float32 or float64, got " + dtype_name(dt));
+  if (dt.kind() == 'i' && dt.itemsize() == 8) return bp::i64;
+  if (dt.kind() == 'b') return bp::bool_;
+  throw bp::DTypeError("dtype: tensors hold float32, float64, int64 or bool, got " + dtype_name(dt));
 }
 
 void bind_tensor(py::module_& m) {
-  py::enum_<bp::DType>(m, "DType", "Element type of a tensor: float32 (the default) or float64.")
+  py::enum_<bp::DType>(m, "DType",
+                       "Element type of a tensor: float32 (the default), float64, int64 (indices, labels) or "
+                       "bool (masks).")
       .value("float32", bp::f32)
-      .value("float64", bp::f64);
+      .value("float64", bp::f64)
+      .value("int64", bp::i64)
+      .value("bool", bp::bool_);
   m.attr("float32") = bp::f32;
   m.attr("float64") = bp::f64;
+  m.attr("int64") = bp::i64;
 
   py::class_<bp::Generator>(m, "Generator",
                             "A seeded random stream (layers' initialisation, randn, dropout).")
@@ -198,17 +232,9 @@ shares a C-contiguous float32/float64 array's memory (other arrays are copied).)
         "float32).")
       .def_buffer([](bp::Tensor& x) {
         BP_CHECK(x.defined(), ValueError, "buffer: the tensor is undefined");
-        std::vector<py::ssize_t> shape(x.shape().begin(), x.shape().end()), strides(shape.size());
-        const auto item = static_cast<py::ssize_t>(bp::dtype_size(x.dtype()));
-        py::ssize_t stride = item;
-        for (std::size_t i = shape.size(); i-- > 0;) {
-          strides[i] = stride;
-          stride *= shape[i];
-        }
-        return py::buffer_info(x.raw_data(), item,
-                               x.dtype() == bp::f32 ? py::format_descriptor<float>::format()
-                                                    : py::format_descriptor<double>::format(),
-                               static_cast<py::ssize_t>(shape.size()), shape, strides);
+        const Layout l = layout_of(x);
+        return py::buffer_info(l.data, static_cast<py::ssize_t>(bp::dtype_size(x.dtype())), l.format,
+                               static_cast<py::ssize_t>(l.shape.size()), l.shape, l.strides);
       })
       .def("numpy", &to_numpy, "A NumPy array viewing this tensor's elements (no copy).")
       .def_property_readonly("shape", [](const bp::Tensor& x) { return py::tuple(py::cast(x.shape())); })
@@ -425,7 +451,8 @@ dtypes.)doc");
   m.def("abs", &bp::abs);
   m.def("sign", &bp::sign);
   m.def("pow", &bp::pow, py::arg("x"), py::arg("exponent"));
-  m.def("clamp", &bp::clamp, py::arg("x"), py::arg("min"), py::arg("max"));
+  m.def("clamp", py::overload_cast<const bp::Tensor&, double, double>(&bp::clamp), py::arg("x"),
+        py::arg("min"), py::arg("max"));
   m.def("sigmoid", &bp::sigmoid);
   m.def("tanh", &bp::tanh);
   m.def("relu", &bp::relu);

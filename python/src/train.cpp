@@ -380,7 +380,7 @@ table model.)doc")
         bp::data::TensorDataset d = bp::data::FashionMNIST::load(
             dir, split == "train" ? bp::data::Split::train : bp::data::Split::test, limit);
         py::array labels = to_numpy(d.targets).attr("astype")("int64");
-        return py::make_tuple(to_numpy(d.features), labels);
+        return py::make_tuple(to_numpy(d.flattened().features), labels);
       },
       py::arg("split") = "train", py::arg("limit") = 0, py::arg("dir") = bp::data::FashionMNIST::default_dir,
       "(features float32 [N, 784] in [0, 1], labels int64 [N]) of Fashion-MNIST; limit > 0 reads the first "

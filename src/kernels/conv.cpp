@@ -114,7 +114,10 @@ std::int64_t samples_per_block(const ConvGeom& g) {
 
 }  // namespace
 
-Tensor conv2d_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, const ConvGeom& g) {
+Tensor conv2d_forward(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in, const ConvGeom& g) {
+  const Tensor x = dense(x_in);
+  const Tensor weight = dense(weight_in);
+  const Tensor bias = dense(bias_in);
   Tensor y(g.output_shape(), x.dtype());
   const std::int64_t cg = g.c / g.groups, og = g.o / g.groups, k = cg * g.kh * g.kw, ohw = g.oh * g.ow;
   const bool pointwise = is_pointwise(g);
@@ -144,7 +147,9 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
   return y;
 }
 
-Tensor conv2d_input_grad(const Tensor& dy, const Tensor& weight, const ConvGeom& g) {
+Tensor conv2d_input_grad(const Tensor& dy_in, const Tensor& weight_in, const ConvGeom& g) {
+  const Tensor dy = dense(dy_in);
+  const Tensor weight = dense(weight_in);
   const bool pointwise = is_pointwise(g);
   Tensor dx = pointwise ? Tensor(g.input_shape(), dy.dtype()) : zeros(g.input_shape(), dy.dtype());
   const std::int64_t cg = g.c / g.groups, og = g.o / g.groups, k = cg * g.kh * g.kw, ohw = g.oh * g.ow;
@@ -170,7 +175,9 @@ Tensor conv2d_input_grad(const Tensor& dy, const Tensor& weight, const ConvGeom&
   return dx;
 }
 
-Tensor conv2d_weight_grad(const Tensor& x, const Tensor& dy, const ConvGeom& g) {
+Tensor conv2d_weight_grad(const Tensor& x_in, const Tensor& dy_in, const ConvGeom& g) {
+  const Tensor x = dense(x_in);
+  const Tensor dy = dense(dy_in);
   const std::int64_t cg = g.c / g.groups, og = g.o / g.groups, k = cg * g.kh * g.kw, ohw = g.oh * g.ow;
   const bool pointwise = is_pointwise(g);
   const std::int64_t per = ceil_div(std::max<std::int64_t>(g.n, 1), kSampleBlocks);
@@ -217,7 +224,8 @@ void for_planes(std::int64_t planes, std::int64_t plane_elems, F&& f) {
 }
 }  // namespace
 
-void max_pool2d(const Tensor& x, const PoolGeom& g, const Shape& out, Tensor& values, Tensor& indices) {
+void max_pool2d(const Tensor& x_in, const PoolGeom& g, const Shape& out, Tensor& values, Tensor& indices) {
+  const Tensor x = dense(x_in);
   values = Tensor(out, x.dtype());
   indices = Tensor(out, f64);
   const std::int64_t hw = g.h * g.w, ohw = g.oh * g.ow;
@@ -276,7 +284,9 @@ void max_pool2d(const Tensor& x, const PoolGeom& g, const Shape& out, Tensor& va
   });
 }
 
-Tensor pool_scatter(const Tensor& dy, const Tensor& indices, const Shape& in_shape) {
+Tensor pool_scatter(const Tensor& dy_in, const Tensor& indices_in, const Shape& in_shape) {
+  const Tensor dy = dense(dy_in);
+  const Tensor indices = dense(indices_in);
   Tensor dx = zeros(in_shape, dy.dtype());
   const std::int64_t h = in_shape[in_shape.size() - 2], w = in_shape.back();
   const std::int64_t hw = h * w, ohw = dy.size(dy.dim() - 2) * dy.size(dy.dim() - 1);
@@ -295,7 +305,9 @@ Tensor pool_scatter(const Tensor& dy, const Tensor& indices, const Shape& in_sha
   return dx;
 }
 
-Tensor pool_gather(const Tensor& x, const Tensor& indices) {
+Tensor pool_gather(const Tensor& x_in, const Tensor& indices_in) {
+  const Tensor x = dense(x_in);
+  const Tensor indices = dense(indices_in);
   Tensor y(indices.shape(), x.dtype());
   const std::int64_t hw = x.size(x.dim() - 2) * x.size(x.dim() - 1);
   const std::int64_t ohw = indices.size(indices.dim() - 2) * indices.size(indices.dim() - 1);
@@ -323,7 +335,8 @@ Shape with_plane(const Shape& s, std::int64_t h, std::int64_t w) {
 }
 }  // namespace
 
-Tensor avg_pool2d(const Tensor& x, const AvgGeom& g) {
+Tensor avg_pool2d(const Tensor& x_in, const AvgGeom& g) {
+  const Tensor x = dense(x_in);
   const std::int64_t oh = static_cast<std::int64_t>(g.rows.size()),
                      ow = static_cast<std::int64_t>(g.cols.size());
   Tensor y(with_plane(x.shape(), oh, ow), x.dtype());
@@ -349,7 +362,8 @@ Tensor avg_pool2d(const Tensor& x, const AvgGeom& g) {
   return y;
 }
 
-Tensor avg_pool2d_adjoint(const Tensor& dy, const AvgGeom& g) {
+Tensor avg_pool2d_adjoint(const Tensor& dy_in, const AvgGeom& g) {
+  const Tensor dy = dense(dy_in);
   const std::int64_t oh = static_cast<std::int64_t>(g.rows.size()),
                      ow = static_cast<std::int64_t>(g.cols.size());
   Tensor dx = zeros(with_plane(dy.shape(), g.h, g.w), dy.dtype());
@@ -377,8 +391,9 @@ Tensor avg_pool2d_adjoint(const Tensor& dy, const AvgGeom& g) {
 // ---- batch normalisation over N, H, W -----------------------------------------------------------------------
 
 // One channel per task (independent, so the split never changes a result); the sums run in f64.
-Tensor batch_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps, Tensor& mean,
-                          Tensor& var, Tensor& invstd) {
+Tensor batch_norm_forward(const Tensor& x_in, const Tensor& gamma_in, const Tensor& beta_in, double eps,
+                          Tensor& mean, Tensor& var, Tensor& invstd) {
+  const Tensor x = dense(x_in), gamma = dense(gamma_in), beta = dense(beta_in);
   const std::int64_t n = x.size(0), c = x.size(1), hw = x.numel() / std::max<std::int64_t>(n * c, 1);
   const double count = static_cast<double>(n * hw);
   Tensor y(x.shape(), x.dtype());
@@ -427,8 +442,9 @@ Tensor batch_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& be
   return y;
 }
 
-void batch_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& mean,
+void batch_norm_backward(const Tensor& dy_in, const Tensor& x_in, const Tensor& gamma_in, const Tensor& mean,
                          const Tensor& invstd, Tensor& dx, Tensor& dgamma, Tensor& dbeta) {
+  const Tensor dy = dense(dy_in), x = dense(x_in), gamma = dense(gamma_in);
   const std::int64_t n = x.size(0), c = x.size(1), hw = x.numel() / std::max<std::int64_t>(n * c, 1);
   const double count = static_cast<double>(n * hw);
   dx = Tensor(x.shape(), x.dtype());

@@ -21,7 +21,8 @@ std::vector<std::int64_t> strides_in(const Shape& shape, const Shape& out) {
 
 /// out[i] = f(a[i], b[i], c[i]) with a, b, c broadcast to out's shape, one row of the last dim at a time.
 template <class T, class F>
-void ternary_typed(const Tensor& a, const Tensor& b, const Tensor& c, Tensor& out, F f) {
+void ternary_typed(const Tensor& a_in, const Tensor& b_in, const Tensor& c_in, Tensor& out, F f) {
+  const Tensor a = dense(a_in), b = dense(b_in), c = dense(c_in);
   const T* pa = a.data<T>();
   const T* pb = b.data<T>();
   const T* pc = c.data<T>();
@@ -79,7 +80,8 @@ Tensor ternary(Ternary op, const Tensor& a, const Tensor& b, const Tensor& c) {
   return out;
 }
 
-Tensor nonzero_mask(const Tensor& cond, DType dtype) {
+Tensor nonzero_mask(const Tensor& cond_in, DType dtype) {
+  const Tensor cond = dense(cond_in);
   // Floating-point conditions are read in their own dtype (a tiny f64 value must not round to an f32 zero);
   // any other element type is converted first, which keeps zero and non-zero apart.
   if (cond.dtype() != f32 && cond.dtype() != f64) return nonzero_mask(convert(cond, dtype), dtype);

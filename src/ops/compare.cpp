@@ -17,7 +17,7 @@ DType common_dtype(DType a, DType b) {
 /// a and b converted to `dtype` and broadcast to `shape` (kernels only: nothing is recorded).
 Tensor prepare(const Tensor& t, DType dtype, const Shape& shape) {
   const Tensor c = t.dtype() == dtype ? t : kernels::convert(t, dtype);
-  return c.shape() == shape ? c : kernels::broadcast_to(c, shape);
+  return kernels::dense(c.shape() == shape ? c : kernels::broadcast_to(c, shape));
 }
 
 template <class Cmp>
@@ -42,9 +42,10 @@ Tensor compare_scalar(const Tensor& a, double b, Cmp cmp) {
   BP_CHECK(a.defined(), ValueError, "comparison with a scalar: undefined operand");
   Tensor out(a.shape(), bool_);
   bool* po = out.data<bool>();
+  const Tensor ad = kernels::dense(a);
   dispatch_all(a.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    const T* pa = a.data<T>();
+    const T* pa = ad.data<T>();
     for (std::int64_t i = 0; i < out.numel(); ++i) po[i] = cmp(static_cast<double>(pa[i]), b);
   });
   return out;
@@ -107,7 +108,8 @@ Tensor logical_or(const Tensor& a, const Tensor& b) {
 
 std::int64_t count_nonzero(const Tensor& x) {
   const Tensor t = truth(x);
-  return std::count(t.data<bool>(), t.data<bool>() + t.numel(), true);
+  const Tensor d = kernels::dense(t);
+  return std::count(d.data<bool>(), d.data<bool>() + d.numel(), true);
 }
 
 }  // namespace backprop

@@ -79,9 +79,10 @@ Tensor embedding(const Tensor& indices, const Tensor& weight, std::optional<std:
   Shape shape = indices.shape();
   shape.push_back(dim);
   Tensor y(shape, weight.dtype());
+  const Tensor wd = kernels::dense(weight);
   dispatch(weight.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    const T* w = weight.data<T>();
+    const T* w = wd.data<T>();
     T* out = y.data<T>();
     for (std::size_t i = 0; i < idx.size(); ++i)
       std::memcpy(out + static_cast<std::int64_t>(i) * dim, w + idx[i] * dim,

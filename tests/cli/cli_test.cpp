@@ -549,3 +549,18 @@ TEST(Cli, ExplainIsWiredIn) {
   EXPECT_EQ(bad.code, 2);
   EXPECT_THAT(bad.err, HasSubstr("--repeated"));
 }
+
+TEST(Cli, ExplainConvShowsOneConvolutionLayerCheckedAgainstTheEngine) {
+  Scratch s;
+  const auto r = run(s, "explain --conv");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("dC/dx = the transposed convolution of the deltas"));
+  EXPECT_THAT(r.out, HasSubstr("all agree"));
+  const auto j = run(s, "explain --conv --json");
+  ASSERT_EQ(j.code, 0) << j.err;
+  EXPECT_EQ(nlohmann::json::parse(j.out)["verification"]["agree"], true);
+  const auto graph = run(s, "explain --conv --graph " + s.path("g.dot"));
+  EXPECT_EQ(graph.code, 2);
+  EXPECT_THAT(graph.err,
+              HasSubstr("--conv shows one convolution layer's step; it does not combine with --graph"));
+}

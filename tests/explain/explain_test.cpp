@@ -305,3 +305,40 @@ TEST(WorkedExample, TextShowsEveryStepAndTheCheck) {
                            "Check: all 51 numbers agree with the autograd engine"})
     EXPECT_THAT(text, HasSubstr(part));
 }
+
+TEST(ExplainConv, HandComputationAgreesWithTheEngineForEveryShape) {
+  for (const ex::ConvExampleOptions& o :
+       {ex::ConvExampleOptions{}, ex::ConvExampleOptions{.channels = 2, .size = 5, .filters = 3, .stride = 2},
+        ex::ConvExampleOptions{.size = 4, .kernel = 3, .padding = 1, .seed = 7}}) {
+    const ex::ConvExample e = ex::conv_example(o);
+    EXPECT_EQ(e.out, (o.size + 2 * o.padding - o.kernel) / o.stride + 1);
+    const ex::Verification v = ex::verify(e);
+    EXPECT_TRUE(v.agree()) << v.worst << " " << v.max_abs_diff;
+    EXPECT_EQ(v.numbers, static_cast<std::int64_t>(1 + 3 * e.z.size() + e.weight.size() + e.bias.size() +
+                                                   e.x.size() + 1));
+    EXPECT_LT(e.cost_after, e.cost);  // one small step downhill
+  }
+}
+
+TEST(ExplainConv, OnePositionByHand) {
+  // z[0, 0, 0] is the first filter on the top-left window plus its bias; delta there is (a - y) a (1 - a).
+  const ex::ConvExample e = ex::conv_example();
+  double z = e.bias[0];
+  for (int p = 0; p < 3; ++p)
+    for (int q = 0; q < 3; ++q)
+      z += e.weight[static_cast<std::size_t>(p * 3 + q)] * e.x[static_cast<std::size_t>(p * 4 + q)];
+  EXPECT_NEAR(e.z[0], z, 1e-15);
+  const double a = 1 / (1 + std::exp(-z));
+  EXPECT_NEAR(e.delta[0], (a - e.y[0]) * a * (1 - a), 1e-15);
+  // dC/db[0] is the sum of the first filter's deltas over its 2 x 2 output positions.
+  EXPECT_NEAR(e.grad_bias[0], e.delta[0] + e.delta[1] + e.delta[2] + e.delta[3], 1e-15);
+  // The top-left input pixel is seen only by the top-left weight of each filter at the first position.
+  EXPECT_NEAR(e.grad_input[0], e.delta[0] * e.weight[0] + e.delta[4] * e.weight[9], 1e-15);
+}
+
+TEST(ExplainConv, OptionsOutOfRangeAreValueErrors) {
+  EXPECT_THROW(ex::conv_example({.channels = 0}), bp::ValueError);
+  EXPECT_THROW(ex::conv_example({.size = 2, .kernel = 3}), bp::ValueError);
+  EXPECT_THROW(ex::conv_example({.kernel = 3, .padding = 3}), bp::ValueError);
+  EXPECT_THROW(ex::conv_example({.lr = 0}), bp::ValueError);
+}

@@ -21,7 +21,7 @@ namespace {
 
 bool same_bits(const bp::Tensor& a, const bp::Tensor& b) {
   return a.shape() == b.shape() && a.dtype() == b.dtype() &&
-         std::memcmp(a.raw_data(), b.raw_data(), a.nbytes()) == 0;
+         std::memcmp(a.contiguous().raw_data(), b.contiguous().raw_data(), a.nbytes()) == 0;
 }
 
 // Saves `net`, loads it back, and checks the tree and every tensor came back bit for bit.

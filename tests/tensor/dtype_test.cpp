@@ -20,11 +20,13 @@ constexpr std::int64_t kMin = std::numeric_limits<std::int64_t>::min();
 const double kNan = std::numeric_limits<double>::quiet_NaN();
 const double kInf = std::numeric_limits<double>::infinity();
 
-std::vector<std::int64_t> ints(const bp::Tensor& t) {
+std::vector<std::int64_t> ints(const bp::Tensor& view) {
+  const bp::Tensor t = view.contiguous();
   const auto* p = t.data<std::int64_t>();
   return {p, p + t.numel()};
 }
-std::vector<bool> bools(const bp::Tensor& t) {
+std::vector<bool> bools(const bp::Tensor& view) {
+  const bp::Tensor t = view.contiguous();
   const bool* p = t.data<bool>();
   return std::vector<bool>(p, p + t.numel());
 }

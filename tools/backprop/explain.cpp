@@ -110,6 +110,15 @@ int run(const ExplainArgs& args, std::ostream& out) {
     return d.agree ? 0 : 1;
   }
 
+  if (args.conv) {
+    BP_CHECK(args.repeated == 0 && args.graph.empty(), ConfigError,
+             "--conv shows one convolution layer's step; it does not combine with ",
+             args.repeated > 0 ? "--repeated" : "--graph");
+    const ex::ConvExample c = ex::conv_example({.lr = args.lr, .seed = args.seed});
+    const ex::Verification v = ex::verify(c);
+    out << (args.json ? ex::to_json(c, v) + "\n" : ex::to_text(c, v));
+    return v.agree() ? 0 : 1;
+  }
   const ex::WorkedExample e = ex::worked_example({.sizes = {2, 3, 2}, .lr = args.lr, .seed = args.seed});
   const ex::Verification v = ex::verify(e);
   std::string graph_line;

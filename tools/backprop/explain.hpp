@@ -5,7 +5,9 @@
 // delta^l = (W^(l+1))^T delta^(l+1) (.) sigma'(z^l), the gradients dC/dW^l = delta^l (a^(l-1))^T and
 // dC/db^l = delta^l, and the weights after w <- w - eta dC/dw; then says whether every number agrees with the
 // engine. --graph FILE writes the forward and symbol-to-symbol backward graphs as Graphviz DOT (and FILE's
-// .svg when the `dot` program is installed). --repeated N instead prints the naive chain rule's work against
+// .svg when the `dot` program is installed). --conv does the same for one convolution layer (2 filters of 3x3
+// over a 4x4 image: the deltas at every position, dC/dW as the input correlated with them, dC/dx as their
+// transposed convolution). --repeated N instead prints the naive chain rule's work against
 // the memoising engine's, as N grows. The computation lives in the library (backprop/explain.hpp); this is
 // the printing layer.
 //
@@ -22,6 +24,7 @@ struct ExplainArgs {
   int repeated = 0;   // > 0: show the dynamic-programming counts up to this N instead of the worked example
   double lr = 0.5;    // eta of the update
   std::uint64_t seed = 1;
+  bool conv = false;   // --conv: one convolution layer's step instead of the dense network's
   bool json = false;   // one JSON object on `out` instead of text
   bool force = false;  // --force: --graph (and its .svg) may replace a file of another kind
 };

@@ -14,7 +14,7 @@ namespace bp = backprop;
 
 int run_export(const ExportArgs& a) {
   // Refused before anything is read: the ONNX model written over the model file would destroy it.
-  BP_CHECK(!same_path(a.onnx, a.model), ConfigError, "--onnx ", a.onnx,
+  BP_CHECK(!bp::io::same_path(a.onnx, a.model), ConfigError, "--onnx ", a.onnx,
            ": is also the MODEL; choose another --onnx");
   check_output("--onnx", a.onnx, bp::io::FileKind::binary, "an ONNX model", a.force);
   BP_CHECK(bp::io::input_exists(a.model, "MODEL"), FileError, a.model,

@@ -312,6 +312,9 @@ int main(int argc, char** argv) {
   command_flags.add(*explain, "--repeated", explain_args.repeated, "N");
   command_flags.add(*explain, "--lr", explain_args.lr, "NUMBER");
   command_flags.add(*explain, "--seed", explain_args.seed, "N");
+  explain->add_flag(
+      "--conv", explain_args.conv,
+      "one convolution layer instead: its deltas, dC/dW and dC/dx by hand, checked against conv2d");
   explain->add_flag("--json", explain_args.json, "print one JSON object");
   explain->add_flag("--force", explain_args.force,
                     "let --graph replace a file that holds something else (a model, text, ...)");

@@ -18,20 +18,26 @@ from . import nn
 from . import loss
 from . import optim
 from . import callbacks
-__all__: list[str] = ['AutogradError', 'ConfigError', 'DType', 'DTypeError', 'DivergedError', 'EpochMetrics', 'Error', 'Evaluation', 'FASHION_MNIST_CLASSES', 'FileError', 'Generator', 'History', 'IndexError', 'Model', 'OutOfMemoryError', 'ShapeError', 'StepInfo', 'Tensor', 'ValueError', 'abs', 'add', 'allclose', 'amax', 'amin', 'arange', 'argmax', 'argmin', 'callbacks', 'cat', 'chunk', 'clamp', 'div', 'evaluate', 'exp', 'explain', 'explain_repeated', 'fit', 'flatten', 'float32', 'float64', 'from_numpy', 'full', 'grad', 'is_grad_enabled', 'leaky_relu', 'linear', 'load_fashion_mnist', 'load_model', 'load_module', 'log', 'log_softmax', 'logsumexp', 'loss', 'manual_seed', 'matmul', 'maximum', 'mean', 'mul', 'narrow', 'neg', 'nn', 'no_grad', 'norm', 'one_hot', 'ones', 'optim', 'permute', 'pow', 'predict', 'rand', 'randn', 'read_idx', 'relu', 'reshape', 'save_model', 'set_grad_enabled', 'sigmoid', 'sign', 'softmax', 'split', 'sqrt', 'squeeze', 'stack', 'std', 'sub', 'sum', 'tanh', 'tensor', 'transpose', 'unsqueeze', 'var', 'zeros']
+__all__: list[str] = ['AutogradError', 'ConfigError', 'DType', 'DTypeError', 'DivergedError', 'EpochMetrics', 'Error', 'Evaluation', 'FASHION_MNIST_CLASSES', 'FileError', 'Generator', 'History', 'IndexError', 'Model', 'OutOfMemoryError', 'ShapeError', 'StepInfo', 'Tensor', 'ValueError', 'abs', 'add', 'allclose', 'amax', 'amin', 'arange', 'argmax', 'argmin', 'callbacks', 'cat', 'chunk', 'clamp', 'div', 'evaluate', 'exp', 'explain', 'explain_repeated', 'fit', 'flatten', 'float32', 'float64', 'from_numpy', 'full', 'grad', 'int64', 'is_grad_enabled', 'leaky_relu', 'linear', 'load_fashion_mnist', 'load_model', 'load_module', 'log', 'log_softmax', 'logsumexp', 'loss', 'manual_seed', 'matmul', 'maximum', 'mean', 'mul', 'narrow', 'neg', 'nn', 'no_grad', 'norm', 'one_hot', 'ones', 'optim', 'permute', 'pow', 'predict', 'rand', 'randn', 'read_idx', 'relu', 'reshape', 'save_model', 'set_grad_enabled', 'sigmoid', 'sign', 'softmax', 'split', 'sqrt', 'squeeze', 'stack', 'std', 'sub', 'sum', 'tanh', 'tensor', 'transpose', 'unsqueeze', 'var', 'zeros']
 class DType:
     """
-    Element type of a tensor: float32 (the default) or float64.
+    Element type of a tensor: float32 (the default), float64, int64 (indices, labels) or bool (masks).
     
     Members:
     
       float32
     
       float64
+    
+      int64
+    
+      bool
     """
     __members__: typing.ClassVar[dict[str, DType]]
+    bool: typing.ClassVar[DType]
     float32: typing.ClassVar[DType]
     float64: typing.ClassVar[DType]
+    int64: typing.ClassVar[DType]
     def __eq__(self, other: typing.Any) -> bool:
         ...
     def __getstate__(self) -> int:
@@ -579,3 +585,4 @@ FASHION_MNIST_CLASSES: list = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'C
 __version__: str = '0.1.0'
 float32: DType
 float64: DType
+int64: DType
