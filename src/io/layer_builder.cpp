@@ -94,43 +94,122 @@ std::shared_ptr<nn::Sequential> build_network(const std::vector<config::LayerSpe
     const Options o(spec, "model.layer #" + std::to_string(i + 1) + " (" + spec.type + ")");
     config::check_layer(spec, o.where());
     const std::string& t = spec.type;
-    if (t == "dense") {
-      need_rank(shape, 1, o, "a 1-D input [features]");
-      BP_CHECK(o.has("out") || i == last_dense, ConfigError, o.where(),
-               ": needs out (only the last dense layer may leave it out: it gets the number of outputs)");
-      const std::int64_t out = o.integer("out", outputs);
-      const nn::Nonlinearity next = follower(layers, i);
-      const double p = o.number("dropconnect", 0.0);
-      if (p > 0)
-        net->push_back(nn::DropConnect(shape[0], out, p, gen,
-                                       {.bias = o.boolean("bias", true), .init = init_for(init, next)}));
-      else
-        net->push_back(nn::Linear(
-            shape[0], out, gen,
-            {.bias = o.boolean("bias", true), .init = init_for(init, next), .nonlinearity = next}));
-      shape = {out};
-    } else if (t == "batchnorm") {
-      const nn::BatchNormOptions bn{.eps = o.number("eps", 1e-5), .momentum = o.number("momentum", 0.1)};
-      need_rank(shape, 1, o, "a 1-D input [features]");
-      net->push_back(nn::BatchNorm1d(shape[0], bn));
-    } else if (t == "layernorm") {
-      BP_CHECK(!shape.empty(), ConfigError, o.where(), ": needs an input with at least one dimension");
-      net->push_back(nn::LayerNorm(shape.back(), {.eps = o.number("eps", 1e-5)}));
-    } else if (t == "dropout") {
-      net->push_back(nn::Dropout(o.number("p", 0.5), gen));
-    } else if (t == "flatten") {
-      net->push_back(nn::Flatten());
-      shape = {numel(shape)};
-    } else if (t == "relu") {
-      net->push_back(nn::ReLU());
-    } else if (t == "leaky_relu") {
-      net->push_back(nn::LeakyReLU(o.number("slope", 0.01)));
-    } else if (t == "sigmoid") {
-      net->push_back(nn::Sigmoid());
-    } else if (t == "tanh") {
-      net->push_back(nn::Tanh());
-    } else {
-      throw ConfigError(o.where() + ": this build cannot make this layer type yet");
+    // Appends a layer whose output shape is found by running it once on zeros of the current shape.
+    const auto add = [&](auto&& layer) {
+      auto module = std::make_shared<std::remove_cvref_t<decltype(layer)>>(std::move(layer));
+      Tensor y;
+      try {
+        NoGradGuard no_grad;
+        module->eval();
+        Shape batch{1};
+        batch.insert(batch.end(), shape.begin(), shape.end());
+        y = module->forward(zeros(batch));
+        module->train();
+      } catch (const OutOfMemoryError&) {
+        throw;
+      } catch (const Error& e) {
+        throw ConfigError(o.where() + ": does not fit its input " + to_string(shape) + ": " + e.what());
+      }
+      BP_CHECK(y.numel() > 0, ConfigError, o.where(), ": turns its input ", to_string(shape),
+               " into an empty output ", to_string(Shape(y.shape().begin() + 1, y.shape().end())),
+               "; use a smaller kernel or stride, or padding");
+      shape.assign(y.shape().begin() + 1, y.shape().end());
+      net->push_back(nn::ModulePtr(module));
+    };
+    try {
+      if (t == "dense") {
+        need_rank(shape, 1, o, "a 1-D input [features]");
+        BP_CHECK(o.has("out") || i == last_dense, ConfigError, o.where(),
+                 ": needs out (only the last dense layer may leave it out: it gets the number of outputs)");
+        const std::int64_t out = o.integer("out", outputs);
+        const nn::Nonlinearity next = follower(layers, i);
+        const double p = o.number("dropconnect", 0.0);
+        if (p > 0)
+          net->push_back(nn::DropConnect(shape[0], out, p, gen,
+                                         {.bias = o.boolean("bias", true), .init = init_for(init, next)}));
+        else
+          net->push_back(nn::Linear(
+              shape[0], out, gen,
+              {.bias = o.boolean("bias", true), .init = init_for(init, next), .nonlinearity = next}));
+        shape = {out};
+      } else if (t == "conv2d" || t == "conv_transpose2d" || t == "conv1d") {
+        const bool one_d = t == "conv1d";
+        need_rank(shape, one_d ? 2 : 3, o,
+                  one_d ? "an input [channels, length]" : "an image [channels, height, width]");
+        const std::vector<std::int64_t> k = o.pair("kernel", {}), st = o.pair("stride", {1, 1}),
+                                        dil = o.pair("dilation", {1, 1});
+        nn::ConvOptions c{.stride = Size2(st[0], st[1]),
+                          .padding = 0,
+                          .dilation = Size2(dil[0], dil[1]),
+                          .groups = o.integer("groups", 1),
+                          .bias = o.boolean("bias", true)};
+        if (o.same_padding()) {
+          c.padding = ConvPadding("same");
+        } else {
+          const std::vector<std::int64_t> pad = o.pair("padding", {0, 0});
+          c.padding = ConvPadding(pad[0], pad[1]);
+        }
+        if (t == "conv_transpose2d") {
+          const std::vector<std::int64_t> op = o.pair("output_padding", {0, 0});
+          c.output_padding = Size2(op[0], op[1]);
+        }
+        const std::int64_t out = o.integer("out", 0);
+        if (one_d)
+          add(nn::Conv1d(shape[0], out, k[0], gen, c));
+        else if (t == "conv2d")
+          add(nn::Conv2d(shape[0], out, Size2(k[0], k[1]), gen, c));
+        else
+          add(nn::ConvTranspose2d(shape[0], out, Size2(k[0], k[1]), gen, c));
+      } else if (t == "maxpool2d" || t == "avgpool2d") {
+        need_rank(shape, 3, o, "an image [channels, height, width]");
+        const std::vector<std::int64_t> k = o.pair("kernel", {}), st = o.pair("stride", k),
+                                        pad = o.pair("padding", {0, 0});
+        const nn::PoolOptions p{.stride = Size2(st[0], st[1]), .padding = Size2(pad[0], pad[1])};
+        if (t == "maxpool2d")
+          add(nn::MaxPool2d(Size2(k[0], k[1]), p));
+        else
+          add(nn::AvgPool2d(Size2(k[0], k[1]), p));
+      } else if (t == "adaptive_avgpool2d") {
+        need_rank(shape, 3, o, "an image [channels, height, width]");
+        const std::vector<std::int64_t> size = o.pair("out", {});
+        add(nn::AdaptiveAvgPool2d(Size2(size[0], size[1])));
+      } else if (t == "dropout2d") {
+        need_rank(shape, 3, o, "an image [channels, height, width]");
+        add(nn::Dropout2d(o.number("p", 0.5), gen));
+      } else if (t == "batchnorm") {
+        const nn::BatchNormOptions bn{.eps = o.number("eps", 1e-5), .momentum = o.number("momentum", 0.1)};
+        BP_CHECK(shape.size() == 1 || shape.size() == 3, ConfigError, o.where(),
+                 ": needs [features] or an image [channels, height, width], got an input of shape ",
+                 to_string(shape));
+        if (shape.size() == 3)
+          add(nn::BatchNorm2d(shape[0], bn));
+        else
+          net->push_back(nn::BatchNorm1d(shape[0], bn));
+      } else if (t == "layernorm") {
+        BP_CHECK(!shape.empty(), ConfigError, o.where(), ": needs an input with at least one dimension");
+        net->push_back(nn::LayerNorm(shape.back(), {.eps = o.number("eps", 1e-5)}));
+      } else if (t == "dropout") {
+        net->push_back(nn::Dropout(o.number("p", 0.5), gen));
+      } else if (t == "flatten") {
+        net->push_back(nn::Flatten());
+        shape = {numel(shape)};
+      } else if (t == "relu") {
+        net->push_back(nn::ReLU());
+      } else if (t == "leaky_relu") {
+        net->push_back(nn::LeakyReLU(o.number("slope", 0.01)));
+      } else if (t == "sigmoid") {
+        net->push_back(nn::Sigmoid());
+      } else if (t == "tanh") {
+        net->push_back(nn::Tanh());
+      } else {
+        throw ConfigError(o.where() + ": no builder for this layer type");
+      }
+    } catch (const ConfigError&) {
+      throw;
+    } catch (const OutOfMemoryError&) {
+      throw;
+    } catch (const Error& e) {  // a layer's own check (groups that do not divide the channels, ...)
+      throw ConfigError(o.where() + ": " + e.what());
     }
   }
   BP_CHECK(shape == Shape{outputs}, ConfigError, "model.layer: the last layer gives ", to_string(shape),

@@ -115,6 +115,13 @@ void set_int(pb::NodeProto& n, const char* name, std::int64_t value) {
   a->set_i(value);
 }
 
+void set_ints(pb::NodeProto& n, const char* name, const std::vector<std::int64_t>& values) {
+  pb::AttributeProto* a = n.add_attribute();
+  a->set_name(name);
+  a->set_type(pb::AttributeProto::INTS);
+  for (std::int64_t v : values) a->add_ints(v);
+}
+
 // What a converter is given: the module, its path in the tree ("" for the root), the name of its input in
 // the graph and its traced input (a batch of kTraceBatch examples).
 struct Step {
@@ -246,6 +253,95 @@ std::string convert_batchnorm(Graph& g, const Step& s) {
       [eps](pb::NodeProto& n) { set_float(n, "epsilon", eps); });
 }
 
+// BatchNorm2d in eval form: the same node as BatchNorm1d, per channel.
+std::string convert_batchnorm2d(Graph& g, const Step& s) {
+  const nn::BatchNorm2d& m = as<nn::BatchNorm2d>(s);
+  const std::string hint = hint_of(s, "BatchNorm2d");
+  const std::int64_t c = m.num_features();
+  const DType dt = m.running_mean().dtype();
+  const Tensor scale = m.weight().defined() ? m.weight() : ones({c}, dt);
+  const Tensor shift = m.bias().defined() ? m.bias() : zeros({c}, dt);
+  const double eps = m.options().eps;
+  return g.node(
+      "BatchNormalization", hint,
+      {s.input, g.weight(hint + ".weight", scale), g.weight(hint + ".bias", shift),
+       g.weight(hint + ".running_mean", m.running_mean()), g.weight(hint + ".running_var", m.running_var())},
+      [eps](pb::NodeProto& n) { set_float(n, "epsilon", eps); });
+}
+
+// ONNX pads [begin_h, begin_w, end_h, end_w]; "same" puts the odd extra row or column at the end, as PyTorch.
+std::vector<std::int64_t> conv_pads(const ConvPadding& p, Size2 k, Size2 dilation, std::size_t dims) {
+  std::int64_t h0 = p.size.h, w0 = p.size.w, h1 = p.size.h, w1 = p.size.w;
+  if (p.same) {
+    const std::int64_t th = dilation.h * (k.h - 1), tw = dilation.w * (k.w - 1);
+    h0 = th / 2, h1 = th - th / 2, w0 = tw / 2, w1 = tw - tw / 2;
+  }
+  if (dims == 1) return {w0, w1};
+  return {h0, w0, h1, w1};
+}
+
+template <class Conv>
+std::string convert_conv(Graph& g, const Step& s) {
+  const Conv& m = as<Conv>(s);
+  constexpr bool transposed = std::is_same_v<Conv, nn::ConvTranspose2d>;
+  constexpr bool one_d = std::is_same_v<Conv, nn::Conv1d>;
+  const std::string hint = hint_of(s, transposed ? "ConvTranspose" : "Conv");
+  const nn::ConvOptions& o = m.options();
+  const Tensor& w = m.weight();
+  const Size2 k(w.size(-2 + (one_d ? 1 : 0)), w.size(-1));
+  std::vector<std::string> inputs{s.input, g.weight(hint + ".weight", w)};
+  if (m.bias().defined()) inputs.push_back(g.weight(hint + ".bias", m.bias()));
+  const auto two = [&](Size2 v) {
+    return one_d ? std::vector<std::int64_t>{v.w} : std::vector<std::int64_t>{v.h, v.w};
+  };
+  return g.node(transposed ? "ConvTranspose" : "Conv", hint, inputs, [&](pb::NodeProto& n) {
+    set_ints(n, "kernel_shape", two(k));
+    set_ints(n, "strides", two(o.stride));
+    set_ints(n, "dilations", two(o.dilation));
+    set_ints(n, "pads", conv_pads(o.padding, k, o.dilation, one_d ? 1 : 2));
+    set_int(n, "group", o.groups);
+    if constexpr (transposed) set_ints(n, "output_padding", two(o.output_padding));
+  });
+}
+
+template <class Pool>
+std::string convert_pool(Graph& g, const Step& s) {
+  const Pool& m = as<Pool>(s);
+  constexpr bool max = std::is_same_v<Pool, nn::MaxPool2d>;
+  const std::string hint = hint_of(s, max ? "MaxPool" : "AveragePool");
+  const nn::PoolOptions& o = m.options();
+  const Size2 k = m.kernel_size();
+  const Size2 stride = o.stride.h == 0 ? k : o.stride;
+  return g.node(max ? "MaxPool" : "AveragePool", hint, {s.input}, [&](pb::NodeProto& n) {
+    set_ints(n, "kernel_shape", {k.h, k.w});
+    set_ints(n, "strides", {stride.h, stride.w});
+    set_ints(n, "pads", {o.padding.h, o.padding.w, o.padding.h, o.padding.w});
+    set_int(n, "ceil_mode", o.ceil_mode ? 1 : 0);
+    if constexpr (max)
+      set_ints(n, "dilations", {o.dilation.h, o.dilation.w});
+    else
+      set_int(n, "count_include_pad", o.count_include_pad ? 1 : 0);
+  });
+}
+
+// Adaptive average pooling: GlobalAveragePool for a 1 x 1 output; an AveragePool when the input divides
+// evenly into the output (every window the same size); other sizes have no single ONNX operator.
+std::string convert_adaptive_avg_pool(Graph& g, const Step& s) {
+  const Size2 out = as<nn::AdaptiveAvgPool2d>(s).output_size();
+  const std::int64_t h = s.sample.size(-2), w = s.sample.size(-1);
+  const std::string hint = hint_of(s, "AdaptiveAvgPool2d");
+  if (out.h == 1 && out.w == 1) return g.node("GlobalAveragePool", hint, {s.input});
+  BP_CHECK(h % out.h == 0 && w % out.w == 0, ValueError, "export_onnx: the module at '", s.path,
+           "' (AdaptiveAvgPool2d) pools ", h, "x", w, " to ", out.h, "x", out.w,
+           ", windows of unequal sizes, which no ONNX operator computes; choose an output size that divides "
+           "the input");
+  const std::int64_t kh = h / out.h, kw = w / out.w;
+  return g.node("AveragePool", hint, {s.input}, [&](pb::NodeProto& n) {
+    set_ints(n, "kernel_shape", {kh, kw});
+    set_ints(n, "strides", {kh, kw});
+  });
+}
+
 std::string convert_layernorm(Graph& g, const Step& s) {
   const nn::LayerNorm& m = as<nn::LayerNorm>(s);
   const std::string hint = hint_of(s, "LayerNorm");
@@ -318,6 +414,14 @@ const std::map<std::type_index, std::pair<std::string, Converter>>& converters()
       {typeid(nn::LeakyReLU), {"LeakyReLU", convert_leaky_relu}},
       {typeid(nn::Softmax), {"Softmax", convert_softmax}},
       {typeid(nn::LogSoftmax), {"LogSoftmax", convert_log_softmax}},
+      {typeid(nn::Conv1d), {"Conv1d", convert_conv<nn::Conv1d>}},
+      {typeid(nn::Conv2d), {"Conv2d", convert_conv<nn::Conv2d>}},
+      {typeid(nn::ConvTranspose2d), {"ConvTranspose2d", convert_conv<nn::ConvTranspose2d>}},
+      {typeid(nn::MaxPool2d), {"MaxPool2d", convert_pool<nn::MaxPool2d>}},
+      {typeid(nn::AvgPool2d), {"AvgPool2d", convert_pool<nn::AvgPool2d>}},
+      {typeid(nn::AdaptiveAvgPool2d), {"AdaptiveAvgPool2d", convert_adaptive_avg_pool}},
+      {typeid(nn::BatchNorm2d), {"BatchNorm2d", convert_batchnorm2d}},
+      {typeid(nn::Dropout2d), {"Dropout2d", pass_through}},
   };
   return table;
 }

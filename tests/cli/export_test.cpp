@@ -81,6 +81,41 @@ TEST(Export, FashionModelPredictsTheSameInOnnxRuntime) {
   std::cout << "largest probability difference, predict vs ONNX Runtime: " << worst << "\n";
 }
 
+TEST(Export, ConvolutionalPresetsPredictTheSameInOnnxRuntime) {
+  REQUIRE_INSTALLED(clitest::have_fashion(), "dataset-fashion-mnist",
+                    std::string("Fashion-MNIST under ") + clitest::kFashionDir);
+  REQUIRE_INSTALLED(have_onnxruntime(),
+                    "python3-onnx, and onnxruntime from pip: /usr/bin/python3 -m pip install "
+                    "--break-system-packages --no-deps onnxruntime==1.16.3 (scripts/install-deps does both)",
+                    "/usr/bin/python3 with onnx and onnxruntime");
+  const std::string images = std::string(clitest::kFashionDir) + "/t10k-images-idx3-ubyte.gz";
+  for (const char* arch : {"lenet5", "cnn"}) {
+    Scratch s;
+    const std::string out = s.path("run");
+    const auto t = run(s, std::string("train --quiet --epochs 1 --limit-train 600 --limit-test 100 --arch ") +
+                              arch + " --out " + out);
+    ASSERT_EQ(t.code, 0) << arch << ": " << t.err;
+    const auto e = run(s, "export " + out + "/model.safetensors --onnx " + s.path("model.onnx"));
+    ASSERT_EQ(e.code, 0) << arch << ": " << e.err;
+    const auto ours =
+        run(s, "predict --json --limit 500 --model " + out + "/model.safetensors --input " + images);
+    ASSERT_EQ(ours.code, 0) << ours.err;
+    const auto theirs = clitest::run_shell(
+        s, "/usr/bin/python3 " + quote(std::string(BACKPROP_SOURCE_DIR) + "/tests/io/onnx_check.py") + " " +
+               quote(s.path("model.onnx")) + " predict " + images + " 500");
+    ASSERT_EQ(theirs.code, 0) << arch << ": " << theirs.err;
+    const auto a = json_lines(ours.out);
+    const auto b = json_lines(theirs.out);
+    ASSERT_EQ(a.size(), 500u);
+    ASSERT_EQ(b.size(), a.size());
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      EXPECT_EQ(a[i]["class"], b[i]["class"]) << arch << " row " << i;
+      EXPECT_NEAR(a[i]["probability"].get<double>(), b[i]["probability"].get<double>(), 1e-5)
+          << arch << " row " << i;
+    }
+  }
+}
+
 TEST(Export, CheckpointIsRefused) {
   Scratch s;
   const std::string out = train_table_model(s);

@@ -140,3 +140,68 @@ TEST(LayerTables, PresetsAreCheckedLayerLists) {
   c.model.arch = "lenet5";
   EXPECT_EQ(bp::config::network_layers(c.model), bp::config::preset_layers("lenet5"));
 }
+
+TEST(LayerTables, ImagePresetsBuildWithShapesFromTheImage) {
+  bp::Generator gen(1);
+  bp::Generator xgen(2);
+  for (const char* arch : {"lenet5", "cnn"}) {
+    const auto net = bp::io::build_network(bp::config::preset_layers(arch), {1, 28, 28}, 10, gen);
+    net->eval();
+    EXPECT_EQ(net->forward(bp::randn({3, 1, 28, 28}, xgen)).shape(), (bp::Shape{3, 10})) << arch;
+  }
+  // LeNet-5's first dense layer sees 16 channels of 5 x 5 after two poolings: 400 inputs.
+  const auto lenet = bp::io::build_network(bp::config::preset_layers("lenet5"), {1, 28, 28}, 10, gen);
+  EXPECT_EQ(lenet->state_dict().at("7.weight").shape(), (bp::Shape{120, 400}));
+  // A depthwise convolution, "same" padding, stride, average and adaptive pooling, dropout2d.
+  const bp::config::Config c = bp::config::parse_toml(R"(
+[[model.layer]]
+type = "conv2d"
+out = 4
+kernel = 3
+padding = "same"
+[[model.layer]]
+type = "conv2d"
+out = 4
+kernel = [3, 1]
+groups = 4
+stride = 2
+[[model.layer]]
+type = "dropout2d"
+p = 0.1
+[[model.layer]]
+type = "avgpool2d"
+kernel = 2
+[[model.layer]]
+type = "adaptive_avgpool2d"
+out = 1
+[[model.layer]]
+type = "flatten"
+[[model.layer]]
+type = "dense"
+)");
+  const auto net = bp::io::build_network(c.model.layer, {2, 9, 9}, 3, gen);
+  EXPECT_EQ(net->state_dict().at("1.weight").shape(), (bp::Shape{4, 1, 3, 1}));
+  net->eval();
+  EXPECT_EQ(net->forward(bp::randn({2, 2, 9, 9}, xgen)).shape(), (bp::Shape{2, 3}));
+}
+
+TEST(LayerTables, ImageLayersThatDoNotFitAreErrorsNamingTheLayer) {
+  bp::Generator gen(1);
+  using L = bp::config::LayerSpec;
+  const L conv{.type = "conv2d", .options = {{"out", std::int64_t{4}}, {"kernel", std::int64_t{3}}}};
+  EXPECT_THAT(error_of([&] { bp::io::build_network({conv}, {20}, 3, gen); }),
+              HasSubstr("model.layer #1 (conv2d): needs an image [channels, height, width], got an input of "
+                        "shape [20] (image layers need image data"));
+  const L big{.type = "conv2d", .options = {{"out", std::int64_t{4}}, {"kernel", std::int64_t{9}}}};
+  EXPECT_THAT(error_of([&] {
+                bp::io::build_network({big}, {1, 5, 5}, 3, gen);
+              }),
+              HasSubstr("model.layer #1 (conv2d)"));
+  const L groups{
+      .type = "conv2d",
+      .options = {{"out", std::int64_t{4}}, {"kernel", std::int64_t{1}}, {"groups", std::int64_t{3}}}};
+  EXPECT_THAT(error_of([&] {
+                bp::io::build_network({groups}, {2, 5, 5}, 3, gen);
+              }),
+              HasSubstr("model.layer #1 (conv2d): "));
+}
