@@ -238,25 +238,11 @@ std::string convert_dropconnect(Graph& g, const Step& s) {
   return activation(g, hint, gemm(g, hint, s.input, m.weight(), m.bias()), o.activation, o.slope);
 }
 
+// BatchNorm1d and BatchNorm2d in eval form: one normalisation per feature or channel.
+template <class BatchNorm>
 std::string convert_batchnorm(Graph& g, const Step& s) {
-  const nn::BatchNorm1d& m = as<nn::BatchNorm1d>(s);
-  const std::string hint = hint_of(s, "BatchNorm1d");
-  const std::int64_t c = m.num_features();
-  const DType dt = m.running_mean().dtype();
-  const Tensor scale = m.weight().defined() ? m.weight() : ones({c}, dt);
-  const Tensor shift = m.bias().defined() ? m.bias() : zeros({c}, dt);
-  const double eps = m.options().eps;
-  return g.node(
-      "BatchNormalization", hint,
-      {s.input, g.weight(hint + ".weight", scale), g.weight(hint + ".bias", shift),
-       g.weight(hint + ".running_mean", m.running_mean()), g.weight(hint + ".running_var", m.running_var())},
-      [eps](pb::NodeProto& n) { set_float(n, "epsilon", eps); });
-}
-
-// BatchNorm2d in eval form: the same node as BatchNorm1d, per channel.
-std::string convert_batchnorm2d(Graph& g, const Step& s) {
-  const nn::BatchNorm2d& m = as<nn::BatchNorm2d>(s);
-  const std::string hint = hint_of(s, "BatchNorm2d");
+  const BatchNorm& m = as<BatchNorm>(s);
+  const std::string hint = hint_of(s, "BatchNorm");
   const std::int64_t c = m.num_features();
   const DType dt = m.running_mean().dtype();
   const Tensor scale = m.weight().defined() ? m.weight() : ones({c}, dt);
@@ -402,7 +388,7 @@ const std::map<std::type_index, std::pair<std::string, Converter>>& converters()
       {typeid(nn::Residual), {"Residual", convert_residual}},
       {typeid(nn::Linear), {"Linear", convert_linear}},
       {typeid(nn::DropConnect), {"DropConnect", convert_dropconnect}},
-      {typeid(nn::BatchNorm1d), {"BatchNorm1d", convert_batchnorm}},
+      {typeid(nn::BatchNorm1d), {"BatchNorm1d", convert_batchnorm<nn::BatchNorm1d>}},
       {typeid(nn::LayerNorm), {"LayerNorm", convert_layernorm}},
       {typeid(nn::Flatten), {"Flatten", convert_reshape}},
       {typeid(nn::Unflatten), {"Unflatten", convert_reshape}},
@@ -420,7 +406,7 @@ const std::map<std::type_index, std::pair<std::string, Converter>>& converters()
       {typeid(nn::MaxPool2d), {"MaxPool2d", convert_pool<nn::MaxPool2d>}},
       {typeid(nn::AvgPool2d), {"AvgPool2d", convert_pool<nn::AvgPool2d>}},
       {typeid(nn::AdaptiveAvgPool2d), {"AdaptiveAvgPool2d", convert_adaptive_avg_pool}},
-      {typeid(nn::BatchNorm2d), {"BatchNorm2d", convert_batchnorm2d}},
+      {typeid(nn::BatchNorm2d), {"BatchNorm2d", convert_batchnorm<nn::BatchNorm2d>}},
       {typeid(nn::Dropout2d), {"Dropout2d", pass_through}},
   };
   return table;

@@ -50,6 +50,7 @@ TEST(LayerTablesCli, ALayerListTrainsAndItsModelIsReadWithoutCode) {
   const auto info = run(s, "info " + s.path("a/model.safetensors"));
   ASSERT_EQ(info.code, 0) << info.err;
   EXPECT_THAT(info.out, HasSubstr("BatchNorm1d"));
+  EXPECT_THAT(info.out, HasSubstr("network     custom (4 layers)"));
   const auto eval =
       run(s, "eval --model " + s.path("a/model.safetensors") + " --data " + s.path("train.csv") + " --json");
   ASSERT_EQ(eval.code, 0) << eval.err;

@@ -167,7 +167,10 @@ int run_info(const InfoArgs& a) {
   if (arch.batchnorm) extras += ", batchnorm";
   if (arch.dropout > 0) extras += ", dropout " + number_text(arch.dropout);
   if (arch.dropconnect > 0) extras += ", dropconnect " + number_text(arch.dropconnect);
-  if (from_code)
+  if (from_code && !training.is_discarded() && training.contains("network") &&
+      training["network"].is_string())
+    std::printf("network     %s\n", training["network"].get<std::string>().c_str());
+  else if (from_code)
     std::printf("network     %s (saved from code)\n", rows.front().type.c_str());
   else
     std::printf("network     %s, %s%s, init %s\n", layers_text(arch).c_str(), arch.activation.c_str(),
