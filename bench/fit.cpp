@@ -3,7 +3,7 @@
 //   784 - hidden... - 10, ReLU between layers, softmax cross-entropy (mean), SGD lr 0.1 momentum 0.9,
 //   shuffled mini-batches (the last one may be short), no validation, no gradient-flow records.
 //
-//   bench_fit --batch 128 --epochs 4 --threads 2 --hidden 256,128 [--prefetch 0]
+//   bench_fit --batch 128 --epochs 4 --threads 2 --hidden 256,128 [--prefetch 1]
 //
 // Output fields: epoch_s (median over epochs after the first, from History's per-epoch seconds),
 // epoch_times, train_accuracy (last epoch), test_accuracy.
@@ -29,7 +29,7 @@ struct Args {
   std::vector<std::int64_t> hidden = {256, 128};
   std::int64_t limit = 0;  // training examples used (0: all 60000)
   std::uint64_t seed = 1;
-  bool prefetch = true;  // --prefetch 0: batches prepared on the training thread (for the comparison)
+  bool prefetch = false;  // --prefetch 1: a loader thread prepares the next batch (for the comparison)
 };
 
 Args parse(int argc, char** argv) {

@@ -115,8 +115,9 @@ struct FitOptions {
   std::shared_ptr<const data::Augmentation> augment = nullptr;
   /// The image shape of a training row, for augmenting flat rows [N, C*H*W]; height 0: from the features.
   data::ImageShape image_shape = {1, 0, 0};
-  /// A loader thread prepares the next batch while this one trains (data::LoaderOptions::prefetch).
-  bool prefetch = true;
+  /// A loader thread prepares the next batch while this one trains (data::LoaderOptions::prefetch); off by
+  /// default, `backprop train` turns it on with --augment.
+  bool prefetch = false;
   const data::TensorDataset* validation = nullptr;
   /// Stop when the validation loss has not improved for this many epochs (0 = never), then restore the best
   /// weights (restore_best).

@@ -250,7 +250,7 @@ TEST(Prefetch, ByteIdenticalBatchesToNoPrefetch) {
 
 TEST(Prefetch, SteadyStateAllocatesNoStorage) {
   const bpd::TensorDataset d = images(64, {1, 4, 4});
-  bpd::DataLoader loader(d, {.batch_size = 4, .shuffle = true, .seed = 3, .augment = all_three()});
+  bpd::DataLoader loader(d, {.batch_size = 4, .shuffle = true, .seed = 3, .augment = all_three(), .prefetch = true});
   std::uint64_t before = 0;
   std::int64_t i = 0;
   double sum = 0;
@@ -268,7 +268,7 @@ TEST(Prefetch, CallerThrowingMidEpochOrStoppingEarlyShutsDownCleanly) {
   // The consumer throws mid-epoch: the loader (and its thread) goes away during the unwinding.
   EXPECT_THROW(
       {
-        bpd::DataLoader loader(d, {.batch_size = 4, .augment = all_three()});
+        bpd::DataLoader loader(d, {.batch_size = 4, .augment = all_three(), .prefetch = true});
         int seen = 0;
         for (const bpd::Batch& b : loader)
           if (++seen == 3 && b.features.size(0) == 4) throw std::runtime_error("step failed");
@@ -276,7 +276,7 @@ TEST(Prefetch, CallerThrowingMidEpochOrStoppingEarlyShutsDownCleanly) {
       std::runtime_error);
   // The consumer stops after one batch, while the next is being prepared.
   for (int k = 0; k < 20; ++k) {
-    bpd::DataLoader loader(d, {.batch_size = 4, .augment = all_three()});
+    bpd::DataLoader loader(d, {.batch_size = 4, .augment = all_three(), .prefetch = true});
     EXPECT_EQ(loader.batch(0).features.size(0), 4);
   }
   // A copy has its own thread; the original keeps working after the copy is gone.
@@ -295,7 +295,7 @@ TEST(Prefetch, ErrorOnTheLoaderThreadReachesTheCaller) {
   const float marker = d.features.data<float>()[6 * 4];
   auto aug = std::make_shared<const bpd::Augmentation>(
       std::vector<std::shared_ptr<const bpd::Transform>>{std::make_shared<FailsAt>(marker)});
-  bpd::DataLoader loader(d, {.batch_size = 6, .shuffle = false, .augment = aug});
+  bpd::DataLoader loader(d, {.batch_size = 6, .shuffle = false, .augment = aug, .prefetch = true});
   EXPECT_NO_THROW(loader.batch(0));
   EXPECT_THROW(loader.batch(1), std::runtime_error);
   EXPECT_THROW(loader.batch(1), std::runtime_error);  // asked again: prepared again, fails again

@@ -365,6 +365,7 @@ int train(const TrainArgs& args, Effective& eff, const Place& place,
                                            : std::make_shared<const bp::data::Augmentation>(
                                                  bp::data::Augmentation::parse(cfg.data.augment)),
        .image_shape = data.image,
+       .prefetch = !cfg.data.augment.empty(),  // augmentation is worth a loader thread; a plain gather is not
        .validation = data.validation.size() > 0 ? &data.validation : nullptr,
        .early_stopping_patience = cfg.train.early_stopping,
        .l1 = cfg.train.l1,

@@ -41,8 +41,9 @@ struct LoaderOptions {
   /// ([N, C, H, W] or [N, H, W]).
   ImageShape image_shape = {1, 0, 0};
   /// A loader thread prepares the next batch while the caller works on this one (batches visited in order);
-  /// the batches are the same either way.
-  bool prefetch = true;
+  /// the batches are the same either way. Off by default: on 2 cores a plain gather is cheaper in line than
+  /// a third thread competing with the kernels' two (docs/performance.md); worth it for augmentation.
+  bool prefetch = false;
 };
 
 /// Iterates over mini-batches of a dataset. Holds its own copy of the dataset handle (cheap: the tensors are
