@@ -187,16 +187,15 @@ std::int64_t storage_index(const Tensor& t, std::span<const std::int64_t> index)
 double Tensor::at(std::span<const std::int64_t> index) const {
   const std::int64_t off = storage_index(*this, index);
   return dispatch_all(dtype(),
-                  [&](auto tag) { return static_cast<double>(*element<decltype(tag)>(*impl_, off)); });
+                      [&](auto tag) { return static_cast<double>(*element<decltype(tag)>(*impl_, off)); });
 }
 
 void Tensor::set(std::span<const std::int64_t> index, double value) {
   const std::int64_t off = storage_index(*this, index);
   check_inplace_("set");
   // Through convert_value, so set() stores what to(dtype) would make of the double.
-  dispatch_all(dtype(), [&](auto tag) {
-    *element<decltype(tag)>(*impl_, off) = convert_value<decltype(tag)>(value);
-  });
+  dispatch_all(dtype(),
+               [&](auto tag) { *element<decltype(tag)>(*impl_, off) = convert_value<decltype(tag)>(value); });
 }
 
 std::vector<double> Tensor::to_vector() const {

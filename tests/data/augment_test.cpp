@@ -250,7 +250,8 @@ TEST(Prefetch, ByteIdenticalBatchesToNoPrefetch) {
 
 TEST(Prefetch, SteadyStateAllocatesNoStorage) {
   const bpd::TensorDataset d = images(64, {1, 4, 4});
-  bpd::DataLoader loader(d, {.batch_size = 4, .shuffle = true, .seed = 3, .augment = all_three(), .prefetch = true});
+  bpd::DataLoader loader(
+      d, {.batch_size = 4, .shuffle = true, .seed = 3, .augment = all_three(), .prefetch = true});
   std::uint64_t before = 0;
   std::int64_t i = 0;
   double sum = 0;
