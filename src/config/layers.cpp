@@ -181,9 +181,11 @@ void check_layer(const LayerSpec& spec, const std::string& where) {
                       (near.empty() ? "" : "; did you mean '" + near + "'?") + " (types: " + all + ")");
   }
   const std::string at = where + " (" + spec.type + ")";
-  for (const auto& [name, value] : spec.options) {
+  for (const auto& option : spec.options) {
+    const std::string& name = option.first;
+    const LayerOption& value = option.second;
     const auto o = std::find_if(def->options.begin(), def->options.end(),
-                                [&](const OptionDef& d) { return name == d.name; });
+                                [&name](const OptionDef& d) { return name == d.name; });
     if (o == def->options.end()) {
       std::vector<std::string> names;
       for (const OptionDef& d : def->options) names.emplace_back(d.name);
