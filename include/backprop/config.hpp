@@ -240,6 +240,12 @@ struct FittedDefaults {
 /// rows < 1 or `given` holds an unknown key.
 FittedDefaults fit_to_data(Config& config, const DataShape& shape, const std::vector<std::string>& given);
 
+/// The defaults of an image preset (model.arch "lenet5" or "cnn") for the keys the user did not give:
+///   train.epochs          15 (the presets are measured at 15 epochs; see docs/cli.md)
+/// Writes them into `config`, as fit_to_data does, and says what it chose ("defaults for the cnn preset: 15
+/// epochs"); nothing for "mlp" and "custom". Throws ConfigError when `given` holds an unknown key.
+FittedDefaults preset_defaults(Config& config, const std::vector<std::string>& given);
+
 /// The parsed form of OptimizerConfig::schedule.
 struct Schedule {
   std::string kind = "none";  // none | cosine | step | exponential | warmup

@@ -16,6 +16,7 @@ constexpr std::int64_t kRowsPerBatch = 32;    // the batch is at most rows / 32 
 constexpr std::int64_t kSmallTable = 1000;    // up to this: no validation split
 constexpr std::int64_t kUpdateBudget = 5000;  // updates the epochs aim for
 constexpr std::int64_t kFewestEpochs = 30, kMostEpochs = 200;
+constexpr std::int64_t kPresetEpochs = 15;  // the image presets' epochs, as measured in docs/cli.md
 
 bool is_given(const std::vector<std::string>& given, const std::string& key) {
   return std::find(given.begin(), given.end(), key) != given.end();
@@ -65,6 +66,24 @@ FittedDefaults fit_to_data(Config& config, const DataShape& shape, const std::ve
 
   if (!out.choices.empty()) {
     out.summary = "defaults for " + std::to_string(n) + " rows:";
+    for (std::size_t i = 0; i < out.choices.size(); ++i) out.summary += (i ? ", " : " ") + out.choices[i];
+  }
+  return out;
+}
+
+FittedDefaults preset_defaults(Config& config, const std::vector<std::string>& given) {
+  for (const std::string& key : given)
+    BP_CHECK(detail::find(key) != nullptr, ConfigError, "preset_defaults: unknown key '", key,
+             "' among the given keys");
+  FittedDefaults out;
+  const std::string& arch = config.model.arch;
+  if (arch != "lenet5" && arch != "cnn") return out;
+  if (!is_given(given, "train.epochs") && config.train.epochs != kPresetEpochs) {
+    config.train.epochs = kPresetEpochs;
+    out.choices.push_back(std::to_string(kPresetEpochs) + " epochs");
+  }
+  if (!out.choices.empty()) {
+    out.summary = "defaults for the " + arch + " preset:";
     for (std::size_t i = 0; i < out.choices.size(); ++i) out.summary += (i ? ", " : " ") + out.choices[i];
   }
   return out;

@@ -125,3 +125,30 @@ TEST(FitToData, ParseTomlListsTheKeysItSets) {
   std::sort(keys.begin(), keys.end());  // in the order of the TOML table, not of the text
   EXPECT_THAT(keys, ElementsAre("optimizer.lr", "train.epochs"));
 }
+
+TEST(PresetDefaults, ImagePresetsTrainFifteenEpochsUnlessGiven) {
+  cfg::Config c;
+  c.model.arch = "cnn";
+  const cfg::FittedDefaults f = cfg::preset_defaults(c, {});
+  EXPECT_EQ(c.train.epochs, 15);
+  EXPECT_EQ(f.summary, "defaults for the cnn preset: 15 epochs");
+  cfg::Config lenet;
+  lenet.model.arch = "lenet5";
+  EXPECT_THAT(cfg::preset_defaults(lenet, {}).choices, ElementsAre("15 epochs"));
+
+  cfg::Config given;
+  given.model.arch = "cnn";
+  given.train.epochs = 40;
+  EXPECT_TRUE(cfg::preset_defaults(given, {"train.epochs"}).choices.empty());
+  EXPECT_EQ(given.train.epochs, 40);
+
+  for (const char* arch : {"mlp", "custom"}) {
+    cfg::Config other;
+    other.model.arch = arch;
+    EXPECT_EQ(cfg::preset_defaults(other, {}).summary, "") << arch;
+    EXPECT_EQ(other.train.epochs, 30) << arch;
+  }
+  cfg::Config bad;
+  bad.model.arch = "cnn";
+  EXPECT_THROW(cfg::preset_defaults(bad, {"train.epoch"}), bp::ConfigError);
+}
