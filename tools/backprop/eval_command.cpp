@@ -11,7 +11,7 @@
 #include "cli.hpp"
 #include "data_source.hpp"
 #include "outputs.hpp"
-#include "run_files.hpp"
+#include "text.hpp"
 #include "setup.hpp"
 
 namespace cli {
@@ -86,19 +86,11 @@ int run_eval(const EvalArgs& a) {
   const bp::train::Evaluation e = bp::train::evaluate(*net, *loss, data);
 
   json out = {{"model", a.model}, {"data", a.data}, {"examples", e.examples}, {"loss", number(e.loss)}};
-  double rmse = NAN, mae = NAN;
+  bp::train::RegressionMetrics errors;
   if (regression) {
-    const std::vector<double> y = data.targets.to_vector();
-    const std::vector<double> p = bp::train::predict(*net, data.features).to_vector();
-    double se = 0, ae = 0;
-    for (std::size_t i = 0; i < y.size(); ++i) {
-      se += (p[i] - y[i]) * (p[i] - y[i]);
-      ae += std::abs(p[i] - y[i]);
-    }
-    rmse = std::sqrt(se / static_cast<double>(y.size()));
-    mae = ae / static_cast<double>(y.size());
-    out["rmse"] = number(rmse);
-    out["mae"] = number(mae);
+    errors = bp::train::regression_metrics(bp::train::predict(*net, data.features), data.targets);
+    out["rmse"] = number(errors.rmse);
+    out["mae"] = number(errors.mae);
   } else {
     out["accuracy"] = number(e.accuracy);
     out["class_names"] = model.preprocessing.class_names;
@@ -117,7 +109,7 @@ int run_eval(const EvalArgs& a) {
   std::printf("data      %s: %lld examples\n", a.data.c_str(), static_cast<long long>(e.examples));
   std::printf("loss      %.4f\n", e.loss);
   if (regression) {
-    std::printf("rmse      %.6g\nmae       %.6g\n", rmse, mae);
+    std::printf("rmse      %.6g\nmae       %.6g\n", errors.rmse, errors.mae);
     return kOk;
   }
   std::printf("accuracy  %.2f%%\n\nper-class accuracy\n", 100 * e.accuracy);

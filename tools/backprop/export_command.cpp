@@ -6,7 +6,7 @@
 
 #include "cli.hpp"
 #include "outputs.hpp"
-#include "run_files.hpp"
+#include "text.hpp"
 
 namespace cli {
 

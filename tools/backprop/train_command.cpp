@@ -7,6 +7,7 @@
 #include <backprop/io/checkpoint.hpp>
 #include <backprop/io/metrics.hpp>
 #include <backprop/io/module_tree.hpp>
+#include <backprop/io/run_summary.hpp>
 #include <backprop/threads.hpp>
 #include <backprop/train/callbacks.hpp>
 #include <backprop/train/memory_estimate.hpp>
@@ -21,7 +22,7 @@
 #include "cli.hpp"
 #include "data_source.hpp"
 #include "parallel.hpp"
-#include "run_files.hpp"
+#include "text.hpp"
 #include "setup.hpp"
 #include "signals.hpp"
 
@@ -448,7 +449,19 @@ int train(const TrainArgs& args, Effective& eff, const Place& place,
   if (talk) callbacks.push_back(&progress);
   trainer.set_callbacks(callbacks);
 
-  Summary summary(run_dir, cfg, data, network, mlp ? arch.activation : "", net->num_parameters());
+  bp::io::RunSummary summary(run_dir, {.data_source = data.name,
+                                       .task = data.preprocessing.task,
+                                       .train_examples = data.train.size(),
+                                       .validation_examples = data.validation.size(),
+                                       .test_examples = data.test.size(),
+                                       .network = network,
+                                       .activation = mlp ? arch.activation : "",
+                                       .parameters = net->num_parameters(),
+                                       .optimizer = cfg.optimizer.name,
+                                       .lr = cfg.optimizer.lr,
+                                       .batch_size = cfg.train.batch_size,
+                                       .seed = cfg.run.seed,
+                                       .epochs_planned = cfg.train.epochs});
   bp::train::History history;
   // --detect-anomaly: every op checks what it produces, so a divergence names the op (backprop/anomaly.hpp).
   std::optional<bp::DetectAnomalyGuard> anomaly;
@@ -490,9 +503,15 @@ int train(const TrainArgs& args, Effective& eff, const Place& place,
     // Over MPI the test rows are split across ranks and the sums all-reduced (every rank must take part).
     const bp::train::Evaluation global = trainer.collective().evaluate(*net, *loss, data.test, 1000);
     if (root) {
-      const bp::io::TestRecord test = evaluate_test(*net, global, data.test, data.preprocessing);
+      const bp::io::Preprocessing& pre = data.preprocessing;
+      const bp::io::TestRecord test = bp::io::test_record(
+          *net, global, data.test, pre.class_names,
+          pre.input == "image" && pre.image_shape.size() == 2 ? pre.image_shape : std::vector<std::int64_t>{});
       metrics->test(test);
-      summary.test(test, *net, data.test);
+      std::optional<bp::train::RegressionMetrics> errors;
+      if (regression)
+        errors = bp::train::regression_metrics(bp::train::predict(*net, data.test.features), data.test.targets);
+      summary.test(test, errors);
     }
   }
   if (!root) return kOk;
