@@ -1,5 +1,6 @@
 // `backprop eval` and `backprop predict`: a model file applied to data, with its stored preprocessing.
 #include <backprop/backprop.hpp>
+#include <backprop/config/make.hpp>
 #include <backprop/io/model_file.hpp>
 #include <cmath>
 #include <cstdio>
@@ -12,7 +13,6 @@
 #include "data_source.hpp"
 #include "outputs.hpp"
 #include "text.hpp"
-#include "setup.hpp"
 
 namespace cli {
 
@@ -82,7 +82,7 @@ int run_eval(const EvalArgs& a) {
   const bp::data::TensorDataset data = load_eval_data(model, a.data, a.target, a.split, a.limit);
   BP_CHECK(data.size() > 0, FileError, a.data, ": no examples to evaluate");
   const bool regression = model.preprocessing.task == "regression";
-  const auto loss = make_loss(loss_name(model), regression);
+  const auto loss = bp::config::make_loss(loss_name(model), data.task);
   const bp::train::Evaluation e = bp::train::evaluate(*net, *loss, data);
 
   json out = {{"model", a.model}, {"data", a.data}, {"examples", e.examples}, {"loss", number(e.loss)}};

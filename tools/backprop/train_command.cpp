@@ -4,6 +4,7 @@
 
 #include <backprop/anomaly.hpp>
 #include <backprop/backprop.hpp>
+#include <backprop/config/make.hpp>
 #include <backprop/io/checkpoint.hpp>
 #include <backprop/io/metrics.hpp>
 #include <backprop/io/module_tree.hpp>
@@ -326,7 +327,7 @@ int train(const TrainArgs& args, Effective& eff, const Place& place,
   const bool mlp = layers.empty();
   if (!mlp) check_layer_list_flags(eff.given, cfg.model.arch);
   const bp::io::Architecture arch =
-      mlp ? make_architecture(cfg, data.train.num_features(), outputs) : bp::io::Architecture{};
+      mlp ? bp::config::make_architecture(cfg, data.train.num_features(), outputs) : bp::io::Architecture{};
   if (mlp) check_memory(arch, cfg, n, data);
   bp::Generator gen(cfg.run.seed);
   std::shared_ptr<bp::nn::Sequential> net =
@@ -334,9 +335,9 @@ int train(const TrainArgs& args, Effective& eff, const Place& place,
           : build_layers(layers, data.train.num_features(), data.preprocessing, outputs, gen, cfg.model.init);
   // Global batch statistics need several ranks; in one process local statistics already are the global ones.
   if (distributed && cfg.model.sync_batchnorm) net = mpi->sync_batchnorm(*net);
-  const auto loss = make_loss(cfg.train.loss, regression);
-  const auto optimizer = make_optimizer(cfg.optimizer, net->parameters());
-  const auto scheduler = make_scheduler(cfg.optimizer, *optimizer, cfg.train.epochs);
+  const auto loss = bp::config::make_loss(cfg.train.loss, data.train.task);
+  const auto optimizer = bp::config::make_optimizer(cfg.optimizer, net->parameters());
+  const auto scheduler = bp::config::make_scheduler(cfg.optimizer, *optimizer, cfg.train.epochs);
 
   bp::io::ModelFile model{.architecture = arch, .preprocessing = data.preprocessing};
   model.config_toml = bp::config::to_toml(cfg);
