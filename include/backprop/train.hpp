@@ -268,17 +268,6 @@ bool all_finite(const Tensor& t);
 /// Fraction of rows whose argmax equals the target class.
 double accuracy(const Tensor& outputs, const Tensor& targets);
 
-/// The errors of a regression model's `predictions` against `targets`, element by element (both hold the same
-/// number of elements, e.g. [N, 1]): root mean squared error, mean absolute error and R^2 = 1 - SSE / SST
-/// (NaN when the targets are all equal, or when there are none), as scikit-learn computes them for one output.
-struct RegressionMetrics {
-  double rmse = kNone;
-  double mae = kNone;
-  double r2 = kNone;
-};
-/// Throws ShapeError when the element counts differ.
-RegressionMetrics regression_metrics(const Tensor& predictions, const Tensor& targets);
-
 /// Gradient-flow figures for the model's current gradients (set by a backward on `batch`): weight-gradient
 /// norms per Linear/DropConnect layer, and for a Sequential the saturation / dead-unit shares of the
 /// activations that follow each layer, from a forward pass over `batch` without recording.

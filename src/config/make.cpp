@@ -31,20 +31,24 @@ std::unique_ptr<loss::Loss> make_loss(const std::string& name, data::Task task) 
 std::unique_ptr<optim::Optimizer> make_optimizer(const OptimizerConfig& c, const Tensors& params) {
   const std::string& n = c.name;
   if (n == "sgd")
-    return std::make_unique<optim::SGD>(params, optim::SGDOptions{.lr = c.lr, .weight_decay = c.weight_decay});
+    return std::make_unique<optim::SGD>(params,
+                                        optim::SGDOptions{.lr = c.lr, .weight_decay = c.weight_decay});
   if (n == "momentum" || n == "nesterov")
     return std::make_unique<optim::SGD>(
-        params, optim::SGDOptions{
-                    .lr = c.lr, .momentum = c.momentum, .nesterov = n == "nesterov", .weight_decay = c.weight_decay});
+        params,
+        optim::SGDOptions{
+            .lr = c.lr, .momentum = c.momentum, .nesterov = n == "nesterov", .weight_decay = c.weight_decay});
   if (n == "adam")
-    return std::make_unique<optim::Adam>(params, optim::AdamOptions{.lr = c.lr, .weight_decay = c.weight_decay});
+    return std::make_unique<optim::Adam>(params,
+                                         optim::AdamOptions{.lr = c.lr, .weight_decay = c.weight_decay});
   if (n == "adamw")
     return std::make_unique<optim::AdamW>(params,
                                           optim::AdamWOptions{.lr = c.lr, .weight_decay = c.weight_decay});
   if (n == "rmsprop")
     return std::make_unique<optim::RMSprop>(
         params, optim::RMSpropOptions{.lr = c.lr, .momentum = c.momentum, .weight_decay = c.weight_decay});
-  throw ConfigError("optimizer.name: expected sgd, momentum, nesterov, adam, adamw or rmsprop, got '" + n + "'");
+  throw ConfigError("optimizer.name: expected sgd, momentum, nesterov, adam, adamw or rmsprop, got '" + n +
+                    "'");
 }
 
 std::unique_ptr<optim::Scheduler> make_scheduler(const OptimizerConfig& c, optim::Optimizer& opt,

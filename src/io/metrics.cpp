@@ -3,7 +3,6 @@
 #include <backprop/error.hpp>
 #include <backprop/io.hpp>
 #include <backprop/io/metrics.hpp>
-#include <backprop/ops.hpp>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -266,36 +265,6 @@ void truncate_metrics(const std::string& path, std::int64_t epoch, std::int64_t 
     kept += lines[i] + "\n";
   }
   write_file_atomic(path, kept);
-}
-
-TestRecord test_record(nn::Module& model, const train::Evaluation& e, const data::TensorDataset& test,
-                       const std::vector<std::string>& class_names, const std::vector<std::int64_t>& image_shape,
-                       std::size_t max_misclassified) {
-  TestRecord r{.loss = e.loss,
-               .accuracy = e.accuracy,
-               .examples = e.examples,
-               .class_names = class_names,
-               .per_class_accuracy = e.per_class_accuracy,
-               .confusion = e.confusion};
-  if (test.task != data::Task::classification || max_misclassified == 0 || test.size() == 0) return r;
-  const Tensor predicted = argmax(train::predict(model, test.features), 1);
-  const bool image = image_shape.size() == 2;
-  const std::int64_t d = test.num_features();
-  for (std::int64_t i = 0; i < test.size() && r.misclassified.size() < max_misclassified; ++i) {
-    const auto truth = static_cast<std::int64_t>(test.targets.flat(i));
-    const auto guess = static_cast<std::int64_t>(predicted.flat(i));
-    if (truth == guess) continue;
-    Misclassified m{.index = i, .true_class = truth, .predicted = guess};
-    if (image) {
-      const Tensor row = narrow(test.features, i, 1);
-      m.pixels.reserve(static_cast<std::size_t>(d));
-      for (std::int64_t k = 0; k < d; ++k)
-        m.pixels.push_back(std::round(std::clamp(row.flat(k), 0.0, 1.0) * 1000) / 1000);  // 3 digits suffice
-      m.shape = image_shape;
-    }
-    r.misclassified.push_back(std::move(m));
-  }
-  return r;
 }
 
 }  // namespace backprop::io

@@ -1,5 +1,7 @@
 // summary.json of a run folder, built as the run goes.
+#include <algorithm>
 #include <backprop/io/run_summary.hpp>
+#include <backprop/ops.hpp>
 #include <backprop/train/callbacks.hpp>
 #include <cmath>
 #include <cstdio>
@@ -156,8 +158,8 @@ std::string RunSummary::text() const {
   std::string s;
   const json& f = j.value("final", json::object());
   s += "trained " + std::to_string(j.value("epochs_run", 0)) + " epochs in " +
-       train::clock_text(j.value("seconds", 0.0)) + (j["status"] == "stopped_early" ? " (stopped early)" : "") +
-       "\n";
+       train::clock_text(j.value("seconds", 0.0)) +
+       (j["status"] == "stopped_early" ? " (stopped early)" : "") + "\n";
   if (!f.empty()) {
     s += "  train       loss " + fixed(f.value("train_loss", NAN));
     if (f["train_accuracy"].is_number()) s += "  accuracy " + percent(f["train_accuracy"].get<double>());
@@ -176,8 +178,39 @@ std::string RunSummary::text() const {
     if (t.contains("rmse") && t["rmse"].is_number()) s += "  rmse " + fixed(t["rmse"].get<double>());
     s += "  (" + std::to_string(t.value("examples", 0)) + " examples)\n";
   }
-  s += "run folder " + run_dir_ + ": model.safetensors, metrics.jsonl, config.toml, summary.json, report.html\n";
+  s += "run folder " + run_dir_ +
+       ": model.safetensors, metrics.jsonl, config.toml, summary.json, report.html\n";
   return s;
+}
+
+TestRecord test_record(nn::Module& model, const train::Evaluation& e, const data::TensorDataset& test,
+                       const std::vector<std::string>& class_names,
+                       const std::vector<std::int64_t>& image_shape, std::size_t max_misclassified) {
+  TestRecord r{.loss = e.loss,
+               .accuracy = e.accuracy,
+               .examples = e.examples,
+               .class_names = class_names,
+               .per_class_accuracy = e.per_class_accuracy,
+               .confusion = e.confusion};
+  if (test.task != data::Task::classification || max_misclassified == 0 || test.size() == 0) return r;
+  const Tensor predicted = argmax(train::predict(model, test.features), 1);
+  const bool image = image_shape.size() == 2;
+  const std::int64_t d = test.num_features();
+  for (std::int64_t i = 0; i < test.size() && r.misclassified.size() < max_misclassified; ++i) {
+    const auto truth = static_cast<std::int64_t>(test.targets.flat(i));
+    const auto guess = static_cast<std::int64_t>(predicted.flat(i));
+    if (truth == guess) continue;
+    Misclassified m{.index = i, .true_class = truth, .predicted = guess};
+    if (image) {
+      const Tensor row = narrow(test.features, i, 1);
+      m.pixels.reserve(static_cast<std::size_t>(d));
+      for (std::int64_t k = 0; k < d; ++k)
+        m.pixels.push_back(std::round(std::clamp(row.flat(k), 0.0, 1.0) * 1000) / 1000);  // 3 digits suffice
+      m.shape = image_shape;
+    }
+    r.misclassified.push_back(std::move(m));
+  }
+  return r;
 }
 
 }  // namespace backprop::io

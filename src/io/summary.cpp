@@ -85,8 +85,8 @@ std::string ModelSummary::table() const {
                        const std::string& params) {
     const char* format = "  %-*s  %-14s %-16s %12s\n";
     const int w = static_cast<int>(width);
-    std::string line(static_cast<std::size_t>(std::snprintf(nullptr, 0, format, w, layer.c_str(), type.c_str(),
-                                                            shape.c_str(), params.c_str())),
+    std::string line(static_cast<std::size_t>(std::snprintf(nullptr, 0, format, w, layer.c_str(),
+                                                            type.c_str(), shape.c_str(), params.c_str())),
                      '\0');
     std::snprintf(line.data(), line.size() + 1, format, w, layer.c_str(), type.c_str(), shape.c_str(),
                   params.c_str());
@@ -94,8 +94,8 @@ std::string ModelSummary::table() const {
   };
   add("Layer", "Type", "Output shape", "Params");
   for (const SummaryRow& r : rows)
-    add(std::string(2 * static_cast<std::size_t>(r.depth), ' ') + (r.name.empty() ? "(model)" : r.name), r.type,
-        r.output_shape, with_commas(r.parameters));
+    add(std::string(2 * static_cast<std::size_t>(r.depth), ' ') + (r.name.empty() ? "(model)" : r.name),
+        r.type, r.output_shape, with_commas(r.parameters));
   out += "  total params " + with_commas(trainable_parameters + buffer_elements) + ", trainable " +
          with_commas(trainable_parameters) + ", non-trainable " + with_commas(buffer_elements) +
          " (buffers: running statistics, counters)\n";

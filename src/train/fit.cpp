@@ -1,6 +1,7 @@
 // evaluate(), predict() and the helpers the training loop shares with them (train/trainer.cpp).
 #include <backprop/ops.hpp>
 #include <backprop/train.hpp>
+#include <backprop/train/metrics.hpp>
 #include <cmath>
 #include <map>
 

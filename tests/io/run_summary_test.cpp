@@ -57,8 +57,12 @@ TEST(RunSummary, StartsRunningWithTheRunsDescription) {
 TEST(RunSummary, TextOfAFinishedClassifierRun) {
   bp::io::RunSummary s = classifier();
   s.history(two_epochs());
-  bp::io::TestRecord t{.loss = 0.375, .accuracy = 0.75, .examples = 4, .class_names = {"a", "b"},
-                       .per_class_accuracy = {1.0, 0.5}, .confusion = {{2, 0}, {1, 1}}};
+  bp::io::TestRecord t{.loss = 0.375,
+                       .accuracy = 0.75,
+                       .examples = 4,
+                       .class_names = {"a", "b"},
+                       .per_class_accuracy = {1.0, 0.5},
+                       .confusion = {{2, 0}, {1, 1}}};
   s.test(t);
   s.finish(61);
   s.set_run_dir("runs/b");

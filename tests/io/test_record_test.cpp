@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <backprop/backprop.hpp>
-#include <backprop/io/metrics.hpp>
+#include <backprop/io/run_summary.hpp>
 
 namespace bp = backprop;
 
@@ -22,8 +22,11 @@ bp::data::TensorDataset two_wrong() {
 
 TEST(TestRecord, CopiesTheEvaluationAndFindsTheMisclassifiedInOrder) {
   bp::nn::Identity model;
-  const bp::train::Evaluation e{
-      .loss = 0.25, .accuracy = 0.5, .confusion = {{1, 1}, {1, 1}}, .per_class_accuracy = {0.5, 0.5}, .examples = 4};
+  const bp::train::Evaluation e{.loss = 0.25,
+                                .accuracy = 0.5,
+                                .confusion = {{1, 1}, {1, 1}},
+                                .per_class_accuracy = {0.5, 0.5},
+                                .examples = 4};
   const bp::io::TestRecord r = bp::io::test_record(model, e, two_wrong(), {"cat", "dog"});
   EXPECT_EQ(r.loss, 0.25);
   EXPECT_EQ(r.accuracy, 0.5);

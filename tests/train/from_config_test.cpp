@@ -25,9 +25,11 @@ TEST(FromConfig, ArchitectureResolvesAutoInitByActivation) {
 
 TEST(FromConfig, LossByNameAndTask) {
   using bp::data::Task;
-  EXPECT_NE(dynamic_cast<bp::loss::CrossEntropy*>(config::make_loss("auto", Task::classification).get()), nullptr);
+  EXPECT_NE(dynamic_cast<bp::loss::CrossEntropy*>(config::make_loss("auto", Task::classification).get()),
+            nullptr);
   EXPECT_NE(dynamic_cast<bp::loss::MSE*>(config::make_loss("auto", Task::regression).get()), nullptr);
-  EXPECT_NE(dynamic_cast<bp::loss::SoftmaxMSE*>(config::make_loss("mse", Task::classification).get()), nullptr);
+  EXPECT_NE(dynamic_cast<bp::loss::SoftmaxMSE*>(config::make_loss("mse", Task::classification).get()),
+            nullptr);
   EXPECT_NE(dynamic_cast<bp::loss::MSE*>(config::make_loss("mse", Task::regression).get()), nullptr);
   EXPECT_THROW(config::make_loss("hinge", Task::classification), bp::ConfigError);
 }
@@ -44,7 +46,7 @@ TEST(FromConfig, OptimizerTypeAndOptions) {
   const auto* s = dynamic_cast<bp::optim::SGD*>(sgd.get());
   ASSERT_NE(s, nullptr);
   EXPECT_EQ(s->lr(), 0.05);
-  for (const std::string name : {"sgd", "momentum", "adam", "adamw", "rmsprop"}) {
+  for (const char* name : {"sgd", "momentum", "adam", "adamw", "rmsprop"}) {
     c.name = name;
     EXPECT_NE(config::make_optimizer(c, {w}), nullptr) << name;
   }

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <backprop/backprop.hpp>
+#include <backprop/train/metrics.hpp>
 #include <cmath>
 
 namespace bp = backprop;

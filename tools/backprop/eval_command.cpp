@@ -2,6 +2,8 @@
 #include <backprop/backprop.hpp>
 #include <backprop/config/make.hpp>
 #include <backprop/io/model_file.hpp>
+#include <backprop/io/run_folder.hpp>
+#include <backprop/train/metrics.hpp>
 #include <cmath>
 #include <cstdio>
 #include <fstream>

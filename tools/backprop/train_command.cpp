@@ -8,6 +8,7 @@
 #include <backprop/io/checkpoint.hpp>
 #include <backprop/io/metrics.hpp>
 #include <backprop/io/module_tree.hpp>
+#include <backprop/io/run_folder.hpp>
 #include <backprop/io/run_summary.hpp>
 #include <backprop/threads.hpp>
 #include <backprop/train/callbacks.hpp>
@@ -23,9 +24,9 @@
 #include "cli.hpp"
 #include "data_source.hpp"
 #include "parallel.hpp"
-#include "text.hpp"
 #include "setup.hpp"
 #include "signals.hpp"
+#include "text.hpp"
 
 namespace cli {
 
@@ -505,13 +506,15 @@ int train(const TrainArgs& args, Effective& eff, const Place& place,
     const bp::train::Evaluation global = trainer.collective().evaluate(*net, *loss, data.test, 1000);
     if (root) {
       const bp::io::Preprocessing& pre = data.preprocessing;
-      const bp::io::TestRecord test = bp::io::test_record(
-          *net, global, data.test, pre.class_names,
-          pre.input == "image" && pre.image_shape.size() == 2 ? pre.image_shape : std::vector<std::int64_t>{});
+      const bp::io::TestRecord test = bp::io::test_record(*net, global, data.test, pre.class_names,
+                                                          pre.input == "image" && pre.image_shape.size() == 2
+                                                              ? pre.image_shape
+                                                              : std::vector<std::int64_t>{});
       metrics->test(test);
       std::optional<bp::train::RegressionMetrics> errors;
       if (regression)
-        errors = bp::train::regression_metrics(bp::train::predict(*net, data.test.features), data.test.targets);
+        errors =
+            bp::train::regression_metrics(bp::train::predict(*net, data.test.features), data.test.targets);
       summary.test(test, errors);
     }
   }

@@ -23,7 +23,6 @@
 //   bp::io::Metrics m = bp::io::read_metrics("runs/demo/metrics.jsonl");   // m.epochs[0].train_loss == 0.52
 #pragma once
 
-#include <backprop/train.hpp>
 #include <backprop/train/state.hpp>
 #include <cstdint>
 #include <cstdio>
@@ -79,14 +78,6 @@ struct TestRecord {
   /// When writing, a record with a `confusion` matrix of more classes gets its top_confusions() instead.
   std::vector<Confusion> top_confusions;
 };
-
-/// The test record of `evaluation` (train::evaluate or dist::evaluate of `model` on `test`: loss, accuracy,
-/// confusion matrix) with the first `max_misclassified` test examples a classifier gets wrong, found by
-/// predicting `test` (train::predict). With `image_shape` [height, width] each carries its pixels, clamped to
-/// [0, 1] and rounded to 3 digits, for the report's grid of images. A regression record has none.
-TestRecord test_record(nn::Module& model, const train::Evaluation& evaluation, const data::TensorDataset& test,
-                       const std::vector<std::string>& class_names,
-                       const std::vector<std::int64_t>& image_shape = {}, std::size_t max_misclassified = 32);
 
 struct Metrics {
   std::vector<EpochRecord> epochs;

@@ -1,5 +1,6 @@
 // backprop/io/run_summary.hpp — summary.json of a run folder (backprop/io/run_folder.hpp): what was trained on
-// what, how the run ended, its final and test metrics; and the few lines printed when a run ends.
+// what, how the run ended, its final and test metrics; the few lines printed when a run ends; and the test
+// record of metrics.jsonl (test_record(), with the examples a classifier got wrong, for the report).
 //
 // summary.json is one JSON object; docs/cli.md lists its keys. "status" is "running" until the run ends, then
 // "completed", "stopped_early", "interrupted" or "diverged". A value that does not exist (no validation set,
@@ -14,18 +15,27 @@
 //   bp::train::History history;                    // what Trainer::fit() returned
 //   summary.history(history);
 //   summary.finish(12.5);                          // seconds
-//   bp::io::RunFolder("runs/demo").write_summary(summary.json_text());
+//   std::string json = summary.json_text();       // for RunFolder::write_summary (io/run_folder.hpp)
 //   std::string lines = summary.text();            // "trained 0 epochs in ...", the run folder
 #pragma once
 
 #include <backprop/io/metrics.hpp>
 #include <backprop/train.hpp>
+#include <backprop/train/metrics.hpp>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
 
 namespace backprop::io {
+
+/// The test record of `evaluation` (train::evaluate or dist::evaluate of `model` on `test`: loss, accuracy,
+/// confusion matrix) with the first `max_misclassified` test examples a classifier gets wrong, found by
+/// predicting `test` (train::predict). With `image_shape` [height, width] each carries its pixels, clamped to
+/// [0, 1] and rounded to 3 digits, for the report's grid of images. A regression record has none.
+TestRecord test_record(nn::Module& model, const train::Evaluation& evaluation,
+                       const data::TensorDataset& test, const std::vector<std::string>& class_names,
+                       const std::vector<std::int64_t>& image_shape = {}, std::size_t max_misclassified = 32);
 
 /// What a run trains, on what: the fields summary.json has from the start.
 struct RunDescription {

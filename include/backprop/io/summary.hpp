@@ -31,10 +31,10 @@ namespace backprop::io {
 
 /// One module of the tree, in the order a depth-first walk meets them; the first row is the model itself.
 struct SummaryRow {
-  std::string name;          // "" for the model, "0", "features.2", ... (as named_parameters() names them)
-  std::string type;          // "Linear", "Sequential"; "(same as NAME)" for a module shared with NAME
-  std::string output_shape;  // "[1, 256]", or "-" where not known
-  int depth = 0;             // 0 for the model, 1 for its children, ...
+  std::string name;             // "" for the model, "0", "features.2", ... (as named_parameters() names them)
+  std::string type;             // "Linear", "Sequential"; "(same as NAME)" for a module shared with NAME
+  std::string output_shape;     // "[1, 256]", or "-" where not known
+  int depth = 0;                // 0 for the model, 1 for its children, ...
   std::int64_t parameters = 0;  // the module's parameters, its children's included (0 for a shared one)
 };
 
