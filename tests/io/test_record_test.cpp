@@ -9,11 +9,11 @@ namespace bp = backprop;
 
 namespace {
 
-// Rows as logits of two classes: predicted 1, 0, 0, 1 (the larger column) against targets 0, 0, 1, 1.
+// Rows as logits of two classes: predicted 1, 0, 0, 1 (the larger column) against targets 0, 1, 0, 1.
 bp::data::TensorDataset two_wrong() {
   bp::data::TensorDataset d;
   d.features = bp::from_vector(std::vector<double>{0.12345, 0.9, 1.5, -0.5, 0.7, 0.2, 0.1, 0.8}, {4, 2});
-  d.targets = bp::from_vector(std::vector<double>{0, 0, 1, 1}, {4});
+  d.targets = bp::from_vector(std::vector<double>{0, 1, 0, 1}, {4});
   d.num_classes = 2;
   return d;
 }
@@ -37,7 +37,7 @@ TEST(TestRecord, CopiesTheEvaluationAndFindsTheMisclassifiedInOrder) {
   EXPECT_EQ(r.misclassified[0].index, 0);
   EXPECT_EQ(r.misclassified[0].true_class, 0);
   EXPECT_EQ(r.misclassified[0].predicted, 1);
-  EXPECT_EQ(r.misclassified[1].index, 2);
+  EXPECT_EQ(r.misclassified[1].index, 1);
   EXPECT_EQ(r.misclassified[1].true_class, 1);
   EXPECT_EQ(r.misclassified[1].predicted, 0);
   EXPECT_TRUE(r.misclassified[0].pixels.empty());  // no image shape: a table
