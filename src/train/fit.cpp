@@ -1,6 +1,7 @@
 // evaluate(), predict() and the helpers the training loop shares with them (train/trainer.cpp).
 #include <backprop/ops.hpp>
 #include <backprop/train.hpp>
+#include <backprop/train/metrics.hpp>
 #include <cmath>
 #include <map>
 
@@ -24,6 +25,27 @@ double accuracy(const Tensor& outputs, const Tensor& targets) {
   const std::int64_t correct = kernels::count_argmax_matches(outputs, targets);
   if (outputs.size(0) == 0) return kNone;
   return static_cast<double>(correct) / static_cast<double>(outputs.size(0));
+}
+
+RegressionMetrics regression_metrics(const Tensor& predictions, const Tensor& targets) {
+  BP_CHECK(predictions.numel() == targets.numel(), ShapeError, "regression_metrics: predictions ",
+           predictions.shape(), " and targets ", targets.shape(), " differ in their number of elements");
+  RegressionMetrics r;
+  const std::vector<double> y = targets.to_vector();
+  const std::vector<double> p = predictions.to_vector();
+  if (y.empty()) return r;
+  const auto n = static_cast<double>(y.size());
+  double se = 0, ae = 0, mean = 0, ss = 0;
+  for (double v : y) mean += v / n;
+  for (std::size_t i = 0; i < y.size(); ++i) {
+    se += (p[i] - y[i]) * (p[i] - y[i]);
+    ae += std::abs(p[i] - y[i]);
+    ss += (y[i] - mean) * (y[i] - mean);
+  }
+  r.rmse = std::sqrt(se / n);
+  r.mae = ae / n;
+  if (ss > 0) r.r2 = 1 - se / ss;
+  return r;
 }
 
 Tensor model_input(const nn::Module& model, const Tensor& x) {

@@ -1,6 +1,9 @@
 // `backprop eval` and `backprop predict`: a model file applied to data, with its stored preprocessing.
 #include <backprop/backprop.hpp>
+#include <backprop/config/make.hpp>
 #include <backprop/io/model_file.hpp>
+#include <backprop/io/run_folder.hpp>
+#include <backprop/train/metrics.hpp>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -11,8 +14,7 @@
 #include "cli.hpp"
 #include "data_source.hpp"
 #include "outputs.hpp"
-#include "run_files.hpp"
-#include "setup.hpp"
+#include "text.hpp"
 
 namespace cli {
 
@@ -82,23 +84,15 @@ int run_eval(const EvalArgs& a) {
   const bp::data::TensorDataset data = load_eval_data(model, a.data, a.target, a.split, a.limit);
   BP_CHECK(data.size() > 0, FileError, a.data, ": no examples to evaluate");
   const bool regression = model.preprocessing.task == "regression";
-  const auto loss = make_loss(loss_name(model), regression);
+  const auto loss = bp::config::make_loss(loss_name(model), data.task);
   const bp::train::Evaluation e = bp::train::evaluate(*net, *loss, data);
 
   json out = {{"model", a.model}, {"data", a.data}, {"examples", e.examples}, {"loss", number(e.loss)}};
-  double rmse = NAN, mae = NAN;
+  bp::train::RegressionMetrics errors;
   if (regression) {
-    const std::vector<double> y = data.targets.to_vector();
-    const std::vector<double> p = bp::train::predict(*net, data.features).to_vector();
-    double se = 0, ae = 0;
-    for (std::size_t i = 0; i < y.size(); ++i) {
-      se += (p[i] - y[i]) * (p[i] - y[i]);
-      ae += std::abs(p[i] - y[i]);
-    }
-    rmse = std::sqrt(se / static_cast<double>(y.size()));
-    mae = ae / static_cast<double>(y.size());
-    out["rmse"] = number(rmse);
-    out["mae"] = number(mae);
+    errors = bp::train::regression_metrics(bp::train::predict(*net, data.features), data.targets);
+    out["rmse"] = number(errors.rmse);
+    out["mae"] = number(errors.mae);
   } else {
     out["accuracy"] = number(e.accuracy);
     out["class_names"] = model.preprocessing.class_names;
@@ -117,7 +111,7 @@ int run_eval(const EvalArgs& a) {
   std::printf("data      %s: %lld examples\n", a.data.c_str(), static_cast<long long>(e.examples));
   std::printf("loss      %.4f\n", e.loss);
   if (regression) {
-    std::printf("rmse      %.6g\nmae       %.6g\n", rmse, mae);
+    std::printf("rmse      %.6g\nmae       %.6g\n", errors.rmse, errors.mae);
     return kOk;
   }
   std::printf("accuracy  %.2f%%\n\nper-class accuracy\n", 100 * e.accuracy);

@@ -2,11 +2,11 @@
 #include <backprop/backprop.hpp>
 #include <backprop/io/model_file.hpp>
 #include <backprop/io/onnx.hpp>
+#include <backprop/io/run_folder.hpp>
 #include <cstdio>
 
 #include "cli.hpp"
 #include "outputs.hpp"
-#include "run_files.hpp"
 
 namespace cli {
 

@@ -4,13 +4,14 @@
 #include <backprop/io/model_file.hpp>
 #include <backprop/io/module_tree.hpp>
 #include <backprop/io/report.hpp>
+#include <backprop/io/summary.hpp>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "cli.hpp"
-#include "run_files.hpp"
+#include "text.hpp"
 
 namespace cli {
 
@@ -19,12 +20,6 @@ using json = nlohmann::json;
 
 namespace {
 
-std::string with_commas(std::int64_t n) {
-  std::string s = std::to_string(n);
-  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<std::size_t>(i), ",");
-  return s;
-}
-
 std::string list(const std::vector<std::string>& v, std::size_t max = 12) {
   std::string s;
   for (std::size_t i = 0; i < v.size() && i < max; ++i) s.append(i ? ", " : "").append(v[i]);
@@ -32,66 +27,16 @@ std::string list(const std::vector<std::string>& v, std::size_t max = 12) {
   return s;
 }
 
-// One row of the summary table: a module of the tree, its type, output shape and parameter count.
-struct Row {
-  std::string name, type, shape;
-  int depth = 0;
-  std::int64_t parameters = 0;
-};
-
-// Walks the module tree beside the built network. `input` is what the module receives, or null where it is
-// not known: a Sequential feeds its children in turn; the children of other containers get no shape.
-void summarize(const json& node, const bp::nn::ModulePtr& module, const std::string& name, int depth,
-               const bp::Tensor* input, std::vector<Row>& rows) {
-  Row row{name, node.value("type", ""), "-", depth, module->num_parameters()};
-  if (node.contains("same_as")) {
-    rows.push_back({name, "(same as " + node["same_as"].get<std::string>() + ")", "-", depth, 0});
-    return;
-  }
-  bp::Tensor out;
-  if (input) {
-    out = module->forward(*input);
-    row.shape = bp::to_string(out.shape());
-  }
-  rows.push_back(row);
-  const auto children = module->named_children();
-  const json& nodes = node["children"];
-  const bool chain = input && std::dynamic_pointer_cast<bp::nn::Sequential>(module) != nullptr;
-  bp::Tensor x = input ? *input : bp::Tensor();
-  for (std::size_t i = 0; i < children.size() && i < nodes.size(); ++i) {
-    const std::string child = name.empty() ? children[i].first : name + "." + children[i].first;
-    if (chain) {
-      summarize(nodes[i], children[i].second, child, depth + 1, &x, rows);
-      x = children[i].second->forward(x);
-    } else {
-      summarize(nodes[i], children[i].second, child, depth + 1, nullptr, rows);
-    }
-  }
-}
-
 // The summary of a network: one forward pass of a zero example of the model's input shape (when known).
-std::vector<Row> summary_rows(const bp::io::ModelFile& m, const bp::nn::ModulePtr& net,
-                              const std::string& path) {
-  const json tree = json::parse(m.module_tree.empty() ? bp::io::module_tree(*net) : m.module_tree);
-  std::vector<Row> rows;
-  if (m.input_shape.empty()) {
-    summarize(tree, net, "", 0, nullptr, rows);
-    return rows;
-  }
-  bp::Shape shape{1};
-  shape.insert(shape.end(), m.input_shape.begin(), m.input_shape.end());
-  const bp::Tensors params = net->parameters();
-  const bp::Tensor x = bp::zeros(shape, params.empty() ? bp::f32 : params.front().dtype());
-  bp::NoGradGuard guard;
+bp::io::ModelSummary summary_of(const bp::io::ModelFile& m, bp::nn::Module& net, const std::string& path) {
   try {
-    summarize(tree, net, "", 0, &x, rows);
+    return bp::io::summary(net, m.input_shape);
   } catch (const bp::OutOfMemoryError&) {
     throw;
   } catch (const bp::Error& e) {
     throw bp::FileError(path + ": one forward pass of a zero example of the input shape " +
                         bp::to_string(m.input_shape) + " failed: " + e.what());
   }
-  return rows;
 }
 
 }  // namespace
@@ -104,9 +49,9 @@ int run_info(const InfoArgs& a) {
   const auto net = bp::io::build_module(m, a.file);
   const bp::io::Architecture& arch = m.architecture;
   const bool from_code = arch.inputs == 0;  // a network saved by io::save_model(path, module)
-  const std::vector<Row> rows = summary_rows(m, net, a.file);
-  std::int64_t buffers = 0;
-  for (const auto& [_, t] : net->named_buffers()) buffers += t.numel();
+  const bp::io::ModelSummary sum = summary_of(m, *net, a.file);
+  const std::vector<bp::io::SummaryRow>& rows = sum.rows;
+  const std::int64_t buffers = sum.buffer_elements;
   const bp::io::Preprocessing& pre = m.preprocessing;
   const json training = json::parse(m.training_json, nullptr, false);
 
@@ -117,9 +62,9 @@ int run_info(const InfoArgs& a) {
   json modules = json::array();
   for (const auto& [name, mod] : net->named_children()) modules.push_back(name + ": " + mod->repr());
   json summary = json::array();
-  for (const Row& r : rows)
+  for (const bp::io::SummaryRow& r : rows)
     summary.push_back(
-        {{"name", r.name}, {"type", r.type}, {"output_shape", r.shape}, {"parameters", r.parameters}});
+        {{"name", r.name}, {"type", r.type}, {"output_shape", r.output_shape}, {"parameters", r.parameters}});
   json out = {{"file", a.file},
               {"kind", is_checkpoint ? "checkpoint" : "model"},
               {"network", from_code ? rows.front().type : layers_text(arch)},
@@ -175,24 +120,11 @@ int run_info(const InfoArgs& a) {
   else
     std::printf("network     %s, %s%s, init %s\n", layers_text(arch).c_str(), arch.activation.c_str(),
                 extras.c_str(), arch.init.c_str());
-  std::printf("parameters  %s\n", with_commas(net->num_parameters()).c_str());
+  std::printf("parameters  %s\n", bp::io::with_commas(net->num_parameters()).c_str());
   std::printf("summary     output shapes for one example of zeros, input %s\n",
               m.input_shape.empty() ? "shape unknown (saved without input_shape)"
                                     : ("[1, " + bp::to_string(m.input_shape).substr(1)).c_str());
-  std::size_t width = 6;
-  for (const Row& r : rows)
-    width = std::max(width, 2 * static_cast<std::size_t>(r.depth) + (r.name.empty() ? 7 : r.name.size()));
-  std::printf("  %-*s  %-14s %-16s %12s\n", static_cast<int>(width), "Layer", "Type", "Output shape",
-              "Params");
-  for (const Row& r : rows)
-    std::printf(
-        "  %-*s  %-14s %-16s %12s\n", static_cast<int>(width),
-        (std::string(2 * static_cast<std::size_t>(r.depth), ' ') + (r.name.empty() ? "(model)" : r.name))
-            .c_str(),
-        r.type.c_str(), r.shape.c_str(), with_commas(r.parameters).c_str());
-  std::printf("  total params %s, trainable %s, non-trainable %s (buffers: running statistics, counters)\n",
-              with_commas(net->num_parameters() + buffers).c_str(),
-              with_commas(net->num_parameters()).c_str(), with_commas(buffers).c_str());
+  std::fputs(sum.table().c_str(), stdout);
   std::printf("layers\n");
   for (const auto& [name, mod] : net->named_children())
     std::printf("  (%s) %s\n", name.c_str(), mod->repr().c_str());

@@ -4,9 +4,12 @@
 
 #include <backprop/anomaly.hpp>
 #include <backprop/backprop.hpp>
+#include <backprop/config/make.hpp>
 #include <backprop/io/checkpoint.hpp>
 #include <backprop/io/metrics.hpp>
 #include <backprop/io/module_tree.hpp>
+#include <backprop/io/run_folder.hpp>
+#include <backprop/io/run_summary.hpp>
 #include <backprop/threads.hpp>
 #include <backprop/train/callbacks.hpp>
 #include <backprop/train/memory_estimate.hpp>
@@ -21,9 +24,9 @@
 #include "cli.hpp"
 #include "data_source.hpp"
 #include "parallel.hpp"
-#include "run_files.hpp"
 #include "setup.hpp"
 #include "signals.hpp"
+#include "text.hpp"
 
 namespace cli {
 
@@ -329,7 +332,7 @@ int train(const TrainArgs& args, Effective& eff, const Place& place,
   const bool mlp = layers.empty();
   if (!mlp) check_layer_list_flags(eff.given, cfg.model.arch);
   const bp::io::Architecture arch =
-      mlp ? make_architecture(cfg, data.train.num_features(), outputs) : bp::io::Architecture{};
+      mlp ? bp::config::make_architecture(cfg, data.train.num_features(), outputs) : bp::io::Architecture{};
   if (mlp) check_memory(arch, cfg, n, data);
   bp::Generator gen(cfg.run.seed);
   std::shared_ptr<bp::nn::Sequential> net =
@@ -337,9 +340,9 @@ int train(const TrainArgs& args, Effective& eff, const Place& place,
           : build_layers(layers, data.train.num_features(), data.preprocessing, outputs, gen, cfg.model.init);
   // Global batch statistics need several ranks; in one process local statistics already are the global ones.
   if (distributed && cfg.model.sync_batchnorm) net = mpi->sync_batchnorm(*net);
-  const auto loss = make_loss(cfg.train.loss, regression);
-  const auto optimizer = make_optimizer(cfg.optimizer, net->parameters());
-  const auto scheduler = make_scheduler(cfg.optimizer, *optimizer, cfg.train.epochs);
+  const auto loss = bp::config::make_loss(cfg.train.loss, data.train.task);
+  const auto optimizer = bp::config::make_optimizer(cfg.optimizer, net->parameters());
+  const auto scheduler = bp::config::make_scheduler(cfg.optimizer, *optimizer, cfg.train.epochs);
 
   bp::io::ModelFile model{.architecture = arch, .preprocessing = data.preprocessing};
   model.config_toml = bp::config::to_toml(cfg);
@@ -452,7 +455,19 @@ int train(const TrainArgs& args, Effective& eff, const Place& place,
   if (talk) callbacks.push_back(&progress);
   trainer.set_callbacks(callbacks);
 
-  Summary summary(run_dir, cfg, data, network, mlp ? arch.activation : "", net->num_parameters());
+  bp::io::RunSummary summary(run_dir, {.data_source = data.name,
+                                       .task = data.preprocessing.task,
+                                       .train_examples = data.train.size(),
+                                       .validation_examples = data.validation.size(),
+                                       .test_examples = data.test.size(),
+                                       .network = network,
+                                       .activation = mlp ? arch.activation : "",
+                                       .parameters = net->num_parameters(),
+                                       .optimizer = cfg.optimizer.name,
+                                       .lr = cfg.optimizer.lr,
+                                       .batch_size = cfg.train.batch_size,
+                                       .seed = cfg.run.seed,
+                                       .epochs_planned = cfg.train.epochs});
   bp::train::History history;
   // --detect-anomaly: every op checks what it produces, so a divergence names the op (backprop/anomaly.hpp).
   std::optional<bp::DetectAnomalyGuard> anomaly;
@@ -494,9 +509,17 @@ int train(const TrainArgs& args, Effective& eff, const Place& place,
     // Over MPI the test rows are split across ranks and the sums all-reduced (every rank must take part).
     const bp::train::Evaluation global = trainer.collective().evaluate(*net, *loss, data.test, 1000);
     if (root) {
-      const bp::io::TestRecord test = evaluate_test(*net, global, data.test, data.preprocessing);
+      const bp::io::Preprocessing& pre = data.preprocessing;
+      const bp::io::TestRecord test = bp::io::test_record(*net, global, data.test, pre.class_names,
+                                                          pre.input == "image" && pre.image_shape.size() == 2
+                                                              ? pre.image_shape
+                                                              : std::vector<std::int64_t>{});
       metrics->test(test);
-      summary.test(test, *net, data.test);
+      std::optional<bp::train::RegressionMetrics> errors;
+      if (regression)
+        errors =
+            bp::train::regression_metrics(bp::train::predict(*net, data.test.features), data.test.targets);
+      summary.test(test, errors);
     }
   }
   if (!root) return kOk;
