@@ -4,9 +4,10 @@
     onnx_check.py MODEL.onnx compare DATA.safetensors   # DATA: tensors "input" [N, ...] and "expected" [N, ...]
     onnx_check.py MODEL.onnx predict IDX.gz LIMIT       # raw images, printed like `backprop predict --json`
 
-compare: runs the model (its input "input" as stored: f32, f64, or i64 token ids) on all N rows in batches of 1000 and on the first 200 rows one at a time (the batch
-dimension is dynamic), and prints one JSON object: the largest absolute and relative differences to "expected"
-for each, the rows, the operators, the opset and the metadata. predict: one JSON line per image with the
+compare: runs the model on all N rows in batches of 1000 and on the first 200 rows one at a time (the batch
+dimension is dynamic; "input" is f32, f64, or i64 token ids), and prints one JSON object: the largest absolute
+and relative differences to "expected" for each, the rows, the operators, the opset, the input's shape and
+element type, and the metadata. predict: one JSON line per image with the
 class (from the model's metadata), its index and its softmax probability.
 Used by tests/io/onnx_test.cpp and tests/cli/export_test.cpp. Exits with status 1 and a message on stderr
 when the checker refuses the model.
