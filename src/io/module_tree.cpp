@@ -3,6 +3,7 @@
 #include <backprop/error.hpp>
 #include <backprop/io/module_tree.hpp>
 #include <backprop/nn.hpp>
+#include <backprop/nn/reduce.hpp>
 #include <climits>
 #include <cmath>
 #include <mutex>
@@ -472,6 +473,12 @@ class Registry {
               nn::MultiheadAttentionOptions{
                   .bias = bias, .batch_first = o.boolean("batch_first"), .dtype = dtype_option(o)},
               out_proj);
+        });
+    reg<nn::Mean>(
+        "Mean",
+        [](const nn::Mean& m) { return ModuleOptions().set("dim", m.dim()).set("keepdim", m.keepdim()); },
+        [](const ModuleOptions& o, const ModuleChildren&) -> ModulePtr {
+          return std::make_shared<nn::Mean>(o.integer("dim"), o.boolean("keepdim"));
         });
   }
 

@@ -5,8 +5,10 @@
 #include <backprop/io.hpp>
 #include <backprop/io/onnx.hpp>
 #include <backprop/nn.hpp>
+#include <backprop/nn/reduce.hpp>
 #include <backprop/ops.hpp>
 #include <backprop/version.hpp>
+#include <cmath>
 #include <cstring>
 #include <functional>
 #include <map>
@@ -38,6 +40,10 @@ class Graph {
   Graph(pb::GraphProto& graph, DType dtype) : graph_(graph), dtype_(dtype) {}
 
   DType dtype() const { return dtype_; }
+
+  // The graph input's name when it holds int64 token ids (a network whose first layer is an Embedding).
+  const std::string& ids_input() const { return ids_input_; }
+  void set_ids_input(const std::string& name) { ids_input_ = name; }
 
   // A name not used yet, from a hint such as "0.weight" or "2/Relu".
   std::string fresh(const std::string& hint) {
@@ -83,14 +89,23 @@ class Graph {
   // fills in the node's attributes.
   std::string node(const std::string& op, const std::string& hint, const std::vector<std::string>& inputs,
                    const std::function<void(pb::NodeProto&)>& attributes = {}) {
+    return nodes(op, hint, inputs, 1, attributes)[0];
+  }
+
+  // The same for a node with `outputs` outputs (Split); returns their names.
+  std::vector<std::string> nodes(const std::string& op, const std::string& hint,
+                                 const std::vector<std::string>& inputs, int outputs,
+                                 const std::function<void(pb::NodeProto&)>& attributes = {}) {
     pb::NodeProto* n = graph_.add_node();
     const std::string name = fresh(hint + "/" + op);
     n->set_name(name);
     n->set_op_type(op);
     for (const std::string& in : inputs) n->add_input(in);
-    n->add_output(name);
+    std::vector<std::string> names{name};
+    for (int i = 1; i < outputs; ++i) names.push_back(fresh(name + ":" + std::to_string(i)));
+    for (const std::string& out : names) n->add_output(out);
     if (attributes) attributes(*n);
-    return name;
+    return names;
   }
 
   pb::GraphProto& proto() { return graph_; }
@@ -98,6 +113,7 @@ class Graph {
  private:
   pb::GraphProto& graph_;
   DType dtype_;
+  std::string ids_input_;
   std::set<std::string> used_;
 };
 
@@ -178,11 +194,33 @@ const M& as(const Step& s) {
   return static_cast<const M&>(s.module);
 }
 
-// y = x W^T + b: Gemm with transB.
-std::string gemm(Graph& g, const std::string& hint, const std::string& x, const Tensor& w, const Tensor& b) {
-  std::vector<std::string> inputs{x, g.weight(hint + ".weight", w)};
-  if (b.defined()) inputs.push_back(g.weight(hint + ".bias", b));
-  return g.node("Gemm", hint, inputs, [](pb::NodeProto& n) { set_int(n, "transB", 1); });
+std::string path_text(const std::string& path) {
+  return path.empty() ? std::string("(root)") : path;
+}
+
+// y = x W^T + b: Gemm with transB on the weights given by their initializer names. `x` has the traced shape
+// `shape`; an input of more than two dimensions is Reshaped to rows [-1, in] for the Gemm and back, as
+// Linear computes it.
+std::string gemm(Graph& g, const std::string& hint, const std::string& x, const Shape& shape,
+                 const std::string& w, const std::string& b, std::int64_t out_features) {
+  const bool rows = shape.size() == 2;
+  const std::string x2 =
+      rows ? x : g.node("Reshape", hint, {x, g.integers(hint + ".rows", {-1, shape.back()})});
+  std::vector<std::string> inputs{x2, w};
+  if (!b.empty()) inputs.push_back(b);
+  const std::string y = g.node("Gemm", hint, inputs, [](pb::NodeProto& n) { set_int(n, "transB", 1); });
+  if (rows) return y;
+  std::vector<std::int64_t> back(shape.begin(), shape.end());
+  back.front() = -1;  // the batch, free
+  back.back() = out_features;
+  return g.node("Reshape", hint, {y, g.integers(hint + ".shape", back)});
+}
+
+// The same with the weight and bias tensors, added as initializers named hint.weight and hint.bias.
+std::string gemm(Graph& g, const std::string& hint, const std::string& x, const Shape& shape, const Tensor& w,
+                 const Tensor& b) {
+  return gemm(g, hint, x, shape, g.weight(hint + ".weight", w),
+              b.defined() ? g.weight(hint + ".bias", b) : std::string(), w.size(0));
 }
 
 // The nodes of an activation given by its nonlinearity (DropConnect's own activation).
@@ -220,7 +258,7 @@ std::string convert_residual(Graph& g, const Step& s) {
 
 std::string convert_linear(Graph& g, const Step& s) {
   const nn::Linear& m = as<nn::Linear>(s);
-  return gemm(g, hint_of(s, "Linear"), s.input, m.weight(), m.bias());
+  return gemm(g, hint_of(s, "Linear"), s.input, s.sample.shape(), m.weight(), m.bias());
 }
 
 std::string convert_dropconnect(Graph& g, const Step& s) {
@@ -235,7 +273,8 @@ std::string convert_dropconnect(Graph& g, const Step& s) {
            "(use inference = mean to export it)");
   const std::string hint = hint_of(s, "DropConnect");
   // In eval mode the mask's expectation is 1 (the scaled convention), so the inference weights are W itself.
-  return activation(g, hint, gemm(g, hint, s.input, m.weight(), m.bias()), o.activation, o.slope);
+  return activation(g, hint, gemm(g, hint, s.input, s.sample.shape(), m.weight(), m.bias()), o.activation,
+                    o.slope);
 }
 
 // BatchNorm1d and BatchNorm2d in eval form: one normalisation per feature or channel.
@@ -381,6 +420,76 @@ std::string convert_log_softmax(Graph& g, const Step& s) {
                 [axis](pb::NodeProto& n) { set_int(n, "axis", axis); });
 }
 
+// Embedding: Gather of the weight's rows at the token ids, which only the graph's int64 input holds.
+std::string convert_embedding(Graph& g, const Step& s) {
+  const nn::Embedding& m = as<nn::Embedding>(s);
+  BP_CHECK(!g.ids_input().empty() && s.input == g.ids_input(), ValueError, "export_onnx: the module at '",
+           path_text(s.path), "' (", module_text(m),
+           ") reads token ids, which only the graph's input holds: an Embedding is exported as the network's "
+           "first layer, not after another layer");
+  const std::string hint = hint_of(s, "Embedding");
+  return g.node("Gather", hint, {g.weight(hint + ".weight", m.weight()), s.input},
+                [](pb::NodeProto& n) { set_int(n, "axis", 0); });
+}
+
+// Mean over one dimension: ReduceMean (opset 17: axes as an attribute).
+std::string convert_mean(Graph& g, const Step& s) {
+  const nn::Mean& m = as<nn::Mean>(s);
+  const auto rank = static_cast<std::int64_t>(s.sample.dim());
+  const std::int64_t dim = m.dim() < 0 ? m.dim() + rank : m.dim();
+  BP_CHECK(dim != 0, ValueError, "export_onnx: the module at '", path_text(s.path), "' (", module_text(m),
+           ") averages over the batch dimension, so the ONNX model's batch would not be free");
+  const bool keep = m.keepdim();
+  return g.node("ReduceMean", hint_of(s, "Mean"), {s.input}, [dim, keep](pb::NodeProto& n) {
+    set_ints(n, "axes", {dim});
+    set_int(n, "keepdims", keep ? 1 : 0);
+  });
+}
+
+// Self-attention as MultiheadAttention::attend(x, x, x) computes it, batch first: in_proj_weight (and bias)
+// Split into the query, key and value projections, one Gemm each on the rows [N * L, E], heads by Reshape
+// and Transpose, the query scaled by 1 / sqrt(E / H), Softmax(Q K^T) V, heads joined, out_proj. The module
+// holds no masks (they are forward arguments), so none is exported.
+std::string convert_attention(Graph& g, const Step& s) {
+  const nn::MultiheadAttention& m = as<nn::MultiheadAttention>(s);
+  BP_CHECK(m.options().batch_first, ValueError, "export_onnx: the module at '", path_text(s.path), "' (",
+           module_text(m),
+           ") reads [L, N, E], sequence first, so the graph's first dimension would be the sequence and "
+           "attention would mix the rows of the batch; use batch_first = true to export it");
+  const std::string hint = hint_of(s, "MultiheadAttention");
+  const std::int64_t E = m.embed_dim(), H = m.num_heads(), hd = E / H;
+  const Shape& shape = s.sample.shape();  // [N, L, E]
+  const std::vector<std::string> w =
+      g.nodes("Split", hint + ".in_proj_weight", {g.weight(hint + ".in_proj_weight", m.in_proj_weight())}, 3,
+              [](pb::NodeProto& n) { set_int(n, "axis", 0); });
+  std::vector<std::string> b(3);
+  if (m.in_proj_bias().defined())
+    b = g.nodes("Split", hint + ".in_proj_bias", {g.weight(hint + ".in_proj_bias", m.in_proj_bias())}, 3,
+                [](pb::NodeProto& n) { set_int(n, "axis", 0); });
+  const std::string rows = g.node("Reshape", hint, {s.input, g.integers(hint + ".rows", {-1, E})});
+  const std::string heads_shape = g.integers(hint + ".heads", {-1, shape[1], H, hd});
+  // Projection `part` (0 query, 1 key, 2 value) as heads, permuted by `perm`.
+  auto project = [&](int part, const std::vector<std::int64_t>& perm) {
+    const std::string h = hint + "." + "qkv"[part];
+    const std::string y = gemm(g, h, rows, {shape[0] * shape[1], E}, w[part], b[part], E);
+    const std::string split = g.node("Reshape", h, {y, heads_shape});
+    return g.node("Transpose", h, {split}, [perm](pb::NodeProto& n) { set_ints(n, "perm", perm); });
+  };
+  const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
+  const std::string q = g.node(
+      "Mul", hint + ".q", {project(0, {0, 2, 1, 3}), g.weight(hint + ".scale", scalar(scale, g.dtype()))});
+  const std::string kt = project(1, {0, 2, 3, 1});  // [N, H, hd, L]
+  const std::string v = project(2, {0, 2, 1, 3});   // [N, H, L, hd]
+  const std::string weights = g.node("Softmax", hint, {g.node("MatMul", hint + ".scores", {q, kt})},
+                                     [](pb::NodeProto& n) { set_int(n, "axis", -1); });
+  const std::string heads = g.node("MatMul", hint, {weights, v});  // [N, H, L, hd]
+  const std::string joined = g.node("Transpose", hint, {heads}, [](pb::NodeProto& n) {
+    set_ints(n, "perm", {0, 2, 1, 3});
+  });
+  const nn::Linear& out = *m.out_proj();
+  return gemm(g, hint + ".out_proj", joined, {shape[0], shape[1], E}, out.weight(), out.bias());
+}
+
 const std::map<std::type_index, std::pair<std::string, Converter>>& converters() {
   using nn::Nonlinearity;
   static const std::map<std::type_index, std::pair<std::string, Converter>> table{
@@ -408,6 +517,9 @@ const std::map<std::type_index, std::pair<std::string, Converter>>& converters()
       {typeid(nn::AdaptiveAvgPool2d), {"AdaptiveAvgPool2d", convert_adaptive_avg_pool}},
       {typeid(nn::BatchNorm2d), {"BatchNorm2d", convert_batchnorm<nn::BatchNorm2d>}},
       {typeid(nn::Dropout2d), {"Dropout2d", pass_through}},
+      {typeid(nn::Embedding), {"Embedding", convert_embedding}},
+      {typeid(nn::Mean), {"Mean", convert_mean}},
+      {typeid(nn::MultiheadAttention), {"MultiheadAttention", convert_attention}},
   };
   return table;
 }
@@ -415,7 +527,9 @@ const std::map<std::type_index, std::pair<std::string, Converter>>& converters()
 void set_value_info(pb::ValueInfoProto& v, const std::string& name, DType dtype, const Shape& shape) {
   v.set_name(name);
   pb::TypeProto::Tensor* t = v.mutable_type()->mutable_tensor_type();
-  t->set_elem_type(dtype == f64 ? pb::TensorProto::DOUBLE : pb::TensorProto::FLOAT);
+  t->set_elem_type(dtype == i64   ? pb::TensorProto::INT64
+                   : dtype == f64 ? pb::TensorProto::DOUBLE
+                                  : pb::TensorProto::FLOAT);
   pb::TensorShapeProto* s = t->mutable_shape();
   s->add_dim()->set_dim_param("batch");
   for (std::size_t i = 1; i < shape.size(); ++i) s->add_dim()->set_dim_value(shape[i]);
@@ -425,6 +539,13 @@ void add_metadata(pb::ModelProto& model, const std::string& key, const std::stri
   pb::StringStringEntryProto* e = model.add_metadata_props();
   e->set_key(key);
   e->set_value(value);
+}
+
+// The module that reads the network's input: the first child of Sequentials, down to a leaf.
+const nn::Module& first_layer(const nn::Module& m) {
+  if (typeid(m) != typeid(nn::Sequential)) return m;
+  const auto children = m.named_children();
+  return children.empty() ? m : first_layer(*children.front().second);
 }
 
 // Puts the module in eval mode for the trace and gives its mode back afterwards, also on an exception.
@@ -470,16 +591,20 @@ std::string to_onnx(nn::Module& module, const std::vector<std::int64_t>& input_s
 
   Shape traced{kTraceBatch};
   traced.insert(traced.end(), input_shape.begin(), input_shape.end());
-  set_value_info(*graph_proto.add_input(), g.fresh(options.input_name), dtype, traced);
+  // A network that starts with an Embedding reads token ids: an int64 input, traced with id 0.
+  const bool ids = typeid(first_layer(module)) == typeid(nn::Embedding);
+  set_value_info(*graph_proto.add_input(), g.fresh(options.input_name), ids ? i64 : dtype, traced);
+  if (ids) g.set_ids_input(options.input_name);
   g.fresh(options.output_name);  // reserved: the last node's output is renamed to it
   std::string x = options.input_name;
 
-  // The preprocessing `backprop predict` applies, as nodes: pixel scale, then standardisation.
+  // The preprocessing `backprop predict` applies, as nodes: pixel scale, then standardisation. Token ids
+  // are not values to scale, so a network reading ids gets the metadata only.
   if (options.preprocessing) {
     const Preprocessing& p = *options.preprocessing;
-    if (p.input == "image" && p.pixel_scale != 1.0)
+    if (!ids && p.input == "image" && p.pixel_scale != 1.0)
       x = g.node("Mul", "preprocess", {x, g.weight("preprocess.pixel_scale", scalar(p.pixel_scale, dtype))});
-    if (p.mean.defined()) {
+    if (!ids && p.mean.defined()) {
       BP_CHECK(input_shape.size() == 1 && p.mean.numel() == input_shape[0] && p.std.defined() &&
                    p.std.numel() == p.mean.numel(),
                ValueError, "export_onnx: the preprocessing standardises ", p.mean.numel(),
@@ -495,7 +620,7 @@ std::string to_onnx(nn::Module& module, const std::vector<std::int64_t>& input_s
   }
   for (const auto& [key, value] : options.metadata) add_metadata(model, key, value);
 
-  Tensor sample = zeros(traced, dtype);
+  Tensor sample = zeros(traced, ids ? i64 : dtype);
   std::string y = convert(g, module, "", x, sample);
 
   // The graph's output is the last node's output, renamed; a network that computes nothing gets an Identity.

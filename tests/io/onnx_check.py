@@ -5,8 +5,9 @@
     onnx_check.py MODEL.onnx predict IDX.gz LIMIT       # raw images, printed like `backprop predict --json`
 
 compare: runs the model on all N rows in batches of 1000 and on the first 200 rows one at a time (the batch
-dimension is dynamic), and prints one JSON object: the largest absolute and relative differences to "expected"
-for each, the rows, the operators, the opset and the metadata. predict: one JSON line per image with the
+dimension is dynamic; "input" is f32, f64, or i64 token ids), and prints one JSON object: the largest absolute
+and relative differences to "expected" for each, the rows, the operators, the opset, the input's shape and
+element type, and the metadata. predict: one JSON line per image with the
 class (from the model's metadata), its index and its softmax probability.
 Used by tests/io/onnx_test.cpp and tests/cli/export_test.cpp. Exits with status 1 and a message on stderr
 when the checker refuses the model.
@@ -20,7 +21,7 @@ import numpy as np
 import onnx
 import onnxruntime
 
-DTYPES = {"F32": np.float32, "F64": np.float64}
+DTYPES = {"F32": np.float32, "F64": np.float64, "I64": np.int64}
 
 
 def read_safetensors(path):
@@ -77,6 +78,7 @@ def compare(model_path, data_path):
         "ops": [n.op_type for n in model.graph.node],
         "opset": [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")],
         "input_shape": [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim],
+        "input_type": onnx.TensorProto.DataType.Name(model.graph.input[0].type.tensor_type.elem_type),
         "metadata": {p.key: p.value for p in model.metadata_props},
     }))
 

@@ -1,11 +1,13 @@
 // io::export_onnx: the exported models pass onnx.checker and compute in ONNX Runtime what backprop computes
 // (tests/io/onnx_check.py runs them), on the Fashion-MNIST test set and with batches of 1 and 1000; the
 // refusals leave nothing behind.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <backprop/backprop.hpp>
 #include <backprop/io/model_file.hpp>
 #include <backprop/io/onnx.hpp>
+#include <backprop/nn/reduce.hpp>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
@@ -97,6 +99,39 @@ void warm_up_statistics(bp::nn::Module& net, const bp::Tensor& x) {
   bp::NoGradGuard guard;
   net.train();
   for (std::int64_t i = 0; i < 10; ++i) net.forward(bp::narrow(x, 0, i * 100, 100));
+}
+
+// Exports `net` for examples of `input_shape`, runs it in ONNX Runtime on `x` and returns onnx_check.py's
+// report of the differences to backprop's outputs (in eval mode).
+nlohmann::json compare_in_onnxruntime(bp::nn::Module& net, const std::vector<std::int64_t>& input_shape,
+                                      const bp::Tensor& x, const ScratchDir& dir,
+                                      const bp::io::OnnxOptions& options = {}) {
+  net.eval();
+  bp::Tensor expected;
+  {
+    bp::NoGradGuard guard;
+    expected = net.forward(x);
+  }
+  const std::string model = dir.file("model.onnx");
+  bp::io::export_onnx(net, model, input_shape, options);
+  bp::io::save_safetensors(dir.file("data.safetensors"), {.tensors = {{"input", x}, {"expected", expected}}});
+  const std::string cmd = "/usr/bin/python3 " + std::string(BACKPROP_SOURCE_DIR) +
+                          "/tests/io/onnx_check.py " + model + " compare " + dir.file("data.safetensors") +
+                          " >" + dir.file("out.json") + " 2>" + dir.file("err.txt");
+  const int rc = std::system(cmd.c_str());
+  EXPECT_EQ(rc, 0) << iotest::read_bytes(dir.file("err.txt"));
+  if (rc != 0) return {};
+  const nlohmann::json report = nlohmann::json::parse(iotest::read_bytes(dir.file("out.json")));
+  std::cout << "onnxruntime vs backprop: " << report.dump() << "\n";
+  return report;
+}
+
+// Images as token sequences: each pixel 0..255 quantised to one of 16 levels (pixel / 16), i64 [N, 784].
+bp::Tensor pixel_tokens(const std::string& idx_path, std::int64_t limit = 0) {
+  const bp::data::IdxArray a = bp::data::read_idx(idx_path, limit);
+  std::vector<double> v(a.data.size());
+  for (std::size_t i = 0; i < v.size(); ++i) v[i] = a.data[i] / 16;
+  return bp::from_vector(v, {a.dims[0], a.dims[1] * a.dims[2]}, bp::i64);
 }
 
 }  // namespace
@@ -202,6 +237,106 @@ TEST(OnnxExport, ShapeLayersAndActivationsMatchOnnxRuntime) {
   EXPECT_EQ(r["output_shape"], nlohmann::json({300, 5}));
   EXPECT_LE(r["max_abs_diff"].get<double>(), 1e-5);
   EXPECT_LE(r["batch1_max_abs_diff"].get<double>(), 1e-5);
+}
+
+TEST(OnnxExport, EmbeddingClassifierMatchesOnnxRuntimeOnFashionMnist) {
+  REQUIRE_INSTALLED(have_fashion(), "dataset-fashion-mnist", kTestImages);
+  REQUIRE_ONNXRUNTIME();
+  ScratchDir dir;
+  bp::Generator gen(9);
+  // Each image a document of 784 pixel tokens (16 levels): Embedding -> mean over the tokens -> Linear. The
+  // background (token 0) is the padding token: a zero vector, so the mean sums the object's pixels only.
+  bp::nn::Sequential net{bp::nn::Embedding(16, 24, gen, {.padding_idx = 0}), bp::nn::Mean(1),
+                         bp::nn::Linear(24, 10, gen)};
+  // A few SGD steps on 1000 training images, so that the weights are not the initial ones.
+  const bp::Tensor train = pixel_tokens("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", 1000);
+  const bp::data::IdxArray labels =
+      bp::data::read_idx("/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz", 1000);
+  const bp::Tensor y = bp::from_vector(std::vector<double>(labels.data.begin(), labels.data.end()), {1000});
+  const bp::Tensor initial = net[0]->parameters()[0].clone();
+  bp::optim::SGD opt(net.parameters(), {.lr = 0.05});
+  double first = 0, last = 0;
+  for (int step = 0; step < 10; ++step) {
+    opt.zero_grad();
+    const bp::Tensor loss = bp::loss::CrossEntropy()(net(train), y);
+    loss.backward();
+    opt.step();
+    (step == 0 ? first : last) = loss.item();
+  }
+  EXPECT_LT(last, first);
+  std::cout << "cross-entropy over 10 steps: " << first << " -> " << last << "\n";
+  EXPECT_FALSE(bp::allclose(net[0]->parameters()[0], initial));
+
+  const nlohmann::json r = compare_in_onnxruntime(net, {784}, pixel_tokens(kTestImages), dir,
+                                                  {.preprocessing = fashion_preprocessing()});
+  ASSERT_FALSE(r.empty());
+  EXPECT_EQ(r["rows"], 10000);
+  EXPECT_EQ(r["output_shape"], nlohmann::json({10000, 10}));
+  EXPECT_EQ(r["ops"], nlohmann::json({"Gather", "ReduceMean", "Gemm"}));  // no pixel scale for token ids
+  EXPECT_EQ(r["input_type"], "INT64");
+  EXPECT_EQ(r["input_shape"], nlohmann::json({"batch", 784}));
+  EXPECT_EQ(nlohmann::json::parse(r["metadata"]["class_names"].get<std::string>()),
+            nlohmann::json(bp::data::FashionMNIST::class_names()));
+  EXPECT_LE(r["max_rel_diff"].get<double>(), 1e-5);
+  EXPECT_LE(r["batch1_max_rel_diff"].get<double>(), 1e-5);
+  EXPECT_EQ(r["batch1_rows"], 200);
+}
+
+TEST(OnnxExport, AttentionBlockMatchesOnnxRuntime) {
+  REQUIRE_ONNXRUNTIME();
+  ScratchDir dir;
+  bp::Generator gen(10);
+  // Sequences [N, 6, 16]: a transformer encoder block (self-attention with and without biases, LayerNorm,
+  // a feed-forward Linear on 3-D input), mean over the sequence, a classifier.
+  bp::nn::Sequential net{bp::nn::Residual(bp::nn::MultiheadAttention(16, 4, gen)),
+                         bp::nn::LayerNorm(16),
+                         bp::nn::Residual(bp::nn::Sequential{bp::nn::Linear(16, 32, gen), bp::nn::ReLU(),
+                                                             bp::nn::Linear(32, 16, gen)}),
+                         bp::nn::LayerNorm(16),
+                         bp::nn::Residual(bp::nn::MultiheadAttention(16, 2, gen, {.bias = false})),
+                         bp::nn::Mean(1),
+                         bp::nn::Linear(16, 5, gen)};
+  {
+    bp::NoGradGuard guard;  // biases start at zero: random ones, so that they count
+    for (auto& [name, t] : net.state_dict())
+      if (name.find("bias") != std::string::npos) t.copy_(bp::randn(t.shape(), gen));
+  }
+  const bp::Tensor x = bp::randn({300, 6, 16}, gen);
+  const nlohmann::json r = compare_in_onnxruntime(net, {6, 16}, x, dir);
+  ASSERT_FALSE(r.empty());
+  EXPECT_EQ(r["input_shape"], nlohmann::json({"batch", 6, 16}));
+  EXPECT_EQ(r["input_type"], "FLOAT");
+  EXPECT_EQ(r["output_shape"], nlohmann::json({300, 5}));
+  std::map<std::string, int> ops;
+  for (const auto& op : r["ops"]) ++ops[op.get<std::string>()];
+  EXPECT_EQ(ops["Split"], 3);  // weights of both attention layers, biases of the first
+  EXPECT_EQ(ops["Softmax"], 2);
+  EXPECT_EQ(ops["MatMul"], 4);  // Q K^T and weights V, per attention layer
+  EXPECT_EQ(ops["Gemm"], 2 * 4 + 3);
+  EXPECT_EQ(ops["ReduceMean"], 1);
+  EXPECT_LE(r["max_rel_diff"].get<double>(), 1e-5);
+  EXPECT_LE(r["batch1_max_rel_diff"].get<double>(), 1e-5);
+}
+
+TEST(OnnxExport, EmbeddingAfterALayerAttentionSequenceFirstAndBatchMeanAreRefused) {
+  bp::Generator gen(11);
+  const auto message = [](bp::nn::Module& net, const std::vector<std::int64_t>& shape) {
+    try {
+      bp::io::to_onnx(net, shape);
+    } catch (const bp::ValueError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no ValueError");
+  };
+  bp::nn::Sequential late{bp::nn::Identity(), bp::nn::Embedding(5, 3, gen)};
+  EXPECT_THAT(message(late, {4}), testing::HasSubstr("the module at '1' (Embedding(5, 3)) reads token ids"));
+  bp::nn::Sequential seq_first{bp::nn::MultiheadAttention(4, 2, gen, {.batch_first = false})};
+  EXPECT_THAT(message(seq_first, {3, 4}), testing::HasSubstr("use batch_first = true"));
+  bp::nn::Sequential batch_mean{bp::nn::Linear(4, 4, gen), bp::nn::Mean(0)};  // [2, 2, 4] -> [2, 4]
+  EXPECT_THAT(message(batch_mean, {2, 4}), testing::HasSubstr("averages over the batch dimension"));
+  // An Embedding that reads the input is exported, inside nested Sequentials too.
+  bp::nn::Sequential nested{bp::nn::Sequential{bp::nn::Embedding(5, 3, gen)}, bp::nn::Mean(-2)};
+  EXPECT_FALSE(bp::io::to_onnx(nested, {7}).empty());
 }
 
 // A module type without a row in the converter table.
