@@ -23,5 +23,6 @@
 #include <backprop/nn/linear.hpp>
 #include <backprop/nn/module.hpp>
 #include <backprop/nn/pooling.hpp>
+#include <backprop/nn/reduce.hpp>
 #include <backprop/nn/reshape.hpp>
 #include <backprop/nn/sequential.hpp>
