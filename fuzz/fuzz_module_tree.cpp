@@ -15,7 +15,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       {"3.bias", backprop::zeros({2})},
       {"3.running_mean", backprop::zeros({2})},
       {"3.running_var", backprop::zeros({2})},
-      {"3.num_batches_tracked", backprop::zeros({}, backprop::f64)}};
+      {"3.num_batches_tracked", backprop::zeros({}, backprop::i64)}};
   const std::string tree(reinterpret_cast<const char*>(data), size);
   try {
     backprop::io::build_module_tree(tree, state, "fuzz");

@@ -14,6 +14,7 @@
 //   bp::io::save_safetensors("model.safetensors", model);
 //   bp::io::NamedTensors back = bp::io::load_safetensors("model.safetensors");
 //   bp::Tensor w2 = back.at("fc1.weight");                 // same shape, dtype and bits as w
+//   bp::io::save_safetensors("half.safetensors", model, {.float_dtype = "F16"});  // loads back as f32
 //   bp::io::write_file_atomic("metrics.json", R"({"loss": 0.31})");
 //   bp::io::write_file_atomic("-", "to standard output\n");          // "-", a FIFO or a device: a stream
 //   if (bp::io::input_exists("model.safetensors", "info")) { /* a regular file: safe to open */ }
@@ -53,32 +54,53 @@ inline constexpr std::size_t kDefaultMaxReadBytes = std::size_t{1} << 30;
 /// verifies.
 inline constexpr const char* kChecksumKey = "backprop.checksum";
 
+/// How save_safetensors stores each tensor: the element type in the file. Tensors hold f32, f64, i64 or bool;
+/// a narrower type is chosen here, where a PyTorch user would call .half() or .int() before saving:
+///   bp::io::save_safetensors("model.safetensors", model, {.float_dtype = "F16"});
+///   bp::io::save_safetensors("ids.safetensors", ids, {.dtypes = {{"labels", "U8"}}});
+/// F16 and BF16 round to nearest even (f64 through f32), as torch's .half() and .bfloat16() do; a value they
+/// cannot hold overflows to infinity, which saving refuses as for any infinity. F64 stored as F32 rounds the
+/// same way. I32 and U8 take i64 tensors whose every value fits, else a ValueError names the tensor, the
+/// element and the value. Loading gives back f32 for F16/BF16 and i64 for I32/U8, as docs/files.md says.
+struct SafetensorsOptions {
+  /// The type of every floating (f32 or f64) tensor: "F32", "F64", "F16" or "BF16"; empty keeps each
+  /// tensor's own (F32 for f32, F64 for f64). Integer and bool tensors are not affected.
+  std::string float_dtype;
+  /// The type of tensors by name, over float_dtype: F32, F64, F16 or BF16 for a floating tensor; I64, I32 or
+  /// U8 for an i64 tensor; BOOL for a bool tensor. Every name must be one of the tensors saved.
+  std::map<std::string, std::string> dtypes;
+};
+
 /// Writes `data` to `path` in the safetensors format, crash-safely, through write_file_atomic's rules
 /// (symbolic links followed, FIFOs and devices written as streams, an existing file of another kind refused).
 ///
 /// Layout: 8-byte little-endian header length N (a multiple of 8), then N bytes of UTF-8 JSON
-///   {"__metadata__": {...}, "<name>": {"dtype": "F32"|"F64", "shape": [...], "data_offsets": [begin, end]},
+///   {"__metadata__": {...}, "<name>": {"dtype": "F32", "shape": [...], "data_offsets": [begin, end]},
 ///   ...}
 /// padded with spaces, then the elements of every tensor, packed in the order given, with no gaps. Offsets
-/// count from the start of the data section. The metadata gains kChecksumKey.
+/// count from the start of the data section. Each tensor's "dtype" is its own (F32, F64, I64, BOOL) unless
+/// `options` chooses another (F16, BF16, I32, U8, ...). The metadata gains kChecksumKey.
 ///
 /// Throws ValueError, before touching the file system, on: a duplicate or reserved ("__metadata__") tensor
 /// name, a name or metadata text that is not valid UTF-8, an undefined tensor, a NaN or infinite element
-/// (naming the tensor and the element), metadata that already holds kChecksumKey. Throws FileError naming the
-/// file and the step that failed (create, write, fsync, rename) when writing fails; `path` is then left as it
-/// was.
-void save_safetensors(const std::string& path, const NamedTensors& data);
+/// (naming the tensor and the element) or one that overflows its stored type, an integer outside the range
+/// of I32 or U8, a stored type that does not fit the tensor's dtype or is unknown, a name in options.dtypes
+/// that is not saved, metadata that already holds kChecksumKey. Throws FileError naming the file and the
+/// step that failed (create, write, fsync, rename) when writing fails; `path` is then left as it was.
+void save_safetensors(const std::string& path, const NamedTensors& data,
+                      const SafetensorsOptions& options = {});
 
-/// Reads a safetensors file written by backprop or by any other writer of F32/F64 tensors.
+/// Reads a safetensors file written by backprop or by any other writer (PyTorch's state dicts included).
 ///
 /// Everything is validated before any tensor is allocated or any element is read: the file is at least 8
 /// bytes; the header length is at most kMaxHeaderBytes and lies within the file; the header is one valid
 /// UTF-8 JSON object, nested at most 8 deep, with no duplicate key at any level; "__metadata__", if present,
-/// maps strings to strings; each tensor entry has exactly "dtype" (F32 or F64), "shape" (at most 8
-/// non-negative integers whose product, overflow-checked, fits in 63 bits) and "data_offsets" ([begin, end],
-/// begin <= end, end - begin = elements x element size); the byte ranges, sorted, start at 0 and follow each
-/// other without gap or overlap; and the data section ends exactly at the end of the file. Then the data is
-/// read, the checksum (kChecksumKey) is verified when present, and every element must be finite.
+/// maps strings to strings; each tensor entry has exactly "dtype" (F32, F64, F16, BF16, I64, I32, U8 or
+/// BOOL), "shape" (at most 8 non-negative integers whose product, overflow-checked, fits in 63 bits) and
+/// "data_offsets" ([begin, end], begin <= end, end - begin = elements x element size); the byte ranges,
+/// sorted, start at 0 and follow each other without gap or overlap; and the data section ends exactly at the
+/// end of the file. Then the data is read, the checksum (kChecksumKey) is verified when present, and every
+/// element must be finite.
 ///
 /// Tensors come back in file order (by data offset), as leaves that do not require grad. The checksum entry
 /// is removed from the returned metadata. Throws FileError naming the file, the byte offset or tensor, and

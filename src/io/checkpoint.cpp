@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "io/state_compat.hpp"
+
 namespace backprop::io {
 
 namespace {
@@ -192,7 +194,7 @@ Checkpoint load_checkpoint(const std::string& path) {
     if (name.rfind(kOptimizerPrefix, 0) == 0)
       c.optimizer.emplace(name.substr(std::strlen(kOptimizerPrefix)), t);
     else if (name.rfind(kBestStatePrefix, 0) == 0)
-      c.best_state.emplace(name.substr(std::strlen(kBestStatePrefix)), t);
+      c.best_state.emplace(name.substr(std::strlen(kBestStatePrefix)), detail::upgrade_state_tensor(name, t));
   return checkpoint;
 }
 

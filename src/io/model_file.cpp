@@ -6,6 +6,8 @@
 #include <backprop/ops.hpp>
 #include <nlohmann/json.hpp>
 
+#include "io/state_compat.hpp"
+
 namespace backprop::io {
 
 namespace {
@@ -238,7 +240,7 @@ ModelFile from_named(const NamedTensors& file, const std::string& path, const st
     if (name.rfind("preprocess.", 0) == 0) continue;
     if (!ignore_prefix.empty() && name.rfind(ignore_prefix, 0) == 0) continue;
     if (format->second == kCheckpointFormat && name.rfind(kBestStatePrefix, 0) == 0) continue;
-    m.state.emplace(name, t);
+    m.state.emplace(name, detail::upgrade_state_tensor(name, t));
   }
   return m;
 }

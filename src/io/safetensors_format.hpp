@@ -83,12 +83,45 @@ inline float bf16_to_f32(std::uint16_t b) {
   return std::bit_cast<float>(std::uint32_t{b} << 16);
 }
 
+/// float to IEEE half precision, rounding to nearest even as PyTorch's .half() does: values from 65520 up
+/// overflow to infinity, tiny values become subnormals or zero, NaN becomes 0x7e00 (with its sign). Exact for
+/// every float (F. Giesen's float_to_half_fast3_rtne: the hardware's float addition rounds the subnormals).
+inline std::uint16_t f32_to_f16(float value) {
+  std::uint32_t bits = std::bit_cast<std::uint32_t>(value);
+  const auto sign = static_cast<std::uint16_t>((bits >> 16) & 0x8000u);
+  bits &= 0x7fffffffu;
+  if (bits >= 0x47800000u)  // 65536 and above, inf, NaN
+    return sign | (bits > 0x7f800000u ? 0x7e00u : 0x7c00u);
+  if (bits < 0x38800000u) {                                   // below 2^-14: a subnormal half or zero
+    const float aligned = std::bit_cast<float>(bits) + 0.5f;  // puts the 10 kept bits at the bottom, rounded
+    return sign | static_cast<std::uint16_t>(std::bit_cast<std::uint32_t>(aligned) - 0x3f000000u);
+  }
+  const std::uint32_t odd = (bits >> 13) & 1u;
+  bits += 0xc8000fffu + odd;  // rebias 127 -> 15 (wrapping) and round half to even
+  return sign | static_cast<std::uint16_t>(bits >> 13);
+}
+
+/// float to bfloat16 (the top 16 bits), rounding to nearest even as PyTorch does; overflow gives infinity,
+/// NaN becomes 0x7fc0 (with its sign).
+inline std::uint16_t f32_to_bf16(float value) {
+  const std::uint32_t bits = std::bit_cast<std::uint32_t>(value);
+  if (std::isnan(value)) return static_cast<std::uint16_t>(((bits >> 16) & 0x8000u) | 0x7fc0u);
+  return static_cast<std::uint16_t>((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+}
+
+/// The stored type named `name`, or nullptr when the format has no such name (or backprop cannot hold it).
+inline const StoredDType* find_stored_dtype(const std::string& name) {
+  for (const StoredDType& d : kStoredDTypes)
+    if (name == d.name) return &d;
+  return nullptr;
+}
+
 /// The checksum backprop records under kChecksumKey: CRC-32 over a canonical byte stream of everything the
 /// file means, independent of how the header is formatted or in which order the data lies (so a file
 /// rewritten by another tool that keeps the metadata still verifies). All integers are u64 little-endian,
 /// strings are their byte length then their bytes:
-///   number of tensors; for each tensor in byte-wise order of names: name, dtype (safetensors_dtype), rank, each
-///   dimension, the raw elements;
+///   number of tensors; for each tensor in byte-wise order of names: name, dtype (safetensors_dtype of the dtype
+///   it loads as), rank, each dimension, the raw elements as loaded (F16 widened to f32, I32 to i64, ...);
 ///   number of metadata entries (kChecksumKey excluded); for each in byte-wise order of keys: key, value.
 /// `tensors` must be defined, with unique names.
 std::uint32_t content_checksum(const std::vector<std::pair<std::string, Tensor>>& tensors,

@@ -4,6 +4,7 @@
 #include <backprop/nn/init.hpp>
 #include <backprop/ops.hpp>
 #include <cmath>
+#include <limits>
 
 namespace backprop::nn {
 
@@ -18,6 +19,19 @@ std::shared_ptr<Linear> new_out_proj(std::int64_t embed_dim, Generator& gen,
     Tensor(out->bias()).fill_(0.0);  // PyTorch's initialisation: zero biases
   }
   return out;
+}
+
+void check_mask_dtype(const char* name, const Tensor& mask, DType layer) {
+  BP_CHECK(mask.dtype() == bool_ || mask.dtype() == layer, DTypeError, "MultiheadAttention: ", name, " is ",
+           mask.dtype(), "; expected bool (true = not allowed to attend) or the layer's ", layer,
+           " (added to the scores)");
+}
+
+// A bool mask blocks the positions where it is true (the score becomes -inf, as PyTorch does); a float mask
+// is added to the scores.
+Tensor apply_mask(const Tensor& scores, const Tensor& mask) {
+  if (mask.dtype() == bool_) return masked_fill(scores, mask, -std::numeric_limits<double>::infinity());
+  return add(scores, mask);
 }
 }  // namespace
 
@@ -94,18 +108,15 @@ Tensors MultiheadAttention::attend(const Tensor& query, const Tensor& key, const
                          attn_mask.size(2) == S;
     BP_CHECK(two_d || three_d, ShapeError, "MultiheadAttention: attn_mask must be [L, S] = [", L, ", ", S,
              "] or [N * H, L, S] = [", N * H, ", ", L, ", ", S, "], got ", attn_mask.shape());
-    BP_CHECK(attn_mask.dtype() == scores.dtype(), DTypeError, "MultiheadAttention: attn_mask is ",
-             attn_mask.dtype(), " but the layer is ", scores.dtype());
-    scores = add(scores, two_d ? attn_mask : reshape(attn_mask, {N, H, L, S}));
+    check_mask_dtype("attn_mask", attn_mask, scores.dtype());
+    scores = apply_mask(scores, two_d ? attn_mask : reshape(attn_mask, {N, H, L, S}));
   }
   if (key_padding_mask.defined()) {
     BP_CHECK(key_padding_mask.dim() == 2 && key_padding_mask.size(0) == N && key_padding_mask.size(1) == S,
              ShapeError, "MultiheadAttention: key_padding_mask must be [N, S] = [", N, ", ", S, "], got ",
              key_padding_mask.shape());
-    BP_CHECK(key_padding_mask.dtype() == scores.dtype(), DTypeError,
-             "MultiheadAttention: key_padding_mask is ", key_padding_mask.dtype(), " but the layer is ",
-             scores.dtype());
-    scores = add(scores, reshape(key_padding_mask, {N, 1, 1, S}));
+    check_mask_dtype("key_padding_mask", key_padding_mask, scores.dtype());
+    scores = apply_mask(scores, reshape(key_padding_mask, {N, 1, 1, S}));
   }
   const Tensor weights = softmax(scores, -1);                        // [N, H, L, S]
   const Tensor heads = matmul(reshape(weights, {N * H, L, S}), vh);  // [N * H, L, hd]

@@ -1,5 +1,6 @@
-// BatchNorm1d, composed of ops so that the gradient flows through the batch mean and variance (and can be
-// differentiated again). The running statistics are updated outside the graph.
+// BatchNormBase holds the options, tensors and running-statistics update of both layers. BatchNorm1d is
+// composed of ops so that the gradient flows through the batch mean and variance (and can be differentiated
+// again); the running statistics are updated outside the graph.
 #include <backprop/nn/batchnorm.hpp>
 #include <backprop/ops.hpp>
 
@@ -7,24 +8,37 @@
 
 namespace backprop::nn {
 
-BatchNorm1d::BatchNorm1d(std::int64_t features, BatchNormOptions options)
+BatchNormBase::BatchNormBase(const char* type, std::int64_t features, BatchNormOptions options)
     : features_(features), options_(options) {
-  BP_CHECK(features > 0, ValueError, "BatchNorm1d: features must be positive, got ", features);
-  BP_CHECK(options.eps >= 0, ValueError, "BatchNorm1d: eps must be >= 0, got ", options.eps);
-  BP_CHECK(options.momentum >= 0 && options.momentum <= 1, ValueError,
-           "BatchNorm1d: momentum must be in [0, 1], got ", options.momentum);
+  BP_CHECK(features > 0, ValueError, type, ": features must be positive, got ", features);
+  BP_CHECK(options.eps >= 0, ValueError, type, ": eps must be >= 0, got ", options.eps);
+  BP_CHECK(options.momentum >= 0 && options.momentum <= 1, ValueError, type,
+           ": momentum must be in [0, 1], got ", options.momentum);
   if (options.affine) {
     weight_ = register_parameter("weight", ones({features}, options.dtype));
     bias_ = register_parameter("bias", zeros({features}, options.dtype));
   }
   running_mean_ = register_buffer("running_mean", zeros({features}, options.dtype));
   running_var_ = register_buffer("running_var", ones({features}, options.dtype));
-  num_batches_tracked_ = register_buffer("num_batches_tracked", scalar(0.0, f64));
+  num_batches_tracked_ = register_buffer("num_batches_tracked", scalar(0.0, i64));
 }
 
-std::int64_t BatchNorm1d::num_batches_tracked() const {
-  return static_cast<std::int64_t>(num_batches_tracked_.item());
+std::int64_t BatchNormBase::num_batches_tracked() const {
+  return num_batches_tracked_.data<std::int64_t>()[0];
 }
+
+void BatchNormBase::track(const Tensor& mu, const Tensor& var, std::int64_t n) {
+  NoGradGuard guard;
+  const double m = options_.momentum;
+  const double unbiased = static_cast<double>(n) / static_cast<double>(n - 1);
+  const DType dt = running_mean_.dtype();
+  running_mean_.mul_(1.0 - m).add_(mu.detach().reshape({features_}).to(dt), m);
+  running_var_.mul_(1.0 - m).add_(var.detach().reshape({features_}).to(dt), m * unbiased);
+  num_batches_tracked_.fill_(static_cast<double>(num_batches_tracked() + 1));
+}
+
+BatchNorm1d::BatchNorm1d(std::int64_t features, BatchNormOptions options)
+    : BatchNormBase("BatchNorm1d", features, options) {}
 
 Tensor BatchNorm1d::forward(const Tensor& x) {
   BP_CHECK(x.dim() == 2 && x.size(1) == features_, ShapeError, "BatchNorm1d(", features_,
@@ -43,13 +57,7 @@ Tensor BatchNorm1d::forward(const Tensor& x) {
     const Tensor xc = sub(x, mu);
     const Tensor var = mean(mul(xc, xc), 0, true);
     y = mul(xc, rdiv(sqrt(add(var, eps)), 1.0));
-
-    NoGradGuard guard;
-    const double m = options_.momentum;
-    const double unbiased = static_cast<double>(n) / static_cast<double>(n - 1);
-    running_mean_.mul_(1.0 - m).add_(mu.detach().reshape({features_}), m);
-    running_var_.mul_(1.0 - m).add_(var.detach().reshape({features_}), m * unbiased);
-    num_batches_tracked_.fill_(num_batches_tracked_.item() + 1.0);
+    track(mu, var, n);
   } else {
     // Running statistics are constants: y = (x - running_mean) / sqrt(running_var + eps).
     Tensor inv;
@@ -100,23 +108,7 @@ Tensor batch_norm_train(const Tensor& x, const Tensor& gamma, const Tensor& beta
 }  // namespace
 
 BatchNorm2d::BatchNorm2d(std::int64_t features, BatchNormOptions options)
-    : features_(features), options_(options) {
-  BP_CHECK(features > 0, ValueError, "BatchNorm2d: features must be positive, got ", features);
-  BP_CHECK(options.eps >= 0, ValueError, "BatchNorm2d: eps must be >= 0, got ", options.eps);
-  BP_CHECK(options.momentum >= 0 && options.momentum <= 1, ValueError,
-           "BatchNorm2d: momentum must be in [0, 1], got ", options.momentum);
-  if (options.affine) {
-    weight_ = register_parameter("weight", ones({features}, options.dtype));
-    bias_ = register_parameter("bias", zeros({features}, options.dtype));
-  }
-  running_mean_ = register_buffer("running_mean", zeros({features}, options.dtype));
-  running_var_ = register_buffer("running_var", ones({features}, options.dtype));
-  num_batches_tracked_ = register_buffer("num_batches_tracked", scalar(0.0, f64));
-}
-
-std::int64_t BatchNorm2d::num_batches_tracked() const {
-  return static_cast<std::int64_t>(num_batches_tracked_.item());
-}
+    : BatchNormBase("BatchNorm2d", features, options) {}
 
 Tensor BatchNorm2d::forward(const Tensor& x) {
   BP_CHECK(x.dim() == 4 && x.size(1) == features_, ShapeError, "BatchNorm2d(", features_,
@@ -131,13 +123,7 @@ Tensor BatchNorm2d::forward(const Tensor& x) {
              x.shape());
     Tensor mu, var;
     Tensor y = batch_norm_train(x, weight_, bias_, eps, mu, var);
-
-    NoGradGuard guard;
-    const double m = options_.momentum;
-    const double unbiased = static_cast<double>(n) / static_cast<double>(n - 1);
-    running_mean_.mul_(1.0 - m).add_(mu.to(running_mean_.dtype()), m);
-    running_var_.mul_(1.0 - m).add_(var.to(running_var_.dtype()), m * unbiased);
-    num_batches_tracked_.fill_(num_batches_tracked_.item() + 1.0);
+    track(mu, var, n);
     return y;
   }
   // Eval: the running statistics are constants, y = (x - running_mean) (gamma / sqrt(running_var + eps)) + beta

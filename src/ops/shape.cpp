@@ -660,6 +660,15 @@ Tensor triangle(const char* op, const Tensor& x, std::int64_t k, bool lower) {
     const std::int64_t c = ii % cols, r = (ii / cols) % rows;
     m[i] = (lower ? c - r <= k : c - r >= k) ? 1.0 : 0.0;
   }
+  if (!is_floating(x.dtype())) {
+    // i64 and bool tensors (a causal attention mask) take no gradient: the entries outside are zeroed in a copy.
+    Tensor y = x.contiguous().clone();
+    auto* bytes = static_cast<unsigned char*>(y.raw_data());
+    const std::size_t size = dtype_size(x.dtype());
+    for (std::size_t i = 0; i < m.size(); ++i)
+      if (m[i] == 0.0) std::memset(bytes + i * size, 0, size);
+    return y;
+  }
   // masked_scale's backward applies the same constant mask: tril's adjoint is tril.
   return masked_scale(x, from_vector(m, x.shape(), x.dtype()), 1.0);
 }

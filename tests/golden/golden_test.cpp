@@ -295,6 +295,13 @@ const std::map<std::string, OpFn>& ops() {
       {"bmm", [](const bp::Tensors& x, const json&) { return bp::bmm(x[0], x[1]); }},
       {"einsum",
        [](const bp::Tensors& x, const json& a) { return bp::einsum(a.at("equation").get<std::string>(), x); }},
+      // ---- embedding ----
+      {"embedding",
+       [](const bp::Tensors& x, const json& a) {
+         const json& pad = a.at("padding_idx");
+         return bp::embedding(bp::to_dtype(index_tensor(a.at("indices"), x[0]), bp::i64), x[0],
+                              pad.is_null() ? std::nullopt : std::optional<std::int64_t>(pad.get<std::int64_t>()));
+       }},
   };
   return table;
 }

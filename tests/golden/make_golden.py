@@ -349,6 +349,24 @@ def ops2_cases():
     return c
 
 
+EMBEDDING_OPS = {
+    "embedding": lambda x, a: F.embedding(torch.tensor(a["indices"]), x[0], padding_idx=a["padding_idx"]),
+}
+OPS.update(EMBEDDING_OPS)
+
+
+def embedding_cases():
+    """embedding, with and without padding_idx (its row gets no gradient), from their own generator."""
+    global rng
+    saved, rng = rng, np.random.RandomState(SEED + 24)
+    c = []
+    c.append(case("embedding", [draw((5, 3))], {"indices": [[2, 0, 4], [4, 4, 1]], "padding_idx": None}))
+    c.append(case("embedding", [draw((4, 2))], {"indices": [1, 3, 1, 0], "padding_idx": 1}))
+    c.append(case("embedding", [draw((4, 3))], {"indices": [[[3], [0]], [[2], [3]]], "padding_idx": -1}))
+    rng = saved
+    return c
+
+
 def mlp_case():
     """A 4-5-3 sigmoid network with a cross-entropy cost on 8 examples: the delta rule end to end."""
     x = torch.tensor(rng.standard_normal((8, 4)))
@@ -501,6 +519,7 @@ def main():
     golden["cases"] += shape_cases()
     golden["cases"] += conv_cases()
     golden["cases"] += ops2_cases()
+    golden["cases"] += embedding_cases()
     path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "ops_golden.json")
     with open(path, "w") as f:
         json.dump(golden, f, indent=None, separators=(",", ":"))

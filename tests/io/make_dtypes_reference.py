@@ -5,8 +5,8 @@ the layout the safetensors package writes (8-byte header length, JSON header, da
     make_dtypes_reference.py OUT
 
 Each F16/BF16 tensor comes with "<name>.f32", PyTorch's own widening of it, so the test compares backprop's
-conversion with torch's bit for bit. "bn.num_batches_tracked" is the I64 counter of a torch BatchNorm1d state
-dict after three training steps.
+conversion with torch's bit for bit. "bn.*" is the state dict of a torch BatchNorm1d(3) after three training
+steps, with its I64 counter "bn.num_batches_tracked".
 """
 import json
 import struct
@@ -57,6 +57,9 @@ def main():
         "mask": torch.tensor([[True, False, True]]),
         "bn.num_batches_tracked": bn.state_dict()["num_batches_tracked"],
         "bn.running_mean": bn.running_mean,
+        "bn.running_var": bn.running_var,
+        "bn.weight": bn.weight.detach(),
+        "bn.bias": bn.bias.detach(),
     }
     write(sys.argv[1], tensors)
 

@@ -402,7 +402,7 @@ TEST(ModuleTree, FuzzSeedLoadsAgainstTheFuzzTargetsTensors) {
                                                    {"3.bias", bp::zeros({2})},
                                                    {"3.running_mean", bp::zeros({2})},
                                                    {"3.running_var", bp::zeros({2})},
-                                                   {"3.num_batches_tracked", bp::zeros({}, bp::f64)}};
+                                                   {"3.num_batches_tracked", bp::zeros({}, bp::i64)}};
   std::ifstream in(std::string(BACKPROP_SOURCE_DIR) + "/fuzz/corpus/module_tree/full.json");
   std::stringstream text;
   text << in.rdbuf();

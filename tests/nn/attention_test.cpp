@@ -1,6 +1,7 @@
 // MultiheadAttention: an attention block (MHA + residual + LayerNorm + head) trained four SGD steps with a
 // causal mask equals PyTorch 1.13's same computation (tests/nn/torch_layers.py attention) to 1e-10 in f64 and
-// 1e-5 in f32, and so does a forward with a key padding mask; gradcheck; shapes, batch_first=false, errors.
+// 1e-5 in f32, and so does a forward with a key padding mask, and a run with bool masks; gradcheck; shapes,
+// batch_first=false, errors.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -100,6 +101,68 @@ TEST(MultiheadAttention, AttentionBlockTrainedFourStepsEqualsPyTorch) {
       ASSERT_TRUE(ref.contains(key)) << name << " is not a PyTorch parameter name";
       expect_close(p, ref.at(key), tol, name);
     }
+  }
+}
+
+// Bool masks mean what they mean in PyTorch (true = not allowed to attend): a block trained four steps with a
+// bool key padding mask and a bool causal attn_mask at once equals torch_layers.py's same run.
+TEST(MultiheadAttention, BoolMasksTrainedFourStepsEqualPyTorch) {
+  REQUIRE_INSTALLED(torchcmp::have_torch(), "python3-torch", "/usr/bin/python3 with torch");
+  std::string err;
+  const auto ref = torchcmp::run_torch("attention", err);
+  ASSERT_FALSE(ref.empty()) << err;
+
+  const bp::Tensor pad =
+      bp::from_vector(std::vector<double>{0, 0, 0, 1, 1, 0, 0, 0, 0, 0}, {2, 5}, bp::bool_);
+  const bp::Tensor causal = bp::triu(bp::ones({5, 5}, bp::bool_), 1);
+  ASSERT_EQ(causal.dtype(), bp::bool_);
+  for (const auto& [tag, dtype, tol] : {std::tuple{"f64", bp::f64, 1e-10}, {"f32", bp::f32, 1e-5}}) {
+    SCOPED_TRACE(tag);
+    const std::string prefix = std::string(tag) + ".bool.";
+    bp::Generator gen(0);
+    AttentionBlock net(dtype, gen);
+    {
+      bp::NoGradGuard guard;
+      auto params = net.named_parameters();
+      std::sort(params.begin(), params.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+      int j = 0;
+      for (auto& [name, p] : params)
+        p.copy_(bp::to_dtype(torchcmp::filled(p.shape(), double(j++), 0.5), dtype));
+    }
+    const bp::Tensor x = bp::to_dtype(torchcmp::filled({2, 5, 8}, 10.0), dtype);
+    const bp::Tensor target = bp::to_dtype(torchcmp::filled({2, 3}, 20.0), dtype);
+    expect_close(net(x, pad, causal)[1], ref.at(prefix + "weights"), tol, "weights");
+    bp::optim::SGD opt(net.parameters(), {.lr = 0.1});
+    for (int step = 0; step < 4; ++step) {
+      opt.zero_grad();
+      const bp::Tensor d = bp::sub(net(x, pad, causal)[0], target);
+      const bp::Tensor loss = bp::mean(bp::mul(d, d));
+      loss.backward();
+      opt.step();
+      EXPECT_NEAR(loss.item(), ref.at(prefix + "loss" + std::to_string(step)).at(0), tol) << "step " << step;
+    }
+    for (const auto& [name, p] : net.named_parameters()) expect_close(p, ref.at(prefix + name), tol, name);
+  }
+}
+
+TEST(MultiheadAttention, BoolAndFloatMasksAgreeAndOtherDtypesAreRefused) {
+  bp::Generator gen(2);
+  bp::nn::MultiheadAttention mha(8, 2, gen, {.dtype = bp::f64});
+  const bp::Tensor x = bp::randn({2, 4, 8}, gen, bp::f64);
+  const bp::Tensor blocked = bp::from_vector(std::vector<double>{0, 1, 0, 1, 0, 0, 1, 0}, {2, 4}, bp::bool_);
+  const bp::Tensor added = bp::masked_fill(bp::zeros({2, 4}, bp::f64), blocked, -kInf);
+  const bp::Tensors a = mha.attend(x, x, x, blocked), b = mha.attend(x, x, x, added);
+  EXPECT_EQ(bp::max_abs_diff(a[0], b[0]), 0.0);
+  EXPECT_EQ(bp::max_abs_diff(a[1], b[1]), 0.0);
+  // Blocked keys get no weight.
+  EXPECT_EQ(a[1].to_vector()[1], 0.0);
+  try {
+    mha.attend(x, x, x, bp::zeros({2, 4}, bp::i64));
+    ADD_FAILURE() << "an i64 mask was accepted";
+  } catch (const bp::DTypeError& e) {
+    EXPECT_THAT(e.what(),
+                HasSubstr("key_padding_mask is i64; expected bool (true = not allowed to attend) or "
+                          "the layer's f64"));
   }
 }
 

@@ -80,8 +80,8 @@ class AttentionBlock(torch.nn.Module):
 
 
 def attention():
-    """Four SGD steps of an attention block with a causal mask, in f64 and f32; parameter j of the sorted
-    names is filled with seed j, scale 0.5."""
+    """Four SGD steps of an attention block with a float causal mask, and four with bool causal and key
+    padding masks, in f64 and f32; parameter j of the sorted names is filled with seed j, scale 0.5."""
     L = 5
     causal = torch.triu(torch.full((L, L), float("-inf")), diagonal=1)
     for tag, dtype in (("f64", torch.float64), ("f32", torch.float32)):
@@ -104,6 +104,24 @@ def attention():
             emit("%s.loss%d" % (tag, step), loss)
         for name, p in net.named_parameters():
             emit(tag + "." + name, p)
+        # Bool masks, both at once: a fresh block trained four steps with the key padding above and a causal
+        # attn_mask (true = not allowed to attend).
+        net = AttentionBlock(dtype)
+        params = dict(net.named_parameters())
+        with torch.no_grad():
+            for j, name in enumerate(sorted(params)):
+                params[name].copy_(filled(params[name].shape, float(j), 0.5))
+        bool_causal = torch.triu(torch.ones(L, L, dtype=torch.bool), diagonal=1)
+        emit(tag + ".bool.weights", net(x, attn_mask=bool_causal, key_padding_mask=pad)[1])
+        opt = torch.optim.SGD(net.parameters(), lr=0.1)
+        for step in range(4):
+            opt.zero_grad()
+            loss = ((net(x, attn_mask=bool_causal, key_padding_mask=pad)[0] - target) ** 2).mean()
+            loss.backward()
+            opt.step()
+            emit("%s.bool.loss%d" % (tag, step), loss)
+        for name, p in net.named_parameters():
+            emit(tag + ".bool." + name, p)
 
 
 if __name__ == "__main__":

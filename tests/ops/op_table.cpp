@@ -492,6 +492,20 @@ std::vector<OpCase> build() {
          return bp::unsqueeze(bp::squeeze(bp::expand(x[0], {3, 1, 4}), 1), 0) * 1.5;
        },
        {in({1, 1, 4})}});
+  // embedding: squared so the second derivative is not zero; a repeated index sums its rows' gradients.
+  add({"embedding_i64_indices",
+       [](const Ts& x) {
+         return bp::pow(bp::embedding(bp::tensor({{2, 0, 3}, {3, 3, 1}}, bp::i64), x[0]), 2.0);
+       },
+       {in({4, 3})}});
+  // padding_idx -1 names the last row, a constant here (its gradient is zero by definition, not by
+  // derivative, so it takes no part in gradcheck); the other rows' gradients are unaffected.
+  add({"embedding_padding_idx",
+       [](const Ts& x) {
+         const T weight = bp::cat({x[0], bp::full({1, 2}, 0.5, x[0].dtype())}, 0);
+         return bp::embedding(bp::tensor({1, 3, 0, 3, 1}, bp::i64), weight, -1) * x[0].sum();
+       },
+       {in({3, 2})}});
   return t;
 }
 

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <backprop/backprop.hpp>
+#include <cstdint>
 #include <numeric>
 
 namespace bp = backprop;
@@ -111,6 +112,18 @@ TEST(ShapeIndexOps, PadAndTriangles) {
   const bp::Tensor m = bp::ones({2, 3}, bp::f64);
   EXPECT_EQ(bp::tril(m).to_vector(), (std::vector<double>{1, 0, 0, 1, 1, 0}));
   EXPECT_EQ(bp::triu(m, 1).to_vector(), (std::vector<double>{0, 1, 1, 0, 0, 1}));
+  // bool and i64 keep their dtype: a causal attention mask, and integers beyond f64's 2^53 kept exactly.
+  const bp::Tensor causal = bp::triu(bp::ones({3, 3}, bp::bool_), 1);
+  EXPECT_EQ(causal.dtype(), bp::bool_);
+  EXPECT_EQ(causal.to_vector(), (std::vector<double>{0, 1, 1, 0, 0, 1, 0, 0, 0}));
+  bp::Tensor big = bp::tensor({{1, 2}, {3, 4}}, bp::i64);
+  big.data<std::int64_t>()[2] = INT64_MAX;
+  const bp::Tensor low = bp::tril(big), high = bp::triu(big);
+  EXPECT_EQ(low.dtype(), bp::i64);
+  EXPECT_EQ(std::vector<std::int64_t>(low.data<std::int64_t>(), low.data<std::int64_t>() + 4),
+            (std::vector<std::int64_t>{1, 0, INT64_MAX, 4}));
+  EXPECT_EQ(std::vector<std::int64_t>(high.data<std::int64_t>(), high.data<std::int64_t>() + 4),
+            (std::vector<std::int64_t>{1, 2, 0, 4}));
 }
 
 TEST(ShapeIndexOps, ErrorsNameTheOpArgumentShapeAndDim) {

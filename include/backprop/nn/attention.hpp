@@ -5,8 +5,10 @@
 //   softmax(Q K^T / sqrt(E / H) + masks) V,
 // then joins the heads and applies out_proj (a Linear E -> E). Parameter names and layout are PyTorch's, so a
 // PyTorch state dict loads unchanged. Inputs are [N, L, E] (batch_first, the default) or [L, N, E].
-// Masks are float tensors added to the scores, as PyTorch does with float masks: 0 keeps a position, -inf
-// blocks it. attn_mask is [L, S] or [N * H, L, S]; key_padding_mask is [N, S].
+// Masks have PyTorch's meaning: a bool mask blocks the positions where it is true (not allowed to attend); a
+// float mask (of the layer's dtype) is added to the scores, so 0 keeps a position and -inf blocks it.
+// attn_mask is [L, S] or [N * H, L, S]; key_padding_mask is [N, S]. A query whose keys are all blocked gets
+// NaN weights, as in PyTorch.
 // Called with one tensor it is self-attention and returns the output only; called with several it returns
 // {output [N, L, E], weights [N, L, S] averaged over the heads}.
 //
@@ -17,8 +19,10 @@
 //   bp::Tensor y = mha(x);                                       // self-attention, [2, 5, 16]
 //   bp::Tensor mem = bp::randn({2, 7, 16}, gen);
 //   bp::Tensors out = mha(x, mem, mem);                          // {[2, 5, 16], weights [2, 5, 7]}
-//   bp::Tensor pad = bp::zeros({2, 7});                          // key_padding_mask: -inf blocks a key
+//   bp::Tensor pad = bp::zeros({2, 7}, bp::bool_);               // key_padding_mask: true blocks a key
 //   bp::Tensors masked = mha.attend(x, mem, mem, pad);
+//   bp::Tensor causal = bp::triu(bp::ones({5, 5}, bp::bool_), 1);  // token i sees tokens 0..i only
+//   bp::Tensors decoded = mha.attend(x, x, x, {}, causal);
 #pragma once
 
 #include <backprop/generator.hpp>
@@ -54,8 +58,9 @@ class MultiheadAttention : public Module {
   /// {output, weights averaged over the heads}. Throws ValueError on another count.
   Tensors forward(const Tensors& inputs) override;
   /// query [N, L, E], key and value [N, S, E] (batch_first) -> {output [N, L, E], weights [N, L, S]}.
-  /// Throws ShapeError naming the argument and its shape when a shape does not fit, DTypeError when a dtype
-  /// differs from the layer's.
+  /// Masks are bool (true blocks) or of the layer's dtype (added). Throws ShapeError naming the argument and
+  /// its shape when a shape does not fit, DTypeError when a dtype differs from the layer's (or, for a mask,
+  /// is neither bool nor the layer's).
   Tensors attend(const Tensor& query, const Tensor& key, const Tensor& value,
                  const Tensor& key_padding_mask = {}, const Tensor& attn_mask = {});
   /// "MultiheadAttention(embed_dim=16, num_heads=4, bias=true, batch_first=true)"

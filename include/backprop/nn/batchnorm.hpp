@@ -9,7 +9,7 @@
 // In eval mode mu and var are replaced by running_mean and running_var. The forward is composed of ops, so
 // the gradient flows through mu and var as well (each row's output depends on every row of the batch), and
 // second derivatives work. gamma ("weight") starts at 1, beta ("bias") at 0; buffers are running_mean (0),
-// running_var (1) and num_batches_tracked (a 0-d f64 counter).
+// running_var (1) and num_batches_tracked (a 0-d i64 counter, as in PyTorch's state dicts).
 //
 // Example:
 //   bp::nn::Sequential net{bp::nn::Linear(784, 256, gen), bp::nn::BatchNorm1d(256), bp::nn::ReLU()};
@@ -29,7 +29,34 @@ struct BatchNormOptions {
   DType dtype = f32;
 };
 
-class BatchNorm1d : public Module {
+/// What BatchNorm1d and BatchNorm2d share: the options, the parameters gamma ("weight") and beta ("bias"), the
+/// buffers and their accessors, and the update of the running statistics. Not a layer of its own.
+class BatchNormBase : public Module {
+ public:
+  /// gamma [C] and beta [C] (undefined when affine is false).
+  const Tensor& weight() const { return weight_; }
+  const Tensor& bias() const { return bias_; }
+  const Tensor& running_mean() const { return running_mean_; }
+  const Tensor& running_var() const { return running_var_; }
+  /// Training steps taken so far (the i64 buffer "num_batches_tracked").
+  std::int64_t num_batches_tracked() const;
+  std::int64_t num_features() const { return features_; }
+  const BatchNormOptions& options() const { return options_; }
+
+ protected:
+  /// Registers the parameters and buffers. `type` ("BatchNorm1d") starts the messages. Throws ValueError when
+  /// features <= 0, eps < 0 or momentum is outside [0, 1].
+  BatchNormBase(const char* type, std::int64_t features, BatchNormOptions options);
+  /// Moves the running statistics towards the batch's mean `mu` and biased variance `var` (C values each, any
+  /// shape) taken over `n` values per feature, and counts the step. Outside the graph.
+  void track(const Tensor& mu, const Tensor& var, std::int64_t n);
+
+  std::int64_t features_;
+  BatchNormOptions options_;
+  Tensor weight_, bias_, running_mean_, running_var_, num_batches_tracked_;
+};
+
+class BatchNorm1d : public BatchNormBase {
  public:
   /// Throws ValueError when features <= 0, eps < 0 or momentum is outside [0, 1].
   explicit BatchNorm1d(std::int64_t features, BatchNormOptions options = {});
@@ -39,26 +66,12 @@ class BatchNorm1d : public Module {
   Tensor forward(const Tensor& x) override;
   /// "BatchNorm1d(256, eps=1e-05, momentum=0.1, affine=true)"
   std::string repr() const override;
-
-  /// gamma [C] and beta [C] (undefined when affine is false).
-  const Tensor& weight() const { return weight_; }
-  const Tensor& bias() const { return bias_; }
-  const Tensor& running_mean() const { return running_mean_; }
-  const Tensor& running_var() const { return running_var_; }
-  std::int64_t num_batches_tracked() const;
-  std::int64_t num_features() const { return features_; }
-  const BatchNormOptions& options() const { return options_; }
-
- private:
-  std::int64_t features_;
-  BatchNormOptions options_;
-  Tensor weight_, bias_, running_mean_, running_var_, num_batches_tracked_;
 };
 
 /// Batch normalisation of images [N, C, H, W]: the statistics of channel c are taken over N, H and W (n =
 /// N H W values, running_var moves with var * n / (n - 1)); otherwise as BatchNorm1d, with the same options,
 /// parameters and buffers. Example: bp::nn::BatchNorm2d bn(32);  // after a Conv2d with 32 output channels
-class BatchNorm2d : public Module {
+class BatchNorm2d : public BatchNormBase {
  public:
   /// Throws ValueError when features <= 0, eps < 0 or momentum is outside [0, 1].
   explicit BatchNorm2d(std::int64_t features, BatchNormOptions options = {});
@@ -68,19 +81,6 @@ class BatchNorm2d : public Module {
   Tensor forward(const Tensor& x) override;
   /// "BatchNorm2d(32, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)", as PyTorch prints it.
   std::string repr() const override;
-
-  const Tensor& weight() const { return weight_; }
-  const Tensor& bias() const { return bias_; }
-  const Tensor& running_mean() const { return running_mean_; }
-  const Tensor& running_var() const { return running_var_; }
-  std::int64_t num_batches_tracked() const;
-  std::int64_t num_features() const { return features_; }
-  const BatchNormOptions& options() const { return options_; }
-
- private:
-  std::int64_t features_;
-  BatchNormOptions options_;
-  Tensor weight_, bias_, running_mean_, running_var_, num_batches_tracked_;
 };
 
 }  // namespace backprop::nn
