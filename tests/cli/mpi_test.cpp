@@ -153,7 +153,10 @@ TEST(MpiCli, SyncBatchNormGivesTheStatisticsOfOneProcessAndLocalOnesDoNot) {
   const auto sync = mpirun(s, 2, args + "--sync-batchnorm --out " + s.path("sync"));
   ASSERT_EQ(sync.code, 0) << sync.err;
   EXPECT_THAT(sync.err, HasSubstr("synchronised batch norm"));
-  EXPECT_LE(relative_difference(s.path("sync/model.safetensors"), s.path("one/model.safetensors")), 1e-5);
+  const double sync_err =
+      relative_difference(s.path("sync/model.safetensors"), s.path("one/model.safetensors"));
+  std::printf("[ measured ] MLP, 2 ranks vs 1 process: sync batch norm %.3g\n", sync_err);
+  EXPECT_LE(sync_err, 1e-5);
   const auto local = mpirun(s, 2, args + "--out " + s.path("local"));
   ASSERT_EQ(local.code, 0) << local.err;
   EXPECT_GT(relative_difference(s.path("local/model.safetensors"), s.path("one/model.safetensors")), 1e-4);
@@ -272,22 +275,23 @@ TEST(MpiCli, CnnWithSyncBatchNormOnTwoRanksGivesTheModelOfOneProcess) {
   ASSERT_EQ(sync.code, 0) << sync.err;
   const auto local = mpirun(s, 2, args + "--out " + s.path("local"));
   ASSERT_EQ(local.code, 0) << local.err;
-  // float32 sums in another order (per-rank partial sums, then the all-reduce) over 14 momentum steps:
-  // ~1e-7 per operation, grown by training; measured 3e-7 (docs/distributed.md).
+  // float32 sums in another order (per-rank partial sums, then the all-reduce): ~1e-7 relative per sum,
+  // grown over 14 momentum steps through batch statistics of 15-20 images per rank; measured 5.7e-6, so the
+  // bound is 1e-4, while per-rank statistics give a different function (measured 0.36).
   const double sync_err =
       relative_difference(s.path("sync/model.safetensors"), s.path("one/model.safetensors"));
   const double local_err =
       relative_difference(s.path("local/model.safetensors"), s.path("one/model.safetensors"));
   std::printf("[ measured ] CNN, 2 ranks vs 1 process: sync batch norm %.3g, local statistics %.3g\n",
               sync_err, local_err);
-  EXPECT_LE(sync_err, 1e-5);
-  EXPECT_GT(local_err, 1e-3);  // each rank normalised by its own 20 images' statistics
+  EXPECT_LE(sync_err, 1e-4);
+  EXPECT_GT(local_err, 1e-2);  // each rank normalised by its own 20 images' statistics
   // The model file holds plain BatchNorm2d layers: eval and info read it without MPI, and eval reproduces the
   // run's test accuracy.
   const auto info = clitest::run(s, "info " + s.path("sync/model.safetensors"));
   ASSERT_EQ(info.code, 0) << info.err;
-  EXPECT_THAT(info.out, HasSubstr("BatchNorm2d"));
-  EXPECT_THAT(info.out, ::testing::Not(HasSubstr("Sync")));
+  EXPECT_THAT(info.out, HasSubstr("(2) BatchNorm2d(6, "));
+  EXPECT_THAT(info.out, ::testing::Not(HasSubstr("SyncBatchNorm2d(")));
   const auto e = clitest::run(
       s, "eval --model " + s.path("sync/model.safetensors") + " --data fashion-mnist --limit 100 --json");
   ASSERT_EQ(e.code, 0) << e.all();
