@@ -67,9 +67,9 @@ struct ModelConfig {
   double dropout = 0.2;                        // Dropout after each hidden activation (0 = none)
   double dropconnect = 0.0;                    // DropConnect instead of Linear in hidden layers (0 = none)
   std::string init = "auto";  // auto | kaiming_uniform | kaiming_normal | xavier_uniform | xavier_normal
-  /// Under `mpirun -np K` (K > 1): batch-norm statistics over the global batch (dist::SyncBatchNorm1d)
-  /// instead of each rank's shard. One process: the same as batchnorm (its batch is the global batch). Needs
-  /// batchnorm.
+  /// Under `mpirun -np K` (K > 1): batch-norm statistics over the global batch (dist::SyncBatchNorm1d and
+  /// SyncBatchNorm2d) instead of each rank's shard. One process: the same as batchnorm (its batch is the
+  /// global batch). Needs batchnorm (mlp) or a "batchnorm" layer in the layer list (lenet5 has none).
   bool sync_batchnorm = false;
 };
 

@@ -37,6 +37,7 @@
 #include <backprop/train.hpp>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 namespace backprop::dist {
@@ -172,12 +173,28 @@ class DataParallel {
 // ---- synchronised batch normalisation
 // -----------------------------------------------------------------------
 
-/// BatchNorm1d with statistics over the global batch: in training, the per-feature sum and sum of squares of
-/// the rows of every rank are all-reduced (all_reduce_sum, so the backward sums across ranks too), giving the
-/// mean and biased variance one process would compute on the whole batch; the running statistics move towards
-/// those (unbiased with the global row count). Eval mode is BatchNorm1d's. It shares its tensors with the
-/// BatchNorm1d it was made from, and its state_dict() names are the same, so checkpoints are interchangeable.
-class SyncBatchNorm1d : public nn::Module {
+namespace detail {
+/// What SyncBatchNorm1d and SyncBatchNorm2d share: bn's tensors under bn's names, and the normalisation.
+class SyncBatchNorm : public nn::Module {
+ protected:
+  SyncBatchNorm(const nn::Module& bn, std::int64_t features, const nn::BatchNormOptions& options);
+  /// x normalised per channel over `dims` (all axes but 1) and over every rank in training.
+  Tensor normalize(const Tensor& x, const std::vector<std::int64_t>& dims, const Shape& channel,
+                   const std::string& who);
+
+  std::int64_t features_;
+  nn::BatchNormOptions options_;
+  Tensor weight_, bias_, running_mean_, running_var_, num_batches_tracked_;
+};
+}  // namespace detail
+
+/// BatchNorm1d with statistics over the global batch: in training, the per-feature sum of the rows of every
+/// rank is all-reduced into the global mean, then the sum of squared deviations from it into the global
+/// biased variance (all_reduce_sum, so the backward sums across ranks too): the statistics one process
+/// computes on the whole batch. The running statistics move towards those (unbiased with the global row
+/// count). Eval mode is BatchNorm1d's. It shares its tensors with the BatchNorm1d it was made from, and its
+/// state_dict() names are the same, so checkpoints and model files are interchangeable.
+class SyncBatchNorm1d : public detail::SyncBatchNorm {
  public:
   /// Shares `bn`'s parameters and buffers. eps and momentum are bn's.
   explicit SyncBatchNorm1d(const nn::BatchNorm1d& bn);
@@ -186,16 +203,30 @@ class SyncBatchNorm1d : public nn::Module {
   Tensor forward(const Tensor& x) override;
   /// "SyncBatchNorm1d(256, eps=1e-05, momentum=0.1, affine=true)"
   std::string repr() const override;
-
- private:
-  std::int64_t features_;
-  double eps_, momentum_;
-  bool affine_;
-  Tensor weight_, bias_, running_mean_, running_var_, num_batches_tracked_;
 };
 
-/// A Sequential with the same children, except that every BatchNorm1d (in nested Sequentials too) is replaced
-/// by a SyncBatchNorm1d sharing its tensors. Layer names and state_dict() keys are unchanged.
+/// BatchNorm2d with statistics over the global batch: channel c's mean and biased variance are taken over
+/// N, H and W of every rank's images (n = the global N H W), by the same all-reduces as SyncBatchNorm1d, so
+/// forward, backward and the running statistics are those of one BatchNorm2d on the whole batch (up to the
+/// order of floating-point sums). Eval mode is BatchNorm2d's, without communication. It shares its tensors
+/// and state_dict() names with the BatchNorm2d it was made from: a model trained with it saves and loads as
+/// a plain BatchNorm2d.
+class SyncBatchNorm2d : public detail::SyncBatchNorm {
+ public:
+  /// Shares `bn`'s parameters and buffers. eps, momentum and affine are bn's.
+  explicit SyncBatchNorm2d(const nn::BatchNorm2d& bn);
+  /// x [N_r, C, H, W] -> the same shape. Every rank must call it in step. Throws ShapeError unless x is 4-D
+  /// with C channels; DTypeError when x's dtype differs from the layer's; ValueError in training when the
+  /// global batch has fewer than 2 values per channel.
+  Tensor forward(const Tensor& x) override;
+  /// "SyncBatchNorm2d(32, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)", as BatchNorm2d.
+  std::string repr() const override;
+};
+
+/// A Sequential with the same children, except that every BatchNorm1d is replaced by a SyncBatchNorm1d and
+/// every BatchNorm2d by a SyncBatchNorm2d (in nested Sequentials too), each sharing its tensors. Layer names
+/// and state_dict() keys are unchanged, so the result trains the original model's tensors: save `model`
+/// (or the result's state_dict()) as usual.
 std::shared_ptr<nn::Sequential> convert_sync_batchnorm(const nn::Sequential& model);
 
 // ---- the training loop

@@ -270,7 +270,7 @@ void validate(const Config& c) {
            "model.batchnorm (--batchnorm) needs train.batch_size (--batch-size) >= 2: a batch of one has no "
            "variance");
   BP_CHECK(
-      !c.model.sync_batchnorm || c.model.batchnorm, ConfigError,
+      !c.model.sync_batchnorm || c.model.arch != "mlp" || c.model.batchnorm, ConfigError,
       "model.sync_batchnorm (--sync-batchnorm) needs model.batchnorm (--batchnorm): there are no batch-norm "
       "layers to synchronise");
   parse_schedule(c.optimizer.schedule, "optimizer.schedule (--schedule)");
@@ -282,6 +282,15 @@ void validate(const Config& c) {
            " and [[model.layer]] tables both say what the network is; give one of them");
   for (std::size_t i = 0; i < c.model.layer.size(); ++i)
     check_layer(c.model.layer[i], "model.layer #" + std::to_string(i + 1));
+  if (c.model.sync_batchnorm && c.model.arch != "mlp") {  // a layer list: it must hold a batchnorm layer
+    const std::vector<LayerSpec> layers = network_layers(c.model);
+    BP_CHECK(
+        std::any_of(layers.begin(), layers.end(), [](const LayerSpec& l) { return l.type == "batchnorm"; }),
+        ConfigError, "model.sync_batchnorm (--sync-batchnorm) needs a batch-norm layer to synchronise, but ",
+        c.model.arch == "custom" ? std::string("no [[model.layer]] table has type = \"batchnorm\"")
+                                 : "model.arch (--arch) = " + c.model.arch + " has none",
+        " (--arch cnn has two)");
+  }
   try {
     data::Augmentation::parse(c.data.augment);
   } catch (const ValueError& e) {

@@ -132,7 +132,8 @@ std::vector<KeyDef> build() {
                       [](Config& c) -> bool& { return c.model.batchnorm; }));
   t.push_back(boolean(
       "model.sync_batchnorm", "--sync-batchnorm",
-      "under mpirun: batch-norm statistics over the global batch, not each rank's shard (needs --batchnorm)",
+      "under mpirun: batch-norm statistics over the global batch, not each rank's shard (needs --batchnorm, "
+      "or a batchnorm layer in a layer list)",
       [](Config& c) -> bool& { return c.model.sync_batchnorm; }));
   t.push_back(real(
       "model.dropout", "--dropout", "dropout probability after each hidden activation",

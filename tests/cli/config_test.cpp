@@ -256,6 +256,28 @@ TEST(Config, SyncBatchnormAndDetectAnomalyKeys) {
   EXPECT_THAT(set_error("model.sync_batchnorm", "maybe", "--sync-batchnorm"), HasSubstr("--sync-batchnorm"));
 }
 
+TEST(Config, SyncBatchnormWithALayerListNeedsABatchnormLayer) {
+  const auto error = [](const std::string& toml) {
+    try {
+      cfg::validate(cfg::parse_toml(toml));
+    } catch (const bp::ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no error)");
+  };
+  // The cnn preset has two batchnorm layers; lenet5 has none; a layer list needs a "batchnorm" table.
+  EXPECT_EQ(error("[model]\narch = \"cnn\"\nsync_batchnorm = true\n"), "(no error)");
+  EXPECT_THAT(
+      error("[model]\narch = \"lenet5\"\nsync_batchnorm = true\n"),
+      HasSubstr("model.sync_batchnorm (--sync-batchnorm) needs a batch-norm layer to synchronise, but "
+                "model.arch (--arch) = lenet5 has none"));
+  const std::string tables =
+      "[model]\nsync_batchnorm = true\n[[model.layer]]\ntype = \"conv2d\"\nout = 4\nkernel = 3\n"
+      "[[model.layer]]\ntype = \"flatten\"\n[[model.layer]]\ntype = \"dense\"\n";
+  EXPECT_THAT(error(tables), HasSubstr("no [[model.layer]] table has type = \"batchnorm\""));
+  EXPECT_EQ(error(tables + "[[model.layer]]\ntype = \"batchnorm\"\n"), "(no error)");
+}
+
 TEST(Config, ClosestOnlySuggestsLikelyTypos) {
   EXPECT_EQ(cfg::closest("--lrr", {"--lr", "--l1", "--layers"}), "--lr");
   EXPECT_EQ(cfg::closest("--xyzzy", {"--lr", "--l1", "--layers"}), "");

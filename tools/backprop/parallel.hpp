@@ -53,8 +53,8 @@ class Parallel {
   /// What the Trainer runs on: every rank (dist::Collective) when ranks() > 1, else one process. Its
   /// evaluate() splits the rows across the ranks and gives the global figures on every rank.
   std::shared_ptr<backprop::train::Collective> collective() const;
-  /// dist::convert_sync_batchnorm: `net` with each BatchNorm1d replaced by a SyncBatchNorm1d sharing its
-  /// tensors (same state_dict names). Needs ranks() > 1.
+  /// dist::convert_sync_batchnorm: `net` with each BatchNorm1d / BatchNorm2d replaced by a SyncBatchNorm1d /
+  /// SyncBatchNorm2d sharing its tensors (same state_dict names). Needs ranks() > 1.
   std::shared_ptr<backprop::nn::Sequential> sync_batchnorm(const backprop::nn::Sequential& net) const;
   /// Overwrites the model's parameters and buffers with rank 0's.
   void broadcast_state(backprop::nn::Module& model) const;

@@ -338,18 +338,19 @@ int train(const TrainArgs& args, Effective& eff, const Place& place,
   std::shared_ptr<bp::nn::Sequential> net =
       mlp ? bp::io::build_network(arch, gen)
           : build_layers(layers, data.train.num_features(), data.preprocessing, outputs, gen, cfg.model.init);
-  // Global batch statistics need several ranks; in one process local statistics already are the global ones.
-  if (distributed && cfg.model.sync_batchnorm) net = mpi->sync_batchnorm(*net);
-  const auto loss = bp::config::make_loss(cfg.train.loss, data.train.task);
-  const auto optimizer = bp::config::make_optimizer(cfg.optimizer, net->parameters());
-  const auto scheduler = bp::config::make_scheduler(cfg.optimizer, *optimizer, cfg.train.epochs);
-
   bp::io::ModelFile model{.architecture = arch, .preprocessing = data.preprocessing};
   model.config_toml = bp::config::to_toml(cfg);
   if (!mlp) {  // saved as its module tree: eval, predict and info rebuild it from the file
     model.module_tree = bp::io::module_tree(*net);
     model.input_shape = {data.train.num_features()};
   }
+  // Global batch statistics need several ranks; in one process local statistics already are the global ones.
+  // The synchronised layers share the plain ones' tensors and names, and the tree above names the plain ones,
+  // so the model file is the one a single process writes.
+  if (distributed && cfg.model.sync_batchnorm) net = mpi->sync_batchnorm(*net);
+  const auto loss = bp::config::make_loss(cfg.train.loss, data.train.task);
+  const auto optimizer = bp::config::make_optimizer(cfg.optimizer, net->parameters());
+  const auto scheduler = bp::config::make_scheduler(cfg.optimizer, *optimizer, cfg.train.epochs);
   const std::string network =
       mlp ? layers_text(arch) : cfg.model.arch + " (" + std::to_string(layers.size()) + " layers)";
 
