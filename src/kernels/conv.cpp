@@ -11,6 +11,10 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <type_traits>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "kernels/kernels.hpp"
 #include "kernels/parallel.hpp"
@@ -225,16 +229,53 @@ void for_planes(std::int64_t planes, std::int64_t plane_elems, F&& f) {
 }  // namespace
 
 namespace {
-/// One output row of the 2x2, stride-2 max pool: rows r and r + w of the input, the window's maximum (the
-/// first of equal ones; NaN wins, the last NaN) and its flat in-plane index, r's index being `base`. Selects,
-/// not branches (random data mispredicts half of them), and the index kept as a window corner 0-3 in T so that
-/// the loop vectorises in one lane width.
+#if defined(__SSE2__)
+/// Lanes where v > best or v is NaN (the scalar loop's `take`).
+inline __m128 take_mask(__m128 v, __m128 best) {
+  return _mm_or_ps(_mm_cmpgt_ps(v, best), _mm_cmpunord_ps(v, v));
+}
+inline __m128 select(__m128 mask, __m128 a, __m128 b) {
+  return _mm_or_ps(_mm_and_ps(mask, a), _mm_andnot_ps(mask, b));
+}
+#endif
+
+/// One output row of the 2x2, stride-2 max pool: rows r0 and r0 + w of the input, the window's maximum (the
+/// first of equal ones; NaN wins, the last NaN) and its flat in-plane index, r0's index being `base`. Selects,
+/// not branches (random data mispredicts half of them); f32 runs four windows at a time with SSE2 (the
+/// compiler does not vectorise the stride-2 loads), the window corner kept in f32 like the index.
 template <class T>
-void max_pool_2x2_row(const T* __restrict r0, std::int64_t w, std::int64_t ow, T base, T* __restrict values,
-                      double* __restrict indices) {
-  const T* __restrict r1 = r0 + w;
+void max_pool_2x2_row(const T* r0, std::int64_t w, std::int64_t ow, T base, T* values, double* indices) {
+  const T* r1 = r0 + w;
   const T fw = static_cast<T>(w);
-  for (std::int64_t ox = 0; ox < ow; ++ox) {
+  std::int64_t ox = 0;
+#if defined(__SSE2__)
+  if constexpr (std::is_same_v<T, float>) {
+    const __m128 one = _mm_set1_ps(1.0f), right = _mm_set1_ps(fw), below = _mm_set1_ps(fw + 1.0f);
+    for (; ox + 4 <= ow; ox += 4) {
+      const __m128 t0 = _mm_loadu_ps(r0 + 2 * ox), t1 = _mm_loadu_ps(r0 + 2 * ox + 4);
+      const __m128 u0 = _mm_loadu_ps(r1 + 2 * ox), u1 = _mm_loadu_ps(r1 + 2 * ox + 4);
+      __m128 best = _mm_shuffle_ps(t0, t1, _MM_SHUFFLE(2, 0, 2, 0));  // the windows' four corners
+      const __m128 b = _mm_shuffle_ps(t0, t1, _MM_SHUFFLE(3, 1, 3, 1));
+      const __m128 c = _mm_shuffle_ps(u0, u1, _MM_SHUFFLE(2, 0, 2, 0));
+      const __m128 d = _mm_shuffle_ps(u0, u1, _MM_SHUFFLE(3, 1, 3, 1));
+      __m128 m = take_mask(b, best);
+      best = select(m, b, best);
+      __m128 corner = _mm_and_ps(m, one);
+      m = take_mask(c, best);
+      best = select(m, c, best);
+      corner = select(m, right, corner);
+      m = take_mask(d, best);
+      best = select(m, d, best);
+      corner = select(m, below, corner);
+      _mm_storeu_ps(values + ox, best);
+      const float x0 = base + static_cast<float>(2 * ox);
+      const __m128 at = _mm_add_ps(_mm_set_ps(x0 + 6.0f, x0 + 4.0f, x0 + 2.0f, x0), corner);
+      _mm_storeu_pd(indices + ox, _mm_cvtps_pd(at));
+      _mm_storeu_pd(indices + ox + 2, _mm_cvtps_pd(_mm_movehl_ps(at, at)));
+    }
+  }
+#endif
+  for (; ox < ow; ++ox) {
     T best = r0[2 * ox], corner = 0;
     const T b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];
     bool take = b > best || b != b;
@@ -264,7 +305,8 @@ void max_pool2d(const Tensor& x_in, const PoolGeom& g, const Shape& out, Tensor&
     double* pi = indices.data<double>();
     // The common 2x2 window with stride 2 and no padding: four loads, no bounds, in the general loop's order.
     const bool two_by_two =
-        g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0 && g.dh == 1 && g.dw == 1 &&
+        g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0 && g.dh == 1 &&
+        g.dw == 1 && 2 * g.oh <= g.h && 2 * g.ow <= g.w &&  // ceil_mode's last window may leave the input
         hw <= (std::int64_t{1} << 24);  // the window corner is kept in T: exact up to 2^24 in f32
     for_planes(g.planes, hw + ohw, [&](std::int64_t p0, std::int64_t p1) {
       for (std::int64_t p = p0; p < p1; ++p) {
