@@ -15,6 +15,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/conv.hpp"
 #include "kernels/kernels.hpp"
 #include "kernels/row_pool.hpp"
 #include "kernels/sgemm_own.hpp"
@@ -391,6 +392,63 @@ BENCHMARK(BM_Reduce)->ArgNames({"op", "axis", "N", "C"})->Apply([](benchmark::in
     for (const std::int64_t op : {kSum, kAmax, kLogsumexp, kSoftmax})
       for (const std::int64_t axis : {1, 0}) b->Args({op, axis, rows, cols});
   }
+});
+
+// The CNN's memory-bound kernels at the BatchNorm CNN's first layer ([128, 32, 28, 28] f32, 12.8 MB), with the
+// bytes each must move at least (every input read once, every output written once; max pooling's indices are
+// f64) as its GB/s, next to a memcpy of the same input measured the same way (read + write).
+enum CnnOpBench { kCnnCopy, kPoolForward, kPoolBackward, kBnForward, kBnBackward };
+const char* const kCnnOpNames[] = {"memcpy", "max_pool2d", "max_pool2d_backward", "batch_norm2d",
+                                   "batch_norm2d_backward"};
+
+void BM_CnnOp(benchmark::State& state) {
+  bp::set_num_threads(static_cast<int>(state.range(1)));
+  const auto op = static_cast<CnnOpBench>(state.range(0));
+  bp::Generator gen(1);
+  const bp::Tensor x = bp::randn({128, 32, 28, 28}, gen), dy = bp::randn({128, 32, 28, 28}, gen);
+  const bp::Tensor gamma = bp::ones({32}), beta = bp::zeros({32});
+  const bp::kernels::PoolGeom pg{
+      .planes = 128 * 32, .h = 28, .w = 28, .oh = 14, .ow = 14, .kh = 2, .kw = 2, .sh = 2, .sw = 2};
+  const bp::Shape pooled = {128, 32, 14, 14};
+  bp::Tensor values, indices, mean, var, invstd, dx, dgamma, dbeta, copy = bp::empty(x.shape());
+  bp::kernels::max_pool2d(x, pg, pooled, values, indices);
+  const bp::Tensor dpooled = bp::randn(pooled, gen);
+  (void)bp::kernels::batch_norm_forward(x, gamma, beta, 1e-5, mean, var, invstd);
+  const std::int64_t in = static_cast<std::int64_t>(x.nbytes()), out = in / 4;
+  std::int64_t bytes = 0;
+  for (auto _ : state) {
+    switch (op) {
+      case kCnnCopy:
+        std::memcpy(copy.raw_data(), x.raw_data(), x.nbytes());
+        bytes = 2 * in;
+        break;
+      case kPoolForward:
+        bp::kernels::max_pool2d(x, pg, pooled, values, indices);
+        bytes = in + out + 2 * out;
+        break;
+      case kPoolBackward:
+        dx = bp::kernels::pool_scatter(dpooled, indices, x.shape());
+        bytes = out + 2 * out + in;
+        break;
+      case kBnForward:
+        dx = bp::kernels::batch_norm_forward(x, gamma, beta, 1e-5, mean, var, invstd);
+        bytes = 2 * in;
+        break;
+      case kBnBackward:
+        bp::kernels::batch_norm_backward(dy, x, gamma, mean, invstd, dx, dgamma, dbeta);
+        bytes = 3 * in;
+        break;
+    }
+    benchmark::DoNotOptimize(copy.raw_data());
+    benchmark::ClobberMemory();
+  }
+  state.SetLabel(kCnnOpNames[op]);
+  state.SetBytesProcessed(state.iterations() * bytes);
+}
+BENCHMARK(BM_CnnOp)->ArgNames({"op", "threads"})->UseRealTime()->Apply([](benchmark::internal::Benchmark* b) {
+  for (const std::int64_t threads : {1, 2})
+    for (const std::int64_t op : {kCnnCopy, kPoolForward, kPoolBackward, kBnForward, kBnBackward})
+      b->Args({op, threads});
 });
 
 // One training step of the small MLP at batch 1 and 128 (forward, cross-entropy, backward, SGD).

@@ -11,6 +11,10 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <type_traits>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "kernels/kernels.hpp"
 #include "kernels/parallel.hpp"
@@ -224,6 +228,71 @@ void for_planes(std::int64_t planes, std::int64_t plane_elems, F&& f) {
 }
 }  // namespace
 
+namespace {
+#if defined(__SSE2__)
+/// Lanes where v > best or v is NaN (the scalar loop's `take`).
+inline __m128 take_mask(__m128 v, __m128 best) {
+  return _mm_or_ps(_mm_cmpgt_ps(v, best), _mm_cmpunord_ps(v, v));
+}
+inline __m128 select(__m128 mask, __m128 a, __m128 b) {
+  return _mm_or_ps(_mm_and_ps(mask, a), _mm_andnot_ps(mask, b));
+}
+#endif
+
+/// One output row of the 2x2, stride-2 max pool: rows r0 and r0 + w of the input, the window's maximum (the
+/// first of equal ones; NaN wins, the last NaN) and its flat in-plane index, r0's index being `base`. Selects,
+/// not branches (random data mispredicts half of them); f32 runs four windows at a time with SSE2 (the
+/// compiler does not vectorise the stride-2 loads), the window corner kept in f32 like the index.
+template <class T>
+void max_pool_2x2_row(const T* r0, std::int64_t w, std::int64_t ow, T base, T* values, double* indices) {
+  const T* r1 = r0 + w;
+  const T fw = static_cast<T>(w);
+  std::int64_t ox = 0;
+#if defined(__SSE2__)
+  if constexpr (std::is_same_v<T, float>) {
+    const __m128 one = _mm_set1_ps(1.0f), right = _mm_set1_ps(fw), below = _mm_set1_ps(fw + 1.0f);
+    for (; ox + 4 <= ow; ox += 4) {
+      const __m128 t0 = _mm_loadu_ps(r0 + 2 * ox), t1 = _mm_loadu_ps(r0 + 2 * ox + 4);
+      const __m128 u0 = _mm_loadu_ps(r1 + 2 * ox), u1 = _mm_loadu_ps(r1 + 2 * ox + 4);
+      __m128 best = _mm_shuffle_ps(t0, t1, _MM_SHUFFLE(2, 0, 2, 0));  // the windows' four corners
+      const __m128 b = _mm_shuffle_ps(t0, t1, _MM_SHUFFLE(3, 1, 3, 1));
+      const __m128 c = _mm_shuffle_ps(u0, u1, _MM_SHUFFLE(2, 0, 2, 0));
+      const __m128 d = _mm_shuffle_ps(u0, u1, _MM_SHUFFLE(3, 1, 3, 1));
+      __m128 m = take_mask(b, best);
+      best = select(m, b, best);
+      __m128 corner = _mm_and_ps(m, one);
+      m = take_mask(c, best);
+      best = select(m, c, best);
+      corner = select(m, right, corner);
+      m = take_mask(d, best);
+      best = select(m, d, best);
+      corner = select(m, below, corner);
+      _mm_storeu_ps(values + ox, best);
+      const float x0 = base + static_cast<float>(2 * ox);
+      const __m128 at = _mm_add_ps(_mm_set_ps(x0 + 6.0f, x0 + 4.0f, x0 + 2.0f, x0), corner);
+      _mm_storeu_pd(indices + ox, _mm_cvtps_pd(at));
+      _mm_storeu_pd(indices + ox + 2, _mm_cvtps_pd(_mm_movehl_ps(at, at)));
+    }
+  }
+#endif
+  for (; ox < ow; ++ox) {
+    T best = r0[2 * ox], corner = 0;
+    const T b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];
+    bool take = b > best || b != b;
+    best = take ? b : best;
+    corner = take ? T(1) : corner;
+    take = c > best || c != c;
+    best = take ? c : best;
+    corner = take ? fw : corner;
+    take = d > best || d != d;
+    best = take ? d : best;
+    corner = take ? fw + 1 : corner;
+    values[ox] = best;
+    indices[ox] = static_cast<double>(base + static_cast<T>(2 * ox) + corner);
+  }
+}
+}  // namespace
+
 void max_pool2d(const Tensor& x_in, const PoolGeom& g, const Shape& out, Tensor& values, Tensor& indices) {
   const Tensor x = dense(x_in);
   values = Tensor(out, x.dtype());
@@ -236,26 +305,16 @@ void max_pool2d(const Tensor& x_in, const PoolGeom& g, const Shape& out, Tensor&
     double* pi = indices.data<double>();
     // The common 2x2 window with stride 2 and no padding: four loads, no bounds, in the general loop's order.
     const bool two_by_two =
-        g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0 && g.dh == 1 && g.dw == 1;
+        g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0 && g.dh == 1 &&
+        g.dw == 1 && 2 * g.oh <= g.h && 2 * g.ow <= g.w &&  // ceil_mode's last window may leave the input
+        hw <= (std::int64_t{1} << 24);  // the window corner is kept in T: exact up to 2^24 in f32
     for_planes(g.planes, hw + ohw, [&](std::int64_t p0, std::int64_t p1) {
       for (std::int64_t p = p0; p < p1; ++p) {
         const T* xp = px + p * hw;
         if (two_by_two) {
           for (std::int64_t oy = 0; oy < g.oh; ++oy)
-            for (std::int64_t ox = 0; ox < g.ow; ++ox) {
-              const std::int64_t at0 = 2 * oy * g.w + 2 * ox;
-              const std::int64_t at[4] = {at0, at0 + 1, at0 + g.w, at0 + g.w + 1};
-              T best = xp[at0];
-              std::int64_t best_at = at0;
-              for (int k = 1; k < 4; ++k) {  // selects, not branches: random data mispredicts half of them
-                const T v = xp[at[k]];
-                const bool take = v > best || v != v;
-                best = take ? v : best;
-                best_at = take ? at[k] : best_at;
-              }
-              pv[p * ohw + oy * g.ow + ox] = best;
-              pi[p * ohw + oy * g.ow + ox] = static_cast<double>(best_at);
-            }
+            max_pool_2x2_row(xp + 2 * oy * g.w, g.w, g.ow, static_cast<T>(2 * oy * g.w),
+                             pv + p * ohw + oy * g.ow, pi + p * ohw + oy * g.ow);
           continue;
         }
         for (std::int64_t oy = 0; oy < g.oh; ++oy) {
@@ -390,6 +449,75 @@ Tensor avg_pool2d_adjoint(const Tensor& dy_in, const AvgGeom& g) {
 
 // ---- batch normalisation over N, H, W -----------------------------------------------------------------------
 
+namespace {
+// Per-channel sums in f64 over 8 interleaved partial sums, added up in a fixed order: the compiler vectorises
+// them (one serial f64 chain is bound by the add latency, ~4x slower) and the result depends only on the data.
+constexpr int kLanes = 8;
+
+double add_lanes(const double (&acc)[kLanes]) {
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+/// sum(x) over one channel: n planes of hw elements at p, p + stride, ...
+template <class T>
+double channel_sum(const T* p, std::int64_t n, std::int64_t stride, std::int64_t hw) {
+  double acc[kLanes] = {};
+  for (std::int64_t i = 0; i < n; ++i) {
+    const T* q = p + i * stride;
+    std::int64_t j = 0;
+    for (; j + kLanes <= hw; j += kLanes)
+      for (int l = 0; l < kLanes; ++l) acc[l] += static_cast<double>(q[j + l]);
+    for (; j < hw; ++j) acc[j % kLanes] += static_cast<double>(q[j]);
+  }
+  return add_lanes(acc);
+}
+
+/// sum((x - mu)^2) over the channel's n planes.
+template <class T>
+double channel_sq_dev(const T* p, std::int64_t n, std::int64_t stride, std::int64_t hw, double mu) {
+  double acc[kLanes] = {};
+  for (std::int64_t i = 0; i < n; ++i) {
+    const T* q = p + i * stride;
+    std::int64_t j = 0;
+    for (; j + kLanes <= hw; j += kLanes)
+      for (int l = 0; l < kLanes; ++l) {
+        const double d = static_cast<double>(q[j + l]) - mu;
+        acc[l] += d * d;
+      }
+    for (; j < hw; ++j) {
+      const double d = static_cast<double>(q[j]) - mu;
+      acc[j % kLanes] += d * d;
+    }
+  }
+  return add_lanes(acc);
+}
+
+/// sum(dy) and sum(dy (x - mu)) over the channel's n planes.
+template <class T>
+void channel_dy_sums(const T* d, const T* p, std::int64_t n, std::int64_t stride, std::int64_t hw, double mu,
+                     double& sdy, double& sdyx) {
+  double a[kLanes] = {}, b[kLanes] = {};
+  for (std::int64_t i = 0; i < n; ++i) {
+    const T* dq = d + i * stride;
+    const T* q = p + i * stride;
+    std::int64_t j = 0;
+    for (; j + kLanes <= hw; j += kLanes)
+      for (int l = 0; l < kLanes; ++l) {
+        const double g = static_cast<double>(dq[j + l]);
+        a[l] += g;
+        b[l] += g * (static_cast<double>(q[j + l]) - mu);
+      }
+    for (; j < hw; ++j) {
+      const double g = static_cast<double>(dq[j]);
+      a[j % kLanes] += g;
+      b[j % kLanes] += g * (static_cast<double>(q[j]) - mu);
+    }
+  }
+  sdy = add_lanes(a);
+  sdyx = add_lanes(b);
+}
+}  // namespace
+
 // One channel per task (independent, so the split never changes a result); the sums run in f64.
 Tensor batch_norm_forward(const Tensor& x_in, const Tensor& gamma_in, const Tensor& beta_in, double eps,
                           Tensor& mean, Tensor& var, Tensor& invstd) {
@@ -410,21 +538,9 @@ Tensor batch_norm_forward(const Tensor& x_in, const Tensor& gamma_in, const Tens
     parallel_range(c, std::max<std::int64_t>(1, kParallelThreshold / std::max<std::int64_t>(n * hw, 1)),
                    [&](std::int64_t c0, std::int64_t c1) {
                      for (std::int64_t ch = c0; ch < c1; ++ch) {
-                       double s = 0;
-                       for (std::int64_t i = 0; i < n; ++i) {
-                         const T* p = px + (i * c + ch) * hw;
-                         for (std::int64_t j = 0; j < hw; ++j) s += static_cast<double>(p[j]);
-                       }
-                       const double mu = s / count;
-                       double ss = 0;
-                       for (std::int64_t i = 0; i < n; ++i) {
-                         const T* p = px + (i * c + ch) * hw;
-                         for (std::int64_t j = 0; j < hw; ++j) {
-                           const double d = static_cast<double>(p[j]) - mu;
-                           ss += d * d;
-                         }
-                       }
-                       const double v = ss / count, inv = 1.0 / std::sqrt(v + eps);
+                       const double mu = channel_sum(px + ch * hw, n, c * hw, hw) / count;
+                       const double v = channel_sq_dev(px + ch * hw, n, c * hw, hw, mu) / count,
+                                    inv = 1.0 / std::sqrt(v + eps);
                        pm[ch] = mu;
                        pv[ch] = v;
                        pi[ch] = inv;
@@ -463,14 +579,7 @@ void batch_norm_backward(const Tensor& dy_in, const Tensor& x_in, const Tensor& 
                      for (std::int64_t ch = c0; ch < c1; ++ch) {
                        const double mu = pm[ch], inv = pi[ch];
                        double sdy = 0, sdyx = 0;
-                       for (std::int64_t i = 0; i < n; ++i) {
-                         const T* p = px + (i * c + ch) * hw;
-                         const T* d = pdy + (i * c + ch) * hw;
-                         for (std::int64_t j = 0; j < hw; ++j) {
-                           sdy += static_cast<double>(d[j]);
-                           sdyx += static_cast<double>(d[j]) * (static_cast<double>(p[j]) - mu);
-                         }
-                       }
+                       channel_dy_sums(pdy + ch * hw, px + ch * hw, n, c * hw, hw, mu, sdy, sdyx);
                        sdyx *= inv;  // sum(dy xhat)
                        pdg[ch] = static_cast<T>(sdyx);
                        pdb[ch] = static_cast<T>(sdy);

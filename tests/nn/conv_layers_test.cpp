@@ -9,6 +9,7 @@
 #include <backprop/data/idx.hpp>
 #include <backprop/io/model_file.hpp>
 #include <backprop/nn.hpp>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 
@@ -304,4 +305,42 @@ TEST(ConvLayers, SmallCnnLearnsFashionMnist) {
   for (std::int64_t i = 0; i < pred.numel(); ++i) correct += pred.flat(i) == test.targets.flat(i);
   const double accuracy = static_cast<double>(correct) / static_cast<double>(pred.numel());
   EXPECT_GT(accuracy, 0.70) << "held-out accuracy after 2 epochs on 2,000 images (chance: 0.10)";
+}
+
+// The 2x2 stride-2 max pool's fast row kernel (four windows at a time in f32) against the windows' definition:
+// the first of equal maxima in row-major order, NaN taking over (the last NaN), only positions inside the
+// input (ceil_mode's last window is cut); every width from 2 to 11 and 28, f32 and f64.
+TEST(ConvLayers, MaxPool2x2EqualsTheWindowDefinition) {
+  bp::Generator gen(5);
+  for (const bp::DType dtype : {bp::f32, bp::f64})
+    for (const bool ceil_mode : {false, true})
+      for (const std::int64_t w : {2, 3, 4, 5, 7, 8, 9, 10, 11, 28}) {
+        const std::int64_t h = w % 3 == 0 ? 7 : 6;
+        std::vector<double> v(static_cast<std::size_t>(6 * h * w));
+        for (std::size_t i = 0; i < v.size(); ++i)  // values 0-3 (many ties) and a NaN every 37
+          v[i] = i % 37 == 36 ? std::nan("") : static_cast<double>(gen.below(4));
+        const bp::Tensor x = bp::from_vector(v, {2, 3, h, w}, dtype);
+        const bp::ValuesIndices got = bp::max_pool2d_with_indices(x, 2, 2, 0, 1, ceil_mode);
+        const std::int64_t oh = got.values.size(2), ow = got.values.size(3);
+        ASSERT_EQ(ow, ceil_mode ? (w + 1) / 2 : w / 2) << "width " << w;
+        for (std::int64_t p = 0; p < 6; ++p)
+          for (std::int64_t oy = 0; oy < oh; ++oy)
+            for (std::int64_t ox = 0; ox < ow; ++ox) {
+              double best = -INFINITY;
+              std::int64_t best_at = -1;
+              for (std::int64_t iy = 2 * oy; iy < std::min(2 * oy + 2, h); ++iy)
+                for (std::int64_t ix = 2 * ox; ix < std::min(2 * ox + 2, w); ++ix) {
+                  const double at = v[static_cast<std::size_t>(p * h * w + iy * w + ix)];
+                  if (best_at < 0 || at > best || std::isnan(at)) best = at, best_at = iy * w + ix;
+                }
+              const std::int64_t o = p * oh * ow + oy * ow + ox;
+              const std::string where = std::string(bp::dtype_name(dtype)) + " width " + std::to_string(w) +
+                                        (ceil_mode ? " ceil" : "") + " output " + std::to_string(o);
+              EXPECT_EQ(got.indices.flat(o), static_cast<double>(best_at)) << where;
+              if (std::isnan(best))
+                EXPECT_TRUE(std::isnan(got.values.flat(o))) << where;
+              else
+                EXPECT_EQ(got.values.flat(o), best) << where;
+            }
+      }
 }
