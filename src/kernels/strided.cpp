@@ -79,6 +79,7 @@ void copy_strided(E* dst, const std::int64_t* dst_strides, const E* src, const s
 }
 
 char* base(const Tensor& t) {
+  if (!t.device().is_cpu()) t.raw_data();  // throws the DeviceError of a host access to device memory
   return static_cast<char*>(t.storage()->data) +
          static_cast<std::size_t>(t.storage_offset()) * dtype_size(t.dtype());
 }
