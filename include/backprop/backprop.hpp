@@ -8,6 +8,7 @@
 #include <backprop/anomaly.hpp>
 #include <backprop/autograd.hpp>
 #include <backprop/data.hpp>
+#include <backprop/device.hpp>
 #include <backprop/dtype.hpp>
 #include <backprop/error.hpp>
 #include <backprop/generator.hpp>

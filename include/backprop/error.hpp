@@ -70,6 +70,13 @@ class DivergedError : public Error {
   using Error::Error;
 };
 
+/// A device that cannot be used: a build without CUDA, no GPU or driver, a GPU index out of range, a failed
+/// CUDA call (the message names the call and CUDA's error string), or tensors of one op on different devices.
+class DeviceError : public Error {
+ public:
+  using Error::Error;
+};
+
 /// Memory the system would not give: thrown by the tensor allocator (and so by every op) when a tensor's storage
 /// cannot be allocated. The message names the bytes asked for and, when a Tensor was being built, its shape
 /// and dtype; bytes() gives the number. Not a subclass of the input errors: no retry with the same request

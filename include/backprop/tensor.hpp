@@ -7,7 +7,9 @@
 // contiguous row-major memory: data<T>() throws on a non-contiguous tensor, contiguous() makes one. dtype is f32
 // (default), f64, i64 (indices, class labels) or bool_ (masks); only f32/f64 tensors do arithmetic and take
 // gradients. A tensor that requires_grad records the operations that produce it so that backward() can
-// compute gradients (see backprop/autograd.hpp).
+// compute gradients (see backprop/autograd.hpp). Every tensor lives on one device (backprop/device.hpp): the CPU
+// by default; to(device) copies it to a GPU and back. Element access (data, item, at, to_vector, printing)
+// works on CPU tensors; item, at, flat, to_vector and printing copy a GPU tensor to the CPU first.
 //
 // Example:
 //   bp::Generator gen(42);
@@ -23,6 +25,7 @@
 #pragma once
 
 #include <array>
+#include <backprop/device.hpp>
 #include <backprop/dtype.hpp>
 #include <backprop/error.hpp>
 #include <backprop/generator.hpp>
@@ -39,14 +42,17 @@ class Node;
 class Tensor;
 using Tensors = std::vector<Tensor>;
 
-/// A block of 64-byte aligned memory shared by tensors that view it. `version` counts in-place writes, so the
-/// autograd engine can tell when a tensor it saved for backward was changed afterwards.
+/// A block of 64-byte aligned memory shared by tensors that view it, on one device (for a GPU, `data` is a
+/// device address that the host must not dereference). `version` counts in-place writes, so the autograd engine
+/// can tell when a tensor it saved for backward was changed afterwards.
 struct Storage {
   void* data = nullptr;
   std::size_t nbytes = 0;
   std::uint64_t version = 0;
+  Device device;
 
-  explicit Storage(std::size_t nbytes);
+  /// Allocates `nbytes` on `device`. Throws OutOfMemoryError, or DeviceError when the device cannot be used.
+  explicit Storage(std::size_t nbytes, Device device = Device::cpu());
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
@@ -59,7 +65,7 @@ class Tensor {
   /// An undefined tensor (no storage); defined() is false.
   Tensor() = default;
   /// An uninitialised tensor of the given shape (contents are unspecified; prefer zeros()).
-  Tensor(const Shape& shape, DType dtype);
+  Tensor(const Shape& shape, DType dtype, Device device = Device::cpu());
   /// Wraps existing storage, row-major from element `offset` (used by views and the engine).
   Tensor(std::shared_ptr<Storage> storage, const Shape& shape, DType dtype, std::int64_t offset = 0);
   /// Wraps existing storage with explicit strides (elements, one per dim; 0 repeats an element). Throws
@@ -74,6 +80,8 @@ class Tensor {
   std::int64_t size(std::int64_t d) const;
   std::int64_t numel() const;
   DType dtype() const;
+  /// Where the elements live (the storage's device).
+  Device device() const;
   std::size_t nbytes() const { return static_cast<std::size_t>(numel()) * dtype_size(dtype()); }
   /// Elements to step in storage per index of each dim (row-major tensors: {C*H*W, H*W, W, 1}).
   Shape strides() const;
@@ -84,8 +92,9 @@ class Tensor {
   /// True when the elements lie row-major and without gaps (size-1 dims may have any stride).
   bool is_contiguous() const;
 
-  /// Typed pointer to the first element; throws DTypeError if T does not match dtype() and ValueError if the
-  /// tensor is not contiguous (a kernel would read the wrong elements: call contiguous() first).
+  /// Typed pointer to the first element; throws DTypeError if T does not match dtype(), ValueError if the
+  /// tensor is not contiguous (a kernel would read the wrong elements: call contiguous() first) and
+  /// DeviceError if it is not on the CPU (the host cannot read GPU memory: call to(Device::cpu()) first).
   template <class T>
   T* data() {
     check_dtype_(dtype_of<T>);
@@ -96,8 +105,11 @@ class Tensor {
     check_dtype_(dtype_of<T>);
     return static_cast<const T*>(raw_data());
   }
-  /// The first element's address; same contiguity check as data<T>().
+  /// The first element's address; same checks as data<T>().
   void* raw_data() const;
+  /// The first element's address on the tensor's own device (a GPU address for a GPU tensor), for that
+  /// device's kernels; throws ValueError if the tensor is not contiguous.
+  void* device_data() const;
   const std::shared_ptr<Storage>& storage() const;
 
   /// The value of a one-element tensor, as double (bool_: 0 or 1). Throws ValueError otherwise.
@@ -130,6 +142,9 @@ class Tensor {
   /// +-inf and values outside i64 give INT64_MIN, as PyTorch on x86); anything to bool_ is x != 0 (NaN is
   /// true); i64 to f32/f64 rounds to nearest.
   Tensor to(DType dtype) const;
+  /// Copies to another device (returns *this if it is already there, as PyTorch does). Recorded by autograd:
+  /// the gradient is copied back to this tensor's device. Throws DeviceError when the device cannot be used.
+  Tensor to(Device device) const;
   /// A deep copy, recorded by autograd (its gradient flows back to this tensor).
   Tensor clone() const;
   /// Transpose of a 2-D tensor (a view).
@@ -197,27 +212,34 @@ struct TensorImpl {
 };
 
 // ---- factories --------------------------------------------------------------------------------------------
-Tensor empty(const Shape& shape, DType dtype = f32);
-Tensor zeros(const Shape& shape, DType dtype = f32);
-Tensor ones(const Shape& shape, DType dtype = f32);
-Tensor full(const Shape& shape, double value, DType dtype = f32);
+// Each factory makes its tensor on `device` (the CPU by default); the values are the same on every device
+// (random ones are drawn on the CPU from `gen` and copied).
+Tensor empty(const Shape& shape, DType dtype = f32, Device device = Device::cpu());
+Tensor zeros(const Shape& shape, DType dtype = f32, Device device = Device::cpu());
+Tensor ones(const Shape& shape, DType dtype = f32, Device device = Device::cpu());
+Tensor full(const Shape& shape, double value, DType dtype = f32, Device device = Device::cpu());
+/// Same shape, dtype and device as t.
 Tensor zeros_like(const Tensor& t);
 Tensor ones_like(const Tensor& t);
 /// 0-d tensor holding `value`.
-Tensor scalar(double value, DType dtype = f32);
+Tensor scalar(double value, DType dtype = f32, Device device = Device::cpu());
 /// [start, start + step, ...) up to but excluding `end`. arange(n, bp::i64) gives the indices 0..n-1.
-Tensor arange(double start, double end, double step = 1.0, DType dtype = f32);
-Tensor arange(std::int64_t end, DType dtype = f32);
+Tensor arange(double start, double end, double step = 1.0, DType dtype = f32, Device device = Device::cpu());
+Tensor arange(std::int64_t end, DType dtype = f32, Device device = Device::cpu());
 /// Copies `values` into a tensor of the given shape (numel must match; empty shape means 1-D).
-Tensor from_vector(const std::vector<double>& values, const Shape& shape = {}, DType dtype = f32);
-Tensor from_vector(const std::vector<float>& values, const Shape& shape = {});
+Tensor from_vector(const std::vector<double>& values, const Shape& shape = {}, DType dtype = f32,
+                   Device device = Device::cpu());
+Tensor from_vector(const std::vector<float>& values, const Shape& shape = {}, Device device = Device::cpu());
 /// 1-D and 2-D literals: tensor({1, 2, 3}), tensor({{1, 2}, {3, 4}}, f64).
-Tensor tensor(std::initializer_list<double> values, DType dtype = f32);
-Tensor tensor(std::initializer_list<std::initializer_list<double>> rows, DType dtype = f32);
+Tensor tensor(std::initializer_list<double> values, DType dtype = f32, Device device = Device::cpu());
+Tensor tensor(std::initializer_list<std::initializer_list<double>> rows, DType dtype = f32,
+              Device device = Device::cpu());
 /// Uniform in [lo, hi).
-Tensor rand(const Shape& shape, Generator& gen, DType dtype = f32, double lo = 0.0, double hi = 1.0);
+Tensor rand(const Shape& shape, Generator& gen, DType dtype = f32, double lo = 0.0, double hi = 1.0,
+            Device device = Device::cpu());
 /// Normal with the given mean and standard deviation.
-Tensor randn(const Shape& shape, Generator& gen, DType dtype = f32, double mean = 0.0, double stddev = 1.0);
+Tensor randn(const Shape& shape, Generator& gen, DType dtype = f32, double mean = 0.0, double stddev = 1.0,
+             Device device = Device::cpu());
 
 /// |a - b| <= atol + rtol * |b| elementwise, with broadcasting of equal shapes only. NaNs are never close.
 /// Two i64 (or bool_) tensors compare exactly as integers, whatever rtol and atol.

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels/device_kernels.hpp"
 #include "kernels/kernels.hpp"
 #include "kernels/parallel.hpp"
 
@@ -169,6 +170,7 @@ const char* unary_name(Unary op) {
 
 Tensor unary(Unary op, const Tensor& x_in, double alpha, double beta) {
   check_floating(x_in, unary_name(op), "x");
+  if (!x_in.device().is_cpu()) return device_kernels(x_in.device()).unary(op, x_in, alpha, beta);
   const Tensor x = dense(x_in);
   Tensor y(x.shape(), x.dtype());
   dispatch(x.dtype(), [&](auto tag) {
@@ -179,6 +181,10 @@ Tensor unary(Unary op, const Tensor& x_in, double alpha, double beta) {
 }
 
 Tensor binary(Binary op, const Tensor& a_in, const Tensor& b_in) {
+  if (!a_in.device().is_cpu() || !b_in.device().is_cpu()) {
+    check_same_device("binary op", a_in.device(), b_in.device());
+    return device_kernels(a_in.device()).binary(op, a_in, b_in);
+  }
   const Tensor a = dense(a_in);
   const Tensor b = dense(b_in);
   check_same_dtype(a, b, "binary op");
@@ -373,6 +379,7 @@ void scale(Tensor& dst, double factor) {
 }
 
 void fill(Tensor& dst, double value) {
+  if (!dst.device().is_cpu()) return device_kernels(dst.device()).fill(dst, value);
   if (!dst.is_contiguous()) {
     Tensor tmp = dense(dst);
     fill(tmp, value);

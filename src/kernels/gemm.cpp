@@ -9,6 +9,7 @@
 #include <backprop/threads.hpp>
 #include <cstring>
 
+#include "kernels/device_kernels.hpp"
 #include "kernels/kernels.hpp"
 #include "kernels/row_pool.hpp"
 #include "kernels/sgemm_own.hpp"
@@ -217,6 +218,7 @@ void gemm_batched(DType dtype, std::int64_t batch, const void* a, std::int64_t s
 }
 
 void gemm(const Tensor& a_in, bool ta, const Tensor& b_in, bool tb, Tensor& c, double alpha, double beta) {
+  if (!c.device().is_cpu()) return device_kernels(c.device()).gemm(a_in, ta, b_in, tb, c, alpha, beta);
   const Tensor a = dense(a_in);
   const Tensor b = dense(b_in);
   const std::int64_t m = ta ? a.size(1) : a.size(0);
@@ -231,6 +233,11 @@ Tensor linear(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in
   const Tensor weight = dense(weight_in);
   const Tensor bias = dense(bias_in);
   const std::int64_t rows = x.size(0), out_features = weight.size(0);
+  if (!x.device().is_cpu()) {  // composed from the device's product and broadcasting add
+    Tensor y({rows, out_features}, x.dtype(), x.device());
+    gemm(x, false, weight, true, y, 1.0, 0.0);
+    return bias.defined() ? binary(Binary::add, y, bias) : y;
+  }
   Tensor y({rows, out_features}, x.dtype());
   if (bias.defined()) {
     const std::size_t row_bytes = static_cast<std::size_t>(out_features) * dtype_size(x.dtype());

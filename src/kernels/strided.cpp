@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "kernels/device_kernels.hpp"
 #include "kernels/kernels.hpp"
 
 namespace backprop::kernels {
@@ -78,6 +79,7 @@ void copy_strided(E* dst, const std::int64_t* dst_strides, const E* src, const s
 }
 
 char* base(const Tensor& t) {
+  if (!t.device().is_cpu()) t.raw_data();  // throws the DeviceError of a host access to device memory
   return static_cast<char*>(t.storage()->data) +
          static_cast<std::size_t>(t.storage_offset()) * dtype_size(t.dtype());
 }
@@ -104,6 +106,7 @@ void copy_bytes(void* dst, const std::int64_t* ds, const void* src, const std::i
 
 Tensor dense(const Tensor& x) {
   if (!x.defined() || x.is_contiguous()) return x;
+  if (!x.device().is_cpu()) return device_kernels(x.device()).dense(x);
   Tensor y(x.shape(), x.dtype());
   if (y.numel() == 0) return y;
   copy_bytes(y.raw_data(), y.impl()->strides.data(), base(x), x.impl()->strides.data(), x.shape(),

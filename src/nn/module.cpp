@@ -149,6 +149,33 @@ void Module::zero_grad() {
   for (auto& t : parameters()) t.zero_grad();
 }
 
+Module& Module::to(Device device) {
+  struct Move {
+    TensorImpl* impl;
+    Tensor data, grad;
+  };
+  std::vector<Move> moves;
+  auto plan = [&](const Tensor& t) {
+    if (t.device() == device) return;
+    for (const Move& m : moves)
+      if (m.impl == t.impl()) return;  // a tensor shared by two modules moves once
+    const Tensor g = t.grad();
+    moves.push_back({t.impl(), t.detach().to(device), g.defined() ? g.detach().to(device) : Tensor()});
+  };
+  for (const auto& [name, t] : named_parameters()) plan(t);
+  for (const auto& [name, t] : named_buffers()) plan(t);
+  for (Move& m : moves) {  // the copies exist: swap storage in (nothing below can throw)
+    TensorImpl& to = *m.impl;
+    const TensorImpl& from = *m.data.impl();
+    to.storage = from.storage;
+    to.offset = from.offset;
+    to.strides = from.strides;
+    to.contiguous = from.contiguous;
+    to.grad = m.grad;
+  }
+  return *this;
+}
+
 Tensors Module::forward(const Tensors& inputs) {
   BP_CHECK(inputs.size() == 1, ValueError, repr().substr(0, repr().find('\n')), " takes one input, got ",
            inputs.size(), "; call it as module(x)");

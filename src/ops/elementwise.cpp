@@ -18,6 +18,7 @@ Tensor binary_forward(const char* op, Binary kind, const Tensor& a, const Tensor
   check_floating(a, op, "a");
   check_floating(b, op, "b");
   check_same_dtype(op, a, b);
+  check_same_device(op, a.device(), b.device());
   if (a.shape() != b.shape()) broadcast_shapes(a.shape(), b.shape(), op);  // throws naming the op
   return kernels::binary(kind, a, b);
 }

@@ -26,6 +26,7 @@ Tensor gemm_operand(const Tensor& t, bool& transposed) {
 Tensor mm_forward(const Tensor& a_in, const Tensor& b_in, bool ta, bool tb) {
   check_floating(a_in, "matmul", "a");
   check_floating(b_in, "matmul", "b");
+  check_same_device("matmul", a_in.device(), b_in.device());
   const Tensor a = gemm_operand(a_in, ta);
   const Tensor b = gemm_operand(b_in, tb);
   BP_CHECK(a.dtype() == b.dtype(), DTypeError, "matmul: dtypes differ (", a.dtype(), " ", a.shape(), " vs ",
@@ -44,7 +45,7 @@ Tensor mm_forward(const Tensor& a_in, const Tensor& b_in, bool ta, bool tb) {
   BP_CHECK(ka == kb, ShapeError, "matmul: cannot multiply ", a.shape(), ta ? "^T" : "", " by ", b.shape(),
            tb ? "^T" : "", " (", ka, " != ", kb, ")");
   if (!batched) {
-    Tensor c({m, n}, a.dtype());
+    Tensor c({m, n}, a.dtype(), a.device());
     kernels::gemm(a, ta, b, tb, c);
     return c;
   }
@@ -136,7 +137,9 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
            weight.shape(), " expects ", weight.size(1), " (input ", x.shape(), ")");
   BP_CHECK(x.dtype() == weight.dtype(), DTypeError, "linear: input is ", x.dtype(), " but weight is ",
            weight.dtype());
+  check_same_device("linear", x.device(), weight.device());
   if (bias.defined()) {
+    check_same_device("linear", x.device(), bias.device());
     BP_CHECK(bias.dim() == 1 && bias.size(0) == weight.size(0), ShapeError, "linear: bias ", bias.shape(),
              " does not match weight ", weight.shape(), " (expected [", weight.size(0), "])");
     BP_CHECK(bias.dtype() == x.dtype(), DTypeError, "linear: bias is ", bias.dtype(), " but input is ",

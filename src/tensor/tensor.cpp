@@ -9,13 +9,20 @@
 #include <iomanip>
 #include <sstream>
 
+#include "kernels/device_kernels.hpp"
 #include "kernels/kernels.hpp"
 
 namespace backprop {
 
-Storage::Storage(std::size_t n) : data(detail::allocate(n)), nbytes(n) {}
+Storage::Storage(std::size_t n, Device dev)
+    : data(dev.is_cpu() ? detail::allocate(n) : kernels::device_kernels(dev).allocate(n, dev.index())),
+      nbytes(n),
+      device(dev) {}
 Storage::~Storage() {
-  detail::deallocate(data, nbytes);
+  if (device.is_cpu())
+    detail::deallocate(data, nbytes);
+  else
+    kernels::device_kernels(device).deallocate(data, nbytes, device.index());
 }
 
 namespace {
@@ -40,12 +47,13 @@ bool row_major(const Shape& shape, std::span<const std::int64_t> strides, std::i
 }
 }  // namespace
 
-Tensor::Tensor(const Shape& shape, DType dtype) : impl_(std::make_shared<TensorImpl>()) {
+Tensor::Tensor(const Shape& shape, DType dtype, Device device) : impl_(std::make_shared<TensorImpl>()) {
   impl_->numel = backprop::numel(shape);
   impl_->shape = shape;
   impl_->dtype = dtype;
   try {
-    impl_->storage = std::make_shared<Storage>(static_cast<std::size_t>(impl_->numel) * dtype_size(dtype));
+    impl_->storage =
+        std::make_shared<Storage>(static_cast<std::size_t>(impl_->numel) * dtype_size(dtype), device);
   } catch (const OutOfMemoryError& e) {  // the allocator knows the bytes; add what they were for
     throw OutOfMemoryError(detail::cat(e.what(), "; the tensor is ", shape, " ", dtype), e.bytes());
   }
@@ -106,7 +114,17 @@ std::int64_t Tensor::numel() const {
 DType Tensor::dtype() const {
   return checked(impl_).dtype;
 }
+Device Tensor::device() const {
+  return checked(impl_).storage->device;
+}
 void* Tensor::raw_data() const {
+  const TensorImpl& t = checked(impl_);
+  BP_CHECK(t.storage->device.is_cpu(), DeviceError, "host access to a tensor ", t.shape, " ", t.dtype, " on ",
+           t.storage->device, ": this operation has no ", t.storage->device,
+           " kernel yet; move the tensor with .to(bp::Device::cpu()) first");
+  return device_data();
+}
+void* Tensor::device_data() const {
   const TensorImpl& t = checked(impl_);
   BP_CHECK(t.contiguous, ValueError, "data access to a non-contiguous tensor of shape ", t.shape,
            " with strides ", strides(), ": kernels read row-major memory; call contiguous() first");
@@ -158,10 +176,16 @@ template <class T>
 T* element(const TensorImpl& t, std::int64_t storage_idx) {
   return static_cast<T*>(t.storage->data) + storage_idx;
 }
+
+/// t itself on the CPU, else a CPU copy outside the graph (for reading elements).
+Tensor host(const Tensor& t) {
+  return t.device().is_cpu() ? t : t.detach().to(Device::cpu());
+}
 }  // namespace
 
 double Tensor::flat(std::int64_t i) const {
   BP_CHECK(i >= 0 && i < numel(), IndexError, "flat index ", i, " is out of range for shape ", shape());
+  if (!device().is_cpu()) return host(*this).flat(i);
   const std::int64_t at = storage_index(*impl_, i);
   return dispatch_all(dtype(),
                       [&](auto tag) { return static_cast<double>(*element<decltype(tag)>(*impl_, at)); });
@@ -185,6 +209,7 @@ std::int64_t storage_index(const Tensor& t, std::span<const std::int64_t> index)
 }  // namespace
 
 double Tensor::at(std::span<const std::int64_t> index) const {
+  if (!device().is_cpu()) return host(*this).at(index);
   const std::int64_t off = storage_index(*this, index);
   return dispatch_all(dtype(),
                       [&](auto tag) { return static_cast<double>(*element<decltype(tag)>(*impl_, off)); });
@@ -192,6 +217,8 @@ double Tensor::at(std::span<const std::int64_t> index) const {
 
 void Tensor::set(std::span<const std::int64_t> index, double value) {
   const std::int64_t off = storage_index(*this, index);
+  BP_CHECK(device().is_cpu(), DeviceError, "set: element writes need a CPU tensor; this one ", shape(),
+           " is on ", device());
   check_inplace_("set");
   // Through convert_value, so set() stores what to(dtype) would make of the double.
   dispatch_all(dtype(),
@@ -199,7 +226,7 @@ void Tensor::set(std::span<const std::int64_t> index, double value) {
 }
 
 std::vector<double> Tensor::to_vector() const {
-  const Tensor dense = kernels::dense(*this);
+  const Tensor dense = kernels::dense(host(*this));
   std::vector<double> v(static_cast<std::size_t>(numel()));
   dispatch_all(dtype(), [&](auto tag) {
     const auto* p = dense.data<decltype(tag)>();
@@ -222,6 +249,15 @@ Tensor Tensor::contiguous() const {
 Tensor Tensor::to(DType dt) const {
   return backprop::to_dtype(*this, dt);
 }
+Tensor Tensor::to(Device device) const {
+  const Device from = this->device();
+  if (device == from) return *this;
+  const Tensor src = kernels::dense(*this);
+  Tensor y(shape(), dtype(), device);
+  kernels::copy_between_devices(y.device_data(), device, src.device_data(), from, nbytes());
+  return record("to_device", y, {*this}, [from](const Tensor& dy) { return Tensors{dy.to(from)}; },
+                {.saves_inputs = false});
+}
 Tensor Tensor::t() const {
   return backprop::transpose(*this);
 }
@@ -233,6 +269,9 @@ Tensor Tensor::mean() const {
 }
 
 Tensor Tensor::clone() const {
+  if (!device().is_cpu())
+    return record("clone", to(Device::cpu()).detach().to(device()), {*this},
+                  [](const Tensor& dy) { return Tensors{dy}; }, {.saves_inputs = false});
   Tensor copy = is_contiguous() ? Tensor(shape(), dtype()) : kernels::dense(*this);
   if (is_contiguous()) std::memcpy(copy.raw_data(), raw_data(), nbytes());
   return record("clone", copy, {*this}, [](const Tensor& dy) { return Tensors{dy}; },
@@ -334,38 +373,46 @@ Tensor& Tensor::mul_(double factor) {
 Tensor& Tensor::copy_(const Tensor& other) {
   check_inplace_("copy_");
   BP_CHECK(other.shape() == shape(), ShapeError, "copy_: shape ", other.shape(), " does not match ", shape());
+  if (!device().is_cpu() || !other.device().is_cpu()) {  // across devices: convert where other is, then copy
+    BP_CHECK(is_contiguous(), DeviceError, "copy_: writing into a non-contiguous ", device(), " tensor ",
+             shape(), " is not supported yet");
+    const Tensor src = kernels::dense(other.detach().to(dtype()));
+    kernels::copy_between_devices(device_data(), device(), src.device_data(), src.device(), nbytes());
+    return *this;
+  }
   kernels::copy(*this, other);
   return *this;
 }
 
 // ---- factories --------------------------------------------------------------------------------------------
 
-Tensor empty(const Shape& shape, DType dtype) {
-  return Tensor(shape, dtype);
+Tensor empty(const Shape& shape, DType dtype, Device device) {
+  return Tensor(shape, dtype, device);
 }
 
-Tensor full(const Shape& shape, double value, DType dtype) {
-  Tensor t(shape, dtype);
+Tensor full(const Shape& shape, double value, DType dtype, Device device) {
+  Tensor t(shape, dtype, device);
   kernels::fill(t, value);
   return t;
 }
-Tensor zeros(const Shape& shape, DType dtype) {
-  return full(shape, 0.0, dtype);
+Tensor zeros(const Shape& shape, DType dtype, Device device) {
+  return full(shape, 0.0, dtype, device);
 }
-Tensor ones(const Shape& shape, DType dtype) {
-  return full(shape, 1.0, dtype);
+Tensor ones(const Shape& shape, DType dtype, Device device) {
+  return full(shape, 1.0, dtype, device);
 }
 Tensor zeros_like(const Tensor& t) {
-  return zeros(t.shape(), t.dtype());
+  return zeros(t.shape(), t.dtype(), t.device());
 }
 Tensor ones_like(const Tensor& t) {
-  return ones(t.shape(), t.dtype());
+  return ones(t.shape(), t.dtype(), t.device());
 }
-Tensor scalar(double value, DType dtype) {
-  return full({}, value, dtype);
+Tensor scalar(double value, DType dtype, Device device) {
+  return full({}, value, dtype, device);
 }
 
-Tensor arange(double start, double end, double step, DType dtype) {
+Tensor arange(double start, double end, double step, DType dtype, Device device) {
+  if (!device.is_cpu()) return arange(start, end, step, dtype).to(device);
   BP_CHECK(step != 0.0, ValueError, "arange: step must be non-zero");
   const double count = std::ceil((end - start) / step);
   const auto n = static_cast<std::int64_t>(count > 0 ? count : 0);
@@ -377,11 +424,12 @@ Tensor arange(double start, double end, double step, DType dtype) {
   });
   return t;
 }
-Tensor arange(std::int64_t end, DType dtype) {
-  return arange(0.0, static_cast<double>(end), 1.0, dtype);
+Tensor arange(std::int64_t end, DType dtype, Device device) {
+  return arange(0.0, static_cast<double>(end), 1.0, dtype, device);
 }
 
-Tensor from_vector(const std::vector<double>& values, const Shape& shape, DType dtype) {
+Tensor from_vector(const std::vector<double>& values, const Shape& shape, DType dtype, Device device) {
+  if (!device.is_cpu()) return from_vector(values, shape, dtype).to(device);
   const Shape s = shape.empty() ? Shape{static_cast<std::int64_t>(values.size())} : shape;
   BP_CHECK(numel(s) == static_cast<std::int64_t>(values.size()), ShapeError, "from_vector: ", values.size(),
            " values do not fill shape ", s, " (", numel(s), " elements)");
@@ -393,7 +441,8 @@ Tensor from_vector(const std::vector<double>& values, const Shape& shape, DType 
   return t;
 }
 
-Tensor from_vector(const std::vector<float>& values, const Shape& shape) {
+Tensor from_vector(const std::vector<float>& values, const Shape& shape, Device device) {
+  if (!device.is_cpu()) return from_vector(values, shape).to(device);
   const Shape s = shape.empty() ? Shape{static_cast<std::int64_t>(values.size())} : shape;
   BP_CHECK(numel(s) == static_cast<std::int64_t>(values.size()), ShapeError, "from_vector: ", values.size(),
            " values do not fill shape ", s, " (", numel(s), " elements)");
@@ -402,11 +451,11 @@ Tensor from_vector(const std::vector<float>& values, const Shape& shape) {
   return t;
 }
 
-Tensor tensor(std::initializer_list<double> values, DType dtype) {
-  return from_vector(std::vector<double>(values), {}, dtype);
+Tensor tensor(std::initializer_list<double> values, DType dtype, Device device) {
+  return from_vector(std::vector<double>(values), {}, dtype, device);
 }
 
-Tensor tensor(std::initializer_list<std::initializer_list<double>> rows, DType dtype) {
+Tensor tensor(std::initializer_list<std::initializer_list<double>> rows, DType dtype, Device device) {
   const auto r = static_cast<std::int64_t>(rows.size());
   const auto c = r == 0 ? 0 : static_cast<std::int64_t>(rows.begin()->size());
   std::vector<double> v;
@@ -415,10 +464,11 @@ Tensor tensor(std::initializer_list<std::initializer_list<double>> rows, DType d
              " vs ", c, " values)");
     v.insert(v.end(), row.begin(), row.end());
   }
-  return from_vector(v, {r, c}, dtype);
+  return from_vector(v, {r, c}, dtype, device);
 }
 
-Tensor rand(const Shape& shape, Generator& gen, DType dtype, double lo, double hi) {
+Tensor rand(const Shape& shape, Generator& gen, DType dtype, double lo, double hi, Device device) {
+  if (!device.is_cpu()) return rand(shape, gen, dtype, lo, hi).to(device);
   Tensor t(shape, dtype);
   dispatch(dtype, "rand", [&](auto tag) {
     auto* p = t.data<decltype(tag)>();
@@ -427,7 +477,8 @@ Tensor rand(const Shape& shape, Generator& gen, DType dtype, double lo, double h
   return t;
 }
 
-Tensor randn(const Shape& shape, Generator& gen, DType dtype, double mean, double stddev) {
+Tensor randn(const Shape& shape, Generator& gen, DType dtype, double mean, double stddev, Device device) {
+  if (!device.is_cpu()) return randn(shape, gen, dtype, mean, stddev).to(device);
   Tensor t(shape, dtype);
   dispatch(dtype, "randn", [&](auto tag) {
     auto* p = t.data<decltype(tag)>();
@@ -437,8 +488,10 @@ Tensor randn(const Shape& shape, Generator& gen, DType dtype, double mean, doubl
   return t;
 }
 
-bool allclose(const Tensor& a, const Tensor& b, double rtol, double atol) {
-  BP_CHECK(a.shape() == b.shape(), ShapeError, "allclose: shapes ", a.shape(), " and ", b.shape(), " differ");
+bool allclose(const Tensor& a_in, const Tensor& b_in, double rtol, double atol) {
+  BP_CHECK(a_in.shape() == b_in.shape(), ShapeError, "allclose: shapes ", a_in.shape(), " and ", b_in.shape(),
+           " differ");
+  const Tensor a = host(a_in), b = host(b_in);               // compares values wherever they live
   if (!is_floating(a.dtype()) && !is_floating(b.dtype())) {  // exact, without a trip through double
     const Tensor x = a.to(i64), y = b.to(i64);
     return std::equal(x.data<std::int64_t>(), x.data<std::int64_t>() + x.numel(), y.data<std::int64_t>());
@@ -455,9 +508,10 @@ void check_floating(const Tensor& t, const char* op, const char* arg) {
            "; this operation needs f32 or f64 (convert it with .to(bp::f32))");
 }
 
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  BP_CHECK(a.shape() == b.shape(), ShapeError, "max_abs_diff: shapes ", a.shape(), " and ", b.shape(),
-           " differ");
+double max_abs_diff(const Tensor& a_in, const Tensor& b_in) {
+  BP_CHECK(a_in.shape() == b_in.shape(), ShapeError, "max_abs_diff: shapes ", a_in.shape(), " and ",
+           b_in.shape(), " differ");
+  const Tensor a = host(a_in), b = host(b_in);
   double m = 0;
   for (std::int64_t i = 0; i < a.numel(); ++i) m = std::max(m, std::abs(a.flat(i) - b.flat(i)));
   return m;
@@ -542,10 +596,12 @@ class Printer {
 };
 }  // namespace
 
-std::ostream& operator<<(std::ostream& out, const Tensor& t) {
-  if (!t.defined()) return out << "Tensor(undefined)";
-  out << "Tensor(shape=" << t.shape() << ", dtype=" << t.dtype();
-  if (t.requires_grad()) out << ", requires_grad";
+std::ostream& operator<<(std::ostream& out, const Tensor& t_in) {
+  if (!t_in.defined()) return out << "Tensor(undefined)";
+  out << "Tensor(shape=" << t_in.shape() << ", dtype=" << t_in.dtype();
+  if (!t_in.device().is_cpu()) out << ", device=" << t_in.device();
+  if (t_in.requires_grad()) out << ", requires_grad";
+  const Tensor t = host(t_in);
   out << ")\n";
   if (t.numel() == 0) return out << "[]";
   if (t.dim() == 0 && is_floating(t.dtype())) {

@@ -93,6 +93,10 @@ class Module {
 
   /// Drops every parameter's gradient (grad() becomes undefined), so the next backward starts afresh.
   void zero_grad();
+  /// Moves every parameter, gradient and buffer to `device`, in place: the tensors keep their identity (an
+  /// optimiser built before still updates them) and their requires_grad; only the storage moves. Everything is
+  /// copied before anything is replaced: on DeviceError or OutOfMemoryError the module is unchanged.
+  Module& to(Device device);
   /// Total number of scalar parameters (sum of numel over parameters()).
   std::int64_t num_parameters() const;
 
