@@ -242,9 +242,11 @@ FittedDefaults fit_to_data(Config& config, const DataShape& shape, const std::ve
 
 /// The defaults of an image preset (model.arch "lenet5" or "cnn") for the keys the user did not give:
 ///   train.epochs          15 (the presets are measured at 15 epochs; see docs/cli.md)
+///   train.batch_size      cnn: 64
+///   data.augment          cnn: "flip" (when `images`: the training data are images, not table rows)
 /// Writes them into `config`, as fit_to_data does, and says what it chose ("defaults for the cnn preset: 15
-/// epochs"); nothing for "mlp" and "custom". Throws ConfigError when `given` holds an unknown key.
-FittedDefaults preset_defaults(Config& config, const std::vector<std::string>& given);
+/// epochs, batch 64, augment flip"); nothing for "mlp" and "custom". Throws ConfigError when `given` holds an unknown key.
+FittedDefaults preset_defaults(Config& config, const std::vector<std::string>& given, bool images);
 
 /// The parsed form of OptimizerConfig::schedule.
 struct Schedule {

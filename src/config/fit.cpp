@@ -17,6 +17,8 @@ constexpr std::int64_t kSmallTable = 1000;    // up to this: no validation split
 constexpr std::int64_t kUpdateBudget = 5000;  // updates the epochs aim for
 constexpr std::int64_t kFewestEpochs = 30, kMostEpochs = 200;
 constexpr std::int64_t kPresetEpochs = 15;  // the image presets' epochs, as measured in docs/cli.md
+constexpr std::int64_t kCnnBatch = 64;      // the cnn preset's batch and augmentation (docs/cli.md)
+constexpr const char* kCnnAugment = "flip";
 
 bool is_given(const std::vector<std::string>& given, const std::string& key) {
   return std::find(given.begin(), given.end(), key) != given.end();
@@ -71,7 +73,7 @@ FittedDefaults fit_to_data(Config& config, const DataShape& shape, const std::ve
   return out;
 }
 
-FittedDefaults preset_defaults(Config& config, const std::vector<std::string>& given) {
+FittedDefaults preset_defaults(Config& config, const std::vector<std::string>& given, bool images) {
   for (const std::string& key : given)
     BP_CHECK(detail::find(key) != nullptr, ConfigError, "preset_defaults: unknown key '", key,
              "' among the given keys");
@@ -81,6 +83,14 @@ FittedDefaults preset_defaults(Config& config, const std::vector<std::string>& g
   if (!is_given(given, "train.epochs") && config.train.epochs != kPresetEpochs) {
     config.train.epochs = kPresetEpochs;
     out.choices.push_back(std::to_string(kPresetEpochs) + " epochs");
+  }
+  if (arch == "cnn" && !is_given(given, "train.batch_size") && config.train.batch_size != kCnnBatch) {
+    config.train.batch_size = kCnnBatch;
+    out.choices.push_back("batch " + std::to_string(kCnnBatch));
+  }
+  if (arch == "cnn" && images && !is_given(given, "data.augment") && config.data.augment.empty()) {
+    config.data.augment = kCnnAugment;
+    out.choices.push_back(std::string("augment ") + kCnnAugment);
   }
   if (!out.choices.empty()) {
     out.summary = "defaults for the " + arch + " preset:";

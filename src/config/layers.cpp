@@ -219,26 +219,21 @@ std::vector<LayerSpec> preset_layers(const std::string& arch) {
             layer("dense", {{"out", std::int64_t{84}}}),
             layer("relu"),
             layer("dense")};
-  if (arch == "cnn")  // two convolution blocks with batch normalisation, then a dense head with dropout
-    return {layer("conv2d", {{"out", std::int64_t{32}},
-                             {"kernel", std::int64_t{3}},
-                             {"padding", std::int64_t{1}},
-                             {"bias", false}}),
-            layer("batchnorm"),
-            layer("relu"),
-            layer("maxpool2d", {{"kernel", std::int64_t{2}}}),
-            layer("conv2d", {{"out", std::int64_t{64}},
-                             {"kernel", std::int64_t{3}},
-                             {"padding", std::int64_t{1}},
-                             {"bias", false}}),
-            layer("batchnorm"),
-            layer("relu"),
-            layer("maxpool2d", {{"kernel", std::int64_t{2}}}),
-            layer("flatten"),
-            layer("dense", {{"out", std::int64_t{256}}}),
-            layer("relu"),
-            layer("dropout", {{"p", 0.3}}),
-            layer("dense")};
+  if (arch == "cnn") {  // three convolution blocks with batch normalisation, then a dense head with dropout
+    std::vector<LayerSpec> out;
+    for (const std::int64_t channels : {32, 64, 128}) {
+      out.push_back(layer(
+          "conv2d",
+          {{"out", channels}, {"kernel", std::int64_t{3}}, {"padding", std::int64_t{1}}, {"bias", false}}));
+      out.push_back(layer("batchnorm"));
+      out.push_back(layer("relu"));
+      out.push_back(layer("maxpool2d", {{"kernel", std::int64_t{2}}}));
+    }
+    for (LayerSpec l : {layer("flatten"), layer("dense", {{"out", std::int64_t{256}}}), layer("relu"),
+                        layer("dropout", {{"p", 0.5}}), layer("dense")})
+      out.push_back(std::move(l));
+    return out;
+  }
   throw ConfigError("model.arch (--arch): expected mlp, lenet5, cnn or custom, got '" + arch + "'");
 }
 

@@ -129,26 +129,40 @@ TEST(FitToData, ParseTomlListsTheKeysItSets) {
 TEST(PresetDefaults, ImagePresetsTrainFifteenEpochsUnlessGiven) {
   cfg::Config c;
   c.model.arch = "cnn";
-  const cfg::FittedDefaults f = cfg::preset_defaults(c, {});
+  const cfg::FittedDefaults f = cfg::preset_defaults(c, {}, true);
   EXPECT_EQ(c.train.epochs, 15);
-  EXPECT_EQ(f.summary, "defaults for the cnn preset: 15 epochs");
+  EXPECT_EQ(c.train.batch_size, 64);
+  EXPECT_EQ(c.data.augment, "flip");
+  EXPECT_EQ(f.summary, "defaults for the cnn preset: 15 epochs, batch 64, augment flip");
   cfg::Config lenet;
   lenet.model.arch = "lenet5";
-  EXPECT_THAT(cfg::preset_defaults(lenet, {}).choices, ElementsAre("15 epochs"));
+  EXPECT_THAT(cfg::preset_defaults(lenet, {}, true).choices, ElementsAre("15 epochs"));
+  EXPECT_EQ(lenet.train.batch_size, 128);
+  EXPECT_EQ(lenet.data.augment, "");
 
   cfg::Config given;
   given.model.arch = "cnn";
   given.train.epochs = 40;
-  EXPECT_TRUE(cfg::preset_defaults(given, {"train.epochs"}).choices.empty());
+  given.train.batch_size = 128;
+  given.data.augment = "crop";
+  EXPECT_TRUE(cfg::preset_defaults(given, {"train.epochs", "train.batch_size", "data.augment"}, true)
+                  .choices.empty());
   EXPECT_EQ(given.train.epochs, 40);
+  EXPECT_EQ(given.train.batch_size, 128);
+  EXPECT_EQ(given.data.augment, "crop");
 
   for (const char* arch : {"mlp", "custom"}) {
     cfg::Config other;
     other.model.arch = arch;
-    EXPECT_EQ(cfg::preset_defaults(other, {}).summary, "") << arch;
+    EXPECT_EQ(cfg::preset_defaults(other, {}, true).summary, "") << arch;
     EXPECT_EQ(other.train.epochs, 30) << arch;
   }
+  cfg::Config table;  // a table gets no image augmentation
+  table.model.arch = "cnn";
+  EXPECT_EQ(cfg::preset_defaults(table, {}, false).summary,
+            "defaults for the cnn preset: 15 epochs, batch 64");
+  EXPECT_EQ(table.data.augment, "");
   cfg::Config bad;
   bad.model.arch = "cnn";
-  EXPECT_THROW(cfg::preset_defaults(bad, {"train.epoch"}), bp::ConfigError);
+  EXPECT_THROW(cfg::preset_defaults(bad, {"train.epoch"}, true), bp::ConfigError);
 }

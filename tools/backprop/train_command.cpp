@@ -292,7 +292,8 @@ int train(const TrainArgs& args, Effective& eff, const Place& place,
   // ---- data, network, optimiser --------------------------------------------------------------------------
   TrainingData data = load_training_data(cfg);
   if (!resuming) {  // an image preset's own defaults (its epochs) for the keys that were not given
-    const bp::config::FittedDefaults preset = bp::config::preset_defaults(eff.config, eff.given);
+    const bp::config::FittedDefaults preset =
+        bp::config::preset_defaults(eff.config, eff.given, data.preprocessing.input == "image");
     if (talk && !preset.summary.empty()) std::fprintf(stderr, "%s\n", preset.summary.c_str());
   }
   // A table's keys that were not given, fitted to its size; a new validation split reads it again.
