@@ -22,7 +22,7 @@ def read_safetensors(path):
     header = json.loads(data[8 : 8 + n])
     meta = header.pop("__metadata__", {})
     body = data[8 + n :]
-    dtypes = {"F32": np.float32, "F64": np.float64}
+    dtypes = {"F32": np.float32, "F64": np.float64, "I64": np.int64}
     tensors = {}
     for name, info in header.items():
         begin, end = info["data_offsets"]
