@@ -30,10 +30,14 @@ void require_init(const char* what) {
 
 MPI_Datatype mpi_type(DType dtype, const char* what) {
   switch (dtype) {
-    case DType::f32: return MPI_FLOAT;
-    case DType::f64: return MPI_DOUBLE;
-    case DType::i64: return MPI_INT64_T;  // counters such as BatchNorm's num_batches_tracked
-    case DType::bool_: break;
+    case DType::f32:
+      return MPI_FLOAT;
+    case DType::f64:
+      return MPI_DOUBLE;
+    case DType::i64:
+      return MPI_INT64_T;  // counters such as BatchNorm's num_batches_tracked
+    case DType::bool_:
+      break;
   }
   throw DTypeError(backprop::detail::cat(what, ": expected an f32, f64 or i64 tensor, got ", dtype));
 }
