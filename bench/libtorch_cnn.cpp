@@ -5,7 +5,6 @@
 //   bench_libtorch_cnn --net bn --epochs 2 --limit 12800 --threads 2
 #include <sys/resource.h>
 #include <torch/torch.h>
-#include <zlib.h>
 
 #include <algorithm>
 #include <chrono>
@@ -15,7 +14,11 @@
 #include <string>
 #include <vector>
 
+#include "libtorch_idx.hpp"
+
 namespace {
+
+using libtorch_bench::read_idx;
 
 using Clock = std::chrono::steady_clock;
 
@@ -24,33 +27,6 @@ struct Args {
   std::int64_t batch = 128, limit = 0, test_limit = 2000;
   int epochs = 2, threads = 1, seed = 1;
 };
-
-// Reads an IDX file (gzip) straight into a uint8 tensor of its size, as bench_libtorch does.
-torch::Tensor read_idx(const std::string& path) {
-  gzFile f = gzopen(path.c_str(), "rb");
-  if (!f) throw std::runtime_error("cannot open " + path);
-  const auto read = [&](void* dst, std::int64_t n) {
-    auto* d = static_cast<unsigned char*>(dst);
-    while (n > 0) {
-      const int got = gzread(f, d, static_cast<unsigned>(std::min<std::int64_t>(n, 1 << 30)));
-      if (got <= 0) throw std::runtime_error(path + ": truncated");
-      d += got;
-      n -= got;
-    }
-  };
-  unsigned char head[4];
-  read(head, 4);
-  std::vector<std::int64_t> dims;
-  for (int i = 0; i < head[3]; ++i) {
-    unsigned char p[4];
-    read(p, 4);
-    dims.push_back((std::int64_t{p[0]} << 24) | (p[1] << 16) | (p[2] << 8) | p[3]);
-  }
-  auto t = torch::empty(dims, torch::kUInt8);
-  read(t.data_ptr(), t.numel());
-  gzclose(f);
-  return t;
-}
 
 std::pair<torch::Tensor, torch::Tensor> load(const Args& a, bool train) {
   const std::string prefix = a.data + (train ? "/train" : "/t10k");
