@@ -1,0 +1,268 @@
+// Convolution's unrolling (im2col, col2im), BatchNorm2d's per-channel loops and the 2x2 max pool, generic
+// (see conv_loops.hpp).
+// Included by conv_loops.cpp once per instruction-set variant, inside a `#pragma GCC target` region and an
+// anonymous namespace, after <algorithm>, <cstring>, <emmintrin.h>, <type_traits> and conv_loops.hpp, with kVectorBytes (the variant's
+// vector width) defined: the loops are compiled and vectorised for that variant, with internal linkage.
+
+std::int64_t ceil_div(std::int64_t a, std::int64_t b) {
+  return (a + b - 1) / b;
+}
+
+/// The output columns [lo, hi) whose input column ox * sw + off lies inside [0, w).
+void column_range(const ConvGeom& g, std::int64_t off, std::int64_t& lo, std::int64_t& hi) {
+  lo = off >= 0 ? 0 : ceil_div(-off, g.sw);
+  hi = g.w - off <= 0 ? 0 : std::min(g.ow, ceil_div(g.w - off, g.sw));
+  lo = std::min(lo, hi);
+}
+
+/// The output rows [lo, hi) whose input row oy * sh - ph + i * dh lies inside [0, h).
+void row_range(const ConvGeom& g, std::int64_t i, std::int64_t& lo, std::int64_t& hi) {
+  const std::int64_t off = i * g.dh - g.ph;
+  lo = off >= 0 ? 0 : ceil_div(-off, g.sh);
+  hi = g.h - off <= 0 ? 0 : std::min(g.oh, ceil_div(g.h - off, g.sh));
+  lo = std::min(lo, hi);
+}
+
+/// dst[0, n) = src[0, n) for im2col's short rows, in moves of kVectorBytes (the last one overlapping the one
+/// before): a memcpy call per row of a few dozen bytes costs more than the copy.
+template <class T>
+inline void copy_short(T* dst, const T* src, std::int64_t n) {
+  constexpr std::int64_t chunk = kVectorBytes / sizeof(T), half = chunk / 2;
+  if (n >= chunk) {
+    std::int64_t i = 0;
+    for (; i + chunk <= n; i += chunk) std::memcpy(dst + i, src + i, kVectorBytes);
+    if (i < n) std::memcpy(dst + n - chunk, src + n - chunk, kVectorBytes);
+  } else if (half > 0 && n >= half) {
+    std::memcpy(dst, src, kVectorBytes / 2);
+    std::memcpy(dst + n - half, src + n - half, kVectorBytes / 2);
+  } else {
+    for (std::int64_t i = 0; i < n; ++i) dst[i] = src[i];
+  }
+}
+
+/// Zeroes column `ox` of `rows` rows of length `ow` at p: the border of im2col's rows, written down the
+/// columns, since a short zeroing loop per row would become a memset call per row.
+template <class T>
+inline void zero_column(T* p, std::int64_t rows, std::int64_t ow) {
+  for (std::int64_t r = 0; r < rows; ++r) p[r * ow] = T(0);
+}
+
+/// col [cg * kh * kw, oh * ow] from the cg channels at x (each h x w), zero where a window leaves the input.
+/// With stride 1 and ow == w (a "same" convolution), one kernel offset's rows follow each other in x as in
+/// col, so they move as one block and the wrapped border columns are zeroed after.
+template <class T>
+void im2col(const T* x, std::int64_t cg, const ConvGeom& g, T* col) {
+  const std::int64_t ohw = g.oh * g.ow;
+  const bool rows_follow = g.sw == 1 && g.sh == 1 && g.ow == g.w;
+  for (std::int64_t c = 0; c < cg; ++c)
+    for (std::int64_t i = 0; i < g.kh; ++i) {
+      std::int64_t y0, y1;
+      row_range(g, i, y0, y1);
+      for (std::int64_t j = 0; j < g.kw; ++j) {
+        T* row = col + ((c * g.kh + i) * g.kw + j) * ohw;
+        const std::int64_t off = j * g.dw - g.pw;
+        std::int64_t lo, hi;
+        column_range(g, off, lo, hi);
+        if (y0 > 0) std::fill(row, row + y0 * g.ow, T(0));
+        if (y1 < g.oh) std::fill(row + y1 * g.ow, row + ohw, T(0));
+        if (y0 >= y1) continue;
+        T* r0 = row + y0 * g.ow;
+        const T* xr0 = x + (c * g.h + y0 * g.sh - g.ph + i * g.dh) * g.w + off;
+        const std::int64_t rows = y1 - y0;
+        if (rows_follow && lo < hi) {
+          std::memcpy(r0 + lo, xr0 + lo, static_cast<std::size_t>((rows - 1) * g.ow + hi - lo) * sizeof(T));
+        } else {
+          for (std::int64_t r = 0; r < rows; ++r) {
+            const T* xr = xr0 + r * g.sh * g.w;
+            if (g.sw == 1)
+              copy_short(r0 + r * g.ow + lo, xr + lo, hi - lo);
+            else
+              for (std::int64_t ox = lo; ox < hi; ++ox) r0[r * g.ow + ox] = xr[ox * g.sw];
+          }
+        }
+        for (std::int64_t ox = 0; ox < lo; ++ox) zero_column(r0 + ox, rows, g.ow);
+        for (std::int64_t ox = std::max(lo, hi); ox < g.ow; ++ox) zero_column(r0 + ox, rows, g.ow);
+      }
+    }
+}
+
+/// The adjoint of im2col: adds each column entry back to the input position it was read from.
+template <class T>
+void col2im(const T* col, std::int64_t cg, const ConvGeom& g, T* x) {
+  const std::int64_t ohw = g.oh * g.ow;
+  for (std::int64_t c = 0; c < cg; ++c)
+    for (std::int64_t i = 0; i < g.kh; ++i) {
+      std::int64_t y0, y1;
+      row_range(g, i, y0, y1);
+      for (std::int64_t j = 0; j < g.kw; ++j) {
+        const T* row = col + ((c * g.kh + i) * g.kw + j) * ohw;
+        const std::int64_t off = j * g.dw - g.pw;
+        std::int64_t lo, hi;
+        column_range(g, off, lo, hi);
+        for (std::int64_t oy = y0; oy < y1; ++oy) {
+          const T* r = row + oy * g.ow;
+          T* xr = x + (c * g.h + oy * g.sh - g.ph + i * g.dh) * g.w + off;
+          if (g.sw == 1)
+            for (std::int64_t ox = lo; ox < hi; ++ox) xr[ox] += r[ox];
+          else
+            for (std::int64_t ox = lo; ox < hi; ++ox) xr[ox * g.sw] += r[ox];
+        }
+      }
+    }
+}
+
+// Per-channel sums in f64 over 16 interleaved partial sums, added up in a fixed order: the compiler vectorises
+// them (one serial f64 chain is bound by the add latency, ~4x slower) and the result depends only on the data.
+constexpr int kLanes = 16;
+
+double add_lanes(const double (&acc)[kLanes]) {
+  double half[kLanes / 2];
+  for (int l = 0; l < kLanes / 2; ++l) half[l] = acc[l] + acc[l + kLanes / 2];
+  return ((half[0] + half[1]) + (half[2] + half[3])) + ((half[4] + half[5]) + (half[6] + half[7]));
+}
+
+/// sum(x) over one channel: n planes of hw elements at p, p + stride, ...
+template <class T>
+double channel_sum(const T* p, std::int64_t n, std::int64_t stride, std::int64_t hw) {
+  double acc[kLanes] = {};
+  for (std::int64_t i = 0; i < n; ++i) {
+    const T* q = p + i * stride;
+    std::int64_t j = 0;
+    for (; j + kLanes <= hw; j += kLanes)
+      for (int l = 0; l < kLanes; ++l) acc[l] += static_cast<double>(q[j + l]);
+    for (; j < hw; ++j) acc[j % kLanes] += static_cast<double>(q[j]);
+  }
+  return add_lanes(acc);
+}
+
+/// sum((x - mu)^2) over the channel's n planes.
+template <class T>
+double channel_sq_dev(const T* p, std::int64_t n, std::int64_t stride, std::int64_t hw, double mu) {
+  double acc[kLanes] = {};
+  for (std::int64_t i = 0; i < n; ++i) {
+    const T* q = p + i * stride;
+    std::int64_t j = 0;
+    for (; j + kLanes <= hw; j += kLanes)
+      for (int l = 0; l < kLanes; ++l) {
+        const double d = static_cast<double>(q[j + l]) - mu;
+        acc[l] += d * d;
+      }
+    for (; j < hw; ++j) {
+      const double d = static_cast<double>(q[j]) - mu;
+      acc[j % kLanes] += d * d;
+    }
+  }
+  return add_lanes(acc);
+}
+
+/// sum(dy) and sum(dy (x - mu)) over the channel's n planes.
+template <class T>
+void channel_dy_sums(const T* d, const T* p, std::int64_t n, std::int64_t stride, std::int64_t hw, double mu,
+                     double& sdy, double& sdyx) {
+  double a[kLanes] = {}, b[kLanes] = {};
+  for (std::int64_t i = 0; i < n; ++i) {
+    const T* dq = d + i * stride;
+    const T* q = p + i * stride;
+    std::int64_t j = 0;
+    for (; j + kLanes <= hw; j += kLanes)
+      for (int l = 0; l < kLanes; ++l) {
+        const double g = static_cast<double>(dq[j + l]);
+        a[l] += g;
+        b[l] += g * (static_cast<double>(q[j + l]) - mu);
+      }
+    for (; j < hw; ++j) {
+      const double g = static_cast<double>(dq[j]);
+      a[j % kLanes] += g;
+      b[j % kLanes] += g * (static_cast<double>(q[j]) - mu);
+    }
+  }
+  sdy = add_lanes(a);
+  sdyx = add_lanes(b);
+}
+/// q = (p - m) scale + shift over one channel's n planes (BatchNorm2d's forward).
+template <class T>
+void bn_apply(const T* p, T* q, std::int64_t n, std::int64_t stride, std::int64_t hw, T m, T scale, T shift) {
+  for (std::int64_t i = 0; i < n; ++i) {
+    const T* __restrict a = p + i * stride;
+    T* __restrict b = q + i * stride;
+    for (std::int64_t j = 0; j < hw; ++j) b[j] = (a[j] - m) * scale + shift;
+  }
+}
+
+/// dx = k (dy - a - (x - m) iv b) over one channel's n planes (BatchNorm2d's input gradient).
+template <class T>
+void bn_grad_apply(const T* p, const T* d, T* q, std::int64_t n, std::int64_t stride, std::int64_t hw,
+                   BnGradCoeffs<T> c) {
+  for (std::int64_t i = 0; i < n; ++i) {
+    const T* __restrict x = p + i * stride;
+    const T* __restrict dy = d + i * stride;
+    T* __restrict dx = q + i * stride;
+    for (std::int64_t j = 0; j < hw; ++j) dx[j] = c.k * (dy[j] - c.a - (x[j] - c.m) * c.iv * c.b);
+  }
+}
+
+/// One output row of the 2x2, stride-2 max pool: rows r0 and r0 + w of the input, the window's maximum (the
+/// first of equal ones; NaN wins, the last NaN) and its flat in-plane index, r0's index being `base`. Selects,
+/// not branches (random data mispredicts half of them), so the compiler vectorises it; the window corner is
+/// kept in T like the index (exact below 2^24 in f32; the caller checks).
+template <class T>
+void max_pool_2x2_row(const T* __restrict r0, std::int64_t w, std::int64_t ow, T base, T* __restrict values,
+                      double* __restrict indices) {
+  const T* __restrict r1 = r0 + w;
+  const T fw = static_cast<T>(w);
+  const int n = static_cast<int>(ow);  // an int converts to T in every vector instruction set
+  int ox = 0;
+  if constexpr (kVectorBytes < 64 && std::is_same_v<T, float>) {
+    // Without AVX-512's masks the compiler does not vectorise the selects: four windows at a time in SSE2.
+    const __m128 one = _mm_set1_ps(1.0f), right = _mm_set1_ps(fw), below = _mm_set1_ps(fw + 1.0f);
+    const auto take_mask = [](__m128 v, __m128 best) {
+      return _mm_or_ps(_mm_cmpgt_ps(v, best), _mm_cmpunord_ps(v, v));
+    };
+    const auto select = [](__m128 mask, __m128 a, __m128 b) {
+      return _mm_or_ps(_mm_and_ps(mask, a), _mm_andnot_ps(mask, b));
+    };
+    for (; ox + 4 <= n; ox += 4) {
+      const __m128 t0 = _mm_loadu_ps(r0 + 2 * ox), t1 = _mm_loadu_ps(r0 + 2 * ox + 4);
+      const __m128 u0 = _mm_loadu_ps(r1 + 2 * ox), u1 = _mm_loadu_ps(r1 + 2 * ox + 4);
+      __m128 best = _mm_shuffle_ps(t0, t1, _MM_SHUFFLE(2, 0, 2, 0));  // the windows' four corners
+      const __m128 b = _mm_shuffle_ps(t0, t1, _MM_SHUFFLE(3, 1, 3, 1));
+      const __m128 c = _mm_shuffle_ps(u0, u1, _MM_SHUFFLE(2, 0, 2, 0));
+      const __m128 d = _mm_shuffle_ps(u0, u1, _MM_SHUFFLE(3, 1, 3, 1));
+      __m128 m = take_mask(b, best);
+      best = select(m, b, best);
+      __m128 corner = _mm_and_ps(m, one);
+      m = take_mask(c, best);
+      best = select(m, c, best);
+      corner = select(m, right, corner);
+      m = take_mask(d, best);
+      best = select(m, d, best);
+      corner = select(m, below, corner);
+      _mm_storeu_ps(values + ox, best);
+      const float x0 = base + static_cast<float>(2 * ox);
+      const __m128 at = _mm_add_ps(_mm_set_ps(x0 + 6.0f, x0 + 4.0f, x0 + 2.0f, x0), corner);
+      _mm_storeu_pd(indices + ox, _mm_cvtps_pd(at));
+      _mm_storeu_pd(indices + ox + 2, _mm_cvtps_pd(_mm_movehl_ps(at, at)));
+    }
+  }
+  for (; ox < n; ++ox) {
+    T best = r0[2 * ox], corner = 0;
+    const T b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];
+    bool take = (b > best) | (b != b);
+    best = take ? b : best;
+    corner = take ? T(1) : corner;
+    take = (c > best) | (c != c);
+    best = take ? c : best;
+    corner = take ? fw : corner;
+    take = (d > best) | (d != d);
+    best = take ? d : best;
+    corner = take ? fw + 1 : corner;
+    values[ox] = best;
+    indices[ox] = static_cast<double>(base + static_cast<T>(2 * ox) + corner);
+  }
+}
+
+template <class T>
+constexpr ConvLoops<T> make_loops() {
+  return {im2col<T>, col2im<T>, channel_sum<T>, channel_sq_dev<T>, channel_dy_sums<T>, bn_apply<T>,
+          bn_grad_apply<T>, max_pool_2x2_row<T>};
+}

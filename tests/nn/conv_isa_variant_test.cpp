@@ -1,0 +1,158 @@
+// The instruction-set variants of convolution's unrolling, BatchNorm2d's channel loops and the 2x2 max pool
+// (src/kernels/conv_loops.inl) give the baseline variant's results up to rounding: every variant this CPU
+// runs, forced through set_kernel_config, computes the same conv2d outputs and gradients (for paddings that
+// take the "same" block path and the row path, strides, dilations and groups), the same BatchNorm2d forward
+// and backward, and exactly the same max-pool values and indices, NaNs included.
+#include <gtest/gtest.h>
+
+#include <backprop/backprop.hpp>
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+namespace bp = backprop;
+
+namespace {
+
+struct ConfigGuard {
+  bp::KernelConfig saved = bp::kernel_config();
+  ~ConfigGuard() { bp::set_kernel_config(saved); }
+};
+
+std::vector<bp::Isa> wider_variants() {
+  std::vector<bp::Isa> v;
+  for (bp::Isa isa : {bp::Isa::avx2, bp::Isa::avx512})
+    if (bp::cpu_supports(isa)) v.push_back(isa);
+  return v;
+}
+
+// Worst |a - b| relative to the largest |b|.
+double worst_relative(const std::vector<double>& a, const std::vector<double>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double worst = 0.0, largest = 0.0;
+  for (std::size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    worst = std::max(worst, std::fabs(a[i] - b[i]));
+    largest = std::max(largest, std::fabs(b[i]));
+  }
+  return worst / std::max(largest, 1e-300);
+}
+
+struct ConvCase {
+  std::string name;
+  bp::Shape input, weight;
+  bp::Size2 stride = 1;
+  bp::ConvPadding padding = 0;
+  bp::Size2 dilation = 1;
+  std::int64_t groups = 1;
+};
+
+std::vector<ConvCase> conv_cases() {
+  return {
+      {"same3x3", {3, 4, 9, 11}, {5, 4, 3, 3}, 1, 1},
+      {"same5x5_one_channel", {2, 1, 12, 12}, {6, 1, 5, 5}, 1, 2},
+      {"valid5x5", {2, 6, 14, 13}, {16, 6, 5, 5}},
+      {"stride2_pad1", {2, 3, 11, 10}, {4, 3, 3, 3}, 2, 1},
+      {"dilation2_same", {2, 2, 10, 9}, {3, 2, 3, 3}, 1, bp::ConvPadding("same"), 2},
+      {"groups2_pad_rows_only", {2, 4, 8, 7}, {6, 2, 3, 2}, 1, bp::Size2(1, 0), 1, 2},
+      {"pointwise", {2, 5, 6, 6}, {3, 5, 1, 1}},
+  };
+}
+
+// conv2d's output and its input, weight and bias gradients for a fixed upstream gradient, flattened.
+std::vector<double> conv_results(const ConvCase& c, bp::DType dtype) {
+  bp::Generator gen(7);
+  bp::Tensor x = bp::randn(c.input, gen, dtype).requires_grad_();
+  bp::Tensor w = bp::randn(c.weight, gen, dtype).requires_grad_();
+  bp::Tensor b = bp::randn({c.weight[0]}, gen, dtype).requires_grad_();
+  bp::Tensor y = bp::conv2d(x, w, b, c.stride, c.padding, c.dilation, c.groups);
+  bp::Tensor dy = bp::randn(y.shape(), gen, dtype);
+  bp::Tensors g = bp::grad({y}, {x, w, b}, {.grad_outputs = {dy}});
+  std::vector<double> out = y.to_vector();
+  for (const bp::Tensor& t : g) {
+    const std::vector<double> v = t.to_vector();
+    out.insert(out.end(), v.begin(), v.end());
+  }
+  return out;
+}
+
+// BatchNorm2d in training mode: output and the input, weight and bias gradients.
+std::vector<double> batchnorm_results(bp::DType dtype) {
+  bp::Generator gen(3);
+  bp::nn::BatchNorm2d bn(5, {.dtype = dtype});
+  bp::Tensor x = bp::add(bp::mul(bp::randn({4, 5, 7, 9}, gen, dtype), 3.0), 100.0).requires_grad_();
+  bp::Tensor y = bn.forward(x);
+  bp::Tensor dy = bp::randn(y.shape(), gen, dtype);
+  bp::Tensors inputs = {x};
+  for (const bp::Tensor& p : bn.parameters()) inputs.push_back(p);
+  bp::Tensors g = bp::grad({y}, inputs, {.grad_outputs = {dy}});
+  std::vector<double> out = y.to_vector();
+  for (const bp::Tensor& t : g) {
+    const std::vector<double> v = t.to_vector();
+    out.insert(out.end(), v.begin(), v.end());
+  }
+  return out;
+}
+
+// 2x2 max pooling of planes with ties and NaNs, odd widths (a tail after the vector loop): values then indices.
+std::vector<double> max_pool_results(bp::DType dtype) {
+  bp::Generator gen(5);
+  bp::Tensor x = bp::randn({3, 2, 10, 37}, gen, dtype);
+  std::vector<double> v = x.to_vector();
+  for (std::size_t i = 0; i < v.size(); i += 7) v[i] = std::round(v[i]);  // ties inside windows
+  for (std::size_t i = 3; i < v.size(); i += 29) v[i] = std::numeric_limits<double>::quiet_NaN();
+  x = bp::from_vector(v, x.shape(), dtype);
+  bp::ValuesIndices r = bp::max_pool2d_with_indices(x, 2);
+  std::vector<double> out = r.values.to_vector();
+  const std::vector<double> idx = r.indices.to_vector();
+  out.insert(out.end(), idx.begin(), idx.end());
+  return out;
+}
+
+bool same_bits(const std::vector<double>& a, const std::vector<double>& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (!(a[i] == b[i] || (std::isnan(a[i]) && std::isnan(b[i])))) return false;
+  return true;
+}
+
+}  // namespace
+
+TEST(ConvIsaVariants, Conv2dForwardAndGradientsEqualTheBaseline) {
+  ConfigGuard guard;
+  for (const ConvCase& c : conv_cases())
+    for (bp::DType dtype : {bp::f32, bp::f64}) {
+      bp::set_kernel_config({.isa = bp::Isa::baseline});
+      const std::vector<double> base = conv_results(c, dtype);
+      for (bp::Isa isa : wider_variants()) {
+        bp::set_kernel_config({.isa = isa});
+        EXPECT_LE(worst_relative(conv_results(c, dtype), base), dtype == bp::f32 ? 2e-6 : 1e-14)
+            << c.name << " " << bp::isa_name(isa) << " " << dtype;
+      }
+    }
+}
+
+TEST(ConvIsaVariants, BatchNorm2dForwardAndBackwardEqualTheBaseline) {
+  ConfigGuard guard;
+  for (bp::DType dtype : {bp::f32, bp::f64}) {
+    bp::set_kernel_config({.isa = bp::Isa::baseline});
+    const std::vector<double> base = batchnorm_results(dtype);
+    for (bp::Isa isa : wider_variants()) {
+      bp::set_kernel_config({.isa = isa});
+      EXPECT_LE(worst_relative(batchnorm_results(dtype), base), dtype == bp::f32 ? 2e-6 : 1e-13)
+          << bp::isa_name(isa) << " " << dtype;
+    }
+  }
+}
+
+TEST(ConvIsaVariants, MaxPool2x2ValuesAndIndicesAreIdentical) {
+  ConfigGuard guard;
+  for (bp::DType dtype : {bp::f32, bp::f64}) {
+    bp::set_kernel_config({.isa = bp::Isa::baseline});
+    const std::vector<double> base = max_pool_results(dtype);
+    for (bp::Isa isa : wider_variants()) {
+      bp::set_kernel_config({.isa = isa});
+      EXPECT_TRUE(same_bits(max_pool_results(dtype), base)) << bp::isa_name(isa) << " " << dtype;
+    }
+  }
+}
