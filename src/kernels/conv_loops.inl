@@ -263,6 +263,6 @@ void max_pool_2x2_row(const T* __restrict r0, std::int64_t w, std::int64_t ow, T
 
 template <class T>
 constexpr ConvLoops<T> make_loops() {
-  return {im2col<T>, col2im<T>, channel_sum<T>, channel_sq_dev<T>, channel_dy_sums<T>, bn_apply<T>,
-          bn_grad_apply<T>, max_pool_2x2_row<T>};
+  return {im2col<T>,          col2im<T>,   channel_sum<T>,   channel_sq_dev<T>,
+          channel_dy_sums<T>, bn_apply<T>, bn_grad_apply<T>, max_pool_2x2_row<T>};
 }
