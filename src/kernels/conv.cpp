@@ -225,7 +225,7 @@ void max_pool2d(const Tensor& x_in, const PoolGeom& g, const Shape& out, Tensor&
 Tensor pool_scatter(const Tensor& dy_in, const Tensor& indices_in, const Shape& in_shape) {
   const Tensor dy = dense(dy_in);
   const Tensor indices = dense(indices_in);
-  Tensor dx = zeros(in_shape, dy.dtype());
+  Tensor dx(in_shape, dy.dtype());  // zeroed plane by plane below, while the plane is in the cache
   const std::int64_t h = in_shape[in_shape.size() - 2], w = in_shape.back();
   const std::int64_t hw = h * w, ohw = dy.size(dy.dim() - 2) * dy.size(dy.dim() - 1);
   const std::int64_t planes = dy.numel() / std::max<std::int64_t>(ohw, 1);
@@ -235,9 +235,11 @@ Tensor pool_scatter(const Tensor& dy_in, const Tensor& indices_in, const Shape& 
     const double* pi = indices.data<double>();
     T* pdx = dx.data<T>();
     for_planes(planes, hw + ohw, [&](std::int64_t p0, std::int64_t p1) {
-      for (std::int64_t p = p0; p < p1; ++p)
+      for (std::int64_t p = p0; p < p1; ++p) {
+        std::fill(pdx + p * hw, pdx + (p + 1) * hw, T(0));
         for (std::int64_t i = 0; i < ohw; ++i)
           pdx[p * hw + static_cast<std::int64_t>(pi[p * ohw + i])] += pdy[p * ohw + i];
+      }
     });
   });
   return dx;

@@ -2,7 +2,7 @@
 // AVX2 + FMA and for AVX-512F, as the optimisers' update loops are (src/optim/update_kernels.cpp).
 #include "kernels/conv_loops.hpp"
 
-#include <emmintrin.h>
+#include <immintrin.h>
 
 #include <algorithm>
 #include <backprop/kernels.hpp>

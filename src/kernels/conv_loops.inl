@@ -1,7 +1,7 @@
 // Convolution's unrolling (im2col, col2im), BatchNorm2d's per-channel loops and the 2x2 max pool, generic
 // (see conv_loops.hpp).
 // Included by conv_loops.cpp once per instruction-set variant, inside a `#pragma GCC target` region and an
-// anonymous namespace, after <algorithm>, <cstring>, <emmintrin.h>, <type_traits> and conv_loops.hpp, with kVectorBytes (the variant's
+// anonymous namespace, after <algorithm>, <cstring>, <immintrin.h>, <type_traits> and conv_loops.hpp, with kVectorBytes (the variant's
 // vector width) defined: the loops are compiled and vectorised for that variant, with internal linkage.
 
 std::int64_t ceil_div(std::int64_t a, std::int64_t b) {
@@ -212,8 +212,51 @@ void max_pool_2x2_row(const T* __restrict r0, std::int64_t w, std::int64_t ow, T
   const T fw = static_cast<T>(w);
   const int n = static_cast<int>(ow);  // an int converts to T in every vector instruction set
   int ox = 0;
-  if constexpr (kVectorBytes < 64 && std::is_same_v<T, float>) {
-    // Without AVX-512's masks the compiler does not vectorise the selects: four windows at a time in SSE2.
+  if constexpr (kVectorBytes == 64 && std::is_same_v<T, float>) {
+    // Sixteen windows at a time, the last ones under masks: the even and odd columns split by permutes, NaN
+    // and `>` tested into masks.
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    const __m512 one = _mm512_set1_ps(1.0f), right = _mm512_set1_ps(fw), below = _mm512_set1_ps(fw + 1.0f);
+    const __m512 steps = _mm512_setr_ps(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    for (; ox < n; ox += 16) {  // a short row or the last windows under masks
+      const int rest = std::min(16, n - ox), in = 2 * rest;
+      const __mmask16 out = static_cast<__mmask16>((1u << rest) - 1);
+      const __mmask16 first = static_cast<__mmask16>(in >= 16 ? 0xFFFFu : (1u << in) - 1);
+      const __mmask16 second = static_cast<__mmask16>(in > 16 ? (1u << (in - 16)) - 1 : 0u);
+      const __m512 t0 = _mm512_maskz_loadu_ps(first, r0 + 2 * ox);
+      const __m512 t1 = _mm512_maskz_loadu_ps(second, r0 + 2 * ox + 16);
+      const __m512 u0 = _mm512_maskz_loadu_ps(first, r1 + 2 * ox);
+      const __m512 u1 = _mm512_maskz_loadu_ps(second, r1 + 2 * ox + 16);
+      __m512 best = _mm512_permutex2var_ps(t0, even, t1);
+      const __m512 b = _mm512_permutex2var_ps(t0, odd, t1);
+      const __m512 c = _mm512_permutex2var_ps(u0, even, u1);
+      const __m512 d = _mm512_permutex2var_ps(u0, odd, u1);
+      __mmask16 m = _mm512_cmp_ps_mask(b, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(b, b, _CMP_UNORD_Q);
+      best = _mm512_mask_blend_ps(m, best, b);
+      __m512 corner = _mm512_maskz_mov_ps(m, one);
+      m = _mm512_cmp_ps_mask(c, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(c, c, _CMP_UNORD_Q);
+      best = _mm512_mask_blend_ps(m, best, c);
+      corner = _mm512_mask_blend_ps(m, corner, right);
+      m = _mm512_cmp_ps_mask(d, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(d, d, _CMP_UNORD_Q);
+      best = _mm512_mask_blend_ps(m, best, d);
+      corner = _mm512_mask_blend_ps(m, corner, below);
+      _mm512_mask_storeu_ps(values + ox, out, best);
+      const __m512 at =
+          _mm512_add_ps(_mm512_add_ps(_mm512_set1_ps(base + static_cast<float>(2 * ox)), steps), corner);
+      // Widened to f64 eight at a time through memory: GCC 12 warns that the intrinsics splitting a register
+      // in halves read an uninitialised one.
+      alignas(64) float at_f[16];
+      _mm512_store_ps(at_f, at);
+      _mm512_mask_storeu_pd(indices + ox, static_cast<__mmask8>(out),
+                            _mm512_maskz_cvtps_pd(0xFF, _mm256_load_ps(at_f)));
+      _mm512_mask_storeu_pd(indices + ox + 8, static_cast<__mmask8>(out >> 8),
+                            _mm512_maskz_cvtps_pd(0xFF, _mm256_load_ps(at_f + 8)));
+    }
+  }
+  if constexpr (std::is_same_v<T, float>) {
+    // The rest four windows at a time in SSE2 (the compiler vectorises neither the stride-2 loads nor, without
+    // AVX-512's masks, the selects).
     const __m128 one = _mm_set1_ps(1.0f), right = _mm_set1_ps(fw), below = _mm_set1_ps(fw + 1.0f);
     const auto take_mask = [](__m128 v, __m128 best) {
       return _mm_or_ps(_mm_cmpgt_ps(v, best), _mm_cmpunord_ps(v, v));

@@ -94,10 +94,10 @@ std::vector<double> batchnorm_results(bp::DType dtype) {
   return out;
 }
 
-// 2x2 max pooling of planes with ties and NaNs, odd widths (a tail after the vector loop): values then indices.
-std::vector<double> max_pool_results(bp::DType dtype) {
+// 2x2 max pooling of planes with ties and NaNs, rows longer and shorter than a vector: values then indices.
+std::vector<double> max_pool_results(bp::DType dtype, const bp::Shape& shape) {
   bp::Generator gen(5);
-  bp::Tensor x = bp::randn({3, 2, 10, 37}, gen, dtype);
+  bp::Tensor x = bp::randn(shape, gen, dtype);
   std::vector<double> v = x.to_vector();
   for (std::size_t i = 0; i < v.size(); i += 7) v[i] = std::round(v[i]);  // ties inside windows
   for (std::size_t i = 3; i < v.size(); i += 29) v[i] = std::numeric_limits<double>::quiet_NaN();
@@ -148,11 +148,13 @@ TEST(ConvIsaVariants, BatchNorm2dForwardAndBackwardEqualTheBaseline) {
 TEST(ConvIsaVariants, MaxPool2x2ValuesAndIndicesAreIdentical) {
   ConfigGuard guard;
   for (bp::DType dtype : {bp::f32, bp::f64}) {
-    bp::set_kernel_config({.isa = bp::Isa::baseline});
-    const std::vector<double> base = max_pool_results(dtype);
-    for (bp::Isa isa : wider_variants()) {
-      bp::set_kernel_config({.isa = isa});
-      EXPECT_TRUE(same_bits(max_pool_results(dtype), base)) << bp::isa_name(isa) << " " << dtype;
+    for (const bp::Shape& shape : {bp::Shape{3, 2, 10, 37}, bp::Shape{2, 3, 8, 28}, bp::Shape{1, 2, 6, 14}}) {
+      bp::set_kernel_config({.isa = bp::Isa::baseline});
+      const std::vector<double> base = max_pool_results(dtype, shape);
+      for (bp::Isa isa : wider_variants()) {
+        bp::set_kernel_config({.isa = isa});
+        EXPECT_TRUE(same_bits(max_pool_results(dtype, shape), base)) << bp::isa_name(isa) << " " << dtype;
+      }
     }
   }
 }
