@@ -52,10 +52,6 @@ bp::Generator& gen_or_default(bp::Generator* gen) {
   return gen ? *gen : default_generator();
 }
 
-py::object maybe(const bp::Tensor& t) {
-  return t.defined() ? py::cast(t) : py::none();
-}
-
 py::list named(const std::vector<std::pair<std::string, bp::Tensor>>& items) {
   py::list out;
   for (const auto& [name, t] : items) out.append(py::make_tuple(name, t));
