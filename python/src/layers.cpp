@@ -6,6 +6,7 @@
 #include <string>
 #include <utility>
 #include <variant>
+#include <vector>
 
 #include "bindings.hpp"
 
@@ -66,6 +67,21 @@ template <class Add>
 void add_kept_alive(const py::handle& self, const py::handle& module, Add add) {
   add(module.cast<nn::ModulePtr>());
   py::detail::keep_alive_impl(self, module);
+}
+
+// A new, empty container that keeps the Python objects of the modules its constructor is given until it is
+// destroyed, as add_kept_alive does later (a constructor has no `self` to keep them alive through).
+template <class C>
+std::shared_ptr<C> container_holding(std::vector<py::object> objects) {
+  return std::shared_ptr<C>(new C(), [objects = std::move(objects)](C* c) mutable {
+    delete c;  // first: a module written in Python is destroyed with its Python object, under the GIL
+    if (Py_IsInitialized() == 0) {
+      for (py::object& o : objects) o.release();  // the interpreter is gone: nothing to release
+      return;
+    }
+    py::gil_scoped_acquire gil;
+    objects.clear();
+  });
 }
 
 template <class T>
@@ -383,12 +399,14 @@ void bind_containers(py::module_& m) {
 Modules under the names "0", "1", ... (torch.nn.ModuleList): a custom Module registers the list and calls its
 entries in its own forward; the list has no forward of its own.)doc")
       .def(py::init([](const std::optional<py::iterable>& modules) {
-             auto list = std::make_shared<nn::ModuleList>();
+             std::vector<py::object> given;
              if (modules)
-               for (const py::handle h : *modules) list->push_back(h.cast<nn::ModulePtr>());
+               for (const py::handle h : *modules) given.push_back(py::reinterpret_borrow<py::object>(h));
+             auto list = container_holding<nn::ModuleList>(given);
+             for (const py::object& o : given) list->push_back(o.cast<nn::ModulePtr>());
              return list;
            }),
-           py::arg("modules") = py::none(), py::keep_alive<1, 2>())
+           py::arg("modules") = py::none())
       .def(
           "append",
           [](const py::object& self, const py::object& module) {
@@ -416,12 +434,15 @@ entries in its own forward; the list has no forward of its own.)doc")
 Modules under string keys, in insertion order (torch.nn.ModuleDict): parameters are named "key.weight". A key
 is added once (no dots, not empty); the dict has no forward of its own.)doc")
       .def(py::init([](const std::optional<py::dict>& modules) {
-             auto d = std::make_shared<nn::ModuleDict>();
+             std::vector<py::object> given;
+             if (modules)
+               for (const auto& [k, v] : *modules) given.push_back(py::reinterpret_borrow<py::object>(v));
+             auto d = container_holding<nn::ModuleDict>(given);
              if (modules)
                for (const auto& [k, v] : *modules) d->insert(k.cast<std::string>(), v.cast<nn::ModulePtr>());
              return d;
            }),
-           py::arg("modules") = py::none(), py::keep_alive<1, 2>())
+           py::arg("modules") = py::none())
       .def(
           "__setitem__",
           [](const py::object& self, const std::string& key, const py::object& module) {

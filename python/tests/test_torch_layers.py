@@ -1,6 +1,8 @@
 """The convolution, pooling, normalisation, embedding and attention layers of backprop.nn (and the functional
 ops under them) against PyTorch's, in float64: outputs and the gradients of the input and of every parameter
 for several option combinations, with the same parameters copied into both."""
+import gc
+
 import numpy as np
 import pytest
 
@@ -280,9 +282,16 @@ def test_a_python_module_in_a_container_keeps_its_forward():
             return x
 
     net = Net()
-    import gc
+    given = [Double()]
+    listed = bp.nn.ModuleList(given)
+    named = bp.nn.ModuleDict({"double": Double()})
+    named["again"] = Double()
+    given.clear()  # the containers hold the only references now
     gc.collect()
-    np.testing.assert_array_equal(np.asarray(net(np.ones((1, 2), dtype=np.float32))), [[4.0, 4.0]])
+    ones = np.ones((1, 2), dtype=np.float32)
+    np.testing.assert_array_equal(np.asarray(net(ones)), [[4.0, 4.0]])
+    np.testing.assert_array_equal(np.asarray(listed[0](ones)), [[2.0, 2.0]])
+    np.testing.assert_array_equal(np.asarray(named["again"](named["double"](ones))), [[4.0, 4.0]])
 
 
 def test_bad_arguments_are_refused_with_the_reason():
