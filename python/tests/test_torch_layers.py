@@ -311,3 +311,18 @@ def test_bad_arguments_are_refused_with_the_reason():
         bp.nn.Embedding(4, 2, padding_idx=4)
     with pytest.raises(ValueError, match="whole"):
         bp.nn.Embedding(4, 2)(np.array([0.5]))
+
+
+def test_a_torch_state_dict_loads_and_computes_the_same():
+    torch.manual_seed(0)
+    theirs = tnn.Sequential(tnn.Conv2d(1, 4, 3, padding=1), tnn.BatchNorm2d(4), tnn.ReLU(), tnn.MaxPool2d(2),
+                            tnn.Flatten(), tnn.Linear(4 * 5 * 5, 3)).double()
+    theirs(torch.from_numpy(filled((6, 1, 10, 10), 1.0)))  # training mode: moves the running statistics
+    ours = bp.nn.Sequential(bp.nn.Conv2d(1, 4, 3, padding=1, **F64), bp.nn.BatchNorm2d(4, **F64), bp.nn.ReLU(),
+                            bp.nn.MaxPool2d(2), bp.nn.Flatten(), bp.nn.Linear(4 * 5 * 5, 3, **F64))
+    ours.load_state_dict({name: t.numpy() for name, t in theirs.state_dict().items()})  # num_batches_tracked: int64
+    assert ours[1].num_batches_tracked == 1
+    theirs.eval()
+    ours.eval()
+    x = filled((2, 1, 10, 10), 2.0)
+    np.testing.assert_allclose(np.asarray(ours(x)), theirs(torch.from_numpy(x)).detach().numpy(), rtol=0, atol=ATOL)
