@@ -17,6 +17,7 @@ from backprop._backprop import Model
 from backprop._backprop import StepInfo
 from backprop._backprop import Tensor
 from backprop._backprop import abs
+from backprop._backprop import adaptive_avg_pool2d
 from backprop._backprop import add
 from backprop._backprop import allclose
 from backprop._backprop import amax
@@ -24,15 +25,21 @@ from backprop._backprop import amin
 from backprop._backprop import arange
 from backprop._backprop import argmax
 from backprop._backprop import argmin
+from backprop._backprop import avg_pool2d
 from backprop._backprop import callbacks
 from backprop._backprop import cat
 from backprop._backprop import chunk
 from backprop._backprop import clamp
+from backprop._backprop import conv1d
+from backprop._backprop import conv2d
+from backprop._backprop import conv_transpose2d
 from backprop._backprop import div
+from backprop._backprop import embedding
 from backprop._backprop import evaluate
 from backprop._backprop import exp
 from backprop._backprop import explain
 from backprop._backprop import explain_repeated
+from backprop._backprop import export_onnx
 from backprop._backprop import fit
 from backprop._backprop import flatten
 from backprop._backprop import from_numpy
@@ -50,6 +57,7 @@ from backprop._backprop import logsumexp
 from backprop._backprop import loss
 from backprop._backprop import manual_seed
 from backprop._backprop import matmul
+from backprop._backprop import max_pool2d
 from backprop._backprop import maximum
 from backprop._backprop import mean
 from backprop._backprop import mul
@@ -88,7 +96,7 @@ from backprop._backprop import unsqueeze
 from backprop._backprop import var
 from backprop._backprop import zeros
 from . import _backprop
-__all__: list = ['AutogradError', 'ConfigError', 'DType', 'DTypeError', 'DivergedError', 'EpochMetrics', 'Error', 'Evaluation', 'FASHION_MNIST_CLASSES', 'FileError', 'Generator', 'History', 'Model', 'OutOfMemoryError', 'ShapeError', 'StepInfo', 'Tensor', 'abs', 'add', 'allclose', 'amax', 'amin', 'arange', 'argmax', 'argmin', 'callbacks', 'cat', 'chunk', 'clamp', 'div', 'evaluate', 'exp', 'explain', 'explain_repeated', 'fit', 'flatten', 'float32', 'float64', 'from_numpy', 'full', 'grad', 'int64', 'is_grad_enabled', 'leaky_relu', 'linear', 'load_fashion_mnist', 'load_model', 'load_module', 'log', 'log_softmax', 'logsumexp', 'loss', 'manual_seed', 'matmul', 'maximum', 'mean', 'mul', 'narrow', 'neg', 'nn', 'no_grad', 'norm', 'one_hot', 'ones', 'optim', 'permute', 'pow', 'predict', 'rand', 'randn', 'read_idx', 'relu', 'reshape', 'save_model', 'set_grad_enabled', 'sigmoid', 'sign', 'softmax', 'split', 'sqrt', 'squeeze', 'stack', 'std', 'sub', 'sum', 'tanh', 'tensor', 'transpose', 'unsqueeze', 'var', 'zeros']
+__all__: list = ['AutogradError', 'ConfigError', 'DType', 'DTypeError', 'DivergedError', 'EpochMetrics', 'Error', 'Evaluation', 'FASHION_MNIST_CLASSES', 'FileError', 'Generator', 'History', 'Model', 'OutOfMemoryError', 'ShapeError', 'StepInfo', 'Tensor', 'abs', 'adaptive_avg_pool2d', 'add', 'allclose', 'amax', 'amin', 'arange', 'argmax', 'argmin', 'avg_pool2d', 'callbacks', 'cat', 'chunk', 'clamp', 'conv1d', 'conv2d', 'conv_transpose2d', 'div', 'embedding', 'evaluate', 'exp', 'explain', 'explain_repeated', 'export_onnx', 'fit', 'flatten', 'float32', 'float64', 'from_numpy', 'full', 'grad', 'int64', 'is_grad_enabled', 'leaky_relu', 'linear', 'load_fashion_mnist', 'load_model', 'load_module', 'log', 'log_softmax', 'logsumexp', 'loss', 'manual_seed', 'matmul', 'max_pool2d', 'maximum', 'mean', 'mul', 'narrow', 'neg', 'nn', 'no_grad', 'norm', 'one_hot', 'ones', 'optim', 'permute', 'pow', 'predict', 'rand', 'randn', 'read_idx', 'relu', 'reshape', 'save_model', 'set_grad_enabled', 'sigmoid', 'sign', 'softmax', 'split', 'sqrt', 'squeeze', 'stack', 'std', 'sub', 'sum', 'tanh', 'tensor', 'transpose', 'unsqueeze', 'var', 'zeros']
 class Error(RuntimeError):
     """
     Base of every error the library raises (a RuntimeError).

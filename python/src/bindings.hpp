@@ -19,6 +19,14 @@ namespace pybp {
 bp::Tensor from_numpy(const py::array& a);
 /// Tensor as is; a NumPy array through from_numpy; a Python number or (nested) list through NumPy, copied.
 bp::Tensor to_tensor(const py::handle& obj, const char* what);
+/// Indices (token ids, positions): a Tensor as is; a NumPy array or list of integers or booleans copied into an
+/// int64 tensor, exactly; anything else as to_tensor (floats holding whole numbers).
+bp::Tensor to_indices(const py::handle& obj, const char* what);
+/// A mask: None gives an undefined tensor; a Tensor as is; a NumPy array or list of booleans copied into a
+/// bool tensor; anything else as to_tensor.
+bp::Tensor to_mask(const py::handle& obj, const char* what);
+/// The tensor, or None when it is undefined (an absent bias, a gradient not yet computed).
+py::object maybe(const bp::Tensor& t);
 /// A NumPy array viewing t's elements (no copy); it keeps t's storage alive.
 py::array to_numpy(const bp::Tensor& t);
 /// The generator layers and random factories draw from when none is given (backprop.manual_seed sets it).
@@ -29,6 +37,7 @@ bp::DType to_dtype(const py::handle& obj);
 void bind_errors(py::module_& m);
 void bind_tensor(py::module_& m);
 void bind_nn(py::module_& m);
+void bind_layers(py::module_& m);
 void bind_train(py::module_& m);
 
 }  // namespace pybp

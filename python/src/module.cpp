@@ -1,6 +1,6 @@
 // backprop._backprop: the extension module behind the Python package `backprop` (python/backprop/__init__.py
-// re-exports it). This file: the module itself and the exceptions; tensor.cpp, nn.cpp and train.cpp bind the
-// rest.
+// re-exports it). This file: the module itself and the exceptions; tensor.cpp, nn.cpp, layers.cpp and
+// train.cpp bind the rest.
 #include <Python.h>
 
 #include "bindings.hpp"
@@ -88,5 +88,6 @@ PYBIND11_MODULE(_backprop, m) {
   pybp::bind_errors(m);
   pybp::bind_tensor(m);
   pybp::bind_nn(m);
+  pybp::bind_layers(m);
   pybp::bind_train(m);
 }

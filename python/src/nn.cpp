@@ -52,10 +52,6 @@ bp::Generator& gen_or_default(bp::Generator* gen) {
   return gen ? *gen : default_generator();
 }
 
-py::object maybe(const bp::Tensor& t) {
-  return t.defined() ? py::cast(t) : py::none();
-}
-
 py::list named(const std::vector<std::pair<std::string, bp::Tensor>>& items) {
   py::list out;
   for (const auto& [name, t] : items) out.append(py::make_tuple(name, t));
@@ -124,8 +120,16 @@ register parameters and children with register_parameter / register_module, and 
       .def(
           "load_state_dict",
           [](nn::Module& mod, const py::dict& state) {
+            // Integer entries (BatchNorm's num_batches_tracked) are read as int64, exactly; the rest as tensors.
+            const std::map<std::string, bp::Tensor> current = mod.state_dict();
             std::map<std::string, bp::Tensor> s;
-            for (const auto& [k, v] : state) s[k.cast<std::string>()] = to_tensor(v, "load_state_dict");
+            for (const auto& [k, v] : state) {
+              const auto name = k.cast<std::string>();
+              const auto it = current.find(name);
+              s[name] = it != current.end() && it->second.dtype() == bp::i64
+                            ? to_indices(v, "load_state_dict")
+                            : to_tensor(v, "load_state_dict");
+            }
             mod.load_state_dict(s);
           },
           py::arg("state"),

@@ -95,11 +95,38 @@ bp::Tensors to_tensors(const py::handle& obj, const char* what) {
   return out;
 }
 
+// obj as a NumPy array: itself, or np.asarray(obj) (lists, numbers).
+py::array as_array(const py::handle& obj, const char* what) {
+  if (py::isinstance<py::array>(obj)) return py::reinterpret_borrow<py::array>(obj);
+  try {
+    return py::module_::import("numpy").attr("asarray")(obj);
+  } catch (py::error_already_set&) {
+    throw bp::ValueError(std::string(what) + ": expected a Tensor, a NumPy array or a list of numbers, got " +
+                         std::string(py::str(py::type::of(obj).attr("__name__"))));
+  }
+}
+
+}  // namespace
+
 py::object maybe(const bp::Tensor& t) {
   return t.defined() ? py::cast(t) : py::none();
 }
 
-}  // namespace
+bp::Tensor to_indices(const py::handle& obj, const char* what) {
+  if (py::isinstance<bp::Tensor>(obj)) return obj.cast<bp::Tensor>();
+  const py::array a = as_array(obj, what);
+  const char kind = a.dtype().kind();
+  if (kind == 'i' || kind == 'u' || kind == 'b') return copy_into<std::int64_t>(a, bp::i64);
+  return to_tensor(obj, what);
+}
+
+bp::Tensor to_mask(const py::handle& obj, const char* what) {
+  if (obj.is_none()) return {};
+  if (py::isinstance<bp::Tensor>(obj)) return obj.cast<bp::Tensor>();
+  const py::array a = as_array(obj, what);
+  if (a.dtype().kind() == 'b') return copy_into<bool>(a, bp::bool_);
+  return to_tensor(obj, what);
+}
 
 bp::Tensor from_numpy(const py::array& a) {
   BP_CHECK(a.ndim() <= static_cast<py::ssize_t>(bp::kMaxRank), ValueError, "from_numpy: an array of rank ",
@@ -129,15 +156,7 @@ bp::Tensor from_numpy(const py::array& a) {
 bp::Tensor to_tensor(const py::handle& obj, const char* what) {
   if (py::isinstance<bp::Tensor>(obj)) return obj.cast<bp::Tensor>();
   if (py::isinstance<py::array>(obj)) return from_numpy(py::reinterpret_borrow<py::array>(obj));
-  py::module_ np = py::module_::import("numpy");
-  py::object arr;
-  try {
-    arr = np.attr("asarray")(obj);
-  } catch (py::error_already_set&) {
-    throw bp::ValueError(std::string(what) + ": expected a Tensor, a NumPy array or a list of numbers, got " +
-                         std::string(py::str(py::type::of(obj).attr("__name__"))));
-  }
-  py::array a = py::reinterpret_borrow<py::array>(arr);
+  const py::array a = as_array(obj, what);
   // Python floats arrive as float64; a plain list becomes float32, the library's default.
   if (a.dtype().kind() == 'f' && !py::isinstance<py::array>(obj)) return copy_into<float>(a, bp::f32);
   return from_numpy(a);
@@ -390,8 +409,11 @@ dtypes.)doc");
   m.def(
       "tensor",
       [](const py::object& data, const py::object& dtype, bool requires_grad) {
-        bp::Tensor x = to_tensor(data, "tensor");
-        x = dtype.is_none() ? x.clone() : x.to(to_dtype(dtype)).clone();
+        const std::optional<bp::DType> d =
+            dtype.is_none() ? std::nullopt : std::optional<bp::DType>(to_dtype(dtype));
+        // Integers become int64 exactly (through float32 they would round above 2^24).
+        bp::Tensor x = d == bp::i64 ? to_indices(data, "tensor") : to_tensor(data, "tensor");
+        x = d ? x.to(*d).clone() : x.clone();
         if (requires_grad) x.requires_grad_();
         return x;
       },

@@ -1,10 +1,12 @@
-// backprop.fit / evaluate / predict and the training callbacks, model files (load_model, save_model), the
-// data readers (Fashion-MNIST, IDX) and explain.
+// backprop.fit / evaluate / predict and the training callbacks, model files (load_model, save_model), ONNX
+// export, the data readers (Fashion-MNIST, IDX) and explain.
 #include <backprop/explain.hpp>
 #include <backprop/io/model_file.hpp>
 #include <backprop/io/module_tree.hpp>
+#include <backprop/io/onnx.hpp>
 #include <backprop/train/callbacks.hpp>
 #include <cmath>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -346,6 +348,20 @@ table model.)doc")
           },
           py::arg("x"), py::arg("batch_size") = 1000,
           "The index of the most probable class of each row (class_names gives its name).")
+      .def(
+          "export_onnx",
+          [](const Model& md, const std::string& path, bool force) {
+            // What `backprop export MODEL --onnx PATH` writes: the preprocessing as graph nodes, so the ONNX
+            // model takes the raw input predict() takes, and the class names in its metadata.
+            BP_CHECK(!md.file.input_shape.empty(), FileError, md.path,
+                     ": the model does not record its input shape; an ONNX model needs it (save it with "
+                     "save_model(path, module, input_shape=...))");
+            bp::io::OnnxOptions options{.force = force};
+            if (md.file.has_preprocessing) options.preprocessing = md.file.preprocessing;
+            bp::io::export_onnx(*md.module, path, md.file.input_shape, options);
+          },
+          py::arg("path"), py::arg("force") = false,
+          "Writes the model as ONNX (opset 17), as `backprop export MODEL --onnx PATH` does.")
       .def("__repr__", [](const Model& md) { return "Model('" + md.path + "')\n" + md.module->repr(); });
   m.def(
       "load_model",
@@ -368,6 +384,19 @@ table model.)doc")
       py::arg("path"), py::arg("module"), py::arg("input_shape") = std::vector<std::int64_t>{},
       "Saves any network of built-in layers (its module tree and tensors) crash-safely; load_module reads it "
       "back.");
+
+  m.def(
+      "export_onnx",
+      [](bp::nn::Module& module, const std::string& path, const std::vector<std::int64_t>& input_shape,
+         const std::map<std::string, std::string>& metadata, bool force) {
+        bp::io::export_onnx(module, path, input_shape, {.metadata = metadata, .force = force});
+      },
+      py::arg("module"), py::arg("path"), py::arg("input_shape"),
+      py::arg("metadata") = std::map<std::string, std::string>{}, py::arg("force") = false, R"doc(
+Writes the network's inference form as an ONNX model (opset 17, docs/export.md) for inputs of one example's
+shape `input_shape` (e.g. [784], [1, 28, 28], or [L] token ids for a network that starts with an Embedding,
+whose ONNX input is then int64); the batch dimension is left free. `metadata` adds metadata_props entries.
+Raises ValueError naming a module that has no ONNX form; nothing is written then.)doc");
 
   // ---- data ----
   m.def(

@@ -59,3 +59,12 @@ def test_non_contiguous_input_is_read_correctly(model_path):
     wide = np.zeros((6, 2 * 784), dtype=np.uint8)
     wide[:, ::2] = pixels
     np.testing.assert_array_equal(model.predict(wide[:, ::2]), model.predict(pixels))
+
+
+def test_model_exports_as_the_cli_does(cli, model_path, tmp_path):
+    ours, theirs = tmp_path / "python.onnx", tmp_path / "cli.onnx"
+    bp.load_model(model_path).export_onnx(str(ours))
+    subprocess.run([cli, "export", "--quiet", model_path, "--onnx", str(theirs)], check=True)
+    assert ours.read_bytes() == theirs.read_bytes()  # the preprocessing and class names included
+    with pytest.raises(bp.Error, match="--force|force"):
+        bp.load_model(model_path).export_onnx(model_path)  # another kind of file is not replaced

@@ -4,6 +4,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <backprop/backprop.hpp>
+#include <backprop/io/model_file.hpp>
+#include <backprop/nn/reduce.hpp>
 #include <nlohmann/json.hpp>
 
 #include "cli_test_util.hpp"
@@ -114,6 +117,46 @@ TEST(Export, ConvolutionalPresetsPredictTheSameInOnnxRuntime) {
           << arch << " row " << i;
     }
   }
+}
+
+TEST(Export, EmbeddingModelComputesTheSameInOnnxRuntime) {
+  REQUIRE_INSTALLED(have_onnxruntime(),
+                    "python3-onnx, and onnxruntime from pip: /usr/bin/python3 -m pip install "
+                    "--break-system-packages --no-deps onnxruntime==1.16.3 (scripts/install-deps does both)",
+                    "/usr/bin/python3 with onnx and onnxruntime");
+  namespace bp = backprop;
+  Scratch s;
+  // A bag-of-tokens classifier saved from code (no preprocessing): documents of 12 token ids out of 40.
+  bp::Generator gen(5);
+  bp::nn::Sequential net{bp::nn::Embedding(40, 8, gen, {.padding_idx = 0}), bp::nn::Mean(1),
+                         bp::nn::Linear(8, 3, gen)};
+  net.eval();
+  const bp::Tensor ids = (bp::rand({300, 12}, gen) * 40.0).to(bp::i64);  // truncated: 0..39
+  bp::Tensor expected;
+  {
+    bp::NoGradGuard guard;
+    expected = net(ids);
+  }
+  const std::string model = s.path("model.safetensors");
+  bp::io::save_model(model, net, {.input_shape = {12}});
+
+  const auto e = run(s, "export " + model + " --onnx " + s.path("model.onnx"));
+  ASSERT_EQ(e.code, 0) << e.err;
+  EXPECT_THAT(e.out, HasSubstr("(ONNX opset 17, input [batch, 12])"));
+  bp::io::save_safetensors(s.path("data.safetensors"), {.tensors = {{"input", ids}, {"expected", expected}}});
+  const auto check = clitest::run_shell(
+      s, "/usr/bin/python3 " + quote(std::string(BACKPROP_SOURCE_DIR) + "/tests/io/onnx_check.py") + " " +
+             quote(s.path("model.onnx")) + " compare " + quote(s.path("data.safetensors")));
+  ASSERT_EQ(check.code, 0) << check.err;
+  const nlohmann::json r = nlohmann::json::parse(check.out);
+  EXPECT_EQ(r["rows"], 300);
+  EXPECT_EQ(r["output_shape"], nlohmann::json({300, 3}));
+  EXPECT_EQ(r["ops"], nlohmann::json({"Gather", "ReduceMean", "Gemm"}));
+  EXPECT_EQ(r["input_type"], "INT64");
+  EXPECT_EQ(r["input_shape"], nlohmann::json({"batch", 12}));
+  EXPECT_LE(r["max_abs_diff"].get<double>(), 1e-5);
+  EXPECT_LE(r["batch1_max_abs_diff"].get<double>(), 1e-5);
+  EXPECT_EQ(r["batch1_rows"], 200);
 }
 
 TEST(Export, CheckpointIsRefused) {

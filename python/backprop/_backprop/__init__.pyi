@@ -18,7 +18,7 @@ from . import nn
 from . import loss
 from . import optim
 from . import callbacks
-__all__: list[str] = ['AutogradError', 'ConfigError', 'DType', 'DTypeError', 'DivergedError', 'EpochMetrics', 'Error', 'Evaluation', 'FASHION_MNIST_CLASSES', 'FileError', 'Generator', 'History', 'IndexError', 'Model', 'OutOfMemoryError', 'ShapeError', 'StepInfo', 'Tensor', 'ValueError', 'abs', 'add', 'allclose', 'amax', 'amin', 'arange', 'argmax', 'argmin', 'callbacks', 'cat', 'chunk', 'clamp', 'div', 'evaluate', 'exp', 'explain', 'explain_repeated', 'fit', 'flatten', 'float32', 'float64', 'from_numpy', 'full', 'grad', 'int64', 'is_grad_enabled', 'leaky_relu', 'linear', 'load_fashion_mnist', 'load_model', 'load_module', 'log', 'log_softmax', 'logsumexp', 'loss', 'manual_seed', 'matmul', 'maximum', 'mean', 'mul', 'narrow', 'neg', 'nn', 'no_grad', 'norm', 'one_hot', 'ones', 'optim', 'permute', 'pow', 'predict', 'rand', 'randn', 'read_idx', 'relu', 'reshape', 'save_model', 'set_grad_enabled', 'sigmoid', 'sign', 'softmax', 'split', 'sqrt', 'squeeze', 'stack', 'std', 'sub', 'sum', 'tanh', 'tensor', 'transpose', 'unsqueeze', 'var', 'zeros']
+__all__: list[str] = ['AutogradError', 'ConfigError', 'DType', 'DTypeError', 'DivergedError', 'EpochMetrics', 'Error', 'Evaluation', 'FASHION_MNIST_CLASSES', 'FileError', 'Generator', 'History', 'IndexError', 'Model', 'OutOfMemoryError', 'ShapeError', 'StepInfo', 'Tensor', 'ValueError', 'abs', 'adaptive_avg_pool2d', 'add', 'allclose', 'amax', 'amin', 'arange', 'argmax', 'argmin', 'avg_pool2d', 'callbacks', 'cat', 'chunk', 'clamp', 'conv1d', 'conv2d', 'conv_transpose2d', 'div', 'embedding', 'evaluate', 'exp', 'explain', 'explain_repeated', 'export_onnx', 'fit', 'flatten', 'float32', 'float64', 'from_numpy', 'full', 'grad', 'int64', 'is_grad_enabled', 'leaky_relu', 'linear', 'load_fashion_mnist', 'load_model', 'load_module', 'log', 'log_softmax', 'logsumexp', 'loss', 'manual_seed', 'matmul', 'max_pool2d', 'maximum', 'mean', 'mul', 'narrow', 'neg', 'nn', 'no_grad', 'norm', 'one_hot', 'ones', 'optim', 'permute', 'pow', 'predict', 'rand', 'randn', 'read_idx', 'relu', 'reshape', 'save_model', 'set_grad_enabled', 'sigmoid', 'sign', 'softmax', 'split', 'sqrt', 'squeeze', 'stack', 'std', 'sub', 'sum', 'tanh', 'tensor', 'transpose', 'unsqueeze', 'var', 'zeros']
 class DType:
     """
     Element type of a tensor: float32 (the default), float64, int64 (indices, labels) or bool (masks).
@@ -353,6 +353,10 @@ class Model:
     """
     def __repr__(self) -> str:
         ...
+    def export_onnx(self, path: str, force: bool = False) -> None:
+        """
+        Writes the model as ONNX (opset 17), as `backprop export MODEL --onnx PATH` does.
+        """
     def predict(self, x: numpy.ndarray, batch_size: int = 1000) -> numpy.ndarray:
         """
         The network's outputs (logits for a classifier, values for regression) for raw input x, as an array.
@@ -407,6 +411,10 @@ class Model:
         """
 def abs(arg0: Tensor) -> Tensor:
     ...
+def adaptive_avg_pool2d(input: Tensor, output_size: int | tuple[int, int]) -> Tensor:
+    """
+    Mean over output_size windows; 1 gives the global average.
+    """
 def add(arg0: Tensor, arg1: Tensor) -> Tensor:
     ...
 def allclose(a: Tensor, b: Tensor, rtol: float = 1e-05, atol: float = 1e-08) -> bool:
@@ -421,14 +429,36 @@ def argmax(x: Tensor, dim: int, keepdim: bool = False) -> Tensor:
     ...
 def argmin(x: Tensor, dim: int, keepdim: bool = False) -> Tensor:
     ...
+def avg_pool2d(input: Tensor, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None, padding: int | tuple[int, int] = 0, ceil_mode: bool = False, count_include_pad: bool = True) -> Tensor:
+    """
+    Mean of each window (stride None: the kernel size; the divisor counts the padding unless count_include_pad is False).
+    """
 def cat(tensors: list[Tensor], dim: int = 0) -> Tensor:
     ...
 def chunk(x: Tensor, chunks: int, dim: int = 0) -> list[Tensor]:
     ...
 def clamp(x: Tensor, min: float, max: float) -> Tensor:
     ...
+def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int | tuple[int] = 1, padding: int | tuple[int] | str = 0, dilation: int | tuple[int] = 1, groups: int = 1) -> Tensor:
+    """
+    1-D cross-correlation: input [N, C, L], weight [O, C / groups, k] -> [N, O, OL].
+    """
+def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] | str = 0, dilation: int | tuple[int, int] = 1, groups: int = 1) -> Tensor:
+    """
+    2-D cross-correlation (torch.nn.functional.conv2d): input [N, C, H, W], weight [O, C / groups, kh, kw],
+    bias [O] -> [N, O, OH, OW]. Sizes are an int or (h, w); padding also "same" (stride 1) or "valid".
+    """
+def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0, output_padding: int | tuple[int, int] = 0, groups: int = 1, dilation: int | tuple[int, int] = 1) -> Tensor:
+    """
+    The transposed convolution (torch.nn.functional.conv_transpose2d): input [N, C, H, W], weight [C, O / groups, kh, kw].
+    """
 def div(arg0: Tensor, arg1: Tensor) -> Tensor:
     ...
+def embedding(input: typing.Any, weight: Tensor, padding_idx: int | None = None) -> Tensor:
+    """
+    Rows of weight [V, D] at the indices `input` (any shape; an int64 Tensor, a NumPy integer array, or whole
+    numbers) -> input.shape + (D,). The row padding_idx gets no gradient.
+    """
 def evaluate(model: nn.Module, loss: loss.Loss, x: typing.Any, y: typing.Any, batch_size: int = 1000, task: str = 'classification', num_classes: int = 0) -> Evaluation:
     """
     Loss, accuracy and confusion matrix in eval mode, without recording a graph.
@@ -442,6 +472,13 @@ def explain(sizes: list[int] = [2, 3, 2], lr: float = 0.5, seed: int = 1, x: lis
 def explain_repeated(n: int) -> str:
     """
     `backprop explain --repeated N`: backpropagation as dynamic programming, counted.
+    """
+def export_onnx(module: nn.Module, path: str, input_shape: list[int], metadata: dict[str, str] = {}, force: bool = False) -> None:
+    """
+    Writes the network's inference form as an ONNX model (opset 17, docs/export.md) for inputs of one example's
+    shape `input_shape` (e.g. [784], [1, 28, 28], or [L] token ids for a network that starts with an Embedding,
+    whose ONNX input is then int64); the batch dimension is left free. `metadata` adds metadata_props entries.
+    Raises ValueError naming a module that has no ONNX form; nothing is written then.
     """
 def fit(model: nn.Module, loss: loss.Loss, optimizer: optim.Optimizer, x: typing.Any, y: typing.Any, epochs: int = 10, batch_size: int = 64, validation: typing.Any = None, shuffle: bool = True, seed: int = 0, drop_last: bool = False, early_stopping_patience: int = 0, restore_best: bool = True, l1: float = 0.0, l2: float = 0.0, clip_grad_norm: float = 0.0, callbacks: list[callbacks.Callback] = [], task: str = 'classification', num_classes: int = 0) -> History:
     """
@@ -500,6 +537,11 @@ def manual_seed(seed: int) -> None:
 def matmul(arg0: Tensor, arg1: Tensor) -> Tensor:
     """
     Matrix product [M, K] @ [K, N] (3-D operands are batched).
+    """
+def max_pool2d(input: Tensor, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None, padding: int | tuple[int, int] = 0, dilation: int | tuple[int, int] = 1, ceil_mode: bool = False, return_indices: bool = False) -> typing.Any:
+    """
+    Largest value of each window (stride None: the kernel size). With return_indices, (values, indices): each
+    maximum's flat position h * W + w in its input plane, int64, as PyTorch gives them.
     """
 def maximum(arg0: Tensor, arg1: Tensor) -> Tensor:
     ...
