@@ -1,8 +1,10 @@
 // `backprop eval` and `backprop predict`: a model file applied to data, with its stored preprocessing.
 #include <backprop/backprop.hpp>
 #include <backprop/config/make.hpp>
+#include <backprop/data/source.hpp>
 #include <backprop/io/model_file.hpp>
 #include <backprop/io/run_folder.hpp>
+#include <backprop/io/warm_start.hpp>
 #include <backprop/train/metrics.hpp>
 #include <cmath>
 #include <cstdio>
@@ -12,7 +14,6 @@
 #include <sstream>
 
 #include "cli.hpp"
-#include "data_source.hpp"
 #include "outputs.hpp"
 #include "text.hpp"
 
@@ -77,11 +78,29 @@ std::pair<bp::io::ModelFile, bp::nn::ModulePtr> load_for(const std::string& path
   return {std::move(model), std::move(net)};
 }
 
+// Prints the header columns a command does not read (the target for predict, ids, notes, ...) as a note.
+void note_ignored(const char* command, const std::string& path, const std::vector<std::string>& ignored,
+                  const std::string& target) {
+  if (ignored.empty()) return;
+  std::string list;
+  for (std::size_t i = 0; i < ignored.size() && i < 10; ++i)
+    list += (list.empty() ? "'" : ", '") + ignored[i] + "'" + (ignored[i] == target ? " (the target)" : "");
+  if (ignored.size() > 10) list += " and " + std::to_string(ignored.size() - 10) + " more";
+  std::fprintf(stderr, "backprop %s: note: %s: ignoring %s %s (not features of the model)\n", command,
+               path.c_str(), ignored.size() == 1 ? "column" : "columns", list.c_str());
+}
+
 }  // namespace
 
 int run_eval(const EvalArgs& a) {
   const auto [model, net] = load_for(a.model, "eval");
-  const bp::data::TensorDataset data = load_eval_data(model, a.data, a.target, a.split, a.limit);
+  const bp::data::ModelData read =
+      bp::data::load_eval_data(model, a.data,
+                               {.target = a.target,
+                                .split = a.split == "train" ? bp::data::Split::train : bp::data::Split::test,
+                                .limit = a.limit});
+  note_ignored("eval", a.data, read.ignored_columns, "");
+  const bp::data::TensorDataset& data = read.data;
   BP_CHECK(data.size() > 0, FileError, a.data, ": no examples to evaluate");
   const bool regression = model.preprocessing.task == "regression";
   const auto loss = bp::config::make_loss(loss_name(model), data.task);
@@ -107,7 +126,7 @@ int run_eval(const EvalArgs& a) {
     return kOk;
   }
 
-  std::printf("model     %s (%s)\n", a.model.c_str(), layers_text(model.architecture).c_str());
+  std::printf("model     %s (%s)\n", a.model.c_str(), bp::io::to_string(model.architecture).c_str());
   std::printf("data      %s: %lld examples\n", a.data.c_str(), static_cast<long long>(e.examples));
   std::printf("loss      %.4f\n", e.loss);
   if (regression) {
@@ -146,7 +165,9 @@ int run_predict(const PredictArgs& a) {
   if (!a.output.empty())
     check_output("--output", a.output, bp::io::FileKind::text, "predictions (text)", a.force);
   const auto [model, net] = load_for(a.model, "predict");
-  const bp::Tensor x = load_predict_inputs(model, a.input, a.limit);
+  const bp::data::ModelInputs inputs = bp::data::load_predict_inputs(model, a.input, a.limit);
+  note_ignored("predict", a.input, inputs.ignored_columns, model.preprocessing.target);
+  const bp::Tensor& x = inputs.features;
   const bp::Tensor y = bp::train::predict(*net, x);
   const bool regression = model.preprocessing.task == "regression";
   std::ostringstream out;
