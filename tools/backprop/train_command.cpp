@@ -25,7 +25,6 @@
 
 #include "cli.hpp"
 #include "parallel.hpp"
-#include "setup.hpp"
 #include "signals.hpp"
 #include "text.hpp"
 
@@ -248,14 +247,15 @@ int train(const TrainArgs& args, Effective& eff, const Place& place,
   // --arch mlp: dense layers from --layers and its companions; else a preset's or the config's layer list.
   const std::vector<bp::config::LayerSpec> layers = bp::config::network_layers(cfg.model);
   const bool mlp = layers.empty();
-  if (!mlp) check_layer_list_flags(eff.given, cfg.model.arch);
+  if (!mlp) bp::config::check_layer_list_keys(eff.given, cfg.model.arch);
   const bp::io::Architecture arch =
       mlp ? bp::config::make_architecture(cfg, data.train.num_features(), outputs) : bp::io::Architecture{};
   if (mlp) bp::train::check_memory(arch, cfg, n, data.nbytes());
   bp::Generator gen(cfg.run.seed);
   std::shared_ptr<bp::nn::Sequential> net =
       mlp ? bp::io::build_network(arch, gen)
-          : build_layers(layers, data.train.num_features(), data.preprocessing, outputs, gen, cfg.model.init);
+          : bp::config::make_layer_network(layers, data.train.num_features(), outputs, data.preprocessing,
+                                           gen, cfg.model.init);
   bp::io::ModelFile model{.architecture = arch, .preprocessing = data.preprocessing};
   model.config_toml = bp::config::to_toml(cfg);
   if (!mlp) {  // saved as its module tree: eval, predict and info rebuild it from the file
