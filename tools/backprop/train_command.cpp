@@ -17,7 +17,6 @@
 #include <backprop/train/memory_estimate.hpp>
 #include <chrono>
 #include <cmath>
-#include <ctime>
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -39,18 +38,6 @@ namespace {
 // Keys a resumed run may change: they do not alter what the finished epochs computed.
 const std::vector<std::string> kResumable = {"train.epochs", "run.checkpoint_every", "run.threads",
                                              "run.grad_flow", "run.detect_anomaly"};
-
-std::string timestamp_dir() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  localtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", &tm);
-  std::string dir = std::string("runs/") + buf;
-  std::error_code ec;
-  for (int i = 2; fs::exists(dir, ec); ++i) dir = std::string("runs/") + buf + "-" + std::to_string(i);
-  return dir;
-}
 
 // The run folder of a checkpoint: RUN/checkpoints/epoch-NNNN.safetensors -> RUN.
 std::string run_dir_of(const std::string& checkpoint) {
@@ -154,7 +141,7 @@ int run_train(const TrainArgs& args) {
   const bool resuming = !eff.checkpoint.empty();
   const std::string run_dir = !args.out.empty() ? args.out
                               : resuming        ? run_dir_of(eff.checkpoint)
-                                                : timestamp_dir();
+                                                : bp::io::new_run_dir();
   // Before any data is read: a run folder that cannot be written, or whose files would overwrite an input, is
   // refused now rather than after the training.
   Place place{.dir = run_dir, .staging = {}};
