@@ -88,7 +88,7 @@ std::string images_text(std::int64_t values) {
   return std::to_string(values) + " (" + std::to_string(side[0]) + "x" + std::to_string(side[1]) + " images)";
 }
 
-// What the model takes, in words: "4 features (columns 'sepal', 'petal', ...)", "784 features (28x28 images)".
+// What the model takes, in words: "4 features (columns 'sepal', ...)", "784 features (28x28 images)".
 std::string model_inputs(const io::ModelFile& m) {
   const io::Preprocessing& p = m.preprocessing;
   const std::string n = std::to_string(m.architecture.inputs) + " features";
@@ -98,7 +98,7 @@ std::string model_inputs(const io::ModelFile& m) {
   return n + " (columns of a table without a header row)";
 }
 
-// A model/data mismatch, naming both shapes: "the model takes 3 features (...), the data has 784 (28x28 images)".
+// A model/data mismatch, naming both shapes: "the model takes 3 features (...), the data has 784 (...)".
 [[noreturn]] void mismatch(const std::string& where, const io::ModelFile& m, const std::string& data) {
   throw FileError(where + ": the model takes " + model_inputs(m) + ", the data has " + data);
 }

@@ -1,6 +1,7 @@
 // backprop/config/make.hpp — the library objects a configuration (backprop/config.hpp) names: the dense
-// network's architecture (or a layer list's network), the loss, the optimiser and the learning-rate schedule. `backprop train` builds its
-// run with these, so a program that reads the same TOML file trains the same way.
+// network's architecture (or a layer list's network), the loss, the optimiser and the learning-rate
+// schedule. `backprop train` builds its run with these, so a program that reads the same TOML file trains
+// the same way.
 //
 // Example:
 //   bp::config::Config cfg;                                     // or load_toml("run.toml")

@@ -6,9 +6,10 @@
 // (config.data.test, or the directory's test files), the validation split (config.data.val_split, drawn with
 // config.run.seed), and the preprocessing fitted on the training split only (a table's standardisation, an
 // image's pixel scale), which it has already applied and which a model file stores (io::ModelFile). The
-// command line's `backprop train` reads its data with it, so a program that loads the same TOML trains on the
-// same rows. load_eval_data() and load_predict_inputs() read new data for a saved model: its class labels, its
-// feature columns by name, its standardisation and pixel scale.
+// command line's `backprop train` reads its data with it, so a program that loads the same TOML trains on
+// the same rows. load_eval_data() and load_predict_inputs() read new data for a saved model: its class
+// labels, its feature columns by name, its standardisation and pixel scale. Messages name the
+// configuration's flags (--data, --augment, --val-split), as config::validate does.
 //
 // Example:
 //   bp::config::Config cfg;
@@ -72,8 +73,9 @@ struct ModelData {
 
 /// `source` ("fashion-mnist", an IDX directory or a CSV file) read the way `model` was trained: the model's
 /// class-label mapping (an unknown label is an error), its feature columns by header name (else by position),
-/// its standardisation and pixel scale; IDX images as rows [N, H*W]. Throws FileError naming
-/// options.origin when the data does not fit the model (naming what the model takes and what the data has),
+/// its standardisation and pixel scale; IDX images as rows [N, H*W]. model.architecture.inputs and outputs
+/// are what the data is checked against (for a network saved from code, set them first). Throws FileError
+/// naming options.origin when the data does not fit the model (naming what the model takes and what the data has),
 /// cannot be read, or has more classes than the model outputs; ConfigError for a misspelt "fashion-mnist".
 ModelData load_eval_data(const io::ModelFile& model, const std::string& source,
                          const ModelDataOptions& options = {});
