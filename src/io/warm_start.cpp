@@ -5,12 +5,6 @@
 
 namespace backprop::io {
 
-std::string to_string(const Architecture& a) {
-  std::string s = std::to_string(a.inputs);
-  for (std::int64_t h : a.hidden) s.append("-").append(std::to_string(h));
-  return s.append("-").append(std::to_string(a.outputs));
-}
-
 void init_from(nn::Module& net, const std::string& path, const ModelFile& expected) {
   ModelFile saved;
   try {
@@ -25,8 +19,8 @@ void init_from(nn::Module& net, const std::string& path, const ModelFile& expect
            arch.inputs == 0 ? "a layer list (--arch)" : "an MLP (--arch mlp)");
   BP_CHECK(a.inputs == 0 || (a.inputs == arch.inputs && a.hidden == arch.hidden &&
                              a.outputs == arch.outputs && a.batchnorm == arch.batchnorm),
-           ConfigError, "--init-from ", path, ": the model's network is ", to_string(a),
-           a.batchnorm ? " with batchnorm" : "", " but this run builds ", to_string(arch),
+           ConfigError, "--init-from ", path, ": the model's network is ", describe(a),
+           a.batchnorm ? " with batchnorm" : "", " but this run builds ", describe(arch),
            arch.batchnorm ? " with batchnorm" : "", " (set --layers and --batchnorm to match the model)");
   const std::vector<std::string>& classes = expected.preprocessing.class_names;
   BP_CHECK(classes.empty() || saved.preprocessing.class_names == classes, ConfigError, "--init-from ", path,
@@ -44,8 +38,8 @@ void check_same_model(const ModelFile& saved, const ModelFile& now, const std::s
   const Architecture& arch = now.architecture;
   const Preprocessing& pre = now.preprocessing;
   BP_CHECK(saved.architecture.inputs == arch.inputs && saved.architecture.outputs == arch.outputs, FileError,
-           path, ": the checkpoint's network is ", to_string(saved.architecture), " but the data now gives ",
-           to_string(arch), "; the training data changed since the checkpoint");
+           path, ": the checkpoint's network is ", describe(saved.architecture), " but the data now gives ",
+           describe(arch), "; the training data changed since the checkpoint");
   BP_CHECK(now.module_tree.empty() ||
                (saved.input_shape == now.input_shape && saved.module_tree == now.module_tree),
            FileError, path,

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <backprop/error.hpp>
-#include <backprop/io/warm_start.hpp>
 #include <backprop/memory.hpp>
 #include <backprop/train/memory_estimate.hpp>
 #include <fstream>
@@ -149,7 +148,7 @@ void check_memory(const io::Architecture& arch, const config::Config& cfg, std::
   const std::uint64_t model = need.parameters + need.gradients + need.optimizer;
   std::string hidden;
   for (const std::int64_t w : arch.hidden) hidden += (hidden.empty() ? "" : ",") + std::to_string(w);
-  const std::string layers = "--layers " + hidden + " (network " + io::to_string(arch) +
+  const std::string layers = "--layers " + hidden + " (network " + io::describe(arch) +
                              "; parameters, gradients and optimizer state: " + std::to_string(model) +
                              " bytes)";
   const std::string batches = "--batch-size " +

@@ -48,9 +48,9 @@ bool holds(bp::nn::Module& net, const std::map<std::string, bp::Tensor>& state) 
 }  // namespace
 
 TEST(ArchitectureText, ListsTheLayerSizes) {
-  EXPECT_EQ(io::to_string(io::Architecture{.inputs = 784, .hidden = {256, 128}, .outputs = 10}),
+  EXPECT_EQ(io::describe(io::Architecture{.inputs = 784, .hidden = {256, 128}, .outputs = 10}),
             "784-256-128-10");
-  EXPECT_EQ(io::to_string(io::Architecture{.inputs = 2, .hidden = {}, .outputs = 1}), "2-1");
+  EXPECT_EQ(io::describe(io::Architecture{.inputs = 2, .hidden = {}, .outputs = 1}), "2-1");
 }
 
 TEST(InitFrom, LoadsTheSavedWeights) {

@@ -257,7 +257,7 @@ int train(const TrainArgs& args, Effective& eff, const Place& place,
   const auto optimizer = bp::config::make_optimizer(cfg.optimizer, net->parameters());
   const auto scheduler = bp::config::make_scheduler(cfg.optimizer, *optimizer, cfg.train.epochs);
   const std::string network =
-      mlp ? bp::io::to_string(arch) : cfg.model.arch + " (" + std::to_string(layers.size()) + " layers)";
+      mlp ? bp::io::describe(arch) : cfg.model.arch + " (" + std::to_string(layers.size()) + " layers)";
 
   if (!cfg.run.init_from.empty() && !resuming) bp::io::init_from(*net, cfg.run.init_from, model);
 

@@ -74,9 +74,10 @@ struct ModelData {
 /// `source` ("fashion-mnist", an IDX directory or a CSV file) read the way `model` was trained: the model's
 /// class-label mapping (an unknown label is an error), its feature columns by header name (else by position),
 /// its standardisation and pixel scale; IDX images as rows [N, H*W]. model.architecture.inputs and outputs
-/// are what the data is checked against (for a network saved from code, set them first). Throws FileError
-/// naming options.origin when the data does not fit the model (naming what the model takes and what the data has),
-/// cannot be read, or has more classes than the model outputs; ConfigError for a misspelt "fashion-mnist".
+/// are what the data is checked against (io::load_for_prediction sets them for a network saved from code).
+/// Throws FileError naming options.origin when the data does not fit the model (naming what the model takes
+/// and what the data has), cannot be read, or has more classes than the model outputs; ConfigError for a
+/// misspelt "fashion-mnist".
 ModelData load_eval_data(const io::ModelFile& model, const std::string& source,
                          const ModelDataOptions& options = {});
 

@@ -12,7 +12,7 @@
 //   bp::Generator gen(1);
 //   auto net = bp::io::build_network(arch, gen);
 //   bp::io::init_from(*net, "runs/a/model.safetensors", {.architecture = arch});   // checked, then loaded
-//   std::cout << bp::io::to_string(arch) << "\n";                                  // 4-16-3
+//   std::cout << bp::io::describe(arch) << "\n";                                  // 4-16-3
 #pragma once
 
 #include <backprop/io/model_file.hpp>
@@ -20,9 +20,6 @@
 #include <string>
 
 namespace backprop::io {
-
-/// "784-256-128-10": an MLP's layer sizes.
-std::string to_string(const Architecture& architecture);
 
 /// Loads the weights of the model file at `path` into `net`, the network a run built for `expected`
 /// (its architecture: inputs 0 for a layer list; its preprocessing: the class labels of the run's data, or
