@@ -1,4 +1,5 @@
-// From a Config to the library objects of a run: architecture, loss, optimiser, schedule.
+// From a Config to the library objects of a run: architecture or layer network, loss, optimiser, schedule.
+#include <algorithm>
 #include <backprop/config/make.hpp>
 #include <backprop/error.hpp>
 
@@ -59,6 +60,36 @@ std::unique_ptr<optim::Scheduler> make_scheduler(const OptimizerConfig& c, optim
   if (s.kind == "exponential") return std::make_unique<optim::ExponentialLR>(opt, s.gamma);
   if (s.kind == "warmup") return std::make_unique<optim::LinearWarmup>(opt, static_cast<int>(s.epochs));
   return nullptr;
+}
+
+std::shared_ptr<nn::Sequential> make_layer_network(const std::vector<LayerSpec>& layers,
+                                                   std::int64_t features, std::int64_t outputs,
+                                                   const io::Preprocessing& pre, Generator& gen,
+                                                   const std::string& init) {
+  BP_CHECK(!layers.empty(), ConfigError, "make_layer_network: the layer list is empty");
+  const std::string& first = layers.front().type;
+  const bool on_images = first.starts_with("conv2d") || first.starts_with("conv_transpose") ||
+                         first.find("pool2d") != std::string::npos || first == "dropout2d";
+  if (!(on_images && pre.input == "image" && pre.image_shape.size() == 2))
+    return io::build_network(layers, {features}, outputs, gen, init);
+  const Shape image{1, pre.image_shape[0], pre.image_shape[1]};
+  const auto body = io::build_network(layers, image, outputs, gen, init);
+  auto net = std::make_shared<nn::Sequential>(nn::Unflatten(1, image));
+  for (std::size_t i = 0; i < body->size(); ++i) net->push_back((*body)[i]);
+  return net;
+}
+
+void check_layer_list_keys(const std::vector<std::string>& given, const std::string& arch) {
+  for (const KeyInfo& k : keys()) {
+    const bool dense_only = k.key == "model.layers" || k.key == "model.activation" ||
+                            k.key == "model.batchnorm" || k.key == "model.dropout" ||
+                            k.key == "model.dropconnect";
+    BP_CHECK(
+        !dense_only || std::find(given.begin(), given.end(), k.key) == given.end(), ConfigError, k.key, " (",
+        k.flag, ") describes the dense layers of --arch mlp, but --arch is ", arch,
+        ", a list of layers; to change them, write the network as [[model.layer]] tables in a --config file "
+        "(docs/cli.md, \"Networks as layer tables\")");
+  }
 }
 
 }  // namespace backprop::config

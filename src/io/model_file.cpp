@@ -269,8 +269,45 @@ std::shared_ptr<nn::Module> build_module(const ModelFile& model, const std::stri
   return build_module_tree(model.module_tree, model.state, origin);
 }
 
+std::string describe(const Architecture& a) {
+  std::string s = std::to_string(a.inputs);
+  for (std::int64_t h : a.hidden) s.append("-").append(std::to_string(h));
+  return s.append("-").append(std::to_string(a.outputs));
+}
+
 ModelFile load_model(const std::string& path) {
   return from_named(load_safetensors(path), path, "optimizer.");
+}
+
+LoadedModel load_for_prediction(const std::string& path, const std::string& who) {
+  LoadedModel out{.model = load_model(path), .network = nullptr};
+  ModelFile& model = out.model;
+  out.network = build_module(model, path);
+  if (model.architecture.inputs > 0) return out;
+  BP_CHECK(model.has_preprocessing, FileError, path,
+           ": the network was saved from code without preprocessing; ", who,
+           " needs it (the task, the input kind, the class names): save it with io::save_model(path, module, "
+           "{.input_shape = {D}, .preprocessing = ...})");
+  BP_CHECK(model.input_shape.size() == 1, FileError, path, ": the input shape is ",
+           model.input_shape.empty() ? std::string("not saved") : to_string(model.input_shape), "; ", who,
+           " reads rows of D features and needs the input shape [D] (SaveOptions::input_shape)");
+  model.architecture.inputs = model.input_shape.front();
+  NoGradGuard guard;
+  const Tensors params = out.network->parameters();
+  Tensor y;
+  try {
+    y = out.network->forward(
+        zeros({1, model.architecture.inputs}, params.empty() ? f32 : params.front().dtype()));
+  } catch (const OutOfMemoryError&) {
+    throw;
+  } catch (const Error& e) {
+    throw FileError(path + ": one forward pass of a zero example of the input shape " +
+                    to_string(model.input_shape) + " failed: " + e.what());
+  }
+  BP_CHECK(y.dim() == 2, FileError, path, ": the network gives outputs of shape ", to_string(y.shape()),
+           " for one example; ", who, " needs [1, outputs]");
+  model.architecture.outputs = y.size(1);
+  return out;
 }
 
 std::shared_ptr<nn::Sequential> load_network(const ModelFile& model, const std::string& origin) {

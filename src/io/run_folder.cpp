@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 
 namespace backprop::io {
@@ -115,6 +116,19 @@ fs::path carry_over(const fs::path& from, const fs::path& to, bool (*owned)(cons
 }
 
 }  // namespace
+
+std::string new_run_dir(const std::string& parent) {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&now, &tm);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+  const std::string base = (fs::path(parent) / stamp).string();
+  std::string dir = base;
+  std::error_code ec;
+  for (int i = 2; fs::exists(dir, ec); ++i) dir = base + "-" + std::to_string(i);
+  return dir;
+}
 
 std::vector<std::string> run_entries(const std::string& dir) {
   std::vector<std::string> found;

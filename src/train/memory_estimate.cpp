@@ -136,4 +136,29 @@ std::optional<AvailableMemory> available_memory() {
   return best;
 }
 
+void check_memory(const io::Architecture& arch, const config::Config& cfg, std::int64_t rows,
+                  std::uint64_t data_bytes) {
+  const std::int64_t batch =
+      cfg.train.batch_size == 0 ? std::max<std::int64_t>(rows, 1) : cfg.train.batch_size;
+  const MemoryEstimate need =
+      estimate_memory(arch, batch, cfg.optimizer.name, cfg.optimizer.momentum, data_bytes);
+  const std::optional<AvailableMemory> room = available_memory();
+  const std::uint64_t more = need.total() - need.data;  // the data is already in memory
+  if (!room || more <= room->bytes) return;
+  const std::uint64_t model = need.parameters + need.gradients + need.optimizer;
+  std::string hidden;
+  for (const std::int64_t w : arch.hidden) hidden += (hidden.empty() ? "" : ",") + std::to_string(w);
+  const std::string layers = "--layers " + hidden + " (network " + io::describe(arch) +
+                             "; parameters, gradients and optimizer state: " + std::to_string(model) +
+                             " bytes)";
+  const std::string batches = "--batch-size " +
+                              (cfg.train.batch_size == 0 ? std::string("full") : std::to_string(batch)) +
+                              " (activations of one batch: " + std::to_string(need.activations) + " bytes)";
+  throw ConfigError("training needs about " + std::to_string(more) + " bytes (" + format_bytes(more) +
+                    ") more than the data already loaded, but " + room->source + " allows " +
+                    std::to_string(room->bytes) + " bytes (" + format_bytes(room->bytes) + "); reduce " +
+                    (model >= need.activations ? layers + " or " + batches : batches + " or " + layers) +
+                    " [" + need.text() + "]");
+}
+
 }  // namespace backprop::train

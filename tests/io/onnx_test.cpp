@@ -42,7 +42,8 @@ bp::Tensor raw_test_images() {
   return bp::from_vector(v, {a.dims[0], a.dims[1] * a.dims[2]});
 }
 
-// What predict feeds the network: raw * pixel_scale (in double, as data_source.cpp does), then apply().
+// What predict feeds the network: raw * pixel_scale (in double, as data::load_predict_inputs does), then
+// apply().
 bp::Tensor preprocess(const bp::io::Preprocessing& p, const bp::Tensor& raw) {
   std::vector<double> v = raw.to_vector();
   std::vector<float> f(v.size());

@@ -110,3 +110,17 @@ TEST(RunFolderLib, AReportThatCannotBeWrittenIsAReasonNotAnException) {
   EXPECT_EQ(silent.try_report(), "");
   EXPECT_FALSE(fs::exists(s.path() / "silent"));
 }
+
+TEST(RunFolderLib, ANewRunDirIsATimeStampThatIsNotTaken) {
+  iotest::ScratchDir dir;
+  const std::string parent = dir.file("runs");
+  const std::string first = bp::io::new_run_dir(parent);
+  EXPECT_THAT(first, ::testing::MatchesRegex(parent + "/[0-9]{8}-[0-9]{6}"));
+  EXPECT_FALSE(std::filesystem::exists(first));  // nothing is created
+  std::filesystem::create_directories(first);
+  // Within the same second the next one gets "-2"; a second later, a new stamp: never the taken one.
+  const std::string second = bp::io::new_run_dir(parent);
+  EXPECT_NE(second, first);
+  EXPECT_THAT(second, ::testing::MatchesRegex(parent + "/[0-9]{8}-[0-9]{6}(-2)?"));
+  EXPECT_FALSE(std::filesystem::exists(second));
+}

@@ -74,3 +74,31 @@ TEST(FromConfig, ScheduleByText) {
   c.schedule = "linear";
   EXPECT_THROW(config::make_scheduler(c, *opt, 10), bp::ConfigError);
 }
+
+TEST(FromConfig, LayerNetworkOnImagesUnflattensRowsFirst) {
+  config::Config c;
+  c.model.arch = "lenet5";
+  const std::vector<config::LayerSpec> layers = config::network_layers(c.model);
+  bp::Generator gen(1);
+  const bp::io::Preprocessing images{.input = "image", .image_shape = {28, 28}};
+  const auto net = config::make_layer_network(layers, 784, 10, images, gen);
+  ASSERT_EQ(net->size(), layers.size() + 1);
+  EXPECT_EQ((*net)[0]->repr(), "Unflatten(dim=1, sizes=[1, 28, 28])");
+  bp::NoGradGuard no_grad;
+  EXPECT_EQ(net->forward(bp::zeros({2, 784})).shape(), (bp::Shape{2, 10}));
+  // The same convolutions on table rows have no image to work on.
+  EXPECT_THROW(config::make_layer_network(layers, 784, 10, bp::io::Preprocessing{}, gen), bp::ConfigError);
+}
+
+TEST(FromConfig, LayerListRefusesTheDenseKeys) {
+  EXPECT_NO_THROW(config::check_layer_list_keys({"train.epochs", "optimizer.lr"}, "cnn"));
+  try {
+    config::check_layer_list_keys({"train.epochs", "model.dropout"}, "cnn");
+    ADD_FAILURE() << "model.dropout was accepted with a layer list";
+  } catch (const bp::ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find(
+                  "model.dropout (--dropout) describes the dense layers of --arch mlp, but --arch is cnn"),
+              std::string::npos)
+        << e.what();
+  }
+}

@@ -99,3 +99,30 @@ TEST(MemoryEstimate, AvailableMemoryIsKnownOnLinux) {
   EXPECT_EQ(bp::format_bytes(1536), "1.5 KiB");
   EXPECT_EQ(bp::format_bytes(std::uint64_t{3} << 30), "3.0 GiB");
 }
+
+TEST(CheckMemory, RefusesWhatNoMachineHasNamingTheLargerPartFirst) {
+  ASSERT_TRUE(bp::train::available_memory().has_value());  // /proc/meminfo on Linux
+  bp::config::Config cfg;                                  // adam, batch 128
+  const bp::io::Architecture small{.inputs = 4, .hidden = {16}, .outputs = 3};
+  EXPECT_NO_THROW(bp::train::check_memory(small, cfg, 150, 0));
+  // 2^41 weights: 8 TiB each of parameters and gradients, 16 TiB of Adam's moments.
+  const bp::io::Architecture huge{.inputs = 4, .hidden = {1 << 20, 1 << 21}, .outputs = 3};
+  try {
+    bp::train::check_memory(huge, cfg, 150, 0);
+    ADD_FAILURE() << "a network of 2^41 weights was accepted";
+  } catch (const bp::ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("; reduce --layers 1048576,2097152 (network 4-1048576-2097152-3; "),
+              std::string::npos)
+        << e.what();
+  }
+  // A full batch of 2^40 rows: the activations are the larger part.
+  cfg.train.batch_size = 0;
+  try {
+    bp::train::check_memory(small, cfg, std::int64_t{1} << 40, 0);
+    ADD_FAILURE() << "a batch of 2^40 rows was accepted";
+  } catch (const bp::ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("; reduce --batch-size full (activations of one batch: "),
+              std::string::npos)
+        << e.what();
+  }
+}

@@ -1,6 +1,7 @@
 // `backprop eval` and `backprop predict`: a model file applied to data, with its stored preprocessing.
 #include <backprop/backprop.hpp>
 #include <backprop/config/make.hpp>
+#include <backprop/data/source.hpp>
 #include <backprop/io/model_file.hpp>
 #include <backprop/io/run_folder.hpp>
 #include <backprop/train/metrics.hpp>
@@ -12,7 +13,6 @@
 #include <sstream>
 
 #include "cli.hpp"
-#include "data_source.hpp"
 #include "outputs.hpp"
 #include "text.hpp"
 
@@ -43,45 +43,29 @@ std::string label(const bp::io::Preprocessing& p, std::int64_t c) {
              : std::to_string(c);
 }
 
-// The model file and its network. A network saved from code has no architecture: it works here when it
-// carries preprocessing and a 1-D input shape [D]; its number of outputs comes from one forward pass.
-std::pair<bp::io::ModelFile, bp::nn::ModulePtr> load_for(const std::string& path, const char* command) {
-  bp::io::ModelFile model = bp::io::load_model(path);
-  bp::nn::ModulePtr net = bp::io::build_module(model, path);
-  if (model.architecture.inputs > 0) return {std::move(model), std::move(net)};
-  BP_CHECK(
-      model.has_preprocessing, FileError, path,
-      ": the network was saved from code without preprocessing; `backprop ", command,
-      "` needs it (the task, the input kind, the class names): save it with io::save_model(path, module, "
-      "{.input_shape = {D}, .preprocessing = ...})");
-  BP_CHECK(model.input_shape.size() == 1, FileError, path, ": the input shape is ",
-           model.input_shape.empty() ? std::string("not saved") : bp::to_string(model.input_shape),
-           "; `backprop ", command,
-           "` reads rows of D features and needs the input shape [D] (SaveOptions::input_shape)");
-  model.architecture.inputs = model.input_shape.front();
-  bp::NoGradGuard guard;
-  const bp::Tensors params = net->parameters();
-  bp::Tensor y;
-  try {
-    y = net->forward(
-        bp::zeros({1, model.architecture.inputs}, params.empty() ? bp::f32 : params.front().dtype()));
-  } catch (const bp::OutOfMemoryError&) {
-    throw;
-  } catch (const bp::Error& e) {
-    throw bp::FileError(path + ": one forward pass of a zero example of the input shape " +
-                        bp::to_string(model.input_shape) + " failed: " + e.what());
-  }
-  BP_CHECK(y.dim() == 2, FileError, path, ": the network gives outputs of shape ", bp::to_string(y.shape()),
-           " for one example; `backprop ", command, "` needs [1, outputs]");
-  model.architecture.outputs = y.size(1);
-  return {std::move(model), std::move(net)};
+// Prints the header columns a command does not read (the target for predict, ids, notes, ...) as a note.
+void note_ignored(const char* command, const std::string& path, const std::vector<std::string>& ignored,
+                  const std::string& target) {
+  if (ignored.empty()) return;
+  std::string list;
+  for (std::size_t i = 0; i < ignored.size() && i < 10; ++i)
+    list += (list.empty() ? "'" : ", '") + ignored[i] + "'" + (ignored[i] == target ? " (the target)" : "");
+  if (ignored.size() > 10) list += " and " + std::to_string(ignored.size() - 10) + " more";
+  std::fprintf(stderr, "backprop %s: note: %s: ignoring %s %s (not features of the model)\n", command,
+               path.c_str(), ignored.size() == 1 ? "column" : "columns", list.c_str());
 }
 
 }  // namespace
 
 int run_eval(const EvalArgs& a) {
-  const auto [model, net] = load_for(a.model, "eval");
-  const bp::data::TensorDataset data = load_eval_data(model, a.data, a.target, a.split, a.limit);
+  const auto [model, net] = bp::io::load_for_prediction(a.model, "`backprop eval`");
+  const bp::data::ModelData read =
+      bp::data::load_eval_data(model, a.data,
+                               {.target = a.target,
+                                .split = a.split == "train" ? bp::data::Split::train : bp::data::Split::test,
+                                .limit = a.limit});
+  note_ignored("eval", a.data, read.ignored_columns, "");
+  const bp::data::TensorDataset& data = read.data;
   BP_CHECK(data.size() > 0, FileError, a.data, ": no examples to evaluate");
   const bool regression = model.preprocessing.task == "regression";
   const auto loss = bp::config::make_loss(loss_name(model), data.task);
@@ -107,7 +91,7 @@ int run_eval(const EvalArgs& a) {
     return kOk;
   }
 
-  std::printf("model     %s (%s)\n", a.model.c_str(), layers_text(model.architecture).c_str());
+  std::printf("model     %s (%s)\n", a.model.c_str(), bp::io::describe(model.architecture).c_str());
   std::printf("data      %s: %lld examples\n", a.data.c_str(), static_cast<long long>(e.examples));
   std::printf("loss      %.4f\n", e.loss);
   if (regression) {
@@ -145,8 +129,10 @@ int run_predict(const PredictArgs& a) {
              flag, "; choose another --output");
   if (!a.output.empty())
     check_output("--output", a.output, bp::io::FileKind::text, "predictions (text)", a.force);
-  const auto [model, net] = load_for(a.model, "predict");
-  const bp::Tensor x = load_predict_inputs(model, a.input, a.limit);
+  const auto [model, net] = bp::io::load_for_prediction(a.model, "`backprop predict`");
+  const bp::data::ModelInputs inputs = bp::data::load_predict_inputs(model, a.input, a.limit);
+  note_ignored("predict", a.input, inputs.ignored_columns, model.preprocessing.target);
+  const bp::Tensor& x = inputs.features;
   const bp::Tensor y = bp::train::predict(*net, x);
   const bool regression = model.preprocessing.task == "regression";
   std::ostringstream out;

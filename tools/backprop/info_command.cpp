@@ -67,7 +67,7 @@ int run_info(const InfoArgs& a) {
         {{"name", r.name}, {"type", r.type}, {"output_shape", r.output_shape}, {"parameters", r.parameters}});
   json out = {{"file", a.file},
               {"kind", is_checkpoint ? "checkpoint" : "model"},
-              {"network", from_code ? rows.front().type : layers_text(arch)},
+              {"network", from_code ? rows.front().type : bp::io::describe(arch)},
               {"parameters", net->num_parameters()},
               {"trainable_parameters", net->num_parameters()},
               {"buffer_elements", buffers},
@@ -118,7 +118,7 @@ int run_info(const InfoArgs& a) {
   else if (from_code)
     std::printf("network     %s (saved from code)\n", rows.front().type.c_str());
   else
-    std::printf("network     %s, %s%s, init %s\n", layers_text(arch).c_str(), arch.activation.c_str(),
+    std::printf("network     %s, %s%s, init %s\n", bp::io::describe(arch).c_str(), arch.activation.c_str(),
                 extras.c_str(), arch.init.c_str());
   std::printf("parameters  %s\n", bp::io::with_commas(net->num_parameters()).c_str());
   std::printf("summary     output shapes for one example of zeros, input %s\n",

@@ -154,6 +154,48 @@ void check_leftovers(const CLI::App& sub) {
                         " --help)");
 }
 
+// The subcommand called `name`, or nullptr.
+const CLI::App* command_named(const std::string& name, const CLI::App& app) {
+  for (const CLI::App* s : app.get_subcommands({}))
+    if (s->get_name() == name) return s;
+  return nullptr;
+}
+
+// "unknown command 'WORD'; did you mean 'NEAR'? (commands: train, eval, ...)".
+std::string unknown_command(const std::string& word, const CLI::App& app) {
+  std::vector<std::string> names;
+  for (const CLI::App* s : app.get_subcommands({})) names.push_back(s->get_name());
+  std::string list;
+  for (const std::string& n : names) list += (list.empty() ? "" : ", ") + n;
+  const std::string near = bp::config::closest(word, names);
+  return "unknown command '" + word + "'" + (near.empty() ? "" : "; did you mean '" + near + "'?") +
+         " (commands: " + list + ")";
+}
+
+// Whether an exception is of type E.
+template <class E>
+bool is(const std::exception& e) {
+  return dynamic_cast<const E*>(&e) != nullptr;
+}
+
+// The library's errors as the tool reports them: the first row whose type matches gives the message prefix
+// and the exit code (cli.hpp); any other exception is an internal error.
+struct ErrorRow {
+  bool (*matches)(const std::exception&);
+  const char* prefix;
+  int code;
+};
+const ErrorRow kErrors[] = {
+    {is<bp::OutOfMemoryError>, "error: ", cli::kOutOfMemory},
+    {is<bp::DivergedError>, "", cli::kDiverged},
+    {is<bp::ConfigError>, "error: ", cli::kUsage},
+    {is<bp::ValueError>, "error: ", cli::kUsage},
+    {is<bp::FileError>, "error: ", cli::kData},
+    {is<bp::ShapeError>, "error: ", cli::kData},
+    {is<bp::DTypeError>, "error: ", cli::kData},
+    {is<bp::IndexError>, "error: ", cli::kData},
+};
+
 // What a command printed must reach its reader: standard output that cannot be written (a full disk,
 // /dev/full) is an error (exit 3), never a cut-off result with exit 0.
 int written(int code) {
@@ -216,8 +258,6 @@ int main(int argc, char** argv) {
   train->add_flag("-q,--quiet", train_args.quiet, "print nothing but errors");
   train->add_flag("--json", train_args.json, "print a JSON summary on stdout instead of text");
   config_flags.add_to(*train);
-  train->allow_extras();
-  train->footer(kFooter);
 
   CommandFlags command_flags;  // the value flags of eval, predict and explain
 
@@ -237,8 +277,6 @@ int main(int argc, char** argv) {
   command_flags.add(*eval, "--split", eval_args.split, "train|test");
   command_flags.add(*eval, "--limit", eval_args.limit, "N");
   eval->add_flag("--json", eval_args.json, "print JSON");
-  eval->allow_extras();
-  eval->footer(kFooter);
 
   // predict
   cli::PredictArgs predict_args;
@@ -262,8 +300,6 @@ int main(int argc, char** argv) {
   predict->add_flag("--json", predict_args.json, "one JSON object per line");
   predict->add_flag("--force", predict_args.force,
                     "let --output replace a file that holds something else (a model, a graph, ...)");
-  predict->allow_extras();
-  predict->footer(kFooter);
 
   // info
   cli::InfoArgs info_args;
@@ -271,8 +307,6 @@ int main(int argc, char** argv) {
       "info", "Show a model's or checkpoint's architecture, parameter count and training metadata.");
   info->add_option("FILE", info_args.file, "a model file or a checkpoint")->required();
   info->add_flag("--json", info_args.json, "print JSON");
-  info->allow_extras();
-  info->footer(kFooter);
 
   // export
   cli::ExportArgs export_args;
@@ -287,8 +321,6 @@ int main(int argc, char** argv) {
   export_->add_flag("--force", export_args.force,
                     "let --onnx replace a file that holds something else (a model, text, ...)");
   export_->add_flag("-q,--quiet", export_args.quiet, "print nothing but errors");
-  export_->allow_extras();
-  export_->footer(kFooter);
 
   // report
   std::string report_dir;
@@ -297,8 +329,6 @@ int main(int argc, char** argv) {
       app.add_subcommand("report", "(Re)build RUN_DIR/report.html from the run folder's files.");
   report->add_option("RUN_DIR", report_dir, "a run folder written by backprop train")->required();
   report->add_flag("-q,--quiet", report_quiet, "print nothing but errors");
-  report->allow_extras();
-  report->footer(kFooter);
 
   // explain
   ExplainArgs explain_args;
@@ -318,29 +348,20 @@ int main(int argc, char** argv) {
   explain->add_flag("--json", explain_args.json, "print one JSON object");
   explain->add_flag("--force", explain_args.force,
                     "let --graph replace a file that holds something else (a model, text, ...)");
-  explain->allow_extras();
-  explain->footer(kFooter);
 
   // help [COMMAND]: the same text as --help and COMMAND --help.
   std::string help_topic;
   CLI::App* help = app.add_subcommand("help", "Show this help, or a command's: backprop help COMMAND.");
   help->add_option("COMMAND", help_topic, "a command")->type_name("COMMAND");
-  help->footer(kFooter);
+  // Every command: the exit codes below its help; unknown flags reported by check_leftovers, with a suggestion.
+  for (CLI::App* s : app.get_subcommands({})) {
+    s->footer(kFooter);
+    if (s != help) s->allow_extras();
+  }
 
   // A mistyped subcommand gets a suggestion before CLI11 reports "a subcommand is required".
-  if (argc > 1 && argv[1][0] != '-') {
-    const std::string word = argv[1];
-    std::vector<std::string> names;
-    for (const CLI::App* s : app.get_subcommands({})) names.push_back(s->get_name());
-    if (std::find(names.begin(), names.end(), word) == names.end()) {
-      const std::string near = bp::config::closest(word, names);
-      return fail("", "error: ",
-                  ("unknown command '" + word + "'" + (near.empty() ? "" : "; did you mean '" + near + "'?") +
-                   " (commands: train, eval, predict, info, export, report, explain, help)")
-                      .c_str(),
-                  cli::kUsage);
-    }
-  }
+  if (argc > 1 && argv[1][0] != '-' && command_named(argv[1], app) == nullptr)
+    return fail("", "error: ", unknown_command(argv[1], app).c_str(), cli::kUsage);
 
   std::string command;
   try {
@@ -361,17 +382,10 @@ int main(int argc, char** argv) {
         std::cout << app.get_formatter()->make_help(&app, app.get_name(), CLI::AppFormatMode::Normal);
         return cli::kOk;
       }
-      for (const CLI::App* s : app.get_subcommands({}))
-        if (s->get_name() == help_topic) {
-          std::cout << s->help(app.get_name());
-          return cli::kOk;
-        }
-      std::vector<std::string> names;
-      for (const CLI::App* s : app.get_subcommands({})) names.push_back(s->get_name());
-      const std::string near = bp::config::closest(help_topic, names);
-      throw bp::ConfigError("unknown command '" + help_topic + "'" +
-                            (near.empty() ? "" : "; did you mean '" + near + "'?") +
-                            " (commands: train, eval, predict, info, export, report, explain, help)");
+      const CLI::App* topic = command_named(help_topic, app);
+      if (topic == nullptr) throw bp::ConfigError(unknown_command(help_topic, app));
+      std::cout << topic->help(app.get_name());
+      return cli::kOk;
     }
     if (sub == train) {
       train_args.overrides = config_flags.given(*train);
@@ -384,27 +398,13 @@ int main(int argc, char** argv) {
     if (sub == report) return written(cli::run_report(report_dir, report_quiet));
     if (sub == explain) return written(run_explain(explain_args, std::cout));
     return cli::kUsage;
-  } catch (const bp::OutOfMemoryError& e) {
-    return fail(command, "error: ", e.what(), cli::kOutOfMemory);
-  } catch (const bp::DivergedError& e) {
-    return fail(command, "", e.what(), cli::kDiverged);
-  } catch (const bp::ConfigError& e) {
-    return fail(command, "error: ", e.what(), cli::kUsage);
-  } catch (const bp::ValueError& e) {
-    return fail(command, "error: ", e.what(), cli::kUsage);
-  } catch (const bp::FileError& e) {
-    return fail(command, "error: ", e.what(), cli::kData);
-  } catch (const bp::ShapeError& e) {
-    return fail(command, "error: ", e.what(), cli::kData);
-  } catch (const bp::DTypeError& e) {
-    return fail(command, "error: ", e.what(), cli::kData);
-  } catch (const bp::IndexError& e) {
-    return fail(command, "error: ", e.what(), cli::kData);
   } catch (const std::bad_alloc&) {  // outside the tensor allocator, so the size is not known
     return fail(command, "error: ",
                 "out of memory: the system refused an allocation outside tensor storage (size not known)",
                 cli::kOutOfMemory);
   } catch (const std::exception& e) {
+    for (const ErrorRow& row : kErrors)
+      if (row.matches(e)) return fail(command, row.prefix, e.what(), row.code);
     return fail(command, "internal error: ", e.what(), cli::kInternal);
   }
 }

@@ -5,26 +5,25 @@
 #include <backprop/anomaly.hpp>
 #include <backprop/backprop.hpp>
 #include <backprop/config/make.hpp>
+#include <backprop/data/source.hpp>
 #include <backprop/io/checkpoint.hpp>
 #include <backprop/io/metrics.hpp>
 #include <backprop/io/module_tree.hpp>
 #include <backprop/io/run_folder.hpp>
 #include <backprop/io/run_summary.hpp>
+#include <backprop/io/warm_start.hpp>
 #include <backprop/threads.hpp>
 #include <backprop/train/callbacks.hpp>
 #include <backprop/train/memory_estimate.hpp>
 #include <chrono>
 #include <cmath>
-#include <ctime>
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <optional>
 
 #include "cli.hpp"
-#include "data_source.hpp"
 #include "parallel.hpp"
-#include "setup.hpp"
 #include "signals.hpp"
 #include "text.hpp"
 
@@ -39,18 +38,6 @@ namespace {
 // Keys a resumed run may change: they do not alter what the finished epochs computed.
 const std::vector<std::string> kResumable = {"train.epochs", "run.checkpoint_every", "run.threads",
                                              "run.grad_flow", "run.detect_anomaly"};
-
-std::string timestamp_dir() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  localtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", &tm);
-  std::string dir = std::string("runs/") + buf;
-  std::error_code ec;
-  for (int i = 2; fs::exists(dir, ec); ++i) dir = std::string("runs/") + buf + "-" + std::to_string(i);
-  return dir;
-}
 
 // The run folder of a checkpoint: RUN/checkpoints/epoch-NNNN.safetensors -> RUN.
 std::string run_dir_of(const std::string& checkpoint) {
@@ -105,90 +92,6 @@ Effective effective_config(const TrainArgs& a) {
   return e;
 }
 
-// Checks that a resumed run rebuilt the same data preparation as the one it continues.
-void check_same_data(const bp::io::ModelFile& saved, const bp::io::ModelFile& now,
-                     const bp::io::Preprocessing& pre, const std::string& path) {
-  const bp::io::Architecture& arch = now.architecture;
-  BP_CHECK(saved.architecture.inputs == arch.inputs && saved.architecture.outputs == arch.outputs, FileError,
-           path, ": the checkpoint's network is ", layers_text(saved.architecture),
-           " but the data now gives ", layers_text(arch), "; the training data changed since the checkpoint");
-  BP_CHECK(now.module_tree.empty() ||
-               (saved.input_shape == now.input_shape && saved.module_tree == now.module_tree),
-           FileError, path,
-           ": the checkpoint's network differs from the one the data now gives (input shape ",
-           bp::to_string(saved.input_shape), " against ", bp::to_string(now.input_shape),
-           "); the training data changed since the checkpoint");
-  BP_CHECK(saved.preprocessing.class_names == pre.class_names, FileError, path,
-           ": the class labels of the training data changed since the checkpoint");
-  BP_CHECK(saved.preprocessing.mean.defined() == pre.mean.defined() &&
-               (!pre.mean.defined() || (bp::max_abs_diff(saved.preprocessing.mean, pre.mean) == 0 &&
-                                        bp::max_abs_diff(saved.preprocessing.std, pre.std) == 0)),
-           FileError, path,
-           ": the standardisation statistics of the training data changed since the checkpoint");
-}
-
-// --init-from: the weights of a saved model, checked to be those of the network this run builds.
-void warm_start(bp::nn::Module& net, const bp::io::Architecture& arch, const bp::io::Preprocessing& pre,
-                const std::string& path) {
-  bp::io::ModelFile saved;
-  try {
-    saved = bp::io::load_model(path);
-  } catch (const bp::FileError& e) {
-    throw bp::FileError(std::string("--init-from: ") + e.what());
-  }
-  const bp::io::Architecture& a = saved.architecture;
-  BP_CHECK((a.inputs == 0) == (arch.inputs == 0), ConfigError, "--init-from ", path,
-           ": the model's network is ", a.inputs == 0 ? "a layer list" : "an MLP", " but this run builds ",
-           arch.inputs == 0 ? "a layer list (--arch)" : "an MLP (--arch mlp)");
-  BP_CHECK(a.inputs == 0 || (a.inputs == arch.inputs && a.hidden == arch.hidden &&
-                             a.outputs == arch.outputs && a.batchnorm == arch.batchnorm),
-           ConfigError, "--init-from ", path, ": the model's network is ", layers_text(a),
-           a.batchnorm ? " with batchnorm" : "", " but this run builds ", layers_text(arch),
-           arch.batchnorm ? " with batchnorm" : "", " (set --layers and --batchnorm to match the model)");
-  BP_CHECK(pre.class_names.empty() || saved.preprocessing.class_names == pre.class_names, ConfigError,
-           "--init-from ", path, ": the model was trained on other classes than this run's data");
-  try {
-    net.load_state_dict(saved.state);
-  } catch (const bp::OutOfMemoryError&) {
-    throw;
-  } catch (const bp::Error& e) {
-    throw bp::ConfigError(std::string("--init-from ") + path + ": " + e.what());
-  }
-}
-
-std::uint64_t bytes_of(const bp::data::TensorDataset& d) {
-  return (d.features.defined() ? d.features.nbytes() : 0) + (d.targets.defined() ? d.targets.nbytes() : 0);
-}
-
-// Before the network is built: a configuration whose estimated memory exceeds what the machine can give is a
-// usage error naming the flag that sets the larger part, not an allocation failure after an epoch.
-void check_memory(const bp::io::Architecture& arch, const bp::config::Config& cfg, std::int64_t rows,
-                  const TrainingData& data) {
-  const std::int64_t batch =
-      cfg.train.batch_size == 0 ? std::max<std::int64_t>(rows, 1) : cfg.train.batch_size;
-  const bp::train::MemoryEstimate need =
-      bp::train::estimate_memory(arch, batch, cfg.optimizer.name, cfg.optimizer.momentum,
-                                 bytes_of(data.train) + bytes_of(data.validation) + bytes_of(data.test));
-  const std::optional<bp::train::AvailableMemory> room = bp::train::available_memory();
-  const std::uint64_t more = need.total() - need.data;  // the data is already in memory
-  if (!room || more <= room->bytes) return;
-  const std::uint64_t model = need.parameters + need.gradients + need.optimizer;
-  std::string hidden;
-  for (const std::int64_t w : arch.hidden) hidden += (hidden.empty() ? "" : ",") + std::to_string(w);
-  const std::string layers = "--layers " + hidden + " (network " + layers_text(arch) +
-                             "; parameters, gradients and optimizer state: " + std::to_string(model) +
-                             " bytes)";
-  const std::string batches = "--batch-size " +
-                              (cfg.train.batch_size == 0 ? std::string("full") : std::to_string(batch)) +
-                              " (activations of one batch: " + std::to_string(need.activations) + " bytes)";
-  throw bp::ConfigError("training needs about " + std::to_string(more) + " bytes (" + bp::format_bytes(more) +
-                        ") more than the data already loaded, but " + room->source + " allows " +
-                        std::to_string(room->bytes) + " bytes (" + bp::format_bytes(room->bytes) +
-                        "); reduce " +
-                        (model >= need.activations ? layers + " or " + batches : batches + " or " + layers) +
-                        " [" + need.text() + "]");
-}
-
 // Where a run writes: its run folder, or while --overwrite keeps the earlier run there, a staging folder.
 struct Place {
   std::string dir;      // the run folder
@@ -238,7 +141,7 @@ int run_train(const TrainArgs& args) {
   const bool resuming = !eff.checkpoint.empty();
   const std::string run_dir = !args.out.empty() ? args.out
                               : resuming        ? run_dir_of(eff.checkpoint)
-                                                : timestamp_dir();
+                                                : bp::io::new_run_dir();
   // Before any data is read: a run folder that cannot be written, or whose files would overwrite an input, is
   // refused now rather than after the training.
   Place place{.dir = run_dir, .staging = {}};
@@ -290,7 +193,7 @@ int train(const TrainArgs& args, Effective& eff, const Place& place,
   if (cfg.run.threads > 0) bp::set_num_threads(static_cast<int>(cfg.run.threads));
 
   // ---- data, network, optimiser --------------------------------------------------------------------------
-  TrainingData data = load_training_data(cfg);
+  bp::data::TrainingData data = bp::data::load_training_data(cfg);
   if (!resuming) {  // an image preset's own defaults (its epochs) for the keys that were not given
     const bp::config::FittedDefaults preset =
         bp::config::preset_defaults(eff.config, eff.given, data.preprocessing.input == "image");
@@ -305,7 +208,7 @@ int train(const TrainArgs& args, Effective& eff, const Place& place,
                                  .features = data.train.num_features(),
                                  .classes = data.train.num_classes},
                                 eff.given);
-    if (cfg.data.val_split != split) data = load_training_data(cfg);
+    if (cfg.data.val_split != split) data = bp::data::load_training_data(cfg);
     if (talk && !fitted.summary.empty()) std::fprintf(stderr, "%s\n", fitted.summary.c_str());
   }
   const bool regression = data.train.task == bp::data::Task::regression;
@@ -331,14 +234,15 @@ int train(const TrainArgs& args, Effective& eff, const Place& place,
   // --arch mlp: dense layers from --layers and its companions; else a preset's or the config's layer list.
   const std::vector<bp::config::LayerSpec> layers = bp::config::network_layers(cfg.model);
   const bool mlp = layers.empty();
-  if (!mlp) check_layer_list_flags(eff.given, cfg.model.arch);
+  if (!mlp) bp::config::check_layer_list_keys(eff.given, cfg.model.arch);
   const bp::io::Architecture arch =
       mlp ? bp::config::make_architecture(cfg, data.train.num_features(), outputs) : bp::io::Architecture{};
-  if (mlp) check_memory(arch, cfg, n, data);
+  if (mlp) bp::train::check_memory(arch, cfg, n, data.nbytes());
   bp::Generator gen(cfg.run.seed);
   std::shared_ptr<bp::nn::Sequential> net =
       mlp ? bp::io::build_network(arch, gen)
-          : build_layers(layers, data.train.num_features(), data.preprocessing, outputs, gen, cfg.model.init);
+          : bp::config::make_layer_network(layers, data.train.num_features(), outputs, data.preprocessing,
+                                           gen, cfg.model.init);
   bp::io::ModelFile model{.architecture = arch, .preprocessing = data.preprocessing};
   model.config_toml = bp::config::to_toml(cfg);
   if (!mlp) {  // saved as its module tree: eval, predict and info rebuild it from the file
@@ -353,9 +257,9 @@ int train(const TrainArgs& args, Effective& eff, const Place& place,
   const auto optimizer = bp::config::make_optimizer(cfg.optimizer, net->parameters());
   const auto scheduler = bp::config::make_scheduler(cfg.optimizer, *optimizer, cfg.train.epochs);
   const std::string network =
-      mlp ? layers_text(arch) : cfg.model.arch + " (" + std::to_string(layers.size()) + " layers)";
+      mlp ? bp::io::describe(arch) : cfg.model.arch + " (" + std::to_string(layers.size()) + " layers)";
 
-  if (!cfg.run.init_from.empty() && !resuming) warm_start(*net, arch, data.preprocessing, cfg.run.init_from);
+  if (!cfg.run.init_from.empty() && !resuming) bp::io::init_from(*net, cfg.run.init_from, model);
 
   // ---- the trainer and its callbacks ---------------------------------------------------------------------
   // SIGINT / SIGTERM from here on: fit() returns after the current update, and ModelCheckpoint saves that
@@ -390,7 +294,7 @@ int train(const TrainArgs& args, Effective& eff, const Place& place,
   bp::io::RunFolder files(run_dir, root, "--out");
   if (resuming) {
     const bp::io::Checkpoint& ck = eff.saved;
-    check_same_data(ck.model, model, data.preprocessing, eff.checkpoint);
+    bp::io::check_same_model(ck.model, model, eff.checkpoint);
     BP_CHECK(ck.trainer.partial.batches == 0 || cfg.train.epochs > ck.trainer.epoch, ConfigError, "--epochs ",
              cfg.train.epochs, ": the checkpoint ", eff.checkpoint, " stopped inside epoch ",
              ck.trainer.epoch + 1, "; a resumed run must train at least ", ck.trainer.epoch + 1, " epochs");

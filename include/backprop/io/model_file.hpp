@@ -60,6 +60,9 @@ struct Architecture {
   std::string init = "kaiming_uniform";  // kaiming_uniform | kaiming_normal | xavier_uniform | xavier_normal
 };
 
+/// "784-256-128-10": an MLP's layer sizes.
+std::string describe(const Architecture& architecture);
+
 /// The Sequential an Architecture describes. Each hidden layer is
 ///   Linear (DropConnect when dropconnect > 0) [-> BatchNorm1d] -> activation [-> Dropout],
 /// and the output layer is a Linear without activation (its outputs are logits, or values for regression).
@@ -134,6 +137,19 @@ void save_model(const std::string& path, const nn::Module& module, const SaveOpt
 /// Reads any model file (one saved from code, or by `backprop train`, or a checkpoint) and gives back the
 /// network with its tensors loaded, in eval mode: build_module(load_model(path), path).
 std::shared_ptr<nn::Module> load_module(const std::string& path);
+
+/// A model file and its network, ready for predictions and for data::load_eval_data / load_predict_inputs.
+struct LoadedModel {
+  ModelFile model;
+  std::shared_ptr<nn::Module> network;
+};
+
+/// load_model and build_module, with model.architecture.inputs and outputs filled in for a network saved from
+/// code (from its 1-D input shape [D] and one forward pass of a zero example), so that data read for it can
+/// be checked against them. `who` names the caller in messages ("`backprop eval`"). Throws FileError naming
+/// `path` when a network saved from code has no preprocessing or no 1-D input shape, or its forward pass
+/// fails or gives another shape than [1, outputs].
+LoadedModel load_for_prediction(const std::string& path, const std::string& who = "prediction");
 
 /// The network of a model: built from its module tree, or, in a file written before trees were stored, from
 /// its architecture (load_network). Throws FileError naming `origin` and the field or tensor that does not fit.

@@ -12,6 +12,7 @@
 // failed run leaves the earlier one byte-identical. docs/reliability.md gives the rules.
 //
 // Example:
+//   const std::string fresh = bp::io::new_run_dir();                 // runs/20260105-093000
 //   bp::io::check_run_folder("runs/a", {{"--data", "train.csv"}});   // before any data is read
 //   const bool staged = !bp::io::run_entries("runs/a").empty();
 //   const std::string where = staged ? bp::io::staging_dir("runs/a") : "runs/a";
@@ -44,6 +45,10 @@ bool same_path(const std::string& a, const std::string& b);
 /// Throws ConfigError naming the input (it would be overwritten), FileError for a folder that cannot be used.
 void check_run_folder(const std::string& dir, const std::vector<NamedInput>& inputs,
                       const std::string& label = "run folder");
+
+/// A new run's folder when none is named: PARENT/YYYYMMDD-HHMMSS in local time (as PyTorch's SummaryWriter
+/// names its runs/ folders), or PARENT/YYYYMMDD-HHMMSS-2, -3, ... when that exists. Nothing is created.
+std::string new_run_dir(const std::string& parent = "runs");
 
 /// The files and folders of a run that `dir` holds (model.safetensors, metrics.jsonl, config.toml,
 /// summary.json, report.html, checkpoints/); empty when it holds none or does not exist.

@@ -14,8 +14,11 @@
 //   std::cout << need.text() << "\n";   // parameters 0.9 MiB, gradients 0.9 MiB, optimizer state 1.8 MiB, ...
 //   if (auto room = bp::train::available_memory(); room && need.total() > room->bytes)
 //     std::cout << "needs " << need.total() << " bytes, " << room->source << " allows " << room->bytes << "\n";
+//   bp::config::Config cfg;
+//   bp::train::check_memory(arch, cfg, /*rows=*/60000, /*data_bytes=*/0);   // ConfigError if it cannot fit
 #pragma once
 
+#include <backprop/config.hpp>
 #include <backprop/io/model_file.hpp>
 #include <cstdint>
 #include <optional>
@@ -56,5 +59,13 @@ struct AvailableMemory {
 /// The least of: MemAvailable (/proc/meminfo), the address-space limit RLIMIT_AS minus what the process
 /// already maps, and the cgroup's memory.max minus memory.current. Nothing when none of them can be read.
 std::optional<AvailableMemory> available_memory();
+
+/// Before the network is built: throws ConfigError when training `arch` as `config` says (train.batch_size,
+/// 0 = all `rows` at once; optimizer.name and momentum) needs more memory than available_memory() allows,
+/// beyond the `data_bytes` already loaded. The message gives both numbers and names the flag that sets the
+/// larger part first (--layers for the model, --batch-size for the activations). Nothing when the memory
+/// available cannot be read.
+void check_memory(const io::Architecture& arch, const config::Config& config, std::int64_t rows,
+                  std::uint64_t data_bytes);
 
 }  // namespace backprop::train

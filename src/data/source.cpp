@@ -1,20 +1,21 @@
-// Reading training, evaluation and prediction data for the tool, with the model's preprocessing.
-#include "data_source.hpp"
-
+// Data sets named by a configuration, and new data read for a saved model (backprop/data/source.hpp).
 #include <algorithm>
+#include <backprop/data/csv.hpp>
+#include <backprop/data/idx.hpp>
+#include <backprop/data/source.hpp>
+#include <backprop/data/standardize.hpp>
 #include <backprop/error.hpp>
 #include <backprop/io.hpp>
 #include <backprop/ops.hpp>
 #include <charconv>
 #include <cmath>
-#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <unordered_set>
 
-namespace cli {
+namespace backprop::data {
 
-namespace bp = backprop;
 namespace fs = std::filesystem;
 
 namespace {
@@ -28,27 +29,26 @@ Kind kind_of(const std::string& source, const std::string& origin) {
   std::error_code ec;
   if (fs::is_directory(source, ec)) return Kind::idx_dir;
   if (fs::exists(source, ec)) return Kind::csv;
-  if (!bp::config::closest(source, {kFashion}).empty())
-    throw bp::ConfigError(origin + ": unknown data source '" + source + "'; did you mean '" + kFashion +
-                          "'?");
-  throw bp::FileError(origin + ": '" + source +
-                      "' does not exist (expected fashion-mnist, a directory of IDX files, or a .csv file)");
+  if (!config::closest(source, {kFashion}).empty())
+    throw ConfigError(origin + ": unknown data source '" + source + "'; did you mean '" + kFashion + "'?");
+  throw FileError(origin + ": '" + source +
+                  "' does not exist (expected fashion-mnist, a directory of IDX files, or a .csv file)");
 }
 
-// Runs a data-reading step, turning a data problem reported as another backprop::Error into a FileError
-// (exit 3) that says which data it was about.
+// Runs a data-reading step, turning a data problem reported as another backprop::Error into a FileError that
+// says which data it was about.
 template <class F>
 auto reading(const std::string& what, F&& f) {
   try {
     return f();
-  } catch (const bp::FileError&) {
+  } catch (const FileError&) {
     throw;
-  } catch (const bp::OutOfMemoryError&) {
+  } catch (const OutOfMemoryError&) {
     throw;
-  } catch (const bp::ConfigError&) {
+  } catch (const ConfigError&) {
     throw;
-  } catch (const bp::Error& e) {
-    throw bp::FileError(what + ": " + e.what());
+  } catch (const Error& e) {
+    throw FileError(what + ": " + e.what());
   }
 }
 
@@ -59,17 +59,17 @@ std::vector<std::int64_t> image_shape(std::int64_t d) {
 }
 
 // Regression targets as [N, 1], the network's output shape.
-void column_targets(bp::data::TensorDataset& d) {
-  if (d.task == bp::data::Task::regression && d.targets.defined() && d.targets.dim() == 1)
+void column_targets(TensorDataset& d) {
+  if (d.task == Task::regression && d.targets.defined() && d.targets.dim() == 1)
     d.targets = d.targets.reshape({d.targets.size(0), 1});
 }
 
-bp::data::TensorDataset standardized(bp::data::TensorDataset d, const bp::io::Preprocessing& p) {
+TensorDataset standardized(TensorDataset d, const io::Preprocessing& p) {
   if (d.size() > 0) d.features = p.apply(d.features);
   return d;
 }
 
-void check_features(const bp::data::TensorDataset& d, std::int64_t expected, const std::string& what) {
+void check_features(const TensorDataset& d, std::int64_t expected, const std::string& what) {
   BP_CHECK(d.num_features() == expected, FileError, what, " has ", d.num_features(),
            " features per example, ", "expected ", expected, " (as the training data / the model)");
 }
@@ -88,9 +88,9 @@ std::string images_text(std::int64_t values) {
   return std::to_string(values) + " (" + std::to_string(side[0]) + "x" + std::to_string(side[1]) + " images)";
 }
 
-// What the model takes, in words: "4 features (columns 'sepal', 'petal', ...)", "784 features (28x28 images)".
-std::string model_inputs(const bp::io::ModelFile& m) {
-  const bp::io::Preprocessing& p = m.preprocessing;
+// What the model takes, in words: "4 features (columns 'sepal', ...)", "784 features (28x28 images)".
+std::string model_inputs(const io::ModelFile& m) {
+  const io::Preprocessing& p = m.preprocessing;
   const std::string n = std::to_string(m.architecture.inputs) + " features";
   if (p.input == "image" && p.image_shape.size() == 2)
     return n + " (" + std::to_string(p.image_shape[0]) + "x" + std::to_string(p.image_shape[1]) + " images)";
@@ -98,9 +98,9 @@ std::string model_inputs(const bp::io::ModelFile& m) {
   return n + " (columns of a table without a header row)";
 }
 
-// A model/data mismatch, naming both shapes: "the model takes 3 features (...), the data has 784 (28x28 images)".
-[[noreturn]] void mismatch(const std::string& where, const bp::io::ModelFile& m, const std::string& data) {
-  throw bp::FileError(where + ": the model takes " + model_inputs(m) + ", the data has " + data);
+// A model/data mismatch, naming both shapes: "the model takes 3 features (...), the data has 784 (...)".
+[[noreturn]] void mismatch(const std::string& where, const io::ModelFile& m, const std::string& data) {
+  throw FileError(where + ": the model takes " + model_inputs(m) + ", the data has " + data);
 }
 
 bool is_number(const std::string& s) {
@@ -133,51 +133,47 @@ std::string target_column(const std::vector<std::string>& header, const std::str
   return "";
 }
 
-// Prints the header columns a command does not read (the target for predict, ids, notes, ...) as a note.
-void note_ignored(const char* command, const std::string& path, const std::vector<std::string>& header,
-                  const std::vector<std::string>& used, const std::string& target) {
+// The header columns not in `used`, in file order.
+std::vector<std::string> unused(const std::vector<std::string>& header,
+                                const std::vector<std::string>& used) {
   const std::unordered_set<std::string> read(used.begin(), used.end());
-  std::string list;
-  std::size_t n = 0;
-  for (const std::string& name : header) {
-    if (read.count(name) != 0) continue;
-    if (n++ < 10) list += (list.empty() ? "'" : ", '") + name + "'" + (name == target ? " (the target)" : "");
-  }
-  if (n == 0) return;
-  if (n > 10) list += " and " + std::to_string(n - 10) + " more";
-  std::fprintf(stderr, "backprop %s: note: %s: ignoring %s %s (not features of the model)\n", command,
-               path.c_str(), n == 1 ? "column" : "columns", list.c_str());
+  std::vector<std::string> out;
+  for (const std::string& name : header)
+    if (read.count(name) == 0) out.push_back(name);
+  return out;
+}
+
+std::uint64_t nbytes_of(const TensorDataset& d) {
+  return (d.features.defined() ? d.features.nbytes() : 0) + (d.targets.defined() ? d.targets.nbytes() : 0);
 }
 
 }  // namespace
 
-bool is_directory(const std::string& path) {
-  std::error_code ec;
-  return fs::is_directory(path, ec);
+std::uint64_t TrainingData::nbytes() const {
+  return nbytes_of(train) + nbytes_of(validation) + nbytes_of(test);
 }
 
-TrainingData load_training_data(const bp::config::Config& cfg) {
-  const bp::config::DataConfig& dc = cfg.data;
+TrainingData load_training_data(const config::Config& cfg) {
+  const config::DataConfig& dc = cfg.data;
   const Kind kind = kind_of(dc.source, "--data");
   TrainingData out;
   out.name = dc.source;
-  bp::data::TensorDataset all;
-  bp::io::Preprocessing& pre = out.preprocessing;
+  TensorDataset all;
+  io::Preprocessing& pre = out.preprocessing;
   if (kind == Kind::csv) {
     BP_CHECK(dc.augment.empty(), ConfigError, "--augment ", dc.augment,
              " needs image data (IDX files); --data ", dc.source, " is a table");
     const bool regression = dc.task == "regression";
     all = reading(dc.source, [&] {
-      return bp::data::read_csv(
-          dc.source, {.target = dc.target,
-                      .task = regression ? bp::data::Task::regression : bp::data::Task::classification});
+      return read_csv(dc.source,
+                      {.target = dc.target, .task = regression ? Task::regression : Task::classification});
     });
     if (dc.limit_train > 0) all = all.head(dc.limit_train);
     if (!dc.test.empty()) {
       // The training file's feature columns, by name when both files have a header row.
-      bp::data::CsvOptions opt{.target = dc.target, .task = all.task, .features = all.feature_names};
+      CsvOptions opt{.target = dc.target, .task = all.task, .features = all.feature_names};
       if (!regression) opt.class_names = all.class_names;
-      out.test = reading(dc.test, [&] { return bp::data::read_csv(dc.test, opt); });
+      out.test = reading(dc.test, [&] { return read_csv(dc.test, opt); });
       if (dc.limit_test > 0) out.test = out.test.head(dc.limit_test);
       check_features(out.test, all.num_features(), dc.test);
     }
@@ -187,21 +183,21 @@ TrainingData load_training_data(const bp::config::Config& cfg) {
   } else {
     BP_CHECK(dc.task == "classification", ConfigError,
              "--task regression needs a CSV file; IDX data (--data ", dc.source, ") is for classification");
-    const std::string dir = kind == Kind::fashion ? bp::data::FashionMNIST::default_dir : dc.source;
+    const std::string dir = kind == Kind::fashion ? FashionMNIST::default_dir : dc.source;
     all = reading(dir, [&] {
       if (kind == Kind::fashion)  // its own loader: a missing file's message says how to install it
-        return bp::data::FashionMNIST::load(dir, bp::data::Split::train, dc.limit_train);
-      return bp::data::load_idx_dir(dir, bp::data::Split::train, dc.limit_train);
+        return FashionMNIST::load(dir, Split::train, dc.limit_train);
+      return load_idx_dir(dir, Split::train, dc.limit_train);
     });
     const std::string test_dir = dc.test.empty() ? dir : dc.test;
     out.test = reading(test_dir, [&] {
       if (kind == Kind::fashion && dc.test.empty())
-        return bp::data::FashionMNIST::load(dir, bp::data::Split::test, dc.limit_test);
-      return bp::data::load_idx_dir(test_dir, bp::data::Split::test, dc.limit_test, all.class_names);
+        return FashionMNIST::load(dir, Split::test, dc.limit_test);
+      return load_idx_dir(test_dir, Split::test, dc.limit_test, all.class_names);
     });
     check_features(out.test, all.num_features(), test_dir);
-    // The command line's networks are dense: images [N, 1, H, W] become rows [N, H*W] (shared, not copied).
-    if (all.features.dim() >= 3) out.image = bp::data::image_shape_of(all.features);
+    // Images [N, 1, H, W] become rows [N, H*W] (shared, not copied); `image` keeps their shape.
+    if (all.features.dim() >= 3) out.image = image_shape_of(all.features);
     BP_CHECK(dc.augment.empty() || out.image.height > 0, ConfigError, "--augment ", dc.augment,
              " needs image data; the IDX files in ", dir, " hold rows ", all.features.shape(),
              ", not images");
@@ -216,10 +212,10 @@ TrainingData load_training_data(const bp::config::Config& cfg) {
     return 0;
   });
   BP_CHECK(all.size() >= 1, FileError, dc.source, ": no training examples");
-  pre.task = bp::data::task_name(all.task);
+  pre.task = task_name(all.task);
   pre.class_names = all.class_names;
   if (dc.val_split > 0) {
-    auto [train, validation] = bp::data::train_validation_split(all, dc.val_split, cfg.run.seed);
+    auto [train, validation] = train_validation_split(all, dc.val_split, cfg.run.seed);
     BP_CHECK(train.size() >= 1, ConfigError, "--val-split ", dc.val_split,
              " leaves no training examples out of ", all.size());
     out.train = std::move(train);
@@ -228,7 +224,7 @@ TrainingData load_training_data(const bp::config::Config& cfg) {
     out.train = all;
   }
   if (kind == Kind::csv && dc.standardize) {
-    const auto st = bp::data::Standardizer::fit(out.train.features);
+    const auto st = Standardizer::fit(out.train.features);
     pre.mean = st.mean;
     pre.std = st.std;
     out.train = standardized(out.train, pre);
@@ -241,55 +237,51 @@ TrainingData load_training_data(const bp::config::Config& cfg) {
   return out;
 }
 
-bp::data::TensorDataset load_eval_data(const bp::io::ModelFile& model, const std::string& source,
-                                       const std::string& target, const std::string& split,
-                                       std::int64_t limit) {
-  const bp::io::Preprocessing& pre = model.preprocessing;
-  const Kind kind = kind_of(source, "--data");
+ModelData load_eval_data(const io::ModelFile& model, const std::string& source,
+                         const ModelDataOptions& options) {
+  const io::Preprocessing& pre = model.preprocessing;
+  const Kind kind = kind_of(source, options.origin);
   const bool regression = pre.task == "regression";
-  const std::string where = "--data " + source;
-  bp::data::TensorDataset d;
+  const std::string where = options.origin + " " + source;
+  ModelData out;
+  TensorDataset& d = out.data;
   if (kind == Kind::csv) {
     // The model's feature columns by name when the file has a header row (others ignored), else by position.
-    bp::data::CsvOptions opt{.target = target.empty() ? pre.target : target,
-                             .task = regression ? bp::data::Task::regression : bp::data::Task::classification,
-                             .features = pre.feature_names};
+    CsvOptions opt{.target = options.target.empty() ? pre.target : options.target,
+                   .task = regression ? Task::regression : Task::classification,
+                   .features = pre.feature_names};
     if (!regression) opt.class_names = pre.class_names;
     if (pre.feature_names.empty()) {  // by position: the shapes are compared before a label is mapped
-      const std::size_t columns =
-          reading(source, [&] { return bp::data::read_csv_first_row(source); }).size();
+      const std::size_t columns = reading(source, [&] { return read_csv_first_row(source); }).size();
       if (static_cast<std::int64_t>(columns) != model.architecture.inputs + 1)
         mismatch(where, model, std::to_string(columns - 1) + " (CSV columns besides the target)");
     }
-    d = reading(source, [&] { return bp::data::read_csv(source, opt); });
-    if (limit > 0) d = d.head(limit);
+    d = reading(source, [&] { return read_csv(source, opt); });
+    if (options.limit > 0) d = d.head(options.limit);
     if (!d.feature_names.empty()) {
-      const std::vector<std::string> header = bp::data::read_csv_first_row(source);
+      const std::vector<std::string> header = read_csv_first_row(source);
       std::vector<std::string> used = d.feature_names;
       used.push_back(target_column(header, opt.target, d.feature_names));
-      note_ignored("eval", source, header, used, "");
+      out.ignored_columns = unused(header, used);
     }
     if (d.num_features() != model.architecture.inputs)
       mismatch(where, model, std::to_string(d.num_features()) + " (CSV columns besides the target)");
   } else {
-    BP_CHECK(!regression, FileError, "--data ", source,
+    BP_CHECK(!regression, FileError, options.origin, " ", source,
              ": the model does regression on a table; give a CSV file");
-    BP_CHECK(split == "train" || split == "test", ConfigError, "--split: expected train or test, got '",
-             split, "'");
-    const std::string dir = kind == Kind::fashion ? bp::data::FashionMNIST::default_dir : source;
-    const bp::data::Split which = split == "train" ? bp::data::Split::train : bp::data::Split::test;
+    const std::string dir = kind == Kind::fashion ? FashionMNIST::default_dir : source;
     // Fashion-MNIST's own loader: a missing file's message says how to install it.
-    const bool fashion = kind == Kind::fashion &&
-                         (pre.input != "image" || pre.class_names == bp::data::FashionMNIST::class_names());
+    const bool fashion =
+        kind == Kind::fashion && (pre.input != "image" || pre.class_names == FashionMNIST::class_names());
     if (pre.input != "image") {  // a table model given images: both shapes, before a label meets its classes
-      const bp::data::TensorDataset one = reading(dir, [&] {
-        return fashion ? bp::data::FashionMNIST::load(dir, which, 1) : bp::data::load_idx_dir(dir, which, 1);
+      const TensorDataset one = reading(dir, [&] {
+        return fashion ? FashionMNIST::load(dir, options.split, 1) : load_idx_dir(dir, options.split, 1);
       });
       mismatch(where, model, images_text(one.num_features()));
     }
     d = reading(dir, [&] {
-      if (fashion) return bp::data::FashionMNIST::load(dir, which, limit);
-      return bp::data::load_idx_dir(dir, which, limit, pre.class_names);
+      if (fashion) return FashionMNIST::load(dir, options.split, options.limit);
+      return load_idx_dir(dir, options.split, options.limit, pre.class_names);
     });
     if (d.num_features() != model.architecture.inputs) mismatch(where, model, images_text(d.num_features()));
     d = d.flattened();  // the model file's networks are dense: rows [N, H*W]
@@ -303,26 +295,28 @@ bp::data::TensorDataset load_eval_data(const bp::io::ModelFile& model, const std
     BP_CHECK(d.num_classes <= model.architecture.outputs, FileError, source, " has ", d.num_classes,
              " classes but the model has ", model.architecture.outputs, " outputs");
   column_targets(d);
-  return d;
+  return out;
 }
 
-bp::Tensor load_predict_inputs(const bp::io::ModelFile& model, const std::string& path, std::int64_t limit) {
-  const bp::io::Preprocessing& pre = model.preprocessing;
+ModelInputs load_predict_inputs(const io::ModelFile& model, const std::string& path, std::int64_t limit,
+                                const std::string& origin) {
+  const io::Preprocessing& pre = model.preprocessing;
   const std::int64_t inputs = model.architecture.inputs;
-  const std::string where = "--input " + path;
-  BP_CHECK(bp::io::input_exists(path, "--input"), FileError, "--input ", path,
+  const std::string where = origin + " " + path;
+  BP_CHECK(io::input_exists(path, origin), FileError, origin, " ", path,
            ": no such file (expected a .csv file or an IDX image file)");
-  bp::Tensor x;
+  ModelInputs out;
+  Tensor& x = out.features;
   if (looks_like_idx(path)) {
-    const bp::data::IdxArray a = reading(path, [&] { return bp::data::read_idx(path, limit); });
+    const IdxArray a = reading(path, [&] { return read_idx(path, limit); });
     std::int64_t d = 1;
     for (std::size_t i = 1; i < a.dims.size(); ++i) d *= a.dims[i];
     if (d != inputs) mismatch(where, model, images_text(d));
     std::vector<float> v(a.data.size());
     for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(a.data[i] * pre.pixel_scale);
-    x = bp::from_vector(v, {a.dims[0], d});
+    x = from_vector(v, {a.dims[0], d});
   } else {
-    const std::vector<std::string> row = reading(path, [&] { return bp::data::read_csv_first_row(path); });
+    const std::vector<std::string> row = reading(path, [&] { return read_csv_first_row(path); });
     const std::vector<std::string>& names = pre.feature_names;
     // A header names a feature, or holds text; a data row's one text cell may be its label (a labelled
     // file without a header: refused below for its column count, not read as a header of unknown names).
@@ -335,18 +329,19 @@ bp::Tensor load_predict_inputs(const bp::io::ModelFile& model, const std::string
     if (!names.empty()) {
       // The model's columns: by name with a header row (every other column ignored), else exactly these
       // many columns in the training order.
-      x = reading(path, [&] { return bp::data::read_csv_features(path, names, ',', header ? 1 : 0); });
-      if (header) note_ignored("predict", path, row, names, pre.target.empty() ? "" : pre.target);
+      x = reading(path, [&] { return read_csv_features(path, names, ',', header ? 1 : 0); });
+      if (header) out.ignored_columns = unused(row, names);
     } else {
       // No column names (a model of images, or of a table without a header row): exactly `inputs` columns.
       if (static_cast<std::int64_t>(row.size()) != inputs)
         mismatch(where, model,
                  std::to_string(row.size()) + (header ? " (CSV columns)" : " (CSV columns, no header row)"));
-      x = reading(path, [&] { return bp::data::read_csv_features(path, ',', header ? 1 : 0); });
+      x = reading(path, [&] { return read_csv_features(path, ',', header ? 1 : 0); });
     }
-    if (limit > 0 && x.size(0) > limit) x = bp::narrow(x, 0, limit).clone();
+    if (limit > 0 && x.size(0) > limit) x = narrow(x, 0, limit).clone();
   }
-  return reading(path, [&] { return pre.apply(x); });
+  x = reading(path, [&] { return pre.apply(x); });
+  return out;
 }
 
-}  // namespace cli
+}  // namespace backprop::data
