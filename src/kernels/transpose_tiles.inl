@@ -1,0 +1,31 @@
+// The cache-blocked 2-D transpose behind strided copies (strided.cpp), compiled once per instruction set: the
+// including namespace defines Block<E, N>, an N x N transpose of E in registers, and kWidest<E>, the widest N
+// it has (1: none, plain loads and stores).
+
+/// dst[i * ld + j] = src[j * ls + i] for i < rows, j < cols with N x N blocks, then the right and bottom
+/// strips that N does not divide with blocks of N / 2, and so on down to single elements.
+template <class E, std::int64_t N>
+void transpose_blocks(E* dst, std::int64_t ld, const E* src, std::int64_t ls, std::int64_t rows,
+                      std::int64_t cols) {
+  if constexpr (N == 1) {
+    for (std::int64_t i = 0; i < rows; ++i)
+      for (std::int64_t j = 0; j < cols; ++j) dst[i * ld + j] = src[j * ls + i];
+  } else {
+    const std::int64_t r = rows / N * N, c = cols / N * N;
+    for (std::int64_t i = 0; i < r; i += N)
+      for (std::int64_t j = 0; j < c; j += N) Block<E, N>::run(dst + i * ld + j, ld, src + j * ls + i, ls);
+    if (c < cols) transpose_blocks<E, N / 2>(dst + c, ld, src + c * ls, ls, r, cols - c);
+    if (r < rows) transpose_blocks<E, N / 2>(dst + r * ld, ld, src + r, ls, rows - r, cols);
+  }
+}
+
+/// The same over the whole matrix in square tiles of 64 elements a side (16 KiB of f32 per side), so the
+/// source lines a tile reads and the destination lines it writes stay in L1 until the tile is done.
+template <class E>
+void transpose(E* dst, std::int64_t ld, const E* src, std::int64_t ls, std::int64_t rows, std::int64_t cols) {
+  constexpr std::int64_t T = 64;
+  for (std::int64_t i0 = 0; i0 < rows; i0 += T)
+    for (std::int64_t j0 = 0; j0 < cols; j0 += T)
+      transpose_blocks<E, kWidest<E>>(dst + i0 * ld + j0, ld, src + j0 * ls + i0, ls, std::min(T, rows - i0),
+                                      std::min(T, cols - j0));
+}
