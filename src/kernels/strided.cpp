@@ -19,7 +19,7 @@ namespace {
 /// that have no register transpose use it.
 template <class E, std::int64_t N>
 struct ScalarBlock {
-  static void run(E* d, std::int64_t ld, const E* s, std::int64_t ls) {
+  [[gnu::always_inline]] static void run(E* d, std::int64_t ld, const E* s, std::int64_t ls) {
     for (std::int64_t i = 0; i < N; ++i)
       for (std::int64_t j = 0; j < N; ++j) d[i * ld + j] = s[j * ls + i];
   }
@@ -38,7 +38,8 @@ struct Block : ScalarBlock<E, N> {};
 
 template <>
 struct Block<std::uint32_t, 4> {
-  static void run(std::uint32_t* d, std::int64_t ld, const std::uint32_t* s, std::int64_t ls) {
+  [[gnu::always_inline]] static void run(std::uint32_t* d, std::int64_t ld, const std::uint32_t* s,
+                                         std::int64_t ls) {
     const auto in = [&](std::int64_t j) { return _mm_loadu_ps(reinterpret_cast<const float*>(s + j * ls)); };
     __m128 r0 = in(0), r1 = in(1), r2 = in(2), r3 = in(3);
     _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
@@ -51,7 +52,8 @@ struct Block<std::uint32_t, 4> {
 
 template <>
 struct Block<std::uint64_t, 2> {
-  static void run(std::uint64_t* d, std::int64_t ld, const std::uint64_t* s, std::int64_t ls) {
+  [[gnu::always_inline]] static void run(std::uint64_t* d, std::int64_t ld, const std::uint64_t* s,
+                                         std::int64_t ls) {
     const __m128d r0 = _mm_loadu_pd(reinterpret_cast<const double*>(s));
     const __m128d r1 = _mm_loadu_pd(reinterpret_cast<const double*>(s + ls));
     _mm_storeu_pd(reinterpret_cast<double*>(d), _mm_unpacklo_pd(r0, r1));
@@ -63,7 +65,8 @@ template <>
 struct Block<std::uint8_t, 16> {
   // Each round interleaves register k with register k + 8, which rotates the 8 bits (register, lane) of an
   // element's position left by one; four rounds swap the register and lane halves: a transpose.
-  static void run(std::uint8_t* d, std::int64_t ld, const std::uint8_t* s, std::int64_t ls) {
+  [[gnu::always_inline]] static void run(std::uint8_t* d, std::int64_t ld, const std::uint8_t* s,
+                                         std::int64_t ls) {
     __m128i r[16], t[16];
     for (int j = 0; j < 16; ++j) r[j] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + j * ls));
     for (int round = 0; round < 4; ++round) {
@@ -100,7 +103,8 @@ template <>
 struct Block<std::uint32_t, 8> {
   // Within each 128-bit half, unpacking pairs of rows and then pairs of pairs transposes 4 x 4; the halves
   // are then swapped across registers.
-  static void run(std::uint32_t* d, std::int64_t ld, const std::uint32_t* s, std::int64_t ls) {
+  [[gnu::always_inline]] static void run(std::uint32_t* d, std::int64_t ld, const std::uint32_t* s,
+                                         std::int64_t ls) {
     __m256 r[8], t[8];
     for (int j = 0; j < 8; ++j) r[j] = _mm256_loadu_ps(reinterpret_cast<const float*>(s + j * ls));
     for (int k = 0; k < 8; k += 2) {
@@ -125,7 +129,8 @@ struct Block<std::uint32_t, 8> {
 
 template <>
 struct Block<std::uint64_t, 4> {
-  static void run(std::uint64_t* d, std::int64_t ld, const std::uint64_t* s, std::int64_t ls) {
+  [[gnu::always_inline]] static void run(std::uint64_t* d, std::int64_t ld, const std::uint64_t* s,
+                                         std::int64_t ls) {
     const auto in = [&](std::int64_t j) {
       return _mm256_loadu_pd(reinterpret_cast<const double*>(s + j * ls));
     };
@@ -155,6 +160,7 @@ BACKPROP_ISA_END
 // shuffle intrinsics start from _mm512_undefined_*(), which -Wuninitialized reports once they are inlined.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 BACKPROP_ISA_BEGIN("avx512f")
 namespace avx512 {
 namespace {
@@ -165,7 +171,8 @@ struct Block : avx2::Block<E, N> {};
 template <>
 struct Block<std::uint32_t, 16> {
   // 4 x 4 transposes within each 128-bit quarter (as AVX2 does), then two rounds of quarter shuffles.
-  static void run(std::uint32_t* d, std::int64_t ld, const std::uint32_t* s, std::int64_t ls) {
+  [[gnu::always_inline]] static void run(std::uint32_t* d, std::int64_t ld, const std::uint32_t* s,
+                                         std::int64_t ls) {
     __m512 r[16], t[16];
     for (int j = 0; j < 16; ++j) r[j] = _mm512_loadu_ps(s + j * ls);
     for (int k = 0; k < 16; k += 2) {
@@ -196,7 +203,8 @@ struct Block<std::uint32_t, 16> {
 
 template <>
 struct Block<std::uint64_t, 8> {
-  static void run(std::uint64_t* d, std::int64_t ld, const std::uint64_t* s, std::int64_t ls) {
+  [[gnu::always_inline]] static void run(std::uint64_t* d, std::int64_t ld, const std::uint64_t* s,
+                                         std::int64_t ls) {
     __m512d r[8], t[8];
     for (int j = 0; j < 8; ++j) r[j] = _mm512_loadu_pd(s + j * ls);
     for (int k = 0; k < 8; k += 2) {

@@ -19,13 +19,18 @@ void transpose_blocks(E* dst, std::int64_t ld, const E* src, std::int64_t ls, st
   }
 }
 
-/// The same over the whole matrix in square tiles of 64 elements a side (16 KiB of f32 per side), so the
-/// source lines a tile reads and the destination lines it writes stay in L1 until the tile is done.
-template <class E>
+/// The same over the whole matrix in square tiles of at most 64 elements and 256 bytes a side (16 KiB of f32
+/// per side), so the source lines a tile reads and the destination lines it writes stay in L1 until the tile
+/// is done. Blocks wider than 16 bytes are used only where both row strides are multiples of their width:
+/// otherwise most of their loads and stores straddle two cache lines (a 1000 x 1000 f32 transpose ran at 0.67
+/// of a copy with 16 x 16 blocks, 0.76 with 8 x 8).
+template <class E, std::int64_t N = kWidest<E>>
 void transpose(E* dst, std::int64_t ld, const E* src, std::int64_t ls, std::int64_t rows, std::int64_t cols) {
-  constexpr std::int64_t T = 64;
+  if constexpr (N * sizeof(E) > 16)
+    if (ld % N != 0 || ls % N != 0) return transpose<E, N / 2>(dst, ld, src, ls, rows, cols);
+  constexpr std::int64_t T = std::max<std::int64_t>(std::min<std::int64_t>(256 / sizeof(E), 64), N);
   for (std::int64_t i0 = 0; i0 < rows; i0 += T)
     for (std::int64_t j0 = 0; j0 < cols; j0 += T)
-      transpose_blocks<E, kWidest<E>>(dst + i0 * ld + j0, ld, src + j0 * ls + i0, ls, std::min(T, rows - i0),
-                                      std::min(T, cols - j0));
+      transpose_blocks<E, N>(dst + i0 * ld + j0, ld, src + j0 * ls + i0, ls, std::min(T, rows - i0),
+                             std::min(T, cols - j0));
 }
