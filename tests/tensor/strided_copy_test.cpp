@@ -98,35 +98,52 @@ TEST(StridedCopy, TransposesOf2dFrom1x1To40x40) {
   ConfigGuard guard;
   for (bp::Isa isa : runnable_variants()) {
     bp::set_kernel_config({.isa = isa});
-    for (bp::DType dt : kDtypes)
+    for (bp::DType dt : kDtypes) {
+      // Rows of 64 elements on both sides (views into [64, 64] tensors): strides that every block width
+      // divides, so the widest blocks run, with strips of every narrower width around them.
+      const bp::Tensor padded = numbered({64, 64}, dt);
       for (std::int64_t r = 1; r <= 40; ++r)
         for (std::int64_t c = 1; c <= 40; ++c) {
           const bp::Tensor y = bp::transpose(numbered({r, c}, dt), 0, 1).contiguous();
           ASSERT_EQ(first_mismatch(y.to_vector(), permuted_values({r, c}, {1, 0}, dt)), -1)
               << bp::isa_name(isa) << " " << bp::dtype_name(dt) << " " << r << " x " << c;
+
+          bp::Tensor out = bp::zeros({64, 64}, dt);
+          bp::narrow(bp::narrow(out, 0, 0, c), 1, 0, r)
+              .copy_(bp::transpose(bp::narrow(bp::narrow(padded, 0, 0, r), 1, 0, c), 0, 1));
+          std::vector<double> want(64 * 64, 0.0);
+          for (std::int64_t i = 0; i < c; ++i)
+            for (std::int64_t j = 0; j < r; ++j)
+              want[static_cast<std::size_t>(i * 64 + j)] = value_at(j * 64 + i, dt);
+          ASSERT_EQ(first_mismatch(out.to_vector(), want), -1)
+              << bp::isa_name(isa) << " " << bp::dtype_name(dt) << " " << r << " x " << c << " in [64, 64]";
         }
+    }
   }
 }
 
 TEST(StridedCopy, NarrowedThenPermutedSource) {
   ConfigGuard guard;
-  // The view's rows are 30 of 35 elements and 17 of 21 channels, starting inside the storage: the transpose
-  // reads with a row stride other than its width and from an offset base.
-  const bp::Shape base = {4, 21, 6, 35};
+  // NCHW -> NHWC of a view whose rows are 45 of 64 elements and whose channels are 17 or 32 of 37, starting
+  // inside the storage: the transpose reads with a row stride other than its width, from an offset base;
+  // with 32 channels both strides allow the widest blocks and 45 = 32 + 8 + 4 + 1 rows leave strips.
+  const bp::Shape base = {4, 37, 6, 64};
   for (bp::Isa isa : runnable_variants()) {
     bp::set_kernel_config({.isa = isa});
-    for (bp::DType dt : kDtypes) {
-      const bp::Tensor x = numbered(base, dt);
-      const bp::Tensor v = bp::narrow(bp::narrow(x, 3, 2, 30), 1, 3, 17);
-      const bp::Tensor y = bp::permute(v, {0, 2, 3, 1}).contiguous();
-      std::vector<double> want;
-      for (std::int64_t n = 0; n < 4; ++n)
-        for (std::int64_t h = 0; h < 6; ++h)
-          for (std::int64_t w = 0; w < 30; ++w)
-            for (std::int64_t c = 0; c < 17; ++c)
-              want.push_back(value_at(((n * 21 + c + 3) * 6 + h) * 35 + w + 2, dt));
-      EXPECT_EQ(first_mismatch(y.to_vector(), want), -1) << bp::isa_name(isa) << " " << bp::dtype_name(dt);
-    }
+    for (bp::DType dt : kDtypes)
+      for (std::int64_t channels : {17, 32}) {
+        const bp::Tensor x = numbered(base, dt);
+        const bp::Tensor v = bp::narrow(bp::narrow(x, 3, 2, 45), 1, 3, channels);
+        const bp::Tensor y = bp::permute(v, {0, 2, 3, 1}).contiguous();
+        std::vector<double> want;
+        for (std::int64_t n = 0; n < 4; ++n)
+          for (std::int64_t h = 0; h < 6; ++h)
+            for (std::int64_t w = 0; w < 45; ++w)
+              for (std::int64_t c = 0; c < channels; ++c)
+                want.push_back(value_at(((n * 37 + c + 3) * 6 + h) * 64 + w + 2, dt));
+        EXPECT_EQ(first_mismatch(y.to_vector(), want), -1)
+            << bp::isa_name(isa) << " " << bp::dtype_name(dt) << " " << channels << " channels";
+      }
   }
 }
 
