@@ -152,6 +152,22 @@ void BM_Permute4d(benchmark::State& state) {
 }
 BENCHMARK(BM_Permute4d)->ArgName("rows")->Arg(0)->Arg(1)->UseRealTime();
 
+// transpose(x, 0, 1).contiguous() of an [n, n] f32 tensor (4 MB), bytes counted as BM_CopySameBytes counts
+// them: n = 1000 (rows of 4000 bytes) and n = 1024 (rows of 4 KiB, a power-of-two stride whose lines compete
+// for the same cache sets).
+void BM_Transpose2d(benchmark::State& state) {
+  bp::set_num_threads(1);
+  bp::Generator gen(1);
+  const bp::Tensor x = bp::rand({state.range(0), state.range(0)}, gen);
+  bp::NoGradGuard guard;
+  for (auto _ : state) {
+    bp::Tensor y = bp::transpose(x, 0, 1).contiguous();
+    benchmark::DoNotOptimize(y.raw_data());
+  }
+  state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(x.nbytes()) * 2);
+}
+BENCHMARK(BM_Transpose2d)->ArgName("n")->Arg(1000)->Arg(1024)->UseRealTime();
+
 // An element-wise op on a transposed view (arg 1; the op reads a contiguous copy) against the same op on a
 // contiguous tensor (arg 0): the ratio is the price of copying instead of a strided kernel.
 void BM_UnaryOnView(benchmark::State& state) {
