@@ -1,5 +1,7 @@
 // Copies between tensors of any layout: the kernel behind contiguous(), to_vector() and in-place writes
-// through views. Elements are moved as bytes of their size, so it serves every dtype.
+// through views. Elements are moved as bytes of their size, so it serves every dtype. A copy that moves the
+// innermost dim is a batch of 2-D transposes (transpose_tiles.inl) done in SIMD registers, compiled for the
+// x86-64 baseline, AVX2 and AVX-512 and chosen at run time by kernel_config().isa.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -158,9 +160,11 @@ BACKPROP_ISA_END
 
 // AVX-512F: 16 x 16 of 4 bytes, 8 x 8 of 8 bytes; the narrower strips as in AVX2. GCC 12's unpack and
 // shuffle intrinsics start from _mm512_undefined_*(), which -Wuninitialized reports once they are inlined.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 BACKPROP_ISA_BEGIN("avx512f")
 namespace avx512 {
 namespace {
@@ -236,7 +240,9 @@ constexpr std::int64_t kWidest = sizeof(E) == 4   ? 16
 }  // namespace
 }  // namespace avx512
 BACKPROP_ISA_END
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
 
 namespace {
 
