@@ -170,7 +170,7 @@ BENCHMARK(BM_Transpose2d)->ArgName("n")->Arg(1000)->Arg(1024)->UseRealTime();
 
 // BM_Permute4d/rows:0 (NCHW -> NHWC of [32, 64, 28, 28]) with each variant of the transpose kernels, forced
 // through set_kernel_config: isa 0 baseline (SSE2 4 x 4 of f32, 2 x 2 of f64), 1 AVX2 (8 x 8, 4 x 4), 2 AVX-512
-// (16 x 16, 8 x 8); f64 1 for f64 elements (12.8 MB).
+// (16 x 16 of f32, f64 as AVX2); f64 1 for f64 elements (12.8 MB).
 void BM_Permute4dIsa(benchmark::State& state) {
   const bp::Isa isa = state.range(0) == 0   ? bp::Isa::baseline
                       : state.range(0) == 1 ? bp::Isa::avx2

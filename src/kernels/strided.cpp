@@ -158,8 +158,9 @@ constexpr std::int64_t kWidest = sizeof(E) == 4   ? 8
 }  // namespace avx2
 BACKPROP_ISA_END
 
-// AVX-512F: 16 x 16 of 4 bytes, 8 x 8 of 8 bytes; the narrower strips as in AVX2. GCC 12's unpack and
-// shuffle intrinsics start from _mm512_undefined_*(), which -Wuninitialized reports once they are inlined.
+// AVX-512F: 16 x 16 of 4 bytes; 8-byte elements and the narrower strips as in AVX2 (8 x 8 blocks of 8 bytes
+// through _mm512_shuffle_f64x2 ran 3-20% slower than the 4 x 4 ones on Zen 4, BM_Permute4dIsa). GCC 12's
+// unpack and shuffle intrinsics start from _mm512_undefined_*(), which -Wuninitialized reports once inlined.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -205,33 +206,9 @@ struct Block<std::uint32_t, 16> {
   }
 };
 
-template <>
-struct Block<std::uint64_t, 8> {
-  [[gnu::always_inline]] static void run(std::uint64_t* d, std::int64_t ld, const std::uint64_t* s,
-                                         std::int64_t ls) {
-    __m512d r[8], t[8];
-    for (int j = 0; j < 8; ++j) r[j] = _mm512_loadu_pd(s + j * ls);
-    for (int k = 0; k < 8; k += 2) {
-      t[k] = _mm512_unpacklo_pd(r[k], r[k + 1]);
-      t[k + 1] = _mm512_unpackhi_pd(r[k], r[k + 1]);
-    }
-    // Quarter q of t[2 b + c] now holds column 2 q + c of rows 2 b, 2 b + 1.
-    for (int c = 0; c < 2; ++c) {
-      const __m512d u = _mm512_shuffle_f64x2(t[c], t[c + 2], 0x88);
-      const __m512d u2 = _mm512_shuffle_f64x2(t[c + 4], t[c + 6], 0x88);
-      const __m512d v = _mm512_shuffle_f64x2(t[c], t[c + 2], 0xdd);
-      const __m512d v2 = _mm512_shuffle_f64x2(t[c + 4], t[c + 6], 0xdd);
-      _mm512_storeu_pd(d + c * ld, _mm512_shuffle_f64x2(u, u2, 0x88));
-      _mm512_storeu_pd(d + (c + 4) * ld, _mm512_shuffle_f64x2(u, u2, 0xdd));
-      _mm512_storeu_pd(d + (c + 2) * ld, _mm512_shuffle_f64x2(v, v2, 0x88));
-      _mm512_storeu_pd(d + (c + 6) * ld, _mm512_shuffle_f64x2(v, v2, 0xdd));
-    }
-  }
-};
-
 template <class E>
 constexpr std::int64_t kWidest = sizeof(E) == 4   ? 16
-                                 : sizeof(E) == 8 ? 8
+                                 : sizeof(E) == 8 ? 4
                                  : sizeof(E) == 1 ? 16
                                                   : 1;
 
