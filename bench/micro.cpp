@@ -152,6 +152,64 @@ void BM_Permute4d(benchmark::State& state) {
 }
 BENCHMARK(BM_Permute4d)->ArgName("rows")->Arg(0)->Arg(1)->UseRealTime();
 
+// transpose(x, 0, 1).contiguous() of an [n, n] f32 tensor (4 MB), bytes counted as BM_CopySameBytes counts
+// them: n = 1000 (rows of 4000 bytes) and n = 1024 (rows of 4 KiB, a power-of-two stride whose lines compete
+// for the same cache sets).
+void BM_Transpose2d(benchmark::State& state) {
+  bp::set_num_threads(1);
+  bp::Generator gen(1);
+  const bp::Tensor x = bp::rand({state.range(0), state.range(0)}, gen);
+  bp::NoGradGuard guard;
+  for (auto _ : state) {
+    bp::Tensor y = bp::transpose(x, 0, 1).contiguous();
+    benchmark::DoNotOptimize(y.raw_data());
+  }
+  state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(x.nbytes()) * 2);
+}
+BENCHMARK(BM_Transpose2d)->ArgName("n")->Arg(1000)->Arg(1024)->UseRealTime();
+
+// BM_Permute4d/rows:0 (NCHW -> NHWC of [32, 64, 28, 28]) with each variant of the transpose kernels, forced
+// through set_kernel_config: isa 0 baseline (SSE2 4 x 4 of f32, 2 x 2 of f64), 1 AVX2 (8 x 8, 4 x 4), 2 AVX-512
+// (16 x 16 of f32, f64 as AVX2); f64 1 for f64 elements (12.8 MB).
+void BM_Permute4dIsa(benchmark::State& state) {
+  const bp::Isa isa = state.range(0) == 0   ? bp::Isa::baseline
+                      : state.range(0) == 1 ? bp::Isa::avx2
+                                            : bp::Isa::avx512;
+  if (!bp::cpu_supports(isa)) {
+    state.SkipWithError("this CPU cannot run the variant");
+    return;
+  }
+  bp::set_num_threads(1);
+  const bp::KernelConfig saved = bp::kernel_config();
+  bp::KernelConfig config = saved;
+  config.isa = isa;
+  bp::set_kernel_config(config);
+  bp::Generator gen(1);
+  const bp::Tensor x = bp::rand({32, 64, 28, 28}, gen, state.range(1) == 1 ? bp::f64 : bp::f32);
+  bp::NoGradGuard guard;
+  for (auto _ : state) {
+    bp::Tensor y = bp::permute(x, {0, 2, 3, 1}).contiguous();
+    benchmark::DoNotOptimize(y.raw_data());
+  }
+  bp::set_kernel_config(saved);
+  state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(x.nbytes()) * 2);
+}
+BENCHMARK(BM_Permute4dIsa)->ArgNames({"isa", "f64"})->ArgsProduct({{0, 1, 2}, {0, 1}})->UseRealTime();
+
+// A clone of the f64 [32, 64, 28, 28] tensor: the plain copy BM_Permute4dIsa/f64:1 compares with.
+void BM_CopySameBytesF64(benchmark::State& state) {
+  bp::set_num_threads(1);
+  bp::Generator gen(1);
+  const bp::Tensor x = bp::rand({32, 64, 28, 28}, gen, bp::f64);
+  bp::NoGradGuard guard;
+  for (auto _ : state) {
+    bp::Tensor y = x.clone();
+    benchmark::DoNotOptimize(y.raw_data());
+  }
+  state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(x.nbytes()) * 2);
+}
+BENCHMARK(BM_CopySameBytesF64)->UseRealTime();
+
 // An element-wise op on a transposed view (arg 1; the op reads a contiguous copy) against the same op on a
 // contiguous tensor (arg 0): the ratio is the price of copying instead of a strided kernel.
 void BM_UnaryOnView(benchmark::State& state) {
