@@ -56,25 +56,6 @@ std::int64_t samples_per_block(const ConvGeom& g) {
   return std::max<std::int64_t>(1, ceil_div(g.n, blocks));
 }
 
-// Output columns one product should see at least: a small output plane (LeNet-5's 10 x 10, a third block's
-// 7 x 7) would give the GEMM narrow panels, so the columns of several samples go side by side.
-constexpr std::int64_t kGroupColumns = 512;
-
-/// Samples whose columns one product takes side by side (1 for a 1x1 convolution, whose columns are the input).
-std::int64_t samples_per_group(const ConvGeom& g, bool pointwise) {
-  return pointwise ? 1 : std::max<std::int64_t>(1, kGroupColumns / std::max<std::int64_t>(g.oh * g.ow, 1));
-}
-
-/// dst [rows, count * plane] = the count planes of rows x plane at src, src + stride, ... side by side.
-template <class T>
-void gather_planes(const T* src, std::int64_t stride, std::int64_t count, std::int64_t rows,
-                   std::int64_t plane, T* dst) {
-  for (std::int64_t r = 0; r < rows; ++r)
-    for (std::int64_t t = 0; t < count; ++t)
-      std::copy(src + t * stride + r * plane, src + t * stride + (r + 1) * plane,
-                dst + (r * count + t) * plane);
-}
-
 }  // namespace
 
 Tensor conv2d_forward(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in, const ConvGeom& g) {
@@ -85,9 +66,7 @@ Tensor conv2d_forward(const Tensor& x_in, const Tensor& weight_in, const Tensor&
   const std::int64_t cg = g.c / g.groups, og = g.o / g.groups, k = cg * g.kh * g.kw, ohw = g.oh * g.ow;
   const bool pointwise = is_pointwise(g);
   const std::int64_t per = samples_per_block(g), blocks = std::max<std::int64_t>(1, ceil_div(g.n, per));
-  const std::int64_t group = std::min(samples_per_group(g, pointwise), per), cols_n = group * ohw;
-  Tensor cols = pointwise ? Tensor() : Tensor({blocks, k * cols_n}, x.dtype());
-  Tensor outs = group > 1 ? Tensor({blocks, og * cols_n}, x.dtype()) : Tensor();
+  Tensor cols = pointwise ? Tensor() : Tensor({blocks, k * ohw}, x.dtype());
   dispatch(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const auto& loops = conv_loops<T>();
@@ -96,35 +75,18 @@ Tensor conv2d_forward(const Tensor& x_in, const Tensor& weight_in, const Tensor&
     const T* pb = bias.defined() ? bias.data<T>() : nullptr;
     T* py = y.data<T>();
     for_sample_blocks(g.n, per, macs_of(g), [&](std::int64_t b, std::int64_t s0, std::int64_t s1) {
-      T* col = pointwise ? nullptr : cols.data<T>() + b * k * cols_n;
-      for (std::int64_t s = s0; s < s1; s += group) {
-        const std::int64_t count = std::min(group, s1 - s), n = count * ohw;
+      T* col = pointwise ? nullptr : cols.data<T>() + b * k * ohw;
+      for (std::int64_t s = s0; s < s1; ++s)
         for (std::int64_t gi = 0; gi < g.groups; ++gi) {
           const T* xg = px + (s * g.c + gi * cg) * g.h * g.w;
           T* yg = py + (s * g.o + gi * og) * ohw;
-          if (!pointwise)
-            for (std::int64_t t = 0; t < count; ++t)
-              loops.im2col(xg + t * g.c * g.h * g.w, cg, g, col + t * ohw, n);
-          if (count == 1) {  // straight into y, on top of the bias
-            if (pb)
-              for (std::int64_t oc = 0; oc < og; ++oc)
-                std::fill(yg + oc * ohw, yg + (oc + 1) * ohw, pb[gi * og + oc]);
-            gemm_raw(x.dtype(), pw + gi * og * k, k, false, pointwise ? xg : col, ohw, false, yg, og, ohw, k,
-                     1.0, pb ? 1.0 : 0.0);
-            continue;
-          }
-          // [og, count * ohw] for the group, then each sample's planes into y with the bias.
-          T* out = outs.data<T>() + b * og * cols_n;
-          gemm_raw(x.dtype(), pw + gi * og * k, k, false, col, n, false, out, og, n, k, 1.0, 0.0);
-          for (std::int64_t t = 0; t < count; ++t)
-            for (std::int64_t oc = 0; oc < og; ++oc) {
-              const T* from = out + oc * n + t * ohw;
-              T* to = yg + t * g.o * ohw + oc * ohw;
-              const T add = pb ? pb[gi * og + oc] : T(0);
-              for (std::int64_t p = 0; p < ohw; ++p) to[p] = from[p] + add;
-            }
+          if (pb)
+            for (std::int64_t oc = 0; oc < og; ++oc)
+              std::fill(yg + oc * ohw, yg + (oc + 1) * ohw, pb[gi * og + oc]);
+          if (!pointwise) loops.im2col(xg, cg, g, col);
+          gemm_raw(x.dtype(), pw + gi * og * k, k, false, pointwise ? xg : col, ohw, false, yg, og, ohw, k,
+                   1.0, pb ? 1.0 : 0.0);
         }
-      }
     });
   });
   return y;
@@ -137,9 +99,7 @@ Tensor conv2d_input_grad(const Tensor& dy_in, const Tensor& weight_in, const Con
   Tensor dx = pointwise ? Tensor(g.input_shape(), dy.dtype()) : zeros(g.input_shape(), dy.dtype());
   const std::int64_t cg = g.c / g.groups, og = g.o / g.groups, k = cg * g.kh * g.kw, ohw = g.oh * g.ow;
   const std::int64_t per = samples_per_block(g), blocks = std::max<std::int64_t>(1, ceil_div(g.n, per));
-  const std::int64_t group = std::min(samples_per_group(g, pointwise), per), cols_n = group * ohw;
-  Tensor cols = pointwise ? Tensor() : Tensor({blocks, k * cols_n}, dy.dtype());
-  Tensor grads = group > 1 ? Tensor({blocks, og * cols_n}, dy.dtype()) : Tensor();
+  Tensor cols = pointwise ? Tensor() : Tensor({blocks, k * ohw}, dy.dtype());
   dispatch(dy.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const auto& loops = conv_loops<T>();
@@ -147,24 +107,15 @@ Tensor conv2d_input_grad(const Tensor& dy_in, const Tensor& weight_in, const Con
     const T* pw = weight.data<T>();
     T* pdx = dx.data<T>();
     for_sample_blocks(g.n, per, macs_of(g), [&](std::int64_t b, std::int64_t s0, std::int64_t s1) {
-      T* col = pointwise ? nullptr : cols.data<T>() + b * k * cols_n;
-      for (std::int64_t s = s0; s < s1; s += group) {
-        const std::int64_t count = std::min(group, s1 - s), n = count * ohw;
+      T* col = pointwise ? nullptr : cols.data<T>() + b * k * ohw;
+      for (std::int64_t s = s0; s < s1; ++s)
         for (std::int64_t gi = 0; gi < g.groups; ++gi) {
           const T* dyg = pdy + (s * g.o + gi * og) * ohw;
           T* dxg = pdx + (s * g.c + gi * cg) * g.h * g.w;
-          if (count > 1) {  // the group's dy planes side by side: [og, count * ohw]
-            T* grad = grads.data<T>() + b * og * cols_n;
-            gather_planes(dyg, g.o * ohw, count, og, ohw, grad);
-            dyg = grad;
-          }
-          gemm_raw(dy.dtype(), pw + gi * og * k, k, true, dyg, n, false, pointwise ? dxg : col, k, n, og, 1.0,
-                   0.0);
-          if (!pointwise)
-            for (std::int64_t t = 0; t < count; ++t)
-              loops.col2im(col + t * ohw, cg, g, dxg + t * g.c * g.h * g.w, n);
+          gemm_raw(dy.dtype(), pw + gi * og * k, k, true, dyg, ohw, false, pointwise ? dxg : col, k, ohw, og,
+                   1.0, 0.0);
+          if (!pointwise) loops.col2im(col, cg, g, dxg);
         }
-      }
     });
   });
   return dx;
@@ -177,11 +128,9 @@ Tensor conv2d_weight_grad(const Tensor& x_in, const Tensor& dy_in, const ConvGeo
   const bool pointwise = is_pointwise(g);
   const std::int64_t per = ceil_div(std::max<std::int64_t>(g.n, 1), kSampleBlocks);
   const std::int64_t used = ceil_div(std::max<std::int64_t>(g.n, 1), per);
-  const std::int64_t group = std::min(samples_per_group(g, pointwise), per), cols_n = group * ohw;
   const std::int64_t wn = g.o * k;
   Tensor partial({used, wn}, x.dtype());
-  Tensor cols = pointwise ? Tensor() : Tensor({used, k * cols_n}, x.dtype());
-  Tensor grads = group > 1 ? Tensor({used, og * cols_n}, x.dtype()) : Tensor();
+  Tensor cols = pointwise ? Tensor() : Tensor({used, k * ohw}, x.dtype());
   Tensor dw(g.weight_shape(), x.dtype());
   dispatch(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -191,25 +140,16 @@ Tensor conv2d_weight_grad(const Tensor& x_in, const Tensor& dy_in, const ConvGeo
     T* pp = partial.data<T>();
     std::fill(pp, pp + used * wn, T(0));
     for_sample_blocks(g.n, per, macs_of(g), [&](std::int64_t b, std::int64_t s0, std::int64_t s1) {
-      T* col = pointwise ? nullptr : cols.data<T>() + b * k * cols_n;
+      T* col = pointwise ? nullptr : cols.data<T>() + b * k * ohw;
       T* acc = pp + b * wn;
-      for (std::int64_t s = s0; s < s1; s += group) {
-        const std::int64_t count = std::min(group, s1 - s), n = count * ohw;
+      for (std::int64_t s = s0; s < s1; ++s)
         for (std::int64_t gi = 0; gi < g.groups; ++gi) {
           const T* xg = px + (s * g.c + gi * cg) * g.h * g.w;
           const T* dyg = pdy + (s * g.o + gi * og) * ohw;
-          if (!pointwise)
-            for (std::int64_t t = 0; t < count; ++t)
-              loops.im2col(xg + t * g.c * g.h * g.w, cg, g, col + t * ohw, n);
-          if (count > 1) {
-            T* grad = grads.data<T>() + b * og * cols_n;
-            gather_planes(dyg, g.o * ohw, count, og, ohw, grad);
-            dyg = grad;
-          }
-          gemm_raw(x.dtype(), dyg, n, false, pointwise ? xg : col, n, true, acc + gi * og * k, og, k, n, 1.0,
-                   1.0);
+          if (!pointwise) loops.im2col(xg, cg, g, col);
+          gemm_raw(x.dtype(), dyg, ohw, false, pointwise ? xg : col, ohw, true, acc + gi * og * k, og, k, ohw,
+                   1.0, 1.0);
         }
-      }
     });
     T* pdw = dw.data<T>();
     std::copy(pp, pp + wn, pdw);

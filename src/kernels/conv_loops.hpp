@@ -4,7 +4,7 @@
 // to rounding (AVX2 and AVX-512 may fuse a multiply and an add where the baseline rounds twice).
 //
 //   const auto& loops = kernels::conv_loops<float>();
-//   loops.im2col(x, channels, geom, col, geom.oh * geom.ow);
+//   loops.im2col(x, channels, geom, col);
 #pragma once
 
 #include <cstdint>
@@ -21,11 +21,10 @@ struct BnGradCoeffs {
 
 template <class T>
 struct ConvLoops {
-  /// col [cg * kh * kw, oh * ow] (rows ld apart) from the cg channels at x (each h x w), zero where a window
-  /// leaves the input.
-  void (*im2col)(const T* x, std::int64_t cg, const ConvGeom& g, T* col, std::int64_t ld);
+  /// col [cg * kh * kw, oh * ow] from the cg channels at x (each h x w), zero where a window leaves the input.
+  void (*im2col)(const T* x, std::int64_t cg, const ConvGeom& g, T* col);
   /// The adjoint of im2col: adds each column entry back to the input position it was read from.
-  void (*col2im)(const T* col, std::int64_t cg, const ConvGeom& g, T* x, std::int64_t ld);
+  void (*col2im)(const T* col, std::int64_t cg, const ConvGeom& g, T* x);
   /// Over one channel: n planes of hw elements at p, p + stride, ...; sums in f64.
   double (*channel_sum)(const T* p, std::int64_t n, std::int64_t stride, std::int64_t hw);
   double (*channel_sq_dev)(const T* p, std::int64_t n, std::int64_t stride, std::int64_t hw, double mu);

@@ -47,11 +47,11 @@ inline void zero_column(T* p, std::int64_t rows, std::int64_t ow) {
   for (std::int64_t r = 0; r < rows; ++r) p[r * ow] = T(0);
 }
 
-/// col [cg * kh * kw, oh * ow] (rows ld apart) from the cg channels at x (each h x w), zero where a window
-/// leaves the input. With stride 1 and ow == w (a "same" convolution), one kernel offset's rows follow each other in x as in
+/// col [cg * kh * kw, oh * ow] from the cg channels at x (each h x w), zero where a window leaves the input.
+/// With stride 1 and ow == w (a "same" convolution), one kernel offset's rows follow each other in x as in
 /// col, so they move as one block and the wrapped border columns are zeroed after.
 template <class T>
-void im2col(const T* x, std::int64_t cg, const ConvGeom& g, T* col, std::int64_t ld) {
+void im2col(const T* x, std::int64_t cg, const ConvGeom& g, T* col) {
   const std::int64_t ohw = g.oh * g.ow;
   const bool rows_follow = g.sw == 1 && g.sh == 1 && g.ow == g.w;
   for (std::int64_t c = 0; c < cg; ++c)
@@ -59,7 +59,7 @@ void im2col(const T* x, std::int64_t cg, const ConvGeom& g, T* col, std::int64_t
       std::int64_t y0, y1;
       row_range(g, i, y0, y1);
       for (std::int64_t j = 0; j < g.kw; ++j) {
-        T* row = col + ((c * g.kh + i) * g.kw + j) * ld;
+        T* row = col + ((c * g.kh + i) * g.kw + j) * ohw;
         const std::int64_t off = j * g.dw - g.pw;
         std::int64_t lo, hi;
         column_range(g, off, lo, hi);
@@ -88,13 +88,14 @@ void im2col(const T* x, std::int64_t cg, const ConvGeom& g, T* col, std::int64_t
 
 /// The adjoint of im2col: adds each column entry back to the input position it was read from.
 template <class T>
-void col2im(const T* col, std::int64_t cg, const ConvGeom& g, T* x, std::int64_t ld) {
+void col2im(const T* col, std::int64_t cg, const ConvGeom& g, T* x) {
+  const std::int64_t ohw = g.oh * g.ow;
   for (std::int64_t c = 0; c < cg; ++c)
     for (std::int64_t i = 0; i < g.kh; ++i) {
       std::int64_t y0, y1;
       row_range(g, i, y0, y1);
       for (std::int64_t j = 0; j < g.kw; ++j) {
-        const T* row = col + ((c * g.kh + i) * g.kw + j) * ld;
+        const T* row = col + ((c * g.kh + i) * g.kw + j) * ohw;
         const std::int64_t off = j * g.dw - g.pw;
         std::int64_t lo, hi;
         column_range(g, off, lo, hi);
