@@ -3,6 +3,7 @@
 // Every CUDA call is checked; a failure throws DeviceError naming the device, the call and CUDA's message.
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
+#include <dlfcn.h>
 
 #include <algorithm>
 #include <atomic>
@@ -29,10 +30,50 @@ void check(cudaError_t e, const char* call, int index) {
   throw DeviceError(detail::cat("cuda:", index, ": ", call, " failed: ", describe(e)));
 }
 
+#define BACKPROP_SYMBOL_NAME(f) BACKPROP_SYMBOL_TEXT(f)  // after macro expansion: cublasCreate_v2
+#define BACKPROP_SYMBOL_TEXT(f) #f
+
+/// The cuBLAS functions this file calls, from the library opened on the first product rather than linked:
+/// loading cuBLAS maps and relocates ~150 MB (cuBLASLt), which a program that never uses a GPU would carry
+/// as resident memory from its start.
+struct Cublas {
+  decltype(&cublasCreate) create = nullptr;
+  decltype(&cublasSetStream) set_stream = nullptr;
+  decltype(&cublasSetMathMode) set_math_mode = nullptr;
+  decltype(&cublasSgemm) sgemm = nullptr;
+  decltype(&cublasDgemm) dgemm = nullptr;
+  decltype(&cublasGetStatusName) status_name = nullptr;
+  decltype(&cublasGetStatusString) status_string = nullptr;
+};
+
+template <class F>
+void resolve(void* library, const char* name, F& f) {
+  f = reinterpret_cast<F>(dlsym(library, name));
+  BP_CHECK(f != nullptr, DeviceError, "cuda: ", BACKPROP_CUBLAS_SONAME, " has no ", name);
+}
+
+const Cublas& cublas() {
+  static const Cublas c = [] {
+    void* library = dlopen(BACKPROP_CUBLAS_SONAME, RTLD_NOW | RTLD_LOCAL);
+    BP_CHECK(library != nullptr, DeviceError, "cuda: cannot load cuBLAS (", BACKPROP_CUBLAS_SONAME,
+             "): ", dlerror(), "; put the CUDA toolkit's lib directory on LD_LIBRARY_PATH");
+    Cublas r;
+    resolve(library, BACKPROP_SYMBOL_NAME(cublasCreate), r.create);
+    resolve(library, BACKPROP_SYMBOL_NAME(cublasSetStream), r.set_stream);
+    resolve(library, BACKPROP_SYMBOL_NAME(cublasSetMathMode), r.set_math_mode);
+    resolve(library, BACKPROP_SYMBOL_NAME(cublasSgemm), r.sgemm);
+    resolve(library, BACKPROP_SYMBOL_NAME(cublasDgemm), r.dgemm);
+    resolve(library, BACKPROP_SYMBOL_NAME(cublasGetStatusName), r.status_name);
+    resolve(library, BACKPROP_SYMBOL_NAME(cublasGetStatusString), r.status_string);
+    return r;
+  }();
+  return c;
+}
+
 void check_blas(cublasStatus_t s, const char* call, int index) {
   if (s == CUBLAS_STATUS_SUCCESS) return;
-  throw DeviceError(detail::cat("cuda:", index, ": ", call, " failed: ", cublasGetStatusName(s), " (",
-                                cublasGetStatusString(s), ")"));
+  throw DeviceError(detail::cat("cuda:", index, ": ", call, " failed: ", cublas().status_name(s), " (",
+                                cublas().status_string(s), ")"));
 }
 
 /// cudaGetDeviceCount, asked once per process.
@@ -80,8 +121,8 @@ DeviceState& state(int index) {
     auto fresh = std::make_unique<DeviceState>();
     check(cudaStreamCreateWithFlags(&fresh->stream, cudaStreamNonBlocking), "cudaStreamCreateWithFlags",
           index);
-    check_blas(cublasCreate(&fresh->blas), "cublasCreate", index);
-    check_blas(cublasSetStream(fresh->blas, fresh->stream), "cublasSetStream", index);
+    check_blas(cublas().create(&fresh->blas), "cublasCreate", index);
+    check_blas(cublas().set_stream(fresh->blas, fresh->stream), "cublasSetStream", index);
     s = fresh.release();
   }
   return *s;
@@ -331,15 +372,15 @@ void gemm(const Tensor& a_in, bool ta, const Tensor& b_in, bool tb, Tensor& c, d
   const int lda = static_cast<int>(a.size(1)), ldb = static_cast<int>(b.size(1));
   if (m == 0 || n == 0) return;
   if (c.dtype() == f32) {
-    check_blas(cublasSetMathMode(s.blas, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH),
+    check_blas(cublas().set_math_mode(s.blas, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH),
                "cublasSetMathMode", index);
     const float fa = static_cast<float>(alpha), fb = static_cast<float>(beta);
-    check_blas(cublasSgemm(s.blas, opb, opa, n, m, k, &fa, typed<float>(b), ldb, typed<float>(a), lda, &fb,
-                           static_cast<float*>(c.device_data()), n),
+    check_blas(cublas().sgemm(s.blas, opb, opa, n, m, k, &fa, typed<float>(b), ldb, typed<float>(a), lda, &fb,
+                              static_cast<float*>(c.device_data()), n),
                "cublasSgemm", index);
   } else {
-    check_blas(cublasDgemm(s.blas, opb, opa, n, m, k, &alpha, typed<double>(b), ldb, typed<double>(a), lda,
-                           &beta, static_cast<double*>(c.device_data()), n),
+    check_blas(cublas().dgemm(s.blas, opb, opa, n, m, k, &alpha, typed<double>(b), ldb, typed<double>(a), lda,
+                              &beta, static_cast<double*>(c.device_data()), n),
                "cublasDgemm", index);
   }
 }

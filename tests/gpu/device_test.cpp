@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <backprop/backprop.hpp>
+#include <fstream>
 #include <sstream>
+#include <string>
 
 namespace bp = backprop;
 using ::testing::AllOf;
@@ -147,6 +149,19 @@ TEST(DeviceUnavailable, ReasonMatchesTheBuild) {
   } else {
     EXPECT_EQ(bp::cuda::unavailable_reason(), "");
   }
+}
+
+// cuBLAS is opened on the first GPU product, not linked: a program that only works on the CPU (here: a
+// training step and a query of the devices) does not map it, and so does not carry its ~150 MB.
+TEST(DeviceUnavailable, CpuWorkDoesNotLoadCublas) {
+  bp::Generator gen(1);
+  bp::nn::Linear layer(8, 4, gen);
+  bp::sum(layer.forward(bp::randn({16, 8}, gen))).backward();
+  (void)bp::cuda::device_count();
+  std::ifstream maps("/proc/self/maps");
+  ASSERT_TRUE(maps.good());
+  std::string line;
+  while (std::getline(maps, line)) EXPECT_EQ(line.find("libcublas"), std::string::npos) << line;
 }
 
 }  // namespace
