@@ -9,6 +9,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "kernels/isa_pick.hpp"
 #include "kernels/isa_region.hpp"
 
 namespace backprop::kernels {
@@ -44,29 +45,14 @@ constexpr ConvLoops<double> kF64 = make_loops<double>();
 }  // namespace avx512
 BACKPROP_ISA_END
 
-namespace {
-template <class T>
-const ConvLoops<T>& pick(const ConvLoops<T>& base, const ConvLoops<T>& avx2, const ConvLoops<T>& avx512) {
-  switch (kernel_config().isa) {
-    case Isa::avx512:
-      return avx512;
-    case Isa::avx2:
-      return avx2;
-    case Isa::baseline:
-      return base;
-  }
-  return base;
-}
-}  // namespace
-
 template <>
 const ConvLoops<float>& conv_loops<float>() {
-  return pick(baseline::kF32, avx2::kF32, avx512::kF32);
+  return pick_isa(baseline::kF32, avx2::kF32, avx512::kF32);
 }
 
 template <>
 const ConvLoops<double>& conv_loops<double>() {
-  return pick(baseline::kF64, avx2::kF64, avx512::kF64);
+  return pick_isa(baseline::kF64, avx2::kF64, avx512::kF64);
 }
 
 }  // namespace backprop::kernels

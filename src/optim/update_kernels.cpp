@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "kernels/isa_pick.hpp"
 #include "kernels/isa_region.hpp"
 
 namespace backprop::optim::kernels {
@@ -41,30 +42,14 @@ constexpr UpdateLoops<double> kF64 = make_loops<double>();
 }  // namespace avx512
 BACKPROP_ISA_END
 
-namespace {
-template <class T>
-const UpdateLoops<T>& pick(const UpdateLoops<T>& base, const UpdateLoops<T>& avx2,
-                           const UpdateLoops<T>& avx512) {
-  switch (kernel_config().isa) {
-    case Isa::avx512:
-      return avx512;
-    case Isa::avx2:
-      return avx2;
-    case Isa::baseline:
-      return base;
-  }
-  return base;
-}
-}  // namespace
-
 template <>
 const UpdateLoops<float>& update_loops<float>() {
-  return pick(baseline::kF32, avx2::kF32, avx512::kF32);
+  return backprop::kernels::pick_isa(baseline::kF32, avx2::kF32, avx512::kF32);
 }
 
 template <>
 const UpdateLoops<double>& update_loops<double>() {
-  return pick(baseline::kF64, avx2::kF64, avx512::kF64);
+  return backprop::kernels::pick_isa(baseline::kF64, avx2::kF64, avx512::kF64);
 }
 
 }  // namespace backprop::optim::kernels
