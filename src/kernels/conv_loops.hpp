@@ -1,7 +1,7 @@
-// Internal: convolution's unrolling (im2col, col2im), BatchNorm2d's per-channel loops and the 2x2 max pool, compiled for each
-// instruction-set variant (conv_loops.inl, included per variant by conv_loops.cpp) and chosen by
-// kernel_config().isa, so that the compiler vectorises them for the CPU. The variants give the same results up
-// to rounding (AVX2 and AVX-512 may fuse a multiply and an add where the baseline rounds twice).
+// Internal: convolution's unrolling (im2col, col2im), BatchNorm2d's per-channel loops and the 2x2 max pool,
+// compiled for each instruction-set variant (conv_loops.inl, included per variant by conv_loops.cpp) and
+// chosen by kernel_config().isa, so that the compiler vectorises them for the CPU. The variants give the same
+// results up to rounding (AVX2 and AVX-512 may fuse a multiply and an add where the baseline rounds twice).
 //
 //   const auto& loops = kernels::conv_loops<float>();
 //   loops.im2col(x, channels, geom, col);

@@ -1,8 +1,8 @@
 // Convolution's unrolling (im2col, col2im), BatchNorm2d's per-channel loops and the 2x2 max pool, generic
-// (see conv_loops.hpp).
-// Included by conv_loops.cpp once per instruction-set variant, inside a `#pragma GCC target` region and an
-// anonymous namespace, after <algorithm>, <cstring>, <immintrin.h>, <type_traits> and conv_loops.hpp, with kVectorBytes (the variant's
-// vector width) defined: the loops are compiled and vectorised for that variant, with internal linkage.
+// (see conv_loops.hpp). Included by conv_loops.cpp once per instruction-set variant, inside a `#pragma GCC
+// target` region and an anonymous namespace, after <algorithm>, <cstring>, <immintrin.h>, <type_traits> and
+// conv_loops.hpp, with kVectorBytes (the variant's vector width) defined: the loops are compiled and
+// vectorised for that variant, with internal linkage.
 
 std::int64_t ceil_div(std::int64_t a, std::int64_t b) {
   return (a + b - 1) / b;
