@@ -34,8 +34,8 @@ void check(cudaError_t e, const char* call, int index) {
 #define BACKPROP_SYMBOL_TEXT(f) #f
 
 /// The cuBLAS functions this file calls, from the library opened on the first product rather than linked:
-/// loading cuBLAS maps and relocates ~150 MB (cuBLASLt), which a program that never uses a GPU would carry
-/// as resident memory from its start.
+/// loading cuBLAS maps and relocates cuBLASLt, memory that a program which never uses a GPU would carry from
+/// its start (docs/gpu.md).
 struct Cublas {
   decltype(&cublasCreate) create = nullptr;
   decltype(&cublasSetStream) set_stream = nullptr;

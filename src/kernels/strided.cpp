@@ -159,7 +159,7 @@ constexpr std::int64_t kWidest = sizeof(E) == 4   ? 8
 BACKPROP_ISA_END
 
 // AVX-512F: 16 x 16 of 4 bytes; 8-byte elements and the narrower strips as in AVX2 (8 x 8 blocks of 8 bytes
-// through _mm512_shuffle_f64x2 ran 3-20% slower than the 4 x 4 ones on Zen 4, BM_Permute4dIsa). GCC 12's
+// measured slower than the 4 x 4 ones: docs/performance.md). GCC 12's
 // unpack and shuffle intrinsics start from _mm512_undefined_*(), which -Wuninitialized reports once inlined.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push

@@ -21,10 +21,9 @@ void transpose_blocks(E* dst, std::int64_t ld, const E* src, std::int64_t ls, st
 
 /// The same over the whole matrix in strips one cache line wide (64 bytes, or one block where that is wider)
 /// and 128 elements long, laid along the longer dim: a strip's blocks complete each line they touch across
-/// it, and consecutive strips read and write lines next to the previous strip's. Square 64 x 64 tiles ran
-/// 5-25% slower on [C, H*W] <-> [H*W, C] of f32 and f64. Blocks wider than 16 bytes are used only where both
-/// row strides are multiples of their width: otherwise most of their loads and stores straddle two cache
-/// lines (a 1000 x 1000 f32 transpose ran at 0.67 of a copy with 16 x 16 blocks, 0.76 with 8 x 8).
+/// it, and consecutive strips read and write lines next to the previous strip's (square tiles measured slower:
+/// docs/performance.md). Blocks wider than 16 bytes are used only where both row strides are multiples of
+/// their width: otherwise most of their loads and stores straddle two cache lines.
 template <class E, std::int64_t N = kWidest<E>>
 void transpose(E* dst, std::int64_t ld, const E* src, std::int64_t ls, std::int64_t rows, std::int64_t cols) {
   if constexpr (N * sizeof(E) > 16)

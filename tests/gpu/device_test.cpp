@@ -152,7 +152,7 @@ TEST(DeviceUnavailable, ReasonMatchesTheBuild) {
 }
 
 // cuBLAS is opened on the first GPU product, not linked: a program that only works on the CPU (here: a
-// training step and a query of the devices) does not map it, and so does not carry its ~150 MB.
+// training step and a query of the devices) does not map it (docs/gpu.md: what linking it cost).
 TEST(DeviceUnavailable, CpuWorkDoesNotLoadCublas) {
   bp::Generator gen(1);
   bp::nn::Linear layer(8, 4, gen);
