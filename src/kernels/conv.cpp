@@ -64,9 +64,9 @@ Tensor conv2d_forward(const Tensor& x_in, const Tensor& weight_in, const Tensor&
   const Tensor bias = dense(bias_in);
   Tensor y(g.output_shape(), x.dtype());
   const std::int64_t cg = g.c / g.groups, og = g.o / g.groups, k = cg * g.kh * g.kw, ohw = g.oh * g.ow;
-  const bool pointwise = is_pointwise(g);
+  const bool direct = direct_conv_fits(g, dtype_size(x.dtype())), pointwise = !direct && is_pointwise(g);
   const std::int64_t per = samples_per_block(g), blocks = std::max<std::int64_t>(1, ceil_div(g.n, per));
-  Tensor cols = pointwise ? Tensor() : Tensor({blocks, k * ohw}, x.dtype());
+  Tensor cols = pointwise || direct ? Tensor() : Tensor({blocks, k * ohw}, x.dtype());
   dispatch(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const auto& loops = conv_loops<T>();
@@ -74,6 +74,17 @@ Tensor conv2d_forward(const Tensor& x_in, const Tensor& weight_in, const Tensor&
     const T* pw = weight.data<T>();
     const T* pb = bias.defined() ? bias.data<T>() : nullptr;
     T* py = y.data<T>();
+    if (direct) {
+      const std::int64_t scratch_size = direct_scratch<T>(g, og);
+      Tensor scratch({blocks, scratch_size}, x.dtype());
+      for_sample_blocks(g.n, per, macs_of(g), [&](std::int64_t b, std::int64_t s0, std::int64_t s1) {
+        for (std::int64_t gi = 0; gi < g.groups; ++gi)
+          loops.direct_conv(px + (s0 * g.c + gi) * g.h * g.w, g.c * g.h * g.w, pw + gi * og * k,
+                            pb ? pb + gi * og : nullptr, s1 - s0, og, g, py + (s0 * g.o + gi * og) * ohw,
+                            g.o * ohw, scratch.data<T>() + b * scratch_size);
+      });
+      return;
+    }
     for_sample_blocks(g.n, per, macs_of(g), [&](std::int64_t b, std::int64_t s0, std::int64_t s1) {
       T* col = pointwise ? nullptr : cols.data<T>() + b * k * ohw;
       for (std::int64_t s = s0; s < s1; ++s)
@@ -125,12 +136,12 @@ Tensor conv2d_weight_grad(const Tensor& x_in, const Tensor& dy_in, const ConvGeo
   const Tensor x = dense(x_in);
   const Tensor dy = dense(dy_in);
   const std::int64_t cg = g.c / g.groups, og = g.o / g.groups, k = cg * g.kh * g.kw, ohw = g.oh * g.ow;
-  const bool pointwise = is_pointwise(g);
+  const bool direct = direct_wgrad_fits(g, dtype_size(x.dtype())), pointwise = !direct && is_pointwise(g);
   const std::int64_t per = ceil_div(std::max<std::int64_t>(g.n, 1), kSampleBlocks);
   const std::int64_t used = ceil_div(std::max<std::int64_t>(g.n, 1), per);
   const std::int64_t wn = g.o * k;
   Tensor partial({used, wn}, x.dtype());
-  Tensor cols = pointwise ? Tensor() : Tensor({used, k * ohw}, x.dtype());
+  Tensor cols = pointwise || direct ? Tensor() : Tensor({used, k * ohw}, x.dtype());
   Tensor dw(g.weight_shape(), x.dtype());
   dispatch(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -139,18 +150,29 @@ Tensor conv2d_weight_grad(const Tensor& x_in, const Tensor& dy_in, const ConvGeo
     const T* pdy = dy.data<T>();
     T* pp = partial.data<T>();
     std::fill(pp, pp + used * wn, T(0));
-    for_sample_blocks(g.n, per, macs_of(g), [&](std::int64_t b, std::int64_t s0, std::int64_t s1) {
-      T* col = pointwise ? nullptr : cols.data<T>() + b * k * ohw;
-      T* acc = pp + b * wn;
-      for (std::int64_t s = s0; s < s1; ++s)
-        for (std::int64_t gi = 0; gi < g.groups; ++gi) {
-          const T* xg = px + (s * g.c + gi * cg) * g.h * g.w;
-          const T* dyg = pdy + (s * g.o + gi * og) * ohw;
-          if (!pointwise) loops.im2col(xg, cg, g, col);
-          gemm_raw(x.dtype(), dyg, ohw, false, pointwise ? xg : col, ohw, true, acc + gi * og * k, og, k, ohw,
-                   1.0, 1.0);
-        }
-    });
+    if (direct) {
+      const std::int64_t scratch_size = direct_scratch<T>(g, og);
+      Tensor scratch({used, scratch_size}, x.dtype());
+      for_sample_blocks(g.n, per, macs_of(g), [&](std::int64_t b, std::int64_t s0, std::int64_t s1) {
+        for (std::int64_t gi = 0; gi < g.groups; ++gi)
+          loops.direct_wgrad(px + (s0 * g.c + gi) * g.h * g.w, g.c * g.h * g.w,
+                             pdy + (s0 * g.o + gi * og) * ohw, g.o * ohw, s1 - s0, og, g,
+                             pp + b * wn + gi * og * k, scratch.data<T>() + b * scratch_size);
+      });
+    } else {
+      for_sample_blocks(g.n, per, macs_of(g), [&](std::int64_t b, std::int64_t s0, std::int64_t s1) {
+        T* col = pointwise ? nullptr : cols.data<T>() + b * k * ohw;
+        T* acc = pp + b * wn;
+        for (std::int64_t s = s0; s < s1; ++s)
+          for (std::int64_t gi = 0; gi < g.groups; ++gi) {
+            const T* xg = px + (s * g.c + gi * cg) * g.h * g.w;
+            const T* dyg = pdy + (s * g.o + gi * og) * ohw;
+            if (!pointwise) loops.im2col(xg, cg, g, col);
+            gemm_raw(x.dtype(), dyg, ohw, false, pointwise ? xg : col, ohw, true, acc + gi * og * k, og, k,
+                     ohw, 1.0, 1.0);
+          }
+      });
+    }
     T* pdw = dw.data<T>();
     std::copy(pp, pp + wn, pdw);
     for (std::int64_t b = 1; b < used; ++b)

@@ -318,8 +318,264 @@ void max_pool_2x2_row(const T* __restrict r0, std::int64_t w, std::int64_t ow, T
   }
 }
 
+// ---- direct convolution of single-channel groups -----------------------------------------------------------
+// A group with one input channel (the first layer of an image net, a depthwise convolution) makes an im2col
+// GEMM with K = kh * kw, too short for the GEMM to pay for the unrolling. These loops compute it directly: the
+// output row in vectors, kept in registers for a block of channels while the kernel's taps are added.
+
+template <class T>
+struct VecOf;
+template <>
+struct VecOf<float> {
+  typedef float type __attribute__((vector_size(kVectorBytes), aligned(4)));
+};
+template <>
+struct VecOf<double> {
+  typedef double type __attribute__((vector_size(kVectorBytes), aligned(8)));
+};
+template <class T>
+using Vec = typename VecOf<T>::type;
+template <class T>
+constexpr std::int64_t kVec = kVectorBytes / static_cast<std::int64_t>(sizeof(T));
+// Vector registers: 32 with AVX-512, 16 otherwise.
+constexpr int kRegs = kVectorBytes == 64 ? 32 : 16;
+
+template <class T>
+inline Vec<T> load(const T* p) {
+  Vec<T> v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+template <class T>
+inline void store(T* p, const Vec<T>& v) {
+  std::memcpy(p, &v, sizeof v);
+}
+
+/// The padded input plane of a direct convolution: rows of `pw` elements; column ox * 1 + kx of row oy + ky
+/// holds the padded input the output (oy, ox) sees through tap (ky, kx), zero outside the input.
+struct DirectPlane {
+  std::int64_t nv = 0, width = 0, height = 0;  // vectors per output row, the padded plane's width and height
+};
+
+template <class T>
+DirectPlane direct_plane(const ConvGeom& g) {
+  const std::int64_t nv = ceil_div(g.ow, kVec<T>);
+  return {nv, nv * kVec<T> + g.kw - 1, g.oh + g.kh - 1};
+}
+
+/// The padded plane of one input channel x (h x w): row r + ph, column c + pw hold x[r, c]; the rest is zero.
+template <class T>
+void pad_plane(const T* x, const ConvGeom& g, const DirectPlane& p, T* out) {
+  std::fill(out, out + p.height * p.width, T(0));
+  const std::int64_t rows = std::min(g.h, p.height - g.ph), cols = std::min(g.w, p.width - g.pw);
+  for (std::int64_t r = 0; r < rows; ++r) copy_short(out + (r + g.ph) * p.width + g.pw, x + r * g.w, cols);
+}
+
+/// ob output channels x nv vectors of one output row: acc = bias + sum over taps of weight * padded input.
+template <class T, int OB, int NV>
+void direct_tile(const T* prow, std::int64_t ppw, const T* w, const T* b, const ConvGeom& g, T* y,
+                 std::int64_t ohw, const std::int64_t* xs) {
+  const std::int64_t kk = g.kh * g.kw;
+  Vec<T> acc[OB][NV];
+#pragma GCC unroll 16
+  for (int o = 0; o < OB; ++o)
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) acc[o][j] = Vec<T>{} + (b ? b[o] : T(0));
+  for (std::int64_t ky = 0; ky < g.kh; ++ky)
+    for (std::int64_t kx = 0; kx < g.kw; ++kx) {
+      Vec<T> in[NV];
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; ++j) in[j] = load(prow + ky * ppw + kx + xs[j]);
+      const T* wk = w + ky * g.kw + kx;
+#pragma GCC unroll 16
+      for (int o = 0; o < OB; ++o) {
+        const T s = wk[o * kk];
+#pragma GCC unroll 4
+        for (int j = 0; j < NV; ++j) acc[o][j] += in[j] * s;
+      }
+    }
+#pragma GCC unroll 16
+  for (int o = 0; o < OB; ++o)
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) {
+      if (g.ow >= kVec<T>) {
+        store(y + o * ohw + xs[j], acc[o][j]);
+      } else {  // a row shorter than a vector
+        T part[kVec<T>];
+        store(part, acc[o][j]);
+        for (std::int64_t ox = 0; ox < g.ow; ++ox) y[o * ohw + ox] = part[ox];
+      }
+    }
+}
+
+// Channels per tile of the forward: two vectors per channel, two inputs and a spare register.
+template <class T>
+constexpr int kDirectChannels = (kRegs - 3) / 2;
+
+template <class T, int NV, int... OB>
+constexpr auto direct_tiles(std::integer_sequence<int, OB...>) {
+  using Tile = void (*)(const T*, std::int64_t, const T*, const T*, const ConvGeom&, T*, std::int64_t,
+                        const std::int64_t*);
+  return std::array<Tile, sizeof...(OB)>{direct_tile<T, OB + 1, NV>...};
+}
+
+/// y [samples][og, oh, ow] (samples y_stride apart) = the stride-1, undilated convolution of one input
+/// plane per sample (x_stride apart) with og filters w [og, 1, kh, kw], plus b (null: none).
+/// `scratch` holds direct_scratch(g, og) elements.
+template <class T>
+void direct_conv(const T* x, std::int64_t x_stride, const T* w, const T* b, std::int64_t samples,
+                 std::int64_t og, const ConvGeom& g, T* y, std::int64_t y_stride, T* scratch) {
+  static constexpr auto one = direct_tiles<T, 1>(std::make_integer_sequence<int, kDirectChannels<T>>{});
+  static constexpr auto two = direct_tiles<T, 2>(std::make_integer_sequence<int, kDirectChannels<T>>{});
+  const DirectPlane p = direct_plane<T>(g);
+  const std::int64_t ohw = g.oh * g.ow;
+  for (std::int64_t s = 0; s < samples; ++s) {
+    pad_plane(x + s * x_stride, g, p, scratch);
+    for (std::int64_t o0 = 0; o0 < og; o0 += kDirectChannels<T>) {
+      const std::int64_t ob = std::min<std::int64_t>(kDirectChannels<T>, og - o0);
+      for (std::int64_t oy = 0; oy < g.oh; ++oy)
+        for (std::int64_t v = 0; v < p.nv; v += 2) {
+          // Vectors start at v * lanes; the last row vector ends at ow, overlapping the one before it.
+          std::int64_t xs[2];
+          for (std::int64_t j = 0; j < 2; ++j)
+            xs[j] = std::max<std::int64_t>(0, std::min((v + j) * kVec<T>, g.ow - kVec<T>));
+          const auto& tiles = p.nv - v >= 2 ? two : one;
+          tiles[ob - 1](scratch + oy * p.width, p.width, w + o0 * g.kh * g.kw, b ? b + o0 : nullptr, g,
+                        y + s * y_stride + o0 * ohw + oy * g.ow, ohw, xs);
+        }
+    }
+  }
+}
+
+/// Where the weight gradient reads dy: og planes `plane` apart, rows `row` apart, each row in vectors at 0,
+/// lanes, 2 lanes, ... and a last one at `last`, whose first `skip` lanes the one before it already covered.
+template <class T>
+struct DyRows {
+  const T* p;
+  std::int64_t plane, row, full, last, skip;
+};
+
+/// a[o, t] += dy vector of channel o times the padded input at tap t (mask: which lanes count, null: all).
+template <class T, int OB, int TB>
+inline void wgrad_step(Vec<T> (&a)[OB][TB], const T* dy, std::int64_t plane, const T* in,
+                       const std::int64_t* off, const Vec<T>* mask) {
+  Vec<T> d[OB];
+#pragma GCC unroll 8
+  for (int o = 0; o < OB; ++o) d[o] = mask ? load(dy + o * plane) * *mask : load(dy + o * plane);
+#pragma GCC unroll 8
+  for (int t = 0; t < TB; ++t) {
+    const Vec<T> xv = load(in + off[t]);
+#pragma GCC unroll 8
+    for (int o = 0; o < OB; ++o) a[o][t] += d[o] * xv;
+  }
+}
+
+/// acc[o, t] (vectors) += dy rows of channel o times the padded input shifted to tap t, over all output rows.
+template <class T, int OB, int TB>
+void direct_wgrad_tile(const T* plane, std::int64_t ppw, const DyRows<T>& dy, const std::int64_t* off,
+                       const ConvGeom& g, T* acc, std::int64_t kk) {
+  Vec<T> a[OB][TB];
+#pragma GCC unroll 8
+  for (int o = 0; o < OB; ++o)
+#pragma GCC unroll 8
+    for (int t = 0; t < TB; ++t) a[o][t] = load(acc + (o * kk + t) * kVec<T>);
+  Vec<T> mask;
+  for (std::int64_t l = 0; l < kVec<T>; ++l) mask[l] = l < dy.skip ? T(0) : T(1);
+  for (std::int64_t oy = 0; oy < g.oh; ++oy) {
+    const T* dr = dy.p + oy * dy.row;
+    const T* in = plane + oy * ppw;
+    for (std::int64_t x0 = 0; x0 < dy.full * kVec<T>; x0 += kVec<T>)
+      wgrad_step<T, OB, TB>(a, dr + x0, dy.plane, in + x0, off, nullptr);
+    if (dy.last >= 0) wgrad_step<T, OB, TB>(a, dr + dy.last, dy.plane, in + dy.last, off, &mask);
+  }
+#pragma GCC unroll 8
+  for (int o = 0; o < OB; ++o)
+#pragma GCC unroll 8
+    for (int t = 0; t < TB; ++t) store(acc + (o * kk + t) * kVec<T>, a[o][t]);
+}
+
+// Tiles of the weight gradient: ob x tb accumulators, ob gradient vectors and one input vector, at most
+// kWgradChannels x kWgradTaps.
+template <class T>
+constexpr int kWgradChannels = kRegs == 32 ? 7 : 3;
+template <class T>
+constexpr int kWgradTaps = kRegs == 32 ? 5 : 3;
+
+/// The tile shape for kk taps: tb divides kk where a register budget allows it, so no tile runs short.
+void wgrad_tile_shape(std::int64_t kk, std::int64_t& ob, std::int64_t& tb) {
+  if (kRegs < 32)
+    ob = 3, tb = 3;
+  else if (kk % 5 == 0)
+    ob = 5, tb = 5;
+  else if (kk % 3 == 0)
+    ob = 7, tb = 3;
+  else
+    ob = 6, tb = 4;
+}
+
+template <class T, int OB, int... TB>
+constexpr auto wgrad_row(std::integer_sequence<int, TB...>) {
+  using Tile = void (*)(const T*, std::int64_t, const DyRows<T>&, const std::int64_t*, const ConvGeom&, T*,
+                        std::int64_t);
+  return std::array<Tile, sizeof...(TB)>{direct_wgrad_tile<T, OB, TB + 1>...};
+}
+
+template <class T, int... OB>
+constexpr auto wgrad_tiles(std::integer_sequence<int, OB...>) {
+  return std::array{wgrad_row<T, OB + 1>(std::make_integer_sequence<int, kWgradTaps<T>>{})...};
+}
+
+/// dw [og, 1, kh, kw] += the correlation of each sample's input plane with its og output gradients (the weight
+/// gradient of direct_conv), summed over the samples in order.
+template <class T>
+void direct_wgrad(const T* x, std::int64_t x_stride, const T* dy, std::int64_t dy_stride,
+                  std::int64_t samples, std::int64_t og, const ConvGeom& g, T* dw, T* scratch) {
+  static constexpr auto tiles = wgrad_tiles<T>(std::make_integer_sequence<int, kWgradChannels<T>>{});
+  const DirectPlane p = direct_plane<T>(g);
+  const std::int64_t kk = g.kh * g.kw, ohw = g.oh * g.ow, row = p.nv * kVec<T>;
+  // Rows of at least a vector are read in place, the last vector overlapping; shorter ones are copied into
+  // zero-padded rows of one vector.
+  const bool in_place = g.ow >= kVec<T>;
+  T* plane = scratch;
+  T* dyp = plane + p.height * p.width;
+  T* acc = dyp + (in_place ? 0 : og * g.oh * row);  // og * kk vectors of partial sums
+  std::fill(acc, acc + og * kk * kVec<T>, T(0));
+  if (!in_place) std::fill(dyp, dyp + og * g.oh * row, T(0));
+  DyRows<T> rows{nullptr, ohw, g.ow, g.ow / kVec<T>, g.ow - kVec<T>, kVec<T> - g.ow % kVec<T>};
+  if (g.ow % kVec<T> == 0) rows.last = -1;
+  if (!in_place) rows = {dyp, g.oh * row, row, 1, -1, 0};
+  std::int64_t off[kWgradTaps<T>], ob_max, tb_max;
+  wgrad_tile_shape(kk, ob_max, tb_max);
+  for (std::int64_t s = 0; s < samples; ++s) {
+    pad_plane(x + s * x_stride, g, p, plane);
+    const T* dys = dy + s * dy_stride;
+    if (in_place)
+      rows.p = dys;
+    else
+      for (std::int64_t o = 0; o < og; ++o)
+        for (std::int64_t oy = 0; oy < g.oh; ++oy)
+          copy_short(dyp + (o * g.oh + oy) * row, dys + o * ohw + oy * g.ow, g.ow);
+    for (std::int64_t o0 = 0; o0 < og; o0 += ob_max) {
+      const std::int64_t ob = std::min(ob_max, og - o0);
+      DyRows<T> block = rows;
+      block.p += o0 * rows.plane;
+      for (std::int64_t t0 = 0; t0 < kk; t0 += tb_max) {
+        const std::int64_t tb = std::min(tb_max, kk - t0);
+        for (std::int64_t t = 0; t < tb; ++t) off[t] = (t0 + t) / g.kw * p.width + (t0 + t) % g.kw;
+        tiles[ob - 1][tb - 1](plane, p.width, block, off, g, acc + (o0 * kk + t0) * kVec<T>, kk);
+      }
+    }
+  }
+  for (std::int64_t i = 0; i < og * kk; ++i) {
+    T sum = 0;
+    for (std::int64_t l = 0; l < kVec<T>; ++l) sum += acc[i * kVec<T> + l];
+    dw[i] += sum;
+  }
+}
+
 template <class T>
 constexpr ConvLoops<T> make_loops() {
-  return {im2col<T>,          col2im<T>,   channel_sum<T>,   channel_sq_dev<T>,
-          channel_dy_sums<T>, bn_apply<T>, bn_grad_apply<T>, max_pool_2x2_row<T>};
+  return {im2col<T>,   col2im<T>,        channel_sum<T>,      channel_sq_dev<T>, channel_dy_sums<T>,
+          bn_apply<T>, bn_grad_apply<T>, max_pool_2x2_row<T>, direct_conv<T>,    direct_wgrad<T>};
 }

@@ -56,6 +56,9 @@ std::vector<ConvCase> conv_cases() {
       {"dilation2_same", {2, 2, 10, 9}, {3, 2, 3, 3}, 1, bp::ConvPadding("same"), 2},
       {"groups2_pad_rows_only", {2, 4, 8, 7}, {6, 2, 3, 2}, 1, bp::Size2(1, 0), 1, 2},
       {"pointwise", {2, 5, 6, 6}, {3, 5, 1, 1}},
+      {"direct_one_channel", {2, 1, 11, 28}, {7, 1, 5, 5}, 1, 2},
+      {"direct_many_filters", {2, 1, 9, 35}, {17, 1, 3, 4}, 1, bp::Size2(1, 2)},
+      {"direct_depthwise", {2, 4, 8, 21}, {8, 1, 3, 3}, 1, 1, 1, 4},
   };
 }
 
