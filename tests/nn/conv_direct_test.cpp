@@ -136,9 +136,19 @@ TEST(Conv2dDirect, GradcheckAndGradgradcheck) {
   bp::Tensor w = bp::randn({4, 1, 3, 2}, gen, bp::f64).requires_grad_();
   bp::Tensor b = bp::randn({4}, gen, bp::f64).requires_grad_();
   auto fn = [](const bp::Tensors& in) { return bp::conv2d(in[0], in[1], in[2], 1, bp::Size2(1, 1), 1, 2); };
-  ASSERT_TRUE(bp::kernels::direct_wgrad_fits(
-      {.n = 1, .c = 2, .h = 3, .w = 8, .o = 4, .kh = 3, .kw = 2, .ph = 1, .pw = 1, .groups = 2, .oh = 3, .ow = 9},
-      8));
+  ASSERT_TRUE(bp::kernels::direct_wgrad_fits({.n = 1,
+                                              .c = 2,
+                                              .h = 3,
+                                              .w = 8,
+                                              .o = 4,
+                                              .kh = 3,
+                                              .kw = 2,
+                                              .ph = 1,
+                                              .pw = 1,
+                                              .groups = 2,
+                                              .oh = 3,
+                                              .ow = 9},
+                                             8));
   EXPECT_TRUE(bp::gradcheck(fn, {x, w, b}).ok);
   EXPECT_TRUE(bp::gradgradcheck(fn, {x, w, b}).ok);
 }
