@@ -107,7 +107,7 @@ Tensor conv2d_input_grad(const Tensor& dy_in, const Tensor& weight_in, const Con
   const Tensor dy = dense(dy_in);
   const Tensor weight = dense(weight_in);
   const bool pointwise = is_pointwise(g);
-  Tensor dx = pointwise ? Tensor(g.input_shape(), dy.dtype()) : zeros(g.input_shape(), dy.dtype());
+  Tensor dx(g.input_shape(), dy.dtype());
   const std::int64_t cg = g.c / g.groups, og = g.o / g.groups, k = cg * g.kh * g.kw, ohw = g.oh * g.ow;
   const std::int64_t per = samples_per_block(g), blocks = std::max<std::int64_t>(1, ceil_div(g.n, per));
   Tensor cols = pointwise ? Tensor() : Tensor({blocks, k * ohw}, dy.dtype());
@@ -119,6 +119,9 @@ Tensor conv2d_input_grad(const Tensor& dy_in, const Tensor& weight_in, const Con
     T* pdx = dx.data<T>();
     for_sample_blocks(g.n, per, macs_of(g), [&](std::int64_t b, std::int64_t s0, std::int64_t s1) {
       T* col = pointwise ? nullptr : cols.data<T>() + b * k * ohw;
+      // col2im adds into dx: each block zeroes its own samples, so their lines stay in the cache of the
+      // thread that adds into them.
+      if (!pointwise) std::fill(pdx + s0 * g.c * g.h * g.w, pdx + s1 * g.c * g.h * g.w, T(0));
       for (std::int64_t s = s0; s < s1; ++s)
         for (std::int64_t gi = 0; gi < g.groups; ++gi) {
           const T* dyg = pdy + (s * g.o + gi * og) * ohw;
