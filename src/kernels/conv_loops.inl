@@ -8,6 +8,36 @@ std::int64_t ceil_div(std::int64_t a, std::int64_t b) {
   return (a + b - 1) / b;
 }
 
+// The variant's vectors, through GCC's vector extensions: unaligned, with the element type's alignment.
+template <class T>
+struct VecOf;
+template <>
+struct VecOf<float> {
+  typedef float type __attribute__((vector_size(kVectorBytes), aligned(4)));
+};
+template <>
+struct VecOf<double> {
+  typedef double type __attribute__((vector_size(kVectorBytes), aligned(8)));
+};
+template <class T>
+using Vec = typename VecOf<T>::type;
+template <class T>
+constexpr std::int64_t kVec = kVectorBytes / static_cast<std::int64_t>(sizeof(T));
+// Vector registers: 32 with AVX-512, 16 otherwise.
+constexpr int kRegs = kVectorBytes == 64 ? 32 : 16;
+
+template <class T>
+inline Vec<T> load(const T* p) {
+  Vec<T> v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+template <class T>
+inline void store(T* p, const Vec<T>& v) {
+  std::memcpy(p, &v, sizeof v);
+}
+
 /// The output columns [lo, hi) whose input column ox * sw + off lies inside [0, w).
 void column_range(const ConvGeom& g, std::int64_t off, std::int64_t& lo, std::int64_t& hi) {
   lo = off >= 0 ? 0 : ceil_div(-off, g.sw);
@@ -38,6 +68,25 @@ inline void copy_short(T* dst, const T* src, std::int64_t n) {
   } else {
     for (std::int64_t i = 0; i < n; ++i) dst[i] = src[i];
   }
+}
+
+/// dst[0, n) += src[0, n) for col2im's short rows: whole vectors, one half vector, then single elements
+/// (the compiler's own loop checks for overlap and peels on every row of a dozen elements).
+template <class T>
+inline void add_short(T* __restrict dst, const T* __restrict src, std::int64_t n) {
+  typedef T Half __attribute__((vector_size(kVectorBytes / 2), aligned(sizeof(T))));
+  std::int64_t i = 0;
+  for (; i + kVec<T> <= n; i += kVec<T>) store(dst + i, load(dst + i) + load(src + i));
+  constexpr std::int64_t half = kVec<T> / 2;
+  if (half > 1 && i + half <= n) {
+    Half a, b;
+    std::memcpy(&a, dst + i, sizeof a);
+    std::memcpy(&b, src + i, sizeof b);
+    a += b;
+    std::memcpy(dst + i, &a, sizeof a);
+    i += half;
+  }
+  for (; i < n; ++i) dst[i] += src[i];
 }
 
 /// Zeroes column `ox` of `rows` rows of length `ow` at p: the border of im2col's rows, written down the
@@ -71,13 +120,16 @@ void im2col(const T* x, std::int64_t cg, const ConvGeom& g, T* col) {
         const std::int64_t rows = y1 - y0;
         if (rows_follow && lo < hi) {
           std::memcpy(r0 + lo, xr0 + lo, static_cast<std::size_t>((rows - 1) * g.ow + hi - lo) * sizeof(T));
+        } else if (g.sw == 1) {
+          // Locals, not g's fields: the byte copies could alias g, so the compiler would reload them per row.
+          const std::int64_t ow = g.ow, step = g.sh * g.w, n = hi - lo;
+          T* dst = r0 + lo;
+          const T* src = xr0 + lo;
+          for (std::int64_t r = 0; r < rows; ++r) copy_short(dst + r * ow, src + r * step, n);
         } else {
           for (std::int64_t r = 0; r < rows; ++r) {
             const T* xr = xr0 + r * g.sh * g.w;
-            if (g.sw == 1)
-              copy_short(r0 + r * g.ow + lo, xr + lo, hi - lo);
-            else
-              for (std::int64_t ox = lo; ox < hi; ++ox) r0[r * g.ow + ox] = xr[ox * g.sw];
+            for (std::int64_t ox = lo; ox < hi; ++ox) r0[r * g.ow + ox] = xr[ox * g.sw];
           }
         }
         for (std::int64_t ox = 0; ox < lo; ++ox) zero_column(r0 + ox, rows, g.ow);
@@ -99,13 +151,15 @@ void col2im(const T* col, std::int64_t cg, const ConvGeom& g, T* x) {
         const std::int64_t off = j * g.dw - g.pw;
         std::int64_t lo, hi;
         column_range(g, off, lo, hi);
-        for (std::int64_t oy = y0; oy < y1; ++oy) {
-          const T* r = row + oy * g.ow;
-          T* xr = x + (c * g.h + oy * g.sh - g.ph + i * g.dh) * g.w + off;
-          if (g.sw == 1)
-            for (std::int64_t ox = lo; ox < hi; ++ox) xr[ox] += r[ox];
+        if (y0 >= y1) continue;
+        const std::int64_t ow = g.ow, step = g.sh * g.w, sw = g.sw;
+        const T* r = row + y0 * ow;
+        T* xr = x + (c * g.h + y0 * g.sh - g.ph + i * g.dh) * g.w + off;
+        for (std::int64_t oy = y0; oy < y1; ++oy, r += ow, xr += step) {
+          if (sw == 1)
+            add_short(xr + lo, r + lo, hi - lo);
           else
-            for (std::int64_t ox = lo; ox < hi; ++ox) xr[ox * g.sw] += r[ox];
+            for (std::int64_t ox = lo; ox < hi; ++ox) xr[ox * sw] += r[ox];
         }
       }
     }
@@ -322,35 +376,6 @@ void max_pool_2x2_row(const T* __restrict r0, std::int64_t w, std::int64_t ow, T
 // A group with one input channel (the first layer of an image net, a depthwise convolution) makes an im2col
 // GEMM with K = kh * kw, too short for the GEMM to pay for the unrolling. These loops compute it directly: the
 // output row in vectors, kept in registers for a block of channels while the kernel's taps are added.
-
-template <class T>
-struct VecOf;
-template <>
-struct VecOf<float> {
-  typedef float type __attribute__((vector_size(kVectorBytes), aligned(4)));
-};
-template <>
-struct VecOf<double> {
-  typedef double type __attribute__((vector_size(kVectorBytes), aligned(8)));
-};
-template <class T>
-using Vec = typename VecOf<T>::type;
-template <class T>
-constexpr std::int64_t kVec = kVectorBytes / static_cast<std::int64_t>(sizeof(T));
-// Vector registers: 32 with AVX-512, 16 otherwise.
-constexpr int kRegs = kVectorBytes == 64 ? 32 : 16;
-
-template <class T>
-inline Vec<T> load(const T* p) {
-  Vec<T> v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-
-template <class T>
-inline void store(T* p, const Vec<T>& v) {
-  std::memcpy(p, &v, sizeof v);
-}
 
 /// The padded input plane of a direct convolution: rows of `pw` elements; column ox * 1 + kx of row oy + ky
 /// holds the padded input the output (oy, ox) sees through tap (ky, kx), zero outside the input.
