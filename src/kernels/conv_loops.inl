@@ -62,6 +62,10 @@ inline void copy_short(T* dst, const T* src, std::int64_t n) {
     std::int64_t i = 0;
     for (; i + chunk <= n; i += chunk) std::memcpy(dst + i, src + i, kVectorBytes);
     if (i < n) std::memcpy(dst + n - chunk, src + n - chunk, kVectorBytes);
+  } else if constexpr (kVectorBytes == 64 && std::is_same_v<T, float>) {
+    // AVX-512: one masked move (two overlapping half vectors measured slower on im2col's rows of 10-12).
+    const __mmask16 m = static_cast<__mmask16>((1u << n) - 1);
+    _mm512_mask_storeu_ps(dst, m, _mm512_maskz_loadu_ps(m, src));
   } else if (half > 0 && n >= half) {
     std::memcpy(dst, src, kVectorBytes / 2);
     std::memcpy(dst + n - half, src + n - half, kVectorBytes / 2);
