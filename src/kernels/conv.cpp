@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 #include "kernels/conv_loops.hpp"
 #include "kernels/kernels.hpp"
@@ -373,20 +374,20 @@ Tensor batch_norm_forward(const Tensor& x_in, const Tensor& gamma_in, const Tens
     const T* pb = beta.defined() ? beta.data<T>() : nullptr;
     T* py = y.data<T>();
     double *pm = mean.data<double>(), *pv = var.data<double>(), *pi = invstd.data<double>();
+    std::vector<BnCoeffs<T>> coeffs(static_cast<std::size_t>(c));
     parallel_range(c, std::max<std::int64_t>(1, kParallelThreshold / std::max<std::int64_t>(n * hw, 1)),
                    [&](std::int64_t c0, std::int64_t c1) {
+                     loops.channel_sums(px, n, c, hw, c0, c1, pm);
+                     for (std::int64_t ch = c0; ch < c1; ++ch) pm[ch] /= count;
+                     loops.channel_sq_devs(px, n, c, hw, c0, c1, pm, pv);
                      for (std::int64_t ch = c0; ch < c1; ++ch) {
-                       const double mu = loops.channel_sum(px + ch * hw, n, c * hw, hw) / count;
-                       const double v = loops.channel_sq_dev(px + ch * hw, n, c * hw, hw, mu) / count,
-                                    inv = 1.0 / std::sqrt(v + eps);
-                       pm[ch] = mu;
-                       pv[ch] = v;
-                       pi[ch] = inv;
-                       const T scale = static_cast<T>(inv * (pg ? static_cast<double>(pg[ch]) : 1.0));
-                       const T shift = pb ? pb[ch] : T(0);
-                       const T m = static_cast<T>(mu);
-                       loops.bn_apply(px + ch * hw, py + ch * hw, n, c * hw, hw, m, scale, shift);
+                       pv[ch] /= count;
+                       pi[ch] = 1.0 / std::sqrt(pv[ch] + eps);
+                       coeffs[ch] = {static_cast<T>(pm[ch]),
+                                     static_cast<T>(pi[ch] * (pg ? static_cast<double>(pg[ch]) : 1.0)),
+                                     pb ? pb[ch] : T(0)};
                      }
+                     loops.bn_apply(px, py, n, c, hw, c0, c1, coeffs.data());
                    });
   });
   return y;
@@ -409,22 +410,23 @@ void batch_norm_backward(const Tensor& dy_in, const Tensor& x_in, const Tensor& 
     const double *pm = mean.data<double>(), *pi = invstd.data<double>();
     T* pdx = dx.data<T>();
     T *pdg = dgamma.data<T>(), *pdb = dbeta.data<T>();
-    parallel_range(
-        c, std::max<std::int64_t>(1, kParallelThreshold / std::max<std::int64_t>(n * hw, 1)),
-        [&](std::int64_t c0, std::int64_t c1) {
-          for (std::int64_t ch = c0; ch < c1; ++ch) {
-            const double mu = pm[ch], inv = pi[ch];
-            double sdy = 0, sdyx = 0;
-            loops.channel_dy_sums(pdy + ch * hw, px + ch * hw, n, c * hw, hw, mu, sdy, sdyx);
-            sdyx *= inv;  // sum(dy xhat)
-            pdg[ch] = static_cast<T>(sdyx);
-            pdb[ch] = static_cast<T>(sdy);
-            const double k = inv * (pg ? static_cast<double>(pg[ch]) : 1.0);
-            const T a = static_cast<T>(sdy / count), b = static_cast<T>(sdyx / count);
-            const T kk = static_cast<T>(k), m = static_cast<T>(mu), iv = static_cast<T>(inv);
-            loops.bn_grad_apply(px + ch * hw, pdy + ch * hw, pdx + ch * hw, n, c * hw, hw, {kk, a, m, iv, b});
-          }
-        });
+    std::vector<double> sums(static_cast<std::size_t>(2 * c));
+    std::vector<BnGradCoeffs<T>> coeffs(static_cast<std::size_t>(c));
+    parallel_range(c, std::max<std::int64_t>(1, kParallelThreshold / std::max<std::int64_t>(n * hw, 1)),
+                   [&](std::int64_t c0, std::int64_t c1) {
+                     double *sdy = sums.data(), *sdyx = sums.data() + c;
+                     loops.channel_dy_sums(pdy, px, n, c, hw, c0, c1, pm, sdy, sdyx);
+                     for (std::int64_t ch = c0; ch < c1; ++ch) {
+                       const double inv = pi[ch], dyx = sdyx[ch] * inv;  // sum(dy xhat)
+                       pdg[ch] = static_cast<T>(dyx);
+                       pdb[ch] = static_cast<T>(sdy[ch]);
+                       const double k = inv * (pg ? static_cast<double>(pg[ch]) : 1.0);
+                       coeffs[ch] = {static_cast<T>(k), static_cast<T>(sdy[ch] / count),
+                                     static_cast<T>(pm[ch]), static_cast<T>(inv),
+                                     static_cast<T>(dyx / count)};
+                     }
+                     loops.bn_grad_apply(px, pdy, pdx, n, c, hw, c0, c1, coeffs.data());
+                   });
   });
 }
 

@@ -14,6 +14,12 @@
 
 namespace backprop::kernels {
 
+/// BatchNorm2d's forward coefficients of one channel (see bn_apply).
+template <class T>
+struct BnCoeffs {
+  T m, scale, shift;
+};
+
 /// BatchNorm2d's input-gradient coefficients of one channel (see bn_grad_apply).
 template <class T>
 struct BnGradCoeffs {
@@ -26,15 +32,22 @@ struct ConvLoops {
   void (*im2col)(const T* x, std::int64_t cg, const ConvGeom& g, T* col);
   /// The adjoint of im2col: adds each column entry back to the input position it was read from.
   void (*col2im)(const T* col, std::int64_t cg, const ConvGeom& g, T* x);
-  /// Over one channel: n planes of hw elements at p, p + stride, ...; sums in f64.
-  double (*channel_sum)(const T* p, std::int64_t n, std::int64_t stride, std::int64_t hw);
-  double (*channel_sq_dev)(const T* p, std::int64_t n, std::int64_t stride, std::int64_t hw, double mu);
-  void (*channel_dy_sums)(const T* d, const T* p, std::int64_t n, std::int64_t stride, std::int64_t hw,
-                          double mu, double& sdy, double& sdyx);
-  void (*bn_apply)(const T* p, T* q, std::int64_t n, std::int64_t stride, std::int64_t hw, T m, T scale,
-                   T shift);
-  void (*bn_grad_apply)(const T* p, const T* d, T* q, std::int64_t n, std::int64_t stride, std::int64_t hw,
-                        BnGradCoeffs<T> c);
+  /// BatchNorm2d's loops, over the channels [c0, c1) of p [n, c, hw], sample by sample; sums in f64, arrays
+  /// indexed by the channel. out[ch] = sum of channel ch.
+  void (*channel_sums)(const T* p, std::int64_t n, std::int64_t c, std::int64_t hw, std::int64_t c0,
+                       std::int64_t c1, double* out);
+  /// out[ch] = sum of (x - mu[ch])^2 over channel ch.
+  void (*channel_sq_devs)(const T* p, std::int64_t n, std::int64_t c, std::int64_t hw, std::int64_t c0,
+                          std::int64_t c1, const double* mu, double* out);
+  /// sdy[ch] = sum of dy, sdyx[ch] = sum of dy (x - mu[ch]) over channel ch (d is dy, p is x).
+  void (*channel_dy_sums)(const T* d, const T* p, std::int64_t n, std::int64_t c, std::int64_t hw,
+                          std::int64_t c0, std::int64_t c1, const double* mu, double* sdy, double* sdyx);
+  /// q = (p - m) scale + shift with channel ch's k[ch].
+  void (*bn_apply)(const T* p, T* q, std::int64_t n, std::int64_t c, std::int64_t hw, std::int64_t c0,
+                   std::int64_t c1, const BnCoeffs<T>* k);
+  /// q = k (d - a - (p - m) iv b) with channel ch's k[ch].
+  void (*bn_grad_apply)(const T* p, const T* d, T* q, std::int64_t n, std::int64_t c, std::int64_t hw,
+                        std::int64_t c0, std::int64_t c1, const BnGradCoeffs<T>* k);
   /// One output row of the 2x2, stride-2 max pool without padding: values and flat in-plane indices.
   void (*max_pool_2x2_row)(const T* r0, std::int64_t w, std::int64_t ow, T base, T* values, double* indices);
   /// A stride-1, undilated convolution of groups with one input channel each (direct_conv_fits), without
