@@ -302,9 +302,8 @@ RunResult train_into(const RunConfig& setup, const RunOptions& options, const Pl
   if (history.interrupted) {
     // ModelCheckpoint saved exactly the point fit() stopped at. Signals that come now are ignored.
     result.end = RunEnd::interrupted;
-    result.signal = signals ? signals->signal() : 0;
     if (root) {
-      const std::string name = stop_signal_name(result.signal);
+      const std::string name = stop_signal_name(signals ? signals->signal() : 0);
       result.checkpoint = checkpoints->last_path();
       const std::int64_t epoch = trainer.epoch() + (trainer.partial().batches > 0 ? 1 : 0);
       summary.interrupted(name, epoch, history.total_updates, result.checkpoint, seconds_since(started));
@@ -319,6 +318,11 @@ RunResult train_into(const RunConfig& setup, const RunOptions& options, const Pl
                      static_cast<long long>(history.total_updates), result.checkpoint.c_str(),
                      run_dir.c_str());
     }
+    // The other ranks wait here (an all-reduce needs every rank) until rank 0's checkpoint and summary are on
+    // disk, with the handlers still ignoring signals: a caller that then exits non-zero makes mpirun end the
+    // job.
+    if (distributed) mpi->any(false);
+    result.signal = signals ? signals->signal() : 0;
     return result;
   }
   model.state = net->state_dict();

@@ -61,10 +61,6 @@ std::shared_ptr<bp::nn::Sequential> Parallel::sync_batchnorm(const bp::nn::Seque
   return bp::dist::convert_sync_batchnorm(net);
 }
 
-void Parallel::barrier() const {
-  if (active_) bp::dist::barrier();
-}
-
 void Parallel::fail(const std::string& command, const char* kind, const char* what, int code) const {
   std::string prefix;
   if (!root()) {
@@ -105,8 +101,6 @@ std::shared_ptr<bp::train::Collective> Parallel::collective() const {
 std::shared_ptr<bp::nn::Sequential> Parallel::sync_batchnorm(const bp::nn::Sequential&) const {
   unavailable("--sync-batchnorm over ranks");
 }
-
-void Parallel::barrier() const {}
 
 void Parallel::fail(const std::string& command, const char* kind, const char* what, int code) const {
   std::fprintf(stderr, "backprop%s%s: %s%s\n", command.empty() ? "" : " ", command.c_str(), kind, what);

@@ -49,8 +49,6 @@ class Parallel {
   /// dist::convert_sync_batchnorm: `net` with each BatchNorm1d / BatchNorm2d replaced by a SyncBatchNorm1d /
   /// SyncBatchNorm2d sharing its tensors (same state_dict names). Needs ranks() > 1.
   std::shared_ptr<backprop::nn::Sequential> sync_batchnorm(const backprop::nn::Sequential& net) const;
-  /// Waits for every rank.
-  void barrier() const;
 
   /// Ends a failed run: prints "backprop COMMAND: KINDWHAT" and, under MPI, MPI_Abort(code), which makes
   /// mpirun kill every rank and exit with `code`. Rank 0 reports at once; another rank first waits 3 s, so

@@ -38,11 +38,8 @@ int run_train(const TrainArgs& args) {
     std::cout << result.summary_json << "\n";
   else if (root && !args.quiet && result.end == bp::train::RunEnd::finished)
     std::cout << result.summary_text;
-  if (result.end == bp::train::RunEnd::finished) return kOk;
-  // Interrupted: every rank leaves with 128 + signal, and mpirun ends the job as soon as one rank exits
-  // non-zero: the others wait here until rank 0 has saved and printed.
-  if (mpi != nullptr && mpi->ranks() > 1) mpi->barrier();
-  return bp::train::stop_exit_code(result.signal);
+  // Interrupted: every rank leaves with 128 + signal (run() returns once rank 0 has saved).
+  return result.end == bp::train::RunEnd::finished ? kOk : bp::train::stop_exit_code(result.signal);
 }
 
 }  // namespace cli

@@ -120,9 +120,9 @@ struct RunResult {
 /// (memory), a run folder that is refused or would overwrite an input, or a resume that trains fewer epochs
 /// than its checkpoint started; FileError for data, a model or a checkpoint that cannot be read or does not
 /// fit, or a run folder that cannot be written; OutOfMemoryError. An `overwrite` run that does not finish
-/// leaves the earlier run unchanged and says so on `notices`. Under MPI an interrupted run returns on the
-/// other ranks while rank 0 may still write its summary: a program that then exits non-zero (which makes
-/// mpirun end the job) waits for rank 0 first, as `backprop train` does with a barrier.
+/// leaves the earlier run unchanged and says so on `notices`. Under MPI an interrupted run returns on every
+/// rank once rank 0 has written its checkpoint and summary, so any rank may then exit (mpirun ends the job at
+/// the first non-zero exit).
 RunResult run(const RunConfig& config, const RunOptions& options = {});
 
 }  // namespace backprop::train
