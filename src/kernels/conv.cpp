@@ -358,7 +358,7 @@ Tensor avg_pool2d_adjoint(const Tensor& dy_in, const AvgGeom& g) {
 
 // One channel per task (independent, so the split never changes a result); the sums run in f64.
 Tensor batch_norm_forward(const Tensor& x_in, const Tensor& gamma_in, const Tensor& beta_in, double eps,
-                          Tensor& mean, Tensor& var, Tensor& invstd) {
+                          Tensor& mean, Tensor& var, Tensor& invstd, bool relu) {
   const Tensor x = dense(x_in), gamma = dense(gamma_in), beta = dense(beta_in);
   const std::int64_t n = x.size(0), c = x.size(1), hw = x.numel() / std::max<std::int64_t>(n * c, 1);
   const double count = static_cast<double>(n * hw);
@@ -387,15 +387,16 @@ Tensor batch_norm_forward(const Tensor& x_in, const Tensor& gamma_in, const Tens
                                      static_cast<T>(pi[ch] * (pg ? static_cast<double>(pg[ch]) : 1.0)),
                                      pb ? pb[ch] : T(0)};
                      }
-                     loops.bn_apply(px, py, n, c, hw, c0, c1, coeffs.data());
+                     loops.bn_apply(px, py, n, c, hw, c0, c1, coeffs.data(), relu);
                    });
   });
   return y;
 }
 
 void batch_norm_backward(const Tensor& dy_in, const Tensor& x_in, const Tensor& gamma_in, const Tensor& mean,
-                         const Tensor& invstd, Tensor& dx, Tensor& dgamma, Tensor& dbeta) {
-  const Tensor dy = dense(dy_in), x = dense(x_in), gamma = dense(gamma_in);
+                         const Tensor& invstd, Tensor& dx, Tensor& dgamma, Tensor& dbeta,
+                         const Tensor& relu_out_in) {
+  const Tensor dy = dense(dy_in), x = dense(x_in), gamma = dense(gamma_in), relu_out = dense(relu_out_in);
   const std::int64_t n = x.size(0), c = x.size(1), hw = x.numel() / std::max<std::int64_t>(n * c, 1);
   const double count = static_cast<double>(n * hw);
   dx = Tensor(x.shape(), x.dtype());
@@ -406,6 +407,7 @@ void batch_norm_backward(const Tensor& dy_in, const Tensor& x_in, const Tensor& 
     const auto& loops = conv_loops<T>();
     const T* px = x.data<T>();
     const T* pdy = dy.data<T>();
+    const T* pr = relu_out.defined() ? relu_out.data<T>() : nullptr;
     const T* pg = gamma.defined() ? gamma.data<T>() : nullptr;
     const double *pm = mean.data<double>(), *pi = invstd.data<double>();
     T* pdx = dx.data<T>();
@@ -415,7 +417,7 @@ void batch_norm_backward(const Tensor& dy_in, const Tensor& x_in, const Tensor& 
     parallel_range(c, std::max<std::int64_t>(1, kParallelThreshold / std::max<std::int64_t>(n * hw, 1)),
                    [&](std::int64_t c0, std::int64_t c1) {
                      double *sdy = sums.data(), *sdyx = sums.data() + c;
-                     loops.channel_dy_sums(pdy, px, n, c, hw, c0, c1, pm, sdy, sdyx);
+                     loops.channel_dy_sums(pdy, pr, px, n, c, hw, c0, c1, pm, sdy, sdyx);
                      for (std::int64_t ch = c0; ch < c1; ++ch) {
                        const double inv = pi[ch], dyx = sdyx[ch] * inv;  // sum(dy xhat)
                        pdg[ch] = static_cast<T>(dyx);
@@ -425,7 +427,7 @@ void batch_norm_backward(const Tensor& dy_in, const Tensor& x_in, const Tensor& 
                                      static_cast<T>(pm[ch]), static_cast<T>(inv),
                                      static_cast<T>(dyx / count)};
                      }
-                     loops.bn_grad_apply(px, pdy, pdx, n, c, hw, c0, c1, coeffs.data());
+                     loops.bn_grad_apply(px, pdy, pr, pdx, n, c, hw, c0, c1, coeffs.data());
                    });
   });
 }

@@ -39,15 +39,16 @@ struct ConvLoops {
   /// out[ch] = sum of (x - mu[ch])^2 over channel ch.
   void (*channel_sq_devs)(const T* p, std::int64_t n, std::int64_t c, std::int64_t hw, std::int64_t c0,
                           std::int64_t c1, const double* mu, double* out);
-  /// sdy[ch] = sum of dy, sdyx[ch] = sum of dy (x - mu[ch]) over channel ch (d is dy, p is x).
-  void (*channel_dy_sums)(const T* d, const T* p, std::int64_t n, std::int64_t c, std::int64_t hw,
+  /// sdy[ch] = sum of dy, sdyx[ch] = sum of dy (x - mu[ch]) over channel ch (d is dy, p is x). With r (the
+  /// output of a ReLU fused after the BatchNorm2d; null: none), dy (r > 0) in place of dy.
+  void (*channel_dy_sums)(const T* d, const T* r, const T* p, std::int64_t n, std::int64_t c, std::int64_t hw,
                           std::int64_t c0, std::int64_t c1, const double* mu, double* sdy, double* sdyx);
-  /// q = (p - m) scale + shift with channel ch's k[ch].
+  /// q = (p - m) scale + shift with channel ch's k[ch]; with relu, max(q, 0).
   void (*bn_apply)(const T* p, T* q, std::int64_t n, std::int64_t c, std::int64_t hw, std::int64_t c0,
-                   std::int64_t c1, const BnCoeffs<T>* k);
-  /// q = k (d - a - (p - m) iv b) with channel ch's k[ch].
-  void (*bn_grad_apply)(const T* p, const T* d, T* q, std::int64_t n, std::int64_t c, std::int64_t hw,
-                        std::int64_t c0, std::int64_t c1, const BnGradCoeffs<T>* k);
+                   std::int64_t c1, const BnCoeffs<T>* k, bool relu);
+  /// q = k (d - a - (p - m) iv b) with channel ch's k[ch]; with r, d (r > 0) in place of d.
+  void (*bn_grad_apply)(const T* p, const T* d, const T* r, T* q, std::int64_t n, std::int64_t c,
+                        std::int64_t hw, std::int64_t c0, std::int64_t c1, const BnGradCoeffs<T>* k);
   /// One output row of the 2x2, stride-2 max pool without padding: values and flat in-plane indices.
   void (*max_pool_2x2_row)(const T* r0, std::int64_t w, std::int64_t ow, T base, T* values, double* indices);
   /// A stride-1, undilated convolution of groups with one input channel each (direct_conv_fits), without

@@ -287,6 +287,33 @@ inline void add_plane_dy(const T* __restrict dq, const T* __restrict q, std::int
   std::memcpy(sb, b, sizeof b);
 }
 
+/// add_plane_dy of dy (r > 0), the gradient behind a ReLU fused after the BatchNorm2d (r its output), formed
+/// as the ReLU's backward forms it (kernels::activation_backward).
+template <class T>
+inline void add_plane_dy_masked(const T* __restrict dq, const T* __restrict rq, const T* __restrict q,
+                                std::int64_t hw, double mu, double* sa, double* sb) {
+  double a[kLanes], b[kLanes];
+  std::memcpy(a, sa, sizeof a);
+  std::memcpy(b, sb, sizeof b);
+  auto grad = [&](std::int64_t j) {
+    return static_cast<double>(dq[j] * (rq[j] > T(0) ? T(1) : T(0)) * T(1));
+  };
+  std::int64_t j = 0;
+  for (; j + kLanes <= hw; j += kLanes)
+    for (int l = 0; l < kLanes; ++l) {
+      const double g = grad(j + l);
+      a[l] += g;
+      b[l] += g * (static_cast<double>(q[j + l]) - mu);
+    }
+  for (; j < hw; ++j) {
+    const double g = grad(j);
+    a[j % kLanes] += g;
+    b[j % kLanes] += g * (static_cast<double>(q[j]) - mu);
+  }
+  std::memcpy(sa, a, sizeof a);
+  std::memcpy(sb, b, sizeof b);
+}
+
 /// out[ch] = sum of channel ch of p for ch in [c0, c1).
 template <class T>
 void channel_sums(const T* p, std::int64_t n, std::int64_t c, std::int64_t hw, std::int64_t c0,
@@ -314,17 +341,21 @@ void channel_sq_devs(const T* p, std::int64_t n, std::int64_t c, std::int64_t hw
   }
 }
 
-/// sdy[ch] = sum(dy) and sdyx[ch] = sum(dy (x - mu[ch])) over channel ch, for ch in [c0, c1).
+/// sdy[ch] = sum(dy) and sdyx[ch] = sum(dy (x - mu[ch])) over channel ch, for ch in [c0, c1); with r (a fused
+/// ReLU's output, else null) dy (r > 0) in place of dy.
 template <class T>
-void channel_dy_sums(const T* d, const T* p, std::int64_t n, std::int64_t c, std::int64_t hw, std::int64_t c0,
-                     std::int64_t c1, const double* mu, double* sdy, double* sdyx) {
+void channel_dy_sums(const T* d, const T* r, const T* p, std::int64_t n, std::int64_t c, std::int64_t hw,
+                     std::int64_t c0, std::int64_t c1, const double* mu, double* sdy, double* sdyx) {
   for (std::int64_t g0 = c0; g0 < c1; g0 += kGroup) {
     const std::int64_t g1 = std::min(c1, g0 + kGroup);
     double a[kGroup][kLanes] = {}, b[kGroup][kLanes] = {};
     for (std::int64_t i = 0; i < n; ++i)
       for (std::int64_t ch = g0; ch < g1; ++ch) {
         const std::int64_t at = (i * c + ch) * hw;
-        add_plane_dy(d + at, p + at, hw, mu[ch], a[ch - g0], b[ch - g0]);
+        if (r)
+          add_plane_dy_masked(d + at, r + at, p + at, hw, mu[ch], a[ch - g0], b[ch - g0]);
+        else
+          add_plane_dy(d + at, p + at, hw, mu[ch], a[ch - g0], b[ch - g0]);
       }
     for (std::int64_t ch = g0; ch < g1; ++ch) {
       sdy[ch] = add_lanes(a[ch - g0]);
@@ -334,23 +365,29 @@ void channel_dy_sums(const T* d, const T* p, std::int64_t n, std::int64_t c, std
 }
 
 /// q = (p - m) scale + shift over channels [c0, c1), with channel ch's coefficients k[ch] (BatchNorm2d's
-/// forward).
+/// forward); with relu, a fused ReLU's max(q, 0) (as kernels::unary computes it).
 template <class T>
 void bn_apply(const T* p, T* q, std::int64_t n, std::int64_t c, std::int64_t hw, std::int64_t c0,
-              std::int64_t c1, const BnCoeffs<T>* k) {
+              std::int64_t c1, const BnCoeffs<T>* k, bool relu) {
   for (std::int64_t i = 0; i < n; ++i)
     for (std::int64_t ch = c0; ch < c1; ++ch) {
       const T* __restrict a = p + (i * c + ch) * hw;
       T* __restrict b = q + (i * c + ch) * hw;
       const BnCoeffs<T> e = k[ch];
-      for (std::int64_t j = 0; j < hw; ++j) b[j] = (a[j] - e.m) * e.scale + e.shift;
+      if (relu)
+        for (std::int64_t j = 0; j < hw; ++j) {
+          const T v = (a[j] - e.m) * e.scale + e.shift;
+          b[j] = v > T(0) ? v : T(0);
+        }
+      else
+        for (std::int64_t j = 0; j < hw; ++j) b[j] = (a[j] - e.m) * e.scale + e.shift;
     }
 }
 
 /// dx = k (dy - a - (x - m) iv b) over channels [c0, c1), with channel ch's coefficients k[ch] (BatchNorm2d's
-/// input gradient).
+/// input gradient); with r, dy (r > 0) in place of dy as in add_plane_dy_masked.
 template <class T>
-void bn_grad_apply(const T* p, const T* d, T* q, std::int64_t n, std::int64_t c, std::int64_t hw,
+void bn_grad_apply(const T* p, const T* d, const T* r, T* q, std::int64_t n, std::int64_t c, std::int64_t hw,
                    std::int64_t c0, std::int64_t c1, const BnGradCoeffs<T>* k) {
   for (std::int64_t i = 0; i < n; ++i)
     for (std::int64_t ch = c0; ch < c1; ++ch) {
@@ -359,7 +396,15 @@ void bn_grad_apply(const T* p, const T* d, T* q, std::int64_t n, std::int64_t c,
       const T* __restrict dy = d + at;
       T* __restrict dx = q + at;
       const BnGradCoeffs<T> e = k[ch];
-      for (std::int64_t j = 0; j < hw; ++j) dx[j] = e.k * (dy[j] - e.a - (x[j] - e.m) * e.iv * e.b);
+      if (r) {
+        const T* __restrict rr = r + at;
+        for (std::int64_t j = 0; j < hw; ++j) {
+          const T g = dy[j] * (rr[j] > T(0) ? T(1) : T(0)) * T(1);
+          dx[j] = e.k * (g - e.a - (x[j] - e.m) * e.iv * e.b);
+        }
+      } else {
+        for (std::int64_t j = 0; j < hw; ++j) dx[j] = e.k * (dy[j] - e.a - (x[j] - e.m) * e.iv * e.b);
+      }
     }
 }
 
