@@ -22,7 +22,7 @@ namespace ex = backprop::explain;
 // what was written (for the text output). Both outputs are checked before either is written.
 std::string write_graph(const std::string& path, const std::string& dot, bool force) {
   check_output("--graph", path, bp::io::FileKind::dot, "Graphviz DOT text", force);
-  const bool stream = is_stream_output(path);
+  const bool stream = bp::io::is_stream(path);
   const bool render = !stream && bp::dot_installed();
   const std::string svg = bp::svg_path(path);
   if (render) check_output("--graph", svg, bp::io::FileKind::text, "an SVG image (text)", force);
