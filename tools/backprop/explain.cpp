@@ -82,18 +82,10 @@ int run(const ExplainArgs& args, std::ostream& out) {
 int run_explain(const ExplainArgs& args, std::ostream& out) {
   try {
     return run(args, out);
-  } catch (const bp::ConfigError& e) {
-    std::cerr << "backprop: error: " << e.what() << "\n";
-    return kUsage;
-  } catch (const bp::ValueError& e) {
-    std::cerr << "backprop: error: " << e.what() << "\n";
-    return kUsage;
-  } catch (const bp::FileError& e) {
-    std::cerr << "backprop: error: " << e.what() << "\n";
-    return kData;
   } catch (const bp::Error& e) {
     std::cerr << "backprop: error: " << e.what() << "\n";
-    return kInternal;
+    if (dynamic_cast<const bp::ConfigError*>(&e) || dynamic_cast<const bp::ValueError*>(&e)) return kUsage;
+    return dynamic_cast<const bp::FileError*>(&e) ? kData : kInternal;
   }
 }
 
