@@ -4,31 +4,17 @@
 #include <backprop/io/model_info.hpp>
 #include <backprop/io/module_tree.hpp>
 #include <charconv>
-#include <cstdarg>
 #include <cstdio>
 #include <nlohmann/json.hpp>
+
+#include "io/appendf.hpp"
 
 namespace backprop::io {
 
 namespace {
 
 using json = nlohmann::json;
-
-// printf into a string.
-[[gnu::format(printf, 2, 3)]] void appendf(std::string& out, const char* format, ...) {
-  std::va_list args, again;
-  va_start(args, format);
-  va_copy(again, args);
-  const int n = std::vsnprintf(nullptr, 0, format, args);
-  va_end(args);
-  if (n > 0) {
-    const std::size_t at = out.size();
-    out.resize(at + static_cast<std::size_t>(n) + 1);
-    std::vsnprintf(out.data() + at, static_cast<std::size_t>(n) + 1, format, again);
-    out.resize(at + static_cast<std::size_t>(n));
-  }
-  va_end(again);
-}
+using detail::appendf;
 
 // The shortest text of a number ("0.2", "1e-05").
 std::string shortest(double v) {
@@ -48,6 +34,25 @@ std::string list(const std::vector<std::string>& v, std::size_t max = 12) {
 // The training record as JSON, or discarded when it is not valid JSON.
 json training_of(const ModelFile& m) {
   return json::parse(m.training_json, nullptr, false);
+}
+
+// The training record's lines: status, epochs, optimiser, seed; the test accuracy. Throws json::exception for a
+// field of another type.
+std::string training_lines(const json& training) {
+  std::string s;
+  appendf(s, "training    %s", training.value("status", "unknown").c_str());
+  if (training.contains("epochs_run")) appendf(s, ", %lld epochs", training["epochs_run"].get<long long>());
+  if (training.contains("optimizer"))
+    appendf(s, ", %s lr %s", training["optimizer"].get<std::string>().c_str(),
+            shortest(training.value("lr", 0.0)).c_str());
+  if (training.contains("seed")) appendf(s, ", seed %lld", training["seed"].get<long long>());
+  s += "\n";
+  if (training.contains("test") && training["test"].contains("accuracy") &&
+      training["test"]["accuracy"].is_number())
+    appendf(s, "test        accuracy %.2f%%, loss %.4f on %lld examples\n",
+            100 * training["test"]["accuracy"].get<double>(), training["test"].value("loss", 0.0),
+            training["test"].value("examples", 0LL));
+  return s;
 }
 
 }  // namespace
@@ -176,18 +181,10 @@ std::string ModelInfo::text() const {
   else if (model.has_preprocessing)
     appendf(s, "task        regression%s%s\n", pre.target.empty() ? "" : " of ", pre.target.c_str());
   if (!training.is_discarded() && !training.empty()) {
-    appendf(s, "training    %s", training.value("status", "unknown").c_str());
-    if (training.contains("epochs_run")) appendf(s, ", %lld epochs", training["epochs_run"].get<long long>());
-    if (training.contains("optimizer"))
-      appendf(s, ", %s lr %s", training["optimizer"].get<std::string>().c_str(),
-              shortest(training.value("lr", 0.0)).c_str());
-    if (training.contains("seed")) appendf(s, ", seed %lld", training["seed"].get<long long>());
-    s += "\n";
-    if (training.contains("test") && training["test"].contains("accuracy") &&
-        training["test"]["accuracy"].is_number())
-      appendf(s, "test        accuracy %.2f%%, loss %.4f on %lld examples\n",
-              100 * training["test"]["accuracy"].get<double>(), training["test"].value("loss", 0.0),
-              training["test"].value("examples", 0LL));
+    try {
+      s += training_lines(training);
+    } catch (const nlohmann::json::exception&) {  // a field of another type than the tool writes: left out
+    }
   }
   return s;
 }

@@ -5,35 +5,21 @@
 #include <backprop/ops.hpp>
 #include <backprop/train/saved_model.hpp>
 #include <cmath>
-#include <cstdarg>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <sstream>
+
+#include "io/appendf.hpp"
 
 namespace backprop::train {
 
 namespace {
 
 using json = nlohmann::json;
+using io::detail::appendf;
 
 json number(double v) {
   return std::isfinite(v) ? json(v) : json(nullptr);
-}
-
-// printf into a string.
-[[gnu::format(printf, 2, 3)]] void appendf(std::string& out, const char* format, ...) {
-  std::va_list args, again;
-  va_start(args, format);
-  va_copy(again, args);
-  const int n = std::vsnprintf(nullptr, 0, format, args);
-  va_end(args);
-  if (n > 0) {
-    const std::size_t at = out.size();
-    out.resize(at + static_cast<std::size_t>(n) + 1);
-    std::vsnprintf(out.data() + at, static_cast<std::size_t>(n) + 1, format, again);
-    out.resize(at + static_cast<std::size_t>(n));
-  }
-  va_end(again);
 }
 
 // Class `c` by its name, or its index when the model has no name for it.

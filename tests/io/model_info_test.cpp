@@ -127,6 +127,16 @@ TEST(DescribeFile, ACheckpointSaysWhereTrainingStopped) {
   EXPECT_EQ(j["checkpoint"]["step"], 4);
 }
 
+TEST(DescribeFile, ATrainingRecordOfOtherTypesIsLeftOutOfTheText) {
+  ScratchDir dir;
+  io::ModelFile m = mlp_file();
+  m.training_json = R"({"status": "completed", "epochs_run": "three", "seed": 7})";
+  io::save_model(dir.file("m.safetensors"), m);
+  const io::ModelInfo info = io::describe_file(dir.file("m.safetensors"));
+  EXPECT_THAT(info.text(), Not(HasSubstr("training ")));
+  EXPECT_EQ(json::parse(info.json())["training"]["epochs_run"], "three");
+}
+
 TEST(DescribeFile, NamesTheFileAndTheShapeWhenTheForwardPassFails) {
   ScratchDir dir;
   bp::Generator gen(2);
@@ -137,4 +147,32 @@ TEST(DescribeFile, NamesTheFileAndTheShapeWhenTheForwardPassFails) {
       {"wrong.safetensors", "one forward pass of a zero example of the input shape [7]"});
   iotest::expect_file_error([&] { io::describe_file(dir.file("missing.safetensors")); },
                             {"missing.safetensors"});
+}
+
+// Every one-bit change of the header (the metadata JSON the description reads) gives a description or a
+// backprop::Error, never another exception or a crash (fuzz/fuzz_model_info.cpp searches further).
+TEST(DescribeFile, DamagedHeadersAreErrors) {
+  ScratchDir dir;
+  const std::string path = dir.file("m.safetensors");
+  io::save_model(path, mlp_file());
+  const std::string valid = iotest::read_bytes(path);
+  std::uint64_t header = 0;
+  for (int i = 7; i >= 0; --i)
+    header = header << 8 | static_cast<unsigned char>(valid[static_cast<std::size_t>(i)]);
+  ASSERT_LT(header + 8, valid.size());
+  int described = 0, refused = 0;
+  for (std::size_t at = 8; at < 8 + header; ++at)
+    for (const char bit : {'\x01', '\x20'}) {
+      std::string bytes = valid;
+      bytes[at] = static_cast<char>(bytes[at] ^ bit);
+      iotest::write_bytes(path, bytes);
+      try {
+        (void)io::describe_file(path).json();
+        ++described;
+      } catch (const bp::Error&) {
+        ++refused;
+      }
+    }
+  EXPECT_EQ(described + refused, static_cast<int>(2 * header));
+  EXPECT_GT(refused, 0);
 }

@@ -10,7 +10,7 @@
 // Example:
 //   bp::io::ModelInfo info = bp::io::describe_file("runs/demo/model.safetensors");
 //   std::cout << info.text();                        // "file        runs/demo/model.safetensors (model)", ...
-//   std::int64_t n = info.parameters;                // 203530
+//   std::int64_t n = info.parameters;                // each shared tensor counted once
 //   std::string first = info.summary.rows[1].type;   // "Linear"
 //   bool resumable = info.checkpoint.has_value();    // a checkpoint: info.checkpoint->epoch, ->step
 //   std::string object = info.json();                // indented by 2, without a final newline
