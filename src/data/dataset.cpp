@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "data/gather.hpp"
+#include "kernels/parallel.hpp"
 
 namespace backprop::data {
 
@@ -30,22 +31,29 @@ void detail::gather_rows_into(const Tensor& source, const std::int64_t* indices,
   const std::size_t row_bytes = n == 0 ? 0 : source.nbytes() / static_cast<std::size_t>(n);
   const auto* src = static_cast<const unsigned char*>(source.raw_data());
   auto* dst = static_cast<unsigned char*>(dst_);
-  // Shuffled rows are scattered over the data set: ask for a row a few rows before it is copied.
+  for (std::size_t k = 0; k < count; ++k)
+    BP_CHECK(indices[k] >= 0 && indices[k] < n, IndexError, "gather_rows: index ", indices[k], " (entry ", k,
+             ") is outside [0, ", n, ") for a tensor of shape ", source.shape());
+  // Shuffled rows are scattered over the data set: ask for a row a few rows before it is copied. A batch of
+  // images is copied by every thread, a share each (the copy is memory-bound and one core does not saturate it).
   constexpr std::size_t kAhead = 4;
+  constexpr std::int64_t kParallelBytes = std::int64_t{1} << 17;
   auto prefetch = [&](std::size_t k) {
-    const std::int64_t i = indices[k];
-    if (i < 0 || i >= n) return;
-    const unsigned char* row = src + static_cast<std::size_t>(i) * row_bytes;
+    const unsigned char* row = src + static_cast<std::size_t>(indices[k]) * row_bytes;
     for (std::size_t b = 0; b < row_bytes; b += 64) __builtin_prefetch(row + b);
   };
-  for (std::size_t k = 0; k < std::min(kAhead, count); ++k) prefetch(k);
-  for (std::size_t k = 0; k < count; ++k) {
-    const std::int64_t i = indices[k];
-    BP_CHECK(i >= 0 && i < n, IndexError, "gather_rows: index ", i, " (entry ", k, ") is outside [0, ", n,
-             ") for a tensor of shape ", source.shape());
-    if (k + kAhead < count) prefetch(k + kAhead);
-    std::memcpy(dst + k * row_bytes, src + static_cast<std::size_t>(i) * row_bytes, row_bytes);
-  }
+  const std::int64_t rows = static_cast<std::int64_t>(count);
+  const std::int64_t min_rows =
+      row_bytes == 0 ? rows + 1 : kParallelBytes / static_cast<std::int64_t>(row_bytes);
+  kernels::parallel_range(
+      rows, std::max<std::int64_t>(min_rows, 2), [&](std::int64_t begin, std::int64_t end) {
+        const auto b = static_cast<std::size_t>(begin), e = static_cast<std::size_t>(end);
+        for (std::size_t k = b; k < std::min(b + kAhead, e); ++k) prefetch(k);
+        for (std::size_t k = b; k < e; ++k) {
+          if (k + kAhead < e) prefetch(k + kAhead);
+          std::memcpy(dst + k * row_bytes, src + static_cast<std::size_t>(indices[k]) * row_bytes, row_bytes);
+        }
+      });
 }
 
 Tensor gather_rows(const Tensor& source, const std::vector<std::int64_t>& indices) {

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 #include "kernels/conv_loops.hpp"
 #include "kernels/kernels.hpp"
@@ -64,9 +65,9 @@ Tensor conv2d_forward(const Tensor& x_in, const Tensor& weight_in, const Tensor&
   const Tensor bias = dense(bias_in);
   Tensor y(g.output_shape(), x.dtype());
   const std::int64_t cg = g.c / g.groups, og = g.o / g.groups, k = cg * g.kh * g.kw, ohw = g.oh * g.ow;
-  const bool pointwise = is_pointwise(g);
+  const bool direct = direct_conv_fits(g, dtype_size(x.dtype())), pointwise = !direct && is_pointwise(g);
   const std::int64_t per = samples_per_block(g), blocks = std::max<std::int64_t>(1, ceil_div(g.n, per));
-  Tensor cols = pointwise ? Tensor() : Tensor({blocks, k * ohw}, x.dtype());
+  Tensor cols = pointwise || direct ? Tensor() : Tensor({blocks, k * ohw}, x.dtype());
   dispatch(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const auto& loops = conv_loops<T>();
@@ -74,6 +75,17 @@ Tensor conv2d_forward(const Tensor& x_in, const Tensor& weight_in, const Tensor&
     const T* pw = weight.data<T>();
     const T* pb = bias.defined() ? bias.data<T>() : nullptr;
     T* py = y.data<T>();
+    if (direct) {
+      const std::int64_t scratch_size = direct_scratch<T>(g, og);
+      Tensor scratch({blocks, scratch_size}, x.dtype());
+      for_sample_blocks(g.n, per, macs_of(g), [&](std::int64_t b, std::int64_t s0, std::int64_t s1) {
+        for (std::int64_t gi = 0; gi < g.groups; ++gi)
+          loops.direct_conv(px + (s0 * g.c + gi) * g.h * g.w, g.c * g.h * g.w, pw + gi * og * k,
+                            pb ? pb + gi * og : nullptr, s1 - s0, og, g, py + (s0 * g.o + gi * og) * ohw,
+                            g.o * ohw, scratch.data<T>() + b * scratch_size);
+      });
+      return;
+    }
     for_sample_blocks(g.n, per, macs_of(g), [&](std::int64_t b, std::int64_t s0, std::int64_t s1) {
       T* col = pointwise ? nullptr : cols.data<T>() + b * k * ohw;
       for (std::int64_t s = s0; s < s1; ++s)
@@ -96,7 +108,7 @@ Tensor conv2d_input_grad(const Tensor& dy_in, const Tensor& weight_in, const Con
   const Tensor dy = dense(dy_in);
   const Tensor weight = dense(weight_in);
   const bool pointwise = is_pointwise(g);
-  Tensor dx = pointwise ? Tensor(g.input_shape(), dy.dtype()) : zeros(g.input_shape(), dy.dtype());
+  Tensor dx(g.input_shape(), dy.dtype());
   const std::int64_t cg = g.c / g.groups, og = g.o / g.groups, k = cg * g.kh * g.kw, ohw = g.oh * g.ow;
   const std::int64_t per = samples_per_block(g), blocks = std::max<std::int64_t>(1, ceil_div(g.n, per));
   Tensor cols = pointwise ? Tensor() : Tensor({blocks, k * ohw}, dy.dtype());
@@ -108,6 +120,9 @@ Tensor conv2d_input_grad(const Tensor& dy_in, const Tensor& weight_in, const Con
     T* pdx = dx.data<T>();
     for_sample_blocks(g.n, per, macs_of(g), [&](std::int64_t b, std::int64_t s0, std::int64_t s1) {
       T* col = pointwise ? nullptr : cols.data<T>() + b * k * ohw;
+      // col2im adds into dx: each block zeroes its own samples, so their lines stay in the cache of the
+      // thread that adds into them.
+      if (!pointwise) std::fill(pdx + s0 * g.c * g.h * g.w, pdx + s1 * g.c * g.h * g.w, T(0));
       for (std::int64_t s = s0; s < s1; ++s)
         for (std::int64_t gi = 0; gi < g.groups; ++gi) {
           const T* dyg = pdy + (s * g.o + gi * og) * ohw;
@@ -125,12 +140,12 @@ Tensor conv2d_weight_grad(const Tensor& x_in, const Tensor& dy_in, const ConvGeo
   const Tensor x = dense(x_in);
   const Tensor dy = dense(dy_in);
   const std::int64_t cg = g.c / g.groups, og = g.o / g.groups, k = cg * g.kh * g.kw, ohw = g.oh * g.ow;
-  const bool pointwise = is_pointwise(g);
+  const bool direct = direct_wgrad_fits(g, dtype_size(x.dtype())), pointwise = !direct && is_pointwise(g);
   const std::int64_t per = ceil_div(std::max<std::int64_t>(g.n, 1), kSampleBlocks);
   const std::int64_t used = ceil_div(std::max<std::int64_t>(g.n, 1), per);
   const std::int64_t wn = g.o * k;
   Tensor partial({used, wn}, x.dtype());
-  Tensor cols = pointwise ? Tensor() : Tensor({used, k * ohw}, x.dtype());
+  Tensor cols = pointwise || direct ? Tensor() : Tensor({used, k * ohw}, x.dtype());
   Tensor dw(g.weight_shape(), x.dtype());
   dispatch(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -139,18 +154,29 @@ Tensor conv2d_weight_grad(const Tensor& x_in, const Tensor& dy_in, const ConvGeo
     const T* pdy = dy.data<T>();
     T* pp = partial.data<T>();
     std::fill(pp, pp + used * wn, T(0));
-    for_sample_blocks(g.n, per, macs_of(g), [&](std::int64_t b, std::int64_t s0, std::int64_t s1) {
-      T* col = pointwise ? nullptr : cols.data<T>() + b * k * ohw;
-      T* acc = pp + b * wn;
-      for (std::int64_t s = s0; s < s1; ++s)
-        for (std::int64_t gi = 0; gi < g.groups; ++gi) {
-          const T* xg = px + (s * g.c + gi * cg) * g.h * g.w;
-          const T* dyg = pdy + (s * g.o + gi * og) * ohw;
-          if (!pointwise) loops.im2col(xg, cg, g, col);
-          gemm_raw(x.dtype(), dyg, ohw, false, pointwise ? xg : col, ohw, true, acc + gi * og * k, og, k, ohw,
-                   1.0, 1.0);
-        }
-    });
+    if (direct) {
+      const std::int64_t scratch_size = direct_scratch<T>(g, og);
+      Tensor scratch({used, scratch_size}, x.dtype());
+      for_sample_blocks(g.n, per, macs_of(g), [&](std::int64_t b, std::int64_t s0, std::int64_t s1) {
+        for (std::int64_t gi = 0; gi < g.groups; ++gi)
+          loops.direct_wgrad(px + (s0 * g.c + gi) * g.h * g.w, g.c * g.h * g.w,
+                             pdy + (s0 * g.o + gi * og) * ohw, g.o * ohw, s1 - s0, og, g,
+                             pp + b * wn + gi * og * k, scratch.data<T>() + b * scratch_size);
+      });
+    } else {
+      for_sample_blocks(g.n, per, macs_of(g), [&](std::int64_t b, std::int64_t s0, std::int64_t s1) {
+        T* col = pointwise ? nullptr : cols.data<T>() + b * k * ohw;
+        T* acc = pp + b * wn;
+        for (std::int64_t s = s0; s < s1; ++s)
+          for (std::int64_t gi = 0; gi < g.groups; ++gi) {
+            const T* xg = px + (s * g.c + gi * cg) * g.h * g.w;
+            const T* dyg = pdy + (s * g.o + gi * og) * ohw;
+            if (!pointwise) loops.im2col(xg, cg, g, col);
+            gemm_raw(x.dtype(), dyg, ohw, false, pointwise ? xg : col, ohw, true, acc + gi * og * k, og, k,
+                     ohw, 1.0, 1.0);
+          }
+      });
+    }
     T* pdw = dw.data<T>();
     std::copy(pp, pp + wn, pdw);
     for (std::int64_t b = 1; b < used; ++b)
@@ -332,7 +358,7 @@ Tensor avg_pool2d_adjoint(const Tensor& dy_in, const AvgGeom& g) {
 
 // One channel per task (independent, so the split never changes a result); the sums run in f64.
 Tensor batch_norm_forward(const Tensor& x_in, const Tensor& gamma_in, const Tensor& beta_in, double eps,
-                          Tensor& mean, Tensor& var, Tensor& invstd) {
+                          Tensor& mean, Tensor& var, Tensor& invstd, bool relu) {
   const Tensor x = dense(x_in), gamma = dense(gamma_in), beta = dense(beta_in);
   const std::int64_t n = x.size(0), c = x.size(1), hw = x.numel() / std::max<std::int64_t>(n * c, 1);
   const double count = static_cast<double>(n * hw);
@@ -348,28 +374,29 @@ Tensor batch_norm_forward(const Tensor& x_in, const Tensor& gamma_in, const Tens
     const T* pb = beta.defined() ? beta.data<T>() : nullptr;
     T* py = y.data<T>();
     double *pm = mean.data<double>(), *pv = var.data<double>(), *pi = invstd.data<double>();
+    std::vector<BnCoeffs<T>> coeffs(static_cast<std::size_t>(c));
     parallel_range(c, std::max<std::int64_t>(1, kParallelThreshold / std::max<std::int64_t>(n * hw, 1)),
                    [&](std::int64_t c0, std::int64_t c1) {
+                     loops.channel_sums(px, n, c, hw, c0, c1, pm);
+                     for (std::int64_t ch = c0; ch < c1; ++ch) pm[ch] /= count;
+                     loops.channel_sq_devs(px, n, c, hw, c0, c1, pm, pv);
                      for (std::int64_t ch = c0; ch < c1; ++ch) {
-                       const double mu = loops.channel_sum(px + ch * hw, n, c * hw, hw) / count;
-                       const double v = loops.channel_sq_dev(px + ch * hw, n, c * hw, hw, mu) / count,
-                                    inv = 1.0 / std::sqrt(v + eps);
-                       pm[ch] = mu;
-                       pv[ch] = v;
-                       pi[ch] = inv;
-                       const T scale = static_cast<T>(inv * (pg ? static_cast<double>(pg[ch]) : 1.0));
-                       const T shift = pb ? pb[ch] : T(0);
-                       const T m = static_cast<T>(mu);
-                       loops.bn_apply(px + ch * hw, py + ch * hw, n, c * hw, hw, m, scale, shift);
+                       pv[ch] /= count;
+                       pi[ch] = 1.0 / std::sqrt(pv[ch] + eps);
+                       coeffs[ch] = {static_cast<T>(pm[ch]),
+                                     static_cast<T>(pi[ch] * (pg ? static_cast<double>(pg[ch]) : 1.0)),
+                                     pb ? pb[ch] : T(0)};
                      }
+                     loops.bn_apply(px, py, n, c, hw, c0, c1, coeffs.data(), relu);
                    });
   });
   return y;
 }
 
 void batch_norm_backward(const Tensor& dy_in, const Tensor& x_in, const Tensor& gamma_in, const Tensor& mean,
-                         const Tensor& invstd, Tensor& dx, Tensor& dgamma, Tensor& dbeta) {
-  const Tensor dy = dense(dy_in), x = dense(x_in), gamma = dense(gamma_in);
+                         const Tensor& invstd, Tensor& dx, Tensor& dgamma, Tensor& dbeta,
+                         const Tensor& relu_out_in) {
+  const Tensor dy = dense(dy_in), x = dense(x_in), gamma = dense(gamma_in), relu_out = dense(relu_out_in);
   const std::int64_t n = x.size(0), c = x.size(1), hw = x.numel() / std::max<std::int64_t>(n * c, 1);
   const double count = static_cast<double>(n * hw);
   dx = Tensor(x.shape(), x.dtype());
@@ -380,26 +407,28 @@ void batch_norm_backward(const Tensor& dy_in, const Tensor& x_in, const Tensor& 
     const auto& loops = conv_loops<T>();
     const T* px = x.data<T>();
     const T* pdy = dy.data<T>();
+    const T* pr = relu_out.defined() ? relu_out.data<T>() : nullptr;
     const T* pg = gamma.defined() ? gamma.data<T>() : nullptr;
     const double *pm = mean.data<double>(), *pi = invstd.data<double>();
     T* pdx = dx.data<T>();
     T *pdg = dgamma.data<T>(), *pdb = dbeta.data<T>();
-    parallel_range(
-        c, std::max<std::int64_t>(1, kParallelThreshold / std::max<std::int64_t>(n * hw, 1)),
-        [&](std::int64_t c0, std::int64_t c1) {
-          for (std::int64_t ch = c0; ch < c1; ++ch) {
-            const double mu = pm[ch], inv = pi[ch];
-            double sdy = 0, sdyx = 0;
-            loops.channel_dy_sums(pdy + ch * hw, px + ch * hw, n, c * hw, hw, mu, sdy, sdyx);
-            sdyx *= inv;  // sum(dy xhat)
-            pdg[ch] = static_cast<T>(sdyx);
-            pdb[ch] = static_cast<T>(sdy);
-            const double k = inv * (pg ? static_cast<double>(pg[ch]) : 1.0);
-            const T a = static_cast<T>(sdy / count), b = static_cast<T>(sdyx / count);
-            const T kk = static_cast<T>(k), m = static_cast<T>(mu), iv = static_cast<T>(inv);
-            loops.bn_grad_apply(px + ch * hw, pdy + ch * hw, pdx + ch * hw, n, c * hw, hw, {kk, a, m, iv, b});
-          }
-        });
+    std::vector<double> sums(static_cast<std::size_t>(2 * c));
+    std::vector<BnGradCoeffs<T>> coeffs(static_cast<std::size_t>(c));
+    parallel_range(c, std::max<std::int64_t>(1, kParallelThreshold / std::max<std::int64_t>(n * hw, 1)),
+                   [&](std::int64_t c0, std::int64_t c1) {
+                     double *sdy = sums.data(), *sdyx = sums.data() + c;
+                     loops.channel_dy_sums(pdy, pr, px, n, c, hw, c0, c1, pm, sdy, sdyx);
+                     for (std::int64_t ch = c0; ch < c1; ++ch) {
+                       const double inv = pi[ch], dyx = sdyx[ch] * inv;  // sum(dy xhat)
+                       pdg[ch] = static_cast<T>(dyx);
+                       pdb[ch] = static_cast<T>(sdy[ch]);
+                       const double k = inv * (pg ? static_cast<double>(pg[ch]) : 1.0);
+                       coeffs[ch] = {static_cast<T>(k), static_cast<T>(sdy[ch] / count),
+                                     static_cast<T>(pm[ch]), static_cast<T>(inv),
+                                     static_cast<T>(dyx / count)};
+                     }
+                     loops.bn_grad_apply(px, pdy, pr, pdx, n, c, hw, c0, c1, coeffs.data());
+                   });
   });
 }
 

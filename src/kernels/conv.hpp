@@ -58,12 +58,15 @@ Tensor avg_pool2d_adjoint(const Tensor& dy, const AvgGeom& geom);
 
 /// Training-mode batch normalisation of x [N, C, H, W] with the statistics of each channel over N, H and W:
 /// y = (x - mean) invstd gamma + beta (gamma and beta may be undefined: 1 and 0). mean, var (biased) and
-/// invstd = 1 / sqrt(var + eps) come back as f64 [C], summed in f64 whatever x's dtype.
+/// invstd = 1 / sqrt(var + eps) come back as f64 [C], summed in f64 whatever x's dtype. With relu, the
+/// output is max(y, 0) (a ReLU fused after it).
 Tensor batch_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps, Tensor& mean,
-                          Tensor& var, Tensor& invstd);
+                          Tensor& var, Tensor& invstd, bool relu = false);
 /// Its gradients in two passes: dx = gamma invstd (dy - mean(dy) - xhat mean(dy xhat)), dgamma = sum(dy xhat),
-/// dbeta = sum(dy) (sums and means per channel over N, H, W; xhat = (x - mean) invstd).
+/// dbeta = sum(dy) (sums and means per channel over N, H, W; xhat = (x - mean) invstd). With relu_out (the
+/// fused forward's output), dy is the ReLU's output gradient: dy (relu_out > 0) goes into the formulas.
 void batch_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& mean,
-                         const Tensor& invstd, Tensor& dx, Tensor& dgamma, Tensor& dbeta);
+                         const Tensor& invstd, Tensor& dx, Tensor& dgamma, Tensor& dbeta,
+                         const Tensor& relu_out = Tensor());
 
 }  // namespace backprop::kernels

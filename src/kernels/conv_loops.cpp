@@ -5,9 +5,11 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <array>
 #include <backprop/kernels.hpp>
 #include <cstring>
 #include <type_traits>
+#include <utility>
 
 #include "kernels/isa_pick.hpp"
 #include "kernels/isa_region.hpp"

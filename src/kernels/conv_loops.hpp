@@ -7,11 +7,18 @@
 //   loops.im2col(x, channels, geom, col);
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "kernels/conv.hpp"
 
 namespace backprop::kernels {
+
+/// BatchNorm2d's forward coefficients of one channel (see bn_apply).
+template <class T>
+struct BnCoeffs {
+  T m, scale, shift;
+};
 
 /// BatchNorm2d's input-gradient coefficients of one channel (see bn_grad_apply).
 template <class T>
@@ -25,18 +32,56 @@ struct ConvLoops {
   void (*im2col)(const T* x, std::int64_t cg, const ConvGeom& g, T* col);
   /// The adjoint of im2col: adds each column entry back to the input position it was read from.
   void (*col2im)(const T* col, std::int64_t cg, const ConvGeom& g, T* x);
-  /// Over one channel: n planes of hw elements at p, p + stride, ...; sums in f64.
-  double (*channel_sum)(const T* p, std::int64_t n, std::int64_t stride, std::int64_t hw);
-  double (*channel_sq_dev)(const T* p, std::int64_t n, std::int64_t stride, std::int64_t hw, double mu);
-  void (*channel_dy_sums)(const T* d, const T* p, std::int64_t n, std::int64_t stride, std::int64_t hw,
-                          double mu, double& sdy, double& sdyx);
-  void (*bn_apply)(const T* p, T* q, std::int64_t n, std::int64_t stride, std::int64_t hw, T m, T scale,
-                   T shift);
-  void (*bn_grad_apply)(const T* p, const T* d, T* q, std::int64_t n, std::int64_t stride, std::int64_t hw,
-                        BnGradCoeffs<T> c);
+  /// BatchNorm2d's loops, over the channels [c0, c1) of p [n, c, hw], sample by sample; sums in f64, arrays
+  /// indexed by the channel. out[ch] = sum of channel ch.
+  void (*channel_sums)(const T* p, std::int64_t n, std::int64_t c, std::int64_t hw, std::int64_t c0,
+                       std::int64_t c1, double* out);
+  /// out[ch] = sum of (x - mu[ch])^2 over channel ch.
+  void (*channel_sq_devs)(const T* p, std::int64_t n, std::int64_t c, std::int64_t hw, std::int64_t c0,
+                          std::int64_t c1, const double* mu, double* out);
+  /// sdy[ch] = sum of dy, sdyx[ch] = sum of dy (x - mu[ch]) over channel ch (d is dy, p is x). With r (the
+  /// output of a ReLU fused after the BatchNorm2d; null: none), dy (r > 0) in place of dy.
+  void (*channel_dy_sums)(const T* d, const T* r, const T* p, std::int64_t n, std::int64_t c, std::int64_t hw,
+                          std::int64_t c0, std::int64_t c1, const double* mu, double* sdy, double* sdyx);
+  /// q = (p - m) scale + shift with channel ch's k[ch]; with relu, max(q, 0).
+  void (*bn_apply)(const T* p, T* q, std::int64_t n, std::int64_t c, std::int64_t hw, std::int64_t c0,
+                   std::int64_t c1, const BnCoeffs<T>* k, bool relu);
+  /// q = k (d - a - (p - m) iv b) with channel ch's k[ch]; with r, d (r > 0) in place of d.
+  void (*bn_grad_apply)(const T* p, const T* d, const T* r, T* q, std::int64_t n, std::int64_t c,
+                        std::int64_t hw, std::int64_t c0, std::int64_t c1, const BnGradCoeffs<T>* k);
   /// One output row of the 2x2, stride-2 max pool without padding: values and flat in-plane indices.
   void (*max_pool_2x2_row)(const T* r0, std::int64_t w, std::int64_t ow, T base, T* values, double* indices);
+  /// A stride-1, undilated convolution of groups with one input channel each (direct_conv_fits), without
+  /// unrolling: y [samples][og, oh, ow] (y_stride apart) from one input plane per sample (x_stride apart), og
+  /// filters w [og, 1, kh, kw] and their bias b (null: none). `scratch`: direct_scratch(g, og) elements.
+  void (*direct_conv)(const T* x, std::int64_t x_stride, const T* w, const T* b, std::int64_t samples,
+                      std::int64_t og, const ConvGeom& g, T* y, std::int64_t y_stride, T* scratch);
+  /// Its weight gradient: dw [og, 1, kh, kw] += sum over the samples of the correlation of the input plane
+  /// with the og output gradients dy (dy_stride apart). `scratch`: direct_scratch(g, og) elements.
+  void (*direct_wgrad)(const T* x, std::int64_t x_stride, const T* dy, std::int64_t dy_stride,
+                       std::int64_t samples, std::int64_t og, const ConvGeom& g, T* dw, T* scratch);
 };
+
+/// Whether the direct loops compute the forward: one input channel per group, stride 1, dilation 1, and output
+/// rows of at least 64 bytes (shorter rows leave most of a vector idle; the GEMM measured faster there).
+inline bool direct_conv_fits(const ConvGeom& g, std::size_t elem_bytes) {
+  return g.c == g.groups && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1 &&
+         g.ow * static_cast<std::int64_t>(elem_bytes) >= 64;
+}
+
+/// Whether they compute the weight gradient too: up to 8 filters per group (depthwise, a first layer of a
+/// few filters); with more, the GEMM over the unrolled input measured faster.
+inline bool direct_wgrad_fits(const ConvGeom& g, std::size_t elem_bytes) {
+  return direct_conv_fits(g, elem_bytes) && g.o / g.groups <= 8;
+}
+
+/// Scratch elements of the direct loops for og channels, for any variant's vector width (up to 64 bytes).
+template <class T>
+std::int64_t direct_scratch(const ConvGeom& g, std::int64_t og) {
+  constexpr std::int64_t lanes = 64 / sizeof(T);
+  const std::int64_t row = (g.ow + lanes - 1) / lanes * lanes;
+  return (g.oh + g.kh - 1) * (row + g.kw - 1) + og * g.oh * row + og * g.kh * g.kw * lanes;
+}
 
 /// The loops of kernel_config().isa.
 template <class T>

@@ -8,6 +8,36 @@ std::int64_t ceil_div(std::int64_t a, std::int64_t b) {
   return (a + b - 1) / b;
 }
 
+// The variant's vectors, through GCC's vector extensions: unaligned, with the element type's alignment.
+template <class T>
+struct VecOf;
+template <>
+struct VecOf<float> {
+  typedef float type __attribute__((vector_size(kVectorBytes), aligned(4)));
+};
+template <>
+struct VecOf<double> {
+  typedef double type __attribute__((vector_size(kVectorBytes), aligned(8)));
+};
+template <class T>
+using Vec = typename VecOf<T>::type;
+template <class T>
+constexpr std::int64_t kVec = kVectorBytes / static_cast<std::int64_t>(sizeof(T));
+// Vector registers: 32 with AVX-512, 16 otherwise.
+constexpr int kRegs = kVectorBytes == 64 ? 32 : 16;
+
+template <class T>
+inline Vec<T> load(const T* p) {
+  Vec<T> v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+template <class T>
+inline void store(T* p, const Vec<T>& v) {
+  std::memcpy(p, &v, sizeof v);
+}
+
 /// The output columns [lo, hi) whose input column ox * sw + off lies inside [0, w).
 void column_range(const ConvGeom& g, std::int64_t off, std::int64_t& lo, std::int64_t& hi) {
   lo = off >= 0 ? 0 : ceil_div(-off, g.sw);
@@ -32,12 +62,35 @@ inline void copy_short(T* dst, const T* src, std::int64_t n) {
     std::int64_t i = 0;
     for (; i + chunk <= n; i += chunk) std::memcpy(dst + i, src + i, kVectorBytes);
     if (i < n) std::memcpy(dst + n - chunk, src + n - chunk, kVectorBytes);
+  } else if constexpr (kVectorBytes == 64 && std::is_same_v<T, float>) {
+    // AVX-512: one masked move (two overlapping half vectors measured slower on im2col's rows of 10-12).
+    const __mmask16 m = static_cast<__mmask16>((1u << n) - 1);
+    _mm512_mask_storeu_ps(dst, m, _mm512_maskz_loadu_ps(m, src));
   } else if (half > 0 && n >= half) {
     std::memcpy(dst, src, kVectorBytes / 2);
     std::memcpy(dst + n - half, src + n - half, kVectorBytes / 2);
   } else {
     for (std::int64_t i = 0; i < n; ++i) dst[i] = src[i];
   }
+}
+
+/// dst[0, n) += src[0, n) for col2im's short rows: whole vectors, one half vector, then single elements
+/// (the compiler's own loop checks for overlap and peels on every row of a dozen elements).
+template <class T>
+inline void add_short(T* __restrict dst, const T* __restrict src, std::int64_t n) {
+  typedef T Half __attribute__((vector_size(kVectorBytes / 2), aligned(sizeof(T))));
+  std::int64_t i = 0;
+  for (; i + kVec<T> <= n; i += kVec<T>) store(dst + i, load(dst + i) + load(src + i));
+  constexpr std::int64_t half = kVec<T> / 2;
+  if (half > 1 && i + half <= n) {
+    Half a, b;
+    std::memcpy(&a, dst + i, sizeof a);
+    std::memcpy(&b, src + i, sizeof b);
+    a += b;
+    std::memcpy(dst + i, &a, sizeof a);
+    i += half;
+  }
+  for (; i < n; ++i) dst[i] += src[i];
 }
 
 /// Zeroes column `ox` of `rows` rows of length `ow` at p: the border of im2col's rows, written down the
@@ -71,13 +124,16 @@ void im2col(const T* x, std::int64_t cg, const ConvGeom& g, T* col) {
         const std::int64_t rows = y1 - y0;
         if (rows_follow && lo < hi) {
           std::memcpy(r0 + lo, xr0 + lo, static_cast<std::size_t>((rows - 1) * g.ow + hi - lo) * sizeof(T));
+        } else if (g.sw == 1) {
+          // Locals, not g's fields: the byte copies could alias g, so the compiler would reload them per row.
+          const std::int64_t ow = g.ow, step = g.sh * g.w, n = hi - lo;
+          T* dst = r0 + lo;
+          const T* src = xr0 + lo;
+          for (std::int64_t r = 0; r < rows; ++r) copy_short(dst + r * ow, src + r * step, n);
         } else {
           for (std::int64_t r = 0; r < rows; ++r) {
             const T* xr = xr0 + r * g.sh * g.w;
-            if (g.sw == 1)
-              copy_short(r0 + r * g.ow + lo, xr + lo, hi - lo);
-            else
-              for (std::int64_t ox = lo; ox < hi; ++ox) r0[r * g.ow + ox] = xr[ox * g.sw];
+            for (std::int64_t ox = lo; ox < hi; ++ox) r0[r * g.ow + ox] = xr[ox * g.sw];
           }
         }
         for (std::int64_t ox = 0; ox < lo; ++ox) zero_column(r0 + ox, rows, g.ow);
@@ -86,9 +142,58 @@ void im2col(const T* x, std::int64_t cg, const ConvGeom& g, T* col) {
     }
 }
 
+/// col2im with AVX-512 for f32 when, at stride 1 and dilation 1, the input columns one output row reaches
+/// through all kw kernel columns fit in one vector (small planes: LeNet's 10 x 10 outputs): the kw shifted
+/// col rows are summed in a register with masked loads, and the input row is read and written once. Added
+/// into memory one by one, each row's add waited for the store before it, which it partly overlaps. Returns
+/// false, doing nothing, where it does not apply.
+template <class T>
+bool col2im_in_registers(const T* col, std::int64_t cg, const ConvGeom& g, T* x) {
+  if constexpr (kVectorBytes == 64 && std::is_same_v<T, float>) {
+    if (g.sw != 1 || g.dw != 1 || g.kw > 16) return false;
+    std::int64_t base = g.w, end = 0, shift[16];
+    __mmask16 load[16];
+    for (std::int64_t j = 0; j < g.kw; ++j) {
+      std::int64_t lo, hi;
+      column_range(g, j - g.pw, lo, hi);
+      if (lo < hi) base = std::min(base, lo + j - g.pw), end = std::max(end, hi + j - g.pw);
+    }
+    if (end <= base || end - base > 16) return false;
+    for (std::int64_t j = 0; j < g.kw; ++j) {
+      std::int64_t lo, hi;
+      column_range(g, j - g.pw, lo, hi);
+      shift[j] = base - (j - g.pw);  // lane t of the sum takes output column shift + t of kernel column j
+      std::uint32_t bits = 0;
+      for (std::int64_t t = 0; t < 16; ++t)
+        if (shift[j] + t >= lo && shift[j] + t < hi) bits |= 1u << t;
+      load[j] = static_cast<__mmask16>(bits);
+    }
+    const __mmask16 row_mask = static_cast<__mmask16>((1u << (end - base)) - 1);
+    const std::int64_t ohw = g.oh * g.ow;
+    for (std::int64_t c = 0; c < cg; ++c)
+      for (std::int64_t i = 0; i < g.kh; ++i) {
+        std::int64_t y0, y1;
+        row_range(g, i, y0, y1);
+        const T* rows = col + (c * g.kh + i) * g.kw * ohw;
+        for (std::int64_t oy = y0; oy < y1; ++oy) {
+          __m512 sum = _mm512_setzero_ps();
+          for (std::int64_t j = 0; j < g.kw; ++j)
+            sum = _mm512_add_ps(sum, _mm512_maskz_loadu_ps(load[j], rows + j * ohw + oy * g.ow + shift[j]));
+          T* xr = x + (c * g.h + oy * g.sh - g.ph + i * g.dh) * g.w + base;
+          _mm512_mask_storeu_ps(xr, row_mask, _mm512_add_ps(_mm512_maskz_loadu_ps(row_mask, xr), sum));
+        }
+      }
+    return true;
+  } else {
+    (void)col, (void)cg, (void)g, (void)x;
+    return false;
+  }
+}
+
 /// The adjoint of im2col: adds each column entry back to the input position it was read from.
 template <class T>
 void col2im(const T* col, std::int64_t cg, const ConvGeom& g, T* x) {
+  if (col2im_in_registers(col, cg, g, x)) return;
   const std::int64_t ohw = g.oh * g.ow;
   for (std::int64_t c = 0; c < cg; ++c)
     for (std::int64_t i = 0; i < g.kh; ++i) {
@@ -99,13 +204,15 @@ void col2im(const T* col, std::int64_t cg, const ConvGeom& g, T* x) {
         const std::int64_t off = j * g.dw - g.pw;
         std::int64_t lo, hi;
         column_range(g, off, lo, hi);
-        for (std::int64_t oy = y0; oy < y1; ++oy) {
-          const T* r = row + oy * g.ow;
-          T* xr = x + (c * g.h + oy * g.sh - g.ph + i * g.dh) * g.w + off;
-          if (g.sw == 1)
-            for (std::int64_t ox = lo; ox < hi; ++ox) xr[ox] += r[ox];
+        if (y0 >= y1) continue;
+        const std::int64_t ow = g.ow, step = g.sh * g.w, sw = g.sw;
+        const T* r = row + y0 * ow;
+        T* xr = x + (c * g.h + y0 * g.sh - g.ph + i * g.dh) * g.w + off;
+        for (std::int64_t oy = y0; oy < y1; ++oy, r += ow, xr += step) {
+          if (sw == 1)
+            add_short(xr + lo, r + lo, hi - lo);
           else
-            for (std::int64_t ox = lo; ox < hi; ++ox) xr[ox * g.sw] += r[ox];
+            for (std::int64_t ox = lo; ox < hi; ++ox) xr[ox * sw] += r[ox];
         }
       }
     }
@@ -121,98 +228,184 @@ double add_lanes(const double (&acc)[kLanes]) {
   return ((half[0] + half[1]) + (half[2] + half[3])) + ((half[4] + half[5]) + (half[6] + half[7]));
 }
 
-/// Asks for the next plane of a channel (hw elements at q) while the current one is summed: the planes lie
-/// c * hw apart, so each is a new stream that the hardware prefetcher would only pick up after a few misses.
+// BatchNorm2d's loops run over a range of channels [c0, c1) of x [n, c, hw] sample by sample: a sample's
+// channels lie next to each other, so they are read as one stream, where going channel by channel made every
+// plane (c * hw apart) a new one (2.2x slower from memory). Each channel keeps its own 16 partial sums, held
+// for kGroup channels at a time, so a channel's sums do not depend on the range it is computed in.
+constexpr std::int64_t kGroup = 16;
+
+/// acc[l] += the plane's elements j with j % 16 == l (acc copied in and out: it could alias a double plane).
 template <class T>
-inline void prefetch_plane(const T* q, std::int64_t hw) {
-  const char* b = reinterpret_cast<const char*>(q);
-  for (std::int64_t off = 0; off < hw * static_cast<std::int64_t>(sizeof(T)); off += 64)
-    __builtin_prefetch(b + off);
+inline void add_plane(const T* __restrict q, std::int64_t hw, double* acc) {
+  double a[kLanes];
+  std::memcpy(a, acc, sizeof a);
+  std::int64_t j = 0;
+  for (; j + kLanes <= hw; j += kLanes)
+    for (int l = 0; l < kLanes; ++l) a[l] += static_cast<double>(q[j + l]);
+  for (; j < hw; ++j) a[j % kLanes] += static_cast<double>(q[j]);
+  std::memcpy(acc, a, sizeof a);
 }
 
-/// sum(x) over one channel: n planes of hw elements at p, p + stride, ...
+/// acc[l] += (x - mu)^2 over the plane's elements j with j % 16 == l.
 template <class T>
-double channel_sum(const T* p, std::int64_t n, std::int64_t stride, std::int64_t hw) {
-  double acc[kLanes] = {};
-  for (std::int64_t i = 0; i < n; ++i) {
-    const T* q = p + i * stride;
-    if (i + 1 < n) prefetch_plane(q + stride, hw);
-    std::int64_t j = 0;
-    for (; j + kLanes <= hw; j += kLanes)
-      for (int l = 0; l < kLanes; ++l) acc[l] += static_cast<double>(q[j + l]);
-    for (; j < hw; ++j) acc[j % kLanes] += static_cast<double>(q[j]);
+inline void add_plane_sq_dev(const T* __restrict q, std::int64_t hw, double mu, double* acc) {
+  double a[kLanes];
+  std::memcpy(a, acc, sizeof a);
+  std::int64_t j = 0;
+  for (; j + kLanes <= hw; j += kLanes)
+    for (int l = 0; l < kLanes; ++l) {
+      const double d = static_cast<double>(q[j + l]) - mu;
+      a[l] += d * d;
+    }
+  for (; j < hw; ++j) {
+    const double d = static_cast<double>(q[j]) - mu;
+    a[j % kLanes] += d * d;
   }
-  return add_lanes(acc);
+  std::memcpy(acc, a, sizeof a);
 }
 
-/// sum((x - mu)^2) over the channel's n planes.
+/// sa[l] += dy and sb[l] += dy (x - mu) over the plane's elements j with j % 16 == l.
 template <class T>
-double channel_sq_dev(const T* p, std::int64_t n, std::int64_t stride, std::int64_t hw, double mu) {
-  double acc[kLanes] = {};
-  for (std::int64_t i = 0; i < n; ++i) {
-    const T* q = p + i * stride;
-    std::int64_t j = 0;
-    for (; j + kLanes <= hw; j += kLanes)
-      for (int l = 0; l < kLanes; ++l) {
-        const double d = static_cast<double>(q[j + l]) - mu;
-        acc[l] += d * d;
+inline void add_plane_dy(const T* __restrict dq, const T* __restrict q, std::int64_t hw, double mu,
+                         double* sa, double* sb) {
+  double a[kLanes], b[kLanes];
+  std::memcpy(a, sa, sizeof a);
+  std::memcpy(b, sb, sizeof b);
+  std::int64_t j = 0;
+  for (; j + kLanes <= hw; j += kLanes)
+    for (int l = 0; l < kLanes; ++l) {
+      const double g = static_cast<double>(dq[j + l]);
+      a[l] += g;
+      b[l] += g * (static_cast<double>(q[j + l]) - mu);
+    }
+  for (; j < hw; ++j) {
+    const double g = static_cast<double>(dq[j]);
+    a[j % kLanes] += g;
+    b[j % kLanes] += g * (static_cast<double>(q[j]) - mu);
+  }
+  std::memcpy(sa, a, sizeof a);
+  std::memcpy(sb, b, sizeof b);
+}
+
+/// add_plane_dy of dy (r > 0), the gradient behind a ReLU fused after the BatchNorm2d (r its output), formed
+/// as the ReLU's backward forms it (kernels::activation_backward).
+template <class T>
+inline void add_plane_dy_masked(const T* __restrict dq, const T* __restrict rq, const T* __restrict q,
+                                std::int64_t hw, double mu, double* sa, double* sb) {
+  double a[kLanes], b[kLanes];
+  std::memcpy(a, sa, sizeof a);
+  std::memcpy(b, sb, sizeof b);
+  auto grad = [&](std::int64_t j) {
+    return static_cast<double>(dq[j] * (rq[j] > T(0) ? T(1) : T(0)) * T(1));
+  };
+  std::int64_t j = 0;
+  for (; j + kLanes <= hw; j += kLanes)
+    for (int l = 0; l < kLanes; ++l) {
+      const double g = grad(j + l);
+      a[l] += g;
+      b[l] += g * (static_cast<double>(q[j + l]) - mu);
+    }
+  for (; j < hw; ++j) {
+    const double g = grad(j);
+    a[j % kLanes] += g;
+    b[j % kLanes] += g * (static_cast<double>(q[j]) - mu);
+  }
+  std::memcpy(sa, a, sizeof a);
+  std::memcpy(sb, b, sizeof b);
+}
+
+/// out[ch] = sum of channel ch of p for ch in [c0, c1).
+template <class T>
+void channel_sums(const T* p, std::int64_t n, std::int64_t c, std::int64_t hw, std::int64_t c0,
+                  std::int64_t c1, double* out) {
+  for (std::int64_t g0 = c0; g0 < c1; g0 += kGroup) {
+    const std::int64_t g1 = std::min(c1, g0 + kGroup);
+    double acc[kGroup][kLanes] = {};
+    for (std::int64_t i = 0; i < n; ++i)
+      for (std::int64_t ch = g0; ch < g1; ++ch) add_plane(p + (i * c + ch) * hw, hw, acc[ch - g0]);
+    for (std::int64_t ch = g0; ch < g1; ++ch) out[ch] = add_lanes(acc[ch - g0]);
+  }
+}
+
+/// out[ch] = sum over channel ch of (x - mu[ch])^2 for ch in [c0, c1).
+template <class T>
+void channel_sq_devs(const T* p, std::int64_t n, std::int64_t c, std::int64_t hw, std::int64_t c0,
+                     std::int64_t c1, const double* mu, double* out) {
+  for (std::int64_t g0 = c0; g0 < c1; g0 += kGroup) {
+    const std::int64_t g1 = std::min(c1, g0 + kGroup);
+    double acc[kGroup][kLanes] = {};
+    for (std::int64_t i = 0; i < n; ++i)
+      for (std::int64_t ch = g0; ch < g1; ++ch)
+        add_plane_sq_dev(p + (i * c + ch) * hw, hw, mu[ch], acc[ch - g0]);
+    for (std::int64_t ch = g0; ch < g1; ++ch) out[ch] = add_lanes(acc[ch - g0]);
+  }
+}
+
+/// sdy[ch] = sum(dy) and sdyx[ch] = sum(dy (x - mu[ch])) over channel ch, for ch in [c0, c1); with r (a fused
+/// ReLU's output, else null) dy (r > 0) in place of dy.
+template <class T>
+void channel_dy_sums(const T* d, const T* r, const T* p, std::int64_t n, std::int64_t c, std::int64_t hw,
+                     std::int64_t c0, std::int64_t c1, const double* mu, double* sdy, double* sdyx) {
+  for (std::int64_t g0 = c0; g0 < c1; g0 += kGroup) {
+    const std::int64_t g1 = std::min(c1, g0 + kGroup);
+    double a[kGroup][kLanes] = {}, b[kGroup][kLanes] = {};
+    for (std::int64_t i = 0; i < n; ++i)
+      for (std::int64_t ch = g0; ch < g1; ++ch) {
+        const std::int64_t at = (i * c + ch) * hw;
+        if (r)
+          add_plane_dy_masked(d + at, r + at, p + at, hw, mu[ch], a[ch - g0], b[ch - g0]);
+        else
+          add_plane_dy(d + at, p + at, hw, mu[ch], a[ch - g0], b[ch - g0]);
       }
-    for (; j < hw; ++j) {
-      const double d = static_cast<double>(q[j]) - mu;
-      acc[j % kLanes] += d * d;
+    for (std::int64_t ch = g0; ch < g1; ++ch) {
+      sdy[ch] = add_lanes(a[ch - g0]);
+      sdyx[ch] = add_lanes(b[ch - g0]);
     }
   }
-  return add_lanes(acc);
 }
 
-/// sum(dy) and sum(dy (x - mu)) over the channel's n planes.
+/// q = (p - m) scale + shift over channels [c0, c1), with channel ch's coefficients k[ch] (BatchNorm2d's
+/// forward); with relu, a fused ReLU's max(q, 0) (as kernels::unary computes it).
 template <class T>
-void channel_dy_sums(const T* d, const T* p, std::int64_t n, std::int64_t stride, std::int64_t hw, double mu,
-                     double& sdy, double& sdyx) {
-  double a[kLanes] = {}, b[kLanes] = {};
-  for (std::int64_t i = 0; i < n; ++i) {
-    const T* dq = d + i * stride;
-    const T* q = p + i * stride;
-    if (i + 1 < n) {
-      prefetch_plane(dq + stride, hw);
-      prefetch_plane(q + stride, hw);
+void bn_apply(const T* p, T* q, std::int64_t n, std::int64_t c, std::int64_t hw, std::int64_t c0,
+              std::int64_t c1, const BnCoeffs<T>* k, bool relu) {
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t ch = c0; ch < c1; ++ch) {
+      const T* __restrict a = p + (i * c + ch) * hw;
+      T* __restrict b = q + (i * c + ch) * hw;
+      const BnCoeffs<T> e = k[ch];
+      if (relu)
+        for (std::int64_t j = 0; j < hw; ++j) {
+          const T v = (a[j] - e.m) * e.scale + e.shift;
+          b[j] = v > T(0) ? v : T(0);
+        }
+      else
+        for (std::int64_t j = 0; j < hw; ++j) b[j] = (a[j] - e.m) * e.scale + e.shift;
     }
-    std::int64_t j = 0;
-    for (; j + kLanes <= hw; j += kLanes)
-      for (int l = 0; l < kLanes; ++l) {
-        const double g = static_cast<double>(dq[j + l]);
-        a[l] += g;
-        b[l] += g * (static_cast<double>(q[j + l]) - mu);
+}
+
+/// dx = k (dy - a - (x - m) iv b) over channels [c0, c1), with channel ch's coefficients k[ch] (BatchNorm2d's
+/// input gradient); with r, dy (r > 0) in place of dy as in add_plane_dy_masked.
+template <class T>
+void bn_grad_apply(const T* p, const T* d, const T* r, T* q, std::int64_t n, std::int64_t c, std::int64_t hw,
+                   std::int64_t c0, std::int64_t c1, const BnGradCoeffs<T>* k) {
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t ch = c0; ch < c1; ++ch) {
+      const std::int64_t at = (i * c + ch) * hw;
+      const T* __restrict x = p + at;
+      const T* __restrict dy = d + at;
+      T* __restrict dx = q + at;
+      const BnGradCoeffs<T> e = k[ch];
+      if (r) {
+        const T* __restrict rr = r + at;
+        for (std::int64_t j = 0; j < hw; ++j) {
+          const T g = dy[j] * (rr[j] > T(0) ? T(1) : T(0)) * T(1);
+          dx[j] = e.k * (g - e.a - (x[j] - e.m) * e.iv * e.b);
+        }
+      } else {
+        for (std::int64_t j = 0; j < hw; ++j) dx[j] = e.k * (dy[j] - e.a - (x[j] - e.m) * e.iv * e.b);
       }
-    for (; j < hw; ++j) {
-      const double g = static_cast<double>(dq[j]);
-      a[j % kLanes] += g;
-      b[j % kLanes] += g * (static_cast<double>(q[j]) - mu);
     }
-  }
-  sdy = add_lanes(a);
-  sdyx = add_lanes(b);
-}
-/// q = (p - m) scale + shift over one channel's n planes (BatchNorm2d's forward).
-template <class T>
-void bn_apply(const T* p, T* q, std::int64_t n, std::int64_t stride, std::int64_t hw, T m, T scale, T shift) {
-  for (std::int64_t i = 0; i < n; ++i) {
-    const T* __restrict a = p + i * stride;
-    T* __restrict b = q + i * stride;
-    for (std::int64_t j = 0; j < hw; ++j) b[j] = (a[j] - m) * scale + shift;
-  }
-}
-
-/// dx = k (dy - a - (x - m) iv b) over one channel's n planes (BatchNorm2d's input gradient).
-template <class T>
-void bn_grad_apply(const T* p, const T* d, T* q, std::int64_t n, std::int64_t stride, std::int64_t hw,
-                   BnGradCoeffs<T> c) {
-  for (std::int64_t i = 0; i < n; ++i) {
-    const T* __restrict x = p + i * stride;
-    const T* __restrict dy = d + i * stride;
-    T* __restrict dx = q + i * stride;
-    for (std::int64_t j = 0; j < hw; ++j) dx[j] = c.k * (dy[j] - c.a - (x[j] - c.m) * c.iv * c.b);
-  }
 }
 
 /// One output row of the 2x2, stride-2 max pool: rows r0 and r0 + w of the input, the window's maximum (the
@@ -318,8 +511,235 @@ void max_pool_2x2_row(const T* __restrict r0, std::int64_t w, std::int64_t ow, T
   }
 }
 
+// ---- direct convolution of single-channel groups -----------------------------------------------------------
+// A group with one input channel (the first layer of an image net, a depthwise convolution) makes an im2col
+// GEMM with K = kh * kw, too short for the GEMM to pay for the unrolling. These loops compute it directly: the
+// output row in vectors, kept in registers for a block of channels while the kernel's taps are added.
+
+/// The padded input plane of a direct convolution: rows of `pw` elements; column ox * 1 + kx of row oy + ky
+/// holds the padded input the output (oy, ox) sees through tap (ky, kx), zero outside the input.
+struct DirectPlane {
+  std::int64_t nv = 0, width = 0, height = 0;  // vectors per output row, the padded plane's width and height
+};
+
+template <class T>
+DirectPlane direct_plane(const ConvGeom& g) {
+  const std::int64_t nv = ceil_div(g.ow, kVec<T>);
+  return {nv, nv * kVec<T> + g.kw - 1, g.oh + g.kh - 1};
+}
+
+/// The padded plane of one input channel x (h x w): row r + ph, column c + pw hold x[r, c]; the rest is zero.
+template <class T>
+void pad_plane(const T* x, const ConvGeom& g, const DirectPlane& p, T* out) {
+  std::fill(out, out + p.height * p.width, T(0));
+  const std::int64_t rows = std::min(g.h, p.height - g.ph), cols = std::min(g.w, p.width - g.pw);
+  for (std::int64_t r = 0; r < rows; ++r) copy_short(out + (r + g.ph) * p.width + g.pw, x + r * g.w, cols);
+}
+
+/// ob output channels x nv vectors of one output row: acc = bias + sum over taps of weight * padded input.
+template <class T, int OB, int NV>
+void direct_tile(const T* prow, std::int64_t ppw, const T* w, const T* b, const ConvGeom& g, T* y,
+                 std::int64_t ohw, const std::int64_t* xs) {
+  const std::int64_t kk = g.kh * g.kw;
+  Vec<T> acc[OB][NV];
+#pragma GCC unroll 16
+  for (int o = 0; o < OB; ++o)
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) acc[o][j] = Vec<T>{} + (b ? b[o] : T(0));
+  for (std::int64_t ky = 0; ky < g.kh; ++ky)
+    for (std::int64_t kx = 0; kx < g.kw; ++kx) {
+      Vec<T> in[NV];
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; ++j) in[j] = load(prow + ky * ppw + kx + xs[j]);
+      const T* wk = w + ky * g.kw + kx;
+#pragma GCC unroll 16
+      for (int o = 0; o < OB; ++o) {
+        const T s = wk[o * kk];
+#pragma GCC unroll 4
+        for (int j = 0; j < NV; ++j) acc[o][j] += in[j] * s;
+      }
+    }
+#pragma GCC unroll 16
+  for (int o = 0; o < OB; ++o)
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) {
+      if (g.ow >= kVec<T>) {
+        store(y + o * ohw + xs[j], acc[o][j]);
+      } else {  // a row shorter than a vector
+        T part[kVec<T>];
+        store(part, acc[o][j]);
+        for (std::int64_t ox = 0; ox < g.ow; ++ox) y[o * ohw + ox] = part[ox];
+      }
+    }
+}
+
+// Channels per tile of the forward: two vectors per channel, two inputs and a spare register.
+template <class T>
+constexpr int kDirectChannels = (kRegs - 3) / 2;
+
+template <class T, int NV, int... OB>
+constexpr auto direct_tiles(std::integer_sequence<int, OB...>) {
+  using Tile = void (*)(const T*, std::int64_t, const T*, const T*, const ConvGeom&, T*, std::int64_t,
+                        const std::int64_t*);
+  return std::array<Tile, sizeof...(OB)>{direct_tile<T, OB + 1, NV>...};
+}
+
+/// y [samples][og, oh, ow] (samples y_stride apart) = the stride-1, undilated convolution of one input
+/// plane per sample (x_stride apart) with og filters w [og, 1, kh, kw], plus b (null: none).
+/// `scratch` holds direct_scratch(g, og) elements.
+template <class T>
+void direct_conv(const T* x, std::int64_t x_stride, const T* w, const T* b, std::int64_t samples,
+                 std::int64_t og, const ConvGeom& g, T* y, std::int64_t y_stride, T* scratch) {
+  static constexpr auto one = direct_tiles<T, 1>(std::make_integer_sequence<int, kDirectChannels<T>>{});
+  static constexpr auto two = direct_tiles<T, 2>(std::make_integer_sequence<int, kDirectChannels<T>>{});
+  const DirectPlane p = direct_plane<T>(g);
+  const std::int64_t ohw = g.oh * g.ow;
+  for (std::int64_t s = 0; s < samples; ++s) {
+    pad_plane(x + s * x_stride, g, p, scratch);
+    for (std::int64_t o0 = 0; o0 < og; o0 += kDirectChannels<T>) {
+      const std::int64_t ob = std::min<std::int64_t>(kDirectChannels<T>, og - o0);
+      for (std::int64_t oy = 0; oy < g.oh; ++oy)
+        for (std::int64_t v = 0; v < p.nv; v += 2) {
+          // Vectors start at v * lanes; the last row vector ends at ow, overlapping the one before it.
+          std::int64_t xs[2];
+          for (std::int64_t j = 0; j < 2; ++j)
+            xs[j] = std::max<std::int64_t>(0, std::min((v + j) * kVec<T>, g.ow - kVec<T>));
+          const auto& tiles = p.nv - v >= 2 ? two : one;
+          tiles[ob - 1](scratch + oy * p.width, p.width, w + o0 * g.kh * g.kw, b ? b + o0 : nullptr, g,
+                        y + s * y_stride + o0 * ohw + oy * g.ow, ohw, xs);
+        }
+    }
+  }
+}
+
+/// Where the weight gradient reads dy: og planes `plane` apart, rows `row` apart, each row in vectors at 0,
+/// lanes, 2 lanes, ... and a last one at `last`, whose first `skip` lanes the one before it already covered.
+template <class T>
+struct DyRows {
+  const T* p;
+  std::int64_t plane, row, full, last, skip;
+};
+
+/// a[o, t] += dy vector of channel o times the padded input at tap t (mask: which lanes count, null: all).
+template <class T, int OB, int TB>
+inline void wgrad_step(Vec<T> (&a)[OB][TB], const T* dy, std::int64_t plane, const T* in,
+                       const std::int64_t* off, const Vec<T>* mask) {
+  Vec<T> d[OB];
+#pragma GCC unroll 8
+  for (int o = 0; o < OB; ++o) d[o] = mask ? load(dy + o * plane) * *mask : load(dy + o * plane);
+#pragma GCC unroll 8
+  for (int t = 0; t < TB; ++t) {
+    const Vec<T> xv = load(in + off[t]);
+#pragma GCC unroll 8
+    for (int o = 0; o < OB; ++o) a[o][t] += d[o] * xv;
+  }
+}
+
+/// acc[o, t] (vectors) += dy rows of channel o times the padded input shifted to tap t, over all output rows.
+template <class T, int OB, int TB>
+void direct_wgrad_tile(const T* plane, std::int64_t ppw, const DyRows<T>& dy, const std::int64_t* off,
+                       const ConvGeom& g, T* acc, std::int64_t kk) {
+  Vec<T> a[OB][TB];
+#pragma GCC unroll 8
+  for (int o = 0; o < OB; ++o)
+#pragma GCC unroll 8
+    for (int t = 0; t < TB; ++t) a[o][t] = load(acc + (o * kk + t) * kVec<T>);
+  Vec<T> mask;
+  for (std::int64_t l = 0; l < kVec<T>; ++l) mask[l] = l < dy.skip ? T(0) : T(1);
+  for (std::int64_t oy = 0; oy < g.oh; ++oy) {
+    const T* dr = dy.p + oy * dy.row;
+    const T* in = plane + oy * ppw;
+    for (std::int64_t x0 = 0; x0 < dy.full * kVec<T>; x0 += kVec<T>)
+      wgrad_step<T, OB, TB>(a, dr + x0, dy.plane, in + x0, off, nullptr);
+    if (dy.last >= 0) wgrad_step<T, OB, TB>(a, dr + dy.last, dy.plane, in + dy.last, off, &mask);
+  }
+#pragma GCC unroll 8
+  for (int o = 0; o < OB; ++o)
+#pragma GCC unroll 8
+    for (int t = 0; t < TB; ++t) store(acc + (o * kk + t) * kVec<T>, a[o][t]);
+}
+
+// Tiles of the weight gradient: ob x tb accumulators, ob gradient vectors and one input vector, at most
+// kWgradChannels x kWgradTaps.
+template <class T>
+constexpr int kWgradChannels = kRegs == 32 ? 7 : 3;
+template <class T>
+constexpr int kWgradTaps = kRegs == 32 ? 5 : 3;
+
+/// The tile shape for kk taps: tb divides kk where a register budget allows it, so no tile runs short.
+void wgrad_tile_shape(std::int64_t kk, std::int64_t& ob, std::int64_t& tb) {
+  if (kRegs < 32)
+    ob = 3, tb = 3;
+  else if (kk % 5 == 0)
+    ob = 5, tb = 5;
+  else if (kk % 3 == 0)
+    ob = 7, tb = 3;
+  else
+    ob = 6, tb = 4;
+}
+
+template <class T, int OB, int... TB>
+constexpr auto wgrad_row(std::integer_sequence<int, TB...>) {
+  using Tile = void (*)(const T*, std::int64_t, const DyRows<T>&, const std::int64_t*, const ConvGeom&, T*,
+                        std::int64_t);
+  return std::array<Tile, sizeof...(TB)>{direct_wgrad_tile<T, OB, TB + 1>...};
+}
+
+template <class T, int... OB>
+constexpr auto wgrad_tiles(std::integer_sequence<int, OB...>) {
+  return std::array{wgrad_row<T, OB + 1>(std::make_integer_sequence<int, kWgradTaps<T>>{})...};
+}
+
+/// dw [og, 1, kh, kw] += the correlation of each sample's input plane with its og output gradients (the weight
+/// gradient of direct_conv), summed over the samples in order.
+template <class T>
+void direct_wgrad(const T* x, std::int64_t x_stride, const T* dy, std::int64_t dy_stride,
+                  std::int64_t samples, std::int64_t og, const ConvGeom& g, T* dw, T* scratch) {
+  static constexpr auto tiles = wgrad_tiles<T>(std::make_integer_sequence<int, kWgradChannels<T>>{});
+  const DirectPlane p = direct_plane<T>(g);
+  const std::int64_t kk = g.kh * g.kw, ohw = g.oh * g.ow, row = p.nv * kVec<T>;
+  // Rows of at least a vector are read in place, the last vector overlapping; shorter ones are copied into
+  // zero-padded rows of one vector.
+  const bool in_place = g.ow >= kVec<T>;
+  T* plane = scratch;
+  T* dyp = plane + p.height * p.width;
+  T* acc = dyp + (in_place ? 0 : og * g.oh * row);  // og * kk vectors of partial sums
+  std::fill(acc, acc + og * kk * kVec<T>, T(0));
+  if (!in_place) std::fill(dyp, dyp + og * g.oh * row, T(0));
+  DyRows<T> rows{nullptr, ohw, g.ow, g.ow / kVec<T>, g.ow - kVec<T>, kVec<T> - g.ow % kVec<T>};
+  if (g.ow % kVec<T> == 0) rows.last = -1;
+  if (!in_place) rows = {dyp, g.oh * row, row, 1, -1, 0};
+  std::int64_t off[kWgradTaps<T>], ob_max, tb_max;
+  wgrad_tile_shape(kk, ob_max, tb_max);
+  for (std::int64_t s = 0; s < samples; ++s) {
+    pad_plane(x + s * x_stride, g, p, plane);
+    const T* dys = dy + s * dy_stride;
+    if (in_place)
+      rows.p = dys;
+    else
+      for (std::int64_t o = 0; o < og; ++o)
+        for (std::int64_t oy = 0; oy < g.oh; ++oy)
+          copy_short(dyp + (o * g.oh + oy) * row, dys + o * ohw + oy * g.ow, g.ow);
+    for (std::int64_t o0 = 0; o0 < og; o0 += ob_max) {
+      const std::int64_t ob = std::min(ob_max, og - o0);
+      DyRows<T> block = rows;
+      block.p += o0 * rows.plane;
+      for (std::int64_t t0 = 0; t0 < kk; t0 += tb_max) {
+        const std::int64_t tb = std::min(tb_max, kk - t0);
+        for (std::int64_t t = 0; t < tb; ++t) off[t] = (t0 + t) / g.kw * p.width + (t0 + t) % g.kw;
+        tiles[ob - 1][tb - 1](plane, p.width, block, off, g, acc + (o0 * kk + t0) * kVec<T>, kk);
+      }
+    }
+  }
+  for (std::int64_t i = 0; i < og * kk; ++i) {
+    T sum = 0;
+    for (std::int64_t l = 0; l < kVec<T>; ++l) sum += acc[i * kVec<T> + l];
+    dw[i] += sum;
+  }
+}
+
 template <class T>
 constexpr ConvLoops<T> make_loops() {
-  return {im2col<T>,          col2im<T>,   channel_sum<T>,   channel_sq_dev<T>,
-          channel_dy_sums<T>, bn_apply<T>, bn_grad_apply<T>, max_pool_2x2_row<T>};
+  return {im2col<T>,   col2im<T>,        channel_sums<T>,     channel_sq_devs<T>, channel_dy_sums<T>,
+          bn_apply<T>, bn_grad_apply<T>, max_pool_2x2_row<T>, direct_conv<T>,     direct_wgrad<T>};
 }

@@ -5,6 +5,7 @@
 #include <backprop/ops.hpp>
 
 #include "kernels/conv.hpp"
+#include "kernels/kernels.hpp"
 
 namespace backprop::nn {
 
@@ -81,19 +82,27 @@ std::string BatchNorm1d::repr() const {
 namespace {
 // Training-mode normalisation as one op with a fused kernel (three passes forward, two backward) instead of
 // ten composed ops over the image. Under create_graph the backward is the same formula written in ops, with
-// the batch statistics recomputed from x, so second derivatives still flow through mean and variance.
+// the batch statistics recomputed from x, so second derivatives still flow through mean and variance. With
+// relu, a ReLU after it is part of the op (forward_relu): its output and gradient come from the same passes,
+// equal to what the two ops give up to rounding.
 Tensor batch_norm_train(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps,
-                        Tensor& mean_out, Tensor& var_out) {
+                        Tensor& mean_out, Tensor& var_out, bool relu) {
   Tensor invstd;
-  Tensor y = kernels::batch_norm_forward(x, gamma, beta, eps, mean_out, var_out, invstd);
-  return record("batch_norm", y, {x, gamma, beta},
-                [x, gamma, mean = mean_out, invstd, eps, has_beta = beta.defined()](const Tensor& dy) {
+  Tensor y = kernels::batch_norm_forward(x, gamma, beta, eps, mean_out, var_out, invstd, relu);
+  return record(relu ? "batch_norm_relu" : "batch_norm", y, {x, gamma, beta},
+                [x, gamma, mean = mean_out, invstd, eps, has_beta = beta.defined(), relu](
+                    const Tensor& dy_out, const Tensor& out) {
                   if (!GradMode::is_enabled()) {
                     Tensor dx, dgamma, dbeta;
-                    kernels::batch_norm_backward(dy, x, gamma, mean, invstd, dx, dgamma, dbeta);
+                    kernels::batch_norm_backward(dy_out, x, gamma, mean, invstd, dx, dgamma, dbeta,
+                                                 relu ? out : Tensor());
                     return Tensors{dx, gamma.defined() ? dgamma : Tensor(), has_beta ? dbeta : Tensor()};
                   }
-                  // dx = invstd (g - mean(g) - xhat mean(g xhat)) with g = gamma dy, the textbook form, in ops.
+                  // The ReLU's backward as relu() writes it, then dx = invstd (g - mean(g) - xhat mean(g xhat)) with
+                  // g = gamma dy, the textbook form, in ops.
+                  const Tensor dy =
+                      relu ? masked_scale(dy_out, kernels::unary(kernels::Unary::relu_mask, out), 1.0)
+                           : dy_out;
                   const Dims dims{0, 2, 3};
                   const Tensor xc = sub(x, backprop::mean(x, dims, true));
                   const Tensor inv = rdiv(sqrt(add(backprop::mean(mul(xc, xc), dims, true), eps)), 1.0);
@@ -103,7 +112,8 @@ Tensor batch_norm_train(const Tensor& x, const Tensor& gamma, const Tensor& beta
                                                  mul(xhat, backprop::mean(mul(g, xhat), dims, true))));
                   return Tensors{dx, gamma.defined() ? sum(mul(dy, xhat), dims) : Tensor(),
                                  has_beta ? sum(dy, dims) : Tensor()};
-                });
+                },
+                {.save_output = relu});
 }
 }  // namespace
 
@@ -111,6 +121,14 @@ BatchNorm2d::BatchNorm2d(std::int64_t features, BatchNormOptions options)
     : BatchNormBase("BatchNorm2d", features, options) {}
 
 Tensor BatchNorm2d::forward(const Tensor& x) {
+  return normalize(x, false);
+}
+
+Tensor BatchNorm2d::forward_relu(const Tensor& x) {
+  return is_training() ? normalize(x, true) : relu(normalize(x, false));
+}
+
+Tensor BatchNorm2d::normalize(const Tensor& x, bool fused_relu) {
   BP_CHECK(x.dim() == 4 && x.size(1) == features_, ShapeError, "BatchNorm2d(", features_,
            "): expected input [N, ", features_, ", H, W], got ", x.shape());
   BP_CHECK(x.dtype() == running_mean_.dtype(), DTypeError, "BatchNorm2d(", features_, "): input is ",
@@ -122,7 +140,7 @@ Tensor BatchNorm2d::forward(const Tensor& x) {
              "): training needs more than one value per channel to estimate a variance, got input ",
              x.shape());
     Tensor mu, var;
-    Tensor y = batch_norm_train(x, weight_, bias_, eps, mu, var);
+    Tensor y = batch_norm_train(x, weight_, bias_, eps, mu, var, fused_relu);
     track(mu, var, n);
     return y;
   }

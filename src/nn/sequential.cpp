@@ -1,6 +1,9 @@
 // Sequential: children "0", "1", ... applied in order.
+#include <backprop/nn/activation.hpp>
+#include <backprop/nn/batchnorm.hpp>
 #include <backprop/nn/sequential.hpp>
 #include <sstream>
+#include <typeinfo>
 
 namespace backprop::nn {
 
@@ -18,7 +21,19 @@ ModulePtr Sequential::operator[](std::size_t i) const {
 
 Tensor Sequential::forward(const Tensor& x) {
   Tensor h = x;
-  for (auto& layer : layers_) h = layer->forward(h);
+  for (std::size_t i = 0; i < layers_.size(); ++i) {
+    // A BatchNorm2d followed by a ReLU (exactly these classes) runs as one op: the ReLU's passes over the
+    // image are folded into the normalisation's (the same values and gradients up to rounding;
+    // docs/performance.md).
+    Module& layer = *layers_[i];
+    if (i + 1 < layers_.size() && typeid(layer) == typeid(BatchNorm2d) &&
+        typeid(*layers_[i + 1]) == typeid(ReLU)) {
+      h = static_cast<BatchNorm2d&>(layer).forward_relu(h);
+      ++i;
+      continue;
+    }
+    h = layer.forward(h);
+  }
   return h;
 }
 

@@ -1,10 +1,12 @@
 // DataLoader, subsets, the train/validation split and the Standardizer.
 #include <algorithm>
 #include <backprop/data.hpp>
+#include <backprop/threads.hpp>
 #include <numeric>
 #include <set>
 
 #include "data/data_test_util.hpp"
+#include "kernels/row_pool.hpp"
 
 namespace bp = backprop;
 namespace bpd = backprop::data;
@@ -229,4 +231,31 @@ TEST(Standardizer, ConstantFeatureAndErrors) {
                 bpd::Standardizer::fit(bp::zeros({0, 3}));
               }),
               HasSubstr("needs at least one row"));
+}
+
+// A gather large enough to be shared among threads (rows of 3 KiB, 96 KiB to 1.5 MiB in all) copies every row
+// where a single memcpy per row would (the largest is split into pieces), and an index outside the rows is
+// refused before anything is copied.
+TEST(GatherRows, LargeGathersEqualRowByRowCopies) {
+  bp::set_num_threads(2);
+  bp::Generator gen(4);
+  const bp::Tensor source = bp::randn({300, 784}, gen);
+  const std::vector<double> values = source.to_vector();
+  for (std::int64_t count : {32, 43, 512}) {
+    std::vector<std::int64_t> rows(count);
+    for (std::int64_t k = 0; k < count; ++k) rows[k] = (k * 37 + 11) % 300;
+    const bp::kernels::ChunkCounts before = bp::kernels::chunk_counts();
+    const std::vector<double> got = bpd::gather_rows(source, rows).to_vector();
+    const bp::kernels::ChunkCounts after = bp::kernels::chunk_counts();
+    if (count == 512 && bp::kernels::usable_cpus() >= 2) {
+      EXPECT_GE(after.by_callers + after.by_helpers - before.by_callers - before.by_helpers, 2u);
+    }
+    ASSERT_EQ(got.size(), static_cast<std::size_t>(count * 784));
+    for (std::int64_t k = 0; k < count; ++k)
+      for (std::int64_t j = 0; j < 784; j += 13)
+        ASSERT_EQ(got[k * 784 + j], values[rows[k] * 784 + j]) << "row " << k << " column " << j;
+    rows[count - 1] = 300;
+    EXPECT_THAT(error_of<bp::IndexError>([&] { bpd::gather_rows(source, rows); }),
+                HasSubstr("index 300 (entry " + std::to_string(count - 1) + ") is outside [0, 300)"));
+  }
 }

@@ -54,6 +54,7 @@ CONTEXT = {
     "optim/optimizer.hpp": NET + "bp::loss::CrossEntropy loss_fn;\nbp::Tensor x, y;\n",
     "optim/optimizers.hpp": NET,
     "optim/schedule.hpp": NET + "auto train_one_epoch = [] {};\n",
+    "train/signals.hpp": TRAINING,
 }
 
 MARKER = "// Example:"

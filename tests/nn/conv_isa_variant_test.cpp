@@ -2,7 +2,7 @@
 // (src/kernels/conv_loops.inl) give the baseline variant's results up to rounding: every variant this CPU
 // runs, forced through set_kernel_config, computes the same conv2d outputs and gradients (for paddings that
 // take the "same" block path and the row path, strides, dilations and groups), the same BatchNorm2d forward
-// and backward, and exactly the same max-pool values and indices, NaNs included.
+// and backward, and exactly the same max-pool values and indices, NaNs included; ReLU likewise.
 #include <gtest/gtest.h>
 
 #include <backprop/backprop.hpp>
@@ -56,6 +56,9 @@ std::vector<ConvCase> conv_cases() {
       {"dilation2_same", {2, 2, 10, 9}, {3, 2, 3, 3}, 1, bp::ConvPadding("same"), 2},
       {"groups2_pad_rows_only", {2, 4, 8, 7}, {6, 2, 3, 2}, 1, bp::Size2(1, 0), 1, 2},
       {"pointwise", {2, 5, 6, 6}, {3, 5, 1, 1}},
+      {"direct_one_channel", {2, 1, 11, 28}, {7, 1, 5, 5}, 1, 2},
+      {"direct_many_filters", {2, 1, 9, 35}, {17, 1, 3, 4}, 1, bp::Size2(1, 2)},
+      {"direct_depthwise", {2, 4, 8, 21}, {8, 1, 3, 3}, 1, 1, 1, 4},
   };
 }
 
@@ -157,4 +160,35 @@ TEST(ConvIsaVariants, MaxPool2x2ValuesAndIndicesAreIdentical) {
       }
     }
   }
+}
+
+// ReLU's loops (src/kernels/activation_loops.inl): the forward and the backward give the baseline's bits in
+// every variant, for lengths around the vector widths and NaN, infinite and signed-zero inputs and gradients.
+TEST(ReluIsaVariants, ForwardAndBackwardAreIdentical) {
+  ConfigGuard guard;
+  const double inf = std::numeric_limits<double>::infinity(), nan = std::numeric_limits<double>::quiet_NaN();
+  for (bp::DType dtype : {bp::f32, bp::f64})
+    for (std::int64_t n : {1, 7, 16, 33, 1000}) {
+      bp::Generator gen(9);
+      std::vector<double> xv = bp::randn({n}, gen, dtype).to_vector(),
+                          gv = bp::randn({n}, gen, dtype).to_vector();
+      const double specials[] = {nan, inf, -inf, 0.0, -0.0, 1e-310};
+      for (std::size_t i = 0; i < xv.size(); i += 5) xv[i] = specials[(i / 5) % 6];
+      for (std::size_t i = 2; i < gv.size(); i += 7) gv[i] = specials[(i / 7) % 6];
+      const bp::Tensor x = bp::from_vector(xv, {n}, dtype).requires_grad_(),
+                       dy = bp::from_vector(gv, {n}, dtype);
+      auto run = [&] {
+        const bp::Tensor y = bp::relu(x);
+        std::vector<double> out = y.to_vector();
+        const std::vector<double> dx = bp::grad({y}, {x}, {.grad_outputs = {dy}})[0].to_vector();
+        out.insert(out.end(), dx.begin(), dx.end());
+        return out;
+      };
+      bp::set_kernel_config({.isa = bp::Isa::baseline});
+      const std::vector<double> base = run();
+      for (bp::Isa isa : wider_variants()) {
+        bp::set_kernel_config({.isa = isa});
+        EXPECT_TRUE(same_bits(run(), base)) << bp::isa_name(isa) << " " << dtype << " n=" << n;
+      }
+    }
 }

@@ -255,8 +255,8 @@ TEST(GemmKernel, GemmRawIsBitIdenticalAcrossThreadCounts) {
 }
 
 TEST(GemmKernel, DispatchIsByShapeOnly) {
-  // Never for f64, for A^T B^T, for one row, for k < 16, for x W^T with few rows; the same answer whatever
-  // the thread count.
+  // Never for f64, for A^T B^T, for one row, for k < 16, for x W^T with few rows (but 16 on AVX-512); the
+  // same answer whatever the thread count.
   EXPECT_FALSE(bp::kernels::use_own_sgemm(bp::f64, false, false, 64, 64, 64));
   EXPECT_FALSE(bp::kernels::use_own_sgemm(bp::f32, true, true, 64, 64, 64));
   EXPECT_FALSE(bp::kernels::use_own_sgemm(bp::f32, false, false, 1, 256, 128));
@@ -264,6 +264,10 @@ TEST(GemmKernel, DispatchIsByShapeOnly) {
   EXPECT_FALSE(bp::kernels::use_own_sgemm(bp::f32, false, false, 1024, 1024, 1024));
   EXPECT_FALSE(bp::kernels::use_own_sgemm(bp::f32, false, true, 8, 256, 784));
   EXPECT_EQ(bp::kernels::use_own_sgemm(bp::f32, false, true, 32, 256, 784), !variants().empty());
+  // x W^T with exactly 16 rows: one full vector of the AVX-512 swapped form.
+  EXPECT_EQ(bp::kernels::use_own_sgemm(bp::f32, false, true, 16, 150, 100),
+            bp::kernel_config().isa == bp::Isa::avx512 && !variants().empty());
+  EXPECT_FALSE(bp::kernels::use_own_sgemm(bp::f32, false, true, 24, 150, 100));
   const int saved = bp::get_num_threads();
   bp::set_num_threads(1);
   const bool one = bp::kernels::use_own_sgemm(bp::f32, false, false, 32, 256, 128);

@@ -4,12 +4,14 @@
 // Exit codes: 0 success; 1 an internal error (a bug); 2 a usage or configuration error (a bad flag, key or
 // value, or a network estimated not to fit in memory); 3 a data or model file that cannot be read or does not
 // fit; 4 training diverged (the loss or a gradient became NaN or infinite); 5 out of memory (an allocation the
-// system refused, with its size); 130 / 143 training interrupted by SIGINT / SIGTERM (signals.hpp).
+// system refused, with its size); 130 / 143 training interrupted by SIGINT / SIGTERM
+// (backprop/train/signals.hpp).
 // Commands signal errors by throwing: ConfigError / ValueError -> 2, FileError -> 3, DivergedError -> 4,
 // OutOfMemoryError / std::bad_alloc -> 5.
 #pragma once
 
 #include <backprop/config.hpp>
+#include <backprop/train/run.hpp>
 #include <cstdint>
 #include <ostream>
 #include <string>
@@ -21,11 +23,7 @@ enum Exit : int { kOk = 0, kInternal = 1, kUsage = 2, kData = 3, kDiverged = 4, 
 
 /// A configuration key set on the command line: flags override the --config file (or the checkpoint's
 /// configuration when resuming).
-struct Override {
-  std::string key;   // "optimizer.lr"
-  std::string text;  // "0.01"
-  std::string flag;  // "--lr"
-};
+using Override = backprop::train::Override;
 
 struct TrainArgs {
   std::string config_file;          // --config
@@ -78,7 +76,8 @@ struct ExplainArgs {
   bool force = false;  // --force: --graph (and its .svg) may replace a file of another kind
 };
 
-/// `backprop train`: returns an exit code or throws (see the file comment).
+/// `backprop train`: train::run (backprop/train/run.hpp); returns an exit code or throws (see the file
+/// comment).
 int run_train(const TrainArgs& args);
 int run_eval(const EvalArgs& args);
 int run_predict(const PredictArgs& args);

@@ -32,14 +32,6 @@ bool launched_by_mpirun() {
   return false;
 }
 
-bool built_with_mpi() {
-#ifdef BACKPROP_CLI_MPI
-  return true;
-#else
-  return false;
-#endif
-}
-
 Parallel* Parallel::current() {
   return the_session;
 }
@@ -67,14 +59,6 @@ std::shared_ptr<bp::train::Collective> Parallel::collective() const {
 
 std::shared_ptr<bp::nn::Sequential> Parallel::sync_batchnorm(const bp::nn::Sequential& net) const {
   return bp::dist::convert_sync_batchnorm(net);
-}
-
-void Parallel::broadcast_state(bp::nn::Module& model) const {
-  if (active_) bp::dist::broadcast_state(model);
-}
-
-void Parallel::barrier() const {
-  if (active_) bp::dist::barrier();
 }
 
 void Parallel::fail(const std::string& command, const char* kind, const char* what, int code) const {
@@ -117,10 +101,6 @@ std::shared_ptr<bp::train::Collective> Parallel::collective() const {
 std::shared_ptr<bp::nn::Sequential> Parallel::sync_batchnorm(const bp::nn::Sequential&) const {
   unavailable("--sync-batchnorm over ranks");
 }
-
-void Parallel::broadcast_state(bp::nn::Module&) const {}
-
-void Parallel::barrier() const {}
 
 void Parallel::fail(const std::string& command, const char* kind, const char* what, int code) const {
   std::fprintf(stderr, "backprop%s%s: %s%s\n", command.empty() ? "" : " ", command.c_str(), kind, what);

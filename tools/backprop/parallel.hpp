@@ -8,18 +8,14 @@
 // ranks. Rank 0 alone prints and writes files.
 //
 //   cli::Parallel mpi;                       // in main(): MPI_Init when launched by mpirun
-//   bp::train::Trainer trainer(*net, *loss, *opt, options, mpi.collective());
-//   if (mpi.root()) save_model(...);
+//   bp::train::run(setup, {.collective = mpi.collective()});   // train_command.cpp
 //
 // Errors: a rank that throws while the others may be waiting in a collective cannot just return from main
 // (MPI_Finalize would wait for them forever). Parallel::fail() prints the message (rank 0 as usual, another
 // rank after a delay and with a "rank R:" prefix) and ends the whole job with MPI_Abort and the exit code.
 #pragma once
 
-#include <backprop/data.hpp>
-#include <backprop/loss.hpp>
 #include <backprop/nn.hpp>
-#include <backprop/optim.hpp>
 #include <backprop/train.hpp>
 #include <memory>
 #include <string>
@@ -28,9 +24,6 @@ namespace cli {
 
 /// True when this process was started by mpirun / mpiexec (its environment names a rank count).
 bool launched_by_mpirun();
-
-/// True when the tool was built with backprop::dist.
-bool built_with_mpi();
 
 /// The MPI session of a run, or a stand-in for one process. At most one exists at a time (it lives in main).
 class Parallel {
@@ -56,10 +49,6 @@ class Parallel {
   /// dist::convert_sync_batchnorm: `net` with each BatchNorm1d / BatchNorm2d replaced by a SyncBatchNorm1d /
   /// SyncBatchNorm2d sharing its tensors (same state_dict names). Needs ranks() > 1.
   std::shared_ptr<backprop::nn::Sequential> sync_batchnorm(const backprop::nn::Sequential& net) const;
-  /// Overwrites the model's parameters and buffers with rank 0's.
-  void broadcast_state(backprop::nn::Module& model) const;
-  /// Waits for every rank.
-  void barrier() const;
 
   /// Ends a failed run: prints "backprop COMMAND: KINDWHAT" and, under MPI, MPI_Abort(code), which makes
   /// mpirun kill every rank and exit with `code`. Rank 0 reports at once; another rank first waits 3 s, so

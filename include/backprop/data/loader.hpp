@@ -125,7 +125,8 @@ class DataLoader {
   mutable std::unique_ptr<Prefetcher> prefetcher_;
 };
 
-/// Copies the given rows of `source` ([N, ...]) into a new tensor [indices.size(), ...], one memcpy per row.
+/// Copies the given rows of `source` ([N, ...]) into a new tensor [indices.size(), ...], one memcpy per row
+/// (rows of 128 KiB and more in all are shared among the threads).
 /// Throws IndexError naming the first index outside [0, N).
 Tensor gather_rows(const Tensor& source, const std::vector<std::int64_t>& indices);
 

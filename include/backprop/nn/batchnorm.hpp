@@ -79,8 +79,14 @@ class BatchNorm2d : public BatchNormBase {
   /// x [N, C, H, W] -> the same shape. Throws ShapeError unless x is 4-D with C = features; ValueError when
   /// training with N H W < 2; DTypeError when x's dtype differs from the layer's.
   Tensor forward(const Tensor& x) override;
+  /// relu(forward(x)), the same values and gradients up to rounding; in training one op whose passes over the
+  /// image also apply the ReLU (Sequential calls it for a BatchNorm2d followed by a ReLU).
+  Tensor forward_relu(const Tensor& x);
   /// "BatchNorm2d(32, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)", as PyTorch prints it.
   std::string repr() const override;
+
+ private:
+  Tensor normalize(const Tensor& x, bool fused_relu);
 };
 
 }  // namespace backprop::nn

@@ -1,9 +1,9 @@
-// The SIGINT / SIGTERM handler of `backprop train` (see signals.hpp).
-#include "signals.hpp"
-
+// The SIGINT / SIGTERM handler that stops training (backprop/train/signals.hpp).
 #include <signal.h>
 
-namespace cli {
+#include <backprop/train/signals.hpp>
+
+namespace backprop::train {
 
 namespace {
 
@@ -21,7 +21,7 @@ extern "C" void on_stop_signal(int sig) {
 
 }  // namespace
 
-StopSignals::StopSignals() {
+StopOnSignals::StopOnSignals() {
   stop_requested.store(false);
   first_signal = 0;
   struct sigaction action {};
@@ -32,25 +32,33 @@ StopSignals::StopSignals() {
   sigaction(SIGTERM, &action, &previous_term);
 }
 
-StopSignals::~StopSignals() {
+StopOnSignals::~StopOnSignals() {
   sigaction(SIGINT, &previous_int, nullptr);
   sigaction(SIGTERM, &previous_term, nullptr);
 }
 
-const std::atomic<bool>* StopSignals::flag() const {
+const std::atomic<bool>* StopOnSignals::flag() const {
   return &stop_requested;
 }
 
-int StopSignals::signal() const {
+int StopOnSignals::signal() const {
   return first_signal;
 }
 
-std::string StopSignals::name() const {
-  return first_signal == SIGINT ? "SIGINT" : first_signal == SIGTERM ? "SIGTERM" : "a stop request";
+std::string StopOnSignals::name() const {
+  return stop_signal_name(first_signal);
 }
 
-int StopSignals::exit_code() const {
-  return 128 + (first_signal == SIGINT ? SIGINT : SIGTERM);
+int StopOnSignals::exit_code() const {
+  return stop_exit_code(first_signal);
 }
 
-}  // namespace cli
+std::string stop_signal_name(int signal) {
+  return signal == SIGINT ? "SIGINT" : signal == SIGTERM ? "SIGTERM" : "a stop request";
+}
+
+int stop_exit_code(int signal) {
+  return 128 + (signal == SIGINT ? SIGINT : SIGTERM);
+}
+
+}  // namespace backprop::train
