@@ -14,6 +14,10 @@
 //   std::string dot = bp::to_dot({z, dz[0]}, {"z", "dz/dw"},
 //                                {.leaves = {{"w", w}}, .backward_from = first_backward});
 //   // render with: dot -Tsvg graph.dot -o graph.svg
+//   if (bp::dot_installed()) {
+//     std::string svg = bp::render_svg(dot);           // empty when `dot` failed
+//     std::string where = bp::svg_path("graph.dot");   // "graph.svg", beside the DOT file
+//   }
 #pragma once
 
 #include <backprop/tensor.hpp>
@@ -41,5 +45,17 @@ struct DotOptions {
 /// Throws ValueError when labels.size() != roots.size() or a root is undefined (naming its index).
 std::string to_dot(const Tensors& roots, const std::vector<std::string>& labels);
 std::string to_dot(const Tensors& roots, const std::vector<std::string>& labels, const DotOptions& options);
+
+/// Whether Graphviz's `dot` program is installed: an executable `dot` in a directory of PATH (/usr/bin:/bin
+/// when PATH is unset).
+bool dot_installed();
+
+/// `dot` text rendered to an SVG image by Graphviz (`dot -Tsvg`, run without a shell, found on PATH, reading
+/// and writing temporary files). Empty when `dot` cannot be run, fails or exits with a non-zero status.
+std::string render_svg(const std::string& dot);
+
+/// Where the SVG of the DOT file `dot_path` goes: its ".dot" replaced by ".svg" ("graph.dot" ->
+/// "graph.svg"), or ".svg" appended to any other name.
+std::string svg_path(const std::string& dot_path);
 
 }  // namespace backprop

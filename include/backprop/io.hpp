@@ -133,6 +133,11 @@ const char* describe(FileKind kind);
 /// streams: nothing there is replaced, so they never conflict.
 std::optional<FileKind> replaced_kind(const std::string& path, FileKind kind);
 
+/// True when `path` is written as a stream rather than replaced (see write_file_atomic): "-", a FIFO or a
+/// character device, through symbolic links. False for anything else, and for a path that cannot be
+/// inspected.
+bool is_stream(const std::string& path);
+
 /// Options of write_file_atomic.
 struct WriteOptions {
   /// Replace an existing file even when it holds another kind of content than what is written.

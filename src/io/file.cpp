@@ -352,6 +352,14 @@ std::optional<FileKind> replaced_kind(const std::string& path, FileKind kind) {
   return held;
 }
 
+bool is_stream(const std::string& path) {
+  try {
+    return detail::resolve_output(path, "").what == detail::OutputTarget::What::stream;
+  } catch (const FileError&) {
+    return false;
+  }
+}
+
 void write_file_atomic(const std::string& path, std::string_view bytes, const WriteOptions& options) {
   const std::string_view parts[] = {bytes};
   detail::write_parts_atomic(path, parts, "write_file_atomic", options);

@@ -645,4 +645,24 @@ void export_onnx(nn::Module& module, const std::string& path, const std::vector<
   write_file_atomic(path, bytes, {.force = options.force});
 }
 
+ModelFile export_model_file(const std::string& model_path, const std::string& path, OnnxOptions options) {
+  BP_CHECK(input_exists(model_path, "MODEL"), FileError, model_path,
+           ": no such file (expected a model file)");
+  const NamedTensors file = load_safetensors(model_path);
+  const auto format = file.metadata.find("format");
+  BP_CHECK(
+      format == file.metadata.end() || format->second != kCheckpointFormat, ConfigError, model_path,
+      ": is a checkpoint (training state), not a model; export the run's model.safetensors (written when "
+      "training ends), or finish the run with `backprop train --resume` first");
+  ModelFile model = from_named(file, model_path, "optimizer.");
+  const nn::ModulePtr net = build_module(model, model_path);
+  BP_CHECK(!model.input_shape.empty(), FileError, model_path,
+           ": the model does not record its input shape; an ONNX model needs it (save it with "
+           "io::save_model(path, module, {.input_shape = ...}))");
+  options.preprocessing.reset();
+  if (model.has_preprocessing) options.preprocessing = model.preprocessing;
+  export_onnx(*net, path, model.input_shape, options);
+  return model;
+}
+
 }  // namespace backprop::io

@@ -13,6 +13,7 @@
 #include <backprop/config.hpp>
 #include <backprop/train/run.hpp>
 #include <cstdint>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -65,6 +66,16 @@ struct InfoArgs {
   bool json = false;
 };
 
+struct ExplainArgs {
+  std::string graph;  // DOT output path, or empty for none
+  int repeated = 0;   // > 0: show the dynamic-programming counts up to this N instead of the worked example
+  double lr = 0.5;    // eta of the update
+  std::uint64_t seed = 1;
+  bool conv = false;   // --conv: one convolution layer's step instead of the dense network's
+  bool json = false;   // one JSON object on `out` instead of text
+  bool force = false;  // --force: --graph (and its .svg) may replace a file of another kind
+};
+
 /// `backprop train`: train::run (backprop/train/run.hpp); returns an exit code or throws (see the file
 /// comment).
 int run_train(const TrainArgs& args);
@@ -75,5 +86,9 @@ int run_info(const InfoArgs& args);
 int run_export(const ExportArgs& args);
 /// `backprop report RUN_DIR`: rebuilds RUN_DIR/report.html.
 int run_report(const std::string& run_dir, bool quiet);
+/// `backprop explain` (backprop/explain.hpp): prints to `out` and returns 0 when every number agreed with the
+/// engine, 1 when not (a bug). Prints its own errors ("backprop: error: ...") and returns 2 for a bad flag or
+/// a --graph that would replace a file of another kind without --force, 3 when the graph cannot be written.
+int run_explain(const ExplainArgs& args, std::ostream& out);
 
 }  // namespace cli

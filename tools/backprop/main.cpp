@@ -17,7 +17,6 @@
 #include <type_traits>
 
 #include "cli.hpp"
-#include "explain.hpp"
 #include "parallel.hpp"
 
 namespace {
@@ -331,7 +330,7 @@ int main(int argc, char** argv) {
   report->add_flag("-q,--quiet", report_quiet, "print nothing but errors");
 
   // explain
-  ExplainArgs explain_args;
+  cli::ExplainArgs explain_args;
   CLI::App* explain = app.add_subcommand("explain",
                                          "One step of backpropagation by hand for a small sigmoid network, "
                                          "checked against the autograd engine.");
@@ -396,7 +395,7 @@ int main(int argc, char** argv) {
     if (sub == info) return written(cli::run_info(info_args));
     if (sub == export_) return written(cli::run_export(export_args));
     if (sub == report) return written(cli::run_report(report_dir, report_quiet));
-    if (sub == explain) return written(run_explain(explain_args, std::cout));
+    if (sub == explain) return written(cli::run_explain(explain_args, std::cout));
     return cli::kUsage;
   } catch (const std::bad_alloc&) {  // outside the tensor allocator, so the size is not known
     return fail(command, "error: ",

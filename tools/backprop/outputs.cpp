@@ -2,7 +2,6 @@
 #include "outputs.hpp"
 
 #include <backprop/error.hpp>
-#include <filesystem>
 #include <optional>
 
 namespace cli {
@@ -21,13 +20,6 @@ void check_output(const std::string& flag, const std::string& path, bp::io::File
   throw bp::ConfigError(flag + " " + path + ": the file holds " + bp::io::describe(*held) +
                         "; refusing to replace it with " + what + ". Choose another " + flag +
                         ", or pass --force to replace it");
-}
-
-bool is_stream_output(const std::string& path) {
-  if (path == "-") return true;
-  std::error_code ec;
-  const std::filesystem::file_status st = std::filesystem::status(path, ec);
-  return !ec && (std::filesystem::is_fifo(st) || std::filesystem::is_character_file(st));
 }
 
 }  // namespace cli

@@ -1,5 +1,5 @@
-// The rule for every output a user names on the command line (predict --output, explain --graph): checked
-// before the command does its work, so a refused output costs nothing. The writing itself is
+// The rule for every output a user names on the command line (predict --output, explain --graph, export
+// --onnx): checked before the command does its work, so a refused output costs nothing. The writing itself is
 // backprop::io::write_file_atomic, which applies the same rule again.
 #pragma once
 
@@ -14,9 +14,5 @@ namespace cli {
 /// flag when `path` is a directory, a socket or another file that cannot be written.
 void check_output(const std::string& flag, const std::string& path, backprop::io::FileKind kind,
                   const std::string& what, bool force);
-
-/// True when `path` is written as a stream rather than replaced: "-", a FIFO or a character device (through
-/// symbolic links).
-bool is_stream_output(const std::string& path);
 
 }  // namespace cli

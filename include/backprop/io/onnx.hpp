@@ -19,6 +19,7 @@
 //   bp::io::Preprocessing pre{.input = "image", .pixel_scale = 1.0 / 255, .class_names = {"T-shirt", "..."}};
 //   bp::io::export_onnx(*net, "raw.onnx", {784}, {.preprocessing = pre});   // takes bytes 0..255 as floats
 //   std::string bytes = bp::io::to_onnx(*net, {784});                        // the same, in memory
+//   bp::io::export_model_file("runs/demo/model.safetensors", "demo.onnx");   // a saved model, as saved
 #pragma once
 
 #include <backprop/io/model_file.hpp>
@@ -62,5 +63,12 @@ std::string to_onnx(nn::Module& module, const std::vector<std::int64_t>& input_s
 /// writing fails (the previous file is untouched).
 void export_onnx(nn::Module& module, const std::string& path, const std::vector<std::int64_t>& input_shape,
                  const OnnxOptions& options = {});
+
+/// The model file `model_path` exported to `path`: its network for its saved input shape, with its
+/// preprocessing when it has one (options.preprocessing is replaced by it). Returns the model file. Throws
+/// FileError naming `model_path` when it is missing, is not a model file or records no input shape;
+/// ConfigError when it is a checkpoint (training state: export the run's model.safetensors); and what
+/// export_onnx throws.
+ModelFile export_model_file(const std::string& model_path, const std::string& path, OnnxOptions options = {});
 
 }  // namespace backprop::io
