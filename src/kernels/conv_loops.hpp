@@ -1,7 +1,8 @@
-// Internal: convolution's unrolling (im2col, col2im), BatchNorm2d's per-channel loops and the 2x2 max pool,
-// compiled for each instruction-set variant (conv_loops.inl, included per variant by conv_loops.cpp) and
-// chosen by kernel_config().isa, so that the compiler vectorises them for the CPU. The variants give the same
-// results up to rounding (AVX2 and AVX-512 may fuse a multiply and an add where the baseline rounds twice).
+// Internal: the loops of a CNN's layers (convolution's unrolling and direct loops, BatchNorm2d's per-channel
+// loops, the 2x2 max pool, ReLU), compiled for each instruction-set variant (conv_loops.inl, included per
+// variant by conv_loops.cpp) and chosen by kernel_config().isa, so that the compiler vectorises them for the
+// CPU. The variants give the same results up to rounding (AVX2 and AVX-512 may fuse a multiply and an add where
+// the baseline rounds twice); ReLU's and the max pool's, which round nothing, give the same bits.
 //
 //   const auto& loops = kernels::conv_loops<float>();
 //   loops.im2col(x, channels, geom, col);
@@ -60,6 +61,11 @@ struct ConvLoops {
   /// with the og output gradients dy (dy_stride apart). `scratch`: direct_scratch(g, og) elements.
   void (*direct_wgrad)(const T* x, std::int64_t x_stride, const T* dy, std::int64_t dy_stride,
                        std::int64_t samples, std::int64_t og, const ConvGeom& g, T* dw, T* scratch);
+  /// ReLU (also an MLP's): y[i] = x[i] > 0 ? x[i] : 0 over n elements.
+  void (*relu)(const T* x, T* y, std::int64_t n);
+  /// Its backward: dx[i] = dy[i] * (y[i] > 0 ? 1 : 0) * 1, as masked_scale(dy, relu_mask(y), 1) computes it
+  /// (NaN and infinite gradients times a zero mask give NaN, as in the composed ops).
+  void (*relu_grad)(const T* dy, const T* y, T* dx, std::int64_t n);
 };
 
 /// Whether the direct loops compute the forward: one input channel per group, stride 1, dilation 1, and output

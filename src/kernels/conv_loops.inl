@@ -738,8 +738,21 @@ void direct_wgrad(const T* x, std::int64_t x_stride, const T* dy, std::int64_t d
   }
 }
 
+// ---- ReLU -----------------------------------------------------------------------------------------------
+
+template <class T>
+void relu(const T* __restrict x, T* __restrict y, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i) y[i] = x[i] > T(0) ? x[i] : T(0);
+}
+
+template <class T>
+void relu_grad(const T* __restrict dy, const T* __restrict y, T* __restrict dx, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i) dx[i] = dy[i] * (y[i] > T(0) ? T(1) : T(0)) * T(1);
+}
+
 template <class T>
 constexpr ConvLoops<T> make_loops() {
-  return {im2col<T>,   col2im<T>,        channel_sums<T>,     channel_sq_devs<T>, channel_dy_sums<T>,
-          bn_apply<T>, bn_grad_apply<T>, max_pool_2x2_row<T>, direct_conv<T>,     direct_wgrad<T>};
+  return {im2col<T>,          col2im<T>,       channel_sums<T>,  channel_sq_devs<T>,
+          channel_dy_sums<T>, bn_apply<T>,     bn_grad_apply<T>, max_pool_2x2_row<T>,
+          direct_conv<T>,     direct_wgrad<T>, relu<T>,          relu_grad<T>};
 }

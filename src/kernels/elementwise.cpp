@@ -3,7 +3,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "kernels/activation_loops.hpp"
+#include "kernels/conv_loops.hpp"
 #include "kernels/device_kernels.hpp"
 #include "kernels/kernels.hpp"
 #include "kernels/parallel.hpp"
@@ -46,7 +46,7 @@ void unary_typed(Unary op, const T* x, T* y, std::int64_t n, T a, T b) {
       return map(x, y, n, [](T v) { return std::tanh(v); });
     case Unary::relu:
       return parallel_range(n, kParallelThreshold, [&](std::int64_t b, std::int64_t e) {
-        activation_loops<T>().relu(x + b, y + b, e - b);
+        conv_loops<T>().relu(x + b, y + b, e - b);
       });
     case Unary::leaky_relu:
       return map(x, y, n, [a](T v) { return v > T(0) ? v : a * v; });
@@ -245,7 +245,7 @@ Tensor activation_backward(ActivationGrad kind, const Tensor& dy_in, const Tenso
       // The expressions mirror masked_scale(dy, relu_mask(y), 1), mul(dy, mul(y, 1 - y)), ...
       switch (kind) {
         case ActivationGrad::relu:
-          activation_loops<T>().relu_grad(pd + b, py + b, px + b, e - b);
+          conv_loops<T>().relu_grad(pd + b, py + b, px + b, e - b);
           break;
         case ActivationGrad::sigmoid:
           for (std::int64_t i = b; i < e; ++i) px[i] = pd[i] * (py[i] * (T(1) - py[i]));

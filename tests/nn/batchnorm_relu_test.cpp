@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "util/close.hpp"
+
 namespace bp = backprop;
 namespace nn = backprop::nn;
 
@@ -28,16 +30,6 @@ std::vector<double> flat(const bp::Tensors& ts) {
 
 bool same_bits(const std::vector<double>& a, const std::vector<double>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0;
-}
-
-// Worst |a - b| relative to the largest |b|.
-double worst_relative(const std::vector<double>& a, const std::vector<double>& b) {
-  double worst = 0.0, largest = 0.0;
-  for (std::size_t i = 0; i < a.size() && i < b.size(); ++i) {
-    worst = std::max(worst, std::fabs(a[i] - b[i]));
-    largest = std::max(largest, std::fabs(b[i]));
-  }
-  return a.size() == b.size() ? worst / largest : 1.0;
 }
 
 struct StepResult {
@@ -76,7 +68,7 @@ TEST(BatchNormRelu, FusedInSequentialEqualsTheTwoLayers) {
       const StepResult fused = step(true, dtype, affine), apart = step(false, dtype, affine);
       EXPECT_EQ(fused.op, "batch_norm_relu");
       EXPECT_EQ(apart.op, "relu");
-      EXPECT_LT(worst_relative(fused.values, apart.values), dtype == bp::f32 ? 1e-6 : 1e-14)
+      EXPECT_LT(testutil::worst_relative(fused.values, apart.values), dtype == bp::f32 ? 1e-6 : 1e-14)
           << dtype << (affine ? " affine" : "");
     }
 }

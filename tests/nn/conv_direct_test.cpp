@@ -11,6 +11,7 @@
 
 #include "kernels/conv.hpp"
 #include "kernels/conv_loops.hpp"
+#include "util/close.hpp"
 
 namespace bp = backprop;
 
@@ -80,15 +81,6 @@ std::vector<double> naive_weight_grad(const bp::kernels::ConvGeom& g, const std:
   return dw;
 }
 
-double worst_relative(const std::vector<double>& a, const std::vector<double>& b) {
-  double worst = 0.0, largest = 0.0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    worst = std::max(worst, std::fabs(a[i] - b[i]));
-    largest = std::max(largest, std::fabs(b[i]));
-  }
-  return worst / largest;
-}
-
 void check(const DirectCase& c, bp::DType dtype, double tolerance) {
   SCOPED_TRACE(c.name + (dtype == bp::f32 ? " f32" : " f64"));
   const bp::kernels::ConvGeom g = geom(c);
@@ -100,11 +92,11 @@ void check(const DirectCase& c, bp::DType dtype, double tolerance) {
   const std::vector<double> want_dw = naive_weight_grad(g, x.to_vector(), dy.to_vector());
   const bp::Tensor y = bp::conv2d(x, w, b, 1, bp::Size2(c.ph, c.pw), 1, c.groups);
   ASSERT_EQ(y.shape(), g.output_shape());
-  EXPECT_LT(worst_relative(y.to_vector(), want_y), tolerance);
+  EXPECT_LT(testutil::worst_relative(y.to_vector(), want_y), tolerance);
   bp::Tensor wg = w.detach().requires_grad_();
   const bp::Tensor y2 = bp::conv2d(x, wg, bp::Tensor(), 1, bp::Size2(c.ph, c.pw), 1, c.groups);
   const bp::Tensors dw = bp::grad({y2}, {wg}, {.grad_outputs = {dy}});
-  EXPECT_LT(worst_relative(dw[0].to_vector(), want_dw), tolerance);
+  EXPECT_LT(testutil::worst_relative(dw[0].to_vector(), want_dw), tolerance);
 }
 
 TEST(Conv2dDirect, OutputsAndWeightGradientsEqualPlainLoopsF64) {

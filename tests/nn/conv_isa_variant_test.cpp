@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "util/close.hpp"
+
 namespace bp = backprop;
 
 namespace {
@@ -25,17 +27,6 @@ std::vector<bp::Isa> wider_variants() {
   for (bp::Isa isa : {bp::Isa::avx2, bp::Isa::avx512})
     if (bp::cpu_supports(isa)) v.push_back(isa);
   return v;
-}
-
-// Worst |a - b| relative to the largest |b|.
-double worst_relative(const std::vector<double>& a, const std::vector<double>& b) {
-  EXPECT_EQ(a.size(), b.size());
-  double worst = 0.0, largest = 0.0;
-  for (std::size_t i = 0; i < a.size() && i < b.size(); ++i) {
-    worst = std::max(worst, std::fabs(a[i] - b[i]));
-    largest = std::max(largest, std::fabs(b[i]));
-  }
-  return worst / std::max(largest, 1e-300);
 }
 
 struct ConvCase {
@@ -129,7 +120,7 @@ TEST(ConvIsaVariants, Conv2dForwardAndGradientsEqualTheBaseline) {
       const std::vector<double> base = conv_results(c, dtype);
       for (bp::Isa isa : wider_variants()) {
         bp::set_kernel_config({.isa = isa});
-        EXPECT_LE(worst_relative(conv_results(c, dtype), base), dtype == bp::f32 ? 2e-6 : 1e-14)
+        EXPECT_LE(testutil::worst_relative(conv_results(c, dtype), base), dtype == bp::f32 ? 2e-6 : 1e-14)
             << c.name << " " << bp::isa_name(isa) << " " << dtype;
       }
     }
@@ -142,7 +133,7 @@ TEST(ConvIsaVariants, BatchNorm2dForwardAndBackwardEqualTheBaseline) {
     const std::vector<double> base = batchnorm_results(dtype);
     for (bp::Isa isa : wider_variants()) {
       bp::set_kernel_config({.isa = isa});
-      EXPECT_LE(worst_relative(batchnorm_results(dtype), base), dtype == bp::f32 ? 2e-6 : 1e-13)
+      EXPECT_LE(testutil::worst_relative(batchnorm_results(dtype), base), dtype == bp::f32 ? 2e-6 : 1e-13)
           << bp::isa_name(isa) << " " << dtype;
     }
   }
@@ -162,7 +153,7 @@ TEST(ConvIsaVariants, MaxPool2x2ValuesAndIndicesAreIdentical) {
   }
 }
 
-// ReLU's loops (src/kernels/activation_loops.inl): the forward and the backward give the baseline's bits in
+// ReLU's loops (src/kernels/conv_loops.inl): the forward and the backward give the baseline's bits in
 // every variant, for lengths around the vector widths and NaN, infinite and signed-zero inputs and gradients.
 TEST(ReluIsaVariants, ForwardAndBackwardAreIdentical) {
   ConfigGuard guard;

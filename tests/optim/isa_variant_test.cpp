@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "util/close.hpp"
+
 namespace bp = backprop;
 
 namespace {
@@ -26,17 +28,6 @@ std::vector<bp::Isa> runnable_variants() {
   for (bp::Isa isa : {bp::Isa::baseline, bp::Isa::avx2, bp::Isa::avx512})
     if (bp::cpu_supports(isa)) v.push_back(isa);
   return v;
-}
-
-// Worst |a - b| over the elements, relative to the largest |b| (elements near zero come from cancellation and
-// carry the rounding of the larger terms).
-double worst_relative(const std::vector<double>& a, const std::vector<double>& b) {
-  double worst = 0.0, largest = 0.0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    worst = std::max(worst, std::fabs(a[i] - b[i]));
-    largest = std::max(largest, std::fabs(b[i]));
-  }
-  return worst / largest;
 }
 
 using MakeOptimizer = std::function<std::unique_ptr<bp::optim::Optimizer>(bp::Tensors)>;
@@ -98,7 +89,7 @@ TEST(IsaVariants, OptimiserUpdatesAgreeWithTheBaseline) {
       bp::set_kernel_config({.isa = bp::Isa::baseline});
       const std::vector<double> base = run_updates(c, dtype);
       bp::Generator gen(7);
-      EXPECT_GT(worst_relative(base, bp::randn({1003}, gen, dtype).to_vector()), 1e-3)
+      EXPECT_GT(testutil::worst_relative(base, bp::randn({1003}, gen, dtype).to_vector()), 1e-3)
           << c.name << ": the steps changed the weights";
       for (bp::Isa isa : variants) {
         if (isa == bp::Isa::baseline) continue;
@@ -106,7 +97,7 @@ TEST(IsaVariants, OptimiserUpdatesAgreeWithTheBaseline) {
         const std::vector<double> got = run_updates(c, dtype);
         // A fused multiply-add rounds once where the baseline rounds twice: a few units in the last place of
         // the largest weight.
-        EXPECT_LT(worst_relative(got, base), dtype == bp::f32 ? 1e-6 : 1e-15)
+        EXPECT_LT(testutil::worst_relative(got, base), dtype == bp::f32 ? 1e-6 : 1e-15)
             << c.name << " " << bp::isa_name(isa) << " " << (dtype == bp::f32 ? "f32" : "f64");
       }
     }
@@ -146,7 +137,7 @@ TEST(IsaVariants, TrainingStepsAgreeWithTheBaseline) {
     if (isa == bp::Isa::baseline) continue;
     for (bp::Sgemm sgemm : {bp::Sgemm::own, bp::Sgemm::openblas}) {
       bp::set_kernel_config({.isa = isa, .sgemm = sgemm});
-      EXPECT_LT(worst_relative(run_mlp(), base), 1e-6)
+      EXPECT_LT(testutil::worst_relative(run_mlp(), base), 1e-6)
           << bp::isa_name(isa) << (sgemm == bp::Sgemm::own ? " own" : " openblas");
     }
   }
