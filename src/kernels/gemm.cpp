@@ -91,7 +91,7 @@ bool own_sgemm_fits(Isa isa, DType dtype, bool ta, bool tb, std::int64_t m, std:
   // the thread count.
   if (dtype != f32 || !own_sgemm_supports(ta, tb) || k < 16 || m * n * k > (std::int64_t{1} << 27))
     return false;
-  // On AVX-512 exactly 16 rows fill one vector of the swapped form, which then beats OpenBLAS by 20-40%
+  // On AVX-512 exactly 16 rows fill one vector of the swapped form, which then beats OpenBLAS
   // (a convolution's weight gradient with 16 filters, batch-16 layers; docs/performance.md).
   const bool one_vector = isa == Isa::avx512 && m == 16;
   if (tb ? ((m < 32 && !one_vector) || n < 16) : m < 8) return false;
