@@ -65,9 +65,11 @@ Tensor conv2d_forward(const Tensor& x_in, const Tensor& weight_in, const Tensor&
   const Tensor bias = dense(bias_in);
   Tensor y(g.output_shape(), x.dtype());
   const std::int64_t cg = g.c / g.groups, og = g.o / g.groups, k = cg * g.kh * g.kw, ohw = g.oh * g.ow;
-  const bool direct = direct_conv_fits(g, dtype_size(x.dtype())), pointwise = !direct && is_pointwise(g);
+  const std::size_t esz = dtype_size(x.dtype());
+  const bool direct = direct_conv_fits(g, esz), bcast = !direct && bcast_conv_fits(g, esz);
+  const bool pointwise = !direct && !bcast && is_pointwise(g);
   const std::int64_t per = samples_per_block(g), blocks = std::max<std::int64_t>(1, ceil_div(g.n, per));
-  Tensor cols = pointwise || direct ? Tensor() : Tensor({blocks, k * ohw}, x.dtype());
+  Tensor cols = pointwise || direct || bcast ? Tensor() : Tensor({blocks, k * ohw}, x.dtype());
   dispatch(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const auto& loops = conv_loops<T>();
@@ -83,6 +85,30 @@ Tensor conv2d_forward(const Tensor& x_in, const Tensor& weight_in, const Tensor&
           loops.direct_conv(px + (s0 * g.c + gi) * g.h * g.w, g.c * g.h * g.w, pw + gi * og * k,
                             pb ? pb + gi * og : nullptr, s1 - s0, og, g, py + (s0 * g.o + gi * og) * ohw,
                             g.o * ohw, scratch.data<T>() + b * scratch_size);
+      });
+      return;
+    }
+    if (bcast) {
+      // Each group's weight as [k][opad] rows and its bias as one more row (zero past og), then per sample
+      // the pixel-major output, transposed into y.
+      const std::int64_t opad = bcast_pad(og, esz), packed_size = (k + 1) * opad;
+      Tensor packed = zeros({g.groups, packed_size}, x.dtype());
+      T* pk = packed.data<T>();
+      for (std::int64_t gi = 0; gi < g.groups; ++gi) {
+        transpose_matrix(pk + gi * packed_size, opad, pw + gi * og * k, k, k, og, esz);
+        if (pb) std::copy(pb + gi * og, pb + (gi + 1) * og, pk + gi * packed_size + k * opad);
+      }
+      const std::int64_t scratch_size = bcast_scratch(g, cg) + ohw * opad;
+      Tensor scratch({blocks, scratch_size}, x.dtype());
+      for_sample_blocks(g.n, per, macs_of(g), [&](std::int64_t b, std::int64_t s0, std::int64_t s1) {
+        T* out = scratch.data<T>() + b * scratch_size;
+        for (std::int64_t s = s0; s < s1; ++s)
+          for (std::int64_t gi = 0; gi < g.groups; ++gi) {
+            const T* wg = pk + gi * packed_size;
+            loops.bcast_conv(px + (s * g.c + gi * cg) * g.h * g.w, cg, g, wg, opad, wg + k * opad, out,
+                             out + ohw * opad);
+            transpose_matrix(py + (s * g.o + gi * og) * ohw, ohw, out, opad, og, ohw, esz);
+          }
       });
       return;
     }
@@ -140,12 +166,14 @@ Tensor conv2d_weight_grad(const Tensor& x_in, const Tensor& dy_in, const ConvGeo
   const Tensor x = dense(x_in);
   const Tensor dy = dense(dy_in);
   const std::int64_t cg = g.c / g.groups, og = g.o / g.groups, k = cg * g.kh * g.kw, ohw = g.oh * g.ow;
-  const bool direct = direct_wgrad_fits(g, dtype_size(x.dtype())), pointwise = !direct && is_pointwise(g);
+  const std::size_t esz = dtype_size(x.dtype());
+  const bool direct = direct_wgrad_fits(g, esz), bcast = !direct_conv_fits(g, esz) && bcast_conv_fits(g, esz);
+  const bool pointwise = !direct && !bcast && is_pointwise(g);
   const std::int64_t per = ceil_div(std::max<std::int64_t>(g.n, 1), kSampleBlocks);
   const std::int64_t used = ceil_div(std::max<std::int64_t>(g.n, 1), per);
   const std::int64_t wn = g.o * k;
   Tensor partial({used, wn}, x.dtype());
-  Tensor cols = pointwise || direct ? Tensor() : Tensor({used, k * ohw}, x.dtype());
+  Tensor cols = pointwise || direct || bcast ? Tensor() : Tensor({used, k * ohw}, x.dtype());
   Tensor dw(g.weight_shape(), x.dtype());
   dispatch(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -162,6 +190,24 @@ Tensor conv2d_weight_grad(const Tensor& x_in, const Tensor& dy_in, const ConvGeo
           loops.direct_wgrad(px + (s0 * g.c + gi) * g.h * g.w, g.c * g.h * g.w,
                              pdy + (s0 * g.o + gi * og) * ohw, g.o * ohw, s1 - s0, og, g,
                              pp + b * wn + gi * og * k, scratch.data<T>() + b * scratch_size);
+      });
+    } else if (bcast) {
+      // Per block: each group's sums as [k][opad] rows over its samples, whose dy goes pixel-major into dyT
+      // first (zero past og); then transposed into the block's partial.
+      const std::int64_t opad = bcast_pad(og, esz), acc_size = g.groups * k * opad;
+      const std::int64_t scratch_size = acc_size + ohw * opad + bcast_scratch(g, cg);
+      Tensor scratch = zeros({used, scratch_size}, x.dtype());
+      for_sample_blocks(g.n, per, macs_of(g), [&](std::int64_t b, std::int64_t s0, std::int64_t s1) {
+        T* acc = scratch.data<T>() + b * scratch_size;
+        T* dyt = acc + acc_size;
+        for (std::int64_t s = s0; s < s1; ++s)
+          for (std::int64_t gi = 0; gi < g.groups; ++gi) {
+            transpose_matrix(dyt, opad, pdy + (s * g.o + gi * og) * ohw, ohw, ohw, og, esz);
+            loops.bcast_wgrad(px + (s * g.c + gi * cg) * g.h * g.w, cg, g, dyt, opad, acc + gi * k * opad,
+                              dyt + ohw * opad);
+          }
+        for (std::int64_t gi = 0; gi < g.groups; ++gi)
+          transpose_matrix(pp + b * wn + gi * og * k, k, acc + gi * k * opad, opad, og, k, esz);
       });
     } else {
       for_sample_blocks(g.n, per, macs_of(g), [&](std::int64_t b, std::int64_t s0, std::int64_t s1) {

@@ -61,6 +61,16 @@ struct ConvLoops {
   /// with the og output gradients dy (dy_stride apart). `scratch`: direct_scratch(g, og) elements.
   void (*direct_wgrad)(const T* x, std::int64_t x_stride, const T* dy, std::int64_t dy_stride,
                        std::int64_t samples, std::int64_t og, const ConvGeom& g, T* dw, T* scratch);
+  /// A stride-1, undilated convolution with the output channels of each pixel in vectors (bcast_conv_fits):
+  /// out [oh * ow][opad] (pixel-major) from one sample's cg channels x (h x w each), the packed weight
+  /// wp [cg * kh * kw][opad] (zero past the group's channels) and bias [opad]. opad: bcast_pad(og).
+  /// `scratch`: bcast_scratch(g, cg) elements.
+  void (*bcast_conv)(const T* x, std::int64_t cg, const ConvGeom& g, const T* wp, std::int64_t opad,
+                     const T* bias, T* out, T* scratch);
+  /// Its weight gradient: acc [cg * kh * kw][opad] += one sample's dyT [oh * ow][opad] (the output gradient,
+  /// pixel-major) times the input windows.
+  void (*bcast_wgrad)(const T* x, std::int64_t cg, const ConvGeom& g, const T* dyT, std::int64_t opad, T* acc,
+                      T* scratch);
   /// ReLU (also an MLP's): y[i] = x[i] > 0 ? x[i] : 0 over n elements.
   void (*relu)(const T* x, T* y, std::int64_t n);
   /// Its backward: dx[i] = dy[i] * (y[i] > 0 ? 1 : 0) * 1, as masked_scale(dy, relu_mask(y), 1) computes it
@@ -79,6 +89,26 @@ inline bool direct_conv_fits(const ConvGeom& g, std::size_t elem_bytes) {
 /// few filters); with more, the GEMM over the unrolled input measured faster.
 inline bool direct_wgrad_fits(const ConvGeom& g, std::size_t elem_bytes) {
   return direct_conv_fits(g, elem_bytes) && g.o / g.groups <= 8;
+}
+
+/// Whether the broadcast loops compute the forward and the weight gradient: stride 1, undilated, several input
+/// channels and at least 64 bytes of output channels per group (a vector's worth for every variant), and a
+/// kernel larger than 1 x 1 (a pointwise convolution multiplies the input itself).
+inline bool bcast_conv_fits(const ConvGeom& g, std::size_t elem_bytes) {
+  const std::int64_t cg = g.c / g.groups, og = g.o / g.groups;
+  return cg > 1 && og * static_cast<std::int64_t>(elem_bytes) >= 64 && g.sh == 1 && g.sw == 1 && g.dh == 1 &&
+         g.dw == 1 && g.kh * g.kw > 1;
+}
+
+/// The output channels of a group padded to a multiple of 64 bytes: the broadcast loops' row length.
+inline std::int64_t bcast_pad(std::int64_t og, std::size_t elem_bytes) {
+  const auto per = 64 / static_cast<std::int64_t>(elem_bytes);
+  return (og + per - 1) / per * per;
+}
+
+/// Scratch elements of the broadcast loops: cg padded planes (none without padding).
+inline std::int64_t bcast_scratch(const ConvGeom& g, std::int64_t cg) {
+  return g.ph == 0 && g.pw == 0 ? 0 : cg * (g.oh + g.kh - 1) * (g.ow + g.kw - 1);
 }
 
 /// Scratch elements of the direct loops for og channels, for any variant's vector width (up to 64 bytes).

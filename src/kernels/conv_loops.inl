@@ -738,6 +738,199 @@ void direct_wgrad(const T* x, std::int64_t x_stride, const T* dy, std::int64_t d
   }
 }
 
+// ---- broadcast convolution: the output channels of a pixel in vectors -------------------------------------
+// With several input channels and a vector or more of output channels per group, a pixel's output channels
+// fill vectors: each (tap, pixel) is one multiply-add of a packed weight vector and the input value
+// broadcast, read in place (no unrolled copy of the input). Results are pixel-major ([oh * ow][opad]); the
+// caller transposes them to NCHW. The weight gradient is the same product summed over the pixels.
+
+/// The planes the broadcast loops read: `plane` elements apart, rows `row` apart; row oy + ky, column ox + kx
+/// holds the (padded) input that output (oy, ox) sees through tap (ky, kx).
+template <class T>
+struct BcastInput {
+  const T* p;
+  std::int64_t plane, row;
+};
+
+/// The sample's cg channels as read in place (no padding), or padded into `scratch`.
+template <class T>
+BcastInput<T> bcast_input(const T* x, std::int64_t cg, const ConvGeom& g, T* scratch) {
+  if (g.ph == 0 && g.pw == 0) return {x, g.h * g.w, g.w};
+  const DirectPlane p{0, g.ow + g.kw - 1, g.oh + g.kh - 1};
+  for (std::int64_t c = 0; c < cg; ++c) pad_plane(x + c * g.h * g.w, g, p, scratch + c * p.height * p.width);
+  return {scratch, p.height * p.width, p.width};
+}
+
+/// Hides p's value from the optimiser: GCC's predictive commoning would carry the inputs loaded for one tap
+/// over to the next as register copies, which costs more than reloading them.
+template <class P>
+inline void opaque(P& p) {
+  asm("" : "+r"(p));
+}
+
+// Accumulators of one tile (a few registers stay for the weights or gradients and the broadcast).
+constexpr int kBcastRegs = kRegs - 4;
+// Output-channel vectors per tile, and the widest kernel-row chunk of the weight gradient's tiles.
+constexpr int kBcastVecs = 4, kBcastCols = 7;
+
+/// OV vectors of output channels for P pixels of one output row (in: their first pixel's input):
+/// out[j] = bias + the sum over the cg channels and the taps of the packed weight times the input.
+template <class T, int OV, int P>
+void bcast_conv_tile(const T* in, const BcastInput<T>& x, std::int64_t cg, const ConvGeom& g, const T* wp,
+                     std::int64_t opad, const T* bias, T* out) {
+  Vec<T> acc[P][OV];
+#pragma GCC unroll 32
+  for (int j = 0; j < P; ++j)
+#pragma GCC unroll 4
+    for (int v = 0; v < OV; ++v) acc[j][v] = load(bias + v * kVec<T>);
+  for (std::int64_t c = 0; c < cg; ++c)
+    for (std::int64_t ky = 0; ky < g.kh; ++ky) {
+      const T* r = in + c * x.plane + ky * x.row;
+      for (std::int64_t kx = 0; kx < g.kw; ++kx, wp += opad) {
+        Vec<T> w[OV];
+#pragma GCC unroll 4
+        for (int v = 0; v < OV; ++v) w[v] = load(wp + v * kVec<T>);
+        const T* q = r + kx;
+        opaque(q);
+#pragma GCC unroll 32
+        for (int j = 0; j < P; ++j) {
+          const T s = q[j];
+#pragma GCC unroll 4
+          for (int v = 0; v < OV; ++v) acc[j][v] += w[v] * s;
+        }
+      }
+    }
+#pragma GCC unroll 32
+  for (int j = 0; j < P; ++j)
+#pragma GCC unroll 4
+    for (int v = 0; v < OV; ++v) store(out + j * opad + v * kVec<T>, acc[j][v]);
+}
+
+template <int OV>
+constexpr int kBcastPixels = kBcastRegs / OV;
+
+template <class T, int OV, int... P>
+constexpr auto bcast_conv_row(std::integer_sequence<int, P...>) {
+  using Tile = void (*)(const T*, const BcastInput<T>&, std::int64_t, const ConvGeom&, const T*, std::int64_t,
+                        const T*, T*);
+  return std::array<Tile, sizeof...(P)>{bcast_conv_tile<T, OV, P + 1>...};
+}
+
+/// out [oh * ow][opad] = one sample's convolution of its cg channels x (h x w each) with the packed weight
+/// wp [cg * kh * kw][opad], plus bias [opad]. `scratch`: bcast_scratch(g) elements.
+template <class T>
+void bcast_conv(const T* x, std::int64_t cg, const ConvGeom& g, const T* wp, std::int64_t opad, const T* bias,
+                T* out, T* scratch) {
+  static constexpr auto t1 = bcast_conv_row<T, 1>(std::make_integer_sequence<int, kBcastPixels<1>>{});
+  static constexpr auto t2 = bcast_conv_row<T, 2>(std::make_integer_sequence<int, kBcastPixels<2>>{});
+  static constexpr auto t3 = bcast_conv_row<T, 3>(std::make_integer_sequence<int, kBcastPixels<3>>{});
+  static constexpr auto t4 = bcast_conv_row<T, 4>(std::make_integer_sequence<int, kBcastPixels<4>>{});
+  static constexpr decltype(t1.data()) rows[] = {t1.data(), t2.data(), t3.data(), t4.data()};
+  const BcastInput<T> in = bcast_input(x, cg, g, scratch);
+  for (std::int64_t o0 = 0; o0 < opad; o0 += kBcastVecs * kVec<T>) {
+    const std::int64_t ov = std::min<std::int64_t>(kBcastVecs, (opad - o0) / kVec<T>);
+    // The row in near-equal tiles of at most kBcastRegs / ov pixels; the last one ends at ow.
+    const std::int64_t parts = ceil_div(g.ow, kBcastRegs / ov), p = ceil_div(g.ow, parts);
+    const auto tile = rows[ov - 1][p - 1];
+    for (std::int64_t oy = 0; oy < g.oh; ++oy)
+      for (std::int64_t x0 = 0; x0 < g.ow; x0 += p) {
+        const std::int64_t ox = std::min(x0, g.ow - p);
+        tile(in.p + oy * in.row + ox, in, cg, g, wp + o0, opad, bias + o0, out + (oy * g.ow + ox) * opad + o0);
+      }
+  }
+}
+
+/// acc [NB kernel rows][KW taps][OV vectors] (rows acc_row apart, taps opad apart) += the output gradient dyT
+/// [oh * ow][opad] times the inputs the taps see, over all output pixels. Kernel row r reads from base[r];
+/// only the first `rows` are real (the others repeat one and are not stored).
+template <class T, int OV, int NB, int KW>
+void bcast_wgrad_tile(const T* const* base, std::int64_t rows, std::int64_t row, const T* dyT,
+                      std::int64_t opad, const ConvGeom& g, T* acc, std::int64_t acc_row) {
+  Vec<T> a[NB][KW][OV];
+  const T* b[NB];
+#pragma GCC unroll 8
+  for (int r = 0; r < NB; ++r) {
+    b[r] = base[r];
+#pragma GCC unroll 8
+    for (int k = 0; k < KW; ++k)
+#pragma GCC unroll 4
+      for (int v = 0; v < OV; ++v)
+        a[r][k][v] = r < rows ? load(acc + r * acc_row + k * opad + v * kVec<T>) : Vec<T>{};
+  }
+  for (std::int64_t oy = 0; oy < g.oh; ++oy) {
+    for (std::int64_t ox = 0; ox < g.ow; ++ox) {
+      Vec<T> d[OV];
+#pragma GCC unroll 4
+      for (int v = 0; v < OV; ++v) d[v] = load(dyT + ox * opad + v * kVec<T>);
+      std::int64_t i = ox;
+      opaque(i);
+#pragma GCC unroll 8
+      for (int r = 0; r < NB; ++r)
+#pragma GCC unroll 8
+        for (int k = 0; k < KW; ++k) {
+          const T s = b[r][i + k];
+#pragma GCC unroll 4
+          for (int v = 0; v < OV; ++v) a[r][k][v] += d[v] * s;
+        }
+    }
+    dyT += g.ow * opad;
+#pragma GCC unroll 8
+    for (int r = 0; r < NB; ++r) b[r] += row;
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < NB; ++r)
+    if (r < rows)
+#pragma GCC unroll 8
+      for (int k = 0; k < KW; ++k)
+#pragma GCC unroll 4
+        for (int v = 0; v < OV; ++v) store(acc + r * acc_row + k * opad + v * kVec<T>, a[r][k][v]);
+}
+
+/// Kernel rows per weight-gradient tile of OV vectors and KW taps: as many as the registers hold, at most 8
+/// (one general register each).
+constexpr int bcast_wgrad_rows(int ov, int kw) {
+  return std::max(1, std::min(8, kBcastRegs / (ov * kw)));
+}
+
+template <class T, int OV, int... KW>
+constexpr auto bcast_wgrad_row(std::integer_sequence<int, KW...>) {
+  using Tile = void (*)(const T* const*, std::int64_t, std::int64_t, const T*, std::int64_t, const ConvGeom&,
+                        T*, std::int64_t);
+  return std::array<Tile, sizeof...(KW)>{bcast_wgrad_tile<T, OV, bcast_wgrad_rows(OV, KW + 1), KW + 1>...};
+}
+
+template <class T, int... OV>
+constexpr auto bcast_wgrad_tiles(std::integer_sequence<int, OV...>) {
+  return std::array{bcast_wgrad_row<T, OV + 1>(std::make_integer_sequence<int, kBcastCols>{})...};
+}
+
+/// acc [cg * kh * kw][opad] += one sample's weight gradient: dyT [oh * ow][opad] (its output gradient,
+/// pixel-major) times the input windows bcast_conv reads. `scratch`: bcast_scratch(g) elements.
+template <class T>
+void bcast_wgrad(const T* x, std::int64_t cg, const ConvGeom& g, const T* dyT, std::int64_t opad, T* acc,
+                 T* scratch) {
+  static constexpr auto tiles = bcast_wgrad_tiles<T>(std::make_integer_sequence<int, kBcastVecs>{});
+  const BcastInput<T> in = bcast_input(x, cg, g, scratch);
+  const std::int64_t krows = cg * g.kh;
+  const T* base[8];
+  for (std::int64_t o0 = 0; o0 < opad; o0 += kBcastVecs * kVec<T>) {
+    const std::int64_t ov = std::min<std::int64_t>(kBcastVecs, (opad - o0) / kVec<T>);
+    for (std::int64_t kx0 = 0; kx0 < g.kw; kx0 += kBcastCols) {
+      const std::int64_t kw = std::min<std::int64_t>(kBcastCols, g.kw - kx0);
+      const std::int64_t nb = bcast_wgrad_rows(static_cast<int>(ov), static_cast<int>(kw));
+      for (std::int64_t r0 = 0; r0 < krows; r0 += nb) {
+        const std::int64_t rows = std::min(nb, krows - r0);
+        for (std::int64_t r = 0; r < nb; ++r) {
+          const std::int64_t kr = r0 + std::min(r, rows - 1), c = kr / g.kh, ky = kr % g.kh;
+          base[r] = in.p + c * in.plane + ky * in.row + kx0;
+        }
+        tiles[ov - 1][kw - 1](base, rows, in.row, dyT + o0, opad, g, acc + (r0 * g.kw + kx0) * opad + o0,
+                              g.kw * opad);
+      }
+    }
+  }
+}
+
 // ---- ReLU -----------------------------------------------------------------------------------------------
 
 template <class T>
@@ -754,5 +947,6 @@ template <class T>
 constexpr ConvLoops<T> make_loops() {
   return {im2col<T>,          col2im<T>,       channel_sums<T>,  channel_sq_devs<T>,
           channel_dy_sums<T>, bn_apply<T>,     bn_grad_apply<T>, max_pool_2x2_row<T>,
-          direct_conv<T>,     direct_wgrad<T>, relu<T>,          relu_grad<T>};
+          direct_conv<T>,     direct_wgrad<T>, bcast_conv<T>,    bcast_wgrad<T>,
+          relu<T>,            relu_grad<T>};
 }

@@ -139,6 +139,10 @@ Tensor dense(const Tensor& x);
 /// dst[i] = src[i] for every index, each through its own strides (same shape and dtype; dst must not overlap
 /// itself or src).
 void copy_elements(Tensor& dst, const Tensor& src);
+/// dst[i * ld + j] = src[j * ls + i] for i < rows, j < cols: a 2-D transpose of elements of elem_bytes (4 or 8)
+/// through the register-blocked tiles of kernel_config().isa.
+void transpose_matrix(void* dst, std::int64_t ld, const void* src, std::int64_t ls, std::int64_t rows,
+                      std::int64_t cols, std::size_t elem_bytes);
 
 /// Splits a shape around `axis` into outer * n * inner.
 struct AxisSplit {

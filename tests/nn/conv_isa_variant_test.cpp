@@ -1,8 +1,9 @@
 // The instruction-set variants of convolution's unrolling, BatchNorm2d's channel loops and the 2x2 max pool
 // (src/kernels/conv_loops.inl) give the baseline variant's results up to rounding: every variant this CPU
 // runs, forced through set_kernel_config, computes the same conv2d outputs and gradients (for paddings that
-// take the "same" block path and the row path, strides, dilations and groups), the same BatchNorm2d forward
-// and backward, and exactly the same max-pool values and indices, NaNs included; ReLU likewise.
+// take the "same" block path and the row path, strides, dilations, groups, the direct and the broadcast
+// loops), the same BatchNorm2d forward and backward, and exactly the same max-pool values and indices, NaNs
+// included; ReLU likewise.
 #include <gtest/gtest.h>
 
 #include <backprop/backprop.hpp>
@@ -50,6 +51,8 @@ std::vector<ConvCase> conv_cases() {
       {"direct_one_channel", {2, 1, 11, 28}, {7, 1, 5, 5}, 1, 2},
       {"direct_many_filters", {2, 1, 9, 35}, {17, 1, 3, 4}, 1, bp::Size2(1, 2)},
       {"direct_depthwise", {2, 4, 8, 21}, {8, 1, 3, 3}, 1, 1, 1, 4},
+      {"broadcast_part_vectors_long_rows", {2, 3, 5, 33}, {40, 3, 3, 3}, 1, 1},
+      {"broadcast_groups_wide_kernel", {2, 4, 6, 12}, {32, 2, 2, 9}, 1, bp::Size2(0, 4), 1, 2},
   };
 }
 
