@@ -142,46 +142,44 @@ void im2col(const T* x, std::int64_t cg, const ConvGeom& g, T* col) {
     }
 }
 
-/// col2im with AVX-512 for f32 when, at stride 1 and dilation 1, the input columns one output row reaches
-/// through all kw kernel columns fit in one vector (small planes: LeNet's 10 x 10 outputs): the kw shifted
-/// col rows are summed in a register with masked loads, and the input row is read and written once. Added
-/// into memory one by one, each row's add waited for the store before it, which it partly overlaps. Returns
-/// false, doing nothing, where it does not apply.
+/// col2im with AVX-512 for f32 when, at stride 1 and dilation 1, a whole input row fits in one vector (small
+/// planes: LeNet's 14 x 14 inputs): each input row sums the shifted col rows of every tap that reaches it in
+/// registers (masked loads, two sums per kernel row, alternating between kernel rows), then is read and
+/// written once. Returns false, doing nothing, where it does not apply.
 template <class T>
 bool col2im_in_registers(const T* col, std::int64_t cg, const ConvGeom& g, T* x) {
   if constexpr (kVectorBytes == 64 && std::is_same_v<T, float>) {
-    if (g.sw != 1 || g.dw != 1 || g.kw > 16) return false;
-    std::int64_t base = g.w, end = 0, shift[16];
+    if (g.sh != 1 || g.sw != 1 || g.dh != 1 || g.dw != 1 || g.w > 16 || g.kw > 16) return false;
+    std::int64_t shift[16];
     __mmask16 load[16];
     for (std::int64_t j = 0; j < g.kw; ++j) {
-      std::int64_t lo, hi;
-      column_range(g, j - g.pw, lo, hi);
-      if (lo < hi) base = std::min(base, lo + j - g.pw), end = std::max(end, hi + j - g.pw);
-    }
-    if (end <= base || end - base > 16) return false;
-    for (std::int64_t j = 0; j < g.kw; ++j) {
-      std::int64_t lo, hi;
-      column_range(g, j - g.pw, lo, hi);
-      shift[j] = base - (j - g.pw);  // lane t of the sum takes output column shift + t of kernel column j
+      shift[j] = g.pw - j;  // lane t (input column t) takes output column t + shift of kernel column j
       std::uint32_t bits = 0;
-      for (std::int64_t t = 0; t < 16; ++t)
-        if (shift[j] + t >= lo && shift[j] + t < hi) bits |= 1u << t;
+      for (std::int64_t t = 0; t < g.w; ++t)
+        if (t + shift[j] >= 0 && t + shift[j] < g.ow) bits |= 1u << t;
       load[j] = static_cast<__mmask16>(bits);
     }
-    const __mmask16 row_mask = static_cast<__mmask16>((1u << (end - base)) - 1);
+    const __mmask16 row_mask = static_cast<__mmask16>((1u << g.w) - 1);
     const std::int64_t ohw = g.oh * g.ow;
     for (std::int64_t c = 0; c < cg; ++c)
-      for (std::int64_t i = 0; i < g.kh; ++i) {
-        std::int64_t y0, y1;
-        row_range(g, i, y0, y1);
-        const T* rows = col + (c * g.kh + i) * g.kw * ohw;
-        for (std::int64_t oy = y0; oy < y1; ++oy) {
-          __m512 sum = _mm512_setzero_ps();
-          for (std::int64_t j = 0; j < g.kw; ++j)
-            sum = _mm512_add_ps(sum, _mm512_maskz_loadu_ps(load[j], rows + j * ohw + oy * g.ow + shift[j]));
-          T* xr = x + (c * g.h + oy * g.sh - g.ph + i * g.dh) * g.w + base;
-          _mm512_mask_storeu_ps(xr, row_mask, _mm512_add_ps(_mm512_maskz_loadu_ps(row_mask, xr), sum));
+      for (std::int64_t iy = 0; iy < g.h; ++iy) {
+        __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+        for (std::int64_t i = 0; i < g.kh; ++i) {
+          const std::int64_t oy = iy + g.ph - i;
+          if (oy < 0 || oy >= g.oh) continue;
+          const T* rows = col + (c * g.kh + i) * g.kw * ohw + oy * g.ow;
+          std::int64_t j = 0;
+          for (; j + 2 <= g.kw; j += 2) {
+            s0 = _mm512_add_ps(s0, _mm512_maskz_loadu_ps(load[j], rows + j * ohw + shift[j]));
+            s1 = _mm512_add_ps(s1, _mm512_maskz_loadu_ps(load[j + 1], rows + (j + 1) * ohw + shift[j + 1]));
+          }
+          if (j < g.kw) s0 = _mm512_add_ps(s0, _mm512_maskz_loadu_ps(load[j], rows + j * ohw + shift[j]));
+          std::swap(s0, s2);
+          std::swap(s1, s3);
         }
+        T* xr = x + (c * g.h + iy) * g.w;
+        const __m512 sum = _mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3));
+        _mm512_mask_storeu_ps(xr, row_mask, _mm512_add_ps(_mm512_maskz_loadu_ps(row_mask, xr), sum));
       }
     return true;
   } else {
