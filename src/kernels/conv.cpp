@@ -1,10 +1,13 @@
 // Convolution through the project's GEMM: each sample's windows are unrolled into a column matrix (im2col,
 // [C/groups * kh * kw, OH * OW]) and multiplied by the weight; the input gradient multiplies the transposed
 // weight by dy and folds the columns back (col2im). A 1x1 convolution with stride 1 and no padding uses the
-// input itself as the column matrix. Samples are split into blocks, one column buffer each (from the caching
-// allocator, so a fixed shape allocates nothing from the system after its first step); the weight gradient
-// sums the blocks' partial products in block order, and the blocks do not depend on the thread count, so every
-// result is the same on 1 or N threads. docs/performance.md has the measurements behind the choices.
+// input itself as the column matrix. Two paths, chosen by shape, skip the unrolling (conv_loops.hpp): direct
+// loops for groups of one input channel, and broadcast loops (a vector of output channels per pixel, the result
+// transposed to NCHW) for the forward and weight gradient of multi-channel ones. Samples are split into blocks,
+// one scratch buffer each (from the caching allocator, so a fixed shape allocates nothing from the system after
+// its first step); the weight gradient sums the blocks' partial products in block order, and the blocks do not
+// depend on the thread count, so every result is the same on 1 or N threads. docs/performance.md has the
+// measurements behind the choices.
 #include "kernels/conv.hpp"
 
 #include <algorithm>

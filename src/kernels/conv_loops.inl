@@ -833,7 +833,8 @@ void bcast_conv(const T* x, std::int64_t cg, const ConvGeom& g, const T* wp, std
     for (std::int64_t oy = 0; oy < g.oh; ++oy)
       for (std::int64_t x0 = 0; x0 < g.ow; x0 += p) {
         const std::int64_t ox = std::min(x0, g.ow - p);
-        tile(in.p + oy * in.row + ox, in, cg, g, wp + o0, opad, bias + o0, out + (oy * g.ow + ox) * opad + o0);
+        tile(in.p + oy * in.row + ox, in, cg, g, wp + o0, opad, bias + o0,
+             out + (oy * g.ow + ox) * opad + o0);
       }
   }
 }
@@ -943,8 +944,18 @@ void relu_grad(const T* __restrict dy, const T* __restrict y, T* __restrict dx, 
 
 template <class T>
 constexpr ConvLoops<T> make_loops() {
-  return {im2col<T>,          col2im<T>,       channel_sums<T>,  channel_sq_devs<T>,
-          channel_dy_sums<T>, bn_apply<T>,     bn_grad_apply<T>, max_pool_2x2_row<T>,
-          direct_conv<T>,     direct_wgrad<T>, bcast_conv<T>,    bcast_wgrad<T>,
-          relu<T>,            relu_grad<T>};
+  return {im2col<T>,
+          col2im<T>,
+          channel_sums<T>,
+          channel_sq_devs<T>,
+          channel_dy_sums<T>,
+          bn_apply<T>,
+          bn_grad_apply<T>,
+          max_pool_2x2_row<T>,
+          direct_conv<T>,
+          direct_wgrad<T>,
+          bcast_conv<T>,
+          bcast_wgrad<T>,
+          relu<T>,
+          relu_grad<T>};
 }

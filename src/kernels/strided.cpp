@@ -348,11 +348,11 @@ void copy_elements(Tensor& dst, const Tensor& src) {
 void transpose_matrix(void* dst, std::int64_t ld, const void* src, std::int64_t ls, std::int64_t rows,
                       std::int64_t cols, std::size_t elem_bytes) {
   if (elem_bytes == 4)
-    transpose_kernel<std::uint32_t>()(static_cast<std::uint32_t*>(dst), ld, static_cast<const std::uint32_t*>(src),
-                                      ls, rows, cols);
+    transpose_kernel<std::uint32_t>()(static_cast<std::uint32_t*>(dst), ld,
+                                      static_cast<const std::uint32_t*>(src), ls, rows, cols);
   else
-    transpose_kernel<std::uint64_t>()(static_cast<std::uint64_t*>(dst), ld, static_cast<const std::uint64_t*>(src),
-                                      ls, rows, cols);
+    transpose_kernel<std::uint64_t>()(static_cast<std::uint64_t*>(dst), ld,
+                                      static_cast<const std::uint64_t*>(src), ls, rows, cols);
 }
 
 }  // namespace backprop::kernels

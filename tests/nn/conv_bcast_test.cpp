@@ -64,7 +64,8 @@ std::vector<double> naive_forward(const bp::kernels::ConvGeom& g, const std::vec
           for (std::int64_t ch = 0; ch < cg; ++ch)
             for (std::int64_t u = 0; u < g.kh; ++u)
               for (std::int64_t v = 0; v < g.kw; ++v)
-                acc += w[((o * cg + ch) * g.kh + u) * g.kw + v] * input_at(g, x, s, o / og * cg + ch, i, j, u, v);
+                acc += w[((o * cg + ch) * g.kh + u) * g.kw + v] *
+                       input_at(g, x, s, o / og * cg + ch, i, j, u, v);
           y[((s * g.o + o) * g.oh + i) * g.ow + j] = acc;
         }
   return y;
@@ -82,8 +83,8 @@ std::vector<double> naive_weight_grad(const bp::kernels::ConvGeom& g, const std:
           for (std::int64_t v = 0; v < g.kw; ++v)
             for (std::int64_t i = 0; i < g.oh; ++i)
               for (std::int64_t j = 0; j < g.ow; ++j)
-                dw[((o * cg + ch) * g.kh + u) * g.kw + v] +=
-                    dy[((s * g.o + o) * g.oh + i) * g.ow + j] * input_at(g, x, s, o / og * cg + ch, i, j, u, v);
+                dw[((o * cg + ch) * g.kh + u) * g.kw + v] += dy[((s * g.o + o) * g.oh + i) * g.ow + j] *
+                                                             input_at(g, x, s, o / og * cg + ch, i, j, u, v);
   return dw;
 }
 
