@@ -170,7 +170,7 @@ Tensor conv2d_weight_grad(const Tensor& x_in, const Tensor& dy_in, const ConvGeo
   const Tensor dy = dense(dy_in);
   const std::int64_t cg = g.c / g.groups, og = g.o / g.groups, k = cg * g.kh * g.kw, ohw = g.oh * g.ow;
   const std::size_t esz = dtype_size(x.dtype());
-  const bool direct = direct_wgrad_fits(g, esz), bcast = !direct_conv_fits(g, esz) && bcast_conv_fits(g, esz);
+  const bool direct = direct_wgrad_fits(g, esz), bcast = !direct && bcast_conv_fits(g, esz);
   const bool pointwise = !direct && !bcast && is_pointwise(g);
   const std::int64_t per = ceil_div(std::max<std::int64_t>(g.n, 1), kSampleBlocks);
   const std::int64_t used = ceil_div(std::max<std::int64_t>(g.n, 1), per);
@@ -199,10 +199,12 @@ Tensor conv2d_weight_grad(const Tensor& x_in, const Tensor& dy_in, const ConvGeo
       // first (zero past og); then transposed into the block's partial.
       const std::int64_t opad = bcast_pad(og, esz), acc_size = g.groups * k * opad;
       const std::int64_t scratch_size = acc_size + ohw * opad + bcast_scratch(g, cg);
-      Tensor scratch = zeros({used, scratch_size}, x.dtype());
+      Tensor scratch({used, scratch_size}, x.dtype());
       for_sample_blocks(g.n, per, macs_of(g), [&](std::int64_t b, std::int64_t s0, std::int64_t s1) {
         T* acc = scratch.data<T>() + b * scratch_size;
         T* dyt = acc + acc_size;
+        std::fill(acc, acc + acc_size, T(0));
+        if (opad > og) std::fill(dyt, dyt + ohw * opad, T(0));
         for (std::int64_t s = s0; s < s1; ++s)
           for (std::int64_t gi = 0; gi < g.groups; ++gi) {
             transpose_matrix(dyt, opad, pdy + (s * g.o + gi * og) * ohw, ohw, ohw, og, esz);
