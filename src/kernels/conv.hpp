@@ -56,17 +56,27 @@ Tensor avg_pool2d(const Tensor& x, const AvgGeom& geom);
 /// The adjoint: dx [planes..., h, w] with dy / divisor added over each window.
 Tensor avg_pool2d_adjoint(const Tensor& dy, const AvgGeom& geom);
 
+/// What a training-mode batch normalisation's kernels apply after it: nothing, a ReLU, or a ReLU and then a
+/// 2x2, stride-2 max pool without padding (floor: an odd last row or column is in no window).
+enum class BnEpilogue { none, relu, relu_max_pool };
+
 /// Training-mode batch normalisation of x [N, C, H, W] with the statistics of each channel over N, H and W:
 /// y = (x - mean) invstd gamma + beta (gamma and beta may be undefined: 1 and 0). mean, var (biased) and
-/// invstd = 1 / sqrt(var + eps) come back as f64 [C], summed in f64 whatever x's dtype. With relu, the
-/// output is max(y, 0) (a ReLU fused after it).
+/// invstd = 1 / sqrt(var + eps) come back as f64 [C], summed in f64 whatever x's dtype. With `after`, the
+/// output is max(y, 0), or max_pool2d(max(y, 0), 2) of shape [N, C, H / 2, W / 2] (H, W >= 2).
 Tensor batch_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps, Tensor& mean,
-                          Tensor& var, Tensor& invstd, bool relu = false);
+                          Tensor& var, Tensor& invstd, BnEpilogue after = BnEpilogue::none);
 /// Its gradients in two passes: dx = gamma invstd (dy - mean(dy) - xhat mean(dy xhat)), dgamma = sum(dy xhat),
 /// dbeta = sum(dy) (sums and means per channel over N, H, W; xhat = (x - mean) invstd). With relu_out (the
 /// fused forward's output), dy is the ReLU's output gradient: dy (relu_out > 0) goes into the formulas.
 void batch_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& mean,
                          const Tensor& invstd, Tensor& dx, Tensor& dgamma, Tensor& dbeta,
                          const Tensor& relu_out = Tensor());
+/// The same for BnEpilogue::relu_max_pool from the pooled gradient dy [N, C, H / 2, W / 2]: each window's
+/// ReLU outputs are recomputed from x, gamma and beta as the forward formed them, and dy goes to the window's
+/// first maximum where that is positive (max_pool2d's and relu's backward), zero elsewhere.
+void batch_norm_relu_pool_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                   const Tensor& mean, const Tensor& invstd, Tensor& dx, Tensor& dgamma,
+                                   Tensor& dbeta);
 
 }  // namespace backprop::kernels

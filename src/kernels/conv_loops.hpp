@@ -52,6 +52,19 @@ struct ConvLoops {
                         std::int64_t hw, std::int64_t c0, std::int64_t c1, const BnGradCoeffs<T>* k);
   /// One output row of the 2x2, stride-2 max pool without padding: values and flat in-plane indices.
   void (*max_pool_2x2_row)(const T* r0, std::int64_t w, std::int64_t ow, T base, T* values, double* indices);
+  /// BatchNorm2d -> ReLU -> 2x2, stride-2 max pool (floor) in one, over channels [c0, c1) of p [n, c, h, w]:
+  /// y [n, c, h / 2, w / 2] with channel ch's k[ch] as in bn_apply.
+  void (*bn_relu_pool)(const T* p, T* y, std::int64_t n, std::int64_t c, std::int64_t h, std::int64_t w,
+                       std::int64_t c0, std::int64_t c1, const BnCoeffs<T>* k);
+  /// Its backward's sums: channel_dy_sums of the full-size gradient g, which is the pooled gradient d at each
+  /// window's first maximum where that is positive and zero elsewhere (recomputed from p and k).
+  void (*bn_relu_pool_dy_sums)(const T* d, const T* p, std::int64_t n, std::int64_t c, std::int64_t h,
+                               std::int64_t w, std::int64_t c0, std::int64_t c1, const BnCoeffs<T>* k,
+                               const double* mu, double* sdy, double* sdyx);
+  /// q = gk (g - a - (p - m) iv b) as bn_grad_apply, with g routed from d as in bn_relu_pool_dy_sums.
+  void (*bn_relu_pool_grad)(const T* p, const T* d, T* q, std::int64_t n, std::int64_t c, std::int64_t h,
+                            std::int64_t w, std::int64_t c0, std::int64_t c1, const BnCoeffs<T>* k,
+                            const BnGradCoeffs<T>* gk);
   /// A stride-1, undilated convolution of groups with one input channel each (direct_conv_fits), without
   /// unrolling: y [samples][og, oh, ow] (y_stride apart) from one input plane per sample (x_stride apart), og
   /// filters w [og, 1, kh, kw] and their bias b (null: none). `scratch`: direct_scratch(g, og) elements.

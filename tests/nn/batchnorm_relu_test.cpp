@@ -3,7 +3,9 @@
 // statistics equal those of the two layers applied one after the other to rounding (a fused pass may contract
 // a product and a sum differently), in f32 and f64, with and without affine parameters; the graph holds the
 // fused op; gradcheck and gradgradcheck pass through it; eval mode, and a BatchNorm2d followed by another
-// activation, are not fused.
+// activation, are not fused. A 2x2 max pool after the ReLU joins the op too (BatchNorm2d::forward_relu_pool):
+// the same checks, for odd and even planes, rows of fewer, exactly and more than 16 windows, ties inside
+// windows, a negative gamma, and pools of other geometry, which are not fused.
 #include <gtest/gtest.h>
 
 #include <backprop/backprop.hpp>
@@ -37,19 +39,38 @@ struct StepResult {
   std::string op;              // the op that produced the output
 };
 
-// One training step's forward and backward through BatchNorm2d then ReLU, fused (in a Sequential) or not.
-StepResult step(bool fused, bp::DType dtype, bool affine) {
+// One training step's forward and backward through BatchNorm2d then ReLU (then a 2x2 max pool with `pool`),
+// fused (in a Sequential) or not. With `ties`, x holds multiples of 1/4, so windows hold equal values; the
+// first channel's gamma is negative.
+StepResult step(bool fused, bp::DType dtype, bool affine, bool pool = false, bp::Shape shape = {4, 3, 5, 7},
+                bool ties = false) {
   bp::Generator gen(5);
-  auto bn = std::make_shared<nn::BatchNorm2d>(3, nn::BatchNormOptions{.affine = affine, .dtype = dtype});
-  bp::Tensor x = bp::add(bp::randn({4, 3, 5, 7}, gen, dtype), 0.3).requires_grad_();
+  auto bn =
+      std::make_shared<nn::BatchNorm2d>(shape[1], nn::BatchNormOptions{.affine = affine, .dtype = dtype});
+  if (affine) {
+    bp::NoGradGuard no_grad;
+    std::vector<double> gamma = bp::rand({shape[1]}, gen, dtype, 0.5, 1.5).to_vector();
+    gamma[0] = -0.7;
+    bn->parameters()[0].copy_(bp::from_vector(gamma, {shape[1]}, dtype));
+    bn->parameters()[1].copy_(bp::mul(bp::randn({shape[1]}, gen, dtype), 0.3));
+  }
+  bp::Tensor x = bp::add(bp::randn(shape, gen, dtype), 0.3);
+  if (ties) {
+    std::vector<double> v = x.to_vector();
+    for (double& e : v) e = std::round(e * 4.0) / 4.0;
+    x = bp::from_vector(v, shape, dtype);
+  }
+  x.requires_grad_();
   bp::Tensor y;
   if (fused) {
     nn::Sequential seq;
     seq.push_back(bn);
     seq.push_back(std::make_shared<nn::ReLU>());
+    if (pool) seq.push_back(std::make_shared<nn::MaxPool2d>(2));
     y = seq.forward(x);
   } else {
     y = bp::relu(bn->forward(x));
+    if (pool) y = bp::max_pool2d(y, 2);
   }
   const bp::Tensor dy = bp::randn(y.shape(), gen, dtype);
   bp::Tensors inputs = {x};
@@ -71,6 +92,61 @@ TEST(BatchNormRelu, FusedInSequentialEqualsTheTwoLayers) {
       EXPECT_LT(testutil::worst_relative(fused.values, apart.values), dtype == bp::f32 ? 1e-6 : 1e-14)
           << dtype << (affine ? " affine" : "");
     }
+}
+
+TEST(BatchNormReluPool, FusedInSequentialEqualsTheThreeLayers) {
+  for (const bp::Shape& shape : {bp::Shape{4, 3, 5, 7}, bp::Shape{2, 3, 8, 40}, bp::Shape{3, 2, 6, 64},
+                                 bp::Shape{2, 17, 2, 2}, bp::Shape{2, 2, 9, 35}})
+    for (bp::DType dtype : {bp::f32, bp::f64})
+      for (bool affine : {true, false})
+        for (bool ties : {false, true}) {
+          const StepResult fused = step(true, dtype, affine, true, shape, ties);
+          const StepResult apart = step(false, dtype, affine, true, shape, ties);
+          EXPECT_EQ(fused.op, "batch_norm_relu_max_pool");
+          EXPECT_EQ(apart.op, "max_pool2d");
+          EXPECT_LT(testutil::worst_relative(fused.values, apart.values), dtype == bp::f32 ? 1e-6 : 1e-14)
+              << shape[1] << " channels " << shape[2] << "x" << shape[3] << " " << dtype
+              << (affine ? " affine" : "") << (ties ? " ties" : "");
+        }
+}
+
+TEST(BatchNormReluPool, GradcheckAndGradgradcheck) {
+  bp::Generator gen(9);
+  auto bn = std::make_shared<nn::BatchNorm2d>(2, nn::BatchNormOptions{.dtype = bp::f64});
+  nn::Sequential seq;
+  seq.push_back(bn);
+  seq.push_back(std::make_shared<nn::ReLU>());
+  seq.push_back(std::make_shared<nn::MaxPool2d>(2));
+  bp::Tensor x = bp::randn({3, 2, 5, 6}, gen, bp::f64).requires_grad_();
+  bp::Tensors inputs = {x};
+  for (const bp::Tensor& p : bn->parameters()) inputs.push_back(p);
+  auto fn = [&](const bp::Tensors& in) { return seq.forward(in[0]); };
+  EXPECT_EQ(seq.forward(x).grad_fn()->name(), std::string("batch_norm_relu_max_pool"));
+  EXPECT_TRUE(bp::gradcheck(fn, inputs).ok);
+  EXPECT_TRUE(bp::gradgradcheck(fn, inputs).ok);
+}
+
+TEST(BatchNormReluPool, OtherPoolsAndEvalModeAreNotFused) {
+  bp::Generator gen(4);
+  const bp::Tensor x = bp::randn({2, 2, 6, 6}, gen).requires_grad_();
+  for (const nn::PoolOptions& options :
+       {nn::PoolOptions{.stride = 1}, nn::PoolOptions{.padding = 1}, nn::PoolOptions{.dilation = 2},
+        nn::PoolOptions{.ceil_mode = true}}) {
+    nn::Sequential seq;
+    seq.push_back(std::make_shared<nn::BatchNorm2d>(2));
+    seq.push_back(std::make_shared<nn::ReLU>());
+    seq.push_back(std::make_shared<nn::MaxPool2d>(2, options));
+    const bp::Tensor y = seq.forward(x);
+    EXPECT_EQ(y.grad_fn()->name(), std::string("max_pool2d"));
+    EXPECT_EQ(y.grad_fn()->next()[0].node->name(), std::string("batch_norm_relu"));
+  }
+  auto bn = std::make_shared<nn::BatchNorm2d>(2);
+  nn::Sequential seq;
+  seq.push_back(bn);
+  seq.push_back(std::make_shared<nn::ReLU>());
+  seq.push_back(std::make_shared<nn::MaxPool2d>(2));
+  seq.eval();
+  EXPECT_TRUE(same_bits(seq.forward(x).to_vector(), bp::max_pool2d(bp::relu(bn->forward(x)), 2).to_vector()));
 }
 
 TEST(BatchNormRelu, GradcheckAndGradgradcheck) {

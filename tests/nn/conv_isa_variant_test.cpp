@@ -2,8 +2,8 @@
 // (src/kernels/conv_loops.inl) give the baseline variant's results up to rounding: every variant this CPU
 // runs, forced through set_kernel_config, computes the same conv2d outputs and gradients (for paddings that
 // take the "same" block path and the row path, strides, dilations, groups, the direct and the broadcast
-// loops), the same BatchNorm2d forward and backward, and exactly the same max-pool values and indices, NaNs
-// included; ReLU likewise.
+// loops), the same BatchNorm2d forward and backward (alone, and with a ReLU and a 2x2 max pool fused after
+// it), and exactly the same max-pool values and indices, NaNs included; ReLU likewise.
 #include <gtest/gtest.h>
 
 #include <backprop/backprop.hpp>
@@ -91,6 +91,31 @@ std::vector<double> batchnorm_results(bp::DType dtype) {
   return out;
 }
 
+// BatchNorm2d -> ReLU -> 2x2 max pool, fused in a Sequential (training): output and the input, weight and bias
+// gradients, for odd planes with rows of more than 16 windows and ties inside windows.
+std::vector<double> bn_relu_pool_results(bp::DType dtype) {
+  bp::Generator gen(6);
+  auto bn = std::make_shared<bp::nn::BatchNorm2d>(3, bp::nn::BatchNormOptions{.dtype = dtype});
+  bp::nn::Sequential seq;
+  seq.push_back(bn);
+  seq.push_back(std::make_shared<bp::nn::ReLU>());
+  seq.push_back(std::make_shared<bp::nn::MaxPool2d>(2));
+  std::vector<double> v = bp::randn({3, 3, 11, 37}, gen, dtype).to_vector();
+  for (std::size_t i = 0; i < v.size(); i += 5) v[i] = std::round(v[i]);  // ties inside windows
+  bp::Tensor x = bp::from_vector(v, {3, 3, 11, 37}, dtype).requires_grad_();
+  bp::Tensor y = seq.forward(x);
+  bp::Tensor dy = bp::randn(y.shape(), gen, dtype);
+  bp::Tensors inputs = {x};
+  for (const bp::Tensor& p : bn->parameters()) inputs.push_back(p);
+  bp::Tensors g = bp::grad({y}, inputs, {.grad_outputs = {dy}});
+  std::vector<double> out = y.to_vector();
+  for (const bp::Tensor& t : g) {
+    const std::vector<double> r = t.to_vector();
+    out.insert(out.end(), r.begin(), r.end());
+  }
+  return out;
+}
+
 // 2x2 max pooling of planes with ties and NaNs, rows longer and shorter than a vector: values then indices.
 std::vector<double> max_pool_results(bp::DType dtype, const bp::Shape& shape) {
   bp::Generator gen(5);
@@ -137,6 +162,19 @@ TEST(ConvIsaVariants, BatchNorm2dForwardAndBackwardEqualTheBaseline) {
     for (bp::Isa isa : wider_variants()) {
       bp::set_kernel_config({.isa = isa});
       EXPECT_LE(testutil::worst_relative(batchnorm_results(dtype), base), dtype == bp::f32 ? 2e-6 : 1e-13)
+          << bp::isa_name(isa) << " " << dtype;
+    }
+  }
+}
+
+TEST(ConvIsaVariants, BatchNormReluMaxPoolEqualsTheBaseline) {
+  ConfigGuard guard;
+  for (bp::DType dtype : {bp::f32, bp::f64}) {
+    bp::set_kernel_config({.isa = bp::Isa::baseline});
+    const std::vector<double> base = bn_relu_pool_results(dtype);
+    for (bp::Isa isa : wider_variants()) {
+      bp::set_kernel_config({.isa = isa});
+      EXPECT_LE(testutil::worst_relative(bn_relu_pool_results(dtype), base), dtype == bp::f32 ? 2e-6 : 1e-13)
           << bp::isa_name(isa) << " " << dtype;
     }
   }

@@ -82,11 +82,18 @@ class BatchNorm2d : public BatchNormBase {
   /// relu(forward(x)), the same values and gradients up to rounding; in training one op whose passes over the
   /// image also apply the ReLU (Sequential calls it for a BatchNorm2d followed by a ReLU).
   Tensor forward_relu(const Tensor& x);
+  /// max_pool2d(relu(forward(x)), 2), the same values and gradients up to rounding; in training one op that
+  /// writes only the pooled output and recomputes the windows from x in its backward, so neither the
+  /// full-size ReLU output nor the pool's indices are kept (Sequential calls it for a BatchNorm2d followed by
+  /// a ReLU and a MaxPool2d with a 2x2 window, stride 2, no padding or dilation).
+  Tensor forward_relu_pool(const Tensor& x);
   /// "BatchNorm2d(32, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)", as PyTorch prints it.
   std::string repr() const override;
 
  private:
-  Tensor normalize(const Tensor& x, bool fused_relu);
+  /// What the training op fuses after the normalisation.
+  enum class Then { nothing, relu, relu_max_pool };
+  Tensor normalize(const Tensor& x, Then then);
 };
 
 }  // namespace backprop::nn
