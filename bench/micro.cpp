@@ -452,22 +452,39 @@ BENCHMARK(BM_Reduce)->ArgNames({"op", "axis", "N", "C"})->Apply([](benchmark::in
   }
 });
 
-// The CNN's memory-bound kernels at the BatchNorm CNN's first layer ([128, 32, 28, 28] f32, 12.8 MB), with the
-// bytes each must move at least (every input read once, every output written once; max pooling's indices are
-// f64) as its GB/s, next to a memcpy of the same input measured the same way (read + write).
-enum CnnOpBench { kCnnCopy, kPoolForward, kPoolBackward, kBnForward, kBnBackward };
-const char* const kCnnOpNames[] = {"memcpy", "max_pool2d", "max_pool2d_backward", "batch_norm2d",
-                                   "batch_norm2d_backward"};
+// The CNN's memory-bound kernels at the BatchNorm CNN's first and second layers ([128, 32, 28, 28] and
+// [128, 64, 14, 14] f32, 12.8 and 6.4 MB), with the bytes each must move at least (every input read once,
+// every output written once; max pooling's indices are f64) as its GB/s, next to a memcpy of the same input
+// measured the same way (read + write). batch_norm2d_relu_max_pool is the fused training op of the three
+// layers; its backward reads x and the pooled gradient and writes dx.
+enum CnnOpBench {
+  kCnnCopy,
+  kPoolForward,
+  kPoolBackward,
+  kBnForward,
+  kBnBackward,
+  kBnPoolForward,
+  kBnPoolBackward
+};
+const char* const kCnnOpNames[] = {"memcpy",
+                                   "max_pool2d",
+                                   "max_pool2d_backward",
+                                   "batch_norm2d",
+                                   "batch_norm2d_backward",
+                                   "batch_norm2d_relu_max_pool",
+                                   "batch_norm2d_relu_max_pool_backward"};
 
 void BM_CnnOp(benchmark::State& state) {
   bp::set_num_threads(static_cast<int>(state.range(1)));
   const auto op = static_cast<CnnOpBench>(state.range(0));
+  const bool second = state.range(2) == 2;
+  const std::int64_t c = second ? 64 : 32, h = second ? 14 : 28;
   bp::Generator gen(1);
-  const bp::Tensor x = bp::randn({128, 32, 28, 28}, gen), dy = bp::randn({128, 32, 28, 28}, gen);
-  const bp::Tensor gamma = bp::ones({32}), beta = bp::zeros({32});
+  const bp::Tensor x = bp::randn({128, c, h, h}, gen), dy = bp::randn({128, c, h, h}, gen);
+  const bp::Tensor gamma = bp::ones({c}), beta = bp::zeros({c});
   const bp::kernels::PoolGeom pg{
-      .planes = 128 * 32, .h = 28, .w = 28, .oh = 14, .ow = 14, .kh = 2, .kw = 2, .sh = 2, .sw = 2};
-  const bp::Shape pooled = {128, 32, 14, 14};
+      .planes = 128 * c, .h = h, .w = h, .oh = h / 2, .ow = h / 2, .kh = 2, .kw = 2, .sh = 2, .sw = 2};
+  const bp::Shape pooled = {128, c, h / 2, h / 2};
   bp::Tensor values, indices, mean, var, invstd, dx, dgamma, dbeta, copy = bp::empty(x.shape());
   bp::kernels::max_pool2d(x, pg, pooled, values, indices);
   const bp::Tensor dpooled = bp::randn(pooled, gen);
@@ -496,6 +513,15 @@ void BM_CnnOp(benchmark::State& state) {
         bp::kernels::batch_norm_backward(dy, x, gamma, mean, invstd, dx, dgamma, dbeta);
         bytes = 3 * in;
         break;
+      case kBnPoolForward:
+        dx = bp::kernels::batch_norm_forward(x, gamma, beta, 1e-5, mean, var, invstd,
+                                             bp::kernels::BnEpilogue::relu_max_pool);
+        bytes = in + out;
+        break;
+      case kBnPoolBackward:
+        bp::kernels::batch_norm_relu_pool_backward(dpooled, x, gamma, beta, mean, invstd, dx, dgamma, dbeta);
+        bytes = 2 * in + out;
+        break;
     }
     benchmark::DoNotOptimize(copy.raw_data());
     benchmark::ClobberMemory();
@@ -503,11 +529,16 @@ void BM_CnnOp(benchmark::State& state) {
   state.SetLabel(kCnnOpNames[op]);
   state.SetBytesProcessed(state.iterations() * bytes);
 }
-BENCHMARK(BM_CnnOp)->ArgNames({"op", "threads"})->UseRealTime()->Apply([](benchmark::internal::Benchmark* b) {
-  for (const std::int64_t threads : {1, 2})
-    for (const std::int64_t op : {kCnnCopy, kPoolForward, kPoolBackward, kBnForward, kBnBackward})
-      b->Args({op, threads});
-});
+BENCHMARK(BM_CnnOp)
+    ->ArgNames({"op", "threads", "layer"})
+    ->UseRealTime()
+    ->Apply([](benchmark::internal::Benchmark* b) {
+      for (const std::int64_t layer : {1, 2})
+        for (const std::int64_t threads : {1, 2})
+          for (const std::int64_t op : {kCnnCopy, kPoolForward, kPoolBackward, kBnForward, kBnBackward,
+                                        kBnPoolForward, kBnPoolBackward})
+            b->Args({op, threads, layer});
+    });
 
 // One training step of the small MLP at batch 1 and 128 (forward, cross-entropy, backward, SGD).
 void BM_MlpStep(benchmark::State& state) {

@@ -958,29 +958,68 @@ inline T bn_pool_window(const T* r0, const T* r1, std::int64_t ox, const BnCoeff
   return best;
 }
 
-/// Sixteen windows of rows r0 and r1 from column 2 ox (`rest` of them real, 1-16) in AVX-512: the four corners'
-/// x values (even and odd columns split by permutes) and ReLU outputs, the windows' maximum and the corner it
-/// lies at (0-3 as floats), as bn_pool_window computes them.
+/// Sixteen windows of a plane in AVX-512 (f32): lanes 0-7 are the windows at a0 and a1 (two input rows, 16
+/// columns each, under the mask `first`), lanes 8-15 those at b0 and b1 (under `second`). Rows of more than
+/// eight windows take 16 windows of one row pair (b = a + 16); shorter ones two row pairs, one per half, so
+/// the lanes stay filled. `lanes` marks the real windows, `pooled` the first one's offset in the pooled plane:
+/// they lie at [pooled, pooled + count) there, in lane order once `packed` lanes are compressed.
 template <class T>
 struct Windows16 {
+  const T *a0, *a1, *b0, *b1;
+  __mmask16 first, second, lanes;
+  bool packed;
+  std::int64_t pooled, count;
+  // Filled by bn_pool_windows16: the corners' x values (even and odd columns of the two rows), the windows'
+  // maximum ReLU output and the corner it lies at (0-3 as floats), as bn_pool_window computes them.
   __m512 x[4], best, corner;
-  __mmask16 first, second, out;
 };
 
+/// Calls f(Windows16&) for every chunk of sixteen windows of the h x w plane at p (h, w >= 2).
+template <class T, class F>
+inline void for_window_chunks(const T* p, std::int64_t h, std::int64_t w, F&& f) {
+  const std::int64_t oh = h / 2, ow = w / 2;
+  Windows16<T> s;
+  if (ow > 8) {
+    s.packed = false;
+    for (std::int64_t oy = 0; oy < oh; ++oy)
+      for (std::int64_t ox = 0; ox < ow; ox += 16) {
+        const int rest = static_cast<int>(std::min<std::int64_t>(16, ow - ox)), in = 2 * rest;
+        s.a0 = p + 2 * oy * w + 2 * ox;
+        s.a1 = s.a0 + w;
+        s.b0 = s.a0 + 16;
+        s.b1 = s.a1 + 16;
+        s.first = static_cast<__mmask16>(in >= 16 ? 0xFFFFu : (1u << in) - 1);
+        s.second = static_cast<__mmask16>(in > 16 ? (1u << (in - 16)) - 1 : 0u);
+        s.lanes = static_cast<__mmask16>((1u << rest) - 1);
+        s.pooled = oy * ow + ox;
+        s.count = rest;
+        f(s);
+      }
+    return;
+  }
+  s.packed = true;
+  const auto half = static_cast<__mmask16>((1u << ow) - 1);
+  for (std::int64_t oy = 0; oy < oh; oy += 2) {
+    const bool pair = oy + 1 < oh;
+    s.a0 = p + 2 * oy * w;
+    s.a1 = s.a0 + w;
+    s.b0 = pair ? s.a0 + 2 * w : s.a0;
+    s.b1 = s.b0 + w;
+    s.first = static_cast<__mmask16>((1u << (2 * ow)) - 1);
+    s.second = pair ? s.first : __mmask16{0};
+    s.lanes = static_cast<__mmask16>(pair ? half | (half << 8) : half);
+    s.pooled = oy * ow;
+    s.count = pair ? 2 * ow : ow;
+    f(s);
+  }
+}
+
 template <class T>
-inline Windows16<T> bn_pool_windows16(const T* r0, const T* r1, std::int64_t ox, int rest,
-                                      const BnCoeffs<T>& e) {
+inline void bn_pool_windows16(Windows16<T>& s, const BnCoeffs<T>& e) {
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-  Windows16<T> s;
-  const int in = 2 * rest;
-  s.out = static_cast<__mmask16>((1u << rest) - 1);
-  s.first = static_cast<__mmask16>(in >= 16 ? 0xFFFFu : (1u << in) - 1);
-  s.second = static_cast<__mmask16>(in > 16 ? (1u << (in - 16)) - 1 : 0u);
-  const __m512 t0 = _mm512_maskz_loadu_ps(s.first, r0 + 2 * ox);
-  const __m512 t1 = _mm512_maskz_loadu_ps(s.second, r0 + 2 * ox + 16);
-  const __m512 u0 = _mm512_maskz_loadu_ps(s.first, r1 + 2 * ox);
-  const __m512 u1 = _mm512_maskz_loadu_ps(s.second, r1 + 2 * ox + 16);
+  const __m512 t0 = _mm512_maskz_loadu_ps(s.first, s.a0), t1 = _mm512_maskz_loadu_ps(s.second, s.b0);
+  const __m512 u0 = _mm512_maskz_loadu_ps(s.first, s.a1), u1 = _mm512_maskz_loadu_ps(s.second, s.b1);
   s.x[0] = _mm512_permutex2var_ps(t0, even, t1);
   s.x[1] = _mm512_permutex2var_ps(t0, odd, t1);
   s.x[2] = _mm512_permutex2var_ps(u0, even, u1);
@@ -988,9 +1027,8 @@ inline Windows16<T> bn_pool_windows16(const T* r0, const T* r1, std::int64_t ox,
   const __m512 m = _mm512_set1_ps(e.m), scale = _mm512_set1_ps(e.scale), shift = _mm512_set1_ps(e.shift);
   const __m512 zero = _mm512_setzero_ps();
   __m512 v[4];
-  for (int k = 0; k < 4; ++k)
-    v[k] = _mm512_maskz_max_ps(0xFFFF, _mm512_fmadd_ps(_mm512_sub_ps(s.x[k], m), scale, shift),
-                               zero);  // NaN -> 0
+  for (int k = 0; k < 4; ++k)  // max(v, 0) takes 0 for NaN, as the ReLU does
+    v[k] = _mm512_maskz_max_ps(0xFFFF, _mm512_fmadd_ps(_mm512_sub_ps(s.x[k], m), scale, shift), zero);
   s.best = v[0];
   s.corner = zero;
   for (int k = 1; k < 4; ++k) {
@@ -998,7 +1036,17 @@ inline Windows16<T> bn_pool_windows16(const T* r0, const T* r1, std::int64_t ox,
     s.best = _mm512_mask_blend_ps(take, s.best, v[k]);
     s.corner = _mm512_mask_blend_ps(take, s.corner, _mm512_set1_ps(static_cast<float>(k)));
   }
-  return s;
+}
+
+/// The pooled gradient of a chunk's windows, in their lanes, where the window's maximum is positive; 0
+/// elsewhere.
+template <class T>
+inline __m512 chunk_grad(const Windows16<T>& s, const T* d) {
+  const auto stored = static_cast<__mmask16>((1u << s.count) - 1);
+  const __m512 g = _mm512_maskz_loadu_ps(stored, d + s.pooled);
+  const __mmask16 live = _mm512_cmp_ps_mask(s.best, _mm512_setzero_ps(), _CMP_GT_OQ) & s.lanes;
+  return s.packed ? _mm512_maskz_mov_ps(live, _mm512_maskz_expand_ps(s.lanes, g))
+                  : _mm512_maskz_mov_ps(live, g);
 }
 
 /// y [n, c, oh, ow] = the 2x2, stride-2 max pool of relu(BatchNorm2d(x)) over channels [c0, c1) of x
@@ -1010,18 +1058,21 @@ void bn_relu_pool(const T* p, T* y, std::int64_t n, std::int64_t c, std::int64_t
   for (std::int64_t i = 0; i < n; ++i)
     for (std::int64_t ch = c0; ch < c1; ++ch) {
       const BnCoeffs<T> e = k[ch];
-      for (std::int64_t oy = 0; oy < oh; ++oy) {
-        const T* r0 = p + ((i * c + ch) * h + 2 * oy) * w;
-        T* out = y + ((i * c + ch) * oh + oy) * ow;
-        std::int64_t ox = 0;
-        if constexpr (kVectorBytes == 64 && std::is_same_v<T, float>)
-          for (; ox < ow; ox += 16) {
-            const int rest = static_cast<int>(std::min<std::int64_t>(16, ow - ox));
-            const Windows16<T> s = bn_pool_windows16(r0, r0 + w, ox, rest, e);
-            _mm512_mask_storeu_ps(out + ox, s.out, s.best);
-          }
-        for (int corner = 0; ox < ow; ++ox) out[ox] = bn_pool_window(r0, r0 + w, ox, e, corner);
+      const T* plane = p + (i * c + ch) * h * w;
+      T* out = y + (i * c + ch) * oh * ow;
+      if constexpr (kVectorBytes == 64 && std::is_same_v<T, float>) {
+        for_window_chunks(plane, h, w, [&](Windows16<T>& s) {
+          bn_pool_windows16(s, e);
+          const __m512 v = s.packed ? _mm512_maskz_compress_ps(s.lanes, s.best) : s.best;
+          _mm512_mask_storeu_ps(out + s.pooled, static_cast<__mmask16>((1u << s.count) - 1), v);
+        });
+        continue;
       }
+      for (std::int64_t oy = 0; oy < oh; ++oy)
+        for (std::int64_t ox = 0; ox < ow; ++ox) {
+          int corner = 0;
+          out[oy * ow + ox] = bn_pool_window(plane + 2 * oy * w, plane + (2 * oy + 1) * w, ox, e, corner);
+        }
     }
 }
 
@@ -1038,48 +1089,48 @@ void bn_relu_pool_dy_sums(const T* d, const T* p, std::int64_t n, std::int64_t c
     for (std::int64_t i = 0; i < n; ++i)
       for (std::int64_t ch = g0; ch < g1; ++ch) {
         const BnCoeffs<T> e = k[ch];
+        const T* plane = p + (i * c + ch) * h * w;
+        const T* dy = d + (i * c + ch) * oh * ow;
         double* sa = a[ch - g0];
         double* sb = b[ch - g0];
+        if constexpr (kVectorBytes == 64 && std::is_same_v<T, float>) {
+          __m512d va0 = _mm512_loadu_pd(sa), va1 = _mm512_loadu_pd(sa + 8);
+          __m512d vb0 = _mm512_loadu_pd(sb), vb1 = _mm512_loadu_pd(sb + 8);
+          const __m512d vmu = _mm512_set1_pd(mu[ch]);
+          for_window_chunks(plane, h, w, [&](Windows16<T>& s) {
+            bn_pool_windows16(s, e);
+            __m512 xs = s.x[0];
+            for (int q = 1; q < 4; ++q)
+              xs = _mm512_mask_blend_ps(
+                  _mm512_cmp_ps_mask(s.corner, _mm512_set1_ps(static_cast<float>(q)), _CMP_EQ_OQ), xs,
+                  s.x[q]);
+            const __m512 g = chunk_grad(s, dy);
+            // Each half widened to f64 (masked forms: the plain ones read an undefined register, which GCC 12
+            // warns about).
+            const auto half = [](auto v, auto part) {
+              return _mm512_maskz_cvtps_pd(
+                  0xFF, _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, _mm512_castps_pd(v), part.value)));
+            };
+            const auto lo = [&](auto v) { return half(v, std::integral_constant<int, 0>()); };
+            const auto hi = [&](auto v) { return half(v, std::integral_constant<int, 1>()); };
+            const __m512d g0v = lo(g), g1v = hi(g), x0v = lo(xs), x1v = hi(xs);
+            va0 = _mm512_add_pd(va0, g0v);
+            va1 = _mm512_add_pd(va1, g1v);
+            vb0 = _mm512_add_pd(vb0, _mm512_mul_pd(g0v, _mm512_sub_pd(x0v, vmu)));
+            vb1 = _mm512_add_pd(vb1, _mm512_mul_pd(g1v, _mm512_sub_pd(x1v, vmu)));
+          });
+          _mm512_storeu_pd(sa, va0);
+          _mm512_storeu_pd(sa + 8, va1);
+          _mm512_storeu_pd(sb, vb0);
+          _mm512_storeu_pd(sb + 8, vb1);
+          continue;
+        }
         for (std::int64_t oy = 0; oy < oh; ++oy) {
-          const T* r0 = p + ((i * c + ch) * h + 2 * oy) * w;
-          const T* dy = d + ((i * c + ch) * oh + oy) * ow;
-          std::int64_t ox = 0;
-          if constexpr (kVectorBytes == 64 && std::is_same_v<T, float>) {
-            __m512d va0 = _mm512_loadu_pd(sa), va1 = _mm512_loadu_pd(sa + 8);
-            __m512d vb0 = _mm512_loadu_pd(sb), vb1 = _mm512_loadu_pd(sb + 8);
-            const __m512d vmu = _mm512_set1_pd(mu[ch]);
-            for (; ox < ow; ox += 16) {
-              const int rest = static_cast<int>(std::min<std::int64_t>(16, ow - ox));
-              const Windows16<T> s = bn_pool_windows16(r0, r0 + w, ox, rest, e);
-              __m512 xs = s.x[0];
-              for (int q = 1; q < 4; ++q)
-                xs = _mm512_mask_blend_ps(
-                    _mm512_cmp_ps_mask(s.corner, _mm512_set1_ps(static_cast<float>(q)), _CMP_EQ_OQ), xs,
-                    s.x[q]);
-              const __mmask16 live = _mm512_cmp_ps_mask(s.best, _mm512_setzero_ps(), _CMP_GT_OQ) & s.out;
-              const __m512 g = _mm512_maskz_loadu_ps(live, dy + ox);
-              // Widened to f64 eight at a time through memory (see max_pool_2x2_row).
-              alignas(64) float gf[16], xf[16];
-              _mm512_store_ps(gf, g);
-              _mm512_store_ps(xf, xs);
-              const __m512d g0v = _mm512_maskz_cvtps_pd(0xFF, _mm256_load_ps(gf)),
-                            g1v = _mm512_maskz_cvtps_pd(0xFF, _mm256_load_ps(gf + 8));
-              const __m512d x0v = _mm512_maskz_cvtps_pd(0xFF, _mm256_load_ps(xf)),
-                            x1v = _mm512_maskz_cvtps_pd(0xFF, _mm256_load_ps(xf + 8));
-              va0 = _mm512_add_pd(va0, g0v);
-              va1 = _mm512_add_pd(va1, g1v);
-              vb0 = _mm512_add_pd(vb0, _mm512_mul_pd(g0v, _mm512_sub_pd(x0v, vmu)));
-              vb1 = _mm512_add_pd(vb1, _mm512_mul_pd(g1v, _mm512_sub_pd(x1v, vmu)));
-            }
-            _mm512_storeu_pd(sa, va0);
-            _mm512_storeu_pd(sa + 8, va1);
-            _mm512_storeu_pd(sb, vb0);
-            _mm512_storeu_pd(sb + 8, vb1);
-          }
-          for (; ox < ow; ++ox) {
+          const T* r0 = plane + 2 * oy * w;
+          for (std::int64_t ox = 0; ox < ow; ++ox) {
             int corner = 0;
             if (!(bn_pool_window(r0, r0 + w, ox, e, corner) > T(0))) continue;
-            const double g = static_cast<double>(dy[ox]);
+            const double g = static_cast<double>(dy[oy * ow + ox]);
             const T x = (corner < 2 ? r0 : r0 + w)[2 * ox + (corner & 1)];
             sa[ox % kLanes] += g;
             sb[ox % kLanes] += g * (static_cast<double>(x) - mu[ch]);
@@ -1107,48 +1158,45 @@ void bn_relu_pool_grad(const T* p, const T* d, T* q, std::int64_t n, std::int64_
       const auto dx_of = [&f](T g, T x) { return f.k * (g - f.a - (x - f.m) * f.iv * f.b); };
       const T* plane = p + (i * c + ch) * h * w;
       T* dplane = q + (i * c + ch) * h * w;
-      for (std::int64_t oy = 0; oy < oh; ++oy) {
-        const T* r0 = plane + 2 * oy * w;
-        T* q0 = dplane + 2 * oy * w;
-        const T* dy = d + ((i * c + ch) * oh + oy) * ow;
-        std::int64_t ox = 0;
-        if constexpr (kVectorBytes == 64 && std::is_same_v<T, float>) {
-          const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-          const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-          const __m512 fk = _mm512_set1_ps(f.k), fa = _mm512_set1_ps(f.a), fm = _mm512_set1_ps(f.m);
-          const __m512 fiv = _mm512_set1_ps(f.iv), fb = _mm512_set1_ps(f.b);
-          for (; ox < ow; ox += 16) {
-            const int rest = static_cast<int>(std::min<std::int64_t>(16, ow - ox));
-            const Windows16<T> s = bn_pool_windows16(r0, r0 + w, ox, rest, e);
-            const __mmask16 live = _mm512_cmp_ps_mask(s.best, _mm512_setzero_ps(), _CMP_GT_OQ) & s.out;
-            const __m512 g = _mm512_maskz_loadu_ps(live, dy + ox);
-            __m512 v[4];
-            for (int r = 0; r < 4; ++r) {
-              const __mmask16 at =
-                  _mm512_cmp_ps_mask(s.corner, _mm512_set1_ps(static_cast<float>(r)), _CMP_EQ_OQ);
-              const __m512 gr = _mm512_maskz_mov_ps(at, g);
-              const __m512 t = _mm512_mul_ps(_mm512_mul_ps(_mm512_sub_ps(s.x[r], fm), fiv), fb);
-              v[r] = _mm512_mul_ps(fk, _mm512_sub_ps(_mm512_sub_ps(gr, fa), t));
-            }
-            _mm512_mask_storeu_ps(q0 + 2 * ox, s.first, _mm512_permutex2var_ps(v[0], lo, v[1]));
-            _mm512_mask_storeu_ps(q0 + 2 * ox + 16, s.second, _mm512_permutex2var_ps(v[0], hi, v[1]));
-            _mm512_mask_storeu_ps(q0 + w + 2 * ox, s.first, _mm512_permutex2var_ps(v[2], lo, v[3]));
-            _mm512_mask_storeu_ps(q0 + w + 2 * ox + 16, s.second, _mm512_permutex2var_ps(v[2], hi, v[3]));
-          }
-        }
-        for (; ox < ow; ++ox) {
-          int corner = 0;
-          const T g = bn_pool_window(r0, r0 + w, ox, e, corner) > T(0) ? dy[ox] : T(0);
+      const T* dy = d + (i * c + ch) * oh * ow;
+      if constexpr (kVectorBytes == 64 && std::is_same_v<T, float>) {
+        const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+        const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+        const __m512 fk = _mm512_set1_ps(f.k), fa = _mm512_set1_ps(f.a), fm = _mm512_set1_ps(f.m);
+        const __m512 fiv = _mm512_set1_ps(f.iv), fb = _mm512_set1_ps(f.b);
+        for_window_chunks(plane, h, w, [&](Windows16<T>& s) {
+          bn_pool_windows16(s, e);
+          const __m512 g = chunk_grad(s, dy);
+          __m512 v[4];
           for (int r = 0; r < 4; ++r) {
-            const std::int64_t at = (r < 2 ? 0 : w) + 2 * ox + (r & 1);
-            q0[at] = dx_of(r == corner ? g : T(0), r0[at]);
+            const __mmask16 at =
+                _mm512_cmp_ps_mask(s.corner, _mm512_set1_ps(static_cast<float>(r)), _CMP_EQ_OQ);
+            const __m512 t = _mm512_mul_ps(_mm512_mul_ps(_mm512_sub_ps(s.x[r], fm), fiv), fb);
+            v[r] = _mm512_mul_ps(fk, _mm512_sub_ps(_mm512_sub_ps(_mm512_maskz_mov_ps(at, g), fa), t));
           }
-        }
-        if (w % 2) {  // the last column, in no window
-          q0[w - 1] = dx_of(T(0), r0[w - 1]);
-          q0[2 * w - 1] = dx_of(T(0), r0[2 * w - 1]);
+          // Back to the rows' order: lanes 0-7 of the corners interleaved make the a rows, 8-15 the b rows.
+          const auto out = [&](const T* at) { return dplane + (at - plane); };
+          _mm512_mask_storeu_ps(out(s.a0), s.first, _mm512_permutex2var_ps(v[0], lo, v[1]));
+          _mm512_mask_storeu_ps(out(s.b0), s.second, _mm512_permutex2var_ps(v[0], hi, v[1]));
+          _mm512_mask_storeu_ps(out(s.a1), s.first, _mm512_permutex2var_ps(v[2], lo, v[3]));
+          _mm512_mask_storeu_ps(out(s.b1), s.second, _mm512_permutex2var_ps(v[2], hi, v[3]));
+        });
+      } else {
+        for (std::int64_t oy = 0; oy < oh; ++oy) {
+          const T* r0 = plane + 2 * oy * w;
+          T* q0 = dplane + 2 * oy * w;
+          for (std::int64_t ox = 0; ox < ow; ++ox) {
+            int corner = 0;
+            const T g = bn_pool_window(r0, r0 + w, ox, e, corner) > T(0) ? dy[oy * ow + ox] : T(0);
+            for (int r = 0; r < 4; ++r) {
+              const std::int64_t at = (r < 2 ? 0 : w) + 2 * ox + (r & 1);
+              q0[at] = dx_of(r == corner ? g : T(0), r0[at]);
+            }
+          }
         }
       }
+      if (w % 2)  // the last column, in no window
+        for (std::int64_t y = 0; y < 2 * oh; ++y) dplane[y * w + w - 1] = dx_of(T(0), plane[y * w + w - 1]);
       if (h % 2)  // the last row, in no window
         for (std::int64_t j = 0; j < w; ++j) dplane[(h - 1) * w + j] = dx_of(T(0), plane[(h - 1) * w + j]);
     }

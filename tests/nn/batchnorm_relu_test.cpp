@@ -4,7 +4,7 @@
 // a product and a sum differently), in f32 and f64, with and without affine parameters; the graph holds the
 // fused op; gradcheck and gradgradcheck pass through it; eval mode, and a BatchNorm2d followed by another
 // activation, are not fused. A 2x2 max pool after the ReLU joins the op too (BatchNorm2d::forward_relu_pool):
-// the same checks, for odd and even planes, rows of fewer, exactly and more than 16 windows, ties inside
+// the same checks, for odd and even planes, rows of 1 to 8, 9, 16 and more than 16 windows, ties inside
 // windows, a negative gamma, and pools of other geometry, which are not fused.
 #include <gtest/gtest.h>
 
@@ -95,8 +95,11 @@ TEST(BatchNormRelu, FusedInSequentialEqualsTheTwoLayers) {
 }
 
 TEST(BatchNormReluPool, FusedInSequentialEqualsTheThreeLayers) {
-  for (const bp::Shape& shape : {bp::Shape{4, 3, 5, 7}, bp::Shape{2, 3, 8, 40}, bp::Shape{3, 2, 6, 64},
-                                 bp::Shape{2, 17, 2, 2}, bp::Shape{2, 2, 9, 35}})
+  // Rows of up to 8 windows go two row pairs to a vector (an odd count of pairs leaves one alone), longer
+  // ones 16 windows at a time.
+  for (const bp::Shape& shape :
+       {bp::Shape{4, 3, 5, 7}, bp::Shape{2, 3, 6, 14}, bp::Shape{2, 2, 16, 16}, bp::Shape{2, 17, 2, 2},
+        bp::Shape{2, 4, 15, 18}, bp::Shape{2, 3, 8, 40}, bp::Shape{3, 2, 6, 64}, bp::Shape{2, 2, 9, 35}})
     for (bp::DType dtype : {bp::f32, bp::f64})
       for (bool affine : {true, false})
         for (bool ties : {false, true}) {
