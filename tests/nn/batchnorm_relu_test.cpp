@@ -34,6 +34,15 @@ bool same_bits(const std::vector<double>& a, const std::vector<double>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0;
 }
 
+// bn, a ReLU and, with `pool`, a MaxPool2d(2, options) in a Sequential.
+nn::Sequential block(const std::shared_ptr<nn::BatchNorm2d>& bn, bool pool, nn::PoolOptions options = {}) {
+  nn::Sequential seq;
+  seq.push_back(bn);
+  seq.push_back(std::make_shared<nn::ReLU>());
+  if (pool) seq.push_back(std::make_shared<nn::MaxPool2d>(2, options));
+  return seq;
+}
+
 struct StepResult {
   std::vector<double> values;  // output, gradients of x and parameters, running statistics
   std::string op;              // the op that produced the output
@@ -63,11 +72,7 @@ StepResult step(bool fused, bp::DType dtype, bool affine, bool pool = false, bp:
   x.requires_grad_();
   bp::Tensor y;
   if (fused) {
-    nn::Sequential seq;
-    seq.push_back(bn);
-    seq.push_back(std::make_shared<nn::ReLU>());
-    if (pool) seq.push_back(std::make_shared<nn::MaxPool2d>(2));
-    y = seq.forward(x);
+    y = block(bn, pool).forward(x);
   } else {
     y = bp::relu(bn->forward(x));
     if (pool) y = bp::max_pool2d(y, 2);
@@ -113,56 +118,36 @@ TEST(BatchNormReluPool, FusedInSequentialEqualsTheThreeLayers) {
         }
 }
 
-TEST(BatchNormReluPool, GradcheckAndGradgradcheck) {
-  bp::Generator gen(9);
-  auto bn = std::make_shared<nn::BatchNorm2d>(2, nn::BatchNormOptions{.dtype = bp::f64});
-  nn::Sequential seq;
-  seq.push_back(bn);
-  seq.push_back(std::make_shared<nn::ReLU>());
-  seq.push_back(std::make_shared<nn::MaxPool2d>(2));
-  bp::Tensor x = bp::randn({3, 2, 5, 6}, gen, bp::f64).requires_grad_();
-  bp::Tensors inputs = {x};
-  for (const bp::Tensor& p : bn->parameters()) inputs.push_back(p);
-  auto fn = [&](const bp::Tensors& in) { return seq.forward(in[0]); };
-  EXPECT_EQ(seq.forward(x).grad_fn()->name(), std::string("batch_norm_relu_max_pool"));
-  EXPECT_TRUE(bp::gradcheck(fn, inputs).ok);
-  EXPECT_TRUE(bp::gradgradcheck(fn, inputs).ok);
-}
-
 TEST(BatchNormReluPool, OtherPoolsAndEvalModeAreNotFused) {
   bp::Generator gen(4);
   const bp::Tensor x = bp::randn({2, 2, 6, 6}, gen).requires_grad_();
   for (const nn::PoolOptions& options :
        {nn::PoolOptions{.stride = 1}, nn::PoolOptions{.padding = 1}, nn::PoolOptions{.dilation = 2},
         nn::PoolOptions{.ceil_mode = true}}) {
-    nn::Sequential seq;
-    seq.push_back(std::make_shared<nn::BatchNorm2d>(2));
-    seq.push_back(std::make_shared<nn::ReLU>());
-    seq.push_back(std::make_shared<nn::MaxPool2d>(2, options));
-    const bp::Tensor y = seq.forward(x);
+    const bp::Tensor y = block(std::make_shared<nn::BatchNorm2d>(2), true, options).forward(x);
     EXPECT_EQ(y.grad_fn()->name(), std::string("max_pool2d"));
     EXPECT_EQ(y.grad_fn()->next()[0].node->name(), std::string("batch_norm_relu"));
   }
   auto bn = std::make_shared<nn::BatchNorm2d>(2);
-  nn::Sequential seq;
-  seq.push_back(bn);
-  seq.push_back(std::make_shared<nn::ReLU>());
-  seq.push_back(std::make_shared<nn::MaxPool2d>(2));
+  nn::Sequential seq = block(bn, true);
   seq.eval();
   EXPECT_TRUE(same_bits(seq.forward(x).to_vector(), bp::max_pool2d(bp::relu(bn->forward(x)), 2).to_vector()));
 }
 
-TEST(BatchNormRelu, GradcheckAndGradgradcheck) {
-  bp::Generator gen(8);
-  auto bn = std::make_shared<nn::BatchNorm2d>(2, nn::BatchNormOptions{.dtype = bp::f64});
-  nn::Sequential seq;
-  seq.push_back(bn);
-  seq.push_back(std::make_shared<nn::ReLU>());
-  bp::Tensor x = bp::randn({3, 2, 3, 4}, gen, bp::f64).requires_grad_();
-  auto fn = [&](const bp::Tensors& in) { return seq.forward(in[0]); };
-  EXPECT_EQ(seq.forward(x).grad_fn()->name(), std::string("batch_norm_relu"));
-  EXPECT_TRUE(bp::gradcheck(fn, {x}).ok);
-  EXPECT_TRUE(bp::gradgradcheck(fn, {x}).ok);
+TEST(BatchNormRelu, GradcheckAndGradgradcheckWithAndWithoutThePool) {
+  for (bool pool : {false, true}) {
+    bp::Generator gen(8);
+    auto bn = std::make_shared<nn::BatchNorm2d>(2, nn::BatchNormOptions{.dtype = bp::f64});
+    nn::Sequential seq = block(bn, pool);
+    bp::Tensor x = bp::randn({3, 2, 5, 6}, gen, bp::f64).requires_grad_();
+    bp::Tensors inputs = {x};
+    for (const bp::Tensor& p : bn->parameters()) inputs.push_back(p);
+    auto fn = [&](const bp::Tensors& in) { return seq.forward(in[0]); };
+    EXPECT_EQ(seq.forward(x).grad_fn()->name(),
+              std::string(pool ? "batch_norm_relu_max_pool" : "batch_norm_relu"));
+    EXPECT_TRUE(bp::gradcheck(fn, inputs).ok) << pool;
+    EXPECT_TRUE(bp::gradgradcheck(fn, inputs).ok) << pool;
+  }
 }
 
 TEST(BatchNormRelu, EvalModeAndOtherActivationsAreNotFused) {

@@ -73,36 +73,23 @@ std::vector<double> conv_results(const ConvCase& c, bp::DType dtype) {
   return out;
 }
 
-// BatchNorm2d in training mode: output and the input, weight and bias gradients.
-std::vector<double> batchnorm_results(bp::DType dtype) {
+// BatchNorm2d in training mode, alone or (fused_pool) followed by a ReLU and a 2x2 max pool in a Sequential
+// (the fused op, on odd planes with rows of more than 16 windows and ties inside windows): the output and the
+// input, weight and bias gradients.
+std::vector<double> batchnorm_results(bp::DType dtype, bool fused_pool) {
   bp::Generator gen(3);
-  bp::nn::BatchNorm2d bn(5, {.dtype = dtype});
-  bp::Tensor x = bp::add(bp::mul(bp::randn({4, 5, 7, 9}, gen, dtype), 3.0), 100.0).requires_grad_();
-  bp::Tensor y = bn.forward(x);
-  bp::Tensor dy = bp::randn(y.shape(), gen, dtype);
-  bp::Tensors inputs = {x};
-  for (const bp::Tensor& p : bn.parameters()) inputs.push_back(p);
-  bp::Tensors g = bp::grad({y}, inputs, {.grad_outputs = {dy}});
-  std::vector<double> out = y.to_vector();
-  for (const bp::Tensor& t : g) {
-    const std::vector<double> v = t.to_vector();
-    out.insert(out.end(), v.begin(), v.end());
-  }
-  return out;
-}
-
-// BatchNorm2d -> ReLU -> 2x2 max pool, fused in a Sequential (training): output and the input, weight and bias
-// gradients, for odd planes with rows of more than 16 windows and ties inside windows.
-std::vector<double> bn_relu_pool_results(bp::DType dtype) {
-  bp::Generator gen(6);
-  auto bn = std::make_shared<bp::nn::BatchNorm2d>(3, bp::nn::BatchNormOptions{.dtype = dtype});
+  auto bn = std::make_shared<bp::nn::BatchNorm2d>(5, bp::nn::BatchNormOptions{.dtype = dtype});
   bp::nn::Sequential seq;
   seq.push_back(bn);
-  seq.push_back(std::make_shared<bp::nn::ReLU>());
-  seq.push_back(std::make_shared<bp::nn::MaxPool2d>(2));
-  std::vector<double> v = bp::randn({3, 3, 11, 37}, gen, dtype).to_vector();
-  for (std::size_t i = 0; i < v.size(); i += 5) v[i] = std::round(v[i]);  // ties inside windows
-  bp::Tensor x = bp::from_vector(v, {3, 3, 11, 37}, dtype).requires_grad_();
+  if (fused_pool) {
+    seq.push_back(std::make_shared<bp::nn::ReLU>());
+    seq.push_back(std::make_shared<bp::nn::MaxPool2d>(2));
+  }
+  const bp::Shape shape = fused_pool ? bp::Shape{3, 5, 11, 37} : bp::Shape{4, 5, 7, 9};
+  std::vector<double> v = bp::add(bp::mul(bp::randn(shape, gen, dtype), 3.0), 100.0).to_vector();
+  if (fused_pool)
+    for (std::size_t i = 0; i < v.size(); i += 5) v[i] = std::round(v[i]);  // ties inside windows
+  bp::Tensor x = bp::from_vector(v, shape, dtype).requires_grad_();
   bp::Tensor y = seq.forward(x);
   bp::Tensor dy = bp::randn(y.shape(), gen, dtype);
   bp::Tensors inputs = {x};
@@ -156,28 +143,17 @@ TEST(ConvIsaVariants, Conv2dForwardAndGradientsEqualTheBaseline) {
 
 TEST(ConvIsaVariants, BatchNorm2dForwardAndBackwardEqualTheBaseline) {
   ConfigGuard guard;
-  for (bp::DType dtype : {bp::f32, bp::f64}) {
-    bp::set_kernel_config({.isa = bp::Isa::baseline});
-    const std::vector<double> base = batchnorm_results(dtype);
-    for (bp::Isa isa : wider_variants()) {
-      bp::set_kernel_config({.isa = isa});
-      EXPECT_LE(testutil::worst_relative(batchnorm_results(dtype), base), dtype == bp::f32 ? 2e-6 : 1e-13)
-          << bp::isa_name(isa) << " " << dtype;
+  for (bool fused_pool : {false, true})
+    for (bp::DType dtype : {bp::f32, bp::f64}) {
+      bp::set_kernel_config({.isa = bp::Isa::baseline});
+      const std::vector<double> base = batchnorm_results(dtype, fused_pool);
+      for (bp::Isa isa : wider_variants()) {
+        bp::set_kernel_config({.isa = isa});
+        EXPECT_LE(testutil::worst_relative(batchnorm_results(dtype, fused_pool), base),
+                  dtype == bp::f32 ? 2e-6 : 1e-13)
+            << bp::isa_name(isa) << " " << dtype << (fused_pool ? " with ReLU and max pool" : "");
+      }
     }
-  }
-}
-
-TEST(ConvIsaVariants, BatchNormReluMaxPoolEqualsTheBaseline) {
-  ConfigGuard guard;
-  for (bp::DType dtype : {bp::f32, bp::f64}) {
-    bp::set_kernel_config({.isa = bp::Isa::baseline});
-    const std::vector<double> base = bn_relu_pool_results(dtype);
-    for (bp::Isa isa : wider_variants()) {
-      bp::set_kernel_config({.isa = isa});
-      EXPECT_LE(testutil::worst_relative(bn_relu_pool_results(dtype), base), dtype == bp::f32 ? 2e-6 : 1e-13)
-          << bp::isa_name(isa) << " " << dtype;
-    }
-  }
 }
 
 TEST(ConvIsaVariants, MaxPool2x2ValuesAndIndicesAreIdentical) {
