@@ -510,7 +510,7 @@ void BM_CnnOp(benchmark::State& state) {
         bytes = 2 * in;
         break;
       case kBnBackward:
-        bp::kernels::batch_norm_backward(dy, x, gamma, mean, invstd, dx, dgamma, dbeta);
+        bp::kernels::batch_norm_backward(dy, x, gamma, beta, mean, invstd, dx, dgamma, dbeta);
         bytes = 3 * in;
         break;
       case kBnPoolForward:
@@ -519,7 +519,8 @@ void BM_CnnOp(benchmark::State& state) {
         bytes = in + out;
         break;
       case kBnPoolBackward:
-        bp::kernels::batch_norm_relu_pool_backward(dpooled, x, gamma, beta, mean, invstd, dx, dgamma, dbeta);
+        bp::kernels::batch_norm_backward(dpooled, x, gamma, beta, mean, invstd, dx, dgamma, dbeta,
+                                         bp::kernels::BnEpilogue::relu_max_pool);
         bytes = 2 * in + out;
         break;
     }

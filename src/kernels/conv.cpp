@@ -463,87 +463,54 @@ Tensor batch_norm_forward(const Tensor& x_in, const Tensor& gamma_in, const Tens
   return y;
 }
 
-namespace {
-/// The backward's frame: per channel range, `sums(c0, c1, sdy, sdyx)` forms sum(g) and sum(g (x - mean)) of
-/// the gradient g reaching the normalisation, then `apply(c0, c1, coeffs)` writes dx.
-template <class T, class Sums, class Apply>
-void bn_backward(const Tensor& x, const Tensor& gamma, const Tensor& mean, const Tensor& invstd,
-                 Tensor& dgamma, Tensor& dbeta, Sums&& sums_of, Apply&& apply) {
+// The same split as the forward; with relu_max_pool the windows' ReLU values are recomputed from x with the
+// forward's coefficients, so each window's maximum is the one the forward took.
+void batch_norm_backward(const Tensor& dy_in, const Tensor& x_in, const Tensor& gamma_in,
+                         const Tensor& beta_in, const Tensor& mean, const Tensor& invstd, Tensor& dx,
+                         Tensor& dgamma, Tensor& dbeta, BnEpilogue after, const Tensor& relu_out_in) {
+  const Tensor dy = dense(dy_in), x = dense(x_in), gamma = dense(gamma_in), beta = dense(beta_in);
+  const Tensor relu_out = dense(relu_out_in);
   const std::int64_t n = x.size(0), c = x.size(1), hw = x.numel() / std::max<std::int64_t>(n * c, 1);
+  const bool pool = after == BnEpilogue::relu_max_pool;
   const double count = static_cast<double>(n * hw);
+  dx = Tensor(x.shape(), x.dtype());
   dgamma = Tensor({c}, x.dtype());
   dbeta = Tensor({c}, x.dtype());
-  const T* pg = gamma.defined() ? gamma.data<T>() : nullptr;
-  const double *pm = mean.data<double>(), *pi = invstd.data<double>();
-  T *pdg = dgamma.data<T>(), *pdb = dbeta.data<T>();
-  std::vector<double> sums(static_cast<std::size_t>(2 * c));
-  std::vector<BnGradCoeffs<T>> coeffs(static_cast<std::size_t>(c));
-  parallel_range(c, bn_grain(n, hw), [&](std::int64_t c0, std::int64_t c1) {
-    double *sdy = sums.data(), *sdyx = sums.data() + c;
-    sums_of(c0, c1, sdy, sdyx);
-    for (std::int64_t ch = c0; ch < c1; ++ch) {
-      const double inv = pi[ch], dyx = sdyx[ch] * inv;  // sum(dy xhat)
-      pdg[ch] = static_cast<T>(dyx);
-      pdb[ch] = static_cast<T>(sdy[ch]);
-      const double k = inv * (pg ? static_cast<double>(pg[ch]) : 1.0);
-      coeffs[ch] = {static_cast<T>(k), static_cast<T>(sdy[ch] / count), static_cast<T>(pm[ch]),
-                    static_cast<T>(inv), static_cast<T>(dyx / count)};
-    }
-    apply(c0, c1, coeffs.data());
-  });
-}
-}  // namespace
-
-void batch_norm_backward(const Tensor& dy_in, const Tensor& x_in, const Tensor& gamma_in, const Tensor& mean,
-                         const Tensor& invstd, Tensor& dx, Tensor& dgamma, Tensor& dbeta,
-                         const Tensor& relu_out_in) {
-  const Tensor dy = dense(dy_in), x = dense(x_in), gamma = dense(gamma_in), relu_out = dense(relu_out_in);
-  const std::int64_t n = x.size(0), c = x.size(1), hw = x.numel() / std::max<std::int64_t>(n * c, 1);
-  dx = Tensor(x.shape(), x.dtype());
   dispatch(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const auto& loops = conv_loops<T>();
     const T* px = x.data<T>();
     const T* pdy = dy.data<T>();
-    const T* pr = relu_out.defined() ? relu_out.data<T>() : nullptr;
-    const double* pm = mean.data<double>();
-    T* pdx = dx.data<T>();
-    bn_backward<T>(
-        x, gamma, mean, invstd, dgamma, dbeta,
-        [&](std::int64_t c0, std::int64_t c1, double* sdy, double* sdyx) {
-          loops.channel_dy_sums(pdy, pr, px, n, c, hw, c0, c1, pm, sdy, sdyx);
-        },
-        [&](std::int64_t c0, std::int64_t c1, const BnGradCoeffs<T>* k) {
-          loops.bn_grad_apply(px, pdy, pr, pdx, n, c, hw, c0, c1, k);
-        });
-  });
-}
-
-void batch_norm_relu_pool_backward(const Tensor& dy_in, const Tensor& x_in, const Tensor& gamma_in,
-                                   const Tensor& beta_in, const Tensor& mean, const Tensor& invstd,
-                                   Tensor& dx, Tensor& dgamma, Tensor& dbeta) {
-  const Tensor dy = dense(dy_in), x = dense(x_in), gamma = dense(gamma_in), beta = dense(beta_in);
-  const std::int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
-  dx = Tensor(x.shape(), x.dtype());
-  dispatch(x.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    const auto& loops = conv_loops<T>();
-    const T* px = x.data<T>();
-    const T* pdy = dy.data<T>();
+    const T* pr = after == BnEpilogue::relu ? relu_out.data<T>() : nullptr;
     const T* pg = gamma.defined() ? gamma.data<T>() : nullptr;
     const T* pb = beta.defined() ? beta.data<T>() : nullptr;
     const double *pm = mean.data<double>(), *pi = invstd.data<double>();
     T* pdx = dx.data<T>();
-    std::vector<BnCoeffs<T>> fwd(static_cast<std::size_t>(c));
-    for (std::int64_t ch = 0; ch < c; ++ch) fwd[ch] = bn_coeffs(pm, pi, pg, pb, ch);
-    bn_backward<T>(
-        x, gamma, mean, invstd, dgamma, dbeta,
-        [&](std::int64_t c0, std::int64_t c1, double* sdy, double* sdyx) {
-          loops.bn_relu_pool_dy_sums(pdy, px, n, c, h, w, c0, c1, fwd.data(), pm, sdy, sdyx);
-        },
-        [&](std::int64_t c0, std::int64_t c1, const BnGradCoeffs<T>* k) {
-          loops.bn_relu_pool_grad(px, pdy, pdx, n, c, h, w, c0, c1, fwd.data(), k);
-        });
+    T *pdg = dgamma.data<T>(), *pdb = dbeta.data<T>();
+    std::vector<BnCoeffs<T>> fwd(pool ? static_cast<std::size_t>(c) : 0);
+    for (std::int64_t ch = 0; ch < static_cast<std::int64_t>(fwd.size()); ++ch)
+      fwd[ch] = bn_coeffs(pm, pi, pg, pb, ch);
+    std::vector<double> sums(static_cast<std::size_t>(2 * c));
+    std::vector<BnGradCoeffs<T>> coeffs(static_cast<std::size_t>(c));
+    parallel_range(c, bn_grain(n, hw), [&](std::int64_t c0, std::int64_t c1) {
+      double *sdy = sums.data(), *sdyx = sums.data() + c;
+      if (pool)
+        loops.bn_relu_pool_dy_sums(pdy, px, n, c, x.size(2), x.size(3), c0, c1, fwd.data(), pm, sdy, sdyx);
+      else
+        loops.channel_dy_sums(pdy, pr, px, n, c, hw, c0, c1, pm, sdy, sdyx);
+      for (std::int64_t ch = c0; ch < c1; ++ch) {
+        const double inv = pi[ch], dyx = sdyx[ch] * inv;  // sum(dy xhat)
+        pdg[ch] = static_cast<T>(dyx);
+        pdb[ch] = static_cast<T>(sdy[ch]);
+        const double k = inv * (pg ? static_cast<double>(pg[ch]) : 1.0);
+        coeffs[ch] = {static_cast<T>(k), static_cast<T>(sdy[ch] / count), static_cast<T>(pm[ch]),
+                      static_cast<T>(inv), static_cast<T>(dyx / count)};
+      }
+      if (pool)
+        loops.bn_relu_pool_grad(px, pdy, pdx, n, c, x.size(2), x.size(3), c0, c1, fwd.data(), coeffs.data());
+      else
+        loops.bn_grad_apply(px, pdy, pr, pdx, n, c, hw, c0, c1, coeffs.data());
+    });
   });
 }
 

@@ -67,16 +67,13 @@ enum class BnEpilogue { none, relu, relu_max_pool };
 Tensor batch_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps, Tensor& mean,
                           Tensor& var, Tensor& invstd, BnEpilogue after = BnEpilogue::none);
 /// Its gradients in two passes: dx = gamma invstd (dy - mean(dy) - xhat mean(dy xhat)), dgamma = sum(dy xhat),
-/// dbeta = sum(dy) (sums and means per channel over N, H, W; xhat = (x - mean) invstd). With relu_out (the
-/// fused forward's output), dy is the ReLU's output gradient: dy (relu_out > 0) goes into the formulas.
-void batch_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& mean,
-                         const Tensor& invstd, Tensor& dx, Tensor& dgamma, Tensor& dbeta,
-                         const Tensor& relu_out = Tensor());
-/// The same for BnEpilogue::relu_max_pool from the pooled gradient dy [N, C, H / 2, W / 2]: each window's
-/// ReLU outputs are recomputed from x, gamma and beta as the forward formed them, and dy goes to the window's
-/// first maximum where that is positive (max_pool2d's and relu's backward), zero elsewhere.
-void batch_norm_relu_pool_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& beta,
-                                   const Tensor& mean, const Tensor& invstd, Tensor& dx, Tensor& dgamma,
-                                   Tensor& dbeta);
+/// dbeta = sum(dy) (sums and means per channel over N, H, W; xhat = (x - mean) invstd). `after` is the
+/// forward's: with relu, dy is the ReLU's output gradient and dy (relu_out > 0) (relu_out: the forward's
+/// output) goes into the formulas; with relu_max_pool, dy is the pooled gradient [N, C, H / 2, W / 2], each
+/// window's ReLU values are recomputed from x, gamma and beta as the forward formed them, and dy goes to the
+/// window's first maximum where that is positive (max_pool2d's and relu's backward), zero elsewhere.
+void batch_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                         const Tensor& mean, const Tensor& invstd, Tensor& dx, Tensor& dgamma, Tensor& dbeta,
+                         BnEpilogue after = BnEpilogue::none, const Tensor& relu_out = Tensor());
 
 }  // namespace backprop::kernels

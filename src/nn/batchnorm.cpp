@@ -114,8 +114,8 @@ Tensor batch_norm_train(const Tensor& x, const Tensor& gamma, const Tensor& beta
         [x, gamma, beta, mean = mean_out, invstd, eps](const Tensor& dy_pooled) {
           if (!GradMode::is_enabled()) {
             Tensor dx, dgamma, dbeta;
-            kernels::batch_norm_relu_pool_backward(dy_pooled, x, gamma, beta, mean, invstd, dx, dgamma,
-                                                   dbeta);
+            kernels::batch_norm_backward(dy_pooled, x, gamma, beta, mean, invstd, dx, dgamma, dbeta,
+                                         BnEpilogue::relu_max_pool);
             return Tensors{dx, gamma.defined() ? dgamma : Tensor(), beta.defined() ? dbeta : Tensor()};
           }
           // In ops: the ReLU's output (a constant) gives the pool's indices and the ReLU's mask; dy is
@@ -141,8 +141,8 @@ Tensor batch_norm_train(const Tensor& x, const Tensor& gamma, const Tensor& beta
       [x, gamma, mean = mean_out, invstd, eps, has_beta, relu](const Tensor& dy_out, const Tensor& out) {
         if (!GradMode::is_enabled()) {
           Tensor dx, dgamma, dbeta;
-          kernels::batch_norm_backward(dy_out, x, gamma, mean, invstd, dx, dgamma, dbeta,
-                                       relu ? out : Tensor());
+          kernels::batch_norm_backward(dy_out, x, gamma, Tensor(), mean, invstd, dx, dgamma, dbeta,
+                                       relu ? BnEpilogue::relu : BnEpilogue::none, out);
           return Tensors{dx, gamma.defined() ? dgamma : Tensor(), has_beta ? dbeta : Tensor()};
         }
         // The ReLU's backward as relu() writes it, then the formula in ops.
